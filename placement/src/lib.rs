@@ -1,0 +1,1 @@
+//! Placement: pure decisions about which storage nodes hold which copies. No I/O.

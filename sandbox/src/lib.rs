@@ -1,0 +1,1 @@
+//! Runs shell pipelines of WASI programs with wasmtime, contained and limited.

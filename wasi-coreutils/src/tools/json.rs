@@ -1,0 +1,7 @@
+//! `json`: not implemented yet.
+
+use std::ffi::OsString;
+
+pub fn main(args: Vec<OsString>) -> i32 {
+    crate::common::not_implemented(&args)
+}
