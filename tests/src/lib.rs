@@ -1,9 +1,18 @@
 //! Harness for end-to-end tests: starts real `tidepool` processes on
-//! loopback and drives them with real clients.
+//! loopback and drives them with real clients (Manta's npm CLI, curl).
+//!
+//! Nothing here is a double: the cluster is the `tidepool up` binary with
+//! its embedded metadata, three storage nodes and the gateway, writing real
+//! files under a temporary directory.
 
-use std::path::PathBuf;
-use std::process::Command;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
 
 /// Path of the `tidepool` binary, built once per test process with the
 /// same cargo and profile as the tests themselves.
@@ -37,4 +46,302 @@ pub fn tidepool_bin() -> PathBuf {
             .expect("cargo reported no tidepool executable")
     })
     .clone()
+}
+
+/// The folder holding Manta's CLI commands (`mput`, `mls`, ...), installed
+/// by `scripts/setup` into `.tools/`; `TIDEPOOL_MANTA_BIN` overrides.
+pub fn manta_bin_dir() -> PathBuf {
+    if let Ok(p) = std::env::var("TIDEPOOL_MANTA_BIN") {
+        return PathBuf::from(p);
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root");
+    root.join(".tools/manta/node_modules/manta/bin")
+}
+
+/// A running `tidepool up`, with a private HOME holding the account's SSH
+/// key where the Manta CLI looks for it (`~/.ssh`).
+pub struct Cluster {
+    child: Option<Child>,
+    /// Temporary root: `home/` (HOME for clients) and `data/` (`--data`).
+    pub root: tempfile::TempDir,
+    /// `MANTA_URL`, `MANTA_USER`, `MANTA_KEY_ID` as printed by `tidepool up`.
+    pub env: Vec<(String, String)>,
+    /// Everything `tidepool up` printed on stderr so far (for failure messages).
+    stderr_log: std::sync::Arc<std::sync::Mutex<String>>,
+    extra_args: Vec<String>,
+}
+
+/// Options for [`Cluster::start_with`].
+#[derive(Default, Clone)]
+pub struct ClusterOptions {
+    /// ssh-keygen key type: `ed25519` (default), `rsa`, `ecdsa`.
+    pub key_type: Option<String>,
+    /// Extra arguments for `tidepool up`.
+    pub args: Vec<String>,
+}
+
+impl Cluster {
+    /// Starts `tidepool up` for account `alice` with a fresh ed25519 key.
+    pub fn start() -> Result<Self> {
+        Self::start_with(ClusterOptions::default())
+    }
+
+    /// Starts `tidepool up` with the given options.
+    pub fn start_with(opts: ClusterOptions) -> Result<Self> {
+        let root = tempfile::Builder::new().prefix("tidepool-test-").tempdir()?;
+        let ssh = root.path().join("home/.ssh");
+        std::fs::create_dir_all(&ssh)?;
+        let key_type = opts.key_type.unwrap_or_else(|| "ed25519".into());
+        let key = ssh.join(format!("id_{key_type}"));
+        let st = Command::new("ssh-keygen")
+            .args(["-q", "-t", &key_type, "-N", "", "-C", "alice@test", "-f"])
+            .arg(&key)
+            .status()
+            .context("ssh-keygen")?;
+        if !st.success() {
+            bail!("ssh-keygen failed");
+        }
+        let mut c = Cluster {
+            child: None,
+            root,
+            env: Vec::new(),
+            stderr_log: Default::default(),
+            extra_args: opts.args,
+        };
+        c.launch()?;
+        Ok(c)
+    }
+
+    /// The data directory given to `tidepool up --data`.
+    pub fn data_dir(&self) -> PathBuf {
+        self.root.path().join("data")
+    }
+
+    /// The HOME directory clients run with.
+    pub fn home(&self) -> PathBuf {
+        self.root.path().join("home")
+    }
+
+    /// The public key file of the account.
+    pub fn public_key(&self) -> PathBuf {
+        let ssh = self.home().join(".ssh");
+        std::fs::read_dir(&ssh)
+            .expect("read .ssh")
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .find(|p| p.extension().is_some_and(|e| e == "pub"))
+            .expect("a .pub key")
+    }
+
+    fn launch(&mut self) -> Result<()> {
+        let port = match self.env.iter().find(|(k, _)| k == "MANTA_URL") {
+            // A restart keeps its port so clients' MANTA_URL stays valid.
+            Some((_, url)) => url.rsplit(':').next().unwrap_or("0").to_string(),
+            None => "0".to_string(),
+        };
+        let mut cmd = Command::new(tidepool_bin());
+        cmd.arg("up")
+            .arg("--data")
+            .arg(self.data_dir())
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--account")
+            .arg("alice")
+            .args(&self.extra_args)
+            .env("HOME", self.home())
+            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().context("spawn tidepool up")?;
+        let stdout = child.stdout.take().expect("piped stdout");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let log = self.stderr_log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let mut l = log.lock().unwrap();
+                l.push_str(&line);
+                l.push('\n');
+            }
+        });
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let mut env = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = match rx.recv_timeout(left) {
+                Ok(l) => l,
+                Err(_) => bail!(
+                    "tidepool up did not print its exports within 120 s; stderr:\n{}",
+                    self.stderr_log.lock().unwrap()
+                ),
+            };
+            if let Some(rest) = line.trim().strip_prefix("export ") {
+                if let Some((k, v)) = rest.split_once('=') {
+                    env.push((k.to_string(), v.trim_matches('"').trim_matches('\'').to_string()));
+                }
+                if rest.starts_with("MANTA_KEY_ID=") {
+                    break;
+                }
+            }
+        }
+        // Keep draining stdout so the server never blocks on a full pipe.
+        std::thread::spawn(move || while rx.recv().is_ok() {});
+        self.env = env;
+        Ok(())
+    }
+
+    /// A value printed by `tidepool up` (`MANTA_URL`, ...).
+    pub fn var(&self, name: &str) -> String {
+        self.env
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    }
+
+    /// The gateway's base URL.
+    pub fn url(&self) -> String {
+        self.var("MANTA_URL")
+    }
+
+    /// The environment clients run with: PATH, HOME (with the key in
+    /// `~/.ssh`), C locale, and the `MANTA_*` variables `tidepool up` printed.
+    pub fn client_env(&self) -> Vec<(String, String)> {
+        let mut env = vec![
+            ("PATH".to_string(), std::env::var("PATH").unwrap_or_default()),
+            ("HOME".to_string(), self.home().to_string_lossy().into_owned()),
+            ("LC_ALL".to_string(), "C".to_string()),
+        ];
+        env.extend(self.env.iter().cloned());
+        env
+    }
+
+    /// A `Command` for one of Manta's CLI tools with [`Cluster::client_env`].
+    pub fn manta_cmd(&self, tool: &str) -> Command {
+        let mut cmd = Command::new("node");
+        cmd.arg(manta_bin_dir().join(tool))
+            .env_clear()
+            .envs(self.client_env())
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    /// Runs a Manta CLI tool to completion with a deadline.
+    pub fn manta(&self, tool: &str, args: &[&str]) -> Output {
+        run_with_deadline(self.manta_cmd(tool).args(args), None, Duration::from_secs(120))
+    }
+
+    /// Runs a Manta CLI tool with `input` on its stdin.
+    pub fn manta_stdin(&self, tool: &str, args: &[&str], input: &[u8]) -> Output {
+        run_with_deadline(self.manta_cmd(tool).args(args), Some(input), Duration::from_secs(300))
+    }
+
+    /// Runs a Node.js script with the cluster's client environment and
+    /// Manta's npm library (`require('manta')`) on its module path.
+    pub fn node(&self, script: &str) -> Output {
+        let mut node = Command::new("node");
+        node.arg("-e").arg(script).env_clear().envs(self.client_env());
+        let modules = manta_bin_dir().join("../..");
+        let nested = manta_bin_dir().join("../node_modules");
+        node.env("NODE_PATH", format!("{}:{}", modules.display(), nested.display()));
+        run_with_deadline(&mut node, None, Duration::from_secs(600))
+    }
+
+    /// Stops the process abruptly, as `kill -9` would.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Kills (SIGKILL) and starts `tidepool up` again on the same data and port.
+    pub fn restart(&mut self) -> Result<()> {
+        self.kill9();
+        self.launch()
+    }
+
+    /// What the server printed on stderr so far.
+    pub fn server_log(&self) -> String {
+        self.stderr_log.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// Runs `cmd`, feeding `input`, killing it if it outlives `limit`.
+pub fn run_with_deadline(cmd: &mut Command, input: Option<&[u8]>, limit: Duration) -> Output {
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    if input.is_some() {
+        cmd.stdin(Stdio::piped());
+    }
+    let mut child = cmd.spawn().expect("spawn client");
+    let writer = input.map(|data| {
+        let mut stdin = child.stdin.take().expect("piped stdin");
+        let data = data.to_vec();
+        std::thread::spawn(move || {
+            use std::io::Write;
+            let _ = stdin.write_all(&data);
+        })
+    });
+    let mut out = child.stdout.take().expect("stdout");
+    let mut err = child.stderr.take().expect("stderr");
+    let t_out = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = out.read_to_end(&mut v);
+        v
+    });
+    let t_err = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = err.read_to_end(&mut v);
+        v
+    });
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("wait client") {
+            break st;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            break child.wait().expect("wait killed client");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    if let Some(w) = writer {
+        let _ = w.join();
+    }
+    Output { status, stdout: t_out.join().unwrap(), stderr: t_err.join().unwrap() }
+}
+
+/// base64(md5(bytes)), as in `Content-MD5`.
+pub fn md5_b64(bytes: &[u8]) -> String {
+    use base64::Engine;
+    use md5::Digest;
+    base64::engine::general_purpose::STANDARD.encode(md5::Md5::digest(bytes))
+}
+
+/// Deterministic pseudo-random bytes (xorshift), for test payloads.
+pub fn payload(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    let mut v = Vec::with_capacity(len);
+    while v.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        v.extend_from_slice(&x.to_le_bytes());
+    }
+    v.truncate(len);
+    v
 }
