@@ -1,1 +1,69 @@
 //! Benchmarks that print ratios against baselines measured in the same run.
+//!
+//! Run them outside CI, in release mode, e.g.
+//! `cargo run --release -p tidepool-bench --bin sandbox`. Each binary
+//! measures Tidepool and its baseline (raw disk with fsync, native GNU tools)
+//! on the same bytes, on this machine, in one run, and prints both figures
+//! and their ratio. Nothing here asserts a time.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// Median wall time of `runs` executions of `f`.
+pub fn median_time(runs: usize, mut f: impl FnMut()) -> Duration {
+    let mut times: Vec<Duration> = (0..runs.max(1))
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed()
+        })
+        .collect();
+    times.sort();
+    times[times.len() / 2]
+}
+
+/// Megabytes (10^6 bytes) per second for `bytes` moved in `d`.
+pub fn mb_per_s(bytes: u64, d: Duration) -> f64 {
+    bytes as f64 / 1e6 / d.as_secs_f64()
+}
+
+/// Writes `size` bytes of Apache-style access-log text to `path`
+/// (deterministic), unless a file of that size is already there.
+pub fn generate_log(path: &Path, size: u64) -> std::io::Result<()> {
+    use std::io::Write;
+    if path.metadata().map(|m| m.len() == size).unwrap_or(false) {
+        return Ok(());
+    }
+    let paths = ["/login", "/index.html", "/api/v1/items", "/static/app.js", "/logout", "/search?q=tide"];
+    let methods = ["GET", "GET", "GET", "POST", "PUT"];
+    let statuses = [200, 200, 200, 304, 404, 500];
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(path)?);
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut written = 0u64;
+    let mut line = Vec::with_capacity(256);
+    while written < size {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        line.clear();
+        let r = x;
+        write!(
+            line,
+            "10.{}.{}.{} - - [22/Nov/2026:{:02}:{:02}:{:02} +0000] \"{} {} HTTP/1.1\" {} {}\n",
+            (r >> 8) % 4,
+            (r >> 16) % 16,
+            (r >> 24) % 256,
+            (r >> 32) % 24,
+            (r >> 40) % 60,
+            (r >> 46) % 60,
+            methods[((r >> 52) % methods.len() as u64) as usize],
+            paths[((r >> 55) % paths.len() as u64) as usize],
+            statuses[((r >> 58) % statuses.len() as u64) as usize],
+            (r >> 20) % 50_000,
+        )?;
+        let take = line.len().min((size - written) as usize);
+        out.write_all(&line[..take])?;
+        written += take as u64;
+    }
+    out.flush()
+}
