@@ -1,0 +1,132 @@
+//! The `keyId` of a signature: who signs and with which key (spec §2.4).
+//!
+//! Accepted forms are `/<login>/keys/<fp>` and `/<login>/<user>/keys/<fp>`
+//! with each part percent-decoded; anything else is `InvalidKeyId`. The
+//! parsed form never contains an empty part, a `/` inside a part, or a
+//! control character, so it is safe to use as a lookup key.
+
+use std::fmt;
+
+use percent_encoding::percent_decode_str;
+
+use crate::error::AuthError;
+use crate::key::Fingerprint;
+
+/// A parsed keyId.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct KeyId {
+    /// The account login.
+    pub login: String,
+    /// The subuser login, for subuser keys.
+    pub subuser: Option<String>,
+    /// The key fingerprint as given (MD5 or SHA-256).
+    pub fingerprint: Fingerprint,
+}
+
+impl KeyId {
+    /// Parses a keyId; every failure is [`AuthError::InvalidKeyId`].
+    pub fn parse(raw: &str) -> Result<KeyId, AuthError> {
+        let invalid = || AuthError::InvalidKeyId {
+            key_id: raw.to_owned(),
+        };
+        let rest = raw.strip_prefix('/').ok_or_else(invalid)?;
+        let parts = rest
+            .split('/')
+            .map(decode_part)
+            .collect::<Option<Vec<String>>>()
+            .ok_or_else(invalid)?;
+        let (login, subuser, keys, fp) = match parts.as_slice() {
+            [login, keys, fp] => (login, None, keys, fp),
+            [login, user, keys, fp] => (login, Some(user), keys, fp),
+            _ => return Err(invalid()),
+        };
+        if keys != "keys" {
+            return Err(invalid());
+        }
+        let fingerprint = Fingerprint::parse(fp).ok_or_else(invalid)?;
+        Ok(KeyId {
+            login: login.clone(),
+            subuser: subuser.cloned(),
+            fingerprint,
+        })
+    }
+
+    /// A keyId for an account key (MD5 fingerprint, as the CLI sends it).
+    pub fn new(login: &str, subuser: Option<&str>, fingerprint: Fingerprint) -> KeyId {
+        KeyId {
+            login: login.to_owned(),
+            subuser: subuser.map(str::to_owned),
+            fingerprint,
+        }
+    }
+}
+
+fn decode_part(part: &str) -> Option<String> {
+    let decoded = percent_decode_str(part).decode_utf8().ok()?;
+    let ok = !decoded.is_empty() && !decoded.chars().any(|c| c == '/' || c.is_control());
+    ok.then(|| decoded.into_owned())
+}
+
+/// Prints `/<login>[/<user>]/keys/<fp>` unencoded, the way the CLI sends it
+/// and the way Manta's `KeyDoesNotExist` message shows it.
+impl fmt::Display for KeyId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.subuser {
+            Some(user) => write!(f, "/{}/{user}/keys/{}", self.login, self.fingerprint),
+            None => write!(f, "/{}/keys/{}", self.login, self.fingerprint),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FP: &str = "71:cd:44:83:0d:a3:29:f3:90:84:77:02:68:e4:ba:b6";
+
+    #[test]
+    fn account_and_subuser_forms() {
+        let k = KeyId::parse(&format!("/alice/keys/{FP}")).unwrap();
+        assert_eq!((k.login.as_str(), k.subuser.as_deref()), ("alice", None));
+        assert_eq!(k.to_string(), format!("/alice/keys/{FP}"));
+        let k = KeyId::parse(&format!("/alice/bob/keys/MD5:{FP}")).unwrap();
+        assert_eq!(k.subuser.as_deref(), Some("bob"));
+        assert_eq!(k.to_string(), format!("/alice/bob/keys/{FP}"));
+    }
+
+    #[test]
+    fn parts_are_percent_decoded() {
+        let k = KeyId::parse("/al%40ice/b%20ob/keys/71%3Acd%3A44%3A83%3A0d%3Aa3%3A29%3Af3%3A90%3A84%3A77%3A02%3A68%3Ae4%3Aba%3Ab6").unwrap();
+        assert_eq!(k.login, "al@ice");
+        assert_eq!(k.subuser.as_deref(), Some("b ob"));
+        assert_eq!(k.fingerprint, Fingerprint::parse(FP).unwrap());
+    }
+
+    #[test]
+    fn sha256_fingerprints_are_accepted() {
+        let k = KeyId::parse("/alice/keys/SHA256:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU").unwrap();
+        assert!(matches!(k.fingerprint, Fingerprint::Sha256(_)));
+    }
+
+    #[test]
+    fn malformed_key_ids_are_invalid_key_id() {
+        for bad in [
+            "".to_owned(),
+            "alice/keys/x".to_owned(),
+            format!("alice/keys/{FP}"),
+            format!("/alice/keys/{FP}/"),
+            format!("//keys/{FP}"),
+            format!("/alice//keys/{FP}"),
+            format!("/alice/key/{FP}"),
+            format!("/alice/bob/carol/keys/{FP}"),
+            "/alice/keys/".to_owned(),
+            "/alice/keys/nothex".to_owned(),
+            format!("/al%2Fice/keys/{FP}"),
+            format!("/al%00ice/keys/{FP}"),
+            format!("/al%FFice/keys/{FP}"),
+        ] {
+            let err = KeyId::parse(&bad).unwrap_err();
+            assert_eq!(err.code(), "InvalidKeyId", "{bad:?}");
+        }
+    }
+}
