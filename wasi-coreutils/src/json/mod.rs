@@ -3,3 +3,5 @@
 
 pub mod jqwrite;
 pub mod numfmt;
+pub mod cond;
+pub mod jsval;
