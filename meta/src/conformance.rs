@@ -1,0 +1,1 @@
+//! Backend-generic conformance suite (placeholder; filled in next).

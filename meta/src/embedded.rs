@@ -1,0 +1,478 @@
+//! The embedded single-machine backend: the [`Kv`] trait on one redb file.
+//!
+//! Why redb (4.x): a pure-Rust, single-file, copy-on-write B-tree with ACID
+//! transactions, MVCC read snapshots that never block the writer, and
+//! `Durability::Immediate` (fsync on commit) by default — exactly the
+//! ordered byte map plus snapshots we need, with no C toolchain (RocksDB) and
+//! no WAL to tune (sled is unmaintained). Version 4 is the current release;
+//! its API is stable for the subset used here.
+//!
+//! Transactions are optimistic on top of redb's single writer:
+//! - `begin` takes a redb read snapshot and remembers the commit sequence
+//!   number it reflects (`start`);
+//! - reads come from that snapshot merged with the transaction's buffered
+//!   writes (read-your-writes);
+//! - `commit` runs under one commit lock: if any key this transaction wrote,
+//!   deleted or locked (`get_for_update`/`lock`) was written or locked by a
+//!   transaction that committed after `start`, it fails with
+//!   [`KvError::Conflict`] (first committer wins, i.e. snapshot isolation
+//!   with locking reads); otherwise the writes go into one redb write
+//!   transaction committed with fsync, so they survive kill -9.
+//!
+//! The sequence number is read *before* the snapshot is opened and bumped
+//! only *after* redb's commit returns, so a snapshot is never older than its
+//! `start` (a race can only produce a spurious conflict, never a lost one).
+//! The per-key "last written at" table lives in memory: it only needs to
+//! cover transactions still running, and is pruned below the oldest one.
+//!
+//! All redb calls run on tokio's blocking pool (`spawn_blocking`), never on
+//! the async workers.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::ops::Bound;
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use async_trait::async_trait;
+use redb::{Database, ReadOnlyTable, ReadTransaction, ReadableDatabase, TableDefinition};
+
+use crate::kv::{
+    BoxError, KeyRange, Kv, KvError, KvPair, KvResult, MAX_KEY_LEN, Order, Reader, Snapshot, Txn,
+};
+
+const TABLE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("kv");
+
+/// Prune the version table when it grows past this many keys.
+const PRUNE_THRESHOLD: usize = 4096;
+
+fn backend<E: Into<BoxError>>(e: E) -> KvError {
+    KvError::Backend(e.into())
+}
+
+/// Run blocking redb work off the async workers.
+async fn blocking<T, F>(f: F) -> KvResult<T>
+where
+    F: FnOnce() -> KvResult<T> + Send + 'static,
+    T: Send + 'static,
+{
+    tokio::task::spawn_blocking(f).await.map_err(backend)?
+}
+
+/// Commit bookkeeping for conflict detection.
+#[derive(Default)]
+struct State {
+    /// Sequence number of the last successful commit.
+    seq: u64,
+    /// Key → sequence number of the last commit that wrote or locked it.
+    versions: HashMap<Vec<u8>, u64>,
+    /// Start sequence numbers of running transactions (with multiplicity).
+    active: BTreeMap<u64, usize>,
+}
+
+struct Inner {
+    db: Database,
+    state: Mutex<State>,
+    /// Serializes commits: conflict check and redb write must be atomic.
+    commit: Mutex<()>,
+}
+
+impl Inner {
+    fn state(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock cannot leave State inconsistent in
+        // a way that matters more than refusing service would.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn register(&self) -> u64 {
+        let mut s = self.state();
+        let start = s.seq;
+        *s.active.entry(start).or_default() += 1;
+        start
+    }
+
+    fn unregister(&self, start: u64) {
+        let mut s = self.state();
+        if let Some(n) = s.active.get_mut(&start) {
+            *n -= 1;
+            if *n == 0 {
+                s.active.remove(&start);
+            }
+        }
+    }
+}
+
+/// The embedded backend; clone-free, share it as `Arc<EmbeddedKv>` /
+/// `Arc<dyn Kv>`.
+pub struct EmbeddedKv {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for EmbeddedKv {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmbeddedKv").finish_non_exhaustive()
+    }
+}
+
+impl EmbeddedKv {
+    /// Open (or create) the database file at `path`. Only one `EmbeddedKv`
+    /// may have a file open at a time (redb locks it).
+    pub async fn open(path: impl AsRef<Path>) -> KvResult<Self> {
+        let path = path.as_ref().to_path_buf();
+        let db = blocking(move || {
+            let db = Database::create(&path).map_err(backend)?;
+            // Make sure the table exists so read snapshots can open it.
+            let w = db.begin_write().map_err(backend)?;
+            w.open_table(TABLE).map_err(backend)?;
+            w.commit().map_err(backend)?;
+            Ok(db)
+        })
+        .await?;
+        Ok(EmbeddedKv {
+            inner: Arc::new(Inner {
+                db,
+                state: Mutex::new(State::default()),
+                commit: Mutex::new(()),
+            }),
+        })
+    }
+
+    async fn open_snapshot(&self) -> KvResult<Arc<RedbSnap>> {
+        let inner = self.inner.clone();
+        blocking(move || {
+            let txn = inner.db.begin_read().map_err(backend)?;
+            let table = txn.open_table(TABLE).map_err(backend)?;
+            Ok(Arc::new(RedbSnap { table, _txn: txn }))
+        })
+        .await
+    }
+}
+
+/// A redb read snapshot with the table opened.
+struct RedbSnap {
+    table: ReadOnlyTable<&'static [u8], &'static [u8]>,
+    _txn: ReadTransaction,
+}
+
+impl RedbSnap {
+    fn get(&self, key: &[u8]) -> KvResult<Option<Vec<u8>>> {
+        Ok(self
+            .table
+            .get(key)
+            .map_err(backend)?
+            .map(|g| g.value().to_vec()))
+    }
+
+    /// Scan `range` in `order`, merged with `overlay` (buffered writes in
+    /// the same range, ascending; `None` = deleted), up to `limit` rows.
+    fn scan(
+        &self,
+        range: &KeyRange,
+        limit: usize,
+        order: Order,
+        overlay: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    ) -> KvResult<Vec<KvPair>> {
+        let mut out = Vec::new();
+        if limit == 0 || range.is_empty() {
+            return Ok(out);
+        }
+        let bounds: (Bound<&[u8]>, Bound<&[u8]>) = (as_ref(&range.start), as_ref(&range.end));
+        let iter = self.table.range::<&[u8]>(bounds).map_err(backend)?;
+        let mut db: Box<dyn Iterator<Item = _>> = match order {
+            Order::Asc => Box::new(iter),
+            Order::Desc => Box::new(iter.rev()),
+        };
+        let mut ov: Box<dyn Iterator<Item = (Vec<u8>, Option<Vec<u8>>)>> = match order {
+            Order::Asc => Box::new(overlay.into_iter()),
+            Order::Desc => Box::new(overlay.into_iter().rev()),
+        };
+        let first_before = |a: &[u8], b: &[u8]| match order {
+            Order::Asc => a < b,
+            Order::Desc => a > b,
+        };
+        let mut next_db = || -> KvResult<Option<KvPair>> {
+            match db.next() {
+                None => Ok(None),
+                Some(r) => {
+                    let (k, v) = r.map_err(backend)?;
+                    Ok(Some((k.value().to_vec(), v.value().to_vec())))
+                }
+            }
+        };
+        let mut d = next_db()?;
+        let mut o = ov.next();
+        while out.len() < limit {
+            match (&d, &o) {
+                (None, None) => break,
+                (Some(_), None) => {
+                    out.extend(d.take());
+                    d = next_db()?;
+                }
+                (Some((dk, _)), Some((ok, _))) if first_before(dk, ok) => {
+                    out.extend(d.take());
+                    d = next_db()?;
+                }
+                (Some((dk, _)), Some((ok, _))) => {
+                    // The overlay shadows the stored value of the same key.
+                    if dk == ok {
+                        d = next_db()?;
+                    }
+                    if let Some((k, Some(v))) = o.take() {
+                        out.push((k, v));
+                    }
+                    o = ov.next();
+                }
+                (None, Some(_)) => {
+                    if let Some((k, Some(v))) = o.take() {
+                        out.push((k, v));
+                    }
+                    o = ov.next();
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn as_ref(b: &Bound<Vec<u8>>) -> Bound<&[u8]> {
+    match b {
+        Bound::Included(v) => Bound::Included(v.as_slice()),
+        Bound::Excluded(v) => Bound::Excluded(v.as_slice()),
+        Bound::Unbounded => Bound::Unbounded,
+    }
+}
+
+fn check_key(key: &[u8]) -> KvResult<()> {
+    if key.len() > MAX_KEY_LEN {
+        Err(KvError::KeyTooLarge(key.len()))
+    } else {
+        Ok(())
+    }
+}
+
+async fn snap_get(snap: &Arc<RedbSnap>, key: &[u8]) -> KvResult<Option<Vec<u8>>> {
+    let snap = snap.clone();
+    let key = key.to_vec();
+    blocking(move || snap.get(&key)).await
+}
+
+async fn snap_batch_get(snap: &Arc<RedbSnap>, keys: &[Vec<u8>]) -> KvResult<Vec<Option<Vec<u8>>>> {
+    let snap = snap.clone();
+    let keys = keys.to_vec();
+    blocking(move || keys.iter().map(|k| snap.get(k)).collect()).await
+}
+
+/// A read-only snapshot of the embedded store.
+struct EmbeddedSnapshot {
+    snap: Arc<RedbSnap>,
+}
+
+#[async_trait]
+impl Reader for EmbeddedSnapshot {
+    async fn get(&mut self, key: &[u8]) -> KvResult<Option<Vec<u8>>> {
+        snap_get(&self.snap, key).await
+    }
+
+    async fn batch_get(&mut self, keys: &[Vec<u8>]) -> KvResult<Vec<Option<Vec<u8>>>> {
+        snap_batch_get(&self.snap, keys).await
+    }
+
+    async fn scan(&mut self, range: KeyRange, limit: usize, order: Order) -> KvResult<Vec<KvPair>> {
+        let snap = self.snap.clone();
+        blocking(move || snap.scan(&range, limit, order, Vec::new())).await
+    }
+}
+
+impl Snapshot for EmbeddedSnapshot {}
+
+/// An optimistic transaction; see the module documentation.
+struct EmbeddedTxn {
+    inner: Arc<Inner>,
+    snap: Arc<RedbSnap>,
+    start: u64,
+    writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    locks: BTreeSet<Vec<u8>>,
+    finished: bool,
+}
+
+impl EmbeddedTxn {
+    fn finish(&mut self) {
+        if !self.finished {
+            self.finished = true;
+            self.inner.unregister(self.start);
+        }
+    }
+}
+
+impl Drop for EmbeddedTxn {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
+#[async_trait]
+impl Reader for EmbeddedTxn {
+    async fn get(&mut self, key: &[u8]) -> KvResult<Option<Vec<u8>>> {
+        if let Some(v) = self.writes.get(key) {
+            return Ok(v.clone());
+        }
+        snap_get(&self.snap, key).await
+    }
+
+    async fn batch_get(&mut self, keys: &[Vec<u8>]) -> KvResult<Vec<Option<Vec<u8>>>> {
+        let mut out = snap_batch_get(&self.snap, keys).await?;
+        for (slot, k) in out.iter_mut().zip(keys) {
+            if let Some(v) = self.writes.get(k) {
+                *slot = v.clone();
+            }
+        }
+        Ok(out)
+    }
+
+    async fn scan(&mut self, range: KeyRange, limit: usize, order: Order) -> KvResult<Vec<KvPair>> {
+        let overlay: Vec<_> = if range.is_empty() {
+            Vec::new()
+        } else {
+            self.writes
+                .range::<[u8], _>((as_ref(&range.start), as_ref(&range.end)))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        };
+        let snap = self.snap.clone();
+        blocking(move || snap.scan(&range, limit, order, overlay)).await
+    }
+}
+
+#[async_trait]
+impl Txn for EmbeddedTxn {
+    async fn get_for_update(&mut self, key: &[u8]) -> KvResult<Option<Vec<u8>>> {
+        check_key(key)?;
+        self.locks.insert(key.to_vec());
+        self.get(key).await
+    }
+
+    async fn lock(&mut self, keys: &[Vec<u8>]) -> KvResult<()> {
+        for k in keys {
+            check_key(k)?;
+            self.locks.insert(k.clone());
+        }
+        Ok(())
+    }
+
+    async fn put(&mut self, key: Vec<u8>, value: Vec<u8>) -> KvResult<()> {
+        check_key(&key)?;
+        self.writes.insert(key, Some(value));
+        Ok(())
+    }
+
+    async fn delete(&mut self, key: Vec<u8>) -> KvResult<()> {
+        check_key(&key)?;
+        self.writes.insert(key, None);
+        Ok(())
+    }
+
+    async fn commit(mut self: Box<Self>) -> KvResult<()> {
+        if self.writes.is_empty() && self.locks.is_empty() {
+            self.finish();
+            return Ok(());
+        }
+        let inner = self.inner.clone();
+        let start = self.start;
+        let writes = std::mem::take(&mut self.writes);
+        let locks = std::mem::take(&mut self.locks);
+        let res = blocking(move || commit_blocking(&inner, start, writes, locks)).await;
+        self.finish();
+        res
+    }
+
+    async fn rollback(mut self: Box<Self>) -> KvResult<()> {
+        self.finish();
+        Ok(())
+    }
+}
+
+fn commit_blocking(
+    inner: &Inner,
+    start: u64,
+    writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    locks: BTreeSet<Vec<u8>>,
+) -> KvResult<()> {
+    let _commit = inner.commit.lock().unwrap_or_else(|p| p.into_inner());
+    {
+        let s = inner.state();
+        let touched = writes.keys().chain(locks.iter());
+        if let Some(k) = touched
+            .into_iter()
+            .find(|k| s.versions.get(*k).is_some_and(|&v| v > start))
+        {
+            return Err(KvError::Conflict(format!(
+                "key {} was written by a newer transaction",
+                short_hex(k)
+            )));
+        }
+    }
+    if !writes.is_empty() {
+        let w = inner.db.begin_write().map_err(backend)?;
+        {
+            let mut t = w.open_table(TABLE).map_err(backend)?;
+            for (k, v) in &writes {
+                match v {
+                    Some(v) => {
+                        t.insert(k.as_slice(), v.as_slice()).map_err(backend)?;
+                    }
+                    None => {
+                        t.remove(k.as_slice()).map_err(backend)?;
+                    }
+                }
+            }
+        }
+        // An I/O error inside commit leaves us unsure whether the new root
+        // reached the disk.
+        w.commit()
+            .map_err(|e| KvError::Undetermined(e.to_string()))?;
+    }
+    let mut s = inner.state();
+    s.seq += 1;
+    let seq = s.seq;
+    for k in writes.into_keys().chain(locks) {
+        s.versions.insert(k, seq);
+    }
+    if s.versions.len() > PRUNE_THRESHOLD {
+        // Versions at or below the oldest running start can never conflict.
+        let floor = s.active.keys().next().copied().unwrap_or(seq);
+        s.versions.retain(|_, v| *v > floor);
+    }
+    Ok(())
+}
+
+fn short_hex(k: &[u8]) -> String {
+    k.iter().take(24).map(|b| format!("{b:02x}")).collect()
+}
+
+#[async_trait]
+impl Kv for EmbeddedKv {
+    async fn begin(&self) -> KvResult<Box<dyn Txn>> {
+        // Order matters: read the sequence number first, then open the
+        // snapshot (see the module documentation).
+        let start = self.inner.register();
+        match self.open_snapshot().await {
+            Ok(snap) => Ok(Box::new(EmbeddedTxn {
+                inner: self.inner.clone(),
+                snap,
+                start,
+                writes: BTreeMap::new(),
+                locks: BTreeSet::new(),
+                finished: false,
+            })),
+            Err(e) => {
+                self.inner.unregister(start);
+                Err(e)
+            }
+        }
+    }
+
+    async fn snapshot(&self) -> KvResult<Box<dyn Snapshot>> {
+        Ok(Box::new(EmbeddedSnapshot {
+            snap: self.open_snapshot().await?,
+        }))
+    }
+}
