@@ -1,7 +1,10 @@
 //! `tidepool`: the one binary. Only wiring and configuration live here;
 //! every piece of logic belongs to a library crate.
 
+mod admin;
 mod exec;
+mod keys;
+mod up;
 
 use clap::{Parser, Subcommand};
 
@@ -14,8 +17,12 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run a single-machine Tidepool: embedded metadata, storage nodes, gateway.
+    Up(up::UpArgs),
     /// Run a job phase locally, exactly as a job task would run it.
     Exec(exec::ExecArgs),
+    /// Manage accounts and keys of a (stopped) deployment.
+    Admin(admin::AdminArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -25,6 +32,12 @@ fn main() -> anyhow::Result<()> {
         .init();
     let cli = Cli::parse();
     match cli.command {
+        Command::Up(args) => runtime()?.block_on(up::run(args)),
         Command::Exec(args) => std::process::exit(exec::run(args)?),
+        Command::Admin(args) => runtime()?.block_on(admin::run(args)),
     }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
 }

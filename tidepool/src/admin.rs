@@ -1,0 +1,130 @@
+//! `tidepool admin`: accounts and SSH keys in a deployment's metadata.
+//!
+//! The embedded metadata file is held by one process at a time, so these
+//! commands work on a data directory whose `tidepool up` is stopped.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand};
+use meta::namespace::{Namespace, SshKey};
+
+#[derive(Args)]
+pub struct AdminArgs {
+    /// Data directory of the deployment (as given to `tidepool up --data`).
+    #[arg(long, global = true, default_value = "./tidepool-data")]
+    pub data: PathBuf,
+    #[command(subcommand)]
+    pub command: AdminCommand,
+}
+
+#[derive(Subcommand)]
+pub enum AdminCommand {
+    /// Accounts.
+    #[command(subcommand)]
+    Account(AccountCommand),
+    /// SSH keys.
+    #[command(subcommand)]
+    Key(KeyCommand),
+    /// Lists accounts, their keys, and the storage nodes.
+    List,
+}
+
+#[derive(Subcommand)]
+pub enum AccountCommand {
+    /// Creates an account with its top directories (stor, public, jobs, reports, uploads).
+    Add { login: String },
+}
+
+#[derive(Subcommand)]
+pub enum KeyCommand {
+    /// Adds an SSH public key (OpenSSH `.pub` file) to an account or one of its subusers.
+    Add {
+        login: String,
+        pubkey_file: PathBuf,
+        /// Register the key for this subuser of the account.
+        #[arg(long)]
+        subuser: Option<String>,
+    },
+}
+
+/// Opens the namespace stored under `data`.
+pub async fn open_namespace(data: &Path) -> Result<Arc<Namespace>> {
+    std::fs::create_dir_all(data).with_context(|| format!("create {}", data.display()))?;
+    let path = data.join("meta.redb");
+    let kv = meta::embedded::EmbeddedKv::open(&path)
+        .await
+        .with_context(|| format!("open metadata {} (is `tidepool up` running on it?)", path.display()))?;
+    Ok(Arc::new(Namespace::new(Arc::new(kv))))
+}
+
+/// Reads an OpenSSH public key file into the record the namespace stores.
+pub fn read_public_key(file: &Path) -> Result<SshKey> {
+    let line = std::fs::read_to_string(file).with_context(|| format!("read {}", file.display()))?;
+    let key = auth::key::PublicKey::from_openssh(line.trim()).with_context(|| format!("parse {}", file.display()))?;
+    Ok(SshKey {
+        fingerprint_md5: key.fingerprint_md5(),
+        fingerprint_sha256: key.fingerprint_sha256(),
+        public_key: key.to_openssh(),
+        name: key.comment().to_string(),
+    })
+}
+
+/// Creates `login` unless it exists; adds `key` unless registered.
+pub async fn ensure_account_key(ns: &Namespace, login: &str, subuser: Option<&str>, key: &SshKey) -> Result<()> {
+    if ns.get_account(login).await?.is_none() {
+        ns.create_account(login).await?;
+    }
+    if let Some(sub) = subuser {
+        if ns.get_subuser(login, sub).await?.is_none() {
+            ns.create_subuser(login, sub).await?;
+        }
+    }
+    let known = ns.list_keys(login, subuser).await?;
+    if !known.iter().any(|k| k.fingerprint_md5 == key.fingerprint_md5) {
+        ns.add_key(login, subuser, key).await?;
+    }
+    Ok(())
+}
+
+pub async fn run(args: AdminArgs) -> Result<()> {
+    let ns = open_namespace(&args.data).await?;
+    match args.command {
+        AdminCommand::Account(AccountCommand::Add { login }) => {
+            if ns.get_account(&login).await?.is_some() {
+                println!("account {login} exists");
+            } else {
+                ns.create_account(&login).await?;
+                println!("account {login} created");
+            }
+        }
+        AdminCommand::Key(KeyCommand::Add { login, pubkey_file, subuser }) => {
+            let key = read_public_key(&pubkey_file)?;
+            ensure_account_key(&ns, &login, subuser.as_deref(), &key).await?;
+            println!("key {} ({}) registered for {login}", key.fingerprint_md5, key.fingerprint_sha256);
+        }
+        AdminCommand::List => {
+            for account in ns.list_accounts().await? {
+                let state = if account.disabled { " (disabled)" } else { "" };
+                println!("account {}{state}", account.login);
+                for key in ns.list_keys(&account.login, None).await? {
+                    println!("  key {} {} {}", key.fingerprint_md5, key.fingerprint_sha256, key.name);
+                }
+                for sub in ns.list_subusers(&account.login).await? {
+                    println!("  subuser {}", sub.name);
+                    for key in ns.list_keys(&account.login, Some(&sub.name)).await? {
+                        println!("    key {} {} {}", key.fingerprint_md5, key.fingerprint_sha256, key.name);
+                    }
+                }
+            }
+            for node in ns.list_nodes().await? {
+                println!(
+                    "node {} az={} url={} used={}/{} state={:?}",
+                    node.id, node.az, node.url, node.capacity_used, node.capacity_total, node.state
+                );
+            }
+        }
+    }
+    Ok(())
+}

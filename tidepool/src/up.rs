@@ -1,0 +1,132 @@
+//! `tidepool up`: a whole Tidepool in one process on one machine —
+//! embedded metadata, three storage nodes (own directories, ports and
+//! availability zones) and the gateway — plus the lines that point Manta's
+//! CLI at it.
+//!
+//! Restarting with the same `--data` keeps every object: metadata lives in
+//! `DATA/meta.redb`, node `i`'s files in `DATA/nodes/node{i}`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use meta::namespace::Namespace;
+use tokio_util::sync::CancellationToken;
+
+use crate::admin;
+use crate::keys::{self, KeySource};
+
+#[derive(Args)]
+pub struct UpArgs {
+    /// Data directory (metadata, node files, generated keys).
+    #[arg(long, default_value = "./tidepool-data")]
+    pub data: PathBuf,
+    /// Gateway listen address (port 0 picks a free port).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Account to create (if missing) and register the key for; default `$USER`.
+    #[arg(long)]
+    pub account: Option<String>,
+    /// OpenSSH public key for the account; default the first `~/.ssh/id_*.pub`,
+    /// else a key pair generated under the data directory.
+    #[arg(long)]
+    pub key: Option<PathBuf>,
+    /// Number of storage nodes.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=16))]
+    pub nodes: u32,
+}
+
+/// How often nodes report their capacity; the gateway treats a node silent
+/// for longer than its heartbeat timeout (30 s) as down.
+const HEARTBEAT: Duration = Duration::from_secs(5);
+
+pub async fn run(args: UpArgs) -> Result<()> {
+    let data = std::path::absolute(&args.data).context("data directory")?;
+    let ns = admin::open_namespace(&data).await?;
+
+    let login = match args.account {
+        Some(l) => l,
+        None => std::env::var("USER").ok().filter(|u| !u.is_empty()).unwrap_or_else(|| "tidepool".into()),
+    };
+    let key = keys::resolve(args.key, &data)?;
+    let ssh_key = admin::read_public_key(key.public_file())?;
+    admin::ensure_account_key(&ns, &login, None, &ssh_key).await?;
+
+    let shutdown = CancellationToken::new();
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 1..=args.nodes {
+        let config = storage_node::server::NodeConfig {
+            data_dir: data.join("nodes").join(format!("node{i}")),
+            listen: SocketAddr::new(args.listen.ip(), 0),
+            node_id: format!("node{i}"),
+            az: format!("az{i}"),
+        };
+        let node = storage_node::server::NodeServer::bind(config)
+            .await
+            .with_context(|| format!("start storage node {i}"))?;
+        tasks.spawn(heartbeat(ns.clone(), node.identity().clone(), node.url(), node.store(), shutdown.clone()));
+        let stop = shutdown.clone();
+        tasks.spawn(async move { node.serve(stop).await.context("storage node") });
+    }
+
+    let gateway = gateway::Gateway::new(gateway::GatewayConfig::new(ns.clone()));
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("listen on {}", args.listen))?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let stop = shutdown.clone();
+    tasks.spawn(async move {
+        gateway::serve(listener, gateway, async move { stop.cancelled().await })
+            .await
+            .context("gateway")
+    });
+
+    print_instructions(&url, &login, &ssh_key.fingerprint_md5, &key, &data, args.nodes);
+
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        Some(res) = tasks.join_next() => {
+            shutdown.cancel();
+            res??;
+            anyhow::bail!("a component stopped unexpectedly");
+        }
+    }
+    shutdown.cancel();
+    while let Some(res) = tasks.join_next().await {
+        res??;
+    }
+    Ok(())
+}
+
+/// Registers the node and keeps its capacity and liveness fresh in metadata.
+async fn heartbeat(
+    ns: Arc<Namespace>,
+    identity: storage_node::server::NodeIdentity,
+    url: String,
+    store: Arc<storage_node::store::ObjectStore>,
+    stop: CancellationToken,
+) -> Result<()> {
+    storage_node::heartbeat::run(ns, identity, url, store, HEARTBEAT, stop)
+        .await
+        .context("heartbeat")
+}
+
+fn print_instructions(url: &str, login: &str, fingerprint: &str, key: &KeySource, data: &std::path::Path, nodes: u32) {
+    println!("Tidepool is up: gateway {url}, {nodes} storage nodes, data in {}", data.display());
+    println!("Point Manta's CLI (npm install manta@5.4.2) at it by pasting:");
+    println!();
+    println!("export MANTA_URL={url}");
+    println!("export MANTA_USER={login}");
+    println!("unset MANTA_SUBUSER MANTA_ROLE MANTA_TLS_INSECURE");
+    if let KeySource::Generated(public) = key {
+        let private = public.with_extension("");
+        println!("# the CLI signs with keys from ssh-agent or ~/.ssh; this one was generated for you:");
+        println!("eval \"$(ssh-agent -s)\" >/dev/null; ssh-add {}", private.display());
+    }
+    println!("export MANTA_KEY_ID={fingerprint}");
+    println!();
+    println!("Serving until interrupted (Ctrl-C).");
+}
