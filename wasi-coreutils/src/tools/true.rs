@@ -1,7 +1,7 @@
-//! `true`: not implemented yet.
+//! `true`: exits with status 0, ignoring its arguments.
 
 use std::ffi::OsString;
 
-pub fn main(args: Vec<OsString>) -> i32 {
-    crate::common::not_implemented(&args)
+pub fn main(_args: Vec<OsString>) -> i32 {
+    0
 }
