@@ -174,14 +174,11 @@ impl PublicKey {
         } else {
             skip_options(line)
         };
-        let mut fields = rest.splitn(3, |c: char| c.is_ascii_whitespace());
-        let type_name = fields.next().unwrap_or_default();
-        let b64 = fields
-            .next()
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .ok_or_else(|| KeyError::Malformed("missing base64 key field".into()))?;
-        let comment = fields.next().unwrap_or_default().trim();
+        let (type_name, rest) = split_token(rest);
+        let (b64, comment) = split_token(rest);
+        if b64.is_empty() {
+            return Err(KeyError::Malformed("missing base64 key field".into()));
+        }
         let blob = B64_LENIENT
             .decode(b64)
             .map_err(|e| KeyError::Malformed(format!("key is not base64: {e}")))?;
@@ -254,6 +251,11 @@ impl PublicKey {
             key_type,
             verifier,
         })
+    }
+
+    pub(crate) fn with_comment(mut self, comment: &str) -> PublicKey {
+        self.comment = comment.to_owned();
+        self
     }
 
     /// The key's type.
@@ -369,6 +371,16 @@ fn parse_ecdsa_sig<S, E1, E2>(
     from_raw: impl Fn(&[u8]) -> Result<S, E2>,
 ) -> Option<S> {
     from_der(bytes).ok().or_else(|| from_raw(bytes).ok())
+}
+
+/// Splits off the first whitespace-delimited token; returns it and the
+/// trimmed remainder.
+fn split_token(s: &str) -> (&str, &str) {
+    let s = s.trim_start();
+    match s.find(|c: char| c.is_ascii_whitespace()) {
+        Some(i) => (&s[..i], s[i..].trim()),
+        None => (s, ""),
+    }
 }
 
 fn looks_like_key_type(token: &str) -> bool {

@@ -30,27 +30,31 @@ impl KeyId {
             key_id: raw.to_owned(),
         };
         let rest = raw.strip_prefix('/').ok_or_else(invalid)?;
-        let parts = rest
-            .split('/')
-            .map(decode_part)
-            .collect::<Option<Vec<String>>>()
-            .ok_or_else(invalid)?;
-        let (login, subuser, keys, fp) = match parts.as_slice() {
-            [login, keys, fp] => (login, None, keys, fp),
-            [login, user, keys, fp] => (login, Some(user), keys, fp),
-            _ => return Err(invalid()),
+        let segments: Vec<&str> = rest.split('/').collect();
+        // The fingerprint is everything after `keys`: a SHA256 fingerprint's
+        // base64 may itself contain `/`. The account form is tried first;
+        // the subuser form applies when it does not parse.
+        let parse_at = |keys_at: usize| -> Option<(String, Option<String>, Fingerprint)> {
+            if segments.get(keys_at) != Some(&"keys") || segments.len() <= keys_at + 1 {
+                return None;
+            }
+            let fp = segments[keys_at + 1..].join("/");
+            let fp = percent_decode_str(&fp).decode_utf8().ok()?;
+            let fingerprint = Fingerprint::parse(&fp)?;
+            let login = decode_part(segments[0])?;
+            let subuser = match keys_at {
+                1 => None,
+                _ => Some(decode_part(segments[1])?),
+            };
+            Some((login, subuser, fingerprint))
         };
-        if keys != "keys" {
-            return Err(invalid());
-        }
-        let fingerprint = Fingerprint::parse(fp).ok_or_else(invalid)?;
+        let (login, subuser, fingerprint) = parse_at(1).or_else(|| parse_at(2)).ok_or_else(invalid)?;
         Ok(KeyId {
-            login: login.clone(),
-            subuser: subuser.cloned(),
+            login,
+            subuser,
             fingerprint,
         })
     }
-
     /// A keyId for an account key (MD5 fingerprint, as the CLI sends it).
     pub fn new(login: &str, subuser: Option<&str>, fingerprint: Fingerprint) -> KeyId {
         KeyId {
@@ -104,8 +108,20 @@ mod tests {
 
     #[test]
     fn sha256_fingerprints_are_accepted() {
-        let k = KeyId::parse("/alice/keys/SHA256:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU").unwrap();
-        assert!(matches!(k.fingerprint, Fingerprint::Sha256(_)));
+        for raw in [
+            "/alice/keys/SHA256:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU",
+            "/alice/keys/SHA256:47DEQpj8HBSa+%2FTImW+5JCeuQeRkm5NMpJWZG3hSuFU",
+        ] {
+            let k = KeyId::parse(raw).unwrap();
+            assert!(matches!(k.fingerprint, Fingerprint::Sha256(_)));
+            assert_eq!(k.subuser, None);
+            assert_eq!(k.to_string(), raw.replace("%2F", "/"));
+        }
+        let k = KeyId::parse("/alice/bob/keys/SHA256:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU").unwrap();
+        assert_eq!(k.subuser.as_deref(), Some("bob"));
+        // A subuser literally named `keys` still works.
+        let k = KeyId::parse("/alice/keys/keys/71:cd:44:83:0d:a3:29:f3:90:84:77:02:68:e4:ba:b6").unwrap();
+        assert_eq!(k.subuser.as_deref(), Some("keys"));
     }
 
     #[test]

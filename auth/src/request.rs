@@ -316,3 +316,475 @@ where
         .await;
     pending.finish(looked_up).map(AuthOutcome::Authenticated)
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::sign::{Presign, RequestSigner, SigningKey, http_date};
+    use std::collections::HashMap;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    const RSA: &str = "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQDQlioIbXV2ZlER0VDzWfTQLHTb7fZe9YkE6FI7Y+X+gO/Rd17SXG0a8Ue0JwfwLE76gnbugxoKsmnXzz/hXKORza3nAZusVBQRa9yih4TikanW5eBvP+BXVWKUJuJQIEL11Y/Bj4qhaTCEf2LDIL6TMroDS1OtGyBSbhoy0+zhUMMmfqPA7Bz9+fus9jZzf/9qO2Hy5OyKyTu7tcRj2XPFE/PL5CHUzI3TSHGE1YfNWCeneOHlOJBkBKf65UskWEUzoX+U+CI2bQn6TJhiWGtzS2LaqL/BjGsgIkcdYjvbvzXCAtEpspmXitDICIGxLDgOHa8CnrwtW0ztWRjzh9Fd test";
+    const P256: &str = "ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBNH8XncoUAngQMZnttkDGMqZTv57UWvs1Z0Nr9A+rBtcAbhKkMPfE/ofJqtoMbkCTCrcRUqS5YfohKEiGSmYpNg= vm";
+    const ED25519: &str =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMf6V+NA7W8bMOQAfSmHRntHtu7T7UkFEaRx7HyOEj4k vm";
+
+    /// (date, Authorization) pairs from spec §2.9.
+    const VECTORS: [(&str, &str, Algorithm); 3] = [
+        (
+            "Sun, 22 Nov 2026 01:33:03 GMT",
+            "Signature keyId=\"/alice/keys/71:cd:44:83:0d:a3:29:f3:90:84:77:02:68:e4:ba:b6\",algorithm=\"rsa-sha256\",headers=\"date\",signature=\"sEAvBpey7SdPc1EW+sZz3abDbMmRl3nYRyS6IJ5ruLJTQ0HxBP5OqnntCHN1Q9n/4Y1NWOxYVLSGTy5CCcKuAcr84iYMq+WJJAm049IjXbAJKUBqVC75vmVZB2eO9CPv9uyGED/cDZJUCKsbRRZ3sfC8dmn5d4ixl4wI7yMR8wHQgRstcPp4tpfUVT90chpc3JrUHK3jDN9m0+fTSGYmaPKEtpr0iT0qQyBdI9UNezfuKJhkBeFO6DAxXpzXJg7+YIcHf9SaZzeH3A4USVoh0cyQcrhhWuwos9DA1ZenvQRr+VQKDiyFHS+MrBe5yMqT+oZ6wnp6xhMOZCsErg674Q==\"",
+            Algorithm::RsaSha256,
+        ),
+        (
+            "Sun, 22 Nov 2026 01:33:04 GMT",
+            "Signature keyId=\"/alice/keys/a5:1b:d9:cd:f1:25:29:66:20:ff:ab:84:45:94:03:9a\",algorithm=\"ecdsa-sha256\",headers=\"date\",signature=\"MEUCIQDocd3YOy/culw5HKbl/2svMEH7v898iS25/W+5ubezDQIgckZOBcFXWDNeLqJ/ThZK9FODEAfZqfZdGZWCK4bvs20=\"",
+            Algorithm::EcdsaSha256,
+        ),
+        (
+            "Sun, 22 Nov 2026 01:33:04 GMT",
+            "Signature keyId=\"/alice/keys/5a:4c:27:b4:10:75:8a:f2:b2:e9:96:8c:83:2b:dc:31\",algorithm=\"ed25519-sha512\",headers=\"date\",signature=\"/yJ3o07tfGr57k8vSNGX7XKcOuCeOFxRlkTdSl4ZexnNzKp8vP3+zC8/22zCzyH9M5omrP9VSrBKUn9LD4LPAw==\"",
+            Algorithm::Ed25519Sha512,
+        ),
+    ];
+
+    const PRESIGNED_RSA: &str = "/alice/stor/dir/a%20b%2Bc.txt?algorithm=RSA-SHA256&expires=1700000000&keyId=%2Falice%2Fkeys%2F71%3Acd%3A44%3A83%3A0d%3Aa3%3A29%3Af3%3A90%3A84%3A77%3A02%3A68%3Ae4%3Aba%3Ab6&method=GET%2CHEAD&role=ops&signature=KrlIjX%2F%2BBLA4v8Tu1d3%2FF63JAckpAE4NoK03oN9h%2B05fBGpQduDkpDEBncqB04qrxL%2F6AuanPbm0R8j9J6V%2FBAK4%2FO1RH9QucDO2DxWv3ggUjN3xBkye70AO3cBguVtG7K5a7oRVDBV7NANHQ3kzsDjoJu%2FN8TzL4Q8xl3rJMEQRHcEKjIQpw8v1W7A77NNoEpfWD64vOi5hZACkQMoee6WYYCvXUZVS678kb0KJn0gjaO72H7rKb34owwisZIl4kYXyb2d6%2FQtvz5ILoC5lVmwR0N1VIylOmih2wJuJ1f0jVzGQPPnn60XaY5%2BzrelVoK1xx1MKl6WdSzpGmIbuDQ%3D%3D";
+    const PRESIGNED_ED25519: &str = "/alice/public/x.txt?algorithm=ED25519-SHA512&expires=1700000000&keyId=%2Falice%2Fkeys%2F5a%3A4c%3A27%3Ab4%3A10%3A75%3A8a%3Af2%3Ab2%3Ae9%3A96%3A8c%3A83%3A2b%3Adc%3A31&signature=eqEVWY4T13jiP5tO%2BIaUFArRNER6c0lrVAN0wbJDyM5RSwgUMY4FmzHMTvmqCnLcpG%2BxBGzycIkMBiBNdwx1Dw%3D%3D";
+
+    /// An in-memory key store with the accounts the tests need.
+    #[derive(Default)]
+    pub(crate) struct Store {
+        /// (login, subuser) -> keys
+        keys: HashMap<(String, Option<String>), Vec<PublicKey>>,
+        blocked: Vec<String>,
+        down: bool,
+    }
+
+    impl Store {
+        pub(crate) fn add(&mut self, login: &str, subuser: Option<&str>, key: PublicKey) {
+            self.keys
+                .entry((login.to_owned(), subuser.map(str::to_owned)))
+                .or_default()
+                .push(key);
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl KeyLookup for Store {
+        async fn lookup(
+            &self,
+            login: &str,
+            subuser: Option<&str>,
+            fingerprint: &Fingerprint,
+        ) -> Result<Option<PublicKey>, LookupError> {
+            if self.down {
+                return Err(LookupError::Unavailable("store is down".into()));
+            }
+            if !self.keys.keys().any(|(l, _)| l == login) {
+                return Err(LookupError::AccountNotFound);
+            }
+            if self.blocked.iter().any(|b| b == login) {
+                return Err(LookupError::AccountBlocked);
+            }
+            let Some(keys) = self.keys.get(&(login.to_owned(), subuser.map(str::to_owned))) else {
+                return Err(LookupError::UserNotFound);
+            };
+            Ok(keys.iter().find(|k| k.matches(fingerprint)).cloned())
+        }
+    }
+
+    fn spec_store() -> Store {
+        let mut store = Store::default();
+        for line in [RSA, P256, ED25519] {
+            store.add("alice", None, PublicKey::from_openssh(line).unwrap());
+        }
+        store
+    }
+
+    fn at(date: &str) -> SystemTime {
+        httpdate::parse_http_date(date).unwrap()
+    }
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (k, v) in pairs {
+            map.append(
+                http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                v.parse().unwrap(),
+            );
+        }
+        map
+    }
+
+    fn run(
+        store: &Store,
+        method: &str,
+        target: &str,
+        hdrs: &HeaderMap,
+        now: SystemTime,
+    ) -> Result<AuthOutcome, AuthError> {
+        let parts = RequestParts {
+            method,
+            raw_path_and_query: target,
+            headers: hdrs,
+            now,
+        };
+        futures_lite_block_on(authenticate(&parts, store))
+    }
+
+    /// Drives a future to completion on a fresh current-thread runtime.
+    fn futures_lite_block_on<F: std::future::Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(f)
+    }
+
+    fn caller(outcome: Result<AuthOutcome, AuthError>) -> Caller {
+        match outcome {
+            Ok(AuthOutcome::Authenticated(c)) => c,
+            other => panic!("expected an authenticated caller, got {other:?}"),
+        }
+    }
+
+    fn err_code(outcome: Result<AuthOutcome, AuthError>) -> &'static str {
+        outcome.unwrap_err().code()
+    }
+
+    #[test]
+    fn spec_header_vectors_verify() {
+        let store = spec_store();
+        for (date, auth, alg) in VECTORS {
+            let h = headers(&[("date", date), ("authorization", auth)]);
+            let c = caller(run(&store, "GET", "/alice/stor", &h, at(date)));
+            assert_eq!(c.login, "alice");
+            assert_eq!(c.subuser, None);
+            assert_eq!(c.algorithm, alg);
+            assert!(auth.contains(&c.fingerprint.to_string()));
+            assert_eq!(c.presigned, None);
+        }
+    }
+
+    #[test]
+    fn spec_header_vectors_fail_when_anything_changes() {
+        let store = spec_store();
+        for (date, auth, _) in VECTORS {
+            // Another date (still inside the window) changes the signed bytes.
+            let other_date = "Sun, 22 Nov 2026 01:33:05 GMT";
+            let h = headers(&[("date", other_date), ("authorization", auth)]);
+            assert_eq!(err_code(run(&store, "GET", "/", &h, at(date))), "InvalidSignature");
+            // A flipped signature character.
+            let sig_start = auth.find("signature=\"").unwrap() + 11;
+            let mut tampered = auth.to_owned();
+            let flipped = if &auth[sig_start + 2..sig_start + 3] == "A" { "B" } else { "A" };
+            tampered.replace_range(sig_start + 2..sig_start + 3, flipped);
+            let h = headers(&[("date", date), ("authorization", &tampered)]);
+            assert_eq!(err_code(run(&store, "GET", "/", &h, at(date))), "InvalidSignature");
+            // Garbage base64.
+            let garbage = format!("{}!!!\"", &auth[..sig_start]);
+            let h = headers(&[("date", date), ("authorization", &garbage)]);
+            assert_eq!(err_code(run(&store, "GET", "/", &h, at(date))), "InvalidSignature");
+        }
+    }
+
+    #[test]
+    fn spec_vectors_respect_the_clock() {
+        let store = spec_store();
+        let (date, auth, _) = VECTORS[0];
+        let h = headers(&[("date", date), ("authorization", auth)]);
+        let now = at(date);
+        assert!(run(&store, "GET", "/", &h, now + Duration::from_secs(300)).is_ok());
+        assert_eq!(
+            err_code(run(&store, "GET", "/", &h, now + Duration::from_secs(301))),
+            "RequestExpired"
+        );
+        assert!(run(&store, "GET", "/", &h, now - Duration::from_secs(300)).is_ok());
+        assert_eq!(
+            err_code(run(&store, "GET", "/", &h, now - Duration::from_secs(301))),
+            "InvalidHeader"
+        );
+    }
+
+    #[test]
+    fn wrong_algorithm_for_the_key_is_invalid_algorithm() {
+        let store = spec_store();
+        let (date, auth, _) = VECTORS[0];
+        let swapped = auth.replace("rsa-sha256", "ecdsa-sha256");
+        let h = headers(&[("date", date), ("authorization", &swapped)]);
+        assert_eq!(err_code(run(&store, "GET", "/", &h, at(date))), "InvalidAlgorithm");
+        // Same family, other hash: verifies with the wrong digest.
+        let other_hash = auth.replace("rsa-sha256", "rsa-sha512");
+        let h = headers(&[("date", date), ("authorization", &other_hash)]);
+        assert_eq!(err_code(run(&store, "GET", "/", &h, at(date))), "InvalidSignature");
+        let unknown = auth.replace("rsa-sha256", "hmac-sha256");
+        let h = headers(&[("date", date), ("authorization", &unknown)]);
+        let err = run(&store, "GET", "/", &h, at(date)).unwrap_err();
+        assert_eq!((err.code(), err.http_status()), ("InvalidAlgorithm", 401));
+    }
+
+    #[test]
+    fn lookup_outcomes_map_to_manta_codes() {
+        let (date, auth, _) = VECTORS[2];
+        let h = headers(&[("date", date), ("authorization", auth)]);
+        let now = at(date);
+
+        let mut store = Store::default();
+        store.add("alice", None, PublicKey::from_openssh(RSA).unwrap());
+        let err = run(&store, "GET", "/", &h, now).unwrap_err();
+        assert_eq!(err.code(), "KeyDoesNotExist");
+        assert_eq!(
+            err.message(),
+            "/alice/keys/5a:4c:27:b4:10:75:8a:f2:b2:e9:96:8c:83:2b:dc:31 does not exist"
+        );
+
+        let err = run(&Store::default(), "GET", "/", &h, now).unwrap_err();
+        assert_eq!((err.code(), err.message().as_str()), ("AccountDoesNotExist", "alice does not exist"));
+
+        let mut blocked = spec_store();
+        blocked.blocked.push("alice".into());
+        assert_eq!(err_code(run(&blocked, "GET", "/", &h, now)), "AccountBlocked");
+
+        let mut down = spec_store();
+        down.down = true;
+        let err = run(&down, "GET", "/", &h, now).unwrap_err();
+        assert_eq!((err.code(), err.http_status()), ("ServiceUnavailable", 503));
+
+        let sub = auth.replace("/alice/keys/", "/alice/bob/keys/");
+        let h = headers(&[("date", date), ("authorization", &sub)]);
+        let err = run(&spec_store(), "GET", "/", &h, now).unwrap_err();
+        assert_eq!((err.code(), err.message().as_str()), ("UserDoesNotExist", "alice/bob does not exist"));
+    }
+
+    #[test]
+    fn a_store_returning_the_wrong_key_does_not_authenticate() {
+        let (date, auth, _) = VECTORS[2];
+        let pending = match prepare(&RequestParts {
+            method: "GET",
+            raw_path_and_query: "/",
+            headers: &headers(&[("date", date), ("authorization", auth)]),
+            now: at(date),
+        })
+        .unwrap()
+        {
+            Prepared::Verify(p) => p,
+            Prepared::Anonymous => panic!("signed request classified anonymous"),
+        };
+        let other = PublicKey::from_openssh(P256).unwrap();
+        assert_eq!(pending.finish(Ok(Some(other))).unwrap_err().code(), "KeyDoesNotExist");
+    }
+
+    #[test]
+    fn key_ids_in_sha256_form_find_the_same_key() {
+        let (date, auth, _) = VECTORS[2];
+        let key = PublicKey::from_openssh(ED25519).unwrap();
+        let sha_form = auth.replace(&key.fingerprint_md5(), &key.fingerprint_sha256());
+        let h = headers(&[("date", date), ("authorization", &sha_form)]);
+        let c = caller(run(&spec_store(), "GET", "/", &h, at(date)));
+        assert_eq!(c.fingerprint, key.md5());
+        let bad = auth.replace("/alice/keys/", "/alice/kees/");
+        let h = headers(&[("date", date), ("authorization", &bad)]);
+        assert_eq!(err_code(run(&spec_store(), "GET", "/", &h, at(date))), "InvalidKeyId");
+    }
+
+    #[test]
+    fn anonymous_requests() {
+        let store = spec_store();
+        let date = "Sun, 22 Nov 2026 01:33:03 GMT";
+        let h = headers(&[("date", date)]);
+        assert_eq!(run(&store, "GET", "/alice/public/x", &h, at(date)), Ok(AuthOutcome::Anonymous));
+        // The Date check applies to anonymous requests too.
+        assert_eq!(
+            err_code(run(&store, "GET", "/alice/public/x", &h, at(date) + Duration::from_secs(301))),
+            "RequestExpired"
+        );
+        let h = headers(&[("date", "not a date")]);
+        assert_eq!(err_code(run(&store, "GET", "/", &h, at(date))), "InvalidHeader");
+        // No Date and no Authorization is allowed.
+        assert_eq!(run(&store, "GET", "/", &HeaderMap::new(), at(date)), Ok(AuthOutcome::Anonymous));
+        // Query keys that are not presign keys keep it anonymous.
+        assert_eq!(classify(&HeaderMap::new(), "/a/stor?limit=5&marker=x"), RequestKind::Anonymous);
+    }
+
+    #[test]
+    fn classification() {
+        let auth = headers(&[("authorization", "Signature x")]);
+        assert_eq!(classify(&auth, "/a?signature=x"), RequestKind::Signed);
+        assert_eq!(classify(&HeaderMap::new(), "/a?signature=x"), RequestKind::Presigned);
+        assert_eq!(classify(&HeaderMap::new(), "/a?expires=1"), RequestKind::Presigned);
+        assert_eq!(classify(&HeaderMap::new(), "/a"), RequestKind::Anonymous);
+    }
+
+    #[test]
+    fn malformed_authorization_headers() {
+        let store = spec_store();
+        let date = "Sun, 22 Nov 2026 01:33:03 GMT";
+        let cases = [
+            ("Signature", "InvalidHeader"),
+            ("Basic YTpi", "AuthorizationSchemeNotAllowed"),
+            ("Signature keyId=\"/alice/keys/x\"", "InvalidHeader"),
+            (
+                "Signature keyId=\"/alice/keys/x\",algorithm=\"rsa-sha256\",headers=\"host\",signature=\"c2ln\"",
+                "InvalidHeader",
+            ),
+            (
+                "Signature keyId=\"/alice/keys/x\",algorithm=\"rsa-sha256\",headers=\"date x-missing\",signature=\"c2ln\"",
+                "InvalidKeyId",
+            ),
+            (
+                "Signature keyId=\"/alice/keys/5a:4c:27:b4:10:75:8a:f2:b2:e9:96:8c:83:2b:dc:31\",algorithm=\"ed25519-sha512\",headers=\"date x-missing\",signature=\"c2ln\"",
+                "InvalidHeader",
+            ),
+        ];
+        for (auth, code) in cases {
+            let h = headers(&[("date", date), ("authorization", auth)]);
+            assert_eq!(err_code(run(&store, "GET", "/", &h, at(date))), code, "{auth}");
+        }
+        let (date, auth, _) = VECTORS[0];
+        let h = headers(&[("date", date), ("authorization", auth), ("authorization", auth)]);
+        assert_eq!(err_code(run(&store, "GET", "/", &h, at(date))), "InvalidHeader");
+    }
+
+    #[test]
+    fn spec_presigned_vectors_verify() {
+        let store = spec_store();
+        let before = UNIX_EPOCH + Duration::from_secs(1_699_999_000);
+        let h = headers(&[("host", "manta.example.com")]);
+        for method in ["GET", "HEAD"] {
+            let c = caller(run(&store, method, PRESIGNED_RSA, &h, before));
+            let p = c.presigned.unwrap();
+            assert_eq!(p.methods, ["GET", "HEAD"]);
+            assert_eq!(p.role.as_deref(), Some("ops"));
+            assert_eq!(p.expires, 1_700_000_000);
+            assert_eq!(c.algorithm, Algorithm::RsaSha256);
+        }
+        let c = caller(run(&store, "GET", PRESIGNED_ED25519, &h, before));
+        assert_eq!(c.algorithm, Algorithm::Ed25519Sha512);
+        assert_eq!(c.presigned.unwrap().role, None);
+    }
+
+    #[test]
+    fn spec_presigned_vectors_fail_when_anything_changes() {
+        let store = spec_store();
+        let before = UNIX_EPOCH + Duration::from_secs(1_699_999_000);
+        let host = headers(&[("host", "manta.example.com")]);
+        // Signed for GET only: HEAD rebuilds a different string.
+        assert_eq!(err_code(run(&store, "HEAD", PRESIGNED_ED25519, &host, before)), "InvalidSignature");
+        assert_eq!(
+            err_code(run(&store, "PUT", PRESIGNED_RSA, &host, before)),
+            "InvalidQueryStringAuthentication"
+        );
+        let after = UNIX_EPOCH + Duration::from_secs(1_700_000_001);
+        assert_eq!(
+            err_code(run(&store, "GET", PRESIGNED_RSA, &host, after)),
+            "InvalidQueryStringAuthentication"
+        );
+        let other_host = headers(&[("host", "manta.example.com:443")]);
+        assert_eq!(err_code(run(&store, "GET", PRESIGNED_RSA, &other_host, before)), "InvalidSignature");
+        let other_path = PRESIGNED_RSA.replace("a%20b", "a%20c");
+        assert_eq!(err_code(run(&store, "GET", &other_path, &host, before)), "InvalidSignature");
+        let later = PRESIGNED_RSA.replace("expires=1700000000", "expires=1800000000");
+        assert_eq!(err_code(run(&store, "GET", &later, &host, before)), "InvalidSignature");
+        let extra = format!("{PRESIGNED_RSA}&metadata=true");
+        assert_eq!(err_code(run(&store, "GET", &extra, &host, before)), "InvalidSignature");
+        let no_role = PRESIGNED_RSA.replace("&role=ops", "");
+        assert_eq!(err_code(run(&store, "GET", &no_role, &host, before)), "InvalidSignature");
+        // A raw `+` that query decoding turns into a space still verifies.
+        let raw_plus = PRESIGNED_ED25519.replace("%2B", "+");
+        assert!(run(&store, "GET", &raw_plus, &host, before).is_ok());
+        // Presigned requests with an Authorization header are treated as signed.
+        let both = headers(&[("host", "manta.example.com"), ("authorization", "Basic x")]);
+        assert_eq!(
+            err_code(run(&store, "GET", PRESIGNED_RSA, &both, before)),
+            "AuthorizationSchemeNotAllowed"
+        );
+    }
+
+    fn fixture(name: &str) -> SigningKey {
+        let path = format!("{}/testdata/{name}", env!("CARGO_MANIFEST_DIR"));
+        let pem = std::fs::read_to_string(&path).unwrap();
+        SigningKey::from_openssh(&pem).unwrap()
+    }
+
+    pub(crate) const FIXTURES: [&str; 5] = ["rsa_2048", "ecdsa_256", "ecdsa_384", "ecdsa_521", "ed25519"];
+
+    #[test]
+    fn sign_then_verify_every_algorithm() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_790_000_000);
+        let date = http_date(now);
+        for name in FIXTURES {
+            let key = fixture(name);
+            let algorithms: Vec<Algorithm> = Algorithm::ALL
+                .into_iter()
+                .filter(|a| a.fits(key.public_key().key_type()))
+                .collect();
+            assert!(!algorithms.is_empty());
+            for alg in algorithms {
+                for subuser in [None, Some("bob")] {
+                    let mut store = Store::default();
+                    store.add("alice", None, PublicKey::from_openssh(P256).unwrap());
+                    store.add("alice", subuser, key.public_key().clone());
+                    let signer = RequestSigner::new(fixture(name), "alice", subuser)
+                        .with_algorithm(alg)
+                        .unwrap();
+                    let auth = signer.authorization(&date).unwrap();
+                    let h = headers(&[("date", &date), ("authorization", &auth)]);
+                    let c = caller(run(&store, "PUT", "/alice/stor/x", &h, now));
+                    assert_eq!((c.algorithm, c.subuser.as_deref()), (alg, subuser), "{name}");
+                    assert_eq!(c.fingerprint, key.public_key().md5());
+
+                    // The same signature over another date must not verify.
+                    let other = http_date(now + Duration::from_secs(1));
+                    let h = headers(&[("date", &other), ("authorization", &auth)]);
+                    assert_eq!(err_code(run(&store, "PUT", "/", &h, now)), "InvalidSignature", "{name} {alg}");
+
+                    let url = signer
+                        .presign(&Presign {
+                            methods: &["HEAD", "GET"],
+                            host: "127.0.0.1:8089",
+                            raw_path: "/alice/stor/a%20b",
+                            expires: 1_790_000_100,
+                            role: Some("ops,admin"),
+                        })
+                        .unwrap();
+                    assert!(url.contains("&method=GET%2CHEAD&role=ops%2Cadmin&signature="), "{url}");
+                    let host = headers(&[("host", "127.0.0.1:8089")]);
+                    let c = caller(run(&store, "HEAD", &url, &host, now));
+                    assert_eq!(c.presigned.unwrap().role.as_deref(), Some("ops,admin"));
+                    assert_eq!(err_code(run(&store, "DELETE", &url, &host, now)), "InvalidQueryStringAuthentication");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn general_header_lists_with_request_target_and_x_date() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_790_000_000);
+        let xdate = http_date(now);
+        let key = fixture("ed25519");
+        let mut store = Store::default();
+        store.add("alice", None, key.public_key().clone());
+        let signer = RequestSigner::new(key, "alice", None);
+        let target = "/alice/stor/a%20b?metadata=true";
+        let to_sign = format!(
+            "(request-target): put {target}\nhost: h.example\nx-date: {xdate}\ncontent-type: a, b"
+        );
+        let auth = signer
+            .authorization_for(&["(request-target)", "host", "x-date", "content-type"], &to_sign)
+            .unwrap();
+        let h = headers(&[
+            ("host", "h.example"),
+            ("x-date", &xdate),
+            ("content-type", "a"),
+            ("content-type", "b"),
+            ("authorization", &auth),
+        ]);
+        assert!(run(&store, "PUT", target, &h, now).is_ok());
+        assert_eq!(err_code(run(&store, "POST", target, &h, now)), "InvalidSignature");
+        assert_eq!(err_code(run(&store, "PUT", "/alice/stor/a%20b", &h, now)), "InvalidSignature");
+        // x-date is subject to the same window.
+        assert_eq!(
+            err_code(run(&store, "PUT", target, &h, now + Duration::from_secs(301))),
+            "RequestExpired"
+        );
+    }
+}
