@@ -1,7 +1,7 @@
-//! `gunzip`: not implemented yet.
+//! `gunzip`: see `crate::files::gz` for what is supported.
 
 use std::ffi::OsString;
 
 pub fn main(args: Vec<OsString>) -> i32 {
-    crate::common::not_implemented(&args)
+    crate::files::gz::main(args, crate::files::gz::Mode::Gunzip)
 }

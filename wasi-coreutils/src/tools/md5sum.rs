@@ -1,7 +1,7 @@
-//! `md5sum`: not implemented yet.
+//! `md5sum`: see `crate::files::hashsum` for what is supported.
 
 use std::ffi::OsString;
 
 pub fn main(args: Vec<OsString>) -> i32 {
-    crate::common::not_implemented(&args)
+    crate::files::hashsum::main(args, crate::files::hashsum::Algo::Md5)
 }

@@ -1,7 +1,7 @@
-//! `sha256sum`: not implemented yet.
+//! `sha256sum`: see `crate::files::hashsum` for what is supported.
 
 use std::ffi::OsString;
 
 pub fn main(args: Vec<OsString>) -> i32 {
-    crate::common::not_implemented(&args)
+    crate::files::hashsum::main(args, crate::files::hashsum::Algo::Sha256)
 }
