@@ -80,7 +80,12 @@ mod tests {
 
     #[test]
     fn unparsable_dates_are_invalid_header() {
-        for bad in ["", "yesterday", "Sun, 32 Nov 2026 01:33:03 GMT", "1700000000"] {
+        for bad in [
+            "",
+            "yesterday",
+            "Sun, 32 Nov 2026 01:33:03 GMT",
+            "1700000000",
+        ] {
             let err = check_date("date", bad, at(0)).unwrap_err();
             assert_eq!(err.message(), "Date header is invalid", "{bad:?}");
         }
@@ -89,7 +94,14 @@ mod tests {
     #[test]
     fn extreme_clocks_do_not_overflow() {
         assert!(check_date("date", DATE, UNIX_EPOCH).is_err());
-        assert!(check_date("date", DATE, UNIX_EPOCH - Duration::from_secs(u32::MAX.into())).is_err());
+        assert!(
+            check_date(
+                "date",
+                DATE,
+                UNIX_EPOCH - Duration::from_secs(u32::MAX.into())
+            )
+            .is_err()
+        );
         assert_eq!(unix_secs(UNIX_EPOCH - Duration::from_secs(5)), -5);
     }
 }

@@ -103,7 +103,10 @@ pub fn parse_authorization(value: &str) -> Result<SignatureParams, AuthError> {
     let headers = match headers {
         None => vec!["date".to_owned()],
         Some(list) => {
-            let list: Vec<String> = list.split_ascii_whitespace().map(str::to_ascii_lowercase).collect();
+            let list: Vec<String> = list
+                .split_ascii_whitespace()
+                .map(str::to_ascii_lowercase)
+                .collect();
             if list.is_empty() {
                 return Err(invalid("headers is empty"));
             }
@@ -214,7 +217,10 @@ mod tests {
     #[test]
     fn parses_the_cli_form_and_renders_it_back() {
         let p = parse_authorization(CLI).unwrap();
-        assert_eq!(p.key_id, "/alice/keys/71:cd:44:83:0d:a3:29:f3:90:84:77:02:68:e4:ba:b6");
+        assert_eq!(
+            p.key_id,
+            "/alice/keys/71:cd:44:83:0d:a3:29:f3:90:84:77:02:68:e4:ba:b6"
+        );
         assert_eq!(p.algorithm, "rsa-sha256");
         assert_eq!(p.headers, ["date"]);
         assert_eq!(p.signature, "sEAv==");
@@ -273,7 +279,8 @@ mod tests {
 
     #[test]
     fn unsupported_algorithm_lists_supported_ones() {
-        let p = parse_authorization("Signature keyId=\"a\",algorithm=\"dsa-sha1\",signature=\"s\"").unwrap();
+        let p = parse_authorization("Signature keyId=\"a\",algorithm=\"dsa-sha1\",signature=\"s\"")
+            .unwrap();
         let err = p.algorithm().unwrap_err();
         assert_eq!(err.code(), "InvalidAlgorithm");
         assert!(err.message().contains("rsa-sha256") && err.message().contains("ed25519-sha512"));

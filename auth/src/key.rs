@@ -201,8 +201,14 @@ impl PublicKey {
         let data = parsed.key_data();
         let invalid = |e: &dyn fmt::Display| KeyError::Invalid(e.to_string());
         let (key_type, verifier) = if let Some(rsa_key) = data.rsa() {
-            let n = rsa_key.n.as_positive_bytes().ok_or_else(|| invalid(&"bad modulus"))?;
-            let e = rsa_key.e.as_positive_bytes().ok_or_else(|| invalid(&"bad exponent"))?;
+            let n = rsa_key
+                .n
+                .as_positive_bytes()
+                .ok_or_else(|| invalid(&"bad modulus"))?;
+            let e = rsa_key
+                .e
+                .as_positive_bytes()
+                .ok_or_else(|| invalid(&"bad exponent"))?;
             let key = rsa::RsaPublicKey::new_with_max_size(
                 rsa::BigUint::from_bytes_be(n),
                 rsa::BigUint::from_bytes_be(e),
@@ -320,8 +326,12 @@ impl PublicKey {
             return false;
         }
         match (&self.verifier, algorithm) {
-            (Verifier::Rsa(key), Algorithm::RsaSha1) => verify_rsa::<sha1::Sha1>(key, data, signature),
-            (Verifier::Rsa(key), Algorithm::RsaSha256) => verify_rsa::<Sha256>(key, data, signature),
+            (Verifier::Rsa(key), Algorithm::RsaSha1) => {
+                verify_rsa::<sha1::Sha1>(key, data, signature)
+            }
+            (Verifier::Rsa(key), Algorithm::RsaSha256) => {
+                verify_rsa::<Sha256>(key, data, signature)
+            }
             (Verifier::Rsa(key), Algorithm::RsaSha512) => {
                 verify_rsa::<sha2::Sha512>(key, data, signature)
             }
@@ -416,9 +426,24 @@ mod tests {
     #[test]
     fn spec_vector_md5_fingerprints() {
         let cases = [
-            (RSA, KeyType::Rsa, "71:cd:44:83:0d:a3:29:f3:90:84:77:02:68:e4:ba:b6", "test"),
-            (P256, KeyType::EcdsaP256, "a5:1b:d9:cd:f1:25:29:66:20:ff:ab:84:45:94:03:9a", "vm"),
-            (ED25519, KeyType::Ed25519, "5a:4c:27:b4:10:75:8a:f2:b2:e9:96:8c:83:2b:dc:31", "vm"),
+            (
+                RSA,
+                KeyType::Rsa,
+                "71:cd:44:83:0d:a3:29:f3:90:84:77:02:68:e4:ba:b6",
+                "test",
+            ),
+            (
+                P256,
+                KeyType::EcdsaP256,
+                "a5:1b:d9:cd:f1:25:29:66:20:ff:ab:84:45:94:03:9a",
+                "vm",
+            ),
+            (
+                ED25519,
+                KeyType::Ed25519,
+                "5a:4c:27:b4:10:75:8a:f2:b2:e9:96:8c:83:2b:dc:31",
+                "vm",
+            ),
         ];
         for (line, ty, md5, comment) in cases {
             let key = PublicKey::from_openssh(line).unwrap();
@@ -435,9 +460,15 @@ mod tests {
 
     #[test]
     fn options_prefix_and_extra_whitespace_are_accepted() {
-        let line = format!("no-pty,command=\"echo a b\" {}", ED25519.replace(' ', "   "));
+        let line = format!(
+            "no-pty,command=\"echo a b\" {}",
+            ED25519.replace(' ', "   ")
+        );
         let key = PublicKey::from_openssh(&line).unwrap();
-        assert_eq!(key.fingerprint_md5(), "5a:4c:27:b4:10:75:8a:f2:b2:e9:96:8c:83:2b:dc:31");
+        assert_eq!(
+            key.fingerprint_md5(),
+            "5a:4c:27:b4:10:75:8a:f2:b2:e9:96:8c:83:2b:dc:31"
+        );
     }
 
     #[test]
@@ -480,5 +511,30 @@ mod tests {
         ] {
             assert_eq!(Fingerprint::parse(bad), None, "{bad:?}");
         }
+    }
+
+    /// OpenSSL (and so the Node CLI) does not normalize ECDSA `s` to the low
+    /// half; both halves must verify.
+    #[test]
+    fn ecdsa_high_s_signatures_verify() {
+        let pem =
+            std::fs::read_to_string(format!("{}/testdata/ecdsa_256", env!("CARGO_MANIFEST_DIR")))
+                .unwrap();
+        let key = crate::sign::SigningKey::from_openssh(&pem).unwrap();
+        let der = key.sign(Algorithm::EcdsaSha256, b"date: x").unwrap();
+        let sig = p256::ecdsa::Signature::from_der(&der).unwrap();
+        let flipped =
+            p256::ecdsa::Signature::from_scalars(sig.r().to_bytes(), (-*sig.s()).to_bytes())
+                .unwrap();
+        assert_ne!(sig, flipped);
+        let public = key.public_key();
+        for s in [sig, flipped] {
+            assert!(public.verify(Algorithm::EcdsaSha256, b"date: x", s.to_der().as_bytes()));
+            // Raw r||s is accepted too.
+            assert!(public.verify(Algorithm::EcdsaSha256, b"date: x", &s.to_bytes()));
+            assert!(!public.verify(Algorithm::EcdsaSha256, b"date: y", s.to_der().as_bytes()));
+        }
+        assert!(!public.verify(Algorithm::EcdsaSha256, b"date: x", &der[..der.len() - 1]));
+        assert!(!public.verify(Algorithm::EcdsaSha256, b"date: x", b""));
     }
 }

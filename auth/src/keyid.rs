@@ -48,7 +48,8 @@ impl KeyId {
             };
             Some((login, subuser, fingerprint))
         };
-        let (login, subuser, fingerprint) = parse_at(1).or_else(|| parse_at(2)).ok_or_else(invalid)?;
+        let (login, subuser, fingerprint) =
+            parse_at(1).or_else(|| parse_at(2)).ok_or_else(invalid)?;
         Ok(KeyId {
             login,
             subuser,
@@ -117,10 +118,12 @@ mod tests {
             assert_eq!(k.subuser, None);
             assert_eq!(k.to_string(), raw.replace("%2F", "/"));
         }
-        let k = KeyId::parse("/alice/bob/keys/SHA256:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU").unwrap();
+        let k = KeyId::parse("/alice/bob/keys/SHA256:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU")
+            .unwrap();
         assert_eq!(k.subuser.as_deref(), Some("bob"));
         // A subuser literally named `keys` still works.
-        let k = KeyId::parse("/alice/keys/keys/71:cd:44:83:0d:a3:29:f3:90:84:77:02:68:e4:ba:b6").unwrap();
+        let k = KeyId::parse("/alice/keys/keys/71:cd:44:83:0d:a3:29:f3:90:84:77:02:68:e4:ba:b6")
+            .unwrap();
         assert_eq!(k.subuser.as_deref(), Some("keys"));
     }
 

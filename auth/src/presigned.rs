@@ -52,7 +52,9 @@ pub fn parse_query(query: &str) -> Vec<(String, String)> {
 
 /// Whether the decoded query carries any presigned-URL key.
 pub fn has_presign_keys(params: &[(String, String)]) -> bool {
-    params.iter().any(|(k, _)| PRESIGN_KEYS.contains(&k.as_str()))
+    params
+        .iter()
+        .any(|(k, _)| PRESIGN_KEYS.contains(&k.as_str()))
 }
 
 /// The 4-line signing string: sorted methods joined by `,`, host, raw path,
@@ -66,7 +68,8 @@ pub fn signing_string(
 ) -> String {
     let mut methods = methods.to_vec();
     methods.sort();
-    let mut params: Vec<&(String, String)> = params.iter().filter(|(k, _)| k != "signature").collect();
+    let mut params: Vec<&(String, String)> =
+        params.iter().filter(|(k, _)| k != "signature").collect();
     params.sort_by(|a, b| a.0.cmp(&b.0));
     let query = params
         .iter()
@@ -120,7 +123,9 @@ pub fn prepare(
         let mut values = params.iter().filter(|(k, _)| k == key).map(|(_, v)| v);
         let first = values.next().cloned();
         if values.next().is_some() {
-            return Err(qs_error(format!("parameter \"{key}\" was given more than once")));
+            return Err(qs_error(format!(
+                "parameter \"{key}\" was given more than once"
+            )));
         }
         Ok(first)
     };
@@ -203,9 +208,15 @@ mod tests {
 
     #[test]
     fn rfc3986_matches_the_cli() {
-        assert_eq!(rfc3986_encode("/alice/keys/71:cd"), "%2Falice%2Fkeys%2F71%3Acd");
+        assert_eq!(
+            rfc3986_encode("/alice/keys/71:cd"),
+            "%2Falice%2Fkeys%2F71%3Acd"
+        );
         assert_eq!(rfc3986_encode("GET,HEAD"), "GET%2CHEAD");
-        assert_eq!(rfc3986_encode("a!'()*~-_.z ü"), "a%21%27%28%29%2A~-_.z%20%C3%BC");
+        assert_eq!(
+            rfc3986_encode("a!'()*~-_.z ü"),
+            "a%21%27%28%29%2A~-_.z%20%C3%BC"
+        );
     }
 
     #[test]
@@ -231,16 +242,37 @@ mod tests {
         };
         assert_eq!(
             code_msg(prepare("PUT", host, RSA_URL, before_expiry())),
-            ("InvalidQueryStringAuthentication", "PUT was not a signed method".into())
+            (
+                "InvalidQueryStringAuthentication",
+                "PUT was not a signed method".into()
+            )
         );
         assert_eq!(
-            code_msg(prepare("GET", host, RSA_URL, UNIX_EPOCH + Duration::from_secs(1_700_000_001))),
+            code_msg(prepare(
+                "GET",
+                host,
+                RSA_URL,
+                UNIX_EPOCH + Duration::from_secs(1_700_000_001)
+            )),
             ("InvalidQueryStringAuthentication", "request expired".into())
         );
         // Exactly at expiry is still valid.
-        assert!(prepare("GET", host, RSA_URL, UNIX_EPOCH + Duration::from_secs(1_700_000_000)).is_ok());
+        assert!(
+            prepare(
+                "GET",
+                host,
+                RSA_URL,
+                UNIX_EPOCH + Duration::from_secs(1_700_000_000)
+            )
+            .is_ok()
+        );
         assert_eq!(
-            code_msg(prepare("GET", host, "/a/stor/x?expires=1&keyId=%2Fa%2Fkeys%2Fx", before_expiry())),
+            code_msg(prepare(
+                "GET",
+                host,
+                "/a/stor/x?expires=1&keyId=%2Fa%2Fkeys%2Fx",
+                before_expiry()
+            )),
             (
                 "InvalidQueryStringAuthentication",
                 "parameters \"algorithm, signature\" are required".into()
@@ -251,32 +283,75 @@ mod tests {
         };
         let kid = "%2Fa%2Fkeys%2F71%3Acd%3A44%3A83%3A0d%3Aa3%3A29%3Af3%3A90%3A84%3A77%3A02%3A68%3Ae4%3Aba%3Ab6";
         assert_eq!(
-            code_msg(prepare("GET", host, &with("dsa-sha1", "1700000000", kid), before_expiry())),
-            ("InvalidQueryStringAuthentication", "DSA-SHA1 is not a supported signing algorithm".into())
+            code_msg(prepare(
+                "GET",
+                host,
+                &with("dsa-sha1", "1700000000", kid),
+                before_expiry()
+            )),
+            (
+                "InvalidQueryStringAuthentication",
+                "DSA-SHA1 is not a supported signing algorithm".into()
+            )
         );
         assert_eq!(
-            code_msg(prepare("GET", host, &with("rsa-sha256", "soon", kid), before_expiry())).0,
+            code_msg(prepare(
+                "GET",
+                host,
+                &with("rsa-sha256", "soon", kid),
+                before_expiry()
+            ))
+            .0,
             "InvalidQueryStringAuthentication"
         );
         assert_eq!(
-            code_msg(prepare("GET", host, &with("rsa-sha256", "1700000000", "%2Fa%2Fkey%2Fx"), before_expiry())).0,
+            code_msg(prepare(
+                "GET",
+                host,
+                &with("rsa-sha256", "1700000000", "%2Fa%2Fkey%2Fx"),
+                before_expiry()
+            ))
+            .0,
             "InvalidKeyId"
         );
         assert_eq!(
-            code_msg(prepare("GET", None, &with("rsa-sha256", "1700000000", kid), before_expiry())).0,
+            code_msg(prepare(
+                "GET",
+                None,
+                &with("rsa-sha256", "1700000000", kid),
+                before_expiry()
+            ))
+            .0,
             "InvalidQueryStringAuthentication"
         );
-        let dup = format!("{}&expires=1700000000", with("rsa-sha256", "1700000000", kid));
-        assert_eq!(code_msg(prepare("GET", host, &dup, before_expiry())).0, "InvalidQueryStringAuthentication");
+        let dup = format!(
+            "{}&expires=1700000000",
+            with("rsa-sha256", "1700000000", kid)
+        );
+        assert_eq!(
+            code_msg(prepare("GET", host, &dup, before_expiry())).0,
+            "InvalidQueryStringAuthentication"
+        );
         // Lower-case algorithm is accepted (uppercased before lookup).
-        assert!(prepare("GET", host, &with("ed25519-sha512", "1700000000", kid), before_expiry()).is_ok());
+        assert!(
+            prepare(
+                "GET",
+                host,
+                &with("ed25519-sha512", "1700000000", kid),
+                before_expiry()
+            )
+            .is_ok()
+        );
     }
 
     #[test]
     fn single_method_defaults_to_the_request_method() {
         let url = "/alice/stor/x?algorithm=RSA-SHA256&expires=1700000000&keyId=%2Falice%2Fbob%2Fkeys%2F71%3Acd%3A44%3A83%3A0d%3Aa3%3A29%3Af3%3A90%3A84%3A77%3A02%3A68%3Ae4%3Aba%3Ab6&signature=x+y";
         let req = prepare("PUT", Some("h:8080"), url, before_expiry()).unwrap();
-        assert!(req.signing_string.starts_with("PUT\nh:8080\n/alice/stor/x\nalgorithm="));
+        assert!(
+            req.signing_string
+                .starts_with("PUT\nh:8080\n/alice/stor/x\nalgorithm=")
+        );
         assert_eq!(req.key_id.subuser.as_deref(), Some("bob"));
         assert_eq!(req.signature, "x+y");
     }

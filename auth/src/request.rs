@@ -134,7 +134,7 @@ pub enum Prepared {
     /// Nothing to verify.
     Anonymous,
     /// Look up `key_id` and call [`PendingSignature::finish`].
-    Verify(PendingSignature),
+    Verify(Box<PendingSignature>),
 }
 
 fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Result<Option<&'h str>, AuthError> {
@@ -159,13 +159,13 @@ pub fn prepare(parts: &RequestParts<'_>) -> Result<Prepared, AuthError> {
     }
     match classify(headers, parts.raw_path_and_query) {
         RequestKind::Anonymous => Ok(Prepared::Anonymous),
-        RequestKind::Signed => prepare_signed(parts).map(Prepared::Verify),
+        RequestKind::Signed => prepare_signed(parts).map(|p| Prepared::Verify(Box::new(p))),
         RequestKind::Presigned => {
             let host = header_str(headers, "host").map_err(|_| {
                 AuthError::InvalidQueryStringAuthentication("Host header is invalid".into())
             })?;
             let req = presigned::prepare(parts.method, host, parts.raw_path_and_query, parts.now)?;
-            Ok(Prepared::Verify(PendingSignature {
+            Ok(Prepared::Verify(Box::new(PendingSignature {
                 key_id: req.key_id,
                 algorithm: req.algorithm,
                 signing_string: req.signing_string,
@@ -176,7 +176,7 @@ pub fn prepare(parts: &RequestParts<'_>) -> Result<Prepared, AuthError> {
                     role: req.role,
                     role_tag: req.role_tag,
                 }),
-            }))
+            })))
         }
     }
 }
@@ -299,20 +299,21 @@ impl PendingSignature {
 
 /// Authenticates a request: `Ok(Anonymous)` when it carries no credentials,
 /// `Ok(Authenticated(caller))` when they verify, otherwise the Manta error.
-pub async fn authenticate<L>(
-    parts: &RequestParts<'_>,
-    lookup: &L,
-) -> Result<AuthOutcome, AuthError>
+pub async fn authenticate<L>(parts: &RequestParts<'_>, lookup: &L) -> Result<AuthOutcome, AuthError>
 where
     L: KeyLookup + ?Sized,
 {
     let pending = match prepare(parts)? {
         Prepared::Anonymous => return Ok(AuthOutcome::Anonymous),
-        Prepared::Verify(pending) => pending,
+        Prepared::Verify(pending) => *pending,
     };
     let key_id = &pending.key_id;
     let looked_up = lookup
-        .lookup(&key_id.login, key_id.subuser.as_deref(), &key_id.fingerprint)
+        .lookup(
+            &key_id.login,
+            key_id.subuser.as_deref(),
+            &key_id.fingerprint,
+        )
         .await;
     pending.finish(looked_up).map(AuthOutcome::Authenticated)
 }
@@ -386,7 +387,10 @@ pub(crate) mod tests {
             if self.blocked.iter().any(|b| b == login) {
                 return Err(LookupError::AccountBlocked);
             }
-            let Some(keys) = self.keys.get(&(login.to_owned(), subuser.map(str::to_owned))) else {
+            let Some(keys) = self
+                .keys
+                .get(&(login.to_owned(), subuser.map(str::to_owned)))
+            else {
                 return Err(LookupError::UserNotFound);
             };
             Ok(keys.iter().find(|k| k.matches(fingerprint)).cloned())
@@ -472,18 +476,31 @@ pub(crate) mod tests {
             // Another date (still inside the window) changes the signed bytes.
             let other_date = "Sun, 22 Nov 2026 01:33:05 GMT";
             let h = headers(&[("date", other_date), ("authorization", auth)]);
-            assert_eq!(err_code(run(&store, "GET", "/", &h, at(date))), "InvalidSignature");
+            assert_eq!(
+                err_code(run(&store, "GET", "/", &h, at(date))),
+                "InvalidSignature"
+            );
             // A flipped signature character.
             let sig_start = auth.find("signature=\"").unwrap() + 11;
             let mut tampered = auth.to_owned();
-            let flipped = if &auth[sig_start + 2..sig_start + 3] == "A" { "B" } else { "A" };
+            let flipped = if &auth[sig_start + 2..sig_start + 3] == "A" {
+                "B"
+            } else {
+                "A"
+            };
             tampered.replace_range(sig_start + 2..sig_start + 3, flipped);
             let h = headers(&[("date", date), ("authorization", &tampered)]);
-            assert_eq!(err_code(run(&store, "GET", "/", &h, at(date))), "InvalidSignature");
+            assert_eq!(
+                err_code(run(&store, "GET", "/", &h, at(date))),
+                "InvalidSignature"
+            );
             // Garbage base64.
             let garbage = format!("{}!!!\"", &auth[..sig_start]);
             let h = headers(&[("date", date), ("authorization", &garbage)]);
-            assert_eq!(err_code(run(&store, "GET", "/", &h, at(date))), "InvalidSignature");
+            assert_eq!(
+                err_code(run(&store, "GET", "/", &h, at(date))),
+                "InvalidSignature"
+            );
         }
     }
 
@@ -511,11 +528,17 @@ pub(crate) mod tests {
         let (date, auth, _) = VECTORS[0];
         let swapped = auth.replace("rsa-sha256", "ecdsa-sha256");
         let h = headers(&[("date", date), ("authorization", &swapped)]);
-        assert_eq!(err_code(run(&store, "GET", "/", &h, at(date))), "InvalidAlgorithm");
+        assert_eq!(
+            err_code(run(&store, "GET", "/", &h, at(date))),
+            "InvalidAlgorithm"
+        );
         // Same family, other hash: verifies with the wrong digest.
         let other_hash = auth.replace("rsa-sha256", "rsa-sha512");
         let h = headers(&[("date", date), ("authorization", &other_hash)]);
-        assert_eq!(err_code(run(&store, "GET", "/", &h, at(date))), "InvalidSignature");
+        assert_eq!(
+            err_code(run(&store, "GET", "/", &h, at(date))),
+            "InvalidSignature"
+        );
         let unknown = auth.replace("rsa-sha256", "hmac-sha256");
         let h = headers(&[("date", date), ("authorization", &unknown)]);
         let err = run(&store, "GET", "/", &h, at(date)).unwrap_err();
@@ -538,11 +561,17 @@ pub(crate) mod tests {
         );
 
         let err = run(&Store::default(), "GET", "/", &h, now).unwrap_err();
-        assert_eq!((err.code(), err.message().as_str()), ("AccountDoesNotExist", "alice does not exist"));
+        assert_eq!(
+            (err.code(), err.message().as_str()),
+            ("AccountDoesNotExist", "alice does not exist")
+        );
 
         let mut blocked = spec_store();
         blocked.blocked.push("alice".into());
-        assert_eq!(err_code(run(&blocked, "GET", "/", &h, now)), "AccountBlocked");
+        assert_eq!(
+            err_code(run(&blocked, "GET", "/", &h, now)),
+            "AccountBlocked"
+        );
 
         let mut down = spec_store();
         down.down = true;
@@ -552,7 +581,10 @@ pub(crate) mod tests {
         let sub = auth.replace("/alice/keys/", "/alice/bob/keys/");
         let h = headers(&[("date", date), ("authorization", &sub)]);
         let err = run(&spec_store(), "GET", "/", &h, now).unwrap_err();
-        assert_eq!((err.code(), err.message().as_str()), ("UserDoesNotExist", "alice/bob does not exist"));
+        assert_eq!(
+            (err.code(), err.message().as_str()),
+            ("UserDoesNotExist", "alice/bob does not exist")
+        );
     }
 
     #[test]
@@ -570,7 +602,10 @@ pub(crate) mod tests {
             Prepared::Anonymous => panic!("signed request classified anonymous"),
         };
         let other = PublicKey::from_openssh(P256).unwrap();
-        assert_eq!(pending.finish(Ok(Some(other))).unwrap_err().code(), "KeyDoesNotExist");
+        assert_eq!(
+            pending.finish(Ok(Some(other))).unwrap_err().code(),
+            "KeyDoesNotExist"
+        );
     }
 
     #[test]
@@ -583,7 +618,10 @@ pub(crate) mod tests {
         assert_eq!(c.fingerprint, key.md5());
         let bad = auth.replace("/alice/keys/", "/alice/kees/");
         let h = headers(&[("date", date), ("authorization", &bad)]);
-        assert_eq!(err_code(run(&spec_store(), "GET", "/", &h, at(date))), "InvalidKeyId");
+        assert_eq!(
+            err_code(run(&spec_store(), "GET", "/", &h, at(date))),
+            "InvalidKeyId"
+        );
     }
 
     #[test]
@@ -591,26 +629,50 @@ pub(crate) mod tests {
         let store = spec_store();
         let date = "Sun, 22 Nov 2026 01:33:03 GMT";
         let h = headers(&[("date", date)]);
-        assert_eq!(run(&store, "GET", "/alice/public/x", &h, at(date)), Ok(AuthOutcome::Anonymous));
+        assert_eq!(
+            run(&store, "GET", "/alice/public/x", &h, at(date)),
+            Ok(AuthOutcome::Anonymous)
+        );
         // The Date check applies to anonymous requests too.
         assert_eq!(
-            err_code(run(&store, "GET", "/alice/public/x", &h, at(date) + Duration::from_secs(301))),
+            err_code(run(
+                &store,
+                "GET",
+                "/alice/public/x",
+                &h,
+                at(date) + Duration::from_secs(301)
+            )),
             "RequestExpired"
         );
         let h = headers(&[("date", "not a date")]);
-        assert_eq!(err_code(run(&store, "GET", "/", &h, at(date))), "InvalidHeader");
+        assert_eq!(
+            err_code(run(&store, "GET", "/", &h, at(date))),
+            "InvalidHeader"
+        );
         // No Date and no Authorization is allowed.
-        assert_eq!(run(&store, "GET", "/", &HeaderMap::new(), at(date)), Ok(AuthOutcome::Anonymous));
+        assert_eq!(
+            run(&store, "GET", "/", &HeaderMap::new(), at(date)),
+            Ok(AuthOutcome::Anonymous)
+        );
         // Query keys that are not presign keys keep it anonymous.
-        assert_eq!(classify(&HeaderMap::new(), "/a/stor?limit=5&marker=x"), RequestKind::Anonymous);
+        assert_eq!(
+            classify(&HeaderMap::new(), "/a/stor?limit=5&marker=x"),
+            RequestKind::Anonymous
+        );
     }
 
     #[test]
     fn classification() {
         let auth = headers(&[("authorization", "Signature x")]);
         assert_eq!(classify(&auth, "/a?signature=x"), RequestKind::Signed);
-        assert_eq!(classify(&HeaderMap::new(), "/a?signature=x"), RequestKind::Presigned);
-        assert_eq!(classify(&HeaderMap::new(), "/a?expires=1"), RequestKind::Presigned);
+        assert_eq!(
+            classify(&HeaderMap::new(), "/a?signature=x"),
+            RequestKind::Presigned
+        );
+        assert_eq!(
+            classify(&HeaderMap::new(), "/a?expires=1"),
+            RequestKind::Presigned
+        );
         assert_eq!(classify(&HeaderMap::new(), "/a"), RequestKind::Anonymous);
     }
 
@@ -637,11 +699,22 @@ pub(crate) mod tests {
         ];
         for (auth, code) in cases {
             let h = headers(&[("date", date), ("authorization", auth)]);
-            assert_eq!(err_code(run(&store, "GET", "/", &h, at(date))), code, "{auth}");
+            assert_eq!(
+                err_code(run(&store, "GET", "/", &h, at(date))),
+                code,
+                "{auth}"
+            );
         }
         let (date, auth, _) = VECTORS[0];
-        let h = headers(&[("date", date), ("authorization", auth), ("authorization", auth)]);
-        assert_eq!(err_code(run(&store, "GET", "/", &h, at(date))), "InvalidHeader");
+        let h = headers(&[
+            ("date", date),
+            ("authorization", auth),
+            ("authorization", auth),
+        ]);
+        assert_eq!(
+            err_code(run(&store, "GET", "/", &h, at(date))),
+            "InvalidHeader"
+        );
     }
 
     #[test]
@@ -668,7 +741,10 @@ pub(crate) mod tests {
         let before = UNIX_EPOCH + Duration::from_secs(1_699_999_000);
         let host = headers(&[("host", "manta.example.com")]);
         // Signed for GET only: HEAD rebuilds a different string.
-        assert_eq!(err_code(run(&store, "HEAD", PRESIGNED_ED25519, &host, before)), "InvalidSignature");
+        assert_eq!(
+            err_code(run(&store, "HEAD", PRESIGNED_ED25519, &host, before)),
+            "InvalidSignature"
+        );
         assert_eq!(
             err_code(run(&store, "PUT", PRESIGNED_RSA, &host, before)),
             "InvalidQueryStringAuthentication"
@@ -679,15 +755,30 @@ pub(crate) mod tests {
             "InvalidQueryStringAuthentication"
         );
         let other_host = headers(&[("host", "manta.example.com:443")]);
-        assert_eq!(err_code(run(&store, "GET", PRESIGNED_RSA, &other_host, before)), "InvalidSignature");
+        assert_eq!(
+            err_code(run(&store, "GET", PRESIGNED_RSA, &other_host, before)),
+            "InvalidSignature"
+        );
         let other_path = PRESIGNED_RSA.replace("a%20b", "a%20c");
-        assert_eq!(err_code(run(&store, "GET", &other_path, &host, before)), "InvalidSignature");
+        assert_eq!(
+            err_code(run(&store, "GET", &other_path, &host, before)),
+            "InvalidSignature"
+        );
         let later = PRESIGNED_RSA.replace("expires=1700000000", "expires=1800000000");
-        assert_eq!(err_code(run(&store, "GET", &later, &host, before)), "InvalidSignature");
+        assert_eq!(
+            err_code(run(&store, "GET", &later, &host, before)),
+            "InvalidSignature"
+        );
         let extra = format!("{PRESIGNED_RSA}&metadata=true");
-        assert_eq!(err_code(run(&store, "GET", &extra, &host, before)), "InvalidSignature");
+        assert_eq!(
+            err_code(run(&store, "GET", &extra, &host, before)),
+            "InvalidSignature"
+        );
         let no_role = PRESIGNED_RSA.replace("&role=ops", "");
-        assert_eq!(err_code(run(&store, "GET", &no_role, &host, before)), "InvalidSignature");
+        assert_eq!(
+            err_code(run(&store, "GET", &no_role, &host, before)),
+            "InvalidSignature"
+        );
         // A raw `+` that query decoding turns into a space still verifies.
         let raw_plus = PRESIGNED_ED25519.replace("%2B", "+");
         assert!(run(&store, "GET", &raw_plus, &host, before).is_ok());
@@ -705,7 +796,8 @@ pub(crate) mod tests {
         SigningKey::from_openssh(&pem).unwrap()
     }
 
-    pub(crate) const FIXTURES: [&str; 5] = ["rsa_2048", "ecdsa_256", "ecdsa_384", "ecdsa_521", "ed25519"];
+    pub(crate) const FIXTURES: [&str; 5] =
+        ["rsa_2048", "ecdsa_256", "ecdsa_384", "ecdsa_521", "ed25519"];
 
     #[test]
     fn sign_then_verify_every_algorithm() {
@@ -729,13 +821,21 @@ pub(crate) mod tests {
                     let auth = signer.authorization(&date).unwrap();
                     let h = headers(&[("date", &date), ("authorization", &auth)]);
                     let c = caller(run(&store, "PUT", "/alice/stor/x", &h, now));
-                    assert_eq!((c.algorithm, c.subuser.as_deref()), (alg, subuser), "{name}");
+                    assert_eq!(
+                        (c.algorithm, c.subuser.as_deref()),
+                        (alg, subuser),
+                        "{name}"
+                    );
                     assert_eq!(c.fingerprint, key.public_key().md5());
 
                     // The same signature over another date must not verify.
                     let other = http_date(now + Duration::from_secs(1));
                     let h = headers(&[("date", &other), ("authorization", &auth)]);
-                    assert_eq!(err_code(run(&store, "PUT", "/", &h, now)), "InvalidSignature", "{name} {alg}");
+                    assert_eq!(
+                        err_code(run(&store, "PUT", "/", &h, now)),
+                        "InvalidSignature",
+                        "{name} {alg}"
+                    );
 
                     let url = signer
                         .presign(&Presign {
@@ -746,11 +846,17 @@ pub(crate) mod tests {
                             role: Some("ops,admin"),
                         })
                         .unwrap();
-                    assert!(url.contains("&method=GET%2CHEAD&role=ops%2Cadmin&signature="), "{url}");
+                    assert!(
+                        url.contains("&method=GET%2CHEAD&role=ops%2Cadmin&signature="),
+                        "{url}"
+                    );
                     let host = headers(&[("host", "127.0.0.1:8089")]);
                     let c = caller(run(&store, "HEAD", &url, &host, now));
                     assert_eq!(c.presigned.unwrap().role.as_deref(), Some("ops,admin"));
-                    assert_eq!(err_code(run(&store, "DELETE", &url, &host, now)), "InvalidQueryStringAuthentication");
+                    assert_eq!(
+                        err_code(run(&store, "DELETE", &url, &host, now)),
+                        "InvalidQueryStringAuthentication"
+                    );
                 }
             }
         }
@@ -769,7 +875,10 @@ pub(crate) mod tests {
             "(request-target): put {target}\nhost: h.example\nx-date: {xdate}\ncontent-type: a, b"
         );
         let auth = signer
-            .authorization_for(&["(request-target)", "host", "x-date", "content-type"], &to_sign)
+            .authorization_for(
+                &["(request-target)", "host", "x-date", "content-type"],
+                &to_sign,
+            )
             .unwrap();
         let h = headers(&[
             ("host", "h.example"),
@@ -779,11 +888,23 @@ pub(crate) mod tests {
             ("authorization", &auth),
         ]);
         assert!(run(&store, "PUT", target, &h, now).is_ok());
-        assert_eq!(err_code(run(&store, "POST", target, &h, now)), "InvalidSignature");
-        assert_eq!(err_code(run(&store, "PUT", "/alice/stor/a%20b", &h, now)), "InvalidSignature");
+        assert_eq!(
+            err_code(run(&store, "POST", target, &h, now)),
+            "InvalidSignature"
+        );
+        assert_eq!(
+            err_code(run(&store, "PUT", "/alice/stor/a%20b", &h, now)),
+            "InvalidSignature"
+        );
         // x-date is subject to the same window.
         assert_eq!(
-            err_code(run(&store, "PUT", target, &h, now + Duration::from_secs(301))),
+            err_code(run(
+                &store,
+                "PUT",
+                target,
+                &h,
+                now + Duration::from_secs(301)
+            )),
             "RequestExpired"
         );
     }

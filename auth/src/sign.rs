@@ -128,13 +128,16 @@ impl SigningKey {
         let key_type = inner.str()?;
         let public = PublicKey::from_wire(public_blob)?;
         if public.key_type().ssh_name() != key_type {
-            return Err(KeyError::Invalid("public and private key types differ".into()));
+            return Err(KeyError::Invalid(
+                "public and private key types differ".into(),
+            ));
         }
         let secret = match public.key_type() {
             KeyType::Rsa => {
                 let mut next = || inner.bytes().map(rsa::BigUint::from_bytes_be);
                 let (n, e, d, _iqmp, p, q) = (next()?, next()?, next()?, next()?, next()?, next()?);
-                let key = rsa::RsaPrivateKey::from_components(n, e, d, vec![p, q]).map_err(invalid)?;
+                let key =
+                    rsa::RsaPrivateKey::from_components(n, e, d, vec![p, q]).map_err(invalid)?;
                 Secret::Rsa(Box::new(key))
             }
             ty @ (KeyType::EcdsaP256 | KeyType::EcdsaP384 | KeyType::EcdsaP521) => {
@@ -174,7 +177,9 @@ impl SigningKey {
         let alg = key.default_algorithm();
         let sig = key.sign(alg, probe).map_err(invalid)?;
         if !key.public.verify(alg, probe, &sig) {
-            return Err(KeyError::Invalid("private key does not match public key".into()));
+            return Err(KeyError::Invalid(
+                "private key does not match public key".into(),
+            ));
         }
         Ok(key)
     }
@@ -202,13 +207,22 @@ impl SigningKey {
         let crypto = |e: rsa::Error| SignError::Crypto(e.to_string());
         Ok(match (&self.secret, algorithm) {
             (Secret::Rsa(k), Algorithm::RsaSha1) => k
-                .sign(rsa::Pkcs1v15Sign::new::<sha1::Sha1>(), &sha1::Sha1::digest(data))
+                .sign(
+                    rsa::Pkcs1v15Sign::new::<sha1::Sha1>(),
+                    &sha1::Sha1::digest(data),
+                )
                 .map_err(crypto)?,
             (Secret::Rsa(k), Algorithm::RsaSha512) => k
-                .sign(rsa::Pkcs1v15Sign::new::<sha2::Sha512>(), &sha2::Sha512::digest(data))
+                .sign(
+                    rsa::Pkcs1v15Sign::new::<sha2::Sha512>(),
+                    &sha2::Sha512::digest(data),
+                )
                 .map_err(crypto)?,
             (Secret::Rsa(k), _) => k
-                .sign(rsa::Pkcs1v15Sign::new::<sha2::Sha256>(), &sha2::Sha256::digest(data))
+                .sign(
+                    rsa::Pkcs1v15Sign::new::<sha2::Sha256>(),
+                    &sha2::Sha256::digest(data),
+                )
                 .map_err(crypto)?,
             (Secret::P256(k), _) => {
                 let sig: p256::ecdsa::Signature = k.sign(data);
@@ -325,7 +339,10 @@ impl RequestSigner {
         methods.sort();
         methods.dedup();
         let mut params = vec![
-            ("algorithm".to_owned(), self.algorithm.as_upper_str().to_owned()),
+            (
+                "algorithm".to_owned(),
+                self.algorithm.as_upper_str().to_owned(),
+            ),
             ("expires".to_owned(), p.expires.to_string()),
             ("keyId".to_owned(), self.key_id.to_string()),
         ];
@@ -349,7 +366,6 @@ impl RequestSigner {
         Ok(format!("{}?{query}", p.raw_path))
     }
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -376,8 +392,14 @@ mod tests {
         for name in ["rsa_2048", "ed25519"] {
             let key = SigningKey::from_openssh(&testdata(name)).unwrap();
             let alg = key.default_algorithm();
-            assert_eq!(key.sign(alg, b"date: x").unwrap(), key.sign(alg, b"date: x").unwrap());
-            assert_ne!(key.sign(alg, b"date: x").unwrap(), key.sign(alg, b"date: y").unwrap());
+            assert_eq!(
+                key.sign(alg, b"date: x").unwrap(),
+                key.sign(alg, b"date: x").unwrap()
+            );
+            assert_ne!(
+                key.sign(alg, b"date: x").unwrap(),
+                key.sign(alg, b"date: y").unwrap()
+            );
         }
     }
 
@@ -411,7 +433,9 @@ mod tests {
         let key = SigningKey::from_openssh(&testdata("rsa_2048")).unwrap();
         let md5 = key.public_key().fingerprint_md5();
         let signer = RequestSigner::new(key, "alice", Some("bob"));
-        let auth = signer.authorization("Sun, 22 Nov 2026 01:33:03 GMT").unwrap();
+        let auth = signer
+            .authorization("Sun, 22 Nov 2026 01:33:03 GMT")
+            .unwrap();
         let prefix = format!(
             "Signature keyId=\"/alice/bob/keys/{md5}\",algorithm=\"rsa-sha256\",headers=\"date\",signature=\""
         );
@@ -450,27 +474,49 @@ mod tests {
             return;
         }
         let dir = tempfile::tempdir().unwrap();
-        for (ty, bits) in [("rsa", "3072"), ("ecdsa", "256"), ("ecdsa", "384"), ("ecdsa", "521"), ("ed25519", "")] {
+        for (ty, bits) in [
+            ("rsa", "3072"),
+            ("ecdsa", "256"),
+            ("ecdsa", "384"),
+            ("ecdsa", "521"),
+            ("ed25519", ""),
+        ] {
             // Several keys per type so scalars with leading zero bytes show up.
             for i in 0..4 {
                 let path = dir.path().join(format!("{ty}{bits}_{i}"));
                 let mut cmd = Command::new("ssh-keygen");
-                cmd.args(["-q", "-t", ty, "-N", "", "-C", "gen", "-f"]).arg(&path);
+                cmd.args(["-q", "-t", ty, "-N", "", "-C", "gen", "-f"])
+                    .arg(&path);
                 if !bits.is_empty() {
                     cmd.args(["-b", bits]);
                 }
                 assert!(cmd.status().unwrap().success());
-                let key = SigningKey::from_openssh(&std::fs::read_to_string(&path).unwrap()).unwrap();
+                let key =
+                    SigningKey::from_openssh(&std::fs::read_to_string(&path).unwrap()).unwrap();
                 let pub_path = path.with_extension("pub");
-                let public = PublicKey::from_openssh(&std::fs::read_to_string(&pub_path).unwrap()).unwrap();
+                let public =
+                    PublicKey::from_openssh(&std::fs::read_to_string(&pub_path).unwrap()).unwrap();
                 assert_eq!(key.public_key(), &public);
-                for (hash, ours) in [("md5", format!("MD5:{}", public.fingerprint_md5())), ("sha256", public.fingerprint_sha256())] {
-                    let out = Command::new("ssh-keygen").args(["-l", "-E", hash, "-f"]).arg(&pub_path).output().unwrap();
+                for (hash, ours) in [
+                    ("md5", format!("MD5:{}", public.fingerprint_md5())),
+                    ("sha256", public.fingerprint_sha256()),
+                ] {
+                    let out = Command::new("ssh-keygen")
+                        .args(["-l", "-E", hash, "-f"])
+                        .arg(&pub_path)
+                        .output()
+                        .unwrap();
                     let text = String::from_utf8(out.stdout).unwrap();
-                    assert_eq!(text.split_whitespace().nth(1), Some(ours.as_str()), "{ty}{bits}");
+                    assert_eq!(
+                        text.split_whitespace().nth(1),
+                        Some(ours.as_str()),
+                        "{ty}{bits}"
+                    );
                 }
                 let alg = key.default_algorithm();
-                let sig = key.sign(alg, b"date: Sun, 22 Nov 2026 01:33:03 GMT").unwrap();
+                let sig = key
+                    .sign(alg, b"date: Sun, 22 Nov 2026 01:33:03 GMT")
+                    .unwrap();
                 assert!(public.verify(alg, b"date: Sun, 22 Nov 2026 01:33:03 GMT", &sig));
                 assert!(!public.verify(alg, b"date: Sun, 22 Nov 2026 01:33:04 GMT", &sig));
                 if ty == "rsa" {
