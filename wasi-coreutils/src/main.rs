@@ -5,8 +5,10 @@
 //! the C locale for the options they support, and fail with status 2 and a
 //! clear message for options they do not.
 
+mod awk;
 mod common;
 mod registry;
+mod sed;
 mod tools;
 
 use std::ffi::OsString;

@@ -1,7 +1,7 @@
-//! `awk`: not implemented yet.
+//! `awk`: entry point; the implementation lives in `crate::awk`.
 
 use std::ffi::OsString;
 
 pub fn main(args: Vec<OsString>) -> i32 {
-    crate::common::not_implemented(&args)
+    crate::awk::main(args)
 }
