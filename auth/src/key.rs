@@ -537,4 +537,30 @@ mod tests {
         assert!(!public.verify(Algorithm::EcdsaSha256, b"date: x", &der[..der.len() - 1]));
         assert!(!public.verify(Algorithm::EcdsaSha256, b"date: x", b""));
     }
+
+    proptest::proptest! {
+        #[test]
+        fn parsers_never_panic(line in ".{0,300}", blob in proptest::collection::vec(0u8..=255, 0..200)) {
+            let _ = PublicKey::from_openssh(&line);
+            let _ = PublicKey::from_wire(&blob);
+            let _ = Fingerprint::parse(&line);
+        }
+
+        /// Truncating or corrupting a valid key blob yields an error, never a
+        /// panic, and never a different key with the same fingerprint.
+        #[test]
+        fn corrupted_blobs_are_rejected_or_differ(cut in 0usize..400, flip in 0usize..400, bit in 0u8..8) {
+            for line in [RSA, P256, ED25519] {
+                let good = PublicKey::from_openssh(line).unwrap();
+                let blob = good.wire_blob();
+                let _ = PublicKey::from_wire(&blob[..cut.min(blob.len())]);
+                let mut bad = blob.to_vec();
+                let i = flip % bad.len();
+                bad[i] ^= 1 << bit;
+                if let Ok(other) = PublicKey::from_wire(&bad) {
+                    proptest::prop_assert_ne!(other.md5(), good.md5());
+                }
+            }
+        }
+    }
 }

@@ -148,4 +148,18 @@ mod tests {
             assert_eq!(err.code(), "InvalidKeyId", "{bad:?}");
         }
     }
+
+    proptest::proptest! {
+        #[test]
+        fn parse_never_panics(raw in "(/[a-zA-Z0-9%:+=_.-]{0,12}){0,6}", any in ".{0,80}") {
+            let _ = KeyId::parse(&raw);
+            let _ = KeyId::parse(&any);
+        }
+
+        #[test]
+        fn display_round_trips(login in "[a-zA-Z][a-zA-Z0-9_.@]{0,12}", user in proptest::option::of("[a-zA-Z][a-zA-Z0-9_.@]{0,12}"), md5 in proptest::array::uniform16(0u8..=255)) {
+            let id = KeyId::new(&login, user.as_deref(), Fingerprint::Md5(md5));
+            proptest::prop_assert_eq!(KeyId::parse(&id.to_string()).unwrap(), id);
+        }
+    }
 }

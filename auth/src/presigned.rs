@@ -198,6 +198,7 @@ pub fn prepare(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::Engine as _;
     use std::time::{Duration, UNIX_EPOCH};
 
     pub(crate) const RSA_URL: &str = "/alice/stor/dir/a%20b%2Bc.txt?algorithm=RSA-SHA256&expires=1700000000&keyId=%2Falice%2Fkeys%2F71%3Acd%3A44%3A83%3A0d%3Aa3%3A29%3Af3%3A90%3A84%3A77%3A02%3A68%3Ae4%3Aba%3Ab6&method=GET%2CHEAD&role=ops&signature=KrlIjX%2F%2BBLA4v8Tu1d3%2FF63JAckpAE4NoK03oN9h%2B05fBGpQduDkpDEBncqB04qrxL%2F6AuanPbm0R8j9J6V%2FBAK4%2FO1RH9QucDO2DxWv3ggUjN3xBkye70AO3cBguVtG7K5a7oRVDBV7NANHQ3kzsDjoJu%2FN8TzL4Q8xl3rJMEQRHcEKjIQpw8v1W7A77NNoEpfWD64vOi5hZACkQMoee6WYYCvXUZVS678kb0KJn0gjaO72H7rKb34owwisZIl4kYXyb2d6%2FQtvz5ILoC5lVmwR0N1VIylOmih2wJuJ1f0jVzGQPPnn60XaY5%2BzrelVoK1xx1MKl6WdSzpGmIbuDQ%3D%3D";
@@ -375,6 +376,46 @@ mod tests {
         #[test]
         fn prepare_never_panics(method in "[A-Z]{0,6}", target in ".{0,300}") {
             let _ = prepare(&method, Some("h"), &target, before_expiry());
+        }
+    }
+
+    fn ed25519_signer() -> crate::sign::RequestSigner {
+        let pem =
+            std::fs::read_to_string(format!("{}/testdata/ed25519", env!("CARGO_MANIFEST_DIR")))
+                .unwrap();
+        crate::sign::RequestSigner::new(
+            crate::sign::SigningKey::from_openssh(&pem).unwrap(),
+            "alice",
+            None,
+        )
+    }
+
+    proptest::proptest! {
+        /// Whatever the path, host, methods and role, the server rebuilds
+        /// exactly the string the signer signed.
+        #[test]
+        fn signer_and_server_agree_on_the_signing_string(
+            segment in ".{1,20}",
+            host in "[a-z0-9.-]{1,20}(:[0-9]{1,5})?",
+            methods in proptest::sample::subsequence(vec!["DELETE", "GET", "HEAD", "PUT"], 1..4),
+            role in proptest::option::of(".{1,20}"),
+        ) {
+            let signer = ed25519_signer();
+            let raw_path = format!("/alice/stor/{}", rfc3986_encode(&segment));
+            let url = signer
+                .presign(&crate::sign::Presign {
+                    methods: &methods,
+                    host: &host,
+                    raw_path: &raw_path,
+                    expires: 1_700_000_000,
+                    role: role.as_deref(),
+                })
+                .unwrap();
+            let req = prepare(methods[0], Some(&host), &url, before_expiry()).unwrap();
+            proptest::prop_assert_eq!(&req.role, &role);
+            let sig = crate::key::B64_LENIENT.decode(&req.signature).unwrap();
+            let public = signer.key().public_key();
+            proptest::prop_assert!(public.verify(req.algorithm, req.signing_string.as_bytes(), &sig));
         }
     }
 }

@@ -525,4 +525,62 @@ mod tests {
             }
         }
     }
+
+    proptest::proptest! {
+        #[test]
+        fn private_key_reader_never_panics(body in proptest::collection::vec(0u8..=255, 0..300)) {
+            let pem = format!(
+                "{PEM_BEGIN}\n{}\n{PEM_END}",
+                base64::engine::general_purpose::STANDARD.encode([MAGIC, &body].concat())
+            );
+            let _ = SigningKey::from_openssh(&pem);
+        }
+    }
+
+    /// Our RSA and ECDSA signatures verify with OpenSSL, independently of
+    /// this crate's verifier (keys exported by `ssh-keygen -e -m PKCS8`).
+    #[test]
+    fn openssl_verifies_our_signatures() {
+        if Command::new("openssl").arg("version").output().is_err() {
+            eprintln!("openssl not installed; skipping");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let data = b"date: Sun, 22 Nov 2026 01:33:03 GMT";
+        let data_path = dir.path().join("data");
+        std::fs::write(&data_path, data).unwrap();
+        let cases = [
+            ("rsa_2048", Algorithm::RsaSha1, "-sha1"),
+            ("rsa_2048", Algorithm::RsaSha256, "-sha256"),
+            ("rsa_2048", Algorithm::RsaSha512, "-sha512"),
+            ("ecdsa_256", Algorithm::EcdsaSha256, "-sha256"),
+            ("ecdsa_384", Algorithm::EcdsaSha384, "-sha384"),
+            ("ecdsa_521", Algorithm::EcdsaSha512, "-sha512"),
+        ];
+        for (name, alg, digest) in cases {
+            let key = SigningKey::from_openssh(&testdata(name)).unwrap();
+            let pub_path = format!("{}/testdata/{name}.pub", env!("CARGO_MANIFEST_DIR"));
+            let pem = Command::new("ssh-keygen")
+                .args(["-e", "-m", "PKCS8", "-f", &pub_path])
+                .output()
+                .unwrap();
+            assert!(pem.status.success(), "ssh-keygen -e failed for {name}");
+            let pem_path = dir.path().join(format!("{name}.pem"));
+            std::fs::write(&pem_path, &pem.stdout).unwrap();
+            for (payload, expect) in [(&data[..], true), (&b"date: other"[..], false)] {
+                let sig_path = dir.path().join("sig");
+                std::fs::write(&sig_path, key.sign(alg, payload).unwrap()).unwrap();
+                let status = Command::new("openssl")
+                    .args(["dgst", digest, "-verify"])
+                    .arg(&pem_path)
+                    .arg("-signature")
+                    .arg(&sig_path)
+                    .arg(&data_path)
+                    .output()
+                    .unwrap()
+                    .status;
+                assert_eq!(status.success(), expect, "{name} {alg}");
+            }
+        }
+    }
 }
