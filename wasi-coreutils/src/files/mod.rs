@@ -23,7 +23,9 @@ pub fn io_msg(e: &io::Error) -> String {
     }
 }
 
+pub mod datefmt;
 pub mod gz;
+pub mod paths;
 pub mod hashsum;
 
 use std::ffi::OsString;
