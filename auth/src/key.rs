@@ -360,16 +360,11 @@ impl PublicKey {
 
 fn verify_rsa<D>(key: &rsa::RsaPublicKey, data: &[u8], signature: &[u8]) -> bool
 where
-    D: Digest + const_oid_bound::AssociatedOid,
+    D: Digest + rsa::pkcs8::AssociatedOid,
 {
     let hashed = D::digest(data);
     key.verify(rsa::Pkcs1v15Sign::new::<D>(), &hashed, signature)
         .is_ok()
-}
-
-/// Re-export path for the OID bound `Pkcs1v15Sign::new` needs.
-mod const_oid_bound {
-    pub use rsa::pkcs8::AssociatedOid;
 }
 
 /// ECDSA signatures are DER per spec; raw `r||s` is accepted as a fallback

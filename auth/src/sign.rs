@@ -203,7 +203,9 @@ impl SigningKey {
                 key_type: self.public.key_type().ssh_name(),
             });
         }
-        use ecdsa_signer::Signer as _;
+        // One `Signer` trait (the `signature` crate) serves all ECDSA curves
+        // and Ed25519.
+        use p256::ecdsa::signature::Signer as _;
         let crypto = |e: rsa::Error| SignError::Crypto(e.to_string());
         Ok(match (&self.secret, algorithm) {
             (Secret::Rsa(k), Algorithm::RsaSha1) => k
@@ -239,11 +241,6 @@ impl SigningKey {
             (Secret::Ed25519(k), _) => k.sign(data).to_bytes().to_vec(),
         })
     }
-}
-
-/// The `signature::Signer` trait, reached through a crate we depend on.
-mod ecdsa_signer {
-    pub use p256::ecdsa::signature::Signer;
 }
 
 /// An RFC 1123 `Date` header value, as the CLI sends it.
@@ -313,6 +310,13 @@ impl RequestSigner {
     /// `date` (`headers="date"`).
     pub fn authorization(&self, date: &str) -> Result<String, SignError> {
         self.authorization_for(&["date"], &format!("date: {date}"))
+    }
+
+    /// `(Date, Authorization)` header values for a request sent at `now`.
+    pub fn date_and_authorization(&self, now: SystemTime) -> Result<(String, String), SignError> {
+        let date = http_date(now);
+        let authorization = self.authorization(&date)?;
+        Ok((date, authorization))
     }
 
     /// An `Authorization` value for an arbitrary header list; the caller
