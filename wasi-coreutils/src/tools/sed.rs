@@ -1,7 +1,7 @@
-//! `sed`: not implemented yet.
+//! `sed`: entry point; the implementation lives in `crate::sed`.
 
 use std::ffi::OsString;
 
 pub fn main(args: Vec<OsString>) -> i32 {
-    crate::common::not_implemented(&args)
+    crate::sed::main(args)
 }
