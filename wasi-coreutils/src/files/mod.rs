@@ -23,6 +23,7 @@ pub fn io_msg(e: &io::Error) -> String {
     }
 }
 
+pub mod copy;
 pub mod datefmt;
 pub mod gz;
 pub mod paths;
