@@ -1,1 +1,1056 @@
-//! Backend-generic conformance suite (placeholder; filled in next).
+//! The backend-generic conformance suite: every [`Kv`] backend must pass it.
+//!
+//! Call [`run_all`] from a backend's tests with a factory for the store (or
+//! the individual `pub async fn`s to see failures one by one). Tests
+//! namespace their keys with random prefixes and random logins/node ids, so
+//! the factory may hand out the *same* shared store (e.g. one TiKV cluster)
+//! every time. Failures panic with a message, like ordinary test asserts.
+//! [`durability_across_reopen`] additionally needs a way to reopen the same
+//! store and is run separately.
+//!
+//! Covered: get/put/delete, batch_get, scans in both directions with limits
+//! and bounds, read-your-writes, snapshot isolation, write-write conflicts on
+//! `get_for_update`, lost-update freedom under concurrency, rollback, and
+//! the namespace semantics (accounts and keys, directories and objects,
+//! conditions, listing order/markers/pagination/filters, counts, snaplink
+//! refcounts, GC records, storage nodes, races between create and rmdir).
+
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::ops::Bound;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use uuid::Uuid;
+
+use crate::keys;
+use crate::kv::{KeyRange, Kv, KvError, Order, Txn};
+use crate::namespace::{
+    Conditions, CopyRef, Entry, Headers, ListOptions, Marker, MetadataUpdate, Namespace,
+    NamespaceError, NewObject, NodeRecord, NodeState, SortBy, SshKey, TypeFilter,
+};
+use crate::path::MantaPath;
+
+/// Run every test of the suite, each with a store from `make`.
+pub async fn run_all<F, Fut>(make: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Arc<dyn Kv>>,
+{
+    kv_basic_crud(make().await).await;
+    kv_batch_get(make().await).await;
+    kv_scan_bounds_and_order(make().await).await;
+    kv_read_your_writes(make().await).await;
+    kv_snapshot_isolation(make().await).await;
+    kv_write_conflict(make().await).await;
+    kv_no_lost_updates(make().await).await;
+    kv_rollback_discards(make().await).await;
+    ns_accounts_and_keys(make().await).await;
+    ns_directories_and_objects(make().await).await;
+    ns_conditions(make().await).await;
+    ns_overwrite_and_gc(make().await).await;
+    ns_put_metadata(make().await).await;
+    ns_snaplinks(make().await).await;
+    ns_concurrent_unlinks(make().await).await;
+    ns_listing_order_and_markers(make().await).await;
+    ns_listing_pagination(make().await).await;
+    ns_listing_by_mtime(make().await).await;
+    ns_counts_under_concurrency(make().await).await;
+    ns_rmdir_races_create(make().await).await;
+    ns_directory_limit(make().await).await;
+    ns_nodes(make().await).await;
+}
+
+// ---------------------------------------------------------------- helpers
+
+fn prefix() -> Vec<u8> {
+    // Tag 0xf0 is unused by the namespace, so suite keys never collide with
+    // real metadata on a shared store.
+    let mut p = vec![0xf0];
+    p.extend_from_slice(Uuid::new_v4().as_bytes());
+    p
+}
+
+fn k(p: &[u8], suffix: &[u8]) -> Vec<u8> {
+    let mut v = p.to_vec();
+    v.extend_from_slice(suffix);
+    v
+}
+
+async fn put_commit(kv: &Arc<dyn Kv>, pairs: &[(Vec<u8>, Vec<u8>)]) {
+    let mut t = kv.begin().await.expect("begin");
+    for (key, v) in pairs {
+        t.put(key.clone(), v.clone()).await.expect("put");
+    }
+    t.commit().await.expect("commit");
+}
+
+async fn snap_get(kv: &Arc<dyn Kv>, key: &[u8]) -> Option<Vec<u8>> {
+    kv.snapshot()
+        .await
+        .expect("snapshot")
+        .get(key)
+        .await
+        .expect("get")
+}
+
+fn login() -> String {
+    format!("t{}", &Uuid::new_v4().simple().to_string()[..12])
+}
+
+fn p(s: &str) -> MantaPath {
+    MantaPath::parse(s).expect("valid test path")
+}
+
+fn new_obj(copies: &[&str]) -> NewObject {
+    NewObject {
+        object_id: Uuid::new_v4(),
+        size: 5,
+        content_md5: "XUFAKrxLKna5cZ2REBfFkg==".into(),
+        blake3: "ab".repeat(32),
+        content_type: "text/plain".into(),
+        headers: Headers::from([("m-color".to_owned(), "blue".to_owned())]),
+        copies: copies.iter().map(|s| (*s).to_owned()).collect(),
+        durability: copies.len() as u8,
+    }
+}
+
+async fn ns_with_account(kv: Arc<dyn Kv>) -> (Namespace, String) {
+    let ns = Namespace::new(kv);
+    let l = login();
+    ns.create_account(&l).await.expect("create account");
+    (ns, l)
+}
+
+fn names(entries: &[Entry]) -> Vec<String> {
+    entries.iter().map(|e| e.name.clone()).collect()
+}
+
+// ---------------------------------------------------------------- kv
+
+/// put, get, overwrite, delete.
+pub async fn kv_basic_crud(kv: Arc<dyn Kv>) {
+    let p = prefix();
+    assert_eq!(snap_get(&kv, &k(&p, b"a")).await, None);
+    put_commit(&kv, &[(k(&p, b"a"), b"1".to_vec())]).await;
+    assert_eq!(snap_get(&kv, &k(&p, b"a")).await, Some(b"1".to_vec()));
+    put_commit(&kv, &[(k(&p, b"a"), b"2".to_vec())]).await;
+    assert_eq!(snap_get(&kv, &k(&p, b"a")).await, Some(b"2".to_vec()));
+    let mut t = kv.begin().await.expect("begin");
+    t.delete(k(&p, b"a")).await.expect("delete");
+    t.commit().await.expect("commit");
+    assert_eq!(snap_get(&kv, &k(&p, b"a")).await, None);
+    // Empty values are values, not absence.
+    put_commit(&kv, &[(k(&p, b"e"), Vec::new())]).await;
+    assert_eq!(snap_get(&kv, &k(&p, b"e")).await, Some(Vec::new()));
+}
+
+/// batch_get returns values aligned with the keys, `None` for missing ones.
+pub async fn kv_batch_get(kv: Arc<dyn Kv>) {
+    let p = prefix();
+    put_commit(
+        &kv,
+        &[(k(&p, b"x"), b"1".to_vec()), (k(&p, b"z"), b"3".to_vec())],
+    )
+    .await;
+    let keys = vec![k(&p, b"z"), k(&p, b"y"), k(&p, b"x")];
+    let mut s = kv.snapshot().await.expect("snapshot");
+    let got = s.batch_get(&keys).await.expect("batch_get");
+    assert_eq!(got, vec![Some(b"3".to_vec()), None, Some(b"1".to_vec())]);
+    let mut t = kv.begin().await.expect("begin");
+    t.put(k(&p, b"y"), b"2".to_vec()).await.expect("put");
+    t.delete(k(&p, b"z")).await.expect("delete");
+    let got = t.batch_get(&keys).await.expect("batch_get");
+    assert_eq!(got, vec![None, Some(b"2".to_vec()), Some(b"1".to_vec())]);
+    t.rollback().await.expect("rollback");
+}
+
+/// Scans honour bounds, limits and direction.
+pub async fn kv_scan_bounds_and_order(kv: Arc<dyn Kv>) {
+    let p = prefix();
+    let pairs: Vec<_> = (0u8..50).map(|i| (k(&p, &[i]), vec![i])).collect();
+    put_commit(&kv, &pairs).await;
+    let mut s = kv.snapshot().await.expect("snapshot");
+    let vals = |rows: Vec<(Vec<u8>, Vec<u8>)>| rows.into_iter().map(|(_, v)| v[0]).collect::<Vec<_>>();
+
+    let all = s
+        .scan(KeyRange::prefix(&p), 100, Order::Asc)
+        .await
+        .expect("scan");
+    assert_eq!(vals(all), (0..50).collect::<Vec<_>>());
+    let first = s
+        .scan(KeyRange::prefix(&p), 3, Order::Asc)
+        .await
+        .expect("scan");
+    assert_eq!(vals(first), vec![0, 1, 2]);
+    let last = s
+        .scan(KeyRange::prefix(&p), 3, Order::Desc)
+        .await
+        .expect("scan");
+    assert_eq!(vals(last), vec![49, 48, 47]);
+    let r = KeyRange::new(k(&p, &[10]), k(&p, &[13]));
+    assert_eq!(vals(s.scan(r.clone(), 10, Order::Asc).await.expect("scan")), vec![10, 11, 12]);
+    assert_eq!(vals(s.scan(r, 10, Order::Desc).await.expect("scan")), vec![12, 11, 10]);
+    let r = KeyRange::bounds(Bound::Excluded(k(&p, &[10])), Bound::Included(k(&p, &[13])));
+    assert_eq!(vals(s.scan(r.clone(), 10, Order::Asc).await.expect("scan")), vec![11, 12, 13]);
+    assert_eq!(vals(s.scan(r, 2, Order::Desc).await.expect("scan")), vec![13, 12]);
+    let empty = KeyRange::new(k(&p, &[20]), k(&p, &[20]));
+    assert!(s.scan(empty, 10, Order::Asc).await.expect("scan").is_empty());
+    let zero = s
+        .scan(KeyRange::prefix(&p), 0, Order::Asc)
+        .await
+        .expect("scan");
+    assert!(zero.is_empty());
+    // Keys are returned intact.
+    let one = s
+        .scan(KeyRange::new(k(&p, &[7]), k(&p, &[8])), 5, Order::Asc)
+        .await
+        .expect("scan");
+    assert_eq!(one, vec![(k(&p, &[7]), vec![7])]);
+}
+
+/// A transaction sees its own buffered writes in get and scan.
+pub async fn kv_read_your_writes(kv: Arc<dyn Kv>) {
+    let p = prefix();
+    put_commit(
+        &kv,
+        &[
+            (k(&p, b"b"), b"B".to_vec()),
+            (k(&p, b"d"), b"D".to_vec()),
+            (k(&p, b"f"), b"F".to_vec()),
+        ],
+    )
+    .await;
+    let mut t = kv.begin().await.expect("begin");
+    t.put(k(&p, b"a"), b"A".to_vec()).await.expect("put");
+    t.put(k(&p, b"d"), b"D2".to_vec()).await.expect("put");
+    t.delete(k(&p, b"f")).await.expect("delete");
+    t.put(k(&p, b"g"), b"G".to_vec()).await.expect("put");
+    assert_eq!(t.get(&k(&p, b"d")).await.expect("get"), Some(b"D2".to_vec()));
+    assert_eq!(t.get(&k(&p, b"f")).await.expect("get"), None);
+    let asc = t
+        .scan(KeyRange::prefix(&p), 10, Order::Asc)
+        .await
+        .expect("scan");
+    let want: Vec<(Vec<u8>, Vec<u8>)> = vec![
+        (k(&p, b"a"), b"A".to_vec()),
+        (k(&p, b"b"), b"B".to_vec()),
+        (k(&p, b"d"), b"D2".to_vec()),
+        (k(&p, b"g"), b"G".to_vec()),
+    ];
+    assert_eq!(asc, want);
+    let desc = t
+        .scan(KeyRange::prefix(&p), 3, Order::Desc)
+        .await
+        .expect("scan");
+    let mut rev = want.clone();
+    rev.reverse();
+    rev.truncate(3);
+    assert_eq!(desc, rev);
+    t.commit().await.expect("commit");
+    let mut s = kv.snapshot().await.expect("snapshot");
+    assert_eq!(
+        s.scan(KeyRange::prefix(&p), 10, Order::Asc).await.expect("scan"),
+        want
+    );
+}
+
+/// Snapshots and transactions do not see commits made after they began.
+pub async fn kv_snapshot_isolation(kv: Arc<dyn Kv>) {
+    let p = prefix();
+    put_commit(&kv, &[(k(&p, b"k"), b"old".to_vec())]).await;
+    let mut snap = kv.snapshot().await.expect("snapshot");
+    let mut reader = kv.begin().await.expect("begin");
+    put_commit(
+        &kv,
+        &[(k(&p, b"k"), b"new".to_vec()), (k(&p, b"n"), b"x".to_vec())],
+    )
+    .await;
+    assert_eq!(snap.get(&k(&p, b"k")).await.expect("get"), Some(b"old".to_vec()));
+    assert_eq!(snap.get(&k(&p, b"n")).await.expect("get"), None);
+    let rows = snap
+        .scan(KeyRange::prefix(&p), 10, Order::Asc)
+        .await
+        .expect("scan");
+    assert_eq!(rows.len(), 1);
+    assert_eq!(reader.get(&k(&p, b"k")).await.expect("get"), Some(b"old".to_vec()));
+    reader.rollback().await.expect("rollback");
+    assert_eq!(snap_get(&kv, &k(&p, b"k")).await, Some(b"new".to_vec()));
+}
+
+/// Two transactions that `get_for_update` and write the same key cannot
+/// both commit: the loser sees [`KvError::Conflict`] (from the locking read
+/// on pessimistic backends, or from commit on optimistic ones).
+pub async fn kv_write_conflict(kv: Arc<dyn Kv>) {
+    let p = prefix();
+    let key = k(&p, b"c");
+    put_commit(&kv, &[(key.clone(), b"0".to_vec())]).await;
+    let mut t1 = kv.begin().await.expect("begin");
+    let mut t2 = kv.begin().await.expect("begin");
+    t1.get_for_update(&key).await.expect("t1 lock");
+    t1.put(key.clone(), b"1".to_vec()).await.expect("put");
+    let t2_outcome = async {
+        t2.get_for_update(&key).await?;
+        t2.put(key.clone(), b"2".to_vec()).await?;
+        Ok::<_, KvError>(())
+    };
+    // On a pessimistic backend t2's lock waits for t1; let t1 finish first.
+    let t1_commit = t1.commit();
+    let (r2, r1) = tokio::join!(t2_outcome, t1_commit);
+    r1.expect("first committer wins");
+    let r = match r2 {
+        Ok(()) => t2.commit().await,
+        Err(e) => {
+            t2.rollback().await.expect("rollback");
+            Err(e)
+        }
+    };
+    assert!(
+        matches!(r, Err(KvError::Conflict(_))),
+        "second writer must conflict, got {r:?}"
+    );
+    assert_eq!(snap_get(&kv, &key).await, Some(b"1".to_vec()));
+}
+
+/// Concurrent read-modify-write increments with retry never lose an update.
+pub async fn kv_no_lost_updates(kv: Arc<dyn Kv>) {
+    let p = prefix();
+    let key = k(&p, b"ctr");
+    let tasks = 8;
+    let per = 5;
+    let mut handles = Vec::new();
+    for _ in 0..tasks {
+        let kv = kv.clone();
+        let key = key.clone();
+        handles.push(tokio::spawn(async move {
+            for _ in 0..per {
+                loop {
+                    let mut t = kv.begin().await.expect("begin");
+                    let n = match t.get_for_update(&key).await {
+                        Ok(v) => v.map_or(0, |v| u64::from_be_bytes(v.try_into().expect("u64"))),
+                        Err(KvError::Conflict(_)) => {
+                            t.rollback().await.expect("rollback");
+                            continue;
+                        }
+                        Err(e) => panic!("get_for_update: {e}"),
+                    };
+                    t.put(key.clone(), (n + 1).to_be_bytes().to_vec())
+                        .await
+                        .expect("put");
+                    match t.commit().await {
+                        Ok(()) => break,
+                        Err(KvError::Conflict(_)) => tokio::task::yield_now().await,
+                        Err(e) => panic!("commit: {e}"),
+                    }
+                }
+            }
+        }));
+    }
+    for h in handles {
+        h.await.expect("task");
+    }
+    let v = snap_get(&kv, &key).await.expect("counter");
+    assert_eq!(u64::from_be_bytes(v.try_into().expect("u64")), tasks * per);
+}
+
+/// Rolled-back (and dropped) transactions leave no trace.
+pub async fn kv_rollback_discards(kv: Arc<dyn Kv>) {
+    let p = prefix();
+    put_commit(&kv, &[(k(&p, b"keep"), b"1".to_vec())]).await;
+    let mut t = kv.begin().await.expect("begin");
+    t.put(k(&p, b"new"), b"x".to_vec()).await.expect("put");
+    t.delete(k(&p, b"keep")).await.expect("delete");
+    t.rollback().await.expect("rollback");
+    assert_eq!(snap_get(&kv, &k(&p, b"new")).await, None);
+    assert_eq!(snap_get(&kv, &k(&p, b"keep")).await, Some(b"1".to_vec()));
+    // A rolled-back locker does not block a later writer.
+    let mut t = kv.begin().await.expect("begin");
+    t.get_for_update(&k(&p, b"keep")).await.expect("lock");
+    t.rollback().await.expect("rollback");
+    put_commit(&kv, &[(k(&p, b"keep"), b"2".to_vec())]).await;
+    assert_eq!(snap_get(&kv, &k(&p, b"keep")).await, Some(b"2".to_vec()));
+}
+
+/// Committed data survives closing and reopening the store. `open` must
+/// return the same store each time; the suite drops every handle from the
+/// first call before calling it again.
+pub async fn durability_across_reopen<F, Fut>(open: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Arc<dyn Kv>>,
+{
+    let p = prefix();
+    let l = login();
+    {
+        let kv = open().await;
+        put_commit(&kv, &[(k(&p, b"durable"), b"yes".to_vec())]).await;
+        let ns = Namespace::new(kv);
+        ns.create_account(&l).await.expect("account");
+        ns.put_object(&p_stor(&l, "obj"), new_obj(&["n1"]), &Conditions::none())
+            .await
+            .expect("put");
+    }
+    let kv = open().await;
+    assert_eq!(snap_get(&kv, &k(&p, b"durable")).await, Some(b"yes".to_vec()));
+    let ns = Namespace::new(kv);
+    let e = ns.get(&p_stor(&l, "obj")).await.expect("get");
+    assert!(e.is_some_and(|e| e.object().is_some()));
+}
+
+fn p_stor(login: &str, rest: &str) -> MantaPath {
+    p(&format!("/{login}/stor/{rest}"))
+}
+
+// ---------------------------------------------------------------- namespace
+
+/// Accounts, top directories, subusers and SSH keys.
+pub async fn ns_accounts_and_keys(kv: Arc<dyn Kv>) {
+    let (ns, l) = ns_with_account(kv).await;
+    assert!(matches!(
+        ns.create_account(&l).await,
+        Err(NamespaceError::AlreadyExists(_))
+    ));
+    let acct = ns.get_account(&l).await.expect("get").expect("exists");
+    assert!(!acct.disabled);
+    assert!(ns.list_accounts().await.expect("list").iter().any(|a| a.login == l));
+    assert!(ns.get_account("nobodyhere").await.expect("get").is_none());
+
+    let root = MantaPath::account_root(&l).expect("root");
+    assert!(ns.get(&root).await.expect("get").is_some_and(|e| e.is_directory()));
+    let tops = ns.list(&root, &ListOptions::default()).await.expect("list");
+    assert_eq!(names(&tops), ["jobs", "public", "reports", "stor", "uploads"]);
+    assert_eq!(ns.count(&root).await.expect("count"), 5);
+    assert!(ns.get(&p_stor(&l, "")).await.expect("get").is_some_and(|e| e.is_directory()));
+
+    let md5 = "00:11:22:33:44:55:66:77:88:99:aa:bb:cc:dd:ee:ff";
+    let key = SshKey {
+        fingerprint_md5: md5.into(),
+        fingerprint_sha256: "SHA256:abcDEF123+/xyz".into(),
+        public_key: "ssh-ed25519 AAAA test".into(),
+        name: "laptop".into(),
+    };
+    ns.add_key(&l, None, &key).await.expect("add key");
+    assert_eq!(ns.get_key(&l, None, md5).await.expect("md5"), Some(key.clone()));
+    assert_eq!(
+        ns.get_key(&l, None, &md5.to_uppercase()).await.expect("md5 upper"),
+        Some(key.clone())
+    );
+    assert_eq!(
+        ns.get_key(&l, None, "SHA256:abcDEF123+/xyz").await.expect("sha"),
+        Some(key.clone())
+    );
+    assert_eq!(ns.get_key(&l, None, "SHA256:nope").await.expect("sha"), None);
+    assert!(matches!(
+        ns.add_key(&l, Some("bob"), &key).await,
+        Err(NamespaceError::SubuserNotFound(_))
+    ));
+    ns.create_subuser(&l, "bob").await.expect("subuser");
+    assert!(matches!(
+        ns.create_subuser(&l, "bob").await,
+        Err(NamespaceError::AlreadyExists(_))
+    ));
+    let sub_md5 = "ff:11:22:33:44:55:66:77:88:99:aa:bb:cc:dd:ee:00";
+    let sub_key = SshKey {
+        fingerprint_md5: sub_md5.into(),
+        fingerprint_sha256: "SHA256:sub".into(),
+        ..key.clone()
+    };
+    ns.add_key(&l, Some("bob"), &sub_key).await.expect("sub key");
+    // Account and subuser keys are separate.
+    assert_eq!(ns.get_key(&l, None, sub_md5).await.expect("get"), None);
+    assert_eq!(ns.get_key(&l, Some("bob"), md5).await.expect("get"), None);
+    assert_eq!(
+        ns.get_key(&l, Some("bob"), "SHA256:sub").await.expect("get"),
+        Some(sub_key.clone())
+    );
+    assert_eq!(ns.list_keys(&l, None).await.expect("list"), vec![key.clone()]);
+    assert_eq!(ns.list_keys(&l, Some("bob")).await.expect("list"), vec![sub_key]);
+    assert_eq!(ns.list_subusers(&l).await.expect("subusers").len(), 1);
+    let bad = SshKey {
+        fingerprint_md5: "not-a-fingerprint".into(),
+        ..key.clone()
+    };
+    assert!(matches!(
+        ns.add_key(&l, None, &bad).await,
+        Err(NamespaceError::InvalidArgument(_))
+    ));
+    assert!(ns.remove_key(&l, None, md5).await.expect("remove"));
+    assert!(!ns.remove_key(&l, None, md5).await.expect("remove again"));
+    assert_eq!(ns.get_key(&l, None, "SHA256:abcDEF123+/xyz").await.expect("sha"), None);
+
+    ns.set_account_disabled(&l, true).await.expect("disable");
+    assert!(matches!(
+        ns.active_account(&l).await,
+        Err(NamespaceError::AccountBlocked(_))
+    ));
+    ns.set_account_disabled(&l, false).await.expect("enable");
+    ns.active_account(&l).await.expect("active");
+    assert!(matches!(
+        ns.active_account("nobodyhere").await,
+        Err(NamespaceError::AccountNotFound(_))
+    ));
+}
+
+/// Directory and object creation rules, deletes, root protections.
+pub async fn ns_directories_and_objects(kv: Arc<dyn Kv>) {
+    let (ns, l) = ns_with_account(kv).await;
+    let none = Conditions::none();
+    let h = Headers::new();
+    let d = p_stor(&l, "d");
+    ns.put_directory(&d, &h).await.expect("mkdir");
+    let first = ns.get(&d).await.expect("get").expect("dir");
+    // Idempotent: same headers → unchanged.
+    let again = ns.put_directory(&d, &h).await.expect("mkdir again");
+    assert_eq!(again.entry, first);
+    assert_eq!(ns.count(&p_stor(&l, "")).await.expect("count"), 1);
+    // New headers replace the old ones.
+    let h2 = Headers::from([("m-x".to_owned(), "1".to_owned())]);
+    let upd = ns.put_directory(&d, &h2).await.expect("mkdir headers");
+    assert_eq!(upd.entry.headers, h2);
+
+    assert!(matches!(
+        ns.put_directory(&p_stor(&l, "no/sub"), &h).await,
+        Err(NamespaceError::DirectoryDoesNotExist(p)) if p == format!("/{l}/stor/no")
+    ));
+    let o = p_stor(&l, "d/o.txt");
+    let put = ns.put_object(&o, new_obj(&["n1", "n2"]), &none).await.expect("put");
+    assert!(put.replaced.is_none() && put.freed.is_empty());
+    let got = ns.get(&o).await.expect("get").expect("object");
+    assert_eq!(got, put.entry);
+    assert_eq!(got.name, "o.txt");
+    assert_eq!(got.object().expect("object").copies, ["n1", "n2"]);
+    assert!(matches!(
+        ns.put_object(&p_stor(&l, "d/o.txt/x"), new_obj(&["n1"]), &none).await,
+        Err(NamespaceError::ParentNotDirectory(_))
+    ));
+    assert!(matches!(
+        ns.put_object(&d, new_obj(&["n1"]), &none).await,
+        Err(NamespaceError::IsDirectory(_))
+    ));
+    for root in [p_stor(&l, ""), MantaPath::account_root(&l).expect("root")] {
+        assert!(matches!(
+            ns.put_object(&root, new_obj(&["n1"]), &none).await,
+            Err(NamespaceError::RootDirectory(_))
+        ));
+        assert!(matches!(
+            ns.delete(&root, &none).await,
+            Err(NamespaceError::RootDirectory(_))
+        ));
+    }
+    // Top directories: PUT directory is a no-op; the account root is refused.
+    ns.put_directory(&p_stor(&l, ""), &h).await.expect("top dir no-op");
+    assert!(matches!(
+        ns.put_directory(&MantaPath::account_root(&l).expect("root"), &h).await,
+        Err(NamespaceError::RootDirectory(_))
+    ));
+    assert!(matches!(
+        ns.delete(&d, &none).await,
+        Err(NamespaceError::DirectoryNotEmpty(_))
+    ));
+    assert!(matches!(
+        ns.delete(&p_stor(&l, "nope"), &none).await,
+        Err(NamespaceError::NotFound(_))
+    ));
+    assert!(matches!(
+        ns.list(&o, &ListOptions::default()).await,
+        Err(NamespaceError::NotDirectory(_))
+    ));
+    assert!(matches!(
+        ns.list(&p_stor(&l, "nope"), &ListOptions::default()).await,
+        Err(NamespaceError::NotFound(_))
+    ));
+    let del = ns.delete(&o, &none).await.expect("rm");
+    assert_eq!(del.freed.len(), 2);
+    assert!(ns.get(&o).await.expect("get").is_none());
+    ns.delete(&d, &none).await.expect("rmdir");
+    assert!(ns.get(&d).await.expect("get").is_none());
+    assert_eq!(ns.count(&p_stor(&l, "")).await.expect("count"), 0);
+
+    // A directory PUT over an object replaces it (Manta's last writer wins).
+    let x = p_stor(&l, "x");
+    ns.put_object(&x, new_obj(&["n9"]), &none).await.expect("put");
+    let out = ns.put_directory(&x, &h).await.expect("dir over object");
+    assert_eq!(out.freed.len(), 1);
+    assert!(ns.get(&x).await.expect("get").is_some_and(|e| e.is_directory()));
+    assert_eq!(ns.count(&p_stor(&l, "")).await.expect("count"), 1);
+}
+
+/// Conditional PUT/DELETE evaluated against the current entry.
+pub async fn ns_conditions(kv: Arc<dyn Kv>) {
+    let (ns, l) = ns_with_account(kv).await;
+    let o = p_stor(&l, "c");
+    let only_new = Conditions {
+        if_none_match: Some(vec!["*".into()]),
+        ..Default::default()
+    };
+    ns.put_object(&o, new_obj(&["n1"]), &only_new).await.expect("create-only on absent");
+    assert!(matches!(
+        ns.put_object(&o, new_obj(&["n1"]), &only_new).await,
+        Err(NamespaceError::PreconditionFailed(_))
+    ));
+    let etag = ns.get(&o).await.expect("get").and_then(|e| e.etag()).expect("etag");
+    let wrong = Conditions {
+        if_match: Some(vec!["not-it".into()]),
+        ..Default::default()
+    };
+    assert!(matches!(
+        ns.put_object(&o, new_obj(&["n1"]), &wrong).await,
+        Err(NamespaceError::PreconditionFailed(_))
+    ));
+    assert!(matches!(
+        ns.delete(&o, &wrong).await,
+        Err(NamespaceError::PreconditionFailed(_))
+    ));
+    let right = Conditions {
+        if_match: Some(vec![etag.clone()]),
+        ..Default::default()
+    };
+    let out = ns.put_object(&o, new_obj(&["n1"]), &right).await.expect("if-match put");
+    assert_ne!(out.entry.etag(), Some(etag.clone()), "etag changes on overwrite");
+    // The old etag no longer matches.
+    assert!(matches!(
+        ns.delete(&o, &right).await,
+        Err(NamespaceError::PreconditionFailed(_))
+    ));
+    let any = Conditions {
+        if_match: Some(vec!["*".into()]),
+        ..Default::default()
+    };
+    assert!(matches!(
+        ns.put_object(&p_stor(&l, "absent"), new_obj(&["n1"]), &any).await,
+        Err(NamespaceError::PreconditionFailed(_))
+    ));
+    let old = Conditions {
+        if_unmodified_since: Some(0),
+        ..Default::default()
+    };
+    assert!(matches!(
+        ns.delete(&o, &old).await,
+        Err(NamespaceError::PreconditionFailed(_))
+    ));
+    ns.delete(&o, &any).await.expect("delete if-match *");
+}
+
+/// Overwrites free the old copies through GC records written atomically.
+pub async fn ns_overwrite_and_gc(kv: Arc<dyn Kv>) {
+    let (ns, l) = ns_with_account(kv).await;
+    let node_a = format!("gc-a-{l}");
+    let node_b = format!("gc-b-{l}");
+    let o = p_stor(&l, "o");
+    let first = new_obj(&[&node_a, &node_b]);
+    let first_id = first.object_id;
+    ns.put_object(&o, first, &Conditions::none()).await.expect("put");
+    let out = ns.put_object(&o, new_obj(&[&node_a]), &Conditions::none()).await.expect("overwrite");
+    let freed: BTreeSet<CopyRef> = out.freed.iter().cloned().collect();
+    let want: BTreeSet<CopyRef> = [&node_a, &node_b]
+        .iter()
+        .map(|n| CopyRef {
+            node: (*n).clone(),
+            object_id: first_id,
+        })
+        .collect();
+    assert_eq!(freed, want);
+    assert_eq!(
+        out.replaced.and_then(|e| e.object().map(|o| o.object_id)),
+        Some(first_id)
+    );
+    let pend = ns.gc_pending(&node_b, 10).await.expect("pending");
+    assert_eq!(pend.len(), 1);
+    assert_eq!(pend[0].object_id, first_id);
+    assert_eq!(ns.gc_pending(&node_a, 10).await.expect("pending").len(), 1);
+    ns.gc_done(&pend).await.expect("done");
+    assert!(ns.gc_pending(&node_b, 10).await.expect("pending").is_empty());
+    ns.gc_done(&pend).await.expect("done is idempotent");
+}
+
+/// Metadata updates replace headers and content type, keep data and etag.
+pub async fn ns_put_metadata(kv: Arc<dyn Kv>) {
+    let clock = Arc::new(AtomicU64::new(1_000_000));
+    let c = clock.clone();
+    let (ns, l) = ns_with_account(kv).await;
+    let ns = ns.with_clock(Arc::new(move || c.fetch_add(1000, Ordering::SeqCst)));
+    let o = p_stor(&l, "m");
+    let put = ns.put_object(&o, new_obj(&["n1"]), &Conditions::none()).await.expect("put");
+    let upd = MetadataUpdate {
+        content_type: Some("application/x-thing".into()),
+        headers: Headers::from([("m-foo".to_owned(), "bar".to_owned())]),
+    };
+    let e = ns.put_metadata(&o, &upd).await.expect("chattr");
+    assert_eq!(e.headers, upd.headers, "m-color removed, m-foo added");
+    assert!(e.mtime_ms > put.entry.mtime_ms);
+    let (before, after) = (put.entry.object().expect("o"), e.object().expect("o"));
+    assert_eq!(after.content_type, "application/x-thing");
+    assert_eq!(after.object_id, before.object_id);
+    assert_eq!(after.content_md5, before.content_md5);
+    assert_eq!(after.copies, before.copies);
+    assert_eq!(ns.get(&o).await.expect("get"), Some(e));
+    // Without a content type the old one stays.
+    let keep = MetadataUpdate {
+        content_type: None,
+        headers: Headers::new(),
+    };
+    let e = ns.put_metadata(&o, &keep).await.expect("chattr");
+    assert_eq!(e.object().expect("o").content_type, "application/x-thing");
+    assert!(e.headers.is_empty());
+    // Directories too.
+    let d = p_stor(&l, "dd");
+    ns.put_directory(&d, &Headers::new()).await.expect("mkdir");
+    let e = ns.put_metadata(&d, &upd).await.expect("chattr dir");
+    assert!(e.is_directory() && e.headers == upd.headers);
+    assert!(matches!(
+        ns.put_metadata(&p_stor(&l, "nope"), &upd).await,
+        Err(NamespaceError::NotFound(_))
+    ));
+}
+
+/// Snaplinks share the object; copies are freed only with the last name.
+pub async fn ns_snaplinks(kv: Arc<dyn Kv>) {
+    let (ns, l) = ns_with_account(kv).await;
+    let none = Conditions::none();
+    let src = p_stor(&l, "src");
+    let dst = p_stor(&l, "dst");
+    let dst2 = p_stor(&l, "dst2");
+    let obj = new_obj(&["n1", "n2"]);
+    let id = obj.object_id;
+    ns.put_object(&src, obj, &none).await.expect("put");
+    let link = ns.snaplink(&src, &dst, &none).await.expect("link");
+    assert_eq!(link.entry.etag(), Some(id.to_string()));
+    assert_eq!(link.entry.name, "dst");
+    ns.snaplink(&dst, &dst2, &none).await.expect("link of link");
+    assert_eq!(ns.count(&p_stor(&l, "")).await.expect("count"), 3);
+
+    assert!(matches!(
+        ns.snaplink(&p_stor(&l, "missing"), &p_stor(&l, "z"), &none).await,
+        Err(NamespaceError::LinkSourceNotFound(_))
+    ));
+    let d = p_stor(&l, "dir");
+    ns.put_directory(&d, &Headers::new()).await.expect("mkdir");
+    assert!(matches!(
+        ns.snaplink(&d, &p_stor(&l, "z"), &none).await,
+        Err(NamespaceError::LinkNotObject(_))
+    ));
+    assert!(matches!(
+        ns.snaplink(&src, &d, &none).await,
+        Err(NamespaceError::IsDirectory(_))
+    ));
+    let wrong = Conditions {
+        if_match: Some(vec!["nope".into()]),
+        ..Default::default()
+    };
+    assert!(matches!(
+        ns.snaplink(&src, &p_stor(&l, "z"), &wrong).await,
+        Err(NamespaceError::PreconditionFailed(_))
+    ));
+
+    // Delete the source: the links stay readable, nothing is freed.
+    let out = ns.delete(&src, &none).await.expect("rm src");
+    assert!(out.freed.is_empty());
+    assert_eq!(ns.get(&dst).await.expect("get").and_then(|e| e.etag()), Some(id.to_string()));
+    // Overwrite one link: still nothing freed (dst2 holds it).
+    let out = ns.put_object(&dst, new_obj(&["n3"]), &none).await.expect("overwrite link");
+    assert!(out.freed.is_empty());
+    // Re-linking a name onto the object it already holds keeps one reference.
+    ns.snaplink(&dst2, &dst2, &none).await.expect("self link");
+    // Last name goes: copies freed.
+    let out = ns.delete(&dst2, &none).await.expect("rm last");
+    assert_eq!(out.freed.len(), 2);
+    assert!(out.freed.iter().all(|c| c.object_id == id));
+}
+
+/// Concurrent deletes of the two names of a linked object free it exactly once.
+pub async fn ns_concurrent_unlinks(kv: Arc<dyn Kv>) {
+    let (ns, l) = ns_with_account(kv).await;
+    for round in 0..5 {
+        let a = p_stor(&l, &format!("a{round}"));
+        let b = p_stor(&l, &format!("b{round}"));
+        ns.put_object(&a, new_obj(&["n1"]), &Conditions::none()).await.expect("put");
+        ns.snaplink(&a, &b, &Conditions::none()).await.expect("link");
+        let (n1, n2) = (ns.clone(), ns.clone());
+        let (a2, b2) = (a.clone(), b.clone());
+        let h1 = tokio::spawn(async move { n1.delete(&a2, &Conditions::none()).await });
+        let h2 = tokio::spawn(async move { n2.delete(&b2, &Conditions::none()).await });
+        let r1 = h1.await.expect("task").expect("delete a");
+        let r2 = h2.await.expect("task").expect("delete b");
+        assert_eq!(
+            r1.freed.len() + r2.freed.len(),
+            1,
+            "exactly one delete frees the copy (round {round})"
+        );
+    }
+}
+
+/// Listing order is byte order (incl. non-ASCII), markers are inclusive,
+/// reverse and type filters return exactly `limit` entries.
+pub async fn ns_listing_order_and_markers(kv: Arc<dyn Kv>) {
+    let (ns, l) = ns_with_account(kv).await;
+    let dir = p_stor(&l, "");
+    let objs = ["b", "a b.txt", "Z", "é", "ü", "日本", "a", "~", "a-"];
+    for n in objs {
+        ns.put_object(&dir.join(n).expect("name"), new_obj(&["n1"]), &Conditions::none())
+            .await
+            .expect("put");
+    }
+    for n in ["d1", "d2", "d3"] {
+        ns.put_directory(&dir.join(n).expect("name"), &Headers::new())
+            .await
+            .expect("mkdir");
+    }
+    let mut want: Vec<String> = objs.iter().chain(["d1", "d2", "d3"].iter()).map(|s| (*s).to_owned()).collect();
+    want.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+    let opts = |limit, marker: Option<&str>, reverse, filter| ListOptions {
+        limit,
+        marker: marker.map(|m| Marker::Name(m.to_owned())),
+        reverse,
+        filter,
+        sort: SortBy::Name,
+    };
+    let all = ns.list(&dir, &opts(100, None, false, TypeFilter::All)).await.expect("list");
+    assert_eq!(names(&all), want);
+    assert_eq!(ns.count(&dir).await.expect("count"), want.len() as u64);
+    // Inclusive marker.
+    let page = ns.list(&dir, &opts(3, Some("b"), false, TypeFilter::All)).await.expect("list");
+    let at = want.iter().position(|n| n == "b").expect("b");
+    assert_eq!(names(&page), want[at..at + 3].to_vec());
+    // Marker that is not a name starts at the next one.
+    let page = ns.list(&dir, &opts(2, Some("c"), false, TypeFilter::All)).await.expect("list");
+    assert_eq!(names(&page), ["d1", "d2"]);
+    // Reverse, inclusive marker.
+    let page = ns.list(&dir, &opts(2, Some("b"), true, TypeFilter::All)).await.expect("list");
+    assert_eq!(names(&page), [want[at].clone(), want[at - 1].clone()]);
+    let mut rev = want.clone();
+    rev.reverse();
+    let all_rev = ns.list(&dir, &opts(100, None, true, TypeFilter::All)).await.expect("list");
+    assert_eq!(names(&all_rev), rev);
+    // Filters still fill the page.
+    let dirs = ns.list(&dir, &opts(2, None, false, TypeFilter::Directories)).await.expect("list");
+    assert_eq!(names(&dirs), ["d1", "d2"]);
+    let objs_only = ns.list(&dir, &opts(100, None, false, TypeFilter::Objects)).await.expect("list");
+    assert_eq!(objs_only.len(), objs.len());
+    assert!(objs_only.iter().all(|e| !e.is_directory()));
+    let last_dir = ns.list(&dir, &opts(5, None, true, TypeFilter::Directories)).await.expect("list");
+    assert_eq!(names(&last_dir), ["d3", "d2", "d1"]);
+    assert!(matches!(
+        ns.list(&dir, &ListOptions { marker: Some(Marker::Mtime(5)), ..opts(5, None, false, TypeFilter::All) }).await,
+        Err(NamespaceError::InvalidArgument(_))
+    ));
+}
+
+/// 2,500 entries paginate with an inclusive marker, each seen exactly once.
+pub async fn ns_listing_pagination(kv: Arc<dyn Kv>) {
+    let (ns, l) = ns_with_account(kv).await;
+    let dir = p_stor(&l, "big");
+    ns.put_directory(&dir, &Headers::new()).await.expect("mkdir");
+    let total = 2500usize;
+    let mut handles = Vec::new();
+    for shard in 0..8 {
+        let ns = ns.clone();
+        let dir = dir.clone();
+        handles.push(tokio::spawn(async move {
+            for i in (shard..total).step_by(8) {
+                let path = dir.join(&format!("obj-{i:05}")).expect("name");
+                ns.put_object(&path, new_obj(&["n1"]), &Conditions::none())
+                    .await
+                    .expect("put");
+            }
+        }));
+    }
+    for h in handles {
+        h.await.expect("task");
+    }
+    assert_eq!(ns.count(&dir).await.expect("count"), total as u64);
+    // Page like the CLI: limit 1024, marker = last name seen, drop the echo.
+    let mut seen = Vec::new();
+    let mut marker: Option<String> = None;
+    loop {
+        let page = ns
+            .list(
+                &dir,
+                &ListOptions {
+                    limit: 1024,
+                    marker: marker.clone().map(Marker::Name),
+                    ..Default::default()
+                },
+            )
+            .await
+            .expect("list");
+        let mut fresh = 0;
+        for e in &page {
+            if Some(&e.name) != marker.as_ref() {
+                seen.push(e.name.clone());
+                fresh += 1;
+            }
+        }
+        if fresh == 0 {
+            break;
+        }
+        marker = page.last().map(|e| e.name.clone());
+    }
+    let want: Vec<String> = (0..total).map(|i| format!("obj-{i:05}")).collect();
+    assert_eq!(seen, want, "every entry exactly once, in order");
+}
+
+/// Sorting by mtime: newest first, ties by name, inclusive mtime marker.
+pub async fn ns_listing_by_mtime(kv: Arc<dyn Kv>) {
+    let clock = Arc::new(AtomicU64::new(1_700_000_000_000));
+    let c = clock.clone();
+    let (ns, l) = ns_with_account(kv).await;
+    let ns = ns.with_clock(Arc::new(move || c.load(Ordering::SeqCst)));
+    let dir = p_stor(&l, "");
+    // mtimes: c=+0, a=+10, b=+10, d=+20
+    for (n, t) in [("c", 0), ("a", 10), ("b", 10), ("d", 20)] {
+        clock.store(1_700_000_000_000 + t, Ordering::SeqCst);
+        ns.put_object(&dir.join(n).expect("name"), new_obj(&["n1"]), &Conditions::none())
+            .await
+            .expect("put");
+    }
+    let opts = |marker: Option<u64>, reverse| ListOptions {
+        limit: 10,
+        marker: marker.map(Marker::Mtime),
+        reverse,
+        filter: TypeFilter::All,
+        sort: SortBy::Mtime,
+    };
+    let l1 = ns.list(&dir, &opts(None, false)).await.expect("list");
+    assert_eq!(names(&l1), ["d", "a", "b", "c"]);
+    let l2 = ns.list(&dir, &opts(None, true)).await.expect("list");
+    assert_eq!(names(&l2), ["c", "b", "a", "d"]);
+    let l3 = ns.list(&dir, &opts(Some(1_700_000_000_010), false)).await.expect("list");
+    assert_eq!(names(&l3), ["a", "b", "c"]);
+    let l4 = ns.list(&dir, &opts(Some(1_700_000_000_010), true)).await.expect("list");
+    assert_eq!(names(&l4), ["b", "a", "d"]);
+}
+
+/// Concurrent creates in one directory keep the sharded count exact.
+pub async fn ns_counts_under_concurrency(kv: Arc<dyn Kv>) {
+    let (ns, l) = ns_with_account(kv).await;
+    let dir = p_stor(&l, "cnt");
+    ns.put_directory(&dir, &Headers::new()).await.expect("mkdir");
+    let mut handles = Vec::new();
+    for i in 0..40 {
+        let ns = ns.clone();
+        let path = dir.join(&format!("f{i}")).expect("name");
+        handles.push(tokio::spawn(async move {
+            ns.put_object(&path, new_obj(&["n1"]), &Conditions::none()).await
+        }));
+    }
+    for h in handles {
+        h.await.expect("task").expect("put");
+    }
+    assert_eq!(ns.count(&dir).await.expect("count"), 40);
+    for i in 0..10 {
+        ns.delete(&dir.join(&format!("f{i}")).expect("name"), &Conditions::none())
+            .await
+            .expect("rm");
+    }
+    assert_eq!(ns.count(&dir).await.expect("count"), 30);
+    let listed = ns
+        .list(&dir, &ListOptions { limit: 1000, ..Default::default() })
+        .await
+        .expect("list");
+    assert_eq!(listed.len(), 30);
+}
+
+/// Deleting a directory while a name is created in it: never both succeed.
+pub async fn ns_rmdir_races_create(kv: Arc<dyn Kv>) {
+    let (ns, l) = ns_with_account(kv).await;
+    for round in 0..10 {
+        let dir = p_stor(&l, &format!("race{round}"));
+        ns.put_directory(&dir, &Headers::new()).await.expect("mkdir");
+        let child = dir.join("child").expect("name");
+        let (n1, n2) = (ns.clone(), ns.clone());
+        let (d2, c2) = (dir.clone(), child.clone());
+        let rm = tokio::spawn(async move { n1.delete(&d2, &Conditions::none()).await });
+        let put = tokio::spawn(async move {
+            n2.put_object(&c2, new_obj(&["n1"]), &Conditions::none()).await
+        });
+        let rm = rm.await.expect("task");
+        let put = put.await.expect("task");
+        match (&rm, &put) {
+            (Ok(_), Err(NamespaceError::DirectoryDoesNotExist(_))) => {
+                assert!(ns.get(&dir).await.expect("get").is_none());
+            }
+            (Err(NamespaceError::DirectoryNotEmpty(_)), Ok(_)) => {
+                assert!(ns.get(&child).await.expect("get").is_some());
+            }
+            other => panic!("round {round}: impossible outcome {other:?}"),
+        }
+    }
+}
+
+/// Creating a name in a full directory fails with DirectoryLimitExceeded.
+pub async fn ns_directory_limit(kv: Arc<dyn Kv>) {
+    let (ns, l) = ns_with_account(kv.clone()).await;
+    let dir = p_stor(&l, "full");
+    ns.put_directory(&dir, &Headers::new()).await.expect("mkdir");
+    ns.put_object(&dir.join("existing").expect("name"), new_obj(&["n1"]), &Conditions::none())
+        .await
+        .expect("put");
+    // Pretend the directory is full by loading one count shard.
+    let dk = keys::dk(&l, &["stor", "full"]);
+    let mut t = kv.begin().await.expect("begin");
+    let shard = keys::count_shard("zzz-not-used");
+    let cur = t
+        .get(&keys::count_key(&dk, shard))
+        .await
+        .expect("get")
+        .and_then(|v| keys::decode_count(&v))
+        .unwrap_or(0);
+    t.put(
+        keys::count_key(&dk, shard),
+        keys::encode_count(cur + crate::namespace::MAX_DIRECTORY_ENTRIES as i64),
+    )
+    .await
+    .expect("put");
+    t.commit().await.expect("commit");
+    assert!(matches!(
+        ns.put_object(&dir.join("new").expect("name"), new_obj(&["n1"]), &Conditions::none()).await,
+        Err(NamespaceError::DirectoryLimitExceeded(d)) if d == dir.to_string()
+    ));
+    // Overwriting an existing name is still allowed.
+    ns.put_object(&dir.join("existing").expect("name"), new_obj(&["n1"]), &Conditions::none())
+        .await
+        .expect("overwrite in a full directory");
+}
+
+/// Storage node registration, heartbeats and listing.
+pub async fn ns_nodes(kv: Arc<dyn Kv>) {
+    let ns = Namespace::new(kv).with_clock(Arc::new(|| 42));
+    let id = format!("node-{}", Uuid::new_v4().simple());
+    let rec = NodeRecord {
+        id: id.clone(),
+        url: "http://127.0.0.1:9000".into(),
+        az: "az1".into(),
+        capacity_total: 100,
+        capacity_used: 1,
+        heartbeat_ms: 0,
+        state: NodeState::Active,
+    };
+    assert!(matches!(
+        ns.heartbeat(&id, 1, 2).await,
+        Err(NamespaceError::NodeNotFound(_))
+    ));
+    ns.register_node(&rec).await.expect("register");
+    let hb = ns.heartbeat(&id, 50, 200).await.expect("heartbeat");
+    assert_eq!((hb.capacity_used, hb.capacity_total, hb.heartbeat_ms), (50, 200, 42));
+    assert_eq!(ns.get_node(&id).await.expect("get"), Some(hb.clone()));
+    let drained = ns.set_node_state(&id, NodeState::Draining).await.expect("state");
+    assert_eq!(drained.state, NodeState::Draining);
+    let all = ns.list_nodes().await.expect("list");
+    assert!(all.iter().any(|n| n.id == id && n.state == NodeState::Draining));
+    assert!(matches!(
+        ns.register_node(&NodeRecord { id: String::new(), ..rec }).await,
+        Err(NamespaceError::InvalidArgument(_))
+    ));
+}
+
+#[allow(dead_code)]
+fn _assert_send(ns: &Namespace, p: &MantaPath) {
+    // The gateway runs these futures on a multi-threaded runtime.
+    fn send<T: Send>(_: T) {}
+    send(ns.get(p));
+    send(ns.put_object(p, new_obj(&[]), &Conditions::none()));
+    send(ns.list(p, &ListOptions::default()));
+}
+
+#[allow(dead_code)]
+fn _assert_txn_object_safe(_: &dyn Txn) {}
