@@ -4,6 +4,7 @@
 
 pub mod args;
 pub mod input;
+pub mod posix_regex;
 
 use std::ffi::OsString;
 use std::io;
