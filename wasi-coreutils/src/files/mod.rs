@@ -25,6 +25,7 @@ pub fn io_msg(e: &io::Error) -> String {
 
 pub mod copy;
 pub mod datefmt;
+pub mod glob;
 pub mod gz;
 pub mod paths;
 pub mod hashsum;
