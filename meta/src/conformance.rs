@@ -171,7 +171,8 @@ pub async fn kv_scan_bounds_and_order(kv: Arc<dyn Kv>) {
     let pairs: Vec<_> = (0u8..50).map(|i| (k(&p, &[i]), vec![i])).collect();
     put_commit(&kv, &pairs).await;
     let mut s = kv.snapshot().await.expect("snapshot");
-    let vals = |rows: Vec<(Vec<u8>, Vec<u8>)>| rows.into_iter().map(|(_, v)| v[0]).collect::<Vec<_>>();
+    let vals =
+        |rows: Vec<(Vec<u8>, Vec<u8>)>| rows.into_iter().map(|(_, v)| v[0]).collect::<Vec<_>>();
 
     let all = s
         .scan(KeyRange::prefix(&p), 100, Order::Asc)
@@ -189,13 +190,30 @@ pub async fn kv_scan_bounds_and_order(kv: Arc<dyn Kv>) {
         .expect("scan");
     assert_eq!(vals(last), vec![49, 48, 47]);
     let r = KeyRange::new(k(&p, &[10]), k(&p, &[13]));
-    assert_eq!(vals(s.scan(r.clone(), 10, Order::Asc).await.expect("scan")), vec![10, 11, 12]);
-    assert_eq!(vals(s.scan(r, 10, Order::Desc).await.expect("scan")), vec![12, 11, 10]);
+    assert_eq!(
+        vals(s.scan(r.clone(), 10, Order::Asc).await.expect("scan")),
+        vec![10, 11, 12]
+    );
+    assert_eq!(
+        vals(s.scan(r, 10, Order::Desc).await.expect("scan")),
+        vec![12, 11, 10]
+    );
     let r = KeyRange::bounds(Bound::Excluded(k(&p, &[10])), Bound::Included(k(&p, &[13])));
-    assert_eq!(vals(s.scan(r.clone(), 10, Order::Asc).await.expect("scan")), vec![11, 12, 13]);
-    assert_eq!(vals(s.scan(r, 2, Order::Desc).await.expect("scan")), vec![13, 12]);
+    assert_eq!(
+        vals(s.scan(r.clone(), 10, Order::Asc).await.expect("scan")),
+        vec![11, 12, 13]
+    );
+    assert_eq!(
+        vals(s.scan(r, 2, Order::Desc).await.expect("scan")),
+        vec![13, 12]
+    );
     let empty = KeyRange::new(k(&p, &[20]), k(&p, &[20]));
-    assert!(s.scan(empty, 10, Order::Asc).await.expect("scan").is_empty());
+    assert!(
+        s.scan(empty, 10, Order::Asc)
+            .await
+            .expect("scan")
+            .is_empty()
+    );
     let zero = s
         .scan(KeyRange::prefix(&p), 0, Order::Asc)
         .await
@@ -226,7 +244,10 @@ pub async fn kv_read_your_writes(kv: Arc<dyn Kv>) {
     t.put(k(&p, b"d"), b"D2".to_vec()).await.expect("put");
     t.delete(k(&p, b"f")).await.expect("delete");
     t.put(k(&p, b"g"), b"G".to_vec()).await.expect("put");
-    assert_eq!(t.get(&k(&p, b"d")).await.expect("get"), Some(b"D2".to_vec()));
+    assert_eq!(
+        t.get(&k(&p, b"d")).await.expect("get"),
+        Some(b"D2".to_vec())
+    );
     assert_eq!(t.get(&k(&p, b"f")).await.expect("get"), None);
     let asc = t
         .scan(KeyRange::prefix(&p), 10, Order::Asc)
@@ -250,7 +271,9 @@ pub async fn kv_read_your_writes(kv: Arc<dyn Kv>) {
     t.commit().await.expect("commit");
     let mut s = kv.snapshot().await.expect("snapshot");
     assert_eq!(
-        s.scan(KeyRange::prefix(&p), 10, Order::Asc).await.expect("scan"),
+        s.scan(KeyRange::prefix(&p), 10, Order::Asc)
+            .await
+            .expect("scan"),
         want
     );
 }
@@ -266,14 +289,20 @@ pub async fn kv_snapshot_isolation(kv: Arc<dyn Kv>) {
         &[(k(&p, b"k"), b"new".to_vec()), (k(&p, b"n"), b"x".to_vec())],
     )
     .await;
-    assert_eq!(snap.get(&k(&p, b"k")).await.expect("get"), Some(b"old".to_vec()));
+    assert_eq!(
+        snap.get(&k(&p, b"k")).await.expect("get"),
+        Some(b"old".to_vec())
+    );
     assert_eq!(snap.get(&k(&p, b"n")).await.expect("get"), None);
     let rows = snap
         .scan(KeyRange::prefix(&p), 10, Order::Asc)
         .await
         .expect("scan");
     assert_eq!(rows.len(), 1);
-    assert_eq!(reader.get(&k(&p, b"k")).await.expect("get"), Some(b"old".to_vec()));
+    assert_eq!(
+        reader.get(&k(&p, b"k")).await.expect("get"),
+        Some(b"old".to_vec())
+    );
     reader.rollback().await.expect("rollback");
     assert_eq!(snap_get(&kv, &k(&p, b"k")).await, Some(b"new".to_vec()));
 }
@@ -391,7 +420,10 @@ where
             .expect("put");
     }
     let kv = open().await;
-    assert_eq!(snap_get(&kv, &k(&p, b"durable")).await, Some(b"yes".to_vec()));
+    assert_eq!(
+        snap_get(&kv, &k(&p, b"durable")).await,
+        Some(b"yes".to_vec())
+    );
     let ns = Namespace::new(kv);
     let e = ns.get(&p_stor(&l, "obj")).await.expect("get");
     assert!(e.is_some_and(|e| e.object().is_some()));
@@ -412,15 +444,34 @@ pub async fn ns_accounts_and_keys(kv: Arc<dyn Kv>) {
     ));
     let acct = ns.get_account(&l).await.expect("get").expect("exists");
     assert!(!acct.disabled);
-    assert!(ns.list_accounts().await.expect("list").iter().any(|a| a.login == l));
+    assert!(
+        ns.list_accounts()
+            .await
+            .expect("list")
+            .iter()
+            .any(|a| a.login == l)
+    );
     assert!(ns.get_account("nobodyhere").await.expect("get").is_none());
 
     let root = MantaPath::account_root(&l).expect("root");
-    assert!(ns.get(&root).await.expect("get").is_some_and(|e| e.is_directory()));
+    assert!(
+        ns.get(&root)
+            .await
+            .expect("get")
+            .is_some_and(|e| e.is_directory())
+    );
     let tops = ns.list(&root, &ListOptions::default()).await.expect("list");
-    assert_eq!(names(&tops), ["jobs", "public", "reports", "stor", "uploads"]);
+    assert_eq!(
+        names(&tops),
+        ["jobs", "public", "reports", "stor", "uploads"]
+    );
     assert_eq!(ns.count(&root).await.expect("count"), 5);
-    assert!(ns.get(&p_stor(&l, "")).await.expect("get").is_some_and(|e| e.is_directory()));
+    assert!(
+        ns.get(&p_stor(&l, ""))
+            .await
+            .expect("get")
+            .is_some_and(|e| e.is_directory())
+    );
 
     let md5 = "00:11:22:33:44:55:66:77:88:99:aa:bb:cc:dd:ee:ff";
     let key = SshKey {
@@ -430,16 +481,26 @@ pub async fn ns_accounts_and_keys(kv: Arc<dyn Kv>) {
         name: "laptop".into(),
     };
     ns.add_key(&l, None, &key).await.expect("add key");
-    assert_eq!(ns.get_key(&l, None, md5).await.expect("md5"), Some(key.clone()));
     assert_eq!(
-        ns.get_key(&l, None, &md5.to_uppercase()).await.expect("md5 upper"),
+        ns.get_key(&l, None, md5).await.expect("md5"),
         Some(key.clone())
     );
     assert_eq!(
-        ns.get_key(&l, None, "SHA256:abcDEF123+/xyz").await.expect("sha"),
+        ns.get_key(&l, None, &md5.to_uppercase())
+            .await
+            .expect("md5 upper"),
         Some(key.clone())
     );
-    assert_eq!(ns.get_key(&l, None, "SHA256:nope").await.expect("sha"), None);
+    assert_eq!(
+        ns.get_key(&l, None, "SHA256:abcDEF123+/xyz")
+            .await
+            .expect("sha"),
+        Some(key.clone())
+    );
+    assert_eq!(
+        ns.get_key(&l, None, "SHA256:nope").await.expect("sha"),
+        None
+    );
     assert!(matches!(
         ns.add_key(&l, Some("bob"), &key).await,
         Err(NamespaceError::SubuserNotFound(_))
@@ -455,16 +516,26 @@ pub async fn ns_accounts_and_keys(kv: Arc<dyn Kv>) {
         fingerprint_sha256: "SHA256:sub".into(),
         ..key.clone()
     };
-    ns.add_key(&l, Some("bob"), &sub_key).await.expect("sub key");
+    ns.add_key(&l, Some("bob"), &sub_key)
+        .await
+        .expect("sub key");
     // Account and subuser keys are separate.
     assert_eq!(ns.get_key(&l, None, sub_md5).await.expect("get"), None);
     assert_eq!(ns.get_key(&l, Some("bob"), md5).await.expect("get"), None);
     assert_eq!(
-        ns.get_key(&l, Some("bob"), "SHA256:sub").await.expect("get"),
+        ns.get_key(&l, Some("bob"), "SHA256:sub")
+            .await
+            .expect("get"),
         Some(sub_key.clone())
     );
-    assert_eq!(ns.list_keys(&l, None).await.expect("list"), vec![key.clone()]);
-    assert_eq!(ns.list_keys(&l, Some("bob")).await.expect("list"), vec![sub_key]);
+    assert_eq!(
+        ns.list_keys(&l, None).await.expect("list"),
+        vec![key.clone()]
+    );
+    assert_eq!(
+        ns.list_keys(&l, Some("bob")).await.expect("list"),
+        vec![sub_key]
+    );
     assert_eq!(ns.list_subusers(&l).await.expect("subusers").len(), 1);
     let bad = SshKey {
         fingerprint_md5: "not-a-fingerprint".into(),
@@ -476,7 +547,12 @@ pub async fn ns_accounts_and_keys(kv: Arc<dyn Kv>) {
     ));
     assert!(ns.remove_key(&l, None, md5).await.expect("remove"));
     assert!(!ns.remove_key(&l, None, md5).await.expect("remove again"));
-    assert_eq!(ns.get_key(&l, None, "SHA256:abcDEF123+/xyz").await.expect("sha"), None);
+    assert_eq!(
+        ns.get_key(&l, None, "SHA256:abcDEF123+/xyz")
+            .await
+            .expect("sha"),
+        None
+    );
 
     ns.set_account_disabled(&l, true).await.expect("disable");
     assert!(matches!(
@@ -513,14 +589,18 @@ pub async fn ns_directories_and_objects(kv: Arc<dyn Kv>) {
         Err(NamespaceError::DirectoryDoesNotExist(p)) if p == format!("/{l}/stor/no")
     ));
     let o = p_stor(&l, "d/o.txt");
-    let put = ns.put_object(&o, new_obj(&["n1", "n2"]), &none).await.expect("put");
+    let put = ns
+        .put_object(&o, new_obj(&["n1", "n2"]), &none)
+        .await
+        .expect("put");
     assert!(put.replaced.is_none() && put.freed.is_empty());
     let got = ns.get(&o).await.expect("get").expect("object");
     assert_eq!(got, put.entry);
     assert_eq!(got.name, "o.txt");
     assert_eq!(got.object().expect("object").copies, ["n1", "n2"]);
     assert!(matches!(
-        ns.put_object(&p_stor(&l, "d/o.txt/x"), new_obj(&["n1"]), &none).await,
+        ns.put_object(&p_stor(&l, "d/o.txt/x"), new_obj(&["n1"]), &none)
+            .await,
         Err(NamespaceError::ParentNotDirectory(_))
     ));
     assert!(matches!(
@@ -538,9 +618,12 @@ pub async fn ns_directories_and_objects(kv: Arc<dyn Kv>) {
         ));
     }
     // Top directories: PUT directory is a no-op; the account root is refused.
-    ns.put_directory(&p_stor(&l, ""), &h).await.expect("top dir no-op");
+    ns.put_directory(&p_stor(&l, ""), &h)
+        .await
+        .expect("top dir no-op");
     assert!(matches!(
-        ns.put_directory(&MantaPath::account_root(&l).expect("root"), &h).await,
+        ns.put_directory(&MantaPath::account_root(&l).expect("root"), &h)
+            .await,
         Err(NamespaceError::RootDirectory(_))
     ));
     assert!(matches!(
@@ -568,10 +651,17 @@ pub async fn ns_directories_and_objects(kv: Arc<dyn Kv>) {
 
     // A directory PUT over an object replaces it (Manta's last writer wins).
     let x = p_stor(&l, "x");
-    ns.put_object(&x, new_obj(&["n9"]), &none).await.expect("put");
+    ns.put_object(&x, new_obj(&["n9"]), &none)
+        .await
+        .expect("put");
     let out = ns.put_directory(&x, &h).await.expect("dir over object");
     assert_eq!(out.freed.len(), 1);
-    assert!(ns.get(&x).await.expect("get").is_some_and(|e| e.is_directory()));
+    assert!(
+        ns.get(&x)
+            .await
+            .expect("get")
+            .is_some_and(|e| e.is_directory())
+    );
     assert_eq!(ns.count(&p_stor(&l, "")).await.expect("count"), 1);
 }
 
@@ -583,12 +673,19 @@ pub async fn ns_conditions(kv: Arc<dyn Kv>) {
         if_none_match: Some(vec!["*".into()]),
         ..Default::default()
     };
-    ns.put_object(&o, new_obj(&["n1"]), &only_new).await.expect("create-only on absent");
+    ns.put_object(&o, new_obj(&["n1"]), &only_new)
+        .await
+        .expect("create-only on absent");
     assert!(matches!(
         ns.put_object(&o, new_obj(&["n1"]), &only_new).await,
         Err(NamespaceError::PreconditionFailed(_))
     ));
-    let etag = ns.get(&o).await.expect("get").and_then(|e| e.etag()).expect("etag");
+    let etag = ns
+        .get(&o)
+        .await
+        .expect("get")
+        .and_then(|e| e.etag())
+        .expect("etag");
     let wrong = Conditions {
         if_match: Some(vec!["not-it".into()]),
         ..Default::default()
@@ -605,8 +702,15 @@ pub async fn ns_conditions(kv: Arc<dyn Kv>) {
         if_match: Some(vec![etag.clone()]),
         ..Default::default()
     };
-    let out = ns.put_object(&o, new_obj(&["n1"]), &right).await.expect("if-match put");
-    assert_ne!(out.entry.etag(), Some(etag.clone()), "etag changes on overwrite");
+    let out = ns
+        .put_object(&o, new_obj(&["n1"]), &right)
+        .await
+        .expect("if-match put");
+    assert_ne!(
+        out.entry.etag(),
+        Some(etag.clone()),
+        "etag changes on overwrite"
+    );
     // The old etag no longer matches.
     assert!(matches!(
         ns.delete(&o, &right).await,
@@ -617,7 +721,8 @@ pub async fn ns_conditions(kv: Arc<dyn Kv>) {
         ..Default::default()
     };
     assert!(matches!(
-        ns.put_object(&p_stor(&l, "absent"), new_obj(&["n1"]), &any).await,
+        ns.put_object(&p_stor(&l, "absent"), new_obj(&["n1"]), &any)
+            .await,
         Err(NamespaceError::PreconditionFailed(_))
     ));
     let old = Conditions {
@@ -639,8 +744,13 @@ pub async fn ns_overwrite_and_gc(kv: Arc<dyn Kv>) {
     let o = p_stor(&l, "o");
     let first = new_obj(&[&node_a, &node_b]);
     let first_id = first.object_id;
-    ns.put_object(&o, first, &Conditions::none()).await.expect("put");
-    let out = ns.put_object(&o, new_obj(&[&node_a]), &Conditions::none()).await.expect("overwrite");
+    ns.put_object(&o, first, &Conditions::none())
+        .await
+        .expect("put");
+    let out = ns
+        .put_object(&o, new_obj(&[&node_a]), &Conditions::none())
+        .await
+        .expect("overwrite");
     let freed: BTreeSet<CopyRef> = out.freed.iter().cloned().collect();
     let want: BTreeSet<CopyRef> = [&node_a, &node_b]
         .iter()
@@ -659,7 +769,12 @@ pub async fn ns_overwrite_and_gc(kv: Arc<dyn Kv>) {
     assert_eq!(pend[0].object_id, first_id);
     assert_eq!(ns.gc_pending(&node_a, 10).await.expect("pending").len(), 1);
     ns.gc_done(&pend).await.expect("done");
-    assert!(ns.gc_pending(&node_b, 10).await.expect("pending").is_empty());
+    assert!(
+        ns.gc_pending(&node_b, 10)
+            .await
+            .expect("pending")
+            .is_empty()
+    );
     ns.gc_done(&pend).await.expect("done is idempotent");
 }
 
@@ -670,7 +785,10 @@ pub async fn ns_put_metadata(kv: Arc<dyn Kv>) {
     let (ns, l) = ns_with_account(kv).await;
     let ns = ns.with_clock(Arc::new(move || c.fetch_add(1000, Ordering::SeqCst)));
     let o = p_stor(&l, "m");
-    let put = ns.put_object(&o, new_obj(&["n1"]), &Conditions::none()).await.expect("put");
+    let put = ns
+        .put_object(&o, new_obj(&["n1"]), &Conditions::none())
+        .await
+        .expect("put");
     let upd = MetadataUpdate {
         content_type: Some("application/x-thing".into()),
         headers: Headers::from([("m-foo".to_owned(), "bar".to_owned())]),
@@ -720,7 +838,8 @@ pub async fn ns_snaplinks(kv: Arc<dyn Kv>) {
     assert_eq!(ns.count(&p_stor(&l, "")).await.expect("count"), 3);
 
     assert!(matches!(
-        ns.snaplink(&p_stor(&l, "missing"), &p_stor(&l, "z"), &none).await,
+        ns.snaplink(&p_stor(&l, "missing"), &p_stor(&l, "z"), &none)
+            .await,
         Err(NamespaceError::LinkSourceNotFound(_))
     ));
     let d = p_stor(&l, "dir");
@@ -745,9 +864,15 @@ pub async fn ns_snaplinks(kv: Arc<dyn Kv>) {
     // Delete the source: the links stay readable, nothing is freed.
     let out = ns.delete(&src, &none).await.expect("rm src");
     assert!(out.freed.is_empty());
-    assert_eq!(ns.get(&dst).await.expect("get").and_then(|e| e.etag()), Some(id.to_string()));
+    assert_eq!(
+        ns.get(&dst).await.expect("get").and_then(|e| e.etag()),
+        Some(id.to_string())
+    );
     // Overwrite one link: still nothing freed (dst2 holds it).
-    let out = ns.put_object(&dst, new_obj(&["n3"]), &none).await.expect("overwrite link");
+    let out = ns
+        .put_object(&dst, new_obj(&["n3"]), &none)
+        .await
+        .expect("overwrite link");
     assert!(out.freed.is_empty());
     // Re-linking a name onto the object it already holds keeps one reference.
     ns.snaplink(&dst2, &dst2, &none).await.expect("self link");
@@ -763,8 +888,12 @@ pub async fn ns_concurrent_unlinks(kv: Arc<dyn Kv>) {
     for round in 0..5 {
         let a = p_stor(&l, &format!("a{round}"));
         let b = p_stor(&l, &format!("b{round}"));
-        ns.put_object(&a, new_obj(&["n1"]), &Conditions::none()).await.expect("put");
-        ns.snaplink(&a, &b, &Conditions::none()).await.expect("link");
+        ns.put_object(&a, new_obj(&["n1"]), &Conditions::none())
+            .await
+            .expect("put");
+        ns.snaplink(&a, &b, &Conditions::none())
+            .await
+            .expect("link");
         let (n1, n2) = (ns.clone(), ns.clone());
         let (a2, b2) = (a.clone(), b.clone());
         let h1 = tokio::spawn(async move { n1.delete(&a2, &Conditions::none()).await });
@@ -786,16 +915,24 @@ pub async fn ns_listing_order_and_markers(kv: Arc<dyn Kv>) {
     let dir = p_stor(&l, "");
     let objs = ["b", "a b.txt", "Z", "é", "ü", "日本", "a", "~", "a-"];
     for n in objs {
-        ns.put_object(&dir.join(n).expect("name"), new_obj(&["n1"]), &Conditions::none())
-            .await
-            .expect("put");
+        ns.put_object(
+            &dir.join(n).expect("name"),
+            new_obj(&["n1"]),
+            &Conditions::none(),
+        )
+        .await
+        .expect("put");
     }
     for n in ["d1", "d2", "d3"] {
         ns.put_directory(&dir.join(n).expect("name"), &Headers::new())
             .await
             .expect("mkdir");
     }
-    let mut want: Vec<String> = objs.iter().chain(["d1", "d2", "d3"].iter()).map(|s| (*s).to_owned()).collect();
+    let mut want: Vec<String> = objs
+        .iter()
+        .chain(["d1", "d2", "d3"].iter())
+        .map(|s| (*s).to_owned())
+        .collect();
     want.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
     let opts = |limit, marker: Option<&str>, reverse, filter| ListOptions {
         limit,
@@ -804,33 +941,64 @@ pub async fn ns_listing_order_and_markers(kv: Arc<dyn Kv>) {
         filter,
         sort: SortBy::Name,
     };
-    let all = ns.list(&dir, &opts(100, None, false, TypeFilter::All)).await.expect("list");
+    let all = ns
+        .list(&dir, &opts(100, None, false, TypeFilter::All))
+        .await
+        .expect("list");
     assert_eq!(names(&all), want);
     assert_eq!(ns.count(&dir).await.expect("count"), want.len() as u64);
     // Inclusive marker.
-    let page = ns.list(&dir, &opts(3, Some("b"), false, TypeFilter::All)).await.expect("list");
+    let page = ns
+        .list(&dir, &opts(3, Some("b"), false, TypeFilter::All))
+        .await
+        .expect("list");
     let at = want.iter().position(|n| n == "b").expect("b");
     assert_eq!(names(&page), want[at..at + 3].to_vec());
     // Marker that is not a name starts at the next one.
-    let page = ns.list(&dir, &opts(2, Some("c"), false, TypeFilter::All)).await.expect("list");
+    let page = ns
+        .list(&dir, &opts(2, Some("c"), false, TypeFilter::All))
+        .await
+        .expect("list");
     assert_eq!(names(&page), ["d1", "d2"]);
     // Reverse, inclusive marker.
-    let page = ns.list(&dir, &opts(2, Some("b"), true, TypeFilter::All)).await.expect("list");
+    let page = ns
+        .list(&dir, &opts(2, Some("b"), true, TypeFilter::All))
+        .await
+        .expect("list");
     assert_eq!(names(&page), [want[at].clone(), want[at - 1].clone()]);
     let mut rev = want.clone();
     rev.reverse();
-    let all_rev = ns.list(&dir, &opts(100, None, true, TypeFilter::All)).await.expect("list");
+    let all_rev = ns
+        .list(&dir, &opts(100, None, true, TypeFilter::All))
+        .await
+        .expect("list");
     assert_eq!(names(&all_rev), rev);
     // Filters still fill the page.
-    let dirs = ns.list(&dir, &opts(2, None, false, TypeFilter::Directories)).await.expect("list");
+    let dirs = ns
+        .list(&dir, &opts(2, None, false, TypeFilter::Directories))
+        .await
+        .expect("list");
     assert_eq!(names(&dirs), ["d1", "d2"]);
-    let objs_only = ns.list(&dir, &opts(100, None, false, TypeFilter::Objects)).await.expect("list");
+    let objs_only = ns
+        .list(&dir, &opts(100, None, false, TypeFilter::Objects))
+        .await
+        .expect("list");
     assert_eq!(objs_only.len(), objs.len());
     assert!(objs_only.iter().all(|e| !e.is_directory()));
-    let last_dir = ns.list(&dir, &opts(5, None, true, TypeFilter::Directories)).await.expect("list");
+    let last_dir = ns
+        .list(&dir, &opts(5, None, true, TypeFilter::Directories))
+        .await
+        .expect("list");
     assert_eq!(names(&last_dir), ["d3", "d2", "d1"]);
     assert!(matches!(
-        ns.list(&dir, &ListOptions { marker: Some(Marker::Mtime(5)), ..opts(5, None, false, TypeFilter::All) }).await,
+        ns.list(
+            &dir,
+            &ListOptions {
+                marker: Some(Marker::Mtime(5)),
+                ..opts(5, None, false, TypeFilter::All)
+            }
+        )
+        .await,
         Err(NamespaceError::InvalidArgument(_))
     ));
 }
@@ -839,7 +1007,9 @@ pub async fn ns_listing_order_and_markers(kv: Arc<dyn Kv>) {
 pub async fn ns_listing_pagination(kv: Arc<dyn Kv>) {
     let (ns, l) = ns_with_account(kv).await;
     let dir = p_stor(&l, "big");
-    ns.put_directory(&dir, &Headers::new()).await.expect("mkdir");
+    ns.put_directory(&dir, &Headers::new())
+        .await
+        .expect("mkdir");
     let total = 2500usize;
     let mut handles = Vec::new();
     for shard in 0..8 {
@@ -899,9 +1069,13 @@ pub async fn ns_listing_by_mtime(kv: Arc<dyn Kv>) {
     // mtimes: c=+0, a=+10, b=+10, d=+20
     for (n, t) in [("c", 0), ("a", 10), ("b", 10), ("d", 20)] {
         clock.store(1_700_000_000_000 + t, Ordering::SeqCst);
-        ns.put_object(&dir.join(n).expect("name"), new_obj(&["n1"]), &Conditions::none())
-            .await
-            .expect("put");
+        ns.put_object(
+            &dir.join(n).expect("name"),
+            new_obj(&["n1"]),
+            &Conditions::none(),
+        )
+        .await
+        .expect("put");
     }
     let opts = |marker: Option<u64>, reverse| ListOptions {
         limit: 10,
@@ -914,9 +1088,15 @@ pub async fn ns_listing_by_mtime(kv: Arc<dyn Kv>) {
     assert_eq!(names(&l1), ["d", "a", "b", "c"]);
     let l2 = ns.list(&dir, &opts(None, true)).await.expect("list");
     assert_eq!(names(&l2), ["c", "b", "a", "d"]);
-    let l3 = ns.list(&dir, &opts(Some(1_700_000_000_010), false)).await.expect("list");
+    let l3 = ns
+        .list(&dir, &opts(Some(1_700_000_000_010), false))
+        .await
+        .expect("list");
     assert_eq!(names(&l3), ["a", "b", "c"]);
-    let l4 = ns.list(&dir, &opts(Some(1_700_000_000_010), true)).await.expect("list");
+    let l4 = ns
+        .list(&dir, &opts(Some(1_700_000_000_010), true))
+        .await
+        .expect("list");
     assert_eq!(names(&l4), ["b", "a", "d"]);
 }
 
@@ -924,13 +1104,16 @@ pub async fn ns_listing_by_mtime(kv: Arc<dyn Kv>) {
 pub async fn ns_counts_under_concurrency(kv: Arc<dyn Kv>) {
     let (ns, l) = ns_with_account(kv).await;
     let dir = p_stor(&l, "cnt");
-    ns.put_directory(&dir, &Headers::new()).await.expect("mkdir");
+    ns.put_directory(&dir, &Headers::new())
+        .await
+        .expect("mkdir");
     let mut handles = Vec::new();
     for i in 0..40 {
         let ns = ns.clone();
         let path = dir.join(&format!("f{i}")).expect("name");
         handles.push(tokio::spawn(async move {
-            ns.put_object(&path, new_obj(&["n1"]), &Conditions::none()).await
+            ns.put_object(&path, new_obj(&["n1"]), &Conditions::none())
+                .await
         }));
     }
     for h in handles {
@@ -938,13 +1121,22 @@ pub async fn ns_counts_under_concurrency(kv: Arc<dyn Kv>) {
     }
     assert_eq!(ns.count(&dir).await.expect("count"), 40);
     for i in 0..10 {
-        ns.delete(&dir.join(&format!("f{i}")).expect("name"), &Conditions::none())
-            .await
-            .expect("rm");
+        ns.delete(
+            &dir.join(&format!("f{i}")).expect("name"),
+            &Conditions::none(),
+        )
+        .await
+        .expect("rm");
     }
     assert_eq!(ns.count(&dir).await.expect("count"), 30);
     let listed = ns
-        .list(&dir, &ListOptions { limit: 1000, ..Default::default() })
+        .list(
+            &dir,
+            &ListOptions {
+                limit: 1000,
+                ..Default::default()
+            },
+        )
         .await
         .expect("list");
     assert_eq!(listed.len(), 30);
@@ -955,13 +1147,16 @@ pub async fn ns_rmdir_races_create(kv: Arc<dyn Kv>) {
     let (ns, l) = ns_with_account(kv).await;
     for round in 0..10 {
         let dir = p_stor(&l, &format!("race{round}"));
-        ns.put_directory(&dir, &Headers::new()).await.expect("mkdir");
+        ns.put_directory(&dir, &Headers::new())
+            .await
+            .expect("mkdir");
         let child = dir.join("child").expect("name");
         let (n1, n2) = (ns.clone(), ns.clone());
         let (d2, c2) = (dir.clone(), child.clone());
         let rm = tokio::spawn(async move { n1.delete(&d2, &Conditions::none()).await });
         let put = tokio::spawn(async move {
-            n2.put_object(&c2, new_obj(&["n1"]), &Conditions::none()).await
+            n2.put_object(&c2, new_obj(&["n1"]), &Conditions::none())
+                .await
         });
         let rm = rm.await.expect("task");
         let put = put.await.expect("task");
@@ -981,10 +1176,16 @@ pub async fn ns_rmdir_races_create(kv: Arc<dyn Kv>) {
 pub async fn ns_directory_limit(kv: Arc<dyn Kv>) {
     let (ns, l) = ns_with_account(kv.clone()).await;
     let dir = p_stor(&l, "full");
-    ns.put_directory(&dir, &Headers::new()).await.expect("mkdir");
-    ns.put_object(&dir.join("existing").expect("name"), new_obj(&["n1"]), &Conditions::none())
+    ns.put_directory(&dir, &Headers::new())
         .await
-        .expect("put");
+        .expect("mkdir");
+    ns.put_object(
+        &dir.join("existing").expect("name"),
+        new_obj(&["n1"]),
+        &Conditions::none(),
+    )
+    .await
+    .expect("put");
     // Pretend the directory is full by loading one count shard.
     let dk = keys::dk(&l, &["stor", "full"]);
     let mut t = kv.begin().await.expect("begin");
@@ -1007,9 +1208,13 @@ pub async fn ns_directory_limit(kv: Arc<dyn Kv>) {
         Err(NamespaceError::DirectoryLimitExceeded(d)) if d == dir.to_string()
     ));
     // Overwriting an existing name is still allowed.
-    ns.put_object(&dir.join("existing").expect("name"), new_obj(&["n1"]), &Conditions::none())
-        .await
-        .expect("overwrite in a full directory");
+    ns.put_object(
+        &dir.join("existing").expect("name"),
+        new_obj(&["n1"]),
+        &Conditions::none(),
+    )
+    .await
+    .expect("overwrite in a full directory");
 }
 
 /// Storage node registration, heartbeats and listing.
@@ -1031,14 +1236,27 @@ pub async fn ns_nodes(kv: Arc<dyn Kv>) {
     ));
     ns.register_node(&rec).await.expect("register");
     let hb = ns.heartbeat(&id, 50, 200).await.expect("heartbeat");
-    assert_eq!((hb.capacity_used, hb.capacity_total, hb.heartbeat_ms), (50, 200, 42));
+    assert_eq!(
+        (hb.capacity_used, hb.capacity_total, hb.heartbeat_ms),
+        (50, 200, 42)
+    );
     assert_eq!(ns.get_node(&id).await.expect("get"), Some(hb.clone()));
-    let drained = ns.set_node_state(&id, NodeState::Draining).await.expect("state");
+    let drained = ns
+        .set_node_state(&id, NodeState::Draining)
+        .await
+        .expect("state");
     assert_eq!(drained.state, NodeState::Draining);
     let all = ns.list_nodes().await.expect("list");
-    assert!(all.iter().any(|n| n.id == id && n.state == NodeState::Draining));
+    assert!(
+        all.iter()
+            .any(|n| n.id == id && n.state == NodeState::Draining)
+    );
     assert!(matches!(
-        ns.register_node(&NodeRecord { id: String::new(), ..rec }).await,
+        ns.register_node(&NodeRecord {
+            id: String::new(),
+            ..rec
+        })
+        .await,
         Err(NamespaceError::InvalidArgument(_))
     ));
 }

@@ -42,6 +42,9 @@ use crate::kv::{
 
 const TABLE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("kv");
 
+/// A buffered write: `None` is a delete.
+type Buffered = (Vec<u8>, Option<Vec<u8>>);
+
 /// Prune the version table when it grows past this many keys.
 const PRUNE_THRESHOLD: usize = 4096;
 
@@ -169,7 +172,7 @@ impl RedbSnap {
         range: &KeyRange,
         limit: usize,
         order: Order,
-        overlay: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+        overlay: Vec<Buffered>,
     ) -> KvResult<Vec<KvPair>> {
         let mut out = Vec::new();
         if limit == 0 || range.is_empty() {
@@ -181,7 +184,7 @@ impl RedbSnap {
             Order::Asc => Box::new(iter),
             Order::Desc => Box::new(iter.rev()),
         };
-        let mut ov: Box<dyn Iterator<Item = (Vec<u8>, Option<Vec<u8>>)>> = match order {
+        let mut ov: Box<dyn Iterator<Item = Buffered>> = match order {
             Order::Asc => Box::new(overlay.into_iter()),
             Order::Desc => Box::new(overlay.into_iter().rev()),
         };

@@ -102,8 +102,7 @@ pub fn entry_key(dk: &Dk, name: &str) -> Vec<u8> {
 /// The name part of an entry key of `dk`, if `key` is one.
 pub fn entry_name<'a>(dk: &Dk, key: &'a [u8]) -> Option<&'a [u8]> {
     let p = 1 + DK_LEN + 1;
-    if key.len() >= p && key[0] == TAG_DIR && key[1..=DK_LEN] == dk.0 && key[p - 1] == DIR_ENTRIES
-    {
+    if key.len() >= p && key[0] == TAG_DIR && key[1..=DK_LEN] == dk.0 && key[p - 1] == DIR_ENTRIES {
         Some(&key[p..])
     } else {
         None

@@ -152,8 +152,7 @@ pub trait Reader: Send {
 
     /// Up to `limit` pairs inside `range`, in `order`. Always bound the range
     /// tightly: on TiKV each overlapping region is asked for `limit` rows.
-    async fn scan(&mut self, range: KeyRange, limit: usize, order: Order)
-    -> KvResult<Vec<KvPair>>;
+    async fn scan(&mut self, range: KeyRange, limit: usize, order: Order) -> KvResult<Vec<KvPair>>;
 }
 
 /// A consistent read-only view of the store at one point in time.
@@ -213,8 +212,6 @@ mod tests {
     fn empty_ranges() {
         assert!(KeyRange::new(vec![2], vec![2]).is_empty());
         assert!(!KeyRange::new(vec![1], vec![2]).is_empty());
-        assert!(
-            KeyRange::bounds(Bound::Included(vec![3]), Bound::Included(vec![2])).is_empty()
-        );
+        assert!(KeyRange::bounds(Bound::Included(vec![3]), Bound::Included(vec![2])).is_empty());
     }
 }

@@ -152,10 +152,12 @@ impl MantaPath {
             None => None,
             Some(t) => {
                 validate_name(&t)?;
-                Some(TopDir::parse(&t).ok_or_else(|| PathError::UnknownTopDirectory {
-                    login: login.to_owned(),
-                    name: t.chars().take(64).collect(),
-                })?)
+                Some(
+                    TopDir::parse(&t).ok_or_else(|| PathError::UnknownTopDirectory {
+                        login: login.to_owned(),
+                        name: t.chars().take(64).collect(),
+                    })?,
+                )
             }
         };
         Self::from_parts(login, top, it.collect())

@@ -72,10 +72,10 @@ async fn commits_survive_kill_9() {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(n) = line.strip_prefix("committed ") {
-                if tx.send(n.parse::<u64>().expect("number")).is_err() {
-                    return;
-                }
+            if let Some(n) = line.strip_prefix("committed ")
+                && tx.send(n.parse::<u64>().expect("number")).is_err()
+            {
+                return;
             }
         }
     });

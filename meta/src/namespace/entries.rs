@@ -9,8 +9,8 @@ use tracing::warn;
 
 use super::records::{ObjectRecord, StoredEntry, StoredGc, decode, encode};
 use super::{
-    Conditions, CopyRef, DeleteOutcome, Entry, EntryKind, Headers, ListOptions, Marker,
-    MAX_DIRECTORY_ENTRIES, MetadataUpdate, Namespace, NamespaceError, NewObject, NsResult,
+    Conditions, CopyRef, DeleteOutcome, Entry, EntryKind, Headers, ListOptions,
+    MAX_DIRECTORY_ENTRIES, Marker, MetadataUpdate, Namespace, NamespaceError, NewObject, NsResult,
     ObjectInfo, PutOutcome, SortBy, TypeFilter,
 };
 use crate::keys::{self, Dk};
@@ -419,7 +419,11 @@ impl Namespace {
         // count never touches zero when `dst` already named this object.
         let rkey = keys::object_key(&sobj.object_id);
         let mut rec = if sobj.linked {
-            match txn.get_for_update(&rkey).await.map_err(|e| ns_err(e, dst))? {
+            match txn
+                .get_for_update(&rkey)
+                .await
+                .map_err(|e| ns_err(e, dst))?
+            {
                 Some(v) => decode::<ObjectRecord>(&v)?,
                 None => {
                     warn!(object = %sobj.object_id, "linked object without a record; recreating");
@@ -569,7 +573,11 @@ async fn check_parent(txn: &mut dyn Txn, path: &MantaPath) -> NsResult<()> {
 
 async fn count_entries(r: &mut dyn Reader, dk: &Dk) -> NsResult<u64> {
     let rows = r
-        .scan(keys::counts_range(dk), keys::COUNT_SHARDS as usize, Order::Asc)
+        .scan(
+            keys::counts_range(dk),
+            keys::COUNT_SHARDS as usize,
+            Order::Asc,
+        )
         .await
         .map_err(|e| NamespaceError::from_kv(e, "count"))?;
     let mut total: i64 = 0;
@@ -596,7 +604,11 @@ async fn add_to_count(
         return Err(NamespaceError::DirectoryLimitExceeded(parent));
     }
     let key = keys::count_key(pdk, keys::count_shard(name));
-    let cur = match txn.get_for_update(&key).await.map_err(|e| ns_err(e, path))? {
+    let cur = match txn
+        .get_for_update(&key)
+        .await
+        .map_err(|e| ns_err(e, path))?
+    {
         Some(v) => keys::decode_count(&v)
             .ok_or_else(|| NamespaceError::Internal("corrupt count shard".into()))?,
         None => 0,
@@ -681,7 +693,11 @@ async fn list_by_name(r: &mut dyn Reader, dk: &Dk, opts: &ListOptions) -> NsResu
             ));
         }
     }
-    let order = if opts.reverse { Order::Desc } else { Order::Asc };
+    let order = if opts.reverse {
+        Order::Desc
+    } else {
+        Order::Asc
+    };
     let chunk = opts.limit.clamp(16, SCAN_CHUNK);
     let mut out = Vec::with_capacity(opts.limit.min(SCAN_CHUNK));
     while out.len() < opts.limit && !range.is_empty() {

@@ -67,7 +67,9 @@ fn check_fingerprints(key: &SshKey) -> NsResult<()> {
     let md5_ok = key.fingerprint_md5.len() == 47
         && key.fingerprint_md5.split(':').count() == 16
         && key.fingerprint_md5.split(':').all(|p| {
-            p.len() == 2 && p.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+            p.len() == 2
+                && p.bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
         });
     let sha_ok = key
         .fingerprint_sha256
@@ -94,7 +96,12 @@ impl Namespace {
 
     async fn create_account_tx(&self, txn: &mut dyn Txn, login: &str) -> NsResult<Account> {
         let key = keys::account_key(login);
-        if txn.get_for_update(&key).await.map_err(kv_err(login))?.is_some() {
+        if txn
+            .get_for_update(&key)
+            .await
+            .map_err(kv_err(login))?
+            .is_some()
+        {
             return Err(NamespaceError::AlreadyExists(format!("account {login}")));
         }
         let now = self.now_ms();
@@ -104,7 +111,9 @@ impl Namespace {
             disabled: false,
             created_ms: now,
         };
-        txn.put(key, encode(&account)).await.map_err(kv_err(login))?;
+        txn.put(key, encode(&account))
+            .await
+            .map_err(kv_err(login))?;
         let root = MantaPath::account_root(login)?;
         let rdk = dir_dk(&root);
         let mut shards = [0i64; keys::COUNT_SHARDS as usize];
