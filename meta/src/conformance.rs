@@ -501,6 +501,10 @@ pub async fn ns_accounts_and_keys(kv: Arc<dyn Kv>) {
         ns.get_key(&l, None, "SHA256:nope").await.expect("sha"),
         None
     );
+    // Names that cannot exist never alias another principal's keys.
+    let aliased = format!("{l}\0bob");
+    assert_eq!(ns.get_key(&aliased, None, md5).await.expect("get"), None);
+    assert!(ns.get_account(&aliased).await.expect("get").is_none());
     assert!(matches!(
         ns.add_key(&l, Some("bob"), &key).await,
         Err(NamespaceError::SubuserNotFound(_))

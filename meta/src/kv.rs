@@ -20,6 +20,15 @@
 //!
 //! Reads take `&mut self` because tikv-client's transaction and snapshot
 //! reads do; this keeps a TiKV backend free of internal locking.
+//!
+//! Mapping onto tikv-client 0.4 (transactional API): [`Kv::begin`] →
+//! `begin_optimistic` (or `begin_pessimistic`), [`Kv::snapshot`] →
+//! `snapshot(current_timestamp, ..)`; `get`/`batch_get` (re-aligned to the
+//! requested keys), `scan`/`scan_reverse` with `limit` clamped to `u32`,
+//! `get_for_update`, `lock_keys`, `put`, `delete`, `commit`, `rollback`.
+//! Its write-conflict and lock errors become [`KvError::Conflict`], commit
+//! RPC failures after prewrite [`KvError::Undetermined`], PD/region
+//! unreachability [`KvError::Unavailable`].
 
 use std::ops::Bound;
 

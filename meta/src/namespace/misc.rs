@@ -45,6 +45,12 @@ async fn scan_all(r: &mut dyn Reader, mut range: KeyRange) -> NsResult<Vec<(Vec<
     }
 }
 
+/// Lookups with names that can never have been stored answer "absent"
+/// without touching the store (and cannot alias another principal's keys).
+fn principal_ok(login: &str, subuser: Option<&str>) -> bool {
+    valid_login(login) && subuser.is_none_or(valid_login)
+}
+
 fn check_login(login: &str) -> NsResult<()> {
     if valid_login(login) {
         Ok(())
@@ -140,6 +146,9 @@ impl Namespace {
 
     /// The account, if it exists.
     pub async fn get_account(&self, login: &str) -> NsResult<Option<Account>> {
+        if !principal_ok(login, None) {
+            return Ok(None);
+        }
         let mut snap = self.kv.snapshot().await.map_err(kv_err(login))?;
         match snap
             .get(&keys::account_key(login))
@@ -163,6 +172,7 @@ impl Namespace {
 
     /// Disable (or re-enable) an account.
     pub async fn set_account_disabled(&self, login: &str, disabled: bool) -> NsResult<Account> {
+        check_login(login)?;
         in_txn!(self, login, txn => async {
             let key = keys::account_key(login);
             let Some(v) = txn.get_for_update(&key).await.map_err(kv_err(login))? else {
@@ -189,6 +199,7 @@ impl Namespace {
 
     /// Create a subuser of an existing account.
     pub async fn create_subuser(&self, login: &str, name: &str) -> NsResult<Subuser> {
+        check_login(login)?;
         check_login(name)?;
         in_txn!(self, login, txn => async {
             if txn.get(&keys::account_key(login)).await.map_err(kv_err(login))?.is_none() {
@@ -211,6 +222,9 @@ impl Namespace {
 
     /// A subuser, if it exists.
     pub async fn get_subuser(&self, login: &str, name: &str) -> NsResult<Option<Subuser>> {
+        if !principal_ok(login, Some(name)) {
+            return Ok(None);
+        }
         let mut snap = self.kv.snapshot().await.map_err(kv_err(login))?;
         match snap
             .get(&keys::subuser_key(login, name))
@@ -224,6 +238,9 @@ impl Namespace {
 
     /// All subusers of an account.
     pub async fn list_subusers(&self, login: &str) -> NsResult<Vec<Subuser>> {
+        if !principal_ok(login, None) {
+            return Ok(Vec::new());
+        }
         let mut snap = self.kv.snapshot().await.map_err(kv_err(login))?;
         scan_all(&mut *snap, keys::subusers_range(login))
             .await?
@@ -237,6 +254,11 @@ impl Namespace {
     /// Register (or replace, by md5 fingerprint) an SSH key of an account
     /// (`subuser` None) or of an existing subuser.
     pub async fn add_key(&self, login: &str, subuser: Option<&str>, key: &SshKey) -> NsResult<()> {
+        if !principal_ok(login, subuser) {
+            return Err(NamespaceError::AccountNotFound(
+                login.chars().take(64).collect(),
+            ));
+        }
         check_fingerprints(key)?;
         in_txn!(self, login, txn => async {
             if txn.get(&keys::account_key(login)).await.map_err(kv_err(login))?.is_none() {
@@ -264,6 +286,9 @@ impl Namespace {
         subuser: Option<&str>,
         md5_fp: &str,
     ) -> NsResult<bool> {
+        if !principal_ok(login, subuser) {
+            return Ok(false);
+        }
         in_txn!(self, login, txn => async {
             let k = keys::ssh_key_key(login, subuser, md5_fp);
             let Some(v) = txn.get_for_update(&k).await.map_err(kv_err(login))? else {
@@ -286,6 +311,9 @@ impl Namespace {
         subuser: Option<&str>,
         fingerprint: &str,
     ) -> NsResult<Option<SshKey>> {
+        if !principal_ok(login, subuser) {
+            return Ok(None);
+        }
         let mut snap = self.kv.snapshot().await.map_err(kv_err(login))?;
         let md5 = if fingerprint.starts_with("SHA256:") {
             match snap
@@ -311,6 +339,9 @@ impl Namespace {
 
     /// All keys of an account (`subuser` None) or subuser.
     pub async fn list_keys(&self, login: &str, subuser: Option<&str>) -> NsResult<Vec<SshKey>> {
+        if !principal_ok(login, subuser) {
+            return Ok(Vec::new());
+        }
         let mut snap = self.kv.snapshot().await.map_err(kv_err(login))?;
         scan_all(&mut *snap, keys::ssh_keys_range(login, subuser))
             .await?
