@@ -12,12 +12,18 @@
 //!   number it reflects (`start`);
 //! - reads come from that snapshot merged with the transaction's buffered
 //!   writes (read-your-writes);
-//! - `commit` runs under one commit lock: if any key this transaction wrote,
-//!   deleted or locked (`get_for_update`/`lock`) was written or locked by a
-//!   transaction that committed after `start`, it fails with
-//!   [`KvError::Conflict`] (first committer wins, i.e. snapshot isolation
-//!   with locking reads); otherwise the writes go into one redb write
-//!   transaction committed with fsync, so they survive kill -9.
+//! - `commit` hands the buffered writes to one committer thread. If any key
+//!   this transaction wrote, deleted or locked (`get_for_update`/`lock`) was
+//!   written or locked by a transaction that committed after `start`, it
+//!   fails with [`KvError::Conflict`] (first committer wins, i.e. snapshot
+//!   isolation with locking reads); otherwise its writes go into a redb
+//!   write transaction committed with fsync, so they survive kill -9.
+//! - Group commit: the committer takes every request already queued, checks
+//!   them in arrival order (a later request that touches a key an earlier
+//!   one in the batch touched conflicts, exactly as if they had committed
+//!   one by one), and applies the survivors in ONE redb transaction and one
+//!   fsync. Concurrent writers therefore share fsyncs instead of queueing
+//!   behind each other's.
 //!
 //! The sequence number is read *before* the snapshot is opened and bumped
 //! only *after* redb's commit returns, so a snapshot is never older than its
@@ -25,13 +31,17 @@
 //! The per-key "last written at" table lives in memory: it only needs to
 //! cover transactions still running, and is pruned below the oldest one.
 //!
-//! All redb calls run on tokio's blocking pool (`spawn_blocking`), never on
-//! the async workers.
+//! All redb calls run off the async workers: reads and opening on tokio's
+//! blocking pool (`spawn_blocking`), commits on the dedicated committer
+//! thread (joined when the last handle to the store is dropped, so the file
+//! can be reopened at once).
 
+use std::collections::HashSet;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Bound;
 use std::path::Path;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, mpsc};
+use std::thread::JoinHandle;
 
 use async_trait::async_trait;
 use redb::{Database, ReadOnlyTable, ReadTransaction, ReadableDatabase, TableDefinition};
@@ -47,6 +57,9 @@ type Buffered = (Vec<u8>, Option<Vec<u8>>);
 
 /// Prune the version table when it grows past this many keys.
 const PRUNE_THRESHOLD: usize = 4096;
+
+/// Most transactions folded into one redb commit.
+const MAX_BATCH: usize = 256;
 
 fn backend<E: Into<BoxError>>(e: E) -> KvError {
     KvError::Backend(e.into())
@@ -72,18 +85,44 @@ struct State {
     active: BTreeMap<u64, usize>,
 }
 
+/// One transaction waiting for the committer.
+struct CommitRequest {
+    start: u64,
+    writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    locks: BTreeSet<Vec<u8>>,
+    reply: tokio::sync::oneshot::Sender<KvResult<()>>,
+}
+
+fn lock_state(state: &Mutex<State>) -> MutexGuard<'_, State> {
+    // State is updated in single steps under the lock; a panic elsewhere
+    // cannot leave it half-written, so a poisoned lock is still usable.
+    state.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 struct Inner {
-    db: Database,
-    state: Mutex<State>,
-    /// Serializes commits: conflict check and redb write must be atomic.
-    commit: Mutex<()>,
+    db: Arc<Database>,
+    state: Arc<Mutex<State>>,
+    /// `None` only while dropping.
+    committer: Option<mpsc::Sender<CommitRequest>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Closing the channel stops the committer after its current batch;
+        // joining it releases its handle on the database file.
+        self.committer.take();
+        if let Some(t) = self.thread.take()
+            && t.join().is_err()
+        {
+            tracing::error!("embedded metadata committer panicked");
+        }
+    }
 }
 
 impl Inner {
     fn state(&self) -> MutexGuard<'_, State> {
-        // A panic while holding the lock cannot leave State inconsistent in
-        // a way that matters more than refusing service would.
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        lock_state(&self.state)
     }
 
     fn register(&self) -> u64 {
@@ -130,11 +169,22 @@ impl EmbeddedKv {
             Ok(db)
         })
         .await?;
+        let db = Arc::new(db);
+        let state = Arc::new(Mutex::new(State::default()));
+        let (tx, rx) = mpsc::channel();
+        let thread = {
+            let (db, state) = (db.clone(), state.clone());
+            std::thread::Builder::new()
+                .name("meta-committer".into())
+                .spawn(move || run_committer(&db, &state, &rx))
+                .map_err(backend)?
+        };
         Ok(EmbeddedKv {
             inner: Arc::new(Inner {
                 db,
-                state: Mutex::new(State::default()),
-                commit: Mutex::new(()),
+                state,
+                committer: Some(tx),
+                thread: Some(thread),
             }),
         })
     }
@@ -378,11 +428,26 @@ impl Txn for EmbeddedTxn {
             self.finish();
             return Ok(());
         }
-        let inner = self.inner.clone();
-        let start = self.start;
-        let writes = std::mem::take(&mut self.writes);
-        let locks = std::mem::take(&mut self.locks);
-        let res = blocking(move || commit_blocking(&inner, start, writes, locks)).await;
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let req = CommitRequest {
+            start: self.start,
+            writes: std::mem::take(&mut self.writes),
+            locks: std::mem::take(&mut self.locks),
+            reply,
+        };
+        let sent = match &self.inner.committer {
+            Some(tx) => tx.send(req).is_ok(),
+            None => false,
+        };
+        let res = if sent {
+            answer.await.unwrap_or_else(|_| {
+                Err(KvError::Undetermined(
+                    "the committer stopped during the commit".into(),
+                ))
+            })
+        } else {
+            Err(KvError::Backend("the committer has stopped".into()))
+        };
         self.finish();
         res
     }
@@ -393,58 +458,100 @@ impl Txn for EmbeddedTxn {
     }
 }
 
-fn commit_blocking(
-    inner: &Inner,
-    start: u64,
-    writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
-    locks: BTreeSet<Vec<u8>>,
-) -> KvResult<()> {
-    let _commit = inner.commit.lock().unwrap_or_else(|p| p.into_inner());
+/// The committer thread: group-commit queued requests until the channel closes.
+fn run_committer(db: &Database, state: &Mutex<State>, rx: &mpsc::Receiver<CommitRequest>) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(r) => batch.push(r),
+                Err(_) => break,
+            }
+        }
+        commit_batch(db, state, batch);
+    }
+}
+
+fn commit_batch(db: &Database, state: &Mutex<State>, batch: Vec<CommitRequest>) {
+    // Conflict checks, in arrival order. Keys touched by requests accepted
+    // earlier in this batch count as committed after every start here.
+    let mut touched: HashSet<Vec<u8>> = HashSet::new();
+    let mut accepted = Vec::with_capacity(batch.len());
     {
-        let s = inner.state();
-        let touched = writes.keys().chain(locks.iter());
-        if let Some(k) = touched
-            .into_iter()
-            .find(|k| s.versions.get(*k).is_some_and(|&v| v > start))
-        {
-            return Err(KvError::Conflict(format!(
-                "key {} was written by a newer transaction",
-                short_hex(k)
-            )));
+        let s = lock_state(state);
+        for req in batch {
+            let conflict = req
+                .writes
+                .keys()
+                .chain(req.locks.iter())
+                .find(|k| {
+                    touched.contains(*k) || s.versions.get(*k).is_some_and(|&v| v > req.start)
+                })
+                .map(|k| short_hex(k));
+            if let Some(k) = conflict {
+                // The loser may be gone (cancelled); nothing to do then.
+                let _ = req.reply.send(Err(KvError::Conflict(format!(
+                    "key {k} was written by a newer transaction"
+                ))));
+                continue;
+            }
+            touched.extend(req.writes.keys().cloned());
+            touched.extend(req.locks.iter().cloned());
+            accepted.push(req);
         }
     }
-    if !writes.is_empty() {
-        let w = inner.db.begin_write().map_err(backend)?;
-        {
-            let mut t = w.open_table(TABLE).map_err(backend)?;
-            for (k, v) in &writes {
-                match v {
-                    Some(v) => {
-                        t.insert(k.as_slice(), v.as_slice()).map_err(backend)?;
-                    }
-                    None => {
-                        t.remove(k.as_slice()).map_err(backend)?;
-                    }
+    if accepted.is_empty() {
+        return;
+    }
+    let result = write_batch(db, &accepted);
+    // Record the versions even after a failed commit: it may have landed,
+    // and a spurious conflict is harmless while a missed one is not.
+    {
+        let mut s = lock_state(state);
+        s.seq += 1;
+        let seq = s.seq;
+        for k in touched {
+            s.versions.insert(k, seq);
+        }
+        if s.versions.len() > PRUNE_THRESHOLD {
+            // Versions at or below the oldest running start never conflict.
+            let floor = s.active.keys().next().copied().unwrap_or(seq);
+            s.versions.retain(|_, v| *v > floor);
+        }
+    }
+    for req in accepted {
+        let r = match &result {
+            Ok(()) => Ok(()),
+            Err(KvError::Undetermined(m)) => Err(KvError::Undetermined(m.clone())),
+            Err(e) => Err(KvError::Backend(e.to_string().into())),
+        };
+        let _ = req.reply.send(r);
+    }
+}
+
+/// Apply the accepted requests in one redb transaction (one fsync). They
+/// touch disjoint keys, so their order does not matter.
+fn write_batch(db: &Database, accepted: &[CommitRequest]) -> KvResult<()> {
+    if accepted.iter().all(|r| r.writes.is_empty()) {
+        return Ok(());
+    }
+    let w = db.begin_write().map_err(backend)?;
+    {
+        let mut t = w.open_table(TABLE).map_err(backend)?;
+        for (k, v) in accepted.iter().flat_map(|r| r.writes.iter()) {
+            match v {
+                Some(v) => {
+                    t.insert(k.as_slice(), v.as_slice()).map_err(backend)?;
+                }
+                None => {
+                    t.remove(k.as_slice()).map_err(backend)?;
                 }
             }
         }
-        // An I/O error inside commit leaves us unsure whether the new root
-        // reached the disk.
-        w.commit()
-            .map_err(|e| KvError::Undetermined(e.to_string()))?;
     }
-    let mut s = inner.state();
-    s.seq += 1;
-    let seq = s.seq;
-    for k in writes.into_keys().chain(locks) {
-        s.versions.insert(k, seq);
-    }
-    if s.versions.len() > PRUNE_THRESHOLD {
-        // Versions at or below the oldest running start can never conflict.
-        let floor = s.active.keys().next().copied().unwrap_or(seq);
-        s.versions.retain(|_, v| *v > floor);
-    }
-    Ok(())
+    // An I/O error inside commit leaves us unsure whether the new root
+    // reached the disk.
+    w.commit().map_err(|e| KvError::Undetermined(e.to_string()))
 }
 
 fn short_hex(k: &[u8]) -> String {

@@ -26,6 +26,96 @@ async fn conformance_suite_on_a_shared_store() {
     .await;
 }
 
+/// One test per suite function, each on its own fresh store, so a failure
+/// names the broken property.
+macro_rules! each_on_fresh_store {
+    ($($name:ident),* $(,)?) => {
+        mod fresh {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    let dir = tempfile::tempdir().expect("tempdir");
+                    let kv = super::open(&dir.path().join("meta.redb")).await;
+                    meta::conformance::$name(kv).await;
+                }
+            )*
+        }
+    };
+}
+
+each_on_fresh_store!(
+    kv_basic_crud,
+    kv_batch_get,
+    kv_scan_bounds_and_order,
+    kv_read_your_writes,
+    kv_snapshot_isolation,
+    kv_write_conflict,
+    kv_no_lost_updates,
+    kv_rollback_discards,
+    ns_accounts_and_keys,
+    ns_directories_and_objects,
+    ns_conditions,
+    ns_overwrite_and_gc,
+    ns_put_metadata,
+    ns_snaplinks,
+    ns_concurrent_unlinks,
+    ns_listing_order_and_markers,
+    ns_listing_pagination,
+    ns_listing_by_mtime,
+    ns_counts_under_concurrency,
+    ns_rmdir_races_create,
+    ns_directory_limit,
+    ns_nodes,
+);
+
+/// Group commit: conflicting transactions that reach the committer together
+/// still conflict (exactly one wins), disjoint ones all commit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn group_commit_keeps_first_committer_wins() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kv = open(&dir.path().join("meta.redb")).await;
+    for round in 0u8..20 {
+        let hot = vec![0xf3, round];
+        let mut txns = Vec::new();
+        for i in 0u8..4 {
+            let mut t = kv.begin().await.expect("begin");
+            t.get_for_update(&hot).await.expect("lock");
+            t.put(hot.clone(), vec![i]).await.expect("put");
+            txns.push(t);
+        }
+        let mut cold = Vec::new();
+        for i in 0u8..4 {
+            let mut t = kv.begin().await.expect("begin");
+            t.put(vec![0xf4, round, i], vec![i]).await.expect("put");
+            cold.push(t);
+        }
+        let hot_results = futures_join(txns.into_iter().map(|t| t.commit())).await;
+        let wins = hot_results.iter().filter(|r| r.is_ok()).count();
+        assert_eq!(wins, 1, "round {round}: {hot_results:?}");
+        assert!(
+            hot_results
+                .iter()
+                .all(|r| r.is_ok() || matches!(r, Err(meta::kv::KvError::Conflict(_))))
+        );
+        let cold_results = futures_join(cold.into_iter().map(|t| t.commit())).await;
+        assert!(cold_results.iter().all(Result::is_ok), "{cold_results:?}");
+    }
+}
+
+/// Run futures concurrently (so their commits can share a batch).
+async fn futures_join<F>(futs: impl Iterator<Item = F>) -> Vec<F::Output>
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let handles: Vec<_> = futs.map(tokio::spawn).collect();
+    let mut out = Vec::new();
+    for h in handles {
+        out.push(h.await.expect("task"));
+    }
+    out
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn committed_data_survives_reopen() {
     let dir = tempfile::tempdir().expect("tempdir");
