@@ -3,6 +3,7 @@
 //! GNU-style error messages).
 
 pub mod args;
+pub mod cfmt;
 pub mod input;
 pub mod posix_regex;
 
