@@ -1088,20 +1088,51 @@ pub async fn ns_listing_by_mtime(kv: Arc<dyn Kv>) {
         filter: TypeFilter::All,
         sort: SortBy::Mtime,
     };
-    let l1 = ns.list(&dir, &opts(None, false)).await.expect("list");
-    assert_eq!(names(&l1), ["d", "a", "b", "c"]);
-    let l2 = ns.list(&dir, &opts(None, true)).await.expect("list");
-    assert_eq!(names(&l2), ["c", "b", "a", "d"]);
-    let l3 = ns
-        .list(&dir, &opts(Some(1_700_000_000_010), false))
+    let list = |o: ListOptions| {
+        let ns = ns.clone();
+        let dir = dir.clone();
+        async move { names(&ns.list(&dir, &o).await.expect("list")) }
+    };
+    assert_eq!(list(opts(None, false)).await, ["d", "b", "a", "c"]);
+    assert_eq!(list(opts(None, true)).await, ["c", "a", "b", "d"]);
+    assert_eq!(
+        list(opts(Some(1_700_000_000_010), false)).await,
+        ["b", "a", "c"]
+    );
+    assert_eq!(
+        list(opts(Some(1_700_000_000_010), true)).await,
+        ["a", "b", "d"]
+    );
+    let mut small = opts(None, false);
+    small.limit = 2;
+    assert_eq!(list(small).await, ["d", "b"]);
+    // The index follows metadata updates, overwrites and deletes.
+    clock.store(1_700_000_000_030, Ordering::SeqCst);
+    ns.put_metadata(&dir.join("c").expect("name"), &MetadataUpdate::default())
         .await
-        .expect("list");
-    assert_eq!(names(&l3), ["a", "b", "c"]);
-    let l4 = ns
-        .list(&dir, &opts(Some(1_700_000_000_010), true))
+        .expect("chattr");
+    clock.store(1_700_000_000_040, Ordering::SeqCst);
+    ns.put_object(
+        &dir.join("a").expect("name"),
+        new_obj(&["n1"]),
+        &Conditions::none(),
+    )
+    .await
+    .expect("overwrite");
+    ns.delete(&dir.join("b").expect("name"), &Conditions::none())
         .await
-        .expect("list");
-    assert_eq!(names(&l4), ["b", "a", "d"]);
+        .expect("rm");
+    clock.store(1_700_000_000_050, Ordering::SeqCst);
+    ns.put_directory(&dir.join("sub").expect("name"), &Headers::new())
+        .await
+        .expect("mkdir");
+    assert_eq!(list(opts(None, false)).await, ["sub", "a", "c", "d"]);
+    let mut objs = opts(None, false);
+    objs.filter = TypeFilter::Objects;
+    assert_eq!(list(objs).await, ["a", "c", "d"]);
+    let all = ns.list(&dir, &opts(None, false)).await.expect("list");
+    let mtimes: Vec<u64> = all.iter().map(|e| e.mtime_ms - 1_700_000_000_000).collect();
+    assert_eq!(mtimes, [50, 40, 30, 20]);
 }
 
 /// Concurrent creates in one directory keep the sharded count exact.

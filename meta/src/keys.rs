@@ -8,6 +8,7 @@
 //! | --- | --- |
 //! | `0x10 dk 0x00 s` (s = 0..15) | directory count shard `s` (i64 BE) |
 //! | `0x10 dk 0x01 name` | directory entry |
+//! | `0x10 dk 0x02 mtime(u64) name` | mtime index of the entries (empty value) |
 //! | `0x20 objectid` | shared (snaplinked) object record |
 //! | `0x30 nodeid` | storage node |
 //! | `0x40 len(u16) nodeid ts(u64) objectid` | GC record: a copy to delete |
@@ -57,6 +58,7 @@ pub const COUNT_SHARDS: u8 = 16;
 
 const DIR_COUNTS: u8 = 0x00;
 const DIR_ENTRIES: u8 = 0x01;
+const DIR_MTIME: u8 = 0x02;
 
 /// A directory key: the first 16 bytes of blake3 over the account and the
 /// directory's path segments.
@@ -119,6 +121,38 @@ pub fn dir_range(dk: &Dk) -> KeyRange {
     let mut start = vec![TAG_DIR];
     start.extend_from_slice(&dk.0);
     KeyRange::prefix(&start)
+}
+
+/// Key of an entry's mtime index record.
+pub fn mtime_key(dk: &Dk, mtime_ms: u64, name: &str) -> Vec<u8> {
+    let mut k = dir_prefix(dk, DIR_MTIME);
+    k.extend_from_slice(&mtime_ms.to_be_bytes());
+    k.extend_from_slice(name.as_bytes());
+    k
+}
+
+/// Smallest mtime index key with this mtime (any name sorts at or after it).
+pub fn mtime_floor(dk: &Dk, mtime_ms: u64) -> Vec<u8> {
+    let mut k = dir_prefix(dk, DIR_MTIME);
+    k.extend_from_slice(&mtime_ms.to_be_bytes());
+    k
+}
+
+/// The mtime index of a directory.
+pub fn mtime_range(dk: &Dk) -> KeyRange {
+    KeyRange::new(dir_prefix(dk, DIR_MTIME), dir_prefix(dk, DIR_MTIME + 1))
+}
+
+/// `(mtime, name)` of an mtime index key of `dk`.
+pub fn mtime_parts<'a>(dk: &Dk, key: &'a [u8]) -> Option<(u64, &'a [u8])> {
+    let p = 1 + DK_LEN + 1;
+    if key.len() >= p + 8 && key[0] == TAG_DIR && key[1..=DK_LEN] == dk.0 && key[p - 1] == DIR_MTIME
+    {
+        let mtime = u64::from_be_bytes(key[p..p + 8].try_into().ok()?);
+        Some((mtime, &key[p + 8..]))
+    } else {
+        None
+    }
 }
 
 /// Key of count shard `shard` (taken modulo [`COUNT_SHARDS`]).
@@ -290,6 +324,19 @@ mod tests {
         }
 
         #[test]
+        fn mtime_keys_sort_by_time_then_name(t1 in any::<u64>(), t2 in any::<u64>(),
+                                             a in any::<String>(), b in any::<String>()) {
+            let d = dk("alice", &["stor"]);
+            let (ka, kb) = (mtime_key(&d, t1, &a), mtime_key(&d, t2, &b));
+            prop_assert_eq!(ka.cmp(&kb), (t1, a.as_bytes()).cmp(&(t2, b.as_bytes())));
+            prop_assert_eq!(mtime_parts(&d, &ka), Some((t1, a.as_bytes())));
+            prop_assert!(mtime_range(&d).contains(&ka));
+            prop_assert!(dir_range(&d).contains(&ka));
+            prop_assert!(!entries_range(&d).contains(&ka));
+            prop_assert!(mtime_floor(&d, t1) <= ka);
+        }
+
+        #[test]
         fn directories_do_not_interleave(login in "[a-z]{1,8}",
                                          d1 in prop::collection::vec(seg(), 0..4),
                                          d2 in prop::collection::vec(seg(), 0..4),
@@ -304,6 +351,7 @@ mod tests {
             prop_assert!(counts_range(&k1).contains(&count_key(&k1, shard)));
             prop_assert!(!entries_range(&k1).contains(&count_key(&k1, shard)));
             prop_assert!(!counts_range(&k1).contains(&entry_key(&k1, &name)));
+            prop_assert!(!r1.contains(&mtime_key(&k2, 7, &name)));
         }
 
         #[test]

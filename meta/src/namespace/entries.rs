@@ -14,7 +14,7 @@ use super::{
     ObjectInfo, PutOutcome, SortBy, TypeFilter,
 };
 use crate::keys::{self, Dk};
-use crate::kv::{KeyRange, KvError, Order, Reader, Txn};
+use crate::kv::{KvError, Order, Reader, Txn};
 use crate::path::MantaPath;
 
 /// Rows fetched per scan while listing.
@@ -122,9 +122,9 @@ impl Namespace {
     ///
     /// Name order is plain byte order; the marker is inclusive. Exactly
     /// `min(limit, remaining matching)` entries are returned. Sorting by
-    /// mtime has no index: the whole directory is read (in chunks) and
-    /// sorted in memory — O(entries) per page, correct but slow for huge
-    /// directories.
+    /// mtime uses the per-directory mtime index (same key range as the
+    /// entries): newest first with ties in descending name order, `reverse`
+    /// being the exact opposite; an mtime marker is inclusive.
     pub async fn list(&self, dir: &MantaPath, opts: &ListOptions) -> NsResult<Vec<Entry>> {
         if opts.limit == 0 {
             return Ok(Vec::new());
@@ -197,7 +197,7 @@ impl Namespace {
             headers: headers.clone(),
             kind: EntryKind::Directory,
         };
-        write_entry(txn, &key, &entry).await?;
+        write_entry(txn, &pdk, cur.as_ref().map(|e| e.mtime_ms), &entry).await?;
         Ok(PutOutcome {
             entry,
             replaced: cur,
@@ -275,7 +275,7 @@ impl Namespace {
                 linked: false,
             }),
         };
-        write_entry(txn, &key, &entry).await?;
+        write_entry(txn, &pdk, cur.as_ref().map(|e| e.mtime_ms), &entry).await?;
         Ok(PutOutcome {
             entry,
             replaced: cur,
@@ -327,7 +327,7 @@ impl Namespace {
             }
             EntryKind::Object(o) => release_object(txn, o, self.now_ms()).await?,
         };
-        txn.delete(key).await.map_err(|e| ns_err(e, path))?;
+        remove_entry(txn, &pdk, &cur).await?;
         add_to_count(txn, &pdk, name, path, -1).await?;
         Ok(DeleteOutcome { entry: cur, freed })
     }
@@ -353,12 +353,13 @@ impl Namespace {
         let Some(mut e) = read_entry(txn.get_for_update(&key).await, name, path)? else {
             return Err(NamespaceError::NotFound(path.to_string()));
         };
+        let prev_mtime = e.mtime_ms;
         e.headers = update.headers.clone();
         if let (EntryKind::Object(o), Some(ct)) = (&mut e.kind, &update.content_type) {
             o.content_type = ct.clone();
         }
         e.mtime_ms = self.now_ms();
-        write_entry(txn, &key, &e).await?;
+        write_entry(txn, &pdk, Some(prev_mtime), &e).await?;
         Ok(e)
     }
 
@@ -435,7 +436,7 @@ impl Namespace {
             if let EntryKind::Object(o) = &mut linked.kind {
                 o.linked = true;
             }
-            write_entry(txn, &skey, &linked).await?;
+            write_entry(txn, &sdk, Some(linked.mtime_ms), &linked).await?;
             source = linked;
             new_record(&sobj)
         };
@@ -456,7 +457,7 @@ impl Namespace {
             name: dname.to_owned(),
             ..source
         };
-        write_entry(txn, &dkey, &entry).await?;
+        write_entry(txn, &ddk, cur.as_ref().map(|e| e.mtime_ms), &entry).await?;
         Ok(PutOutcome {
             entry,
             replaced: cur,
@@ -513,15 +514,45 @@ fn to_entry(name: String, s: StoredEntry) -> Entry {
     }
 }
 
-async fn write_entry(txn: &mut dyn Txn, key: &[u8], e: &Entry) -> NsResult<()> {
+/// Store `e` in directory `pdk` and keep the mtime index in step;
+/// `prev_mtime` is the replaced entry's mtime, if any.
+async fn write_entry(
+    txn: &mut dyn Txn,
+    pdk: &Dk,
+    prev_mtime: Option<u64>,
+    e: &Entry,
+) -> NsResult<()> {
+    let kv = |err| NamespaceError::from_kv(err, "entry");
     let stored = StoredEntry {
         mtime_ms: e.mtime_ms,
         headers: e.headers.clone(),
         kind: e.kind.clone(),
     };
-    txn.put(key.to_vec(), encode(&stored))
+    txn.put(keys::entry_key(pdk, &e.name), encode(&stored))
         .await
-        .map_err(|e| NamespaceError::from_kv(e, "entry"))
+        .map_err(kv)?;
+    if prev_mtime != Some(e.mtime_ms) {
+        if let Some(old) = prev_mtime {
+            txn.delete(keys::mtime_key(pdk, old, &e.name))
+                .await
+                .map_err(kv)?;
+        }
+        txn.put(keys::mtime_key(pdk, e.mtime_ms, &e.name), Vec::new())
+            .await
+            .map_err(kv)?;
+    }
+    Ok(())
+}
+
+/// Remove `e` and its mtime index record from directory `pdk`.
+async fn remove_entry(txn: &mut dyn Txn, pdk: &Dk, e: &Entry) -> NsResult<()> {
+    let kv = |err| NamespaceError::from_kv(err, "entry");
+    txn.delete(keys::entry_key(pdk, &e.name))
+        .await
+        .map_err(kv)?;
+    txn.delete(keys::mtime_key(pdk, e.mtime_ms, &e.name))
+        .await
+        .map_err(kv)
 }
 
 /// Read any path (including the synthesized `/:login`).
@@ -729,48 +760,76 @@ async fn list_by_name(r: &mut dyn Reader, dk: &Dk, opts: &ListOptions) -> NsResu
     Ok(out)
 }
 
+/// Listing by mtime walks the `dk 0x02 mtime name` index: newest first
+/// (descending `(mtime, name)`), or oldest first with `reverse`; the marker
+/// is an inclusive mtime bound. Entries come from one batch_get per chunk.
 async fn list_by_mtime(r: &mut dyn Reader, dk: &Dk, opts: &ListOptions) -> NsResult<Vec<Entry>> {
-    let marker = match &opts.marker {
-        None => None,
-        Some(Marker::Mtime(m)) => Some(*m),
+    let mut range = keys::mtime_range(dk);
+    match &opts.marker {
+        None => {}
+        Some(Marker::Mtime(m)) if opts.reverse => {
+            range.start = Bound::Included(keys::mtime_floor(dk, *m));
+        }
+        Some(Marker::Mtime(m)) => {
+            if let Some(next) = m.checked_add(1) {
+                range.end = Bound::Excluded(keys::mtime_floor(dk, next));
+            }
+        }
         Some(Marker::Name(_)) => {
             return Err(NamespaceError::InvalidArgument(
                 "sort by mtime needs an mtime marker".into(),
             ));
         }
+    }
+    let order = if opts.reverse {
+        Order::Asc
+    } else {
+        Order::Desc
     };
-    let mut all = Vec::new();
-    let mut range: KeyRange = keys::entries_range(dk);
-    loop {
+    let chunk = opts.limit.clamp(16, SCAN_CHUNK);
+    let mut out = Vec::with_capacity(opts.limit.min(SCAN_CHUNK));
+    while out.len() < opts.limit && !range.is_empty() {
         let rows = r
-            .scan(range.clone(), SCAN_CHUNK, Order::Asc)
+            .scan(range.clone(), chunk, order)
             .await
             .map_err(|e| NamespaceError::from_kv(e, "listing"))?;
-        for (k, v) in &rows {
-            let e = decode_row(dk, k, v)?;
-            let in_marker = match marker {
-                None => true,
-                Some(m) if opts.reverse => e.mtime_ms >= m,
-                Some(m) => e.mtime_ms <= m,
+        let mut names = Vec::with_capacity(rows.len());
+        let mut entry_keys = Vec::with_capacity(rows.len());
+        for (k, _) in &rows {
+            let (_, name) = keys::mtime_parts(dk, k)
+                .ok_or_else(|| NamespaceError::Internal("foreign key in mtime index".into()))?;
+            let name = String::from_utf8(name.to_vec())
+                .map_err(|_| NamespaceError::Internal("non-UTF-8 entry name".into()))?;
+            entry_keys.push(keys::entry_key(dk, &name));
+            names.push(name);
+        }
+        let values = r
+            .batch_get(&entry_keys)
+            .await
+            .map_err(|e| NamespaceError::from_kv(e, "listing"))?;
+        for (name, v) in names.into_iter().zip(values) {
+            let Some(v) = v else {
+                warn!(name, "mtime index record without an entry; skipped");
+                continue;
             };
-            if keep(opts.filter, &e) && in_marker {
-                all.push(e);
+            let e = to_entry(name, decode(&v)?);
+            if keep(opts.filter, &e) {
+                out.push(e);
+                if out.len() == opts.limit {
+                    return Ok(out);
+                }
             }
         }
         match rows.last() {
-            Some((k, _)) if rows.len() == SCAN_CHUNK => range.start = Bound::Excluded(k.clone()),
+            Some((k, _)) if rows.len() == chunk => {
+                if opts.reverse {
+                    range.start = Bound::Excluded(k.clone());
+                } else {
+                    range.end = Bound::Excluded(k.clone());
+                }
+            }
             _ => break,
         }
     }
-    // Newest first, ties by name; `reverse` is the exact reverse order.
-    all.sort_by(|a, b| {
-        b.mtime_ms
-            .cmp(&a.mtime_ms)
-            .then_with(|| a.name.as_bytes().cmp(b.name.as_bytes()))
-    });
-    if opts.reverse {
-        all.reverse();
-    }
-    all.truncate(opts.limit);
-    Ok(all)
+    Ok(out)
 }

@@ -132,6 +132,9 @@ impl Namespace {
             txn.put(keys::entry_key(&rdk, top.as_str()), encode(&stored))
                 .await
                 .map_err(kv_err(login))?;
+            txn.put(keys::mtime_key(&rdk, now, top.as_str()), Vec::new())
+                .await
+                .map_err(kv_err(login))?;
             shards[keys::count_shard(top.as_str()) as usize] += 1;
         }
         for (s, n) in shards.iter().enumerate() {

@@ -177,7 +177,8 @@ pub enum SortBy {
     /// Name bytes, ascending (descending with `reverse`).
     #[default]
     Name,
-    /// mtime newest first (oldest first with `reverse`); ties by name.
+    /// mtime newest first, ties by name descending; `reverse` is the exact
+    /// opposite (oldest first, ties by name ascending).
     Mtime,
 }
 
