@@ -586,3 +586,127 @@ impl Kv for EmbeddedKv {
         }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    type Model = BTreeMap<Vec<u8>, Vec<u8>>;
+
+    fn key() -> impl Strategy<Value = Vec<u8>> {
+        prop::collection::vec(prop::sample::select(vec![0u8, 1, 2, 0x7f, 0xff]), 0..4)
+    }
+
+    fn bound() -> impl Strategy<Value = Bound<Vec<u8>>> {
+        prop_oneof![
+            Just(Bound::Unbounded),
+            key().prop_map(Bound::Included),
+            key().prop_map(Bound::Excluded),
+        ]
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Put(Vec<u8>, Vec<u8>),
+        Delete(Vec<u8>),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            (key(), prop::collection::vec(any::<u8>(), 0..3)).prop_map(|(k, v)| Op::Put(k, v)),
+            key().prop_map(Op::Delete),
+        ]
+    }
+
+    fn expected(model: &Model, range: &KeyRange, limit: usize, order: Order) -> Vec<KvPair> {
+        let it = model
+            .iter()
+            .filter(|(k, _)| range.contains(k))
+            .map(|(k, v)| (k.clone(), v.clone()));
+        match order {
+            Order::Asc => it.take(limit).collect(),
+            Order::Desc => {
+                let mut all: Vec<_> = it.collect();
+                all.reverse();
+                all.truncate(limit);
+                all
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+
+        /// Transaction reads (stored data overlaid with buffered writes)
+        /// behave exactly like an ordered map, in both directions, with any
+        /// bounds and limits — before and after commit.
+        #[test]
+        fn txn_reads_match_a_btreemap(
+            initial in prop::collection::btree_map(key(), prop::collection::vec(any::<u8>(), 0..3), 0..12),
+            ops in prop::collection::vec(op(), 0..12),
+            scans in prop::collection::vec((bound(), bound(), 0usize..8, any::<bool>()), 1..6),
+        ) {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async {
+                let dir = tempfile::tempdir().expect("tempdir");
+                let kv = EmbeddedKv::open(dir.path().join("m.redb")).await.expect("open");
+                let mut t = kv.begin().await.expect("begin");
+                for (k, v) in &initial {
+                    t.put(k.clone(), v.clone()).await.expect("put");
+                }
+                t.commit().await.expect("commit");
+
+                let mut model = initial.clone();
+                let mut t = kv.begin().await.expect("begin");
+                for o in &ops {
+                    match o {
+                        Op::Put(k, v) => {
+                            t.put(k.clone(), v.clone()).await.expect("put");
+                            model.insert(k.clone(), v.clone());
+                        }
+                        Op::Delete(k) => {
+                            t.delete(k.clone()).await.expect("delete");
+                            model.remove(k);
+                        }
+                    }
+                }
+                for (s, e, limit, desc) in &scans {
+                    let range = KeyRange::bounds(s.clone(), e.clone());
+                    let order = if *desc { Order::Desc } else { Order::Asc };
+                    let got = t.scan(range.clone(), *limit, order).await.expect("scan");
+                    assert_eq!(got, expected(&model, &range, *limit, order), "in txn: {range:?} {limit} {order:?}");
+                }
+                let keys: Vec<Vec<u8>> = ops.iter().map(|o| match o { Op::Put(k, _) | Op::Delete(k) => k.clone() }).collect();
+                let got = t.batch_get(&keys).await.expect("batch_get");
+                let want: Vec<_> = keys.iter().map(|k| model.get(k).cloned()).collect();
+                assert_eq!(got, want);
+                t.commit().await.expect("commit");
+
+                let mut snap = kv.snapshot().await.expect("snapshot");
+                for (s, e, limit, desc) in &scans {
+                    let range = KeyRange::bounds(s.clone(), e.clone());
+                    let order = if *desc { Order::Desc } else { Order::Asc };
+                    let got = snap.scan(range.clone(), *limit, order).await.expect("scan");
+                    assert_eq!(got, expected(&model, &range, *limit, order), "after commit: {range:?}");
+                }
+            });
+        }
+    }
+
+    #[tokio::test]
+    async fn oversized_keys_are_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let kv = EmbeddedKv::open(dir.path().join("k.redb"))
+            .await
+            .expect("open");
+        let mut t = kv.begin().await.expect("begin");
+        let r = t.put(vec![1; MAX_KEY_LEN + 1], vec![]).await;
+        assert!(matches!(r, Err(KvError::KeyTooLarge(_))));
+        t.rollback().await.expect("rollback");
+    }
+}
