@@ -1,1 +1,169 @@
-//! The public HTTP API (Manta v1 object, directory and auth API).
+//! The public HTTP API of Tidepool: Manta v1's object, directory and auth
+//! API (`shared/spec/manta-object-api.md`) on axum.
+//!
+//! Requests are parsed into typed values first ([`path`], [`query`],
+//! [`headers`], [`endpoint`]), then handled; every failure leaves through
+//! [`error::ApiError`], the one place mapping errors to Manta's status codes
+//! and JSON bodies. The gateway keeps no state of its own: metadata lives in
+//! `meta`, bytes on storage nodes.
+//!
+//! Guarantees: a `2xx` to a write means every copy is durable and the
+//! metadata is committed; a failure before the commit leaves nothing
+//! visible. `100 Continue` is only sent once all checks of a PUT passed.
+//!
+//! Wiring (what the `tidepool` binary does):
+//! ```no_run
+//! # async fn demo(ns: std::sync::Arc<meta::namespace::Namespace>) -> Result<(), Box<dyn std::error::Error>> {
+//! let nodes = storage_node::NodeClient::new(storage_node::ClientOptions::default())?;
+//! let gw = gateway::Gateway::new(gateway::GatewayConfig::new(ns, nodes));
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+//! gateway::serve(listener, gw, std::future::pending()).await?;
+//! # Ok(()) }
+//! ```
+
+pub mod access;
+mod blobs;
+pub mod endpoint;
+pub mod error;
+pub mod format;
+mod handlers;
+pub mod headers;
+pub mod middleware;
+pub mod path;
+pub mod query;
+
+use axum::Router;
+use endpoint::ParseLimits;
+use http::HeaderValue;
+use meta::namespace::Namespace;
+use std::future::Future;
+use storage_node::NodeClient;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+/// A source of "now" for signature clock-skew checks (tests pin it).
+pub type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
+
+/// Everything the gateway needs; build with [`GatewayConfig::new`] and
+/// adjust the public fields.
+#[derive(Clone)]
+pub struct GatewayConfig {
+    /// The metadata namespace (accounts, keys, entries, node registrations).
+    pub namespace: Arc<Namespace>,
+    /// The pooled storage-node client (replicated writes, failover reads).
+    pub node_client: NodeClient,
+    /// Copies written when the request names none (spec: 2).
+    pub default_durability: u32,
+    /// Largest accepted `durability-level` (spec: configurable; docs say 6).
+    pub max_durability: u32,
+    /// Largest accepted upload in bytes (`413 MaxContentLengthExceeded`
+    /// beyond); a `max-content-length` header can only lower it.
+    pub max_content_length: u64,
+    /// A node whose last heartbeat is older than this takes no new copies
+    /// and is tried last for reads.
+    pub node_heartbeat_timeout: Duration,
+    /// `x-server-name` on every response.
+    pub server_name: String,
+    /// "Now" for authentication; the system clock by default.
+    pub clock: Clock,
+}
+
+impl std::fmt::Debug for GatewayConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GatewayConfig")
+            .field("default_durability", &self.default_durability)
+            .field("max_durability", &self.max_durability)
+            .field("max_content_length", &self.max_content_length)
+            .field("node_heartbeat_timeout", &self.node_heartbeat_timeout)
+            .field("server_name", &self.server_name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl GatewayConfig {
+    /// Defaults: durability 2 (max 6), 5 GiB uploads (muskie's cap), node
+    /// heartbeats fresh for 30 s.
+    pub fn new(namespace: Arc<Namespace>, node_client: NodeClient) -> GatewayConfig {
+        GatewayConfig {
+            namespace,
+            node_client,
+            default_durability: 2,
+            max_durability: 6,
+            max_content_length: 5 << 30,
+            node_heartbeat_timeout: Duration::from_secs(30),
+            server_name: "tidepool".to_owned(),
+            clock: Arc::new(SystemTime::now),
+        }
+    }
+}
+
+pub(crate) struct Inner {
+    pub namespace: Arc<Namespace>,
+    pub limits: ParseLimits,
+    pub heartbeat_timeout: Duration,
+    pub server_name: HeaderValue,
+    pub clock: Clock,
+    pub nodes: NodeClient,
+}
+
+/// The gateway: cheap to clone, shares one configuration.
+#[derive(Clone)]
+pub struct Gateway {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway").finish_non_exhaustive()
+    }
+}
+
+impl Gateway {
+    pub fn new(cfg: GatewayConfig) -> Gateway {
+        let server_name = HeaderValue::from_str(&cfg.server_name)
+            .unwrap_or_else(|_| HeaderValue::from_static("tidepool"));
+        Gateway {
+            inner: Arc::new(Inner {
+                nodes: cfg.node_client,
+                namespace: cfg.namespace,
+                limits: ParseLimits {
+                    default_durability: cfg.default_durability,
+                    max_durability: cfg.max_durability,
+                    max_content_length: cfg.max_content_length,
+                },
+                heartbeat_timeout: cfg.node_heartbeat_timeout,
+                server_name,
+                clock: cfg.clock,
+            }),
+        }
+    }
+
+    pub(crate) fn now(&self) -> SystemTime {
+        (self.inner.clock)()
+    }
+
+    /// The axum router serving the whole API (every path goes through one
+    /// handler: Manta paths are not a fixed route table).
+    pub fn router(&self) -> Router {
+        let name = self.inner.server_name.clone();
+        Router::new()
+            .fallback(handlers::handle)
+            .with_state(self.clone())
+            .layer(axum::middleware::from_fn_with_state(
+                name,
+                middleware::request_context,
+            ))
+    }
+}
+
+/// Serves the API on `listener` until `shutdown` resolves, then drains
+/// in-flight requests.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    gateway: Gateway,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, gateway.router())
+        .with_graceful_shutdown(shutdown)
+        .await
+}

@@ -1,0 +1,241 @@
+//! Object bytes on storage nodes, as the gateway needs them: which nodes
+//! get a new object (meta's node registrations + `placement`), streaming an
+//! upload to all of them at once (`storage_node::client`), reading from the
+//! first working copy, and deleting orphans.
+//!
+//! Guarantees: an upload either returns a receipt from every target, all
+//! with the same size and MD5, or an error (never a partial success); the
+//! upload is never buffered whole; a body over the cap fails with `413`.
+
+use crate::Gateway;
+use crate::error::ApiError;
+use axum::body::Body;
+use bytes::Bytes;
+use futures::{Stream, TryStreamExt};
+use meta::namespace::{CopyRef, NodeRecord, NodeState, ObjectInfo};
+use placement::{Candidate, PlacementError};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use storage_node::protocol::ByteRange;
+use storage_node::{NodeTarget, ReadError, ReplicateError};
+
+
+/// What a successful upload produced.
+#[derive(Debug, Clone)]
+pub(crate) struct Stored {
+    pub size: u64,
+    pub md5: String,
+    pub blake3: String,
+    pub copies: Vec<String>,
+}
+
+fn seed() -> u64 {
+    uuid::Uuid::new_v4().as_u128() as u64
+}
+
+/// Registered nodes and their placement view, keyed by id.
+async fn node_view(gw: &Gateway) -> Result<(Vec<Candidate>, HashMap<String, NodeRecord>), ApiError> {
+    let nodes = gw.inner.namespace.list_nodes().await?;
+    let now_ms = u64::try_from(
+        gw.now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis())
+            .unwrap_or(0),
+    )
+    .unwrap_or(u64::MAX);
+    let fresh_ms = u64::try_from(gw.inner.heartbeat_timeout.as_millis()).unwrap_or(u64::MAX);
+    let candidates = nodes
+        .iter()
+        .map(|n| {
+            let healthy = n.state == NodeState::Active
+                && now_ms.saturating_sub(n.heartbeat_ms) <= fresh_ms;
+            Candidate::new(
+                n.id.clone(),
+                n.az.clone(),
+                n.capacity_total.saturating_sub(n.capacity_used),
+                healthy,
+            )
+        })
+        .collect();
+    let by_id = nodes.into_iter().map(|n| (n.id.clone(), n)).collect();
+    Ok((candidates, by_id))
+}
+
+/// Chooses `n` distinct nodes for a new object (before the body is read).
+pub(crate) async fn choose_targets(
+    gw: &Gateway,
+    n: usize,
+    size_hint: Option<u64>,
+) -> Result<Vec<NodeTarget>, ApiError> {
+    let (candidates, by_id) = node_view(gw).await?;
+    let chosen = placement::choose_for_write(&candidates, n, size_hint, seed()).map_err(|e| match e {
+        PlacementError::NotEnoughNodes { wanted, available } => {
+            ApiError::NotEnoughNodes { wanted, available }
+        }
+        PlacementError::NotEnoughSpace { .. } => ApiError::NotEnoughSpace,
+        other => ApiError::internal(other),
+    })?;
+    chosen
+        .into_iter()
+        .map(|id| {
+            let rec = by_id
+                .get(&id)
+                .ok_or_else(|| ApiError::internal(format!("placement chose unknown node {id}")))?;
+            Ok(NodeTarget::new(rec.id.clone(), rec.url.clone()))
+        })
+        .collect()
+}
+
+/// Streams `body` to every target at once; returns only when all copies are
+/// durable and agree.
+pub(crate) async fn replicate(
+    gw: &Gateway,
+    targets: &[NodeTarget],
+    id: uuid::Uuid,
+    body: Body,
+    cap: u64,
+) -> Result<Stored, ApiError> {
+    let over_cap = Arc::new(AtomicBool::new(false));
+    let stream = capped(body, cap, over_cap.clone());
+    // On failure `replicate` has already aborted or deleted every copy.
+    let result = gw
+        .inner
+        .nodes
+        .replicate(targets, &id.to_string(), stream)
+        .await;
+    let receipts = match result {
+        Ok(r) => r,
+        Err(ReplicateError::Body(e)) => {
+            if over_cap.load(Ordering::SeqCst) {
+                return Err(ApiError::MaxContentLengthExceeded(cap));
+            }
+            return Err(ApiError::BadRequest(format!(
+                "request body could not be read: {e}"
+            )));
+        }
+        Err(e @ (ReplicateError::Node { .. } | ReplicateError::Stalled { .. })) => {
+            tracing::warn!(error = %e, "replication failed");
+            return Err(ApiError::NotEnoughNodes {
+                wanted: targets.len(),
+                available: targets.len().saturating_sub(1),
+            });
+        }
+        Err(e) => return Err(ApiError::internal(e)),
+    };
+    let first = receipts
+        .first()
+        .ok_or_else(|| ApiError::internal("replicate returned no receipts"))?;
+    // `replicate` guarantees that all receipts agree.
+    Ok(Stored {
+        size: first.size,
+        md5: first.md5.clone(),
+        blake3: first.blake3.clone(),
+        copies: receipts.iter().map(|r| r.node_id.clone()).collect(),
+    })
+}
+
+/// The request body as a stream that fails once more than `cap` bytes came.
+fn capped(
+    body: Body,
+    cap: u64,
+    over_cap: Arc<AtomicBool>,
+) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
+    let mut seen: u64 = 0;
+    body.into_data_stream()
+        .map_err(std::io::Error::other)
+        .and_then(move |chunk| {
+            seen = seen.saturating_add(chunk.len() as u64);
+            let res = if seen > cap {
+                over_cap.store(true, Ordering::SeqCst);
+                Err(std::io::Error::other("request body exceeds the size cap"))
+            } else {
+                Ok(chunk)
+            };
+            futures::future::ready(res)
+        })
+}
+
+/// Opens the object for reading from the first copy that answers, in
+/// placement's order (healthy nodes first).
+pub(crate) async fn read(
+    gw: &Gateway,
+    o: &ObjectInfo,
+    range: Option<(u64, u64)>,
+) -> Result<impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static, ApiError> {
+    let (candidates, by_id) = node_view(gw).await?;
+    let order = placement::order_for_read(&o.copies, &candidates, seed());
+    let targets: Vec<NodeTarget> = order
+        .iter()
+        .filter_map(|id| by_id.get(id))
+        .map(|rec| NodeTarget::new(rec.id.clone(), rec.url.clone()))
+        .collect();
+    let range = range.map(|(a, b)| ByteRange {
+        start: a,
+        len: b - a + 1,
+    });
+    // Nodes verify blake3 only on whole-object reads.
+    let expected = if range.is_none() {
+        Some(o.blake3.as_str())
+    } else {
+        None
+    };
+    let (_, stream) = gw
+        .inner
+        .nodes
+        .read_first(&targets, &o.object_id.to_string(), range, expected)
+        .await
+        .map_err(|e| {
+            if e.all_not_found() || matches!(e, ReadError::NoCopies) {
+                // Committed metadata without bytes: data loss, not an outage.
+                ApiError::internal(format!("object {} has no readable copy: {e}", o.object_id))
+            } else {
+                tracing::error!(error = %e, object = %o.object_id, "no copy could be read");
+                ApiError::NotEnoughNodes {
+                    wanted: 1,
+                    available: 0,
+                }
+            }
+        })?;
+    Ok(stream.map_err(std::io::Error::other))
+}
+
+impl Gateway {
+    /// Deletes copies of an object that never got committed, in the
+    /// background and best-effort.
+    pub(crate) fn delete_orphans(&self, id: uuid::Uuid, nodes: &[String]) {
+        let refs = nodes
+            .iter()
+            .map(|n| CopyRef {
+                node: n.clone(),
+                object_id: id,
+            })
+            .collect::<Vec<_>>();
+        let gw = self.clone();
+        tokio::spawn(async move { gw.delete_copies_best_effort(refs).await });
+    }
+
+    /// Deletes the given copies, logging (not failing on) errors: meta's GC
+    /// records or the node audit retry what is missed here.
+    pub(crate) async fn delete_copies_best_effort(&self, copies: Vec<CopyRef>) {
+        if copies.is_empty() {
+            return;
+        }
+        let by_id = match node_view(self).await {
+            Ok((_, by_id)) => by_id,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot list nodes to delete copies");
+                return;
+            }
+        };
+        for c in copies {
+            let Some(rec) = by_id.get(&c.node) else {
+                continue;
+            };
+            let id = c.object_id.to_string();
+            if let Err(e) = self.inner.nodes.delete(&rec.url, &id).await {
+                tracing::warn!(error = %e, node = %c.node, object = %c.object_id, "copy delete failed");
+            }
+        }
+    }
+}

@@ -1,0 +1,366 @@
+//! Turning a request head (method, target, headers) into a typed
+//! [`Endpoint`] — "parse, then handle". Handlers never look at raw strings.
+//!
+//! Guarantees: routing follows the spec's order — `?metadata=true` is
+//! recognised before any content-type routing (§6.7, trap 11), then
+//! `type=directory` / `type=link` (§5.1, §7), then object writes; root
+//! directories get their special cases (§3); every header a handler uses
+//! is validated here. Nothing reads the body.
+
+use crate::error::ApiError;
+use crate::headers::{
+    self, ByteRange, PutKind, StoredHeaders, content_length, has_durability, max_content_length,
+    parse_content_md5, parse_durability, parse_range,
+};
+use crate::path::{parse_location, parse_path};
+use crate::query::Query;
+use http::{HeaderMap, Method};
+use meta::namespace::{Conditions, Headers, MetadataUpdate};
+use meta::path::MantaPath;
+
+/// Limits the parse needs from the configuration.
+#[derive(Debug, Clone, Copy)]
+pub struct ParseLimits {
+    pub default_durability: u32,
+    pub max_durability: u32,
+    pub max_content_length: u64,
+}
+
+/// Everything an object PUT needs, validated.
+#[derive(Debug, Clone)]
+pub struct ObjectPut {
+    pub content_type: String,
+    pub content_md5: Option<[u8; 16]>,
+    pub durability: u32,
+    /// Announced length (`None` for chunked uploads).
+    pub content_length: Option<u64>,
+    /// Largest body accepted.
+    pub cap: u64,
+    pub headers: Headers,
+    pub conditions: Conditions,
+}
+
+/// A snaplink PUT (§7).
+#[derive(Debug, Clone)]
+pub struct LinkPut {
+    pub source: MantaPath,
+    /// The `Location` value as sent (for messages).
+    pub location: String,
+    pub conditions: Conditions,
+}
+
+/// One request, typed.
+#[derive(Debug, Clone)]
+pub enum Endpoint {
+    /// GET of an object (maybe ranged) or a directory listing.
+    Get {
+        path: MantaPath,
+        range: Option<ByteRange>,
+        conditions: Conditions,
+        query: Query,
+    },
+    Head {
+        path: MantaPath,
+        conditions: Conditions,
+    },
+    PutDirectory {
+        path: MantaPath,
+        headers: Headers,
+    },
+    PutLink {
+        path: MantaPath,
+        link: LinkPut,
+    },
+    PutMetadata {
+        path: MantaPath,
+        update: MetadataUpdate,
+    },
+    PutObject {
+        path: MantaPath,
+        put: Box<ObjectPut>,
+    },
+    Delete {
+        path: MantaPath,
+        conditions: Conditions,
+    },
+    Options {
+        path: MantaPath,
+    },
+}
+
+impl Endpoint {
+    /// The path the request addresses.
+    pub fn path(&self) -> &MantaPath {
+        match self {
+            Endpoint::Get { path, .. }
+            | Endpoint::Head { path, .. }
+            | Endpoint::PutDirectory { path, .. }
+            | Endpoint::PutLink { path, .. }
+            | Endpoint::PutMetadata { path, .. }
+            | Endpoint::PutObject { path, .. }
+            | Endpoint::Delete { path, .. }
+            | Endpoint::Options { path } => path,
+        }
+    }
+
+    /// Whether this request only reads (what `/public` allows to anyone).
+    pub fn is_read(&self) -> bool {
+        matches!(
+            self,
+            Endpoint::Get { .. } | Endpoint::Head { .. } | Endpoint::Options { .. }
+        )
+    }
+}
+
+fn stored(h: &HeaderMap) -> Result<(Headers, Vec<String>), ApiError> {
+    let s = StoredHeaders::parse(h)?;
+    let mut map: Headers = s.headers.into_iter().collect();
+    if !s.role_tags.is_empty() {
+        // GET/HEAD return the names joined with ", " as muskie did (§2.6).
+        map.insert("role-tag".to_owned(), s.role_tags.join(", "));
+    }
+    Ok((map, s.role_tags))
+}
+
+fn not_allowed_on_root(method: &Method, path: &MantaPath) -> ApiError {
+    ApiError::OperationNotAllowedOnRootDirectory {
+        method: method.as_str().to_owned(),
+        path: path.to_string(),
+    }
+}
+
+/// Parses the request head into an [`Endpoint`].
+pub fn parse(
+    method: &Method,
+    raw_path: &str,
+    raw_query: Option<&str>,
+    h: &HeaderMap,
+    limits: ParseLimits,
+) -> Result<Endpoint, ApiError> {
+    let path = parse_path(raw_path)?;
+    let query = Query::parse(raw_query);
+    if path.is_account_root() && !matches!(*method, Method::GET | Method::HEAD) {
+        return Err(not_allowed_on_root(method, &path));
+    }
+    let conditions = headers::parse_conditions(h);
+    match *method {
+        Method::GET => Ok(Endpoint::Get {
+            path,
+            range: parse_range(h)?,
+            conditions,
+            query,
+        }),
+        Method::HEAD => Ok(Endpoint::Head { path, conditions }),
+        Method::DELETE => {
+            if path.is_root() {
+                return Err(not_allowed_on_root(method, &path));
+            }
+            Ok(Endpoint::Delete { path, conditions })
+        }
+        Method::OPTIONS => Ok(Endpoint::Options { path }),
+        Method::PUT => parse_put(path, &query, h, conditions, limits),
+        _ => Err(ApiError::MethodNotAllowed(format!(
+            "{method} is not allowed"
+        ))),
+    }
+}
+
+fn parse_put(
+    path: MantaPath,
+    query: &Query,
+    h: &HeaderMap,
+    conditions: Conditions,
+    limits: ParseLimits,
+) -> Result<Endpoint, ApiError> {
+    // Metadata updates first: routing them by content type would turn them
+    // into an object write with an empty body (trap 11).
+    if query.has_nonempty("metadata") {
+        if h.contains_key("content-md5") {
+            return Err(ApiError::InvalidUpdate("content-md5".to_owned()));
+        }
+        if has_durability(h) {
+            return Err(ApiError::InvalidUpdate("durability-level".to_owned()));
+        }
+        let (headers, _) = stored(h)?;
+        let content_type = match headers::put_kind(h) {
+            PutKind::Object(ct) if h.contains_key(http::header::CONTENT_TYPE) => Some(ct),
+            _ => None,
+        };
+        return Ok(Endpoint::PutMetadata {
+            path,
+            update: MetadataUpdate {
+                content_type,
+                headers,
+            },
+        });
+    }
+    match headers::put_kind(h) {
+        PutKind::Directory => {
+            let (headers, _) = stored(h)?;
+            Ok(Endpoint::PutDirectory { path, headers })
+        }
+        PutKind::Link => {
+            if path.is_root() {
+                return Err(not_allowed_on_root(&Method::PUT, &path));
+            }
+            let location = h
+                .get(http::header::LOCATION)
+                .ok_or(ApiError::LocationRequired)?
+                .to_str()
+                .map_err(|_| ApiError::InvalidLink("Location".to_owned()))?
+                .to_owned();
+            let source = parse_location(&location)?;
+            Ok(Endpoint::PutLink {
+                path,
+                link: LinkPut {
+                    source,
+                    location,
+                    conditions,
+                },
+            })
+        }
+        PutKind::Object(content_type) => {
+            if path.is_root() {
+                return Err(not_allowed_on_root(&Method::PUT, &path));
+            }
+            let durability = parse_durability(h, limits.max_durability)?
+                .unwrap_or(limits.default_durability);
+            let content_md5 = parse_content_md5(h)?;
+            let cap = max_content_length(h, limits.max_content_length)?;
+            let content_length = content_length(h);
+            if let Some(n) = content_length
+                && n > cap
+            {
+                return Err(ApiError::MaxContentLengthExceeded(cap));
+            }
+            let (headers, _) = stored(h)?;
+            Ok(Endpoint::PutObject {
+                path,
+                put: Box::new(ObjectPut {
+                    content_type,
+                    content_md5,
+                    durability,
+                    content_length,
+                    cap,
+                    headers,
+                    conditions,
+                }),
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+    use proptest::prelude::*;
+
+    const LIMITS: ParseLimits = ParseLimits {
+        default_durability: 2,
+        max_durability: 6,
+        max_content_length: 1 << 30,
+    };
+
+    fn hm(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(*k, HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    fn put(path: &str, q: Option<&str>, h: &[(&'static str, &str)]) -> Result<Endpoint, ApiError> {
+        parse(&Method::PUT, path, q, &hm(h), LIMITS)
+    }
+
+    #[test]
+    fn metadata_routes_before_content_type() {
+        let e = put(
+            "/alice/stor/x",
+            Some("metadata=true"),
+            &[("content-type", "application/json; type=directory"), ("m-a", "1")],
+        )
+        .unwrap();
+        assert!(matches!(e, Endpoint::PutMetadata { .. }), "{e:?}");
+        let e = put("/alice/stor/x", Some("metadata=true"), &[("content-type", "text/x"), ("m-a", "1")]).unwrap();
+        let Endpoint::PutMetadata { update, .. } = e else { panic!() };
+        assert_eq!(update.content_type.as_deref(), Some("text/x"));
+        assert_eq!(update.headers.get("m-a").map(String::as_str), Some("1"));
+        let e = put("/alice/stor/x", Some("metadata=true"), &[("content-md5", "1B2M2Y8AsgTpgAmY7PhCfg==")]);
+        assert_eq!(e.unwrap_err().code(), "InvalidUpdate");
+        let e = put("/alice/stor/x", Some("metadata=true"), &[("x-durability-level", "2")]);
+        assert_eq!(e.unwrap_err().code(), "InvalidUpdate");
+    }
+
+    #[test]
+    fn put_kinds() {
+        assert!(matches!(
+            put("/alice/stor/d", None, &[("content-type", "application/json; type=directory")]).unwrap(),
+            Endpoint::PutDirectory { .. }
+        ));
+        let e = put(
+            "/alice/stor/l",
+            None,
+            &[("content-type", "application/json; type=link"), ("location", "/alice/stor/a%20b")],
+        )
+        .unwrap();
+        let Endpoint::PutLink { link, .. } = e else { panic!() };
+        assert_eq!(link.source.to_string(), "/alice/stor/a b");
+        assert_eq!(
+            put("/alice/stor/l", None, &[("content-type", "application/json; type=link")]).unwrap_err().code(),
+            "LocationRequired"
+        );
+        let e = put("/alice/stor/o", None, &[("x-durability-level", "3")]).unwrap();
+        let Endpoint::PutObject { put: p, .. } = e else { panic!() };
+        assert_eq!(p.durability, 3);
+        assert_eq!(p.content_type, "application/octet-stream");
+    }
+
+    #[test]
+    fn roots() {
+        assert_eq!(put("/alice/stor", None, &[]).unwrap_err().code(), "OperationNotAllowedOnRootDirectory");
+        assert!(matches!(
+            put("/alice/stor", None, &[("content-type", "application/json; type=directory")]).unwrap(),
+            Endpoint::PutDirectory { .. }
+        ));
+        assert_eq!(
+            parse(&Method::DELETE, "/alice/stor", None, &HeaderMap::new(), LIMITS).unwrap_err().code(),
+            "OperationNotAllowedOnRootDirectory"
+        );
+        assert_eq!(
+            parse(&Method::PUT, "/alice", None, &hm(&[("content-type", "application/json; type=directory")]), LIMITS)
+                .unwrap_err()
+                .code(),
+            "OperationNotAllowedOnRootDirectory"
+        );
+        assert!(parse(&Method::GET, "/alice", None, &HeaderMap::new(), LIMITS).is_ok());
+    }
+
+    #[test]
+    fn object_validation() {
+        assert_eq!(put("/alice/stor/o", None, &[("durability-level", "0")]).unwrap_err().code(), "InvalidDurabilityLevel");
+        assert_eq!(put("/alice/stor/o", None, &[("x-durability-level", "99")]).unwrap_err().code(), "InvalidDurabilityLevel");
+        assert_eq!(put("/alice/stor/o", None, &[("content-md5", "zz")]).unwrap_err().code(), "BadRequest");
+        assert_eq!(
+            put("/alice/stor/o", None, &[("content-length", "100"), ("max-content-length", "10")]).unwrap_err().code(),
+            "MaxContentLengthExceeded"
+        );
+        assert_eq!(
+            parse(&Method::POST, "/alice/stor/o", None, &HeaderMap::new(), LIMITS).unwrap_err().code(),
+            "MethodNotAllowed"
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn never_panics(path in "/[ -~]{0,60}", q in proptest::option::of("[ -~]{0,40}"), ct in "[ -~]{0,40}", d in "[ -~]{0,5}") {
+            let mut h = HeaderMap::new();
+            if let Ok(v) = HeaderValue::from_str(&ct) { h.insert("content-type", v); }
+            if let Ok(v) = HeaderValue::from_str(&d) { h.insert("durability-level", v); }
+            for m in [Method::GET, Method::PUT, Method::DELETE, Method::HEAD] {
+                let _ = parse(&m, &path, q.as_deref(), &h, LIMITS);
+            }
+        }
+    }
+}

@@ -1,0 +1,194 @@
+//! The request pipeline: authenticate → parse into an [`Endpoint`] →
+//! authorize → handle. One axum handler receives every request and runs
+//! this pipeline; errors leave through [`ApiError`].
+//!
+//! Guarantees: the request body is handed, unread, to the one handler that
+//! streams it (object PUT), after every check has passed; so hyper's
+//! automatic `100 Continue` is sent only then (§1.5). A PUT that fails is
+//! answered with `Connection: close`, since its body may be unread.
+
+mod entries;
+mod objects;
+
+use crate::Gateway;
+use crate::access::{MetaKeys, auth_error, authorize};
+use crate::endpoint::{self, Endpoint};
+use crate::error::ApiError;
+use crate::format::http_date_ms;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
+use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use meta::namespace::{CopyRef, Entry, Namespace};
+use std::sync::Arc;
+
+/// What a handler needs for one request.
+pub(crate) struct Ctx {
+    pub gw: Gateway,
+    pub ns: Arc<Namespace>,
+    /// `None` for anonymous requests.
+    pub caller: Option<auth::Caller>,
+}
+
+impl Ctx {
+    /// Deletes copies no name refers to any more, in the background. Meta
+    /// already holds GC records for them, so a failure here loses nothing.
+    pub fn release_copies(&self, freed: Vec<CopyRef>) {
+        if freed.is_empty() {
+            return;
+        }
+        let gw = self.gw.clone();
+        tokio::spawn(async move { gw.delete_copies_best_effort(freed).await });
+    }
+}
+
+/// `204 No Content` with no body.
+pub(crate) fn no_content() -> Response {
+    let mut r = Response::new(Body::empty());
+    *r.status_mut() = StatusCode::NO_CONTENT;
+    r
+}
+
+/// Headers common to GET/HEAD of any entry: stored headers, `Last-Modified`,
+/// and for objects `Etag`, `Content-Type`, `Content-MD5`, `Durability-Level`.
+pub(crate) fn entry_headers(h: &mut HeaderMap, e: &Entry) {
+    for (k, v) in &e.headers {
+        if let (Ok(name), Ok(value)) = (
+            http::HeaderName::from_bytes(k.as_bytes()),
+            HeaderValue::from_str(v),
+        ) {
+            h.insert(name, value);
+        }
+    }
+    if let Ok(v) = HeaderValue::from_str(&http_date_ms(i64::try_from(e.mtime_ms).unwrap_or(0))) {
+        h.insert(header::LAST_MODIFIED, v);
+    }
+    if let Some(o) = e.object() {
+        if let Ok(v) = HeaderValue::from_str(&o.object_id.to_string()) {
+            h.insert(header::ETAG, v);
+        }
+        if let Ok(v) = HeaderValue::from_str(&o.content_type) {
+            h.insert(header::CONTENT_TYPE, v);
+        }
+        if let Ok(v) = HeaderValue::from_str(&o.content_md5) {
+            h.insert("content-md5", v);
+        }
+        h.insert("durability-level", HeaderValue::from(u32::from(o.durability)));
+    }
+}
+
+/// The raw request target as on the request line (auth signs it verbatim).
+fn raw_target(req: &Request) -> &str {
+    req.uri()
+        .path_and_query()
+        .map(|pq| pq.as_str())
+        .unwrap_or("/")
+}
+
+/// The axum handler for every route.
+pub(crate) async fn handle(State(gw): State<Gateway>, req: Request) -> Response {
+    let is_put = req.method() == Method::PUT;
+    let announced_empty = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .is_some_and(|v| v.as_bytes() == b"0");
+    match pipeline(gw, req).await {
+        Ok(resp) => resp,
+        Err(e) => {
+            let mut resp = e.into_response();
+            if is_put && !announced_empty {
+                // The body may be unread (the client waits for a 100 that
+                // never comes, or is mid-stream): the connection cannot be
+                // reused.
+                resp.headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            resp
+        }
+    }
+}
+
+async fn pipeline(gw: Gateway, req: Request) -> Result<Response, ApiError> {
+    let ns = gw.inner.namespace.clone();
+    let caller = {
+        let parts = auth::RequestParts {
+            method: req.method().as_str(),
+            raw_path_and_query: raw_target(&req),
+            headers: req.headers(),
+            now: gw.now(),
+        };
+        let keys = MetaKeys { ns: ns.clone() };
+        match auth::authenticate(&parts, &keys).await.map_err(auth_error)? {
+            auth::AuthOutcome::Anonymous => None,
+            auth::AuthOutcome::Authenticated(c) => Some(c),
+        }
+    };
+    let ep = endpoint::parse(
+        req.method(),
+        req.uri().path(),
+        req.uri().query(),
+        req.headers(),
+        gw.inner.limits,
+    )?;
+    authorize(caller.as_ref(), ep.path(), ep.is_read())?;
+    if caller.as_ref().map(|c| c.login.as_str()) != Some(ep.path().login()) {
+        // Someone else's tree (only /public reads get here): the owner must
+        // exist and be active.
+        ns.active_account(ep.path().login()).await?;
+    }
+    let cx = Ctx { gw, ns, caller };
+    match ep {
+        Endpoint::Get {
+            path,
+            range,
+            conditions,
+            query,
+        } => {
+            let entry = entries::require_entry(&cx, &path).await?;
+            if entry.is_directory() {
+                return entries::list_directory(&cx, &path, &entry, &query).await;
+            }
+            if let Some(resp) = entries::check_read(&entry, &conditions, &path)? {
+                return Ok(resp);
+            }
+            objects::get_object(&cx, &path, &entry, range).await
+        }
+        Endpoint::Head { path, conditions } => {
+            let entry = entries::require_entry(&cx, &path).await?;
+            if entry.is_directory() {
+                return entries::head_directory(&cx, &path, &entry).await;
+            }
+            if let Some(resp) = entries::check_read(&entry, &conditions, &path)? {
+                return Ok(resp);
+            }
+            Ok(objects::head_object(&entry))
+        }
+        Endpoint::PutDirectory { path, headers } => {
+            entries::put_directory(&cx, &path, &headers).await
+        }
+        Endpoint::PutLink { path, link } => entries::put_link(&cx, &path, &link).await,
+        Endpoint::PutMetadata { path, update } => {
+            entries::put_metadata(&cx, &path, &update).await
+        }
+        Endpoint::PutObject { path, put } => {
+            objects::put_object(&cx, &path, &put, req.into_body()).await
+        }
+        Endpoint::Delete { path, conditions } => entries::delete(&cx, &path, &conditions).await,
+        Endpoint::Options { path } => {
+            // CORS preflights: answered from the stored headers of the entry.
+            let entry = entries::require_entry(&cx, &path).await?;
+            let mut resp = Response::new(Body::empty());
+            for (k, v) in &entry.headers {
+                if k.starts_with("access-control-")
+                    && let (Ok(n), Ok(v)) = (
+                        http::HeaderName::from_bytes(k.as_bytes()),
+                        HeaderValue::from_str(v),
+                    )
+                {
+                    resp.headers_mut().insert(n, v);
+                }
+            }
+            Ok(resp)
+        }
+    }
+}

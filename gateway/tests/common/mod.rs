@@ -1,0 +1,254 @@
+//! A real cluster for gateway tests: embedded meta (redb in a tempdir),
+//! three real storage-node servers on 127.0.0.1:0 in three AZs, and the
+//! gateway on 127.0.0.1:0. Requests are signed with the `auth` crate's
+//! signer, exactly like the CLI signs them.
+
+#![allow(dead_code)]
+
+use anyhow::{Context, Result};
+use auth::sign::{RequestSigner, SigningKey};
+use meta::embedded::EmbeddedKv;
+use meta::namespace::{Namespace, NodeRecord, NodeState, SshKey};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+use storage_node::server::{NodeConfig, NodeServer};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub struct Node {
+    pub id: String,
+    pub url: String,
+    pub data_dir: PathBuf,
+    token: CancellationToken,
+    task: Option<JoinHandle<()>>,
+}
+
+pub struct Cluster {
+    pub dir: tempfile::TempDir,
+    pub ns: Arc<Namespace>,
+    pub addr: SocketAddr,
+    pub base: String,
+    pub nodes: Vec<Node>,
+    pub alice: RequestSigner,
+    pub bob: RequestSigner,
+    pub http: reqwest::Client,
+    gw_stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+fn testdata(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../auth/testdata")
+        .join(name)
+}
+
+async fn add_key(ns: &Namespace, login: &str, file: &str) -> Result<RequestSigner> {
+    let pub_line = std::fs::read_to_string(testdata(&format!("{file}.pub")))?;
+    let pk = auth::PublicKey::from_openssh(pub_line.trim())?;
+    ns.add_key(
+        login,
+        None,
+        &SshKey {
+            fingerprint_md5: pk.fingerprint_md5(),
+            fingerprint_sha256: pk.fingerprint_sha256(),
+            public_key: pub_line.trim().to_owned(),
+            name: file.to_owned(),
+        },
+    )
+    .await?;
+    let sk = SigningKey::from_openssh(&std::fs::read_to_string(testdata(file))?)?;
+    Ok(RequestSigner::new(sk, login, None))
+}
+
+impl Cluster {
+    pub async fn start() -> Result<Cluster> {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_default_env()
+                    .unwrap_or_else(|_| "warn".into()),
+            )
+            .with_test_writer()
+            .try_init();
+        let dir = tempfile::tempdir()?;
+        let kv = Arc::new(EmbeddedKv::open(dir.path().join("meta.redb")).await?);
+        let ns = Arc::new(Namespace::new(kv));
+        ns.create_account("alice").await?;
+        ns.create_account("bob").await?;
+        let alice = add_key(&ns, "alice", "ed25519").await?;
+        let bob = add_key(&ns, "bob", "rsa_2048").await?;
+
+        let mut nodes = Vec::new();
+        for (i, az) in ["az-a", "az-b", "az-c"].iter().enumerate() {
+            let id = format!("node{i}");
+            let data_dir = dir.path().join(&id);
+            let server = NodeServer::bind(NodeConfig {
+                data_dir: data_dir.clone(),
+                listen: "127.0.0.1:0".parse()?,
+                node_id: id.clone(),
+                az: (*az).to_owned(),
+            })
+            .await?;
+            let url = server.url();
+            ns.register_node(&NodeRecord {
+                id: id.clone(),
+                url: url.clone(),
+                az: (*az).to_owned(),
+                capacity_total: 1 << 40,
+                capacity_used: 0,
+                heartbeat_ms: meta::namespace::system_now_ms(),
+                state: NodeState::Active,
+            })
+            .await?;
+            let token = CancellationToken::new();
+            let t = token.clone();
+            let task = tokio::spawn(async move {
+                let _ = server.serve(t).await;
+            });
+            nodes.push(Node {
+                id,
+                url,
+                data_dir,
+                token,
+                task: Some(task),
+            });
+        }
+
+        let node_client = storage_node::NodeClient::new(storage_node::ClientOptions::default())?;
+        let mut cfg = gateway::GatewayConfig::new(ns.clone(), node_client);
+        cfg.max_content_length = 64 << 20;
+        // Nodes in tests never heartbeat; keep them all "fresh".
+        cfg.node_heartbeat_timeout = Duration::from_secs(3600);
+        let gw = gateway::Gateway::new(cfg);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            let _ = gateway::serve(listener, gw, async move {
+                let _ = rx.await;
+            })
+            .await;
+        });
+        Ok(Cluster {
+            dir,
+            ns,
+            addr,
+            base: format!("http://{addr}"),
+            nodes,
+            alice,
+            bob,
+            http: reqwest::Client::builder().no_proxy().build()?,
+            gw_stop: Some(tx),
+        })
+    }
+
+    /// Stops a storage node (its port then refuses connections).
+    pub async fn kill_node(&mut self, id: &str) -> Result<()> {
+        let node = self
+            .nodes
+            .iter_mut()
+            .find(|n| n.id == id)
+            .context("no such node")?;
+        node.token.cancel();
+        if let Some(t) = node.task.take() {
+            tokio::time::timeout(Duration::from_secs(10), t).await??;
+        }
+        Ok(())
+    }
+
+    pub fn date_now() -> String {
+        auth::sign::http_date(SystemTime::now())
+    }
+
+    /// A request signed as `signer` (None = anonymous), `path` raw (encoded).
+    pub fn req(
+        &self,
+        signer: Option<&RequestSigner>,
+        method: reqwest::Method,
+        path: &str,
+    ) -> reqwest::RequestBuilder {
+        let date = Self::date_now();
+        let mut b = self
+            .http
+            .request(method, format!("{}{}", self.base, path))
+            .header("date", &date);
+        if let Some(s) = signer {
+            b = b.header("authorization", s.authorization(&date).expect("sign"));
+        }
+        b
+    }
+
+    pub fn alice(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.req(Some(&self.alice), method, path)
+    }
+
+    pub async fn mkdir(&self, path: &str) -> Result<()> {
+        let r = self
+            .alice(reqwest::Method::PUT, path)
+            .header("content-type", "application/json; type=directory")
+            .send()
+            .await?;
+        anyhow::ensure!(r.status() == 204, "mkdir {path}: {}", r.status());
+        Ok(())
+    }
+
+    pub async fn put(&self, path: &str, body: &'static [u8]) -> Result<reqwest::Response> {
+        Ok(self
+            .alice(reqwest::Method::PUT, path)
+            .body(body)
+            .send()
+            .await?)
+    }
+
+    pub async fn get_bytes(&self, path: &str) -> Result<(reqwest::StatusCode, Vec<u8>)> {
+        let r = self.alice(reqwest::Method::GET, path).send().await?;
+        let s = r.status();
+        Ok((s, r.bytes().await?.to_vec()))
+    }
+
+    /// Names in a listing body.
+    pub fn names(body: &[u8]) -> Vec<String> {
+        String::from_utf8_lossy(body)
+            .lines()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).expect("json line");
+                v["name"].as_str().expect("name").to_owned()
+            })
+            .collect()
+    }
+
+    /// Files stored under a node's data dir (object copies), excluding
+    /// temporary and tombstoned ones.
+    pub fn node_files(&self, id: &str) -> Vec<String> {
+        let node = self.nodes.iter().find(|n| n.id == id).expect("node");
+        let mut out = Vec::new();
+        let objects = node.data_dir.join("objects");
+        if let Ok(shards) = std::fs::read_dir(&objects) {
+            for shard in shards.flatten() {
+                if let Ok(files) = std::fs::read_dir(shard.path()) {
+                    for f in files.flatten() {
+                        out.push(f.file_name().to_string_lossy().into_owned());
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if let Some(tx) = self.gw_stop.take() {
+            let _ = tx.send(());
+        }
+        for n in &self.nodes {
+            n.token.cancel();
+        }
+    }
+}
+
+pub fn md5_b64(data: &[u8]) -> String {
+    use base64::Engine as _;
+    use md5::{Digest, Md5};
+    base64::engine::general_purpose::STANDARD.encode(Md5::digest(data))
+}
