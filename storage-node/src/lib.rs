@@ -1,1 +1,31 @@
-//! A storage node: durable object files over HTTP, and the client that talks to nodes.
+//! A storage node: durable object files over HTTP, and the client that talks
+//! to nodes.
+//!
+//! * [`store`] — the on-disk layout: one file per copy, written to a temp
+//!   file, fsynced, renamed into place and the directory fsynced before an
+//!   upload is acknowledged; deletes move files to a tombstone area.
+//! * [`server`] — the node's HTTP service over the store ([`server::NodeServer`]).
+//! * [`client`] — [`client::NodeClient`], the pooled client gateways and
+//!   supervisors use, including replicated writes to N nodes at once and
+//!   reads that fail over between copies ([`fanout`]).
+//! * [`heartbeat`] — registration and heartbeats in metadata.
+//! * [`protocol`] — the wire types both sides share.
+//!
+//! What this crate guarantees to its callers: an acknowledged PUT is durable
+//! on disk with the returned md5/blake3; a failed PUT leaves nothing visible;
+//! a read never delivers corrupt or truncated bytes as a complete object
+//! when the expected blake3 is passed (it ends in an error instead).
+//!
+//! It depends on `meta` only for the heartbeat's registry implementation.
+
+pub mod client;
+pub mod fanout;
+pub mod heartbeat;
+pub mod protocol;
+pub mod server;
+pub mod store;
+
+pub use client::{ClientError, ClientOptions, NodeClient, ObjectStream};
+pub use fanout::{CopyReceipt, NodeTarget, ReadError, ReplicateError};
+pub use protocol::{ByteRange, Capacity, NodeStatus, PutReceipt};
+pub use server::{NodeConfig, NodeServer};

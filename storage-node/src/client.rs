@@ -1,0 +1,425 @@
+//! The client gateways and supervisors use to talk to storage nodes.
+//!
+//! One [`NodeClient`] per process: it pools connections to all nodes. Calls
+//! take the node's base URL (`http://host:port`, as registered in metadata).
+//! Timeouts bound connecting and each read, never a whole transfer, so large
+//! objects are not cut off while a dead node is still noticed quickly.
+//!
+//! Guarantee: an [`ObjectStream`] yields exactly the announced number of
+//! bytes or ends with an error — a node that dies mid-body, or aborts it on
+//! a checksum failure, is never mistaken for a complete object.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::stream::BoxStream;
+use futures::{Stream, StreamExt, TryStreamExt};
+use reqwest::StatusCode;
+use reqwest::header::{CONTENT_LENGTH, RANGE};
+
+use crate::protocol::{
+    ByteRange, ErrorBody, HEADER_OBJECT_SIZE, InvalidObjectId, NodeStatus, ObjectId, ObjectList,
+    PutReceipt, QUERY_BLAKE3, VerifyReport, VerifyRequest,
+};
+
+/// Boxed error type accepted from upload body streams.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Timeouts of a [`NodeClient`].
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    /// Limit for establishing a TCP connection to a node. Short, so reads
+    /// fail over to the next copy quickly when a node is down.
+    pub connect_timeout: Duration,
+    /// Limit for any single read from a node (headers or the next body
+    /// chunk). Also bounds how long a node may take to fsync and answer.
+    pub read_timeout: Duration,
+    /// How long replication waits for the slowest node to accept the next
+    /// chunk before giving up on it.
+    pub stall_timeout: Duration,
+    /// Limit for the best-effort deletes after a failed replication.
+    pub cleanup_timeout: Duration,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        Self {
+            connect_timeout: Duration::from_secs(2),
+            read_timeout: Duration::from_secs(60),
+            stall_timeout: Duration::from_secs(60),
+            cleanup_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Errors talking to one node.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// The object id is not valid; nothing was sent.
+    #[error(transparent)]
+    InvalidObjectId(#[from] InvalidObjectId),
+    /// The node has no such object (404).
+    #[error("object not found on node")]
+    NotFound,
+    /// The node answered with another error status.
+    #[error("node answered {status}: {code}: {message}")]
+    Status {
+        /// HTTP status.
+        status: u16,
+        /// The node's error code (`ErrorBody::code`), or empty.
+        code: String,
+        /// The node's message.
+        message: String,
+    },
+    /// Connecting, sending or receiving failed (node down, connection cut,
+    /// timeout, or the node aborted the body, e.g. on a checksum mismatch).
+    #[error("transport: {0}")]
+    Transport(#[source] reqwest::Error),
+    /// The body ended before (or ran past) the announced length.
+    #[error("body length mismatch: announced {expected} bytes, got {got}")]
+    Length {
+        /// Announced byte count.
+        expected: u64,
+        /// Byte count received.
+        got: u64,
+    },
+    /// The node's answer did not follow the protocol.
+    #[error("protocol: {0}")]
+    Protocol(String),
+}
+
+impl ClientError {
+    /// Whether the error says the node is unreachable or misbehaving, as
+    /// opposed to a definite answer about the object (like [`Self::NotFound`]).
+    pub fn is_transport(&self) -> bool {
+        matches!(
+            self,
+            Self::Transport(_) | Self::Length { .. } | Self::Protocol(_)
+        )
+    }
+}
+
+/// A pooled HTTP client for the storage-node protocol. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct NodeClient {
+    http: reqwest::Client,
+    pub(crate) opts: ClientOptions,
+}
+
+impl NodeClient {
+    /// Builds a client with `opts`.
+    pub fn new(opts: ClientOptions) -> Result<Self, ClientError> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(opts.connect_timeout)
+            .read_timeout(opts.read_timeout)
+            .pool_idle_timeout(Duration::from_secs(60))
+            .tcp_nodelay(true)
+            // Nodes are on the internal network: never route via a proxy.
+            .no_proxy()
+            .build()
+            .map_err(ClientError::Transport)?;
+        Ok(Self { http, opts })
+    }
+
+    /// The options this client was built with.
+    pub fn options(&self) -> &ClientOptions {
+        &self.opts
+    }
+
+    /// Streams `body` to the node as object `id` and returns the node's
+    /// receipt once the copy is durable. An error item in `body` aborts the
+    /// upload, and the node then keeps nothing.
+    pub async fn put<S, E>(
+        &self,
+        node_url: &str,
+        id: &str,
+        body: S,
+    ) -> Result<PutReceipt, ClientError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Send + 'static,
+        E: Into<BoxError> + 'static,
+    {
+        let url = object_url(node_url, id)?;
+        let resp = self
+            .http
+            .put(url)
+            .body(reqwest::Body::wrap_stream(body.map_err(Into::into)))
+            .send()
+            .await
+            .map_err(ClientError::Transport)?;
+        json_answer(resp).await
+    }
+
+    /// Opens object `id` on the node, optionally only `range`. With
+    /// `expected_blake3` (hex) and no range, the node verifies the bytes as
+    /// it sends them and aborts the body on a mismatch, which this stream
+    /// reports as an error.
+    pub async fn get(
+        &self,
+        node_url: &str,
+        id: &str,
+        range: Option<ByteRange>,
+        expected_blake3: Option<&str>,
+    ) -> Result<ObjectStream, ClientError> {
+        let mut req = self.http.get(object_url(node_url, id)?);
+        if let Some(hash) = expected_blake3 {
+            req = req.query(&[(QUERY_BLAKE3, hash)]);
+        }
+        if let Some(r) = range {
+            req = req.header(RANGE, r.header_value());
+        }
+        let resp = req.send().await.map_err(ClientError::Transport)?;
+        let resp = check_status(resp).await?;
+        let expected_status = if range.is_some() {
+            StatusCode::PARTIAL_CONTENT
+        } else {
+            StatusCode::OK
+        };
+        if resp.status() != expected_status {
+            return Err(ClientError::Protocol(format!(
+                "unexpected status {}",
+                resp.status()
+            )));
+        }
+        let content_length = header_u64(&resp, CONTENT_LENGTH.as_str())?;
+        let object_size = header_u64(&resp, HEADER_OBJECT_SIZE)?;
+        Ok(ObjectStream {
+            object_size,
+            content_length,
+            prefix: None,
+            inner: checked_length(
+                resp.bytes_stream().map_err(ClientError::Transport),
+                content_length,
+            )
+            .boxed(),
+        })
+    }
+
+    /// Size of object `id` on the node, or `None` if the node has no copy.
+    pub async fn head(&self, node_url: &str, id: &str) -> Result<Option<u64>, ClientError> {
+        let resp = self
+            .http
+            .head(object_url(node_url, id)?)
+            .send()
+            .await
+            .map_err(ClientError::Transport)?;
+        match check_status(resp).await {
+            Ok(resp) => header_u64(&resp, HEADER_OBJECT_SIZE).map(Some),
+            Err(ClientError::NotFound) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Moves object `id` to the node's tombstone area. `Ok(false)` if the
+    /// node had no copy (deleting is idempotent for callers like GC).
+    pub async fn delete(&self, node_url: &str, id: &str) -> Result<bool, ClientError> {
+        let resp = self
+            .http
+            .delete(object_url(node_url, id)?)
+            .send()
+            .await
+            .map_err(ClientError::Transport)?;
+        match check_status(resp).await {
+            Ok(_) => Ok(true),
+            Err(ClientError::NotFound) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Asks the node to hash its copy of `id` and compare with
+    /// `expected_blake3` (hex).
+    pub async fn verify(
+        &self,
+        node_url: &str,
+        id: &str,
+        expected_blake3: &str,
+    ) -> Result<VerifyReport, ClientError> {
+        let url = format!("{}/verify", object_url(node_url, id)?);
+        let resp = self
+            .http
+            .post(url)
+            .json(&VerifyRequest {
+                blake3: expected_blake3.to_owned(),
+            })
+            .send()
+            .await
+            .map_err(ClientError::Transport)?;
+        json_answer(resp).await
+    }
+
+    /// The node's identity and capacity.
+    pub async fn status(&self, node_url: &str) -> Result<NodeStatus, ClientError> {
+        let resp = self
+            .http
+            .get(format!("{}/status", base(node_url)))
+            .send()
+            .await
+            .map_err(ClientError::Transport)?;
+        json_answer(resp).await
+    }
+
+    /// One page of the ids stored on the node, ascending, strictly after
+    /// `after`. An empty page means the end.
+    pub async fn list(
+        &self,
+        node_url: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<String>, ClientError> {
+        let mut req = self
+            .http
+            .get(format!("{}/objects", base(node_url)))
+            .query(&[("limit", limit)]);
+        if let Some(after) = after {
+            req = req.query(&[("after", after)]);
+        }
+        let resp = req.send().await.map_err(ClientError::Transport)?;
+        Ok(json_answer::<ObjectList>(resp).await?.ids)
+    }
+}
+
+/// The bytes of an object (or range) coming from one node.
+///
+/// Yields exactly [`ObjectStream::content_length`] bytes, or ends with an
+/// error.
+pub struct ObjectStream {
+    /// Size of the whole object on the node.
+    pub object_size: u64,
+    /// Bytes this stream will yield (the range's length for range reads).
+    pub content_length: u64,
+    prefix: Option<Bytes>,
+    inner: BoxStream<'static, Result<Bytes, ClientError>>,
+}
+
+impl std::fmt::Debug for ObjectStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ObjectStream")
+            .field("object_size", &self.object_size)
+            .field("content_length", &self.content_length)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ObjectStream {
+    /// Waits for the first chunk, so that a node failing before it sends any
+    /// byte is detected while another copy can still be tried. The chunk is
+    /// kept and yielded first.
+    pub(crate) async fn prime(&mut self) -> Result<(), ClientError> {
+        if self.prefix.is_none() {
+            match self.inner.next().await {
+                Some(Ok(chunk)) => self.prefix = Some(chunk),
+                Some(Err(e)) => return Err(e),
+                None => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads the whole stream into memory (tests and small objects only).
+    pub async fn collect_bytes(self) -> Result<Vec<u8>, ClientError> {
+        let parts: Vec<Bytes> = self.try_collect().await?;
+        Ok(parts.concat())
+    }
+}
+
+impl Stream for ObjectStream {
+    type Item = Result<Bytes, ClientError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if let Some(chunk) = self.prefix.take() {
+            return Poll::Ready(Some(Ok(chunk)));
+        }
+        self.inner.poll_next_unpin(cx)
+    }
+}
+
+/// Ends `inner` with [`ClientError::Length`] unless it yields exactly
+/// `expected` bytes. (hyper already refuses short bodies; this keeps the
+/// guarantee independent of the transport.)
+fn checked_length(
+    inner: impl Stream<Item = Result<Bytes, ClientError>> + Send + 'static,
+    expected: u64,
+) -> impl Stream<Item = Result<Bytes, ClientError>> + Send + 'static {
+    let inner = Box::pin(inner.fuse());
+    futures::stream::unfold(
+        (inner, 0u64, false),
+        move |(mut inner, got, done)| async move {
+            if done {
+                return None;
+            }
+            match inner.next().await {
+                Some(Ok(chunk)) => {
+                    let got = got + chunk.len() as u64;
+                    if got > expected {
+                        Some((
+                            Err(ClientError::Length { expected, got }),
+                            (inner, got, true),
+                        ))
+                    } else {
+                        Some((Ok(chunk), (inner, got, false)))
+                    }
+                }
+                Some(Err(e)) => Some((Err(e), (inner, got, true))),
+                None if got != expected => Some((
+                    Err(ClientError::Length { expected, got }),
+                    (inner, got, true),
+                )),
+                None => None,
+            }
+        },
+    )
+}
+
+fn base(node_url: &str) -> &str {
+    node_url.trim_end_matches('/')
+}
+
+fn object_url(node_url: &str, id: &str) -> Result<String, ClientError> {
+    let id = ObjectId::parse(id)?;
+    Ok(format!("{}/objects/{id}", base(node_url)))
+}
+
+fn header_u64(resp: &reqwest::Response, name: &str) -> Result<u64, ClientError> {
+    resp.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| ClientError::Protocol(format!("missing or bad {name} header")))
+}
+
+/// Turns non-2xx answers into errors, keeping the node's code and message.
+async fn check_status(resp: reqwest::Response) -> Result<reqwest::Response, ClientError> {
+    let status = resp.status();
+    if status.is_success() {
+        return Ok(resp);
+    }
+    if status == StatusCode::NOT_FOUND {
+        return Err(ClientError::NotFound);
+    }
+    // A HEAD answer has no body; a broken body still leaves the status.
+    let body = resp.bytes().await.unwrap_or_default();
+    let (code, message) = match serde_json::from_slice::<ErrorBody>(&body) {
+        Ok(e) => (e.code, e.message),
+        Err(_) => (
+            String::new(),
+            String::from_utf8_lossy(&body).chars().take(200).collect(),
+        ),
+    };
+    Err(ClientError::Status {
+        status: status.as_u16(),
+        code,
+        message,
+    })
+}
+
+async fn json_answer<T: serde::de::DeserializeOwned>(
+    resp: reqwest::Response,
+) -> Result<T, ClientError> {
+    let resp = check_status(resp).await?;
+    let body = resp.bytes().await.map_err(ClientError::Transport)?;
+    serde_json::from_slice(&body)
+        .map_err(|e| ClientError::Protocol(format!("bad JSON answer: {e}")))
+}

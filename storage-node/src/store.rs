@@ -1,0 +1,693 @@
+//! The on-disk object store of one node.
+//!
+//! Layout under the data directory:
+//!
+//! ```text
+//! objects/<first 2 hex of id>/<id>   one file per stored copy
+//! tmp/<id>.<random>                  uploads in progress
+//! tombstone/<YYYY-MM-DD>/<id>[.<random>]  deleted copies, kept for recovery
+//! ```
+//!
+//! Guarantees:
+//! * A file appears under `objects/` only complete and durable: the upload
+//!   is written to `tmp/`, the file is fsynced, renamed into place and the
+//!   directory fsynced before [`ObjectStore::write`] returns. A failed or
+//!   abandoned upload leaves nothing under `objects/`, and its temp file is
+//!   removed (or, after a crash, by [`ObjectStore::open`]).
+//! * Bodies are streamed, never held whole in memory; hashing (md5 and
+//!   blake3) and all file I/O run on blocking threads, not async workers.
+//! * A whole-object read with an expected blake3 never ends cleanly on a
+//!   mismatch: the last chunk is held back until the hash is known, and the
+//!   stream ends with an error instead.
+
+use std::fs::{self, File};
+use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use base64::Engine as _;
+use bytes::{Bytes, BytesMut};
+use futures::{Stream, StreamExt};
+use md5::{Digest as _, Md5};
+use tokio::sync::mpsc;
+
+use crate::protocol::{ByteRange, Capacity, ObjectId, PutReceipt, VerifyReport};
+
+/// Chunk size for reads and for the writer's buffer.
+const IO_CHUNK: usize = 256 * 1024;
+/// Chunks queued between the network and the disk thread, per request.
+const QUEUE_DEPTH: usize = 8;
+
+/// Errors of the object store.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// No such object on this node.
+    #[error("object not found")]
+    NotFound,
+    /// The upload's body stream failed or ended without completing.
+    #[error("upload body failed: {0}")]
+    Body(String),
+    /// The file system is full.
+    #[error("no space left on the data directory")]
+    NoSpace,
+    /// Any other I/O failure; `op` says what was being done.
+    #[error("{op}: {source}")]
+    Io {
+        /// What failed, e.g. "fsync object".
+        op: &'static str,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+    /// A blocking task panicked or was cancelled.
+    #[error("internal task failed: {0}")]
+    Task(String),
+}
+
+impl StoreError {
+    fn io(op: &'static str) -> impl FnOnce(io::Error) -> StoreError {
+        move |source| match source.kind() {
+            io::ErrorKind::NotFound => StoreError::NotFound,
+            io::ErrorKind::StorageFull => StoreError::NoSpace,
+            _ => StoreError::Io { op, source },
+        }
+    }
+}
+
+/// Runs blocking work off the async workers.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| StoreError::Task(e.to_string()))?
+}
+
+/// One node's objects on disk. Cheap to share behind an `Arc`.
+#[derive(Debug)]
+pub struct ObjectStore {
+    root: PathBuf,
+}
+
+impl ObjectStore {
+    /// Opens (creating if needed) the store at `root` and removes temp files
+    /// left by uploads that were running when the process last stopped.
+    pub async fn open(root: impl Into<PathBuf>) -> Result<Self, StoreError> {
+        let root = root.into();
+        let store = Self { root };
+        let (objects, tmp, tombstone) =
+            (store.objects_dir(), store.tmp_dir(), store.tombstone_dir());
+        blocking(move || {
+            for dir in [&objects, &tmp, &tombstone] {
+                fs::create_dir_all(dir).map_err(StoreError::io("create data directories"))?;
+            }
+            let mut removed = 0usize;
+            for entry in fs::read_dir(&tmp).map_err(StoreError::io("list tmp"))? {
+                let entry = entry.map_err(StoreError::io("list tmp"))?;
+                fs::remove_file(entry.path()).map_err(StoreError::io("remove stale temp file"))?;
+                removed += 1;
+            }
+            if removed > 0 {
+                tracing::info!(removed, "removed temp files of interrupted uploads");
+            }
+            Ok(())
+        })
+        .await?;
+        Ok(store)
+    }
+
+    /// The data directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Where the copy of `id` lives (whether or not it exists).
+    pub fn object_path(&self, id: &ObjectId) -> PathBuf {
+        self.objects_dir().join(id.shard()).join(id.as_str())
+    }
+
+    fn objects_dir(&self) -> PathBuf {
+        self.root.join("objects")
+    }
+
+    fn tmp_dir(&self) -> PathBuf {
+        self.root.join("tmp")
+    }
+
+    fn tombstone_dir(&self) -> PathBuf {
+        self.root.join("tombstone")
+    }
+
+    /// Streams `body` into the copy of `id`, durably, and returns its size
+    /// and hashes. Storing the same id again replaces the file atomically
+    /// (idempotent for identical bytes, which is the only legitimate case:
+    /// objects are immutable).
+    ///
+    /// If `body` yields an error, or this future is dropped before the body
+    /// ends, the temp file is removed and nothing is stored.
+    pub async fn write<S, E>(&self, id: &ObjectId, body: S) -> Result<PutReceipt, StoreError>
+    where
+        S: Stream<Item = Result<Bytes, E>>,
+        E: std::fmt::Display,
+    {
+        let tmp = self
+            .tmp_dir()
+            .join(format!("{id}.{}", uuid::Uuid::new_v4().simple()));
+        let dest = self.object_path(id);
+        let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
+        // The disk side runs on its own blocking thread for the whole upload
+        // and aborts (removing its temp file) when `tx` is dropped without
+        // `Finish` — which also covers this future being dropped.
+        let writer = tokio::task::spawn_blocking(move || write_file(rx, &tmp, &dest));
+
+        let mut body = std::pin::pin!(body);
+        let mut body_error = None;
+        while let Some(item) = body.next().await {
+            match item {
+                Ok(chunk) if chunk.is_empty() => {}
+                Ok(chunk) => {
+                    if tx.send(WriteMsg::Data(chunk)).await.is_err() {
+                        break; // the writer failed; its error is reported below
+                    }
+                }
+                Err(e) => {
+                    body_error = Some(e.to_string());
+                    break;
+                }
+            }
+        }
+        if body_error.is_none() {
+            // Ignored on failure for the same reason as above.
+            let _ = tx.send(WriteMsg::Finish).await;
+        }
+        drop(tx);
+        let written = writer.await.map_err(|e| StoreError::Task(e.to_string()))?;
+        match body_error {
+            Some(e) => Err(StoreError::Body(e)),
+            None => written,
+        }
+    }
+
+    /// Opens the copy of `id` for reading.
+    pub async fn open_object(&self, id: &ObjectId) -> Result<OpenObject, StoreError> {
+        let path = self.object_path(id);
+        blocking(move || {
+            let file = File::open(&path).map_err(StoreError::io("open object"))?;
+            let size = file
+                .metadata()
+                .map_err(StoreError::io("stat object"))?
+                .len();
+            Ok(OpenObject { file, size })
+        })
+        .await
+    }
+
+    /// Size of the copy of `id`.
+    pub async fn size(&self, id: &ObjectId) -> Result<u64, StoreError> {
+        let path = self.object_path(id);
+        blocking(move || {
+            Ok(fs::metadata(&path)
+                .map_err(StoreError::io("stat object"))?
+                .len())
+        })
+        .await
+    }
+
+    /// Hashes the whole copy of `id` and compares it with `expected`.
+    pub async fn verify(
+        &self,
+        id: &ObjectId,
+        expected: blake3::Hash,
+    ) -> Result<VerifyReport, StoreError> {
+        let path = self.object_path(id);
+        blocking(move || {
+            let mut file = File::open(&path).map_err(StoreError::io("open object"))?;
+            let mut hasher = blake3::Hasher::new();
+            let mut buf = vec![0u8; IO_CHUNK];
+            let mut size = 0u64;
+            loop {
+                let n = file.read(&mut buf).map_err(StoreError::io("read object"))?;
+                if n == 0 {
+                    break;
+                }
+                hasher.update(&buf[..n]);
+                size += n as u64;
+            }
+            let actual = hasher.finalize();
+            Ok(VerifyReport {
+                matches: actual == expected,
+                size,
+                blake3: actual.to_hex().to_string(),
+            })
+        })
+        .await
+    }
+
+    /// Moves the copy of `id` to today's tombstone directory (kept for
+    /// recovery; a separate sweeper may expire old days).
+    pub async fn delete(&self, id: &ObjectId) -> Result<(), StoreError> {
+        let src = self.object_path(id);
+        let day_dir = self
+            .tombstone_dir()
+            .join(time::OffsetDateTime::now_utc().date().to_string());
+        let tombstone_dir = self.tombstone_dir();
+        let name = id.as_str().to_owned();
+        blocking(move || {
+            if !src.exists() {
+                return Err(StoreError::NotFound);
+            }
+            ensure_dir(&day_dir, &tombstone_dir)?;
+            let mut dest = day_dir.join(&name);
+            if dest.exists() {
+                // The same id deleted twice (re-put in between): keep both.
+                dest = day_dir.join(format!("{name}.{}", uuid::Uuid::new_v4().simple()));
+            }
+            fs::rename(&src, &dest).map_err(StoreError::io("move object to tombstone"))?;
+            sync_dir(&day_dir)?;
+            if let Some(shard) = src.parent() {
+                sync_dir(shard)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// Ids stored here, ascending, strictly after `after`, at most `limit`.
+    pub async fn list(
+        &self,
+        after: Option<String>,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        let objects = self.objects_dir();
+        blocking(move || {
+            let after = after.unwrap_or_default();
+            let mut shards = read_names(&objects)?;
+            shards.retain(|s| s.len() == 2 && s.bytes().all(|b| b.is_ascii_hexdigit()));
+            shards.sort();
+            let mut out = Vec::new();
+            // Ids sort by their first two characters first, so shards can be
+            // walked in order and those before the marker's shard skipped.
+            for shard in shards
+                .into_iter()
+                .filter(|s| after.get(..2).is_none_or(|a| s.as_str() >= a))
+            {
+                if out.len() >= limit {
+                    break;
+                }
+                let mut names = read_names(&objects.join(&shard))?;
+                names.retain(|n| *n > after && ObjectId::parse(n).is_ok());
+                names.sort();
+                out.extend(names.into_iter().take(limit - out.len()));
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    /// Capacity of the file system holding the data directory.
+    pub async fn capacity(&self) -> Result<Capacity, StoreError> {
+        let root = self.root.clone();
+        blocking(move || {
+            let s = rustix::fs::statvfs(&root).map_err(|e| StoreError::io("statvfs")(e.into()))?;
+            let unit = s.f_frsize.max(1);
+            Ok(Capacity {
+                total_bytes: s.f_blocks.saturating_mul(unit),
+                used_bytes: s.f_blocks.saturating_sub(s.f_bfree).saturating_mul(unit),
+                free_bytes: s.f_bavail.saturating_mul(unit),
+            })
+        })
+        .await
+    }
+}
+
+/// An open object file and its size, ready to stream.
+#[derive(Debug)]
+pub struct OpenObject {
+    file: File,
+    size: u64,
+}
+
+impl OpenObject {
+    /// Size of the whole object.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Streams `range` (or the whole object). When `expected` is given and
+    /// the whole object is read, the bytes are checked against it as they
+    /// go, and a mismatch ends the stream with an error *instead of* its last
+    /// chunk, so a consumer can never mistake corrupt data for a complete
+    /// object. A range read cannot be verified and ignores `expected`.
+    pub fn stream(
+        self,
+        range: Option<ByteRange>,
+        expected: Option<blake3::Hash>,
+    ) -> impl Stream<Item = Result<Bytes, io::Error>> + Send + 'static {
+        let (start, len) = range.map_or((0, self.size), |r| (r.start, r.len));
+        let expected = if range.is_none() { expected } else { None };
+        let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = read_file(self.file, start, len, expected, &tx) {
+                // The receiver may be gone (client hung up); nothing to do then.
+                let _ = tx.blocking_send(Err(e));
+            }
+        });
+        futures::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|item| (item, rx))
+        })
+    }
+}
+
+enum WriteMsg {
+    Data(Bytes),
+    Finish,
+}
+
+/// Removes a temp file on drop unless disarmed.
+struct TempGuard<'a>(Option<&'a Path>);
+
+impl Drop for TempGuard<'_> {
+    fn drop(&mut self) {
+        if let Some(path) = self.0
+            && let Err(e) = fs::remove_file(path)
+        {
+            tracing::warn!(path = %path.display(), error = %e, "could not remove temp file");
+        }
+    }
+}
+
+fn write_file(
+    mut rx: mpsc::Receiver<WriteMsg>,
+    tmp: &Path,
+    dest: &Path,
+) -> Result<PutReceipt, StoreError> {
+    let file = File::create_new(tmp).map_err(StoreError::io("create temp file"))?;
+    let mut guard = TempGuard(Some(tmp));
+    let mut out = BufWriter::with_capacity(IO_CHUNK, file);
+    let mut md5 = Md5::new();
+    let mut b3 = blake3::Hasher::new();
+    let mut size = 0u64;
+    loop {
+        match rx.blocking_recv() {
+            Some(WriteMsg::Data(chunk)) => {
+                md5.update(&chunk);
+                b3.update(&chunk);
+                out.write_all(&chunk)
+                    .map_err(StoreError::io("write temp file"))?;
+                size += chunk.len() as u64;
+            }
+            Some(WriteMsg::Finish) => break,
+            None => return Err(StoreError::Body("upload abandoned".into())),
+        }
+    }
+    let file = out
+        .into_inner()
+        .map_err(|e| StoreError::io("write temp file")(e.into_error()))?;
+    file.sync_all().map_err(StoreError::io("fsync object"))?;
+    drop(file);
+    let shard = dest
+        .parent()
+        .ok_or_else(|| StoreError::Task("object path has no parent".into()))?;
+    let objects = shard.parent().unwrap_or(shard);
+    ensure_dir(shard, objects)?;
+    fs::rename(tmp, dest).map_err(StoreError::io("rename object into place"))?;
+    guard.0 = None;
+    sync_dir(shard)?;
+    Ok(PutReceipt {
+        size,
+        md5: base64::engine::general_purpose::STANDARD.encode(md5.finalize()),
+        blake3: b3.finalize().to_hex().to_string(),
+    })
+}
+
+fn read_file(
+    mut file: File,
+    start: u64,
+    len: u64,
+    expected: Option<blake3::Hash>,
+    tx: &mpsc::Sender<Result<Bytes, io::Error>>,
+) -> Result<(), io::Error> {
+    file.seek(SeekFrom::Start(start))?;
+    let mut hasher = expected.map(|_| blake3::Hasher::new());
+    let mut held: Option<Bytes> = None;
+    let mut remaining = len;
+    while remaining > 0 {
+        let want = remaining.min(IO_CHUNK as u64) as usize;
+        let mut buf = BytesMut::zeroed(want);
+        let mut filled = 0;
+        while filled < want {
+            let n = file.read(&mut buf[filled..])?;
+            if n == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "object file shorter than its size",
+                ));
+            }
+            filled += n;
+        }
+        remaining -= want as u64;
+        let chunk = buf.freeze();
+        let to_send = match &mut hasher {
+            Some(h) => {
+                h.update(&chunk);
+                held.replace(chunk)
+            }
+            None => Some(chunk),
+        };
+        if let Some(chunk) = to_send
+            && tx.blocking_send(Ok(chunk)).is_err()
+        {
+            return Ok(()); // reader gone
+        }
+    }
+    if let (Some(h), Some(expected)) = (hasher, expected) {
+        let actual = h.finalize();
+        if actual != expected {
+            tracing::error!(%actual, %expected, "object file fails its blake3 check");
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "object fails its blake3 check",
+            ));
+        }
+        if let Some(chunk) = held {
+            let _ = tx.blocking_send(Ok(chunk));
+        }
+    }
+    Ok(())
+}
+
+/// Creates `dir` if missing, fsyncing `parent` so the new entry is durable.
+fn ensure_dir(dir: &Path, parent: &Path) -> Result<(), StoreError> {
+    match fs::create_dir(dir) {
+        Ok(()) => sync_dir(parent),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(StoreError::io("create directory")(e)),
+    }
+}
+
+fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(StoreError::io("fsync directory"))
+}
+
+fn read_names(dir: &Path) -> Result<Vec<String>, StoreError> {
+    let mut names = Vec::new();
+    for entry in fs::read_dir(dir).map_err(StoreError::io("list directory"))? {
+        let entry = entry.map_err(StoreError::io("list directory"))?;
+        if let Ok(name) = entry.file_name().into_string() {
+            names.push(name);
+        }
+    }
+    Ok(names)
+}
+
+#[cfg(test)]
+mod tests {
+    use futures::TryStreamExt;
+
+    use super::*;
+
+    fn id(s: &str) -> ObjectId {
+        ObjectId::parse(s).unwrap()
+    }
+
+    fn chunks(parts: &[&'static [u8]]) -> impl Stream<Item = Result<Bytes, io::Error>> {
+        futures::stream::iter(
+            parts
+                .iter()
+                .map(|p| Ok(Bytes::from_static(p)))
+                .collect::<Vec<_>>(),
+        )
+    }
+
+    async fn read_all(
+        obj: OpenObject,
+        range: Option<ByteRange>,
+        expected: Option<blake3::Hash>,
+    ) -> io::Result<Vec<u8>> {
+        let parts: Vec<Bytes> = obj.stream(range, expected).try_collect().await?;
+        Ok(parts.concat())
+    }
+
+    #[tokio::test]
+    async fn write_read_verify_delete() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ObjectStore::open(dir.path()).await.unwrap();
+        let oid = id("ab12");
+        let receipt = store
+            .write(&oid, chunks(&[b"hello ", b"", b"world"]))
+            .await
+            .unwrap();
+        assert_eq!(receipt.size, 11);
+        assert_eq!(receipt.md5, "XrY7u+Ae7tCTyyK7j1rNww==");
+        assert_eq!(
+            receipt.blake3,
+            blake3::hash(b"hello world").to_hex().as_str()
+        );
+        assert_eq!(
+            fs::read(dir.path().join("objects/ab/ab12")).unwrap(),
+            b"hello world"
+        );
+        assert!(
+            fs::read_dir(dir.path().join("tmp"))
+                .unwrap()
+                .next()
+                .is_none()
+        );
+
+        let good = blake3::hash(b"hello world");
+        assert_eq!(
+            read_all(store.open_object(&oid).await.unwrap(), None, Some(good))
+                .await
+                .unwrap(),
+            b"hello world"
+        );
+        let range = Some(ByteRange { start: 6, len: 5 });
+        assert_eq!(
+            read_all(store.open_object(&oid).await.unwrap(), range, None)
+                .await
+                .unwrap(),
+            b"world"
+        );
+        assert!(store.verify(&oid, good).await.unwrap().matches);
+        assert!(
+            !store
+                .verify(&oid, blake3::hash(b"x"))
+                .await
+                .unwrap()
+                .matches
+        );
+
+        store.delete(&oid).await.unwrap();
+        assert!(matches!(
+            store.open_object(&oid).await,
+            Err(StoreError::NotFound)
+        ));
+        assert!(matches!(
+            store.delete(&oid).await,
+            Err(StoreError::NotFound)
+        ));
+        let day = time::OffsetDateTime::now_utc().date().to_string();
+        assert_eq!(
+            fs::read(dir.path().join("tombstone").join(day).join("ab12")).unwrap(),
+            b"hello world"
+        );
+    }
+
+    #[tokio::test]
+    async fn failed_body_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ObjectStore::open(dir.path()).await.unwrap();
+        let body = futures::stream::iter(vec![
+            Ok(Bytes::from_static(b"partial")),
+            Err(io::Error::other("client went away")),
+        ]);
+        let err = store.write(&id("cd34"), body).await.unwrap_err();
+        assert!(matches!(err, StoreError::Body(_)), "{err}");
+        assert!(!store.object_path(&id("cd34")).exists());
+        assert!(
+            fs::read_dir(dir.path().join("tmp"))
+                .unwrap()
+                .next()
+                .is_none()
+        );
+    }
+
+    #[tokio::test]
+    async fn corrupt_file_ends_in_error_and_withholds_last_chunk() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ObjectStore::open(dir.path()).await.unwrap();
+        let oid = id("ef56");
+        let data = vec![7u8; IO_CHUNK * 2 + 10];
+        let receipt = store
+            .write(
+                &oid,
+                futures::stream::iter([Ok::<_, io::Error>(Bytes::from(data.clone()))]),
+            )
+            .await
+            .unwrap();
+        let expected = blake3::Hash::from_hex(&receipt.blake3).unwrap();
+        let mut corrupt = data.clone();
+        corrupt[5] = 8;
+        fs::write(store.object_path(&oid), &corrupt).unwrap();
+
+        let stream = store
+            .open_object(&oid)
+            .await
+            .unwrap()
+            .stream(None, Some(expected));
+        let items: Vec<io::Result<Bytes>> = stream.collect().await;
+        let ok_bytes: usize = items
+            .iter()
+            .filter_map(|r| r.as_ref().ok())
+            .map(|b| b.len())
+            .sum();
+        assert!(items.last().unwrap().is_err());
+        assert!(ok_bytes < corrupt.len(), "the last chunk must be withheld");
+        // Without verification the same bytes are served as they are.
+        assert_eq!(
+            read_all(store.open_object(&oid).await.unwrap(), None, None)
+                .await
+                .unwrap(),
+            corrupt
+        );
+    }
+
+    #[tokio::test]
+    async fn list_pages_in_order_and_open_cleans_tmp() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir_all(dir.path().join("tmp")).unwrap();
+        fs::write(dir.path().join("tmp/ab.leftover"), b"x").unwrap();
+        let store = ObjectStore::open(dir.path()).await.unwrap();
+        assert!(
+            fs::read_dir(dir.path().join("tmp"))
+                .unwrap()
+                .next()
+                .is_none()
+        );
+        for name in ["ff01", "0a99", "0a10", "b3"] {
+            store.write(&id(name), chunks(&[b"x"])).await.unwrap();
+        }
+        assert_eq!(
+            store.list(None, 100).await.unwrap(),
+            ["0a10", "0a99", "b3", "ff01"]
+        );
+        assert_eq!(store.list(None, 2).await.unwrap(), ["0a10", "0a99"]);
+        assert_eq!(
+            store.list(Some("0a99".into()), 2).await.unwrap(),
+            ["b3", "ff01"]
+        );
+        assert!(store.list(Some("ff01".into()), 2).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn capacity_is_plausible() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ObjectStore::open(dir.path()).await.unwrap();
+        let c = store.capacity().await.unwrap();
+        assert!(
+            c.total_bytes > 0 && c.free_bytes <= c.total_bytes && c.used_bytes <= c.total_bytes
+        );
+    }
+}

@@ -1,0 +1,437 @@
+//! Real storage nodes on loopback, driven by the real client.
+
+use std::future::Future;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures::{StreamExt, stream};
+use storage_node::client::{ClientError, ClientOptions, NodeClient};
+use storage_node::fanout::{NodeTarget, ReadError, ReplicateError};
+use storage_node::protocol::ByteRange;
+use storage_node::server::{NodeConfig, NodeServer};
+use tokio_util::sync::CancellationToken;
+
+struct Node {
+    id: String,
+    url: String,
+    dir: tempfile::TempDir,
+    cancel: CancellationToken,
+}
+
+impl Node {
+    async fn start(id: &str) -> Node {
+        let dir = tempfile::tempdir().unwrap();
+        let server = NodeServer::bind(NodeConfig {
+            data_dir: dir.path().to_path_buf(),
+            listen: "127.0.0.1:0".parse().unwrap(),
+            node_id: id.into(),
+            az: format!("az-{id}"),
+        })
+        .await
+        .unwrap();
+        let url = server.url();
+        let cancel = CancellationToken::new();
+        tokio::spawn(server.serve(cancel.clone()));
+        Node {
+            id: id.into(),
+            url,
+            dir,
+            cancel,
+        }
+    }
+
+    fn target(&self) -> NodeTarget {
+        NodeTarget::new(&self.id, &self.url)
+    }
+
+    fn object_file(&self, id: &str) -> PathBuf {
+        self.dir.path().join("objects").join(&id[..2]).join(id)
+    }
+
+    fn count(&self, sub: &str) -> usize {
+        count_files(&self.dir.path().join(sub))
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}
+
+fn count_files(dir: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .map(|e| {
+            let e = e.unwrap();
+            if e.file_type().unwrap().is_dir() {
+                count_files(&e.path())
+            } else {
+                1
+            }
+        })
+        .sum()
+}
+
+/// A URL where nothing listens.
+async fn dead_url() -> String {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", l.local_addr().unwrap());
+    drop(l);
+    url
+}
+
+fn client() -> NodeClient {
+    NodeClient::new(ClientOptions {
+        stall_timeout: Duration::from_secs(10),
+        ..ClientOptions::default()
+    })
+    .unwrap()
+}
+
+fn body(
+    data: &[u8],
+    chunk: usize,
+) -> impl futures::Stream<Item = Result<Bytes, io::Error>> + Send + 'static {
+    let parts: Vec<Result<Bytes, io::Error>> = data
+        .chunks(chunk.max(1))
+        .map(|c| Ok(Bytes::copy_from_slice(c)))
+        .collect();
+    stream::iter(parts)
+}
+
+/// A body that yields `good` and then fails, like a client that hangs up.
+fn failing_body(
+    good: &[u8],
+) -> impl futures::Stream<Item = Result<Bytes, io::Error>> + Send + 'static {
+    body(good, 1000).chain(stream::iter([Err(io::Error::other("client hung up"))]))
+}
+
+fn pattern(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i * 31 % 251) as u8).collect()
+}
+
+async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+const ID: &str = "0b5e6a3c-1d2e-4f00-8a9b-0123456789ab";
+
+#[tokio::test]
+async fn put_get_range_head_verify_list_delete() {
+    let node = Node::start("n1").await;
+    let c = client();
+    let data = pattern(700_000);
+
+    let receipt = c.put(&node.url, ID, body(&data, 8192)).await.unwrap();
+    assert_eq!(receipt.size, data.len() as u64);
+    assert_eq!(receipt.blake3, blake3::hash(&data).to_hex().as_str());
+    // The durable file holds exactly the bytes.
+    assert_eq!(std::fs::read(node.object_file(ID)).unwrap(), data);
+    assert_eq!(node.count("tmp"), 0);
+
+    // Idempotent re-put.
+    assert_eq!(
+        c.put(&node.url, ID, body(&data, 100_000)).await.unwrap(),
+        receipt
+    );
+
+    let whole = c
+        .get(&node.url, ID, None, Some(&receipt.blake3))
+        .await
+        .unwrap();
+    assert_eq!(whole.object_size, data.len() as u64);
+    assert_eq!(whole.collect_bytes().await.unwrap(), data);
+
+    let range = ByteRange {
+        start: 1000,
+        len: 300_000,
+    };
+    let part = c.get(&node.url, ID, Some(range), None).await.unwrap();
+    assert_eq!(part.content_length, 300_000);
+    assert_eq!(part.object_size, data.len() as u64);
+    assert_eq!(part.collect_bytes().await.unwrap(), &data[1000..301_000]);
+
+    assert_eq!(
+        c.head(&node.url, ID).await.unwrap(),
+        Some(data.len() as u64)
+    );
+    assert!(
+        c.verify(&node.url, ID, &receipt.blake3)
+            .await
+            .unwrap()
+            .matches
+    );
+    assert!(
+        !c.verify(&node.url, ID, blake3::hash(b"other").to_hex().as_str())
+            .await
+            .unwrap()
+            .matches
+    );
+
+    let status = c.status(&node.url).await.unwrap();
+    assert_eq!(
+        (status.node_id.as_str(), status.az.as_str()),
+        ("n1", "az-n1")
+    );
+    assert!(status.capacity.total_bytes >= status.capacity.free_bytes);
+
+    c.put(&node.url, "ff00", body(b"x", 1)).await.unwrap();
+    assert_eq!(c.list(&node.url, None, 10).await.unwrap(), [ID, "ff00"]);
+    assert_eq!(c.list(&node.url, Some(ID), 10).await.unwrap(), ["ff00"]);
+
+    assert!(c.delete(&node.url, ID).await.unwrap());
+    assert!(!node.object_file(ID).exists());
+    assert_eq!(node.count("tombstone"), 1);
+    assert!(!c.delete(&node.url, ID).await.unwrap());
+    assert!(matches!(
+        c.get(&node.url, ID, None, None).await,
+        Err(ClientError::NotFound)
+    ));
+    assert_eq!(c.head(&node.url, ID).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn empty_object_and_bad_requests() {
+    let node = Node::start("n1").await;
+    let c = client();
+    let r = c
+        .put(&node.url, "aa", stream::empty::<Result<Bytes, io::Error>>())
+        .await
+        .unwrap();
+    assert_eq!((r.size, r.md5.as_str()), (0, "1B2M2Y8AsgTpgAmY7PhCfg=="));
+    assert!(
+        c.get(&node.url, "aa", None, Some(&r.blake3))
+            .await
+            .unwrap()
+            .collect_bytes()
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // The client refuses ids that could escape the object directory.
+    assert!(matches!(
+        c.head(&node.url, "../etc").await,
+        Err(ClientError::InvalidObjectId(_))
+    ));
+    // The server does too, and rejects ranges outside the object.
+    let http = reqwest::Client::new();
+    let resp = http
+        .get(format!("{}/objects/zz..", node.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    c.put(&node.url, "bb", body(b"abc", 3)).await.unwrap();
+    let err = c
+        .get(&node.url, "bb", Some(ByteRange { start: 5, len: 1 }), None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ClientError::Status { status: 416, .. }),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn aborted_upload_leaves_nothing() {
+    let node = Node::start("n1").await;
+    let c = client();
+    let err = c
+        .put(&node.url, ID, failing_body(&pattern(50_000)))
+        .await
+        .unwrap_err();
+    assert!(err.is_transport(), "{err}");
+    eventually("temp file removal", || async { node.count("tmp") == 0 }).await;
+    assert_eq!(node.count("objects"), 0);
+    assert!(!node.object_file(ID).exists());
+}
+
+#[tokio::test]
+async fn replicate_to_three_nodes() {
+    let nodes = [
+        Node::start("a").await,
+        Node::start("b").await,
+        Node::start("c").await,
+    ];
+    let targets: Vec<NodeTarget> = nodes.iter().map(Node::target).collect();
+    let data = pattern(3 * 1024 * 1024 + 17);
+    let receipts = client()
+        .replicate(&targets, ID, body(&data, 64 * 1024))
+        .await
+        .unwrap();
+    assert_eq!(receipts.len(), 3);
+    for (r, n) in receipts.iter().zip(&nodes) {
+        assert_eq!(r.node_id, n.id);
+        assert_eq!(r.size, data.len() as u64);
+        assert_eq!(r.blake3, blake3::hash(&data).to_hex().as_str());
+        assert_eq!(r.md5, receipts[0].md5);
+        assert_eq!(std::fs::read(n.object_file(ID)).unwrap(), data);
+    }
+}
+
+#[tokio::test]
+async fn replicate_fails_when_a_node_is_down_and_cleans_up() {
+    let live = [Node::start("a").await, Node::start("b").await];
+    let mut targets: Vec<NodeTarget> = live.iter().map(Node::target).collect();
+    targets.insert(1, NodeTarget::new("dead", dead_url().await));
+    let err = client()
+        .replicate(&targets, ID, body(&pattern(2_000_000), 32 * 1024))
+        .await
+        .unwrap_err();
+    match &err {
+        ReplicateError::Node { node_id, source } => {
+            assert_eq!(node_id, "dead");
+            assert!(source.is_transport(), "{source}");
+        }
+        other => panic!("unexpected error {other}"),
+    }
+    for n in &live {
+        eventually("aborted uploads cleaned", || async { n.count("tmp") == 0 }).await;
+        assert!(
+            !n.object_file(ID).exists(),
+            "no copy may stay visible on {}",
+            n.id
+        );
+    }
+}
+
+#[tokio::test]
+async fn replicate_fails_when_the_incoming_body_fails() {
+    let nodes = [Node::start("a").await, Node::start("b").await];
+    let targets: Vec<NodeTarget> = nodes.iter().map(Node::target).collect();
+    let err = client()
+        .replicate(&targets, ID, failing_body(&pattern(300_000)))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ReplicateError::Body(_)), "{err}");
+    for n in &nodes {
+        eventually("aborted uploads cleaned", || async { n.count("tmp") == 0 }).await;
+        assert!(!n.object_file(ID).exists());
+    }
+}
+
+#[tokio::test]
+async fn read_first_fails_over_to_the_next_copy() {
+    let (missing, good) = (Node::start("missing").await, Node::start("good").await);
+    let c = client();
+    let data = pattern(100_000);
+    c.put(&good.url, ID, body(&data, 4096)).await.unwrap();
+    let copies = [
+        NodeTarget::new("dead", dead_url().await),
+        missing.target(),
+        good.target(),
+    ];
+    let (used, stream) = c.read_first(&copies, ID, None, None).await.unwrap();
+    assert_eq!(used, 2);
+    assert_eq!(stream.collect_bytes().await.unwrap(), data);
+
+    let range = Some(ByteRange { start: 10, len: 5 });
+    let (used, stream) = c.read_first(&copies[1..], ID, range, None).await.unwrap();
+    assert_eq!(used, 1);
+    assert_eq!(stream.collect_bytes().await.unwrap(), &data[10..15]);
+
+    let err = c
+        .read_first(&copies[..2], ID, None, None)
+        .await
+        .unwrap_err();
+    match &err {
+        ReadError::AllCopiesFailed { failures } => {
+            assert_eq!(failures.len(), 2);
+            assert!(failures[0].1.is_transport());
+            assert!(matches!(failures[1].1, ClientError::NotFound));
+        }
+        other => panic!("unexpected error {other}"),
+    }
+    assert!(!err.all_not_found());
+}
+
+#[tokio::test]
+async fn corrupt_copies_are_never_served_as_complete() {
+    let (bad, good) = (Node::start("bad").await, Node::start("good").await);
+    let c = client();
+
+    // Large object: corruption is found only at the end, so the stream must
+    // end in an error rather than a clean end.
+    let data = pattern(1_500_000);
+    let r = c.put(&bad.url, ID, body(&data, 65536)).await.unwrap();
+    let mut flipped = data.clone();
+    flipped[1_000_000] ^= 1;
+    std::fs::write(bad.object_file(ID), &flipped).unwrap();
+    let got = c
+        .get(&bad.url, ID, None, Some(&r.blake3))
+        .await
+        .unwrap()
+        .collect_bytes()
+        .await;
+    assert!(got.is_err(), "bit flip must not be served as success");
+
+    // Truncated file: also an error, not a short success.
+    std::fs::write(bad.object_file(ID), &data[..900_000]).unwrap();
+    let got = c
+        .get(&bad.url, ID, None, Some(&r.blake3))
+        .await
+        .unwrap()
+        .collect_bytes()
+        .await;
+    assert!(got.is_err(), "truncation must not be served as success");
+
+    // Small object: corruption is found before the first byte, so read_first
+    // moves on to the good copy.
+    let small_id = "c0ffee00";
+    let small = b"small object".to_vec();
+    let r = c.put(&bad.url, small_id, body(&small, 4)).await.unwrap();
+    c.put(&good.url, small_id, body(&small, 4)).await.unwrap();
+    std::fs::write(bad.object_file(small_id), b"smell object").unwrap();
+    assert!(
+        !c.verify(&bad.url, small_id, &r.blake3)
+            .await
+            .unwrap()
+            .matches
+    );
+    let (used, stream) = c
+        .read_first(
+            &[bad.target(), good.target()],
+            small_id,
+            None,
+            Some(&r.blake3),
+        )
+        .await
+        .unwrap();
+    assert_eq!(used, 1);
+    assert_eq!(stream.collect_bytes().await.unwrap(), small);
+}
+
+#[tokio::test]
+async fn restart_cleans_interrupted_uploads() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("tmp")).unwrap();
+    std::fs::write(
+        dir.path().join("tmp").join(format!("{ID}.deadbeef")),
+        b"half",
+    )
+    .unwrap();
+    let server = NodeServer::bind(NodeConfig {
+        data_dir: dir.path().to_path_buf(),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        node_id: "n".into(),
+        az: "z".into(),
+    })
+    .await
+    .unwrap();
+    assert_eq!(count_files(&dir.path().join("tmp")), 0);
+    assert_eq!(count_files(&dir.path().join("objects")), 0);
+    drop(server);
+}
