@@ -17,7 +17,10 @@ use indexmap::IndexMap;
 use super::AwkError;
 use super::io::{RecordReader, RecordSep};
 use super::lexer::Builtin;
-use super::parser::{BinOp, CmpOp, Expr, G_ARGC, G_ARGV, G_FILENAME, G_RLENGTH, G_RSTART, LValue, Pattern, Program, Redir, Special, Stmt, Var};
+use super::parser::{
+    BinOp, CmpOp, Expr, G_ARGC, G_ARGV, G_FILENAME, G_RLENGTH, G_RSTART, LValue, Pattern, Program,
+    Redir, Special, Stmt, Var,
+};
 use super::value::{self, Value, num_to_str, str_to_num};
 use crate::sed::posix_re::{Dialect, PosixRegex};
 
@@ -107,7 +110,10 @@ impl<'p> Interp<'p> {
         globals[G_ARGC] = Cell::Val(Value::Num(argv.len() as f64));
         let mut env = Map::new();
         for (k, v) in std::env::vars_os() {
-            env.insert(Rc::from(crate::common::arg_bytes(&k)), Value::strnum(crate::common::arg_bytes(&v)));
+            env.insert(
+                Rc::from(crate::common::arg_bytes(&k)),
+                Value::strnum(crate::common::arg_bytes(&v)),
+            );
         }
         globals[super::parser::G_ENVIRON] = Cell::Arr(Rc::new(RefCell::new(env)));
         globals[G_RSTART] = Cell::Val(Value::Num(0.0));
@@ -165,7 +171,9 @@ impl<'p> Interp<'p> {
         }
         if let Some(g) = self.prog.global(name) {
             if matches!(self.globals[g], Cell::Arr(_)) {
-                return Err(AwkError::Fatal(format!("cannot use array `{name}' in scalar context")));
+                return Err(AwkError::Fatal(format!(
+                    "cannot use array `{name}' in scalar context"
+                )));
             }
             self.globals[g] = Cell::Val(v);
         }
@@ -244,7 +252,9 @@ impl<'p> Interp<'p> {
     }
 
     fn print_record(&mut self) -> Result<(), AwkError> {
-        let Interp { out, record, ors, .. } = self;
+        let Interp {
+            out, record, ors, ..
+        } = self;
         out.write_all(record)?;
         out.write_all(ors)?;
         Ok(())
@@ -275,13 +285,18 @@ impl<'p> Interp<'p> {
         while self.next_arg < self.argc() {
             let i = self.next_arg;
             self.next_arg += 1;
-            let Some(arg) = self.argv_get(i) else { continue };
+            let Some(arg) = self.argv_get(i) else {
+                continue;
+            };
             if arg.is_empty() {
                 continue;
             }
             if let Some(eq) = arg.iter().position(|&b| b == b'=') {
                 let name = &arg[..eq];
-                if !name.is_empty() && (name[0].is_ascii_alphabetic() || name[0] == b'_') && name.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'_') {
+                if !name.is_empty()
+                    && (name[0].is_ascii_alphabetic() || name[0] == b'_')
+                    && name.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'_')
+                {
                     let name = String::from_utf8_lossy(name).into_owned();
                     self.assign_cmdline(&name, &arg[eq + 1..])?;
                     continue;
@@ -300,7 +315,11 @@ impl<'p> Interp<'p> {
                     return Ok(true);
                 }
                 Err(e) => {
-                    eprintln!("awk: cannot open \"{}\" ({})", String::from_utf8_lossy(&arg), io_msg(&e));
+                    eprintln!(
+                        "awk: cannot open \"{}\" ({})",
+                        String::from_utf8_lossy(&arg),
+                        io_msg(&e)
+                    );
                     self.had_input_error = true;
                 }
             }
@@ -323,7 +342,9 @@ impl<'p> Interp<'p> {
                 self.main_done = true;
                 return Ok(false);
             }
-            let Some(r) = self.main.as_mut() else { continue };
+            let Some(r) = self.main.as_mut() else {
+                continue;
+            };
             if r.read_record(&self.rsep, out)? {
                 self.nr += 1.0;
                 self.fnr += 1.0;
@@ -341,7 +362,12 @@ impl<'p> Interp<'p> {
         }
         self.split_done = true;
         let mut fields = std::mem::take(&mut self.fields);
-        split_into(&self.record, &self.splitter, matches!(self.rsep, RecordSep::Paragraph), &mut fields);
+        split_into(
+            &self.record,
+            &self.splitter,
+            matches!(self.rsep, RecordSep::Paragraph),
+            &mut fields,
+        );
         self.fields = fields;
     }
 
@@ -364,7 +390,10 @@ impl<'p> Interp<'p> {
     fn field_index(&mut self, e: &Expr) -> Result<usize, AwkError> {
         let n = self.eval_num(e)?;
         if n < 0.0 {
-            return Err(AwkError::Fatal(format!("attempt to access field {}", n as i64)));
+            return Err(AwkError::Fatal(format!(
+                "attempt to access field {}",
+                n as i64
+            )));
         }
         if n > 10_000_000.0 {
             return Err(AwkError::Fatal("field index too large".into()));
@@ -380,7 +409,11 @@ impl<'p> Interp<'p> {
             return;
         }
         self.ensure_split();
-        let mut fs: Vec<Vec<u8>> = self.fields.iter().map(|&(s, e)| self.record[s..e].to_vec()).collect();
+        let mut fs: Vec<Vec<u8>> = self
+            .fields
+            .iter()
+            .map(|&(s, e)| self.record[s..e].to_vec())
+            .collect();
         if fs.len() < i {
             fs.resize(i, Vec::new());
         }
@@ -390,7 +423,11 @@ impl<'p> Interp<'p> {
 
     fn set_nf(&mut self, n: usize) {
         self.ensure_split();
-        let mut fs: Vec<Vec<u8>> = self.fields.iter().map(|&(s, e)| self.record[s..e].to_vec()).collect();
+        let mut fs: Vec<Vec<u8>> = self
+            .fields
+            .iter()
+            .map(|&(s, e)| self.record[s..e].to_vec())
+            .collect();
         fs.resize(n, Vec::new());
         self.rebuild(&fs);
     }
@@ -440,7 +477,11 @@ impl<'p> Interp<'p> {
             _ => match self.cell(v) {
                 Cell::Uninit => Value::Uninit,
                 Cell::Val(x) => x.clone(),
-                Cell::Arr(_) => return Err(AwkError::Fatal("attempt to use array in a scalar context".into())),
+                Cell::Arr(_) => {
+                    return Err(AwkError::Fatal(
+                        "attempt to use array in a scalar context".into(),
+                    ));
+                }
             },
         })
     }
@@ -482,7 +523,9 @@ impl<'p> Interp<'p> {
             _ => {
                 let c = self.cell(v);
                 if matches!(c, Cell::Arr(_)) {
-                    return Err(AwkError::Fatal("attempt to use array in a scalar context".into()));
+                    return Err(AwkError::Fatal(
+                        "attempt to use array in a scalar context".into(),
+                    ));
                 }
                 *c = Cell::Val(val);
             }
@@ -509,7 +552,9 @@ impl<'p> Interp<'p> {
                 *c = Cell::Arr(a.clone());
                 Ok(a)
             }
-            Cell::Val(_) => Err(AwkError::Fatal("attempt to use a scalar as an array".into())),
+            Cell::Val(_) => Err(AwkError::Fatal(
+                "attempt to use a scalar as an array".into(),
+            )),
         }
     }
 
@@ -640,10 +685,10 @@ impl<'p> Interp<'p> {
                     self.exec(i)?;
                 }
                 loop {
-                    if let Some(c) = c {
-                        if !self.cond(c)? {
-                            break;
-                        }
+                    if let Some(c) = c
+                        && !self.cond(c)?
+                    {
+                        break;
                     }
                     match self.exec(body)? {
                         Flow::Break => break,
@@ -760,7 +805,13 @@ impl<'p> Interp<'p> {
                     .append(append)
                     .truncate(!append)
                     .open(bytes_path(&name))
-                    .map_err(|e| AwkError::Fatal(format!("can't redirect to `{}' ({})", String::from_utf8_lossy(&name), io_msg(&e))))?;
+                    .map_err(|e| {
+                        AwkError::Fatal(format!(
+                            "can't redirect to `{}' ({})",
+                            String::from_utf8_lossy(&name),
+                            io_msg(&e)
+                        ))
+                    })?;
                 Output::File(BufWriter::new(f))
             };
             self.files.insert(name.clone(), o);
@@ -805,7 +856,11 @@ impl<'p> Interp<'p> {
                     let n = match c {
                         Cell::Uninit => 0.0,
                         Cell::Val(x) => x.to_num(),
-                        Cell::Arr(_) => return Err(AwkError::Fatal("attempt to use array in a scalar context".into())),
+                        Cell::Arr(_) => {
+                            return Err(AwkError::Fatal(
+                                "attempt to use array in a scalar context".into(),
+                            ));
+                        }
                     };
                     *c = Cell::Val(Value::Num(n + delta));
                 } else {
@@ -829,7 +884,11 @@ impl<'p> Interp<'p> {
             Expr::Var(v @ (Var::Global(_) | Var::Local(_))) => match self.cell(*v) {
                 Cell::Uninit => 0.0,
                 Cell::Val(x) => x.to_num(),
-                Cell::Arr(_) => return Err(AwkError::Fatal("attempt to use array in a scalar context".into())),
+                Cell::Arr(_) => {
+                    return Err(AwkError::Fatal(
+                        "attempt to use array in a scalar context".into(),
+                    ));
+                }
             },
             Expr::Var(Var::Special(Special::Nf)) => self.nf() as f64,
             Expr::Var(Var::Special(Special::Nr)) => self.nr,
@@ -890,7 +949,11 @@ impl<'p> Interp<'p> {
             let x = match c {
                 Cell::Uninit => 0.0,
                 Cell::Val(x) => x.to_num(),
-                Cell::Arr(_) => return Err(AwkError::Fatal("attempt to use array in a scalar context".into())),
+                Cell::Arr(_) => {
+                    return Err(AwkError::Fatal(
+                        "attempt to use array in a scalar context".into(),
+                    ));
+                }
             };
             let r = arith(op, x, y)?;
             *c = Cell::Val(Value::Num(r));
@@ -947,7 +1010,11 @@ impl<'p> Interp<'p> {
         Ok(match e {
             Expr::Num(n) => Value::Num(*n),
             Expr::Str(s) => Value::Str(s.clone()),
-            Expr::Regex(i) => Value::Num(if self.prog.regexes[*i].is_match(&self.record) { 1.0 } else { 0.0 }),
+            Expr::Regex(i) => Value::Num(if self.prog.regexes[*i].is_match(&self.record) {
+                1.0
+            } else {
+                0.0
+            }),
             Expr::Var(v) => self.get_var(*v)?,
             Expr::Group(e) => self.eval(e)?,
             Expr::Field(ix) => {
@@ -974,7 +1041,9 @@ impl<'p> Interp<'p> {
                     self.eval(b)?
                 }
             }
-            Expr::And(..) | Expr::Or(..) | Expr::Not(_) | Expr::Cmp(..) | Expr::Match(..) => bool_val(self.cond(e)?),
+            Expr::And(..) | Expr::Or(..) | Expr::Not(_) | Expr::Cmp(..) | Expr::Match(..) => {
+                bool_val(self.cond(e)?)
+            }
             Expr::Neg(a) => Value::Num(-self.eval_num(a)?),
             Expr::UPlus(a) => Value::Num(self.eval_num(a)?),
             Expr::Bin(..) => Value::Num(self.eval_num(e)?),
@@ -1020,10 +1089,15 @@ impl<'p> Interp<'p> {
         let prog = self.prog;
         let f = &prog.funcs[fi];
         if args.len() > f.nparams {
-            return Err(AwkError::Fatal(format!("function `{}' called with more arguments than declared", f.name)));
+            return Err(AwkError::Fatal(format!(
+                "function `{}' called with more arguments than declared",
+                f.name
+            )));
         }
         if self.frames.len() >= MAX_CALL_DEPTH {
-            return Err(AwkError::Fatal(format!("function call nesting too deep (limit {MAX_CALL_DEPTH})")));
+            return Err(AwkError::Fatal(format!(
+                "function call nesting too deep (limit {MAX_CALL_DEPTH})"
+            )));
         }
         let mut frame = vec![Cell::Uninit; f.nparams];
         for (i, a) in args.iter().enumerate() {
@@ -1050,7 +1124,9 @@ impl<'p> Interp<'p> {
         match r? {
             Flow::Return(v) => Ok(v),
             Flow::Exit => Err(AwkError::Exit),
-            Flow::Next => Err(AwkError::Fatal("`next' called from a function is not supported".into())),
+            Flow::Next => Err(AwkError::Fatal(
+                "`next' called from a function is not supported".into(),
+            )),
             _ => Ok(Value::Uninit),
         }
     }
@@ -1102,7 +1178,9 @@ impl<'p> Interp<'p> {
         Ok(match b {
             Builtin::Length => match args.first() {
                 None => Value::Num(self.record.len() as f64),
-                Some(Expr::Var(v @ (Var::Global(_) | Var::Local(_)))) if matches!(self.cell(*v), Cell::Arr(_)) => {
+                Some(Expr::Var(v @ (Var::Global(_) | Var::Local(_))))
+                    if matches!(self.cell(*v), Cell::Arr(_)) =>
+                {
                     let a = self.array(*v)?;
                     let n = a.borrow().len();
                     Value::Num(n as f64)
@@ -1118,7 +1196,11 @@ impl<'p> Interp<'p> {
                 let v = self.eval(&args[0])?;
                 let s = self.to_bytes(&v);
                 let m = num(self, 1)?;
-                let start = if m.is_nan() || m < 1.0 { 1.0 } else { m.trunc() };
+                let start = if m.is_nan() || m < 1.0 {
+                    1.0
+                } else {
+                    m.trunc()
+                };
                 let len = s.len() as f64;
                 let end = match args.get(2) {
                     Some(e) => {
@@ -1138,14 +1220,20 @@ impl<'p> Interp<'p> {
                 let a = self.eval(&args[0])?;
                 let bv = self.eval(&args[1])?;
                 let (s, t) = (self.to_bytes(&a), self.to_bytes(&bv));
-                let p = if t.is_empty() { Some(0) } else { memchr::memmem::find(&s, &t) };
+                let p = if t.is_empty() {
+                    Some(0)
+                } else {
+                    memchr::memmem::find(&s, &t)
+                };
                 Value::Num(p.map(|p| p as f64 + 1.0).unwrap_or(0.0))
             }
             Builtin::Split => {
                 let v = self.eval(&args[0])?;
                 let s = self.to_bytes(&v);
                 let Expr::Var(av) = &args[1] else {
-                    return Err(AwkError::Fatal("split: second argument is not an array".into()));
+                    return Err(AwkError::Fatal(
+                        "split: second argument is not an array".into(),
+                    ));
                 };
                 let sep = match args.get(2) {
                     None => self.splitter.clone(),
@@ -1179,7 +1267,11 @@ impl<'p> Interp<'p> {
                         Expr::Var(v) => LValue::Var(*v),
                         _ => zero,
                     },
-                    Some(_) => return Err(AwkError::Fatal("sub/gsub third parameter is not a changeable object".into())),
+                    Some(_) => {
+                        return Err(AwkError::Fatal(
+                            "sub/gsub third parameter is not a changeable object".into(),
+                        ));
+                    }
                     None => zero,
                 };
                 let tv = self.lvalue_get(&target)?;
@@ -1240,22 +1332,29 @@ impl<'p> Interp<'p> {
                 let prev = self.seed;
                 self.seed = match args.first() {
                     Some(_) => num(self, 0)?,
-                    None => std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as f64).unwrap_or(0.0),
+                    None => std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map(|d| d.as_secs() as f64)
+                        .unwrap_or(0.0),
                 };
                 self.rng = Random::new(self.seed as i64 as u32);
                 Value::Num(prev)
             }
-            Builtin::System => return Err(AwkError::Fatal("system() is not supported in the sandbox".into())),
+            Builtin::System => {
+                return Err(AwkError::Fatal(
+                    "system() is not supported in the sandbox".into(),
+                ));
+            }
             Builtin::Close => {
                 let v = self.eval(&args[0])?;
                 let name = self.to_bytes(&v);
                 let mut r = -1.0;
                 if let Some(o) = self.files.remove(&name) {
                     r = 0.0;
-                    if let Output::File(mut f) = o {
-                        if f.flush().is_err() {
-                            r = -1.0;
-                        }
+                    if let Output::File(mut f) = o
+                        && f.flush().is_err()
+                    {
+                        r = -1.0;
                     }
                 }
                 if self.readers.remove(&name).is_some() {
@@ -1361,7 +1460,10 @@ fn int_key(k: &[u8]) -> Option<i64> {
         b'-' => (true, &k[1..]),
         _ => (false, k),
     };
-    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) || (digits.len() > 1 && digits[0] == b'0') {
+    if digits.is_empty()
+        || !digits.iter().all(u8::is_ascii_digit)
+        || (digits.len() > 1 && digits[0] == b'0')
+    {
         return None;
     }
     let n: i64 = std::str::from_utf8(digits).ok()?.parse().ok()?;
@@ -1437,7 +1539,9 @@ fn substitute(re: &PosixRegex, s: &[u8], repl: &[u8], global: bool) -> (Vec<u8>,
     let mut pos = 0;
     let mut last_end: Option<usize> = None;
     while pos <= s.len() {
-        let Some((ms, me)) = re.find_at(s, pos) else { break };
+        let Some((ms, me)) = re.find_at(s, pos) else {
+            break;
+        };
         if ms == me && last_end == Some(ms) {
             if ms < s.len() {
                 out.push(s[ms]);
@@ -1520,7 +1624,9 @@ impl Random {
             let x = state[i - 1];
             let hi = x / 127_773;
             let lo = x % 127_773;
-            let mut w = 16_807i32.wrapping_mul(lo).wrapping_sub(2_836i32.wrapping_mul(hi));
+            let mut w = 16_807i32
+                .wrapping_mul(lo)
+                .wrapping_sub(2_836i32.wrapping_mul(hi));
             if w < 0 {
                 w = w.wrapping_add(0x7fff_ffff);
             }
@@ -1566,7 +1672,10 @@ mod tests {
         let re = PosixRegex::new(b"b*", Dialect::Awk, false).unwrap();
         assert_eq!(substitute(&re, b"abc", b"-", true).0, b"-a-c-");
         let re = PosixRegex::new(b"o", Dialect::Awk, false).unwrap();
-        assert_eq!(substitute(&re, b"foo", b"[&\\&]", false), (b"f[o&]o".to_vec(), 1));
+        assert_eq!(
+            substitute(&re, b"foo", b"[&\\&]", false),
+            (b"f[o&]o".to_vec(), 1)
+        );
     }
 
     #[test]
@@ -1586,7 +1695,10 @@ mod tests {
         for k in ["10", "x", "2", "-1", "01"] {
             m.insert(Rc::from(k.as_bytes()), Value::Uninit);
         }
-        let keys: Vec<_> = Interp::keys(&m).iter().map(|k| String::from_utf8_lossy(k).into_owned()).collect();
+        let keys: Vec<_> = Interp::keys(&m)
+            .iter()
+            .map(|k| String::from_utf8_lossy(k).into_owned())
+            .collect();
         assert_eq!(keys, ["x", "01", "-1", "2", "10"]);
     }
 }

@@ -26,7 +26,10 @@ pub struct RecordReader {
 
 impl std::fmt::Debug for RecordReader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RecordReader").field("pos", &self.pos).field("len", &self.len).finish()
+        f.debug_struct("RecordReader")
+            .field("pos", &self.pos)
+            .field("len", &self.len)
+            .finish()
     }
 }
 
@@ -34,7 +37,13 @@ const INITIAL: usize = 128 * 1024;
 
 impl RecordReader {
     pub fn new(src: Box<dyn Read>) -> Self {
-        RecordReader { src, buf: vec![0; INITIAL], pos: 0, len: 0, eof: false }
+        RecordReader {
+            src,
+            buf: vec![0; INITIAL],
+            pos: 0,
+            len: 0,
+            eof: false,
+        }
     }
 
     /// Moves unread bytes to the front and reads more; grows when full.
@@ -173,14 +182,20 @@ mod tests {
 
     #[test]
     fn newline_records() {
-        assert_eq!(records(b"a\nb\n\nc", RecordSep::Byte(b'\n')), ["a", "b", "", "c"]);
+        assert_eq!(
+            records(b"a\nb\n\nc", RecordSep::Byte(b'\n')),
+            ["a", "b", "", "c"]
+        );
         assert_eq!(records(b"a\n", RecordSep::Byte(b'\n')), ["a"]);
         assert!(records(b"", RecordSep::Byte(b'\n')).is_empty());
     }
 
     #[test]
     fn paragraphs() {
-        assert_eq!(records(b"\n\na\nb\n\n\nc\n", RecordSep::Paragraph), ["a\nb", "c"]);
+        assert_eq!(
+            records(b"\n\na\nb\n\n\nc\n", RecordSep::Paragraph),
+            ["a\nb", "c"]
+        );
     }
 
     #[test]

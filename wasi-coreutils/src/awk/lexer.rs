@@ -222,7 +222,11 @@ pub fn lex(src: &[u8]) -> Result<Vec<Token>, ParseError> {
     let mut toks: Vec<Token> = Vec::new();
     let mut i = 0;
     let mut line = 1;
-    let err = |line: usize, msg: &str| ParseError { fatal: false, line, msg: msg.to_string() };
+    let err = |line: usize, msg: &str| ParseError {
+        fatal: false,
+        line,
+        msg: msg.to_string(),
+    };
     while i < src.len() {
         let c = src[i];
         let start_line = line;
@@ -402,16 +406,25 @@ pub fn lex(src: &[u8]) -> Result<Vec<Token>, ParseError> {
                     (b'$', _) => (Tok::Dollar, 1),
                     (b'|', _) => (Tok::Pipe, 1),
                     _ => {
-                        return Err(err(line, &format!("invalid char '{}' in expression", c.escape_ascii())));
+                        return Err(err(
+                            line,
+                            &format!("invalid char '{}' in expression", c.escape_ascii()),
+                        ));
                     }
                 };
                 i += n;
                 t
             }
         };
-        toks.push(Token { tok, line: start_line });
+        toks.push(Token {
+            tok,
+            line: start_line,
+        });
     }
-    toks.push(Token { tok: Tok::Eof, line });
+    toks.push(Token {
+        tok: Tok::Eof,
+        line,
+    });
     Ok(toks)
 }
 
@@ -438,7 +451,11 @@ mod tests {
     use super::*;
 
     fn toks(s: &str) -> Vec<Tok> {
-        lex(s.as_bytes()).unwrap().into_iter().map(|t| t.tok).collect()
+        lex(s.as_bytes())
+            .unwrap()
+            .into_iter()
+            .map(|t| t.tok)
+            .collect()
     }
 
     #[test]

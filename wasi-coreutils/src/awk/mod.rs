@@ -57,7 +57,7 @@ pub fn main(args: Vec<OsString>) -> i32 {
             break;
         }
         let (opt, rest) = (a[1], &a[2..]);
-        let mut value = |i: &mut usize| -> Option<Vec<u8>> {
+        let value = |i: &mut usize| -> Option<Vec<u8>> {
             if !rest.is_empty() {
                 Some(rest.to_vec())
             } else {
@@ -81,7 +81,10 @@ pub fn main(args: Vec<OsString>) -> i32 {
             _ => {
                 return common::usage_error(
                     "awk",
-                    format!("unsupported option `{}' (supported: -F -v -f)", String::from_utf8_lossy(a)),
+                    format!(
+                        "unsupported option `{}' (supported: -F -v -f)",
+                        String::from_utf8_lossy(a)
+                    ),
                 );
             }
         }
@@ -89,7 +92,10 @@ pub fn main(args: Vec<OsString>) -> i32 {
     }
     let src: Vec<u8> = if progfiles.is_empty() {
         let Some(p) = argv.get(i) else {
-            return common::usage_error("awk", "usage: awk [-F fs][-v var=value][prog | -f progfile][file ...]");
+            return common::usage_error(
+                "awk",
+                "usage: awk [-F fs][-v var=value][prog | -f progfile][file ...]",
+            );
         };
         i += 1;
         p.to_vec()
@@ -108,7 +114,12 @@ pub fn main(args: Vec<OsString>) -> i32 {
                     s.extend_from_slice(&b);
                     s.push(b'\n');
                 }
-                Err(e) => return common::usage_error("awk", format!("fatal: can't open source file `{path}' for reading: {e}")),
+                Err(e) => {
+                    return common::usage_error(
+                        "awk",
+                        format!("fatal: can't open source file `{path}' for reading: {e}"),
+                    );
+                }
             }
         }
         s
@@ -116,7 +127,10 @@ pub fn main(args: Vec<OsString>) -> i32 {
     let prog = match lexer::lex(&src).and_then(parser::parse) {
         Ok(p) => p,
         Err(e) => {
-            eprintln!("awk: {}{e}", if e.fatal { "fatal: " } else { "syntax error: " });
+            eprintln!(
+                "awk: {}{e}",
+                if e.fatal { "fatal: " } else { "syntax error: " }
+            );
             return if e.fatal { EXIT_USAGE } else { 1 };
         }
     };
@@ -131,7 +145,10 @@ pub fn main(args: Vec<OsString>) -> i32 {
         }
         for a in &assigns {
             let Some(eq) = a.iter().position(|&b| b == b'=') else {
-                return Err(AwkError::Fatal(format!("`{}' argument to `-v' not in `var=value' form", String::from_utf8_lossy(a))));
+                return Err(AwkError::Fatal(format!(
+                    "`{}' argument to `-v' not in `var=value' form",
+                    String::from_utf8_lossy(a)
+                )));
             };
             let name = String::from_utf8_lossy(&a[..eq]).into_owned();
             it.assign_cmdline(&name, &a[eq + 1..])?;
@@ -156,5 +173,9 @@ pub fn main(args: Vec<OsString>) -> i32 {
             return EXIT_USAGE;
         }
     }
-    if it.had_input_error && status == 0 { EXIT_USAGE } else { status }
+    if it.had_input_error && status == 0 {
+        EXIT_USAGE
+    } else {
+        status
+    }
 }

@@ -93,7 +93,11 @@ pub enum Expr {
     Cmp(CmpOp, Box<Expr>, Box<Expr>),
     Concat(Box<Expr>, Box<Expr>),
     Match(bool, Box<Expr>, Box<Expr>),
-    IncDec { pre: bool, delta: f64, lv: Box<LValue> },
+    IncDec {
+        pre: bool,
+        delta: f64,
+        lv: Box<LValue>,
+    },
     Call(usize, Vec<Expr>),
     Builtin(Builtin, Vec<Expr>),
     /// `getline [var] [< file]` (plain getline reads the main input).
@@ -115,7 +119,12 @@ pub enum Stmt {
     If(Expr, Box<Stmt>, Option<Box<Stmt>>),
     While(Expr, Box<Stmt>),
     Do(Box<Stmt>, Expr),
-    For(Option<Box<Stmt>>, Option<Expr>, Option<Box<Stmt>>, Box<Stmt>),
+    For(
+        Option<Box<Stmt>>,
+        Option<Expr>,
+        Option<Box<Stmt>>,
+        Box<Stmt>,
+    ),
     ForIn(Var, Var, Box<Stmt>),
     Block(Vec<Stmt>),
     Next,
@@ -244,7 +253,10 @@ pub fn parse(toks: Vec<Token>) -> Result<Program, ParseError> {
             Tok::Function => p.function()?,
             Tok::LBrace => {
                 let body = p.block()?;
-                rules.push(Rule { pattern: Pattern::All, action: Some(body) });
+                rules.push(Rule {
+                    pattern: Pattern::All,
+                    action: Some(body),
+                });
             }
             _ => {
                 let e1 = p.expr()?;
@@ -256,12 +268,19 @@ pub fn parse(toks: Vec<Token>) -> Result<Program, ParseError> {
                 } else {
                     Pattern::Expr(e1)
                 };
-                let action = if p.peek() == &Tok::LBrace { Some(p.block()?) } else { None };
+                let action = if p.peek() == &Tok::LBrace {
+                    Some(p.block()?)
+                } else {
+                    None
+                };
                 rules.push(Rule { pattern, action });
             }
         }
         if !matches!(p.peek(), Tok::Newline | Tok::Semi | Tok::Eof)
-            && !matches!(p.toks.get(p.pos.wrapping_sub(1)).map(|t| &t.tok), Some(Tok::RBrace))
+            && !matches!(
+                p.toks.get(p.pos.wrapping_sub(1)).map(|t| &t.tok),
+                Some(Tok::RBrace)
+            )
         {
             return Err(p.err("syntax error"));
         }
@@ -269,7 +288,11 @@ pub fn parse(toks: Vec<Token>) -> Result<Program, ParseError> {
     }
     for f in &p.funcs {
         if !f.defined {
-            return Err(ParseError { fatal: false, line: 0, msg: format!("function `{}' called but never defined", f.name) });
+            return Err(ParseError {
+                fatal: false,
+                line: 0,
+                msg: format!("function `{}' called but never defined", f.name),
+            });
         }
     }
     let mut funcs = p.funcs;
@@ -280,14 +303,22 @@ pub fn parse(toks: Vec<Token>) -> Result<Program, ParseError> {
         }
         f.array_params = arr;
     }
-    Ok(Program { begin, end, rules, funcs, regexes: p.regexes, globals: p.globals, ranges: p.ranges })
+    Ok(Program {
+        begin,
+        end,
+        rules,
+        funcs,
+        regexes: p.regexes,
+        globals: p.globals,
+        ranges: p.ranges,
+    })
 }
 
 fn mark_var(v: &Var, arr: &mut [bool]) {
-    if let Var::Local(i) = v {
-        if let Some(a) = arr.get_mut(*i) {
-            *a = true;
-        }
+    if let Var::Local(i) = v
+        && let Some(a) = arr.get_mut(*i)
+    {
+        *a = true;
     }
 }
 
@@ -356,7 +387,9 @@ fn mark_arrays_expr(e: &Expr, arr: &mut [bool]) {
             mark_var(a, arr);
             ix.iter().for_each(|e| mark_arrays_expr(e, arr));
         }
-        Expr::Field(e) | Expr::Not(e) | Expr::Neg(e) | Expr::UPlus(e) | Expr::Group(e) => mark_arrays_expr(e, arr),
+        Expr::Field(e) | Expr::Not(e) | Expr::Neg(e) | Expr::UPlus(e) | Expr::Group(e) => {
+            mark_arrays_expr(e, arr)
+        }
         Expr::Assign(_, lv, e) => {
             mark_arrays_lv(lv, arr);
             mark_arrays_expr(e, arr);
@@ -367,16 +400,21 @@ fn mark_arrays_expr(e: &Expr, arr: &mut [bool]) {
             mark_arrays_expr(b, arr);
             mark_arrays_expr(c, arr);
         }
-        Expr::And(a, b) | Expr::Or(a, b) | Expr::Bin(_, a, b) | Expr::Cmp(_, a, b) | Expr::Concat(a, b) | Expr::Match(_, a, b) => {
+        Expr::And(a, b)
+        | Expr::Or(a, b)
+        | Expr::Bin(_, a, b)
+        | Expr::Cmp(_, a, b)
+        | Expr::Concat(a, b)
+        | Expr::Match(_, a, b) => {
             mark_arrays_expr(a, arr);
             mark_arrays_expr(b, arr);
         }
         Expr::Call(_, args) => args.iter().for_each(|e| mark_arrays_expr(e, arr)),
         Expr::Builtin(b, args) => {
-            if *b == Builtin::Split {
-                if let Some(Expr::Var(v)) = args.get(1) {
-                    mark_var(v, arr);
-                }
+            if *b == Builtin::Split
+                && let Some(Expr::Var(v)) = args.get(1)
+            {
+                mark_var(v, arr);
             }
             if *b == Builtin::Length {
                 // length(x) works on both; leave the decision to run time.
@@ -401,19 +439,34 @@ impl Parser {
     }
 
     fn peek_at(&self, k: usize) -> &Tok {
-        self.toks.get(self.pos + k).map(|t| &t.tok).unwrap_or(&Tok::Eof)
+        self.toks
+            .get(self.pos + k)
+            .map(|t| &t.tok)
+            .unwrap_or(&Tok::Eof)
     }
 
     fn line(&self) -> usize {
-        self.toks.get(self.pos).or(self.toks.last()).map(|t| t.line).unwrap_or(1)
+        self.toks
+            .get(self.pos)
+            .or(self.toks.last())
+            .map(|t| t.line)
+            .unwrap_or(1)
     }
 
     fn err(&self, msg: &str) -> ParseError {
-        ParseError { fatal: false, line: self.line(), msg: msg.to_string() }
+        ParseError {
+            fatal: false,
+            line: self.line(),
+            msg: msg.to_string(),
+        }
     }
 
     fn unsupported(&self, what: &str) -> ParseError {
-        ParseError { fatal: true, line: self.line(), msg: format!("unsupported in the sandbox: {what}") }
+        ParseError {
+            fatal: true,
+            line: self.line(),
+            msg: format!("unsupported in the sandbox: {what}"),
+        }
     }
 
     fn eat(&mut self, t: &Tok) -> bool {
@@ -426,7 +479,11 @@ impl Parser {
     }
 
     fn expect(&mut self, t: &Tok, what: &str) -> Result<(), ParseError> {
-        if self.eat(t) { Ok(()) } else { Err(self.err(&format!("syntax error: expected {what}"))) }
+        if self.eat(t) {
+            Ok(())
+        } else {
+            Err(self.err(&format!("syntax error: expected {what}")))
+        }
     }
 
     fn skip_newlines(&mut self) {
@@ -446,7 +503,8 @@ impl Parser {
             return i;
         }
         self.globals.push(name.to_string());
-        self.global_ix.insert(name.to_string(), self.globals.len() - 1);
+        self.global_ix
+            .insert(name.to_string(), self.globals.len() - 1);
         self.globals.len() - 1
     }
 
@@ -454,12 +512,16 @@ impl Parser {
         if let Some(sp) = special_by_name(name) {
             return Ok(Var::Special(sp));
         }
-        if let Some(locals) = &self.locals {
-            if let Some(i) = locals.iter().position(|l| l == name) {
-                return Ok(Var::Local(i));
-            }
+        if let Some(locals) = &self.locals
+            && let Some(i) = locals.iter().position(|l| l == name)
+        {
+            return Ok(Var::Local(i));
         }
-        if self.func_ix.get(name).is_some_and(|&i| self.funcs[i].defined) {
+        if self
+            .func_ix
+            .get(name)
+            .is_some_and(|&i| self.funcs[i].defined)
+        {
             return Err(self.err(&format!("function name `{name}' used as a variable")));
         }
         Ok(Var::Global(self.global_slot(name)))
@@ -467,7 +529,9 @@ impl Parser {
 
     fn array_var(&mut self, name: &str) -> Result<Var, ParseError> {
         match self.resolve(name)? {
-            Var::Special(_) => Err(self.err(&format!("attempt to use scalar `{name}' as an array"))),
+            Var::Special(_) => {
+                Err(self.err(&format!("attempt to use scalar `{name}' as an array")))
+            }
             v => Ok(v),
         }
     }
@@ -476,14 +540,23 @@ impl Parser {
         if let Some(&i) = self.func_ix.get(name) {
             return i;
         }
-        self.funcs.push(Func { name: name.to_string(), nparams: 0, body: Vec::new(), array_params: Vec::new(), defined: false });
+        self.funcs.push(Func {
+            name: name.to_string(),
+            nparams: 0,
+            body: Vec::new(),
+            array_params: Vec::new(),
+            defined: false,
+        });
         self.func_ix.insert(name.to_string(), self.funcs.len() - 1);
         self.funcs.len() - 1
     }
 
     fn regex(&mut self, src: &[u8]) -> Result<usize, ParseError> {
-        let re = PosixRegex::new(src, Dialect::Awk, false)
-            .map_err(|e| ParseError { fatal: true, line: self.line(), msg: format!("{e}: /{}/", String::from_utf8_lossy(src)) })?;
+        let re = PosixRegex::new(src, Dialect::Awk, false).map_err(|e| ParseError {
+            fatal: true,
+            line: self.line(),
+            msg: format!("{e}: /{}/", String::from_utf8_lossy(src)),
+        })?;
         self.regexes.push(Rc::new(re));
         Ok(self.regexes.len() - 1)
     }
@@ -495,7 +568,9 @@ impl Parser {
             _ => return Err(self.err("syntax error: expected function name")),
         };
         self.pos += 1;
-        if special_by_name(&name).is_some() || self.global_ix.contains_key(&name) && PREDEFINED.contains(&name.as_str()) {
+        if special_by_name(&name).is_some()
+            || self.global_ix.contains_key(&name) && PREDEFINED.contains(&name.as_str())
+        {
             return Err(self.err(&format!("cannot use `{name}' as a function name")));
         }
         let ix = self.func_index(&name);
@@ -633,9 +708,12 @@ impl Parser {
                 self.pos += 1;
                 self.expect(&Tok::LParen, "(")?;
                 // for (k in a)
-                if let (Tok::Name(k), Tok::In, Tok::Name(a), Tok::RParen) =
-                    (self.peek_at(0).clone(), self.peek_at(1).clone(), self.peek_at(2).clone(), self.peek_at(3).clone())
-                {
+                if let (Tok::Name(k), Tok::In, Tok::Name(a), Tok::RParen) = (
+                    self.peek_at(0).clone(),
+                    self.peek_at(1).clone(),
+                    self.peek_at(2).clone(),
+                    self.peek_at(3).clone(),
+                ) {
                     self.pos += 4;
                     let kv = self.resolve(&k)?;
                     let av = self.array_var(&a)?;
@@ -644,17 +722,34 @@ impl Parser {
                     self.loop_depth -= 1;
                     return Ok(Stmt::ForIn(kv, av, Box::new(body?)));
                 }
-                let init = if self.peek() == &Tok::Semi { None } else { Some(Box::new(self.simple_stmt()?)) };
+                let init = if self.peek() == &Tok::Semi {
+                    None
+                } else {
+                    Some(Box::new(self.simple_stmt()?))
+                };
                 self.expect(&Tok::Semi, ";")?;
                 self.skip_newlines();
-                let cond = if self.peek() == &Tok::Semi { None } else { Some(self.expr()?) };
+                let cond = if self.peek() == &Tok::Semi {
+                    None
+                } else {
+                    Some(self.expr()?)
+                };
                 self.expect(&Tok::Semi, ";")?;
                 self.skip_newlines();
-                let step = if self.peek() == &Tok::RParen { None } else { Some(Box::new(self.simple_stmt()?)) };
+                let step = if self.peek() == &Tok::RParen {
+                    None
+                } else {
+                    Some(Box::new(self.simple_stmt()?))
+                };
                 self.expect(&Tok::RParen, ")")?;
                 if self.peek() == &Tok::Semi {
                     self.pos += 1;
-                    return Ok(Stmt::For(init, cond, step, Box::new(Stmt::Block(Vec::new()))));
+                    return Ok(Stmt::For(
+                        init,
+                        cond,
+                        step,
+                        Box::new(Stmt::Block(Vec::new())),
+                    ));
                 }
                 self.loop_depth += 1;
                 let body = self.simple_or_block();
@@ -686,7 +781,9 @@ impl Parser {
                         self.pos += 1;
                         Some(Redir::Append(self.concat_no_gt()?))
                     }
-                    Tok::Pipe => return Err(self.unsupported("output to a command (print | \"cmd\")")),
+                    Tok::Pipe => {
+                        return Err(self.unsupported("output to a command (print | \"cmd\")"));
+                    }
                     _ => None,
                 };
                 if is_printf {
@@ -711,7 +808,11 @@ impl Parser {
             }
             Tok::Exit => {
                 self.pos += 1;
-                let e = if self.at_simple_end() { None } else { Some(self.expr()?) };
+                let e = if self.at_simple_end() {
+                    None
+                } else {
+                    Some(self.expr()?)
+                };
                 Stmt::Exit(e)
             }
             Tok::Return => {
@@ -719,7 +820,11 @@ impl Parser {
                 if self.locals.is_none() {
                     return Err(self.err("`return' used outside function context"));
                 }
-                let e = if self.at_simple_end() { None } else { Some(self.expr()?) };
+                let e = if self.at_simple_end() {
+                    None
+                } else {
+                    Some(self.expr()?)
+                };
                 Stmt::Return(e)
             }
             Tok::Break => {
@@ -770,7 +875,10 @@ impl Parser {
     }
 
     fn at_simple_end(&self) -> bool {
-        matches!(self.peek(), Tok::Semi | Tok::Newline | Tok::RBrace | Tok::Eof)
+        matches!(
+            self.peek(),
+            Tok::Semi | Tok::Newline | Tok::RBrace | Tok::Eof
+        )
     }
 
     fn print_args(&mut self) -> Result<Vec<Expr>, ParseError> {
@@ -786,10 +894,11 @@ impl Parser {
             self.no_in = false;
             let list = self.expr_list(&Tok::RParen);
             (self.no_gt, self.no_in) = saved;
-            if let Ok(list) = list {
-                if self.at_simple_end() || matches!(self.peek(), Tok::Gt | Tok::Append | Tok::Pipe) {
-                    return Ok(list);
-                }
+            if let Ok(list) = list
+                && (self.at_simple_end()
+                    || matches!(self.peek(), Tok::Gt | Tok::Append | Tok::Pipe))
+            {
+                return Ok(list);
             }
             self.pos = save;
         }
@@ -851,14 +960,14 @@ impl Parser {
 
     fn ternary(&mut self) -> Result<Expr, ParseError> {
         let c = self.or()?;
-        if let Some(op) = assign_op(self.peek()) {
-            if let Some(lv) = self.to_lvalue(c.clone()) {
-                // `a /= b` vs regex: the lexer already chose DivAssign.
-                self.pos += 1;
-                self.skip_newlines();
-                let rhs = self.ternary()?;
-                return Ok(Expr::Assign(op, Box::new(lv), Box::new(rhs)));
-            }
+        if let Some(op) = assign_op(self.peek())
+            && let Some(lv) = self.to_lvalue(c.clone())
+        {
+            // `a /= b` vs regex: the lexer already chose DivAssign.
+            self.pos += 1;
+            self.skip_newlines();
+            let rhs = self.ternary()?;
+            return Ok(Expr::Assign(op, Box::new(lv), Box::new(rhs)));
         }
         if self.eat(&Tok::Quest) {
             self.skip_newlines();
@@ -956,7 +1065,19 @@ impl Parser {
 
     fn starts_operand(&self) -> bool {
         match self.peek() {
-            Tok::Num(_) | Tok::Str(_) | Tok::Regex(_) | Tok::Name(_) | Tok::FuncName(_) | Tok::Builtin(_) | Tok::Dollar | Tok::Not | Tok::LParen | Tok::Minus | Tok::Plus | Tok::Incr | Tok::Decr => true,
+            Tok::Num(_)
+            | Tok::Str(_)
+            | Tok::Regex(_)
+            | Tok::Name(_)
+            | Tok::FuncName(_)
+            | Tok::Builtin(_)
+            | Tok::Dollar
+            | Tok::Not
+            | Tok::LParen
+            | Tok::Minus
+            | Tok::Plus
+            | Tok::Incr
+            | Tok::Decr => true,
             Tok::In => false,
             _ => false,
         }
@@ -1064,7 +1185,11 @@ impl Parser {
         };
         if let Some(lv) = self.to_lvalue(e.clone()) {
             self.pos += 1;
-            return Ok(Expr::IncDec { pre: false, delta, lv: Box::new(lv) });
+            return Ok(Expr::IncDec {
+                pre: false,
+                delta,
+                lv: Box::new(lv),
+            });
         }
         Ok(e)
     }
@@ -1076,7 +1201,9 @@ impl Parser {
             Tok::Num(n) => Expr::Num(n),
             Tok::Str(s) => Expr::Str(Rc::from(s)),
             Tok::Regex(r) => Expr::Regex(self.regex(&r)?),
-            Tok::Dollar if self.depth > MAX_DEPTH => return Err(self.err("expression nested too deeply")),
+            Tok::Dollar if self.depth > MAX_DEPTH => {
+                return Err(self.err("expression nested too deeply"));
+            }
             Tok::Dollar => {
                 self.depth += 1;
                 // `$` binds tighter than everything but grouping and ++/--.
@@ -1090,8 +1217,14 @@ impl Parser {
             Tok::Incr | Tok::Decr => {
                 let delta = if tok == Tok::Incr { 1.0 } else { -1.0 };
                 let e = self.primary()?;
-                let lv = self.to_lvalue(e).ok_or_else(|| self.err("syntax error: ++/-- needs a variable"))?;
-                Expr::IncDec { pre: true, delta, lv: Box::new(lv) }
+                let lv = self
+                    .to_lvalue(e)
+                    .ok_or_else(|| self.err("syntax error: ++/-- needs a variable"))?;
+                Expr::IncDec {
+                    pre: true,
+                    delta,
+                    lv: Box::new(lv),
+                }
             }
             Tok::LParen => {
                 let saved = (self.no_gt, self.no_in);
@@ -1132,7 +1265,9 @@ impl Parser {
                 }
             }
             Tok::FuncName(n) => {
-                if special_by_name(&n).is_some() || self.locals.as_ref().is_some_and(|l| l.contains(&n)) {
+                if special_by_name(&n).is_some()
+                    || self.locals.as_ref().is_some_and(|l| l.contains(&n))
+                {
                     return Err(self.err(&format!("`{n}' is not a function")));
                 }
                 let ix = self.func_index(&n);
@@ -1145,11 +1280,18 @@ impl Parser {
                 let var = match self.peek() {
                     Tok::Name(_) | Tok::Dollar => {
                         let e = self.primary()?;
-                        Some(Box::new(self.to_lvalue(e).ok_or_else(|| self.err("syntax error after getline"))?))
+                        Some(Box::new(
+                            self.to_lvalue(e)
+                                .ok_or_else(|| self.err("syntax error after getline"))?,
+                        ))
                     }
                     _ => None,
                 };
-                let file = if self.eat(&Tok::Lt) { Some(Box::new(self.primary_concatless()?)) } else { None };
+                let file = if self.eat(&Tok::Lt) {
+                    Some(Box::new(self.primary_concatless()?))
+                } else {
+                    None
+                };
                 Expr::Getline(var, file)
             }
             Tok::Minus => Expr::Neg(Box::new(self.unary()?)),
@@ -1185,7 +1327,12 @@ impl Parser {
             Builtin::Match => (2, 2),
             Builtin::Sprintf => (1, usize::MAX),
             Builtin::Tolower | Builtin::Toupper => (1, 1),
-            Builtin::Int | Builtin::Sqrt | Builtin::Exp | Builtin::Log | Builtin::Sin | Builtin::Cos => (1, 1),
+            Builtin::Int
+            | Builtin::Sqrt
+            | Builtin::Exp
+            | Builtin::Log
+            | Builtin::Sin
+            | Builtin::Cos => (1, 1),
             Builtin::Atan2 => (2, 2),
             Builtin::Rand => (0, 0),
             Builtin::Srand => (0, 1),
@@ -1194,17 +1341,20 @@ impl Parser {
             Builtin::System => (1, 1),
         };
         if args.len() < min || args.len() > max {
-            return Err(self.err(&format!("{b:?}: called with {} arguments", args.len()).to_lowercase()));
+            return Err(
+                self.err(&format!("{b:?}: called with {} arguments", args.len()).to_lowercase())
+            );
         }
-        if b == Builtin::Split && !matches!(args.get(1), Some(Expr::Var(Var::Global(_) | Var::Local(_)))) {
+        if b == Builtin::Split
+            && !matches!(args.get(1), Some(Expr::Var(Var::Global(_) | Var::Local(_))))
+        {
             return Err(self.err("split: second argument is not an array"));
         }
-        if matches!(b, Builtin::Sub | Builtin::Gsub) {
-            if let Some(t) = args.get(2) {
-                if self.to_lvalue(t.clone()).is_none() {
-                    return Err(self.err("sub/gsub third parameter is not a changeable object"));
-                }
-            }
+        if matches!(b, Builtin::Sub | Builtin::Gsub)
+            && let Some(t) = args.get(2)
+            && self.to_lvalue(t.clone()).is_none()
+        {
+            return Err(self.err("sub/gsub third parameter is not a changeable object"));
         }
         Ok(Expr::Builtin(b, args))
     }
@@ -1251,9 +1401,24 @@ mod tests {
 
     #[test]
     fn rejects_unsupported_and_errors() {
-        assert!(parse_str("{ print | \"sort\" }").unwrap_err().msg.contains("unsupported"));
-        assert!(parse_str("BEGIN { \"date\" | getline d }").unwrap_err().msg.contains("unsupported"));
-        assert!(parse_str("BEGIN { system(\"ls\") }").unwrap_err().msg.contains("unsupported"));
+        assert!(
+            parse_str("{ print | \"sort\" }")
+                .unwrap_err()
+                .msg
+                .contains("unsupported")
+        );
+        assert!(
+            parse_str("BEGIN { \"date\" | getline d }")
+                .unwrap_err()
+                .msg
+                .contains("unsupported")
+        );
+        assert!(
+            parse_str("BEGIN { system(\"ls\") }")
+                .unwrap_err()
+                .msg
+                .contains("unsupported")
+        );
         assert!(parse_str("BEGIN {").is_err());
         assert!(parse_str("BEGIN { f(1) }").is_err());
     }

@@ -84,7 +84,11 @@ impl Value {
 /// Formats a number the way awk converts it to a string.
 pub fn num_to_str(n: f64, fmt: &[u8], out: &mut Vec<u8>) {
     if n.is_nan() {
-        out.extend_from_slice(if n.is_sign_negative() { b"-nan" } else { b"+nan" });
+        out.extend_from_slice(if n.is_sign_negative() {
+            b"-nan"
+        } else {
+            b"+nan"
+        });
     } else if n.is_infinite() {
         out.extend_from_slice(if n < 0.0 { b"-inf" } else { b"+inf" });
     } else if n == n.trunc() {
@@ -143,7 +147,14 @@ pub fn parse_number_prefix(s: &[u8]) -> (f64, usize) {
             let rest = &s[i..];
             let neg = s[start] == b'-';
             if rest.len() >= 3 && rest[..3].eq_ignore_ascii_case(b"inf") {
-                return (if neg { f64::NEG_INFINITY } else { f64::INFINITY }, i + 3);
+                return (
+                    if neg {
+                        f64::NEG_INFINITY
+                    } else {
+                        f64::INFINITY
+                    },
+                    i + 3,
+                );
             }
             if rest.len() >= 3 && rest[..3].eq_ignore_ascii_case(b"nan") {
                 return (if neg { -f64::NAN } else { f64::NAN }, i + 3);
@@ -180,7 +191,10 @@ pub fn str_to_num(s: &[u8]) -> f64 {
 /// True when the whole string (blanks aside) is a number.
 pub fn looks_numeric(s: &[u8]) -> bool {
     let (_, n) = parse_number_prefix(s);
-    n > 0 && s[n..].iter().all(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c))
+    n > 0
+        && s[n..]
+            .iter()
+            .all(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c))
 }
 
 /// A C-style conversion spec.
@@ -261,7 +275,10 @@ fn fmt_g(v: f64, prec: usize, upper: bool, alt: bool) -> String {
         return s;
     }
     let e_form = format!("{:.*e}", p - 1, v);
-    let x: i32 = e_form.split_once('e').and_then(|(_, e)| e.parse().ok()).unwrap_or(0);
+    let x: i32 = e_form
+        .split_once('e')
+        .and_then(|(_, e)| e.parse().ok())
+        .unwrap_or(0);
     let mut s = if x < -4 || x >= p as i32 {
         fmt_e(v, p - 1, upper, alt)
     } else {
@@ -298,12 +315,8 @@ fn fmt_special(v: f64) -> Option<&'static str> {
 /// more arguments than given (gawk's fatal error).
 pub fn sprintf(fmt: &[u8], args: &[Value], convfmt: &[u8], out: &mut Vec<u8>) -> bool {
     let mut ai = 0;
-    let mut missing = false;
     let mut next_arg = || {
-        let v = args.get(ai).cloned().unwrap_or_else(|| {
-            missing = true;
-            Value::Uninit
-        });
+        let v = args.get(ai).cloned().unwrap_or(Value::Uninit);
         ai += 1;
         v
     };
@@ -339,7 +352,12 @@ pub fn sprintf(fmt: &[u8], args: &[Value], convfmt: &[u8], out: &mut Vec<u8>) ->
         } else {
             let mut w = None;
             while i < fmt.len() && fmt[i].is_ascii_digit() {
-                w = Some(w.unwrap_or(0usize).saturating_mul(10).saturating_add(usize::from(fmt[i] - b'0')).min(1 << 20));
+                w = Some(
+                    w.unwrap_or(0usize)
+                        .saturating_mul(10)
+                        .saturating_add(usize::from(fmt[i] - b'0'))
+                        .min(1 << 20),
+                );
                 i += 1;
             }
             spec.width = w;
@@ -348,12 +366,19 @@ pub fn sprintf(fmt: &[u8], args: &[Value], convfmt: &[u8], out: &mut Vec<u8>) ->
             i += 1;
             if fmt.get(i) == Some(&b'*') {
                 let p = next_arg().to_num() as i64;
-                spec.prec = if p < 0 { None } else { Some((p as usize).min(1 << 20)) };
+                spec.prec = if p < 0 {
+                    None
+                } else {
+                    Some((p as usize).min(1 << 20))
+                };
                 i += 1;
             } else {
                 let mut p = 0usize;
                 while i < fmt.len() && fmt[i].is_ascii_digit() {
-                    p = p.saturating_mul(10).saturating_add(usize::from(fmt[i] - b'0')).min(1 << 20);
+                    p = p
+                        .saturating_mul(10)
+                        .saturating_add(usize::from(fmt[i] - b'0'))
+                        .min(1 << 20);
                     i += 1;
                 }
                 spec.prec = Some(p);
@@ -378,7 +403,9 @@ pub fn sprintf(fmt: &[u8], args: &[Value], convfmt: &[u8], out: &mut Vec<u8>) ->
                         if (0..256).contains(&code) {
                             vec![code as u8]
                         } else {
-                            char::from_u32(code as u32).map(|ch| ch.to_string().into_bytes()).unwrap_or_default()
+                            char::from_u32(code as u32)
+                                .map(|ch| ch.to_string().into_bytes())
+                                .unwrap_or_default()
                         }
                     }
                     other => {
@@ -460,11 +487,19 @@ pub fn sprintf(fmt: &[u8], args: &[Value], convfmt: &[u8], out: &mut Vec<u8>) ->
                 let v = next_arg().to_num();
                 if let Some(sp) = fmt_special(v) {
                     let sp = if sp.starts_with('+') && !spec.plus {
-                        if spec.space { format!(" {}", &sp[1..]) } else { sp[1..].to_string() }
+                        if spec.space {
+                            format!(" {}", &sp[1..])
+                        } else {
+                            sp[1..].to_string()
+                        }
                     } else {
                         sp.to_string()
                     };
-                    let sp = if conv.is_ascii_uppercase() { sp.to_uppercase() } else { sp };
+                    let sp = if conv.is_ascii_uppercase() {
+                        sp.to_uppercase()
+                    } else {
+                        sp
+                    };
                     pad(out, sp.as_bytes(), &spec, false);
                     continue;
                 }
@@ -490,8 +525,8 @@ pub fn sprintf(fmt: &[u8], args: &[Value], convfmt: &[u8], out: &mut Vec<u8>) ->
             }
         }
     }
-    drop(next_arg);
-    !missing
+    // `ai` counts every argument the format asked for.
+    ai <= args.len()
 }
 
 #[cfg(test)]
@@ -506,12 +541,33 @@ mod tests {
 
     #[test]
     fn printf_matches_c() {
-        assert_eq!(f("%5.2f|%-4d|%04d", &[Value::Num(3.14159), Value::Num(7.0), Value::Num(-5.0)]), " 3.14|7   |-005");
+        assert_eq!(
+            f(
+                "%5.2f|%-4d|%04d",
+                &[Value::Num(1.23456), Value::Num(7.0), Value::Num(-5.0)]
+            ),
+            " 1.23|7   |-005"
+        );
         assert_eq!(f("%e", &[Value::Num(12345.678)]), "1.234568e+04");
-        assert_eq!(f("%g %g %g", &[Value::Num(0.0001234), Value::Num(1e6), Value::Num(123456.0)]), "0.0001234 1e+06 123456");
+        assert_eq!(
+            f(
+                "%g %g %g",
+                &[Value::Num(0.0001234), Value::Num(1e6), Value::Num(123456.0)]
+            ),
+            "0.0001234 1e+06 123456"
+        );
         assert_eq!(f("%c%c", &[Value::Num(65.0), Value::str(b"hi")]), "Ah");
-        assert_eq!(f("%x %o %#x", &[Value::Num(255.0), Value::Num(8.0), Value::Num(255.0)]), "ff 10 0xff");
-        assert_eq!(f("%.3s|%5s", &[Value::str(b"abcdef"), Value::str(b"ab")]), "abc|   ab");
+        assert_eq!(
+            f(
+                "%x %o %#x",
+                &[Value::Num(255.0), Value::Num(8.0), Value::Num(255.0)]
+            ),
+            "ff 10 0xff"
+        );
+        assert_eq!(
+            f("%.3s|%5s", &[Value::str(b"abcdef"), Value::str(b"ab")]),
+            "abc|   ab"
+        );
     }
 
     #[test]

@@ -85,7 +85,10 @@ impl Input {
             match File::open(bytes_path(&name)) {
                 Ok(f) => {
                     if f.metadata().map(|m| m.is_dir()).unwrap_or(false) {
-                        eprintln!("sed: couldn't edit {}: not a regular file", String::from_utf8_lossy(&name));
+                        eprintln!(
+                            "sed: couldn't edit {}: not a regular file",
+                            String::from_utf8_lossy(&name)
+                        );
                         self.had_error = true;
                         continue;
                     }
@@ -94,7 +97,11 @@ impl Input {
                     return true;
                 }
                 Err(e) => {
-                    eprintln!("sed: can't read {}: {}", String::from_utf8_lossy(&name), io_msg(&e));
+                    eprintln!(
+                        "sed: can't read {}: {}",
+                        String::from_utf8_lossy(&name),
+                        io_msg(&e)
+                    );
                     self.had_error = true;
                 }
             }
@@ -111,7 +118,9 @@ impl Input {
             if self.reader.is_none() && (!cross_files || !self.open_next()) {
                 return Ok(());
             }
-            let Some(r) = self.reader.as_mut() else { return Ok(()) };
+            let Some(r) = self.reader.as_mut() else {
+                return Ok(());
+            };
             let mut line = Vec::new();
             let n = r.read_until(self.sep, &mut line)?;
             if n == 0 {
@@ -179,16 +188,30 @@ enum Appended {
 enum Step {
     Continue,
     /// End the cycle; auto-print unless suppressed.
-    EndCycle { print: bool },
+    EndCycle {
+        print: bool,
+    },
     /// `D` with a newline: restart without reading.
     Restart,
-    Quit { print: bool, code: i32 },
+    Quit {
+        print: bool,
+        code: i32,
+    },
 }
 
 impl<'s> Sed<'s> {
-    pub fn new(script: &'s Script, opts: Options, files: Vec<Vec<u8>>, out: Box<dyn Write>) -> Result<Self, ExecError> {
+    pub fn new(
+        script: &'s Script,
+        opts: Options,
+        files: Vec<Vec<u8>>,
+        out: Box<dyn Write>,
+    ) -> Result<Self, ExecError> {
         let sep = if opts.null_data { 0 } else { b'\n' };
-        let files = if files.is_empty() { vec![b"-".to_vec()] } else { files };
+        let files = if files.is_empty() {
+            vec![b"-".to_vec()]
+        } else {
+            files
+        };
         let mut wfiles = HashMap::new();
         // GNU creates every `w` file before reading input.
         for c in &script.cmds {
@@ -197,11 +220,25 @@ impl<'s> Sed<'s> {
                 Kind::Subst(s) => s.write.as_ref(),
                 _ => None,
             };
-            if let Some(f) = name {
-                if f != b"/dev/stdout" && f != b"/dev/stderr" && !wfiles.contains_key(f) {
-                    let file = File::create(bytes_path(f)).map_err(|e| ExecError::Other(format!("couldn't open file {}: {}", String::from_utf8_lossy(f), io_msg(&e))))?;
-                    wfiles.insert(f.clone(), Out { w: Box::new(io::BufWriter::new(file)), missing_newline: false });
-                }
+            if let Some(f) = name
+                && f != b"/dev/stdout"
+                && f != b"/dev/stderr"
+                && !wfiles.contains_key(f)
+            {
+                let file = File::create(bytes_path(f)).map_err(|e| {
+                    ExecError::Other(format!(
+                        "couldn't open file {}: {}",
+                        String::from_utf8_lossy(f),
+                        io_msg(&e)
+                    ))
+                })?;
+                wfiles.insert(
+                    f.clone(),
+                    Out {
+                        w: Box::new(io::BufWriter::new(file)),
+                        missing_newline: false,
+                    },
+                );
             }
         }
         let separate = opts.separate || opts.in_place.is_some();
@@ -215,10 +252,23 @@ impl<'s> Sed<'s> {
             tflag: false,
             ranges: vec![RangeState::default(); script.cmds.len()],
             append_queue: Vec::new(),
-            out: Out { w: out, missing_newline: false },
+            out: Out {
+                w: out,
+                missing_newline: false,
+            },
             wfiles,
             quit: None,
-            input: Input { files, next_file: 0, reader: None, peeked: None, current_name: Vec::new(), peeked_name: Vec::new(), sep, separate, had_error: false },
+            input: Input {
+                files,
+                next_file: 0,
+                reader: None,
+                peeked: None,
+                current_name: Vec::new(),
+                peeked_name: Vec::new(),
+                sep,
+                separate,
+                had_error: false,
+            },
             newline: true,
             locs: Vec::new(),
             opts,
@@ -232,7 +282,10 @@ impl<'s> Sed<'s> {
 
     fn init_ranges(&mut self) {
         for (i, c) in self.script.cmds.iter().enumerate() {
-            self.ranges[i] = RangeState { active: matches!(c.a1, Some(Addr::Zero)), end_line: 0 };
+            self.ranges[i] = RangeState {
+                active: matches!(c.a1, Some(Addr::Zero)),
+                end_line: 0,
+            };
         }
     }
 
@@ -258,7 +311,9 @@ impl<'s> Sed<'s> {
         let files = std::mem::take(&mut self.input.files);
         for name in files {
             if name == b"-" {
-                return Err(ExecError::Other("couldn't edit -: not a regular file".into()));
+                return Err(ExecError::Other(
+                    "couldn't edit -: not a regular file".into(),
+                ));
             }
             let path = bytes_path(&name);
             let tmp_name = {
@@ -269,14 +324,21 @@ impl<'s> Sed<'s> {
             let tmp = match File::create(bytes_path(&tmp_name)) {
                 Ok(f) => f,
                 Err(e) => {
-                    eprintln!("sed: couldn't open temporary file {}: {}", String::from_utf8_lossy(&tmp_name), io_msg(&e));
+                    eprintln!(
+                        "sed: couldn't open temporary file {}: {}",
+                        String::from_utf8_lossy(&tmp_name),
+                        io_msg(&e)
+                    );
                     self.input.had_error = true;
                     continue;
                 }
             };
             if !path.exists() {
                 let _ = std::fs::remove_file(bytes_path(&tmp_name));
-                eprintln!("sed: can't read {}: No such file or directory", String::from_utf8_lossy(&name));
+                eprintln!(
+                    "sed: can't read {}: No such file or directory",
+                    String::from_utf8_lossy(&name)
+                );
                 self.input.had_error = true;
                 continue;
             }
@@ -284,7 +346,13 @@ impl<'s> Sed<'s> {
             self.input.next_file = 0;
             self.input.reader = None;
             self.input.peeked = None;
-            let prev = std::mem::replace(&mut self.out, Out { w: Box::new(io::BufWriter::new(tmp)), missing_newline: false });
+            let prev = std::mem::replace(
+                &mut self.out,
+                Out {
+                    w: Box::new(io::BufWriter::new(tmp)),
+                    missing_newline: false,
+                },
+            );
             let r = self.run_stream();
             let mut file_out = std::mem::replace(&mut self.out, prev);
             file_out.w.flush()?;
@@ -388,7 +456,7 @@ impl<'s> Sed<'s> {
                 if *step == 0 {
                     self.line == *first
                 } else {
-                    self.line >= *first && (self.line - first) % step == 0
+                    self.line >= *first && (self.line - first).is_multiple_of(*step)
                 }
             }
             Addr::Regex(re) => {
@@ -420,18 +488,18 @@ impl<'s> Sed<'s> {
             let ended = match a2 {
                 Addr2::Addr(Addr::Line(n)) => self.line >= *n,
                 Addr2::Plus(_) => self.line >= st.end_line,
-                Addr2::Tilde(n) => *n == 0 || self.line % n == 0,
+                Addr2::Tilde(n) => *n == 0 || self.line.is_multiple_of(*n),
                 Addr2::Addr(a) => self.match_addr(a)?,
             };
             if ended {
                 self.ranges[ci].active = false;
             }
             // A numeric end already passed closes the range without selecting.
-            if let Addr2::Addr(Addr::Line(n)) = a2 {
-                if self.line > *n {
-                    self.ranges[ci].active = false;
-                    return Ok(self.match_addr(a1)? != c.negate);
-                }
+            if let Addr2::Addr(Addr::Line(n)) = a2
+                && self.line > *n
+            {
+                self.ranges[ci].active = false;
+                return Ok(self.match_addr(a1)? != c.negate);
             }
             true
         } else if self.match_addr(a1)? {
@@ -441,7 +509,7 @@ impl<'s> Sed<'s> {
                     self.ranges[ci].end_line = self.line + n;
                     *n == 0
                 }
-                Addr2::Tilde(n) => *n == 0 || self.line % n == 0,
+                Addr2::Tilde(n) => *n == 0 || self.line.is_multiple_of(*n),
                 _ => false,
             };
             if !single {
@@ -508,7 +576,10 @@ impl<'s> Sed<'s> {
                 Kind::Next => {
                     if self.input.is_last()? {
                         // GNU: no next line — quit, printing the pattern space.
-                        return Ok(Step::Quit { print: true, code: 0 });
+                        return Ok(Step::Quit {
+                            print: true,
+                            code: 0,
+                        });
                     }
                     if !self.opts.quiet {
                         self.emit_ps()?;
@@ -518,7 +589,10 @@ impl<'s> Sed<'s> {
                 }
                 Kind::NextAppend => {
                     if self.input.is_last()? {
-                        return Ok(Step::Quit { print: true, code: 0 });
+                        return Ok(Step::Quit {
+                            print: true,
+                            code: 0,
+                        });
                     }
                     self.dump_append()?;
                     let prev = std::mem::take(&mut self.ps);
@@ -541,11 +615,25 @@ impl<'s> Sed<'s> {
                 Kind::Exchange => std::mem::swap(&mut self.ps, &mut self.hs),
                 Kind::Zap => self.ps.clear(),
                 Kind::FileName => {
-                    let name = if self.input.current_name == b"-" { b"-".to_vec() } else { self.input.current_name.clone() };
+                    let name = if self.input.current_name == b"-" {
+                        b"-".to_vec()
+                    } else {
+                        self.input.current_name.clone()
+                    };
                     self.out.write_line(&name, b'\n', true)?;
                 }
-                Kind::Quit(code) => return Ok(Step::Quit { print: true, code: *code }),
-                Kind::QuitSilent(code) => return Ok(Step::Quit { print: false, code: *code }),
+                Kind::Quit(code) => {
+                    return Ok(Step::Quit {
+                        print: true,
+                        code: *code,
+                    });
+                }
+                Kind::QuitSilent(code) => {
+                    return Ok(Step::Quit {
+                        print: false,
+                        code: *code,
+                    });
+                }
                 Kind::LineNumber => {
                     let s = self.line.to_string();
                     self.out.write_line(s.as_bytes(), b'\n', true)?;
@@ -622,7 +710,9 @@ impl<'s> Sed<'s> {
             if !re.captures_at(ps, pos, &mut locs) {
                 break;
             }
-            let Some(Some((ms, me))) = locs.first().copied() else { break };
+            let Some(Some((ms, me))) = locs.first().copied() else {
+                break;
+            };
             if ms == me && last_end == Some(ms) {
                 // An empty match right after a match does not count.
                 pos = ms + 1;
@@ -660,7 +750,7 @@ enum Case {
 fn apply_repl(repl: &[Repl], ps: &[u8], locs: &[Option<(usize, usize)>], out: &mut Vec<u8>) {
     let mut mode = Case::None;
     let mut one = Case::None;
-    let mut push = |bytes: &[u8], mode: Case, one: &mut Case, out: &mut Vec<u8>| {
+    let push = |bytes: &[u8], mode: Case, one: &mut Case, out: &mut Vec<u8>| {
         for &b in bytes {
             let b = match (*one, mode) {
                 (Case::Upper, _) => b.to_ascii_uppercase(),
@@ -754,7 +844,11 @@ mod tests {
 
     fn run(script: &str, input: &[u8], quiet: bool) -> Vec<u8> {
         let s = parse(script.as_bytes(), false).unwrap();
-        let dir = std::env::temp_dir().join(format!("sed-exec-test-{}-{}", std::process::id(), script.len()));
+        let dir = std::env::temp_dir().join(format!(
+            "sed-exec-test-{}-{}",
+            std::process::id(),
+            script.len()
+        ));
         std::fs::create_dir_all(&dir).unwrap();
         let f = dir.join("in");
         std::fs::write(&f, input).unwrap();
@@ -769,8 +863,18 @@ mod tests {
                 Ok(())
             }
         }
-        let opts = Options { quiet, line_wrap: 70, ..Options::default() };
-        let mut sed = Sed::new(&s, opts, vec![f.to_string_lossy().as_bytes().to_vec()], Box::new(W(buf.clone()))).unwrap();
+        let opts = Options {
+            quiet,
+            line_wrap: 70,
+            ..Options::default()
+        };
+        let mut sed = Sed::new(
+            &s,
+            opts,
+            vec![f.to_string_lossy().as_bytes().to_vec()],
+            Box::new(W(buf.clone())),
+        )
+        .unwrap();
         sed.run().unwrap();
         let _ = std::fs::remove_dir_all(&dir);
         buf.borrow().clone()

@@ -18,7 +18,10 @@ use crate::common::{self, EXIT_USAGE, arg_bytes};
 /// `sed [-nEsuz] [-i[SUFFIX]] [-l N] [-e script]... [-f file]... [script] [file]...`
 pub fn main(args: Vec<OsString>) -> i32 {
     let argv: Vec<Vec<u8>> = args.iter().skip(1).map(|a| arg_bytes(a).to_vec()).collect();
-    let mut opts = exec::Options { line_wrap: 70, ..exec::Options::default() };
+    let mut opts = exec::Options {
+        line_wrap: 70,
+        ..exec::Options::default()
+    };
     let mut pieces: Vec<Vec<u8>> = Vec::new();
     let mut have_script = false;
     let mut extended = false;
@@ -42,7 +45,7 @@ pub fn main(args: Vec<OsString>) -> i32 {
                 Some(e) => (&a[2..e], Some(a[e + 1..].to_vec())),
                 None => (&a[2..], None),
             };
-            let mut need = |i: &mut usize| -> Option<Vec<u8>> {
+            let need = |i: &mut usize| -> Option<Vec<u8>> {
                 if let Some(v) = &val {
                     return Some(v.clone());
                 }
@@ -74,11 +77,18 @@ pub fn main(args: Vec<OsString>) -> i32 {
                     },
                     None => return bad("option '--file' requires an argument".into()),
                 },
-                b"line-length" => match need(&mut i).and_then(|v| String::from_utf8_lossy(&v).parse().ok()) {
-                    Some(n) => opts.line_wrap = n,
-                    None => return bad("invalid line length".into()),
-                },
-                _ => return bad(format!("unsupported option '{}'", String::from_utf8_lossy(&a))),
+                b"line-length" => {
+                    match need(&mut i).and_then(|v| String::from_utf8_lossy(&v).parse().ok()) {
+                        Some(n) => opts.line_wrap = n,
+                        None => return bad("invalid line length".into()),
+                    }
+                }
+                _ => {
+                    return bad(format!(
+                        "unsupported option '{}'",
+                        String::from_utf8_lossy(&a)
+                    ));
+                }
             }
             continue;
         }
@@ -88,7 +98,7 @@ pub fn main(args: Vec<OsString>) -> i32 {
             let c = a[k];
             k += 1;
             let rest = a[k..].to_vec();
-            let mut take = |i: &mut usize, k: &mut usize| -> Option<Vec<u8>> {
+            let take = |i: &mut usize, k: &mut usize| -> Option<Vec<u8>> {
                 if !rest.is_empty() {
                     *k = a.len();
                     return Some(rest.clone());
@@ -124,7 +134,9 @@ pub fn main(args: Vec<OsString>) -> i32 {
                     },
                     None => return bad("option requires an argument -- 'f'".into()),
                 },
-                b'l' => match take(&mut i, &mut k).and_then(|v| String::from_utf8_lossy(&v).parse().ok()) {
+                b'l' => match take(&mut i, &mut k)
+                    .and_then(|v| String::from_utf8_lossy(&v).parse().ok())
+                {
                     Some(n) => opts.line_wrap = n,
                     None => return bad("invalid line length".into()),
                 },
@@ -178,7 +190,11 @@ pub fn main(args: Vec<OsString>) -> i32 {
         }
         Err(e) => {
             eprintln!("sed: {e}");
-            if matches!(e, exec::ExecError::Other(_)) { EXIT_USAGE } else { 4 }
+            if matches!(e, exec::ExecError::Other(_)) {
+                EXIT_USAGE
+            } else {
+                4
+            }
         }
     }
 }

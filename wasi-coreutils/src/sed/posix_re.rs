@@ -93,11 +93,19 @@ impl PosixRegex {
                 .size_limit(64 << 20)
                 .build()
                 .map_err(|e| ReError::Syntax(short_regex_error(&e)))?;
-            Some(Longest { dfa, cache, anchored_end })
+            Some(Longest {
+                dfa,
+                cache,
+                anchored_end,
+            })
         } else {
             None
         };
-        Ok(PosixRegex { re, longest, groups: t.groups })
+        Ok(PosixRegex {
+            re,
+            longest,
+            groups: t.groups,
+        })
     }
 
     /// Number of capture groups (`\1`..`\9` in replacements may not exceed it).
@@ -136,13 +144,12 @@ impl PosixRegex {
             locs.extend(caps.iter().map(|g| g.map(|m| (m.start(), m.end()))));
             return true;
         }
-        if let Some(l) = &self.longest {
-            if let Some(c2) = l.anchored_end.captures_at(&hay[..end], whole.start()) {
-                if c2.get(0).map(|m| m.start()) == Some(whole.start()) {
-                    locs.extend(c2.iter().map(|g| g.map(|m| (m.start(), m.end()))));
-                    return true;
-                }
-            }
+        if let Some(l) = &self.longest
+            && let Some(c2) = l.anchored_end.captures_at(&hay[..end], whole.start())
+            && c2.get(0).map(|m| m.start()) == Some(whole.start())
+        {
+            locs.extend(c2.iter().map(|g| g.map(|m| (m.start(), m.end()))));
+            return true;
         }
         // The longest end could not be reproduced with groups: keep the
         // groups of the leftmost-first match but report the POSIX extent.
@@ -171,7 +178,11 @@ fn short_regex_error(e: &regex::Error) -> String {
         regex::Error::CompiledTooBig(_) => "regular expression too big".to_string(),
         other => {
             let s = other.to_string();
-            s.lines().last().unwrap_or("invalid regular expression").trim().to_string()
+            s.lines()
+                .last()
+                .unwrap_or("invalid regular expression")
+                .trim()
+                .to_string()
         }
     }
 }
@@ -191,9 +202,20 @@ const CLASSES: &[&str] = &[
 
 /// Translates a POSIX pattern to `regex` syntax (no flags prepended).
 pub fn translate(src: &[u8], dialect: Dialect) -> Result<Translated, ReError> {
-    let mut p = Translator { src, i: 0, dialect, out: String::new(), ambiguous: false, groups: 0 };
+    let mut p = Translator {
+        src,
+        i: 0,
+        dialect,
+        out: String::new(),
+        ambiguous: false,
+        groups: 0,
+    };
     p.run()?;
-    Ok(Translated { pattern: p.out, ambiguous: p.ambiguous, groups: p.groups })
+    Ok(Translated {
+        pattern: p.out,
+        ambiguous: p.ambiguous,
+        groups: p.groups,
+    })
 }
 
 struct Translator<'a> {
@@ -253,7 +275,7 @@ impl Translator<'_> {
                         b'1'..=b'9' => {
                             return Err(ReError::Unsupported(
                                 "back-references in the pattern".into(),
-                            ))
+                            ));
                         }
                         b'w' => Tok::Raw("[0-9A-Za-z_]"),
                         b'W' => Tok::Raw("[^0-9A-Za-z_]"),
@@ -321,9 +343,11 @@ impl Translator<'_> {
                 }
                 b'^' => {
                     self.i += 1;
-                    if bre && atom.is_some() {
-                        Tok::Lit(b'^')
-                    } else if bre && here > 0 && !self.out.ends_with('(') && !self.out.ends_with('|')
+                    // In a BRE, `^` anchors only at the start of the pattern
+                    // or of a group/alternative.
+                    if bre
+                        && (atom.is_some()
+                            || (here > 0 && !self.out.ends_with('(') && !self.out.ends_with('|')))
                     {
                         Tok::Lit(b'^')
                     } else {
@@ -346,8 +370,7 @@ impl Translator<'_> {
                     Tok::Lit(other)
                 }
             };
-            let is_quant =
-                matches!(tok, Tok::Star | Tok::Plus | Tok::Quest | Tok::Interval(..));
+            let is_quant = matches!(tok, Tok::Star | Tok::Plus | Tok::Quest | Tok::Interval(..));
             if is_quant {
                 let Some(start) = atom else {
                     // Nothing to repeat: GNU takes the operator literally.
@@ -357,7 +380,9 @@ impl Translator<'_> {
                         Tok::Quest => push_lit(&mut self.out, b'?'),
                         Tok::Interval(..) => {
                             if bre {
-                                return Err(ReError::Syntax("Invalid preceding regular expression".into()));
+                                return Err(ReError::Syntax(
+                                    "Invalid preceding regular expression".into(),
+                                ));
                             }
                             push_lit(&mut self.out, b'{');
                         }
@@ -385,7 +410,7 @@ impl Translator<'_> {
                         }
                         match n {
                             Some(n) if n < m => {
-                                return Err(ReError::Syntax("Invalid content of \\{\\}".into()))
+                                return Err(ReError::Syntax("Invalid content of \\{\\}".into()));
                             }
                             Some(n) => {
                                 let _ = write!(self.out, "{{{m},{n}}}");
@@ -434,7 +459,11 @@ impl Translator<'_> {
                 _ => {}
             }
             // Anchors cannot be repeated meaningfully; GNU treats `^*` as literal star.
-            atom = if matches!(tok, Tok::Caret) { None } else { Some(here) };
+            atom = if matches!(tok, Tok::Caret) {
+                None
+            } else {
+                Some(here)
+            };
             atom_quantified = false;
             atom_is_group = false;
         }
@@ -498,7 +527,9 @@ impl Translator<'_> {
                     let kind = self.peek(1).unwrap_or(b':');
                     let start = self.i + 2;
                     let mut j = start;
-                    while j + 1 < self.src.len() && !(self.src[j] == kind && self.src[j + 1] == b']') {
+                    while j + 1 < self.src.len()
+                        && !(self.src[j] == kind && self.src[j + 1] == b']')
+                    {
                         j += 1;
                     }
                     if j + 1 >= self.src.len() {
@@ -516,7 +547,9 @@ impl Translator<'_> {
                         continue;
                     }
                     if name.len() != 1 {
-                        return Err(ReError::Unsupported("multi-character collating elements".into()));
+                        return Err(ReError::Unsupported(
+                            "multi-character collating elements".into(),
+                        ));
                     }
                     name[0]
                 }
@@ -587,7 +620,9 @@ mod tests {
     use super::*;
 
     fn find(p: &str, d: Dialect, h: &str) -> Option<(usize, usize)> {
-        PosixRegex::new(p.as_bytes(), d, false).unwrap().find_at(h.as_bytes(), 0)
+        PosixRegex::new(p.as_bytes(), d, false)
+            .unwrap()
+            .find_at(h.as_bytes(), 0)
     }
 
     #[test]

@@ -133,7 +133,11 @@ struct P<'a> {
 
 /// Parses `src` (all `-e`/`-f` pieces joined by newlines).
 pub fn parse(src: &[u8], extended: bool) -> Result<Script, ScriptError> {
-    let mut p = P { s: src, i: 0, dialect: if extended { Dialect::Ere } else { Dialect::Bre } };
+    let mut p = P {
+        s: src,
+        i: 0,
+        dialect: if extended { Dialect::Ere } else { Dialect::Bre },
+    };
     let quiet = src.starts_with(b"#n\n") || src == b"#n";
     let mut cmds: Vec<Cmd> = Vec::new();
     let mut open: Vec<usize> = Vec::new();
@@ -220,12 +224,16 @@ pub fn parse(src: &[u8], extended: bool) -> Result<Script, ScriptError> {
             b'F' => Kind::FileName,
             b'=' => Kind::LineNumber,
             b'q' | b'Q' => {
-                if matches!(a2, Some(_)) {
-                    return Err(p.err(&format!("command only uses one address")));
+                if a2.is_some() {
+                    return Err(p.err("command only uses one address"));
                 }
                 p.skip_blanks();
                 let code = p.number().unwrap_or(0).min(i32::MAX as u64) as i32;
-                if c == b'q' { Kind::Quit(code) } else { Kind::QuitSilent(code) }
+                if c == b'q' {
+                    Kind::Quit(code)
+                } else {
+                    Kind::QuitSilent(code)
+                }
             }
             b'l' => {
                 p.skip_blanks();
@@ -264,25 +272,47 @@ pub fn parse(src: &[u8], extended: bool) -> Result<Script, ScriptError> {
             b'w' => Kind::Write(p.filename()?),
             b'r' => Kind::ReadFile(p.filename()?),
             b'e' | b'R' | b'W' | b'v' | b'L' => {
-                return Err(ScriptError::Unsupported(format!("the `{}' command", c as char)));
+                return Err(ScriptError::Unsupported(format!(
+                    "the `{}' command",
+                    c as char
+                )));
             }
             other => return Err(p.err(&format!("unknown command: `{}'", other.escape_ascii()))),
         };
-        cmds.push(Cmd { a1, a2, negate, kind });
+        cmds.push(Cmd {
+            a1,
+            a2,
+            negate,
+            kind,
+        });
         // After a command: blanks, then `;`, newline, `}` or `#`.
         p.skip_blanks();
         match p.peek() {
             None | Some(b';' | b'\n' | b'}' | b'#') => {}
             Some(_) if matches!(cmds.last().map(|c| &c.kind), Some(Kind::Block(_))) => {}
-            Some(other) => return Err(p.err(&format!("extra characters after command ({})", other.escape_ascii()))),
+            Some(other) => {
+                return Err(p.err(&format!(
+                    "extra characters after command ({})",
+                    other.escape_ascii()
+                )));
+            }
         }
     }
     if !open.is_empty() {
-        return Err(ScriptError::Syntax { pos: 0, msg: "unmatched `{'".into() });
+        return Err(ScriptError::Syntax {
+            pos: 0,
+            msg: "unmatched `{'".into(),
+        });
     }
     for (ci, l) in branches {
         let Some(&(_, target)) = labels.iter().find(|(n, _)| *n == l) else {
-            return Err(ScriptError::Syntax { pos: 0, msg: format!("can't find label for jump to `{}'", String::from_utf8_lossy(&l)) });
+            return Err(ScriptError::Syntax {
+                pos: 0,
+                msg: format!(
+                    "can't find label for jump to `{}'",
+                    String::from_utf8_lossy(&l)
+                ),
+            });
         };
         match &mut cmds[ci].kind {
             Kind::Branch(t) | Kind::BranchIfSub(t) | Kind::BranchUnlessSub(t) => *t = Some(target),
@@ -305,7 +335,10 @@ impl P<'_> {
     }
 
     fn err(&self, msg: &str) -> ScriptError {
-        ScriptError::Syntax { pos: self.i, msg: msg.to_string() }
+        ScriptError::Syntax {
+            pos: self.i,
+            msg: msg.to_string(),
+        }
     }
 
     fn skip_blanks(&mut self) {
@@ -369,12 +402,18 @@ impl P<'_> {
                     b'/'
                 };
                 self.i += 1;
-                let pat = self.delimited(delim, true).ok_or_else(|| self.err("unterminated address regex"))?;
+                let pat = self
+                    .delimited(delim, true)
+                    .ok_or_else(|| self.err("unterminated address regex"))?;
                 let mut icase = false;
                 while let Some(f) = self.peek() {
                     match f {
                         b'I' => icase = true,
-                        b'M' => return Err(ScriptError::Unsupported("the M (multi-line) regex flag".into())),
+                        b'M' => {
+                            return Err(ScriptError::Unsupported(
+                                "the M (multi-line) regex flag".into(),
+                            ));
+                        }
                         _ => break,
                     }
                     self.i += 1;
@@ -389,7 +428,9 @@ impl P<'_> {
         if pat.is_empty() {
             return Ok(None);
         }
-        Ok(Some(Rc::new(PosixRegex::new(pat, self.dialect, icase).map_err(re_err)?)))
+        Ok(Some(Rc::new(
+            PosixRegex::new(pat, self.dialect, icase).map_err(re_err)?,
+        )))
     }
 
     /// Text up to an unescaped `delim`; `\delim` becomes `delim`, `\n` in a
@@ -453,9 +494,20 @@ impl P<'_> {
             _ => return Err(self.err("unterminated `s' command")),
         };
         self.i += 1;
-        let pat = self.delimited(delim, true).ok_or_else(|| self.err("unterminated `s' command"))?;
-        let raw = self.replacement(delim).ok_or_else(|| self.err("unterminated `s' command"))?;
-        let mut s = Subst { re: None, repl: raw, global: false, nth: 1, print: 0, write: None };
+        let pat = self
+            .delimited(delim, true)
+            .ok_or_else(|| self.err("unterminated `s' command"))?;
+        let raw = self
+            .replacement(delim)
+            .ok_or_else(|| self.err("unterminated `s' command"))?;
+        let mut s = Subst {
+            re: None,
+            repl: raw,
+            global: false,
+            nth: 1,
+            print: 0,
+            write: None,
+        };
         let mut icase = false;
         let mut seen_n = false;
         loop {
@@ -480,18 +532,35 @@ impl P<'_> {
                     s.write = Some(self.filename()?);
                     break;
                 }
-                Some(b'm' | b'M') => return Err(ScriptError::Unsupported("the M (multi-line) flag of `s'".into())),
+                Some(b'm' | b'M') => {
+                    return Err(ScriptError::Unsupported(
+                        "the M (multi-line) flag of `s'".into(),
+                    ));
+                }
                 Some(b'e') => return Err(ScriptError::Unsupported("the e flag of `s'".into())),
                 _ => break,
             }
             self.i += 1;
         }
         s.re = self.compile(&pat, icase)?;
-        let max_group = s.repl.iter().filter_map(|r| if let Repl::Group(n) = r { Some(*n) } else { None }).max().unwrap_or(0);
-        if let Some(re) = &s.re {
-            if max_group > re.groups() {
-                return Err(self.err(&format!("invalid reference \\{max_group} on `s' command's RHS")));
-            }
+        let max_group = s
+            .repl
+            .iter()
+            .filter_map(|r| {
+                if let Repl::Group(n) = r {
+                    Some(*n)
+                } else {
+                    None
+                }
+            })
+            .max()
+            .unwrap_or(0);
+        if let Some(re) = &s.re
+            && max_group > re.groups()
+        {
+            return Err(self.err(&format!(
+                "invalid reference \\{max_group} on `s' command's RHS"
+            )));
         }
         Ok(s)
     }
@@ -577,13 +646,17 @@ impl P<'_> {
     fn y_part(&mut self, delim: u8) -> Result<Vec<u8>, ScriptError> {
         let mut out = Vec::new();
         loop {
-            let c = self.peek().ok_or_else(|| self.err("unterminated `y' command"))?;
+            let c = self
+                .peek()
+                .ok_or_else(|| self.err("unterminated `y' command"))?;
             self.i += 1;
             if c == delim {
                 return Ok(out);
             }
             if c == b'\\' {
-                let n = self.peek().ok_or_else(|| self.err("unterminated `y' command"))?;
+                let n = self
+                    .peek()
+                    .ok_or_else(|| self.err("unterminated `y' command"))?;
                 self.i += 1;
                 match n {
                     b'n' => out.push(b'\n'),
@@ -609,8 +682,7 @@ impl P<'_> {
         }
         // GNU strips leading whitespace of the one-liner form only.
         let mut out = Vec::new();
-        loop {
-            let Some(c) = self.peek() else { break };
+        while let Some(c) = self.peek() {
             self.i += 1;
             match c {
                 b'\\' => match self.peek() {
@@ -703,8 +775,19 @@ mod tests {
         let s = parse(b"s/x/[&]\\n\\U\\1/", true);
         assert!(s.is_err(), "\\1 without a group");
         let s = parse(b"s/(x)/[&]\\n\\U\\1/", true).unwrap();
-        let Kind::Subst(sub) = &s.cmds[0].kind else { panic!("not s") };
-        assert_eq!(sub.repl, [Repl::Lit(b"[".to_vec()), Repl::Group(0), Repl::Lit(b"]\n".to_vec()), Repl::Upper, Repl::Group(1)]);
+        let Kind::Subst(sub) = &s.cmds[0].kind else {
+            panic!("not s")
+        };
+        assert_eq!(
+            sub.repl,
+            [
+                Repl::Lit(b"[".to_vec()),
+                Repl::Group(0),
+                Repl::Lit(b"]\n".to_vec()),
+                Repl::Upper,
+                Repl::Group(1)
+            ]
+        );
     }
 
     proptest::proptest! {
