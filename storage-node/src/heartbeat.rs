@@ -69,23 +69,38 @@ impl NodeRegistry for Namespace {
             url: node.url.clone(),
             az: node.az.clone(),
             capacity_total: capacity.total_bytes,
-            capacity_used: capacity.used_bytes,
+            capacity_used: recorded_used(capacity),
             heartbeat_ms: 0, // set by the heartbeat that follows, with the namespace's clock
             state,
         })
         .await?;
-        self.heartbeat(&node.node_id, capacity.used_bytes, capacity.total_bytes)
-            .await
-            .map(|_| ())
+        Namespace::heartbeat(
+            self,
+            &node.node_id,
+            recorded_used(capacity),
+            capacity.total_bytes,
+        )
+        .await
+        .map(|_| ())
     }
 
     async fn heartbeat(&self, node_id: &str, capacity: Capacity) -> Result<bool, NamespaceError> {
-        match Namespace::heartbeat(self, node_id, capacity.used_bytes, capacity.total_bytes).await {
+        match Namespace::heartbeat(self, node_id, recorded_used(capacity), capacity.total_bytes)
+            .await
+        {
             Ok(_) => Ok(true),
             Err(NamespaceError::NodeNotFound(_)) => Ok(false),
             Err(e) => Err(e),
         }
     }
+}
+
+/// The "used" figure recorded in metadata: everything this node cannot
+/// write to. Readers compute free space as `total - used`, and that must be
+/// what the node can actually accept — which excludes the file system's
+/// root-reserved blocks, unlike statvfs's own "used".
+fn recorded_used(c: Capacity) -> u64 {
+    c.total_bytes.saturating_sub(c.free_bytes)
 }
 
 /// Registers `node` and heartbeats every `interval` until `cancel` fires.

@@ -435,3 +435,59 @@ async fn restart_cleans_interrupted_uploads() {
     assert_eq!(count_files(&dir.path().join("objects")), 0);
     drop(server);
 }
+
+#[tokio::test]
+async fn a_stalled_node_fails_replication_and_memory_stays_bounded() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    // A "node" that accepts connections and never reads from them.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let stalled_url = format!("http://{}", listener.local_addr().unwrap());
+    let holder = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((sock, _)) = listener.accept().await {
+            held.push(sock);
+        }
+    });
+    let good = Node::start("good").await;
+
+    // A 1 GiB body generated on demand, counting what replication pulled.
+    let pulled = Arc::new(AtomicU64::new(0));
+    let counter = pulled.clone();
+    let chunk = Bytes::from(vec![5u8; 64 * 1024]);
+    let body = stream::iter(0..16 * 1024).map(move |_| {
+        counter.fetch_add(chunk.len() as u64, Ordering::SeqCst);
+        Ok::<_, io::Error>(chunk.clone())
+    });
+
+    let c = NodeClient::new(ClientOptions {
+        stall_timeout: Duration::from_millis(300),
+        // The best-effort delete on the stalled node cannot succeed either.
+        cleanup_timeout: Duration::from_millis(300),
+        ..ClientOptions::default()
+    })
+    .unwrap();
+    let targets = [good.target(), NodeTarget::new("stalled", &stalled_url)];
+    let err = tokio::time::timeout(Duration::from_secs(30), c.replicate(&targets, ID, body))
+        .await
+        .expect("replication must give up on a stalled node")
+        .unwrap_err();
+    assert!(
+        matches!(&err, ReplicateError::Stalled { node_id, .. } if node_id == "stalled"),
+        "{err}"
+    );
+    // The slowest node sets the pace: only socket buffers and the small
+    // per-node queues were filled, not the whole body.
+    let pulled = pulled.load(Ordering::SeqCst);
+    assert!(
+        pulled < 64 * 1024 * 1024,
+        "pulled {pulled} bytes of a stalled upload"
+    );
+    eventually("aborted upload cleaned on the good node", || async {
+        good.count("tmp") == 0
+    })
+    .await;
+    assert!(!good.object_file(ID).exists());
+    holder.abort();
+}
