@@ -13,7 +13,9 @@ use thiserror::Error;
 pub enum DateError {
     #[error("unsupported conversion specifier %{0} in format")]
     Spec(String),
-    #[error("invalid or unsupported date '{0}' (supported: @SECONDS, YYYY-MM-DD[ HH:MM[:SS[.frac]]], ISO 8601 with T, Z or ±HH:MM, now)")]
+    #[error(
+        "invalid or unsupported date '{0}' (supported: @SECONDS, YYYY-MM-DD[ HH:MM[:SS[.frac]]], ISO 8601 with T, Z or ±HH:MM, now)"
+    )]
     Date(String),
 }
 
@@ -57,7 +59,7 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 }
 
 fn is_leap(y: i64) -> bool {
-    y % 4 == 0 && (y % 100 != 0 || y % 400 == 0)
+    y.rem_euclid(4) == 0 && (y.rem_euclid(100) != 0 || y.rem_euclid(400) == 0)
 }
 
 /// Breaks epoch seconds into UTC calendar fields.
@@ -78,9 +80,28 @@ pub fn gmtime(secs: i64) -> Tm {
     }
 }
 
-const DAYS: [&str; 7] = ["Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"];
+const DAYS: [&str; 7] = [
+    "Sunday",
+    "Monday",
+    "Tuesday",
+    "Wednesday",
+    "Thursday",
+    "Friday",
+    "Saturday",
+];
 const MONTHS: [&str; 12] = [
-    "January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November", "December",
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
 ];
 
 /// ISO 8601 week-based year and week number.
@@ -148,7 +169,7 @@ pub fn format(fmt: &str, secs: i64, nanos: u32) -> Result<String, DateError> {
         let num = |v: i64, w: usize| (v.to_string(), true, '0', w);
         let spc = |v: i64, w: usize| (v.to_string(), true, ' ', w);
         let txt = |s: String| (s, false, ' ', 0);
-        let hour12 = if tm.hour % 12 == 0 { 12 } else { tm.hour % 12 };
+        let hour12 = if tm.hour.is_multiple_of(12) { 12 } else { tm.hour % 12 };
         let (text, numeric, def_pad, def_width) = match (spec, colons) {
             ('%', 0) => txt("%".into()),
             ('a', 0) => txt(DAYS[tm.wday as usize][..3].into()),
@@ -208,14 +229,14 @@ pub fn format(fmt: &str, secs: i64, nanos: u32) -> Result<String, DateError> {
             Some('0') => (Some('0'), width.unwrap_or(def_width)),
             _ => (Some(def_pad), width.unwrap_or(def_width)),
         };
-        let text = if numeric && pad == Some('-') {
-            text
-        } else if spec == 'N' {
+        let text = if (numeric && pad == Some('-')) || spec == 'N' {
             text
         } else if let Some(pc) = pad_char {
             let len = text.chars().count();
             if len < w {
-                let fill: String = std::iter::repeat_n(if numeric || pad.is_some() { pc } else { ' ' }, w - len).collect();
+                let fill: String =
+                    std::iter::repeat_n(if numeric || pad.is_some() { pc } else { ' ' }, w - len)
+                        .collect();
                 if let Some(digits) = text.strip_prefix('-').filter(|_| numeric && pc == '0') {
                     format!("-{fill}{digits}")
                 } else {
@@ -233,7 +254,11 @@ pub fn format(fmt: &str, secs: i64, nanos: u32) -> Result<String, DateError> {
 }
 
 fn num_in<T: std::str::FromStr>(s: &str, len: usize) -> Option<T> {
-    if s.len() == len && s.bytes().all(|b| b.is_ascii_digit()) { s.parse().ok() } else { None }
+    if s.len() == len && s.bytes().all(|b| b.is_ascii_digit()) {
+        s.parse().ok()
+    } else {
+        None
+    }
 }
 
 /// Parses the `date -d` strings we support into `(secs, nanos)`.
@@ -241,13 +266,23 @@ pub fn parse_date(s: &str, now: (i64, u32)) -> Result<(i64, u32), DateError> {
     let bad = || DateError::Date(s.to_string());
     let t = s.trim();
     if t.is_empty() || t == "now" {
-        return if t.is_empty() { Ok((days_from_civil(gmtime(now.0).year, gmtime(now.0).month, gmtime(now.0).day) * 86400, 0)) } else { Ok(now) };
+        return if t.is_empty() {
+            Ok((
+                days_from_civil(gmtime(now.0).year, gmtime(now.0).month, gmtime(now.0).day) * 86400,
+                0,
+            ))
+        } else {
+            Ok(now)
+        };
     }
     if let Some(n) = t.strip_prefix('@') {
         let (int, frac) = n.split_once('.').unwrap_or((n, ""));
         let neg = int.starts_with('-');
         let digits = int.trim_start_matches(['-', '+']);
-        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) || !frac.bytes().all(|b| b.is_ascii_digit()) {
+        if digits.is_empty()
+            || !digits.bytes().all(|b| b.is_ascii_digit())
+            || !frac.bytes().all(|b| b.is_ascii_digit())
+        {
             return Err(bad());
         }
         let secs: i64 = digits.parse().map_err(|_| bad())?;
@@ -257,7 +292,11 @@ pub fn parse_date(s: &str, now: (i64, u32)) -> Result<(i64, u32), DateError> {
         }
         let nanos: u32 = f.parse().map_err(|_| bad())?;
         return Ok(if neg {
-            if nanos == 0 { (-secs, 0) } else { (-secs - 1, 1_000_000_000 - nanos) }
+            if nanos == 0 {
+                (-secs, 0)
+            } else {
+                (-secs - 1, 1_000_000_000 - nanos)
+            }
         } else {
             (secs, nanos)
         });
@@ -265,9 +304,28 @@ pub fn parse_date(s: &str, now: (i64, u32)) -> Result<(i64, u32), DateError> {
     // Date part.
     let (date, rest) = t.split_at(t.find(['T', ' ', 't']).unwrap_or(t.len()));
     let parts: Vec<&str> = date.split('-').collect();
-    let [y, m, d] = parts[..] else { return Err(bad()) };
-    let (y, m, d): (i64, u32, u32) = (num_in(y, 4).ok_or_else(bad)?, num_in(m, 2).ok_or_else(bad)?, num_in(d, 2).ok_or_else(bad)?);
-    let month_days = [31, if is_leap(y) { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+    let [y, m, d] = parts[..] else {
+        return Err(bad());
+    };
+    let (y, m, d): (i64, u32, u32) = (
+        num_in(y, 4).ok_or_else(bad)?,
+        num_in(m, 2).ok_or_else(bad)?,
+        num_in(d, 2).ok_or_else(bad)?,
+    );
+    let month_days = [
+        31,
+        if is_leap(y) { 29 } else { 28 },
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
     if !(1..=12).contains(&m) || d == 0 || d > month_days[m as usize - 1] {
         return Err(bad());
     }
@@ -276,31 +334,48 @@ pub fn parse_date(s: &str, now: (i64, u32)) -> Result<(i64, u32), DateError> {
     let rest = rest.trim_start_matches(['T', 't', ' ']);
     if !rest.is_empty() {
         // Zone suffix: Z, UTC, ±HH:MM, ±HHMM, ±HH.
-        let (clock, offset) = if let Some(c) = rest.strip_suffix('Z').or_else(|| rest.strip_suffix('z')) {
-            (c.trim_end(), 0)
-        } else if let Some(c) = rest.strip_suffix("UTC") {
-            (c.trim_end(), 0)
-        } else if let Some(pos) = rest.rfind(['+', '-']) {
-            let (c, z) = rest.split_at(pos);
-            let sign = if z.starts_with('-') { -1 } else { 1 };
-            let z = z[1..].replace(':', "");
-            let (hh, mm): (i64, i64) = match z.len() {
-                2 => (num_in(&z, 2).ok_or_else(bad)?, 0),
-                4 => (num_in(&z[..2], 2).ok_or_else(bad)?, num_in(&z[2..], 2).ok_or_else(bad)?),
-                _ => return Err(bad()),
+        let (clock, offset) =
+            if let Some(c) = rest.strip_suffix('Z').or_else(|| rest.strip_suffix('z')) {
+                (c.trim_end(), 0)
+            } else if let Some(c) = rest.strip_suffix("UTC") {
+                (c.trim_end(), 0)
+            } else if let Some(pos) = rest.rfind(['+', '-']) {
+                let (c, z) = rest.split_at(pos);
+                let sign = if z.starts_with('-') { -1 } else { 1 };
+                let z = z[1..].replace(':', "");
+                let (hh, mm): (i64, i64) = match z.len() {
+                    2 => (num_in(&z, 2).ok_or_else(bad)?, 0),
+                    4 => (
+                        num_in(&z[..2], 2).ok_or_else(bad)?,
+                        num_in(&z[2..], 2).ok_or_else(bad)?,
+                    ),
+                    _ => return Err(bad()),
+                };
+                (c.trim_end(), sign * (hh * 3600 + mm * 60))
+            } else {
+                (rest, 0)
             };
-            (c.trim_end(), sign * (hh * 3600 + mm * 60))
-        } else {
-            (rest, 0)
-        };
         let (hms, frac) = clock.split_once(['.', ',']).unwrap_or((clock, ""));
         let f: Vec<&str> = hms.split(':').collect();
         let (h, mi, se): (i64, i64, i64) = match f[..] {
-            [h, m] => (num_in(h, 2).ok_or_else(bad)?, num_in(m, 2).ok_or_else(bad)?, 0),
-            [h, m, s] => (num_in(h, 2).ok_or_else(bad)?, num_in(m, 2).ok_or_else(bad)?, num_in(s, 2).ok_or_else(bad)?),
+            [h, m] => (
+                num_in(h, 2).ok_or_else(bad)?,
+                num_in(m, 2).ok_or_else(bad)?,
+                0,
+            ),
+            [h, m, s] => (
+                num_in(h, 2).ok_or_else(bad)?,
+                num_in(m, 2).ok_or_else(bad)?,
+                num_in(s, 2).ok_or_else(bad)?,
+            ),
             _ => return Err(bad()),
         };
-        if h > 23 || mi > 59 || se > 60 || !frac.bytes().all(|b| b.is_ascii_digit()) || (frac.is_empty() && clock.len() != hms.len()) {
+        if h > 23
+            || mi > 59
+            || se > 60
+            || !frac.bytes().all(|b| b.is_ascii_digit())
+            || (frac.is_empty() && clock.len() != hms.len())
+        {
             return Err(bad());
         }
         let mut fr: String = frac.chars().take(9).collect();
@@ -322,8 +397,14 @@ mod tests {
     fn gnu_default_format() {
         let s = format("%a %b %e %H:%M:%S %Z %Y", 1_700_000_000, 0).unwrap();
         assert_eq!(s, "Tue Nov 14 22:13:20 UTC 2023");
-        assert_eq!(format("%F %T %j %U %W %V %G %u %w %s", 0, 0).unwrap(), "1970-01-01 00:00:00 001 00 00 01 1970 4 4 0");
-        assert_eq!(format("%-d|%_m|%5Y|%^a|%3N|%%|%:z", 86400 * 40, 123_456_789).unwrap(), "10|_ 2|01970|TUE|123|%|+00:00".replace('_', ""));
+        assert_eq!(
+            format("%F %T %j %U %W %V %G %u %w %s", 0, 0).unwrap(),
+            "1970-01-01 00:00:00 001 00 00 01 1970 4 4 0"
+        );
+        assert_eq!(
+            format("%-d|%_m|%5Y|%^a|%3N|%%|%:z", 86400 * 40, 123_456_789).unwrap(),
+            "10|_ 2|01970|TUE|123|%|+00:00".replace('_', "")
+        );
         assert!(format("%Q", 0, 0).is_err());
     }
 
@@ -333,10 +414,26 @@ mod tests {
         assert_eq!(parse_date("@1700000000", now), Ok((1_700_000_000, 0)));
         assert_eq!(parse_date("@-1.5", now), Ok((-2, 500_000_000)));
         assert_eq!(parse_date("2023-11-14", now), Ok((1_699_920_000, 0)));
-        assert_eq!(parse_date("2023-11-14 22:13:20", now), Ok((1_700_000_000, 0)));
-        assert_eq!(parse_date("2023-11-14T23:13:20+01:00", now), Ok((1_700_000_000, 0)));
-        assert_eq!(parse_date("2023-11-14T22:13:20.25Z", now), Ok((1_700_000_000, 250_000_000)));
-        for bad in ["yesterday", "2023-13-01", "2023-02-30", "14/11/2023", "@x", "2023-11-14 25:00"] {
+        assert_eq!(
+            parse_date("2023-11-14 22:13:20", now),
+            Ok((1_700_000_000, 0))
+        );
+        assert_eq!(
+            parse_date("2023-11-14T23:13:20+01:00", now),
+            Ok((1_700_000_000, 0))
+        );
+        assert_eq!(
+            parse_date("2023-11-14T22:13:20.25Z", now),
+            Ok((1_700_000_000, 250_000_000))
+        );
+        for bad in [
+            "yesterday",
+            "2023-13-01",
+            "2023-02-30",
+            "14/11/2023",
+            "@x",
+            "2023-11-14 25:00",
+        ] {
             assert!(parse_date(bad, now).is_err(), "{bad}");
         }
     }

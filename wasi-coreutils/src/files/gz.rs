@@ -65,10 +65,18 @@ pub fn main(args: Vec<OsString>, mode: Mode) -> i32 {
     };
     for unsupported in ['r', 'S', 'l'] {
         if p.has(unsupported) {
-            return common::usage_error(&tool, format!("option -{unsupported} is not supported in wasi-coreutils"));
+            return common::usage_error(
+                &tool,
+                format!("option -{unsupported} is not supported in wasi-coreutils"),
+            );
         }
     }
-    let level = p.opts.iter().rev().find_map(|(c, _)| c.to_digit(10)).unwrap_or(6);
+    let level = p
+        .opts
+        .iter()
+        .rev()
+        .find_map(|(c, _)| c.to_digit(10))
+        .unwrap_or(6);
     let o = Opts {
         stdout: p.has('c') || mode == Mode::Zcat,
         decompress: p.has('d') || mode != Mode::Gzip || p.has('t'),
@@ -84,7 +92,11 @@ pub fn main(args: Vec<OsString>, mode: Mode) -> i32 {
     }
     let mut status = 0;
     for f in &files {
-        let s = if f == "-" { stream_stdin(&tool, &o) } else { one_file(&tool, &o, f) };
+        let s = if f == "-" {
+            stream_stdin(&tool, &o)
+        } else {
+            one_file(&tool, &o, f)
+        };
         status = status.max(s);
     }
     status
@@ -98,10 +110,16 @@ fn transform(o: &Opts, r: impl Read, w: &mut impl Write) -> io::Result<()> {
         // truncated header, GNU as "not in gzip format".
         let head = r.fill_buf()?;
         if head.is_empty() {
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "unexpected end of file"));
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "unexpected end of file",
+            ));
         }
         if head.len() < 2 && head[0] != 0x1f || head.len() >= 2 && head[..2] != [0x1f, 0x8b] {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "not in gzip format"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "not in gzip format",
+            ));
         }
         let mut d = MultiGzDecoder::new(r);
         if o.test {
@@ -119,7 +137,9 @@ fn transform(o: &Opts, r: impl Read, w: &mut impl Write) -> io::Result<()> {
 
 fn describe(e: &io::Error) -> String {
     match e.kind() {
-        io::ErrorKind::InvalidInput | io::ErrorKind::InvalidData => "not in gzip format".to_string(),
+        io::ErrorKind::InvalidInput | io::ErrorKind::InvalidData => {
+            "not in gzip format".to_string()
+        }
         io::ErrorKind::UnexpectedEof => "unexpected end of file".to_string(),
         _ => io_msg(e),
     }
@@ -191,7 +211,10 @@ fn one_file(tool: &str, o: &Opts, f: &OsString) -> i32 {
         PathBuf::from(format!("{name}.gz"))
     };
     if target.exists() && !o.force {
-        eprintln!("{tool}: {} already exists;\tnot overwritten", target.display());
+        eprintln!(
+            "{tool}: {} already exists;\tnot overwritten",
+            target.display()
+        );
         return 2;
     }
     let out = match File::create(&target) {
@@ -209,11 +232,11 @@ fn one_file(tool: &str, o: &Opts, f: &OsString) -> i32 {
         eprintln!("{tool}: {name}: {}", describe(&e));
         return 1;
     }
-    if !o.keep {
-        if let Err(e) = fs::remove_file(f) {
-            eprintln!("{tool}: {name}: {}", io_msg(&e));
-            return 1;
-        }
+    if !o.keep
+        && let Err(e) = fs::remove_file(f)
+    {
+        eprintln!("{tool}: {name}: {}", io_msg(&e));
+        return 1;
     }
     0
 }
@@ -224,7 +247,15 @@ mod tests {
     use proptest::prelude::*;
 
     fn opts(decompress: bool) -> Opts {
-        Opts { stdout: true, decompress, keep: true, force: false, quiet: false, test: false, level: 6 }
+        Opts {
+            stdout: true,
+            decompress,
+            keep: true,
+            force: false,
+            quiet: false,
+            test: false,
+            level: 6,
+        }
     }
 
     proptest! {

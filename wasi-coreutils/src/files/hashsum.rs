@@ -60,7 +60,10 @@ fn digest_path(algo: Algo, path: &OsString) -> io::Result<String> {
     }
     let f = File::open(path)?;
     if f.metadata()?.is_dir() {
-        return Err(io::Error::new(io::ErrorKind::IsADirectory, "Is a directory"));
+        return Err(io::Error::new(
+            io::ErrorKind::IsADirectory,
+            "Is a directory",
+        ));
     }
     algo.digest(&mut BufReader::new(f))
 }
@@ -92,7 +95,10 @@ fn unescape_name(name: &str) -> String {
 
 /// GNU's locale-independent quoting of a name in messages (`'a b'`).
 fn shell_quote(name: &str) -> String {
-    if name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-/+,:@%".contains(&b)) {
+    if name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"._-/+,:@%".contains(&b))
+    {
         name.to_string()
     } else {
         format!("'{}'", name.replace('\'', "'\\''"))
@@ -124,7 +130,10 @@ pub fn main(args: Vec<OsString>, algo: Algo) -> i32 {
         check(&tool, algo, &files, &p, &mut out)
     } else {
         if p.has('q') || p.has('s') || p.has('S') || p.has('w') {
-            return common::usage_error(&tool, "the --quiet, --status, --strict and --warn options are meaningful only when verifying checksums");
+            return common::usage_error(
+                &tool,
+                "the --quiet, --status, --strict and --warn options are meaningful only when verifying checksums",
+            );
         }
         let mark = if p.has('b') { '*' } else { ' ' };
         let mut status = 0;
@@ -172,21 +181,37 @@ fn parse_line(line: &str, algo: Algo) -> Option<(String, String)> {
         return None;
     }
     let rest = &line[algo.hex_len()..];
-    let name = rest.strip_prefix(" *").or_else(|| rest.strip_prefix("  "))?;
+    let name = rest
+        .strip_prefix(" *")
+        .or_else(|| rest.strip_prefix("  "))?;
     if name.is_empty() {
         return None;
     }
-    let name = if escaped { unescape_name(name) } else { name.to_string() };
+    let name = if escaped {
+        unescape_name(name)
+    } else {
+        name.to_string()
+    };
     Some((hash.to_ascii_lowercase(), name))
 }
 
-fn check(tool: &str, algo: Algo, lists: &[OsString], p: &crate::files::Parsed, out: &mut impl Write) -> i32 {
+fn check(
+    tool: &str,
+    algo: Algo,
+    lists: &[OsString],
+    p: &crate::files::Parsed,
+    out: &mut impl Write,
+) -> i32 {
     let quiet = p.has('q');
     let status_only = p.has('s');
     let strict = p.has('S');
     let mut status = 0;
     for list in lists {
-        let list_name = if list == "-" { "standard input".to_string() } else { list.to_string_lossy().into_owned() };
+        let list_name = if list == "-" {
+            "standard input".to_string()
+        } else {
+            list.to_string_lossy().into_owned()
+        };
         let reader: Box<dyn BufRead> = if list == "-" {
             Box::new(BufReader::new(io::stdin()))
         } else {
@@ -199,7 +224,8 @@ fn check(tool: &str, algo: Algo, lists: &[OsString], p: &crate::files::Parsed, o
                 }
             }
         };
-        let (mut bad_lines, mut failed, mut unreadable, mut good_lines) = (0usize, 0usize, 0usize, 0usize);
+        let (mut bad_lines, mut failed, mut unreadable, mut good_lines) =
+            (0usize, 0usize, 0usize, 0usize);
         for line in reader.split(b'\n') {
             let line = match line {
                 Ok(l) => l,
@@ -230,7 +256,7 @@ fn check(tool: &str, algo: Algo, lists: &[OsString], p: &crate::files::Parsed, o
                     "FAILED open or read"
                 }
             };
-            if !status_only && !(quiet && verdict == "OK") {
+            if !status_only && (!quiet || verdict != "OK") {
                 let (esc, n) = escape_name(&name);
                 let l = format!("{}{n}: {verdict}\n", if esc { "\\" } else { "" });
                 if let Err(e) = out.write_all(l.as_bytes()) {
@@ -240,20 +266,38 @@ fn check(tool: &str, algo: Algo, lists: &[OsString], p: &crate::files::Parsed, o
         }
         let _ = out.flush();
         if good_lines == 0 {
-            eprintln!("{tool}: {}: no properly formatted checksum lines found", shell_quote(&list_name));
+            eprintln!(
+                "{tool}: {}: no properly formatted checksum lines found",
+                shell_quote(&list_name)
+            );
             status = 1;
             continue;
         }
-        let plural = |n: usize, one: &str, many: &str| if n == 1 { one.to_string() } else { many.to_string() };
+        let plural = |n: usize, one: &str, many: &str| {
+            if n == 1 {
+                one.to_string()
+            } else {
+                many.to_string()
+            }
+        };
         if !status_only {
             if bad_lines > 0 {
-                eprintln!("{tool}: WARNING: {bad_lines} {} improperly formatted", plural(bad_lines, "line is", "lines are"));
+                eprintln!(
+                    "{tool}: WARNING: {bad_lines} {} improperly formatted",
+                    plural(bad_lines, "line is", "lines are")
+                );
             }
             if unreadable > 0 {
-                eprintln!("{tool}: WARNING: {unreadable} listed {} could not be read", plural(unreadable, "file", "files"));
+                eprintln!(
+                    "{tool}: WARNING: {unreadable} listed {} could not be read",
+                    plural(unreadable, "file", "files")
+                );
             }
             if failed > 0 {
-                eprintln!("{tool}: WARNING: {failed} computed {} did NOT match", plural(failed, "checksum", "checksums"));
+                eprintln!(
+                    "{tool}: WARNING: {failed} computed {} did NOT match",
+                    plural(failed, "checksum", "checksums")
+                );
             }
         }
         if failed > 0 || unreadable > 0 || (strict && bad_lines > 0) {
@@ -272,15 +316,27 @@ mod tests {
         let d = |a: Algo| a.digest(&mut &b"abc"[..]).unwrap();
         assert_eq!(d(Algo::Md5), "900150983cd24fb0d6963f7d28e17f72");
         assert_eq!(d(Algo::Sha1), "a9993e364706816aba3e25717850c26c9cd0d89d");
-        assert_eq!(d(Algo::Sha256), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        assert_eq!(
+            d(Algo::Sha256),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
     }
 
     #[test]
     fn check_lines() {
         let h = "0cc175b9c0f1b6a831c399e269772661";
-        assert_eq!(parse_line(&format!("{h}  a b"), Algo::Md5), Some((h.into(), "a b".into())));
-        assert_eq!(parse_line(&format!("{h} *x"), Algo::Md5), Some((h.into(), "x".into())));
-        assert_eq!(parse_line(&format!("\\{h}  a\\\\b\\nc"), Algo::Md5), Some((h.into(), "a\\b\nc".into())));
+        assert_eq!(
+            parse_line(&format!("{h}  a b"), Algo::Md5),
+            Some((h.into(), "a b".into()))
+        );
+        assert_eq!(
+            parse_line(&format!("{h} *x"), Algo::Md5),
+            Some((h.into(), "x".into()))
+        );
+        assert_eq!(
+            parse_line(&format!("\\{h}  a\\\\b\\nc"), Algo::Md5),
+            Some((h.into(), "a\\b\nc".into()))
+        );
         assert_eq!(parse_line("garbage", Algo::Md5), None);
         assert_eq!(parse_line(&format!("{h} x"), Algo::Md5), None);
         assert_eq!(escape_name("a\\b"), (true, "a\\\\b".into()));

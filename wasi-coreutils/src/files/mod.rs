@@ -27,8 +27,8 @@ pub mod copy;
 pub mod datefmt;
 pub mod glob;
 pub mod gz;
-pub mod paths;
 pub mod hashsum;
+pub mod paths;
 
 use std::ffi::OsString;
 
@@ -50,7 +50,11 @@ impl Parsed {
     }
     /// The last value of option `c`.
     pub fn value(&self, c: char) -> Option<&str> {
-        self.opts.iter().rev().find(|(o, _)| *o == c).and_then(|(_, v)| v.as_deref())
+        self.opts
+            .iter()
+            .rev()
+            .find(|(o, _)| *o == c)
+            .and_then(|(_, v)| v.as_deref())
     }
 }
 
@@ -59,7 +63,12 @@ impl Parsed {
 /// may be attached (`-w0`) or the next word, `--long=value` or `--long value`.
 /// `flags` lists the short letters without values, `valued` those with.
 /// Returns the GNU-style complaint for an unknown or incomplete option.
-pub fn getopt(args: &[OsString], flags: &str, valued: &str, longs: &[LongOpt]) -> Result<Parsed, String> {
+pub fn getopt(
+    args: &[OsString],
+    flags: &str,
+    valued: &str,
+    longs: &[LongOpt],
+) -> Result<Parsed, String> {
     let mut p = Parsed::default();
     let mut i = 1;
     let mut only_operands = false;
@@ -142,7 +151,13 @@ mod tests {
 
     #[test]
     fn getopt_clusters_values_and_permutes() {
-        let p = getopt(&os(&["t", "a", "-rw5", "b", "--wrap=7", "--", "-x"]), "r", "w", &[("wrap", 'w', true)]).unwrap();
+        let p = getopt(
+            &os(&["t", "a", "-rw5", "b", "--wrap=7", "--", "-x"]),
+            "r",
+            "w",
+            &[("wrap", 'w', true)],
+        )
+        .unwrap();
         assert!(p.has('r'));
         assert_eq!(p.value('w'), Some("7"));
         assert_eq!(p.operands, os(&["a", "b", "-x"]));

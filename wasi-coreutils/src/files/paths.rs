@@ -11,7 +11,9 @@ pub fn basename(name: &str, suffix: Option<&str>) -> String {
     }
     let base = trimmed.rsplit('/').next().unwrap_or(trimmed);
     match suffix {
-        Some(s) if !s.is_empty() && base != s && base.ends_with(s) => base[..base.len() - s.len()].to_string(),
+        Some(s) if !s.is_empty() && base != s && base.ends_with(s) => {
+            base[..base.len() - s.len()].to_string()
+        }
         _ => base.to_string(),
     }
 }
@@ -26,7 +28,11 @@ pub fn dirname(name: &str) -> String {
         None => ".".to_string(),
         Some(i) => {
             let dir = trimmed[..i].trim_end_matches('/');
-            if dir.is_empty() { "/".to_string() } else { dir.to_string() }
+            if dir.is_empty() {
+                "/".to_string()
+            } else {
+                dir.to_string()
+            }
         }
     }
 }

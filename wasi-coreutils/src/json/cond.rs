@@ -43,7 +43,8 @@ enum Tok {
 }
 
 const PUNCTS: &[&str] = &[
-    "===", "!==", "==", "!=", "<=", ">=", "&&", "||", "++", "--", "<", ">", "!", "(", ")", "[", "]", ".", ";", "=", ",", "-",
+    "===", "!==", "==", "!=", "<=", ">=", "&&", "||", "++", "--", "<", ">", "!", "(", ")", "[",
+    "]", ".", ";", "=", ",", "-",
 ];
 
 fn lex(src: &str) -> Res<Vec<Tok>> {
@@ -56,14 +57,20 @@ fn lex(src: &str) -> Res<Vec<Tok>> {
             i += 1;
         } else if c.is_ascii_alphabetic() || c == '_' || c == '$' {
             let s = i;
-            while i < chars.len() && (chars[i].is_ascii_alphanumeric() || chars[i] == '_' || chars[i] == '$') {
+            while i < chars.len()
+                && (chars[i].is_ascii_alphanumeric() || chars[i] == '_' || chars[i] == '$')
+            {
                 i += 1;
             }
             toks.push(Tok::Ident(chars[s..i].iter().collect()));
-        } else if c.is_ascii_digit() || (c == '.' && chars.get(i + 1).is_some_and(|d| d.is_ascii_digit())) {
+        } else if c.is_ascii_digit()
+            || (c == '.' && chars.get(i + 1).is_some_and(|d| d.is_ascii_digit()))
+        {
             let s = i;
             while i < chars.len() && (chars[i].is_ascii_alphanumeric() || chars[i] == '.') {
-                if (chars[i] == 'e' || chars[i] == 'E') && matches!(chars.get(i + 1), Some('+' | '-')) {
+                if (chars[i] == 'e' || chars[i] == 'E')
+                    && matches!(chars.get(i + 1), Some('+' | '-'))
+                {
                     i += 1;
                 }
                 i += 1;
@@ -72,7 +79,10 @@ fn lex(src: &str) -> Res<Vec<Tok>> {
             let n = if let Some(h) = text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
                 u64::from_str_radix(h, 16).ok().map(|n| n as f64)
             } else {
-                text.parse::<f64>().ok().filter(|_| text.bytes().all(|b| b.is_ascii_digit() || b"eE.+-".contains(&b)))
+                text.parse::<f64>().ok().filter(|_| {
+                    text.bytes()
+                        .all(|b| b.is_ascii_digit() || b"eE.+-".contains(&b))
+                })
             };
             match n {
                 Some(n) => toks.push(Tok::Num(n)),
@@ -106,7 +116,10 @@ fn lex(src: &str) -> Res<Vec<Tok>> {
                     'v' => '\u{b}',
                     '0' => '\0',
                     'u' => {
-                        let hex: String = chars.get(i..i + 4).map(|h| h.iter().collect()).unwrap_or_default();
+                        let hex: String = chars
+                            .get(i..i + 4)
+                            .map(|h| h.iter().collect())
+                            .unwrap_or_default();
                         i += 4;
                         match u32::from_str_radix(&hex, 16).ok().and_then(char::from_u32) {
                             Some(ch) => ch,
@@ -170,7 +183,11 @@ impl P {
         }
     }
     fn expect(&mut self, p: &str) -> Res<()> {
-        if self.eat(p) { Ok(()) } else { unsupported(format!("expected '{p}'")) }
+        if self.eat(p) {
+            Ok(())
+        } else {
+            unsupported(format!("expected '{p}'"))
+        }
     }
 
     fn binary(&mut self, ops: &[&'static str], next: fn(&mut Self) -> Res<Expr>) -> Res<Expr> {
@@ -226,7 +243,11 @@ impl P {
                             self.expect(",")?;
                         }
                     }
-                    if !matches!(name.as_str(), "indexOf" | "includes" | "startsWith" | "endsWith") || args.len() != 1 {
+                    if !matches!(
+                        name.as_str(),
+                        "indexOf" | "includes" | "startsWith" | "endsWith"
+                    ) || args.len() != 1
+                    {
                         return unsupported(format!("method call .{name}(...)"));
                     }
                     e = Expr::Call(Box::new(e), name, args);
@@ -308,7 +329,10 @@ fn check_target(e: &Expr) -> Res<()> {
 
 /// Parses `-c` CODE: one expression (a trailing `;` is allowed).
 pub fn parse_expr(src: &str) -> Res<Expr> {
-    let mut p = P { toks: lex(src)?, i: 0 };
+    let mut p = P {
+        toks: lex(src)?,
+        i: 0,
+    };
     let e = p.or()?;
     p.eat(";");
     p.done()?;
@@ -317,7 +341,10 @@ pub fn parse_expr(src: &str) -> Res<Expr> {
 
 /// Parses `-e` CODE: statements separated by `;`.
 pub fn parse_stmts(src: &str) -> Res<Vec<Stmt>> {
-    let mut p = P { toks: lex(src)?, i: 0 };
+    let mut p = P {
+        toks: lex(src)?,
+        i: 0,
+    };
     let mut out = Vec::new();
     while p.peek().is_some() {
         if p.eat(";") {
@@ -339,7 +366,9 @@ fn to_number(v: &JsVal) -> Res<f64> {
         JsVal::Bool(b) => f64::from(u8::from(*b)),
         JsVal::Num(n) => *n,
         JsVal::Str(s) => str_to_number(s),
-        JsVal::Arr(_) | JsVal::Obj(_) => return unsupported("converting an object or array to a number"),
+        JsVal::Arr(_) | JsVal::Obj(_) => {
+            return unsupported("converting an object or array to a number");
+        }
     })
 }
 
@@ -349,11 +378,24 @@ fn str_to_number(s: &str) -> f64 {
         return 0.0;
     }
     if let Some(h) = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
-        return u64::from_str_radix(h, 16).map(|n| n as f64).unwrap_or(f64::NAN);
+        return u64::from_str_radix(h, 16)
+            .map(|n| n as f64)
+            .unwrap_or(f64::NAN);
     }
     match t.trim_start_matches(['+', '-']) {
-        "Infinity" => return if t.starts_with('-') { f64::NEG_INFINITY } else { f64::INFINITY },
-        body if body.bytes().any(|b| b.is_ascii_alphabetic() && b != b'e' && b != b'E') => return f64::NAN,
+        "Infinity" => {
+            return if t.starts_with('-') {
+                f64::NEG_INFINITY
+            } else {
+                f64::INFINITY
+            };
+        }
+        body if body
+            .bytes()
+            .any(|b| b.is_ascii_alphabetic() && b != b'e' && b != b'E') =>
+        {
+            return f64::NAN;
+        }
         _ => {}
     }
     t.parse().unwrap_or(f64::NAN)
@@ -418,8 +460,14 @@ fn key_of(k: &JsVal) -> Res<String> {
 fn member(base: &JsVal, key: &str) -> Res<JsVal> {
     match base {
         JsVal::Undefined | JsVal::Null => {
-            let what = if *base == JsVal::Null { "null" } else { "undefined" };
-            Err(CodeError::Type(format!("Cannot read properties of {what} (reading '{key}')")))
+            let what = if *base == JsVal::Null {
+                "null"
+            } else {
+                "undefined"
+            };
+            Err(CodeError::Type(format!(
+                "Cannot read properties of {what} (reading '{key}')"
+            )))
         }
         b => Ok(b.get(key)),
     }
@@ -470,7 +518,11 @@ fn call(base: &JsVal, name: &str, arg: &JsVal) -> Res<JsVal> {
                 "indexOf" => {
                     let hay: Vec<u16> = s.encode_utf16().collect();
                     let n: Vec<u16> = needle.encode_utf16().collect();
-                    let pos = if n.is_empty() { Some(0) } else { hay.windows(n.len()).position(|w| w == n.as_slice()) };
+                    let pos = if n.is_empty() {
+                        Some(0)
+                    } else {
+                        hay.windows(n.len()).position(|w| w == n.as_slice())
+                    };
                     JsVal::Num(pos.map_or(-1.0, |p| p as f64))
                 }
                 "includes" => JsVal::Bool(s.contains(needle.as_str())),
@@ -482,9 +534,15 @@ fn call(base: &JsVal, name: &str, arg: &JsVal) -> Res<JsVal> {
             let mut pos = None;
             for (i, x) in a.iter().enumerate() {
                 let eq = match (x, arg) {
-                    (JsVal::Arr(_) | JsVal::Obj(_), _) | (_, JsVal::Arr(_) | JsVal::Obj(_)) => false,
+                    (JsVal::Arr(_) | JsVal::Obj(_), _) | (_, JsVal::Arr(_) | JsVal::Obj(_)) => {
+                        false
+                    }
                     // includes uses SameValueZero: NaN finds NaN.
-                    (JsVal::Num(p), JsVal::Num(q)) if name == "includes" && p.is_nan() && q.is_nan() => true,
+                    (JsVal::Num(p), JsVal::Num(q))
+                        if name == "includes" && p.is_nan() && q.is_nan() =>
+                    {
+                        true
+                    }
                     _ => strict_eq(x, arg)?,
                 };
                 if eq {
@@ -498,7 +556,9 @@ fn call(base: &JsVal, name: &str, arg: &JsVal) -> Res<JsVal> {
                 JsVal::Bool(pos.is_some())
             })
         }
-        (JsVal::Undefined | JsVal::Null, _) => Err(CodeError::Type(format!("Cannot read properties of {base:?} (reading '{name}')"))),
+        (JsVal::Undefined | JsVal::Null, _) => Err(CodeError::Type(format!(
+            "Cannot read properties of {base:?} (reading '{name}')"
+        ))),
         _ => Err(CodeError::Type(format!("{name} is not a function"))),
     }
 }
@@ -549,13 +609,25 @@ fn store(target: &Expr, this: &mut JsVal, v: Option<JsVal>) -> Res<()> {
         obj = match obj {
             JsVal::Obj(pairs) => match pairs.iter_mut().find(|(pk, _)| pk == k) {
                 Some((_, v)) => v,
-                None => return Err(CodeError::Type(format!("Cannot set properties of undefined (setting '{key}')"))),
+                None => {
+                    return Err(CodeError::Type(format!(
+                        "Cannot set properties of undefined (setting '{key}')"
+                    )));
+                }
             },
             JsVal::Arr(a) => match k.parse::<usize>().ok().and_then(|i| a.get_mut(i)) {
                 Some(v) => v,
-                None => return Err(CodeError::Type(format!("Cannot set properties of undefined (setting '{key}')"))),
+                None => {
+                    return Err(CodeError::Type(format!(
+                        "Cannot set properties of undefined (setting '{key}')"
+                    )));
+                }
             },
-            _ => return Err(CodeError::Type(format!("Cannot set properties of a non-object (setting '{key}')"))),
+            _ => {
+                return Err(CodeError::Type(format!(
+                    "Cannot set properties of a non-object (setting '{key}')"
+                )));
+            }
         };
     }
     match v {
@@ -592,7 +664,10 @@ mod tests {
         assert_eq!(check("this.name === \"x\" && !this.n", d), Ok(true));
         assert_eq!(check("this.missing == null", d), Ok(true));
         assert_eq!(check("this.missing === null", d), Ok(false));
-        assert_eq!(check("this.status >= 500 || this.a.length > 1", d), Ok(true));
+        assert_eq!(
+            check("this.status >= 500 || this.a.length > 1", d),
+            Ok(true)
+        );
         assert_eq!(check("this.o.k === 'v'", d), Ok(true));
         assert_eq!(check("this['o'][\"k\"] !== 'v'", d), Ok(false));
         assert_eq!(check("this.a[1] == 2", d), Ok(true));
@@ -603,19 +678,36 @@ mod tests {
 
     #[test]
     fn rejects_outside_subset() {
-        for code in ["status == 200", "this.a + 1", "require('fs')", "/x/.test(this.a)", "this.a.map(x)", "this.a = 1"] {
-            assert!(matches!(parse_expr(code), Err(CodeError::Unsupported(_))), "{code}");
+        for code in [
+            "status == 200",
+            "this.a + 1",
+            "require('fs')",
+            "/x/.test(this.a)",
+            "this.a.map(x)",
+            "this.a = 1",
+        ] {
+            assert!(
+                matches!(parse_expr(code), Err(CodeError::Unsupported(_))),
+                "{code}"
+            );
         }
-        assert!(matches!(check("this.o == this.o", "{\"o\":{}}"), Err(CodeError::Unsupported(_))));
+        assert!(matches!(
+            check("this.o == this.o", "{\"o\":{}}"),
+            Err(CodeError::Unsupported(_))
+        ));
         assert!(matches!(check("this.x.y", "{}"), Err(CodeError::Type(_))));
     }
 
     #[test]
     fn statements_edit() {
         let mut v = parse(r#"{"age":38,"o":{"x":1},"gone":1}"#).unwrap();
-        let s = parse_stmts("this.age++; this.o.y = 'n'; delete this.gone; this.z = this.age > 30").unwrap();
+        let s = parse_stmts("this.age++; this.o.y = 'n'; delete this.gone; this.z = this.age > 30")
+            .unwrap();
         exec(&s, &mut v).unwrap();
-        assert_eq!(v.stringify(0).unwrap(), r#"{"age":39,"o":{"x":1,"y":"n"},"z":true}"#);
+        assert_eq!(
+            v.stringify(0).unwrap(),
+            r#"{"age":39,"o":{"x":1,"y":"n"},"z":true}"#
+        );
     }
 
     proptest! {

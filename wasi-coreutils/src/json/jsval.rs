@@ -35,7 +35,8 @@ const MAX_DEPTH: usize = 10_000;
 
 /// Is `k` a canonical array index ("0", "17"; not "01" or "4294967295")?
 fn index_key(k: &str) -> Option<u32> {
-    if k.is_empty() || (k.len() > 1 && k.starts_with('0')) || !k.bytes().all(|b| b.is_ascii_digit()) {
+    if k.is_empty() || (k.len() > 1 && k.starts_with('0')) || !k.bytes().all(|b| b.is_ascii_digit())
+    {
         return None;
     }
     k.parse::<u32>().ok().filter(|&n| n != u32::MAX)
@@ -44,8 +45,10 @@ fn index_key(k: &str) -> Option<u32> {
 impl JsVal {
     /// Object entries in JavaScript enumeration order.
     pub fn entries(pairs: &[(String, JsVal)]) -> Vec<&(String, JsVal)> {
-        let mut idx: Vec<(u32, &(String, JsVal))> =
-            pairs.iter().filter_map(|p| index_key(&p.0).map(|n| (n, p))).collect();
+        let mut idx: Vec<(u32, &(String, JsVal))> = pairs
+            .iter()
+            .filter_map(|p| index_key(&p.0).map(|n| (n, p)))
+            .collect();
         idx.sort_by_key(|(n, _)| *n);
         let rest = pairs.iter().filter(|p| index_key(&p.0).is_none());
         idx.into_iter().map(|(_, p)| p).chain(rest).collect()
@@ -54,9 +57,18 @@ impl JsVal {
     /// `Object.keys(v)` for objects and arrays (indices as strings).
     pub fn keys(&self) -> Option<Vec<String>> {
         match self {
-            JsVal::Obj(p) => Some(Self::entries(p).into_iter().map(|(k, _)| k.clone()).collect()),
+            JsVal::Obj(p) => Some(
+                Self::entries(p)
+                    .into_iter()
+                    .map(|(k, _)| k.clone())
+                    .collect(),
+            ),
             JsVal::Arr(a) => Some((0..a.len()).map(|i| i.to_string()).collect()),
-            JsVal::Str(s) => Some((0..s.encode_utf16().count()).map(|i| i.to_string()).collect()),
+            JsVal::Str(s) => Some(
+                (0..s.encode_utf16().count())
+                    .map(|i| i.to_string())
+                    .collect(),
+            ),
             _ => None,
         }
     }
@@ -65,10 +77,17 @@ impl JsVal {
     /// of arrays and strings.
     pub fn get(&self, key: &str) -> JsVal {
         match self {
-            JsVal::Obj(p) => p.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone()).unwrap_or(JsVal::Undefined),
+            JsVal::Obj(p) => p
+                .iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| v.clone())
+                .unwrap_or(JsVal::Undefined),
             JsVal::Arr(a) => match key {
                 "length" => JsVal::Num(a.len() as f64),
-                k => index_key(k).and_then(|i| a.get(i as usize)).cloned().unwrap_or(JsVal::Undefined),
+                k => index_key(k)
+                    .and_then(|i| a.get(i as usize))
+                    .cloned()
+                    .unwrap_or(JsVal::Undefined),
             },
             JsVal::Str(s) => match key {
                 "length" => JsVal::Num(s.encode_utf16().count() as f64),
@@ -156,7 +175,10 @@ impl JsVal {
             }
             JsVal::Obj(p) => {
                 // `undefined` members are left out, as JSON.stringify does.
-                let entries: Vec<_> = Self::entries(p).into_iter().filter(|(_, v)| *v != JsVal::Undefined).collect();
+                let entries: Vec<_> = Self::entries(p)
+                    .into_iter()
+                    .filter(|(_, v)| *v != JsVal::Undefined)
+                    .collect();
                 if entries.is_empty() {
                     out.push_str("{}");
                     return;
@@ -210,11 +232,17 @@ pub struct Parser<'a> {
 
 impl<'a> Parser<'a> {
     pub fn new(s: &'a str) -> Self {
-        Parser { s: s.as_bytes(), pos: 0 }
+        Parser {
+            s: s.as_bytes(),
+            pos: 0,
+        }
     }
 
     fn err<T>(&self, msg: &str) -> Result<T, ParseError> {
-        Err(ParseError { msg: msg.to_string(), pos: self.pos })
+        Err(ParseError {
+            msg: msg.to_string(),
+            pos: self.pos,
+        })
     }
 
     /// Skips JSON whitespace; true if input remains.
@@ -348,7 +376,10 @@ impl<'a> Parser<'a> {
     }
 
     fn hex4(&mut self) -> Result<u16, ParseError> {
-        let h = self.s.get(self.pos..self.pos + 4).and_then(|h| std::str::from_utf8(h).ok());
+        let h = self
+            .s
+            .get(self.pos..self.pos + 4)
+            .and_then(|h| std::str::from_utf8(h).ok());
         match h.and_then(|h| u16::from_str_radix(h, 16).ok()) {
             Some(u) => {
                 self.pos += 4;
@@ -438,7 +469,10 @@ mod tests {
     #[test]
     fn stringify_like_node() {
         let v = parse(r#"{"a":[1.50,1e21,"\u0001é\u007f"],"b":{},"c":[]}"#).unwrap();
-        assert_eq!(v.stringify(0).unwrap(), "{\"a\":[1.5,1e+21,\"\\u0001é\u{7f}\"],\"b\":{},\"c\":[]}");
+        assert_eq!(
+            v.stringify(0).unwrap(),
+            "{\"a\":[1.5,1e+21,\"\\u0001é\u{7f}\"],\"b\":{},\"c\":[]}"
+        );
         assert_eq!(
             parse("[1,{\"x\":null}]").unwrap().stringify(2).unwrap(),
             "[\n  1,\n  {\n    \"x\": null\n  }\n]"
@@ -447,7 +481,19 @@ mod tests {
 
     #[test]
     fn rejects_non_json() {
-        for bad in ["", "{", "[1,]", "01", "{'a':1}", "1 2", "\"\u{1}\"", "tru", "-", "1.", "1e"] {
+        for bad in [
+            "",
+            "{",
+            "[1,]",
+            "01",
+            "{'a':1}",
+            "1 2",
+            "\"\u{1}\"",
+            "tru",
+            "-",
+            "1.",
+            "1e",
+        ] {
             assert!(parse(bad).is_err(), "{bad:?}");
         }
     }

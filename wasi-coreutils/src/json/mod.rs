@@ -1,7 +1,7 @@
 //! JSON support shared by the `jq` and `json` tools: number layouts of the
 //! two reference implementations and the jq 1.6 value printer.
 
-pub mod jqwrite;
-pub mod numfmt;
 pub mod cond;
+pub mod jqwrite;
 pub mod jsval;
+pub mod numfmt;

@@ -17,7 +17,11 @@ use crate::files::{getopt, io_msg};
 const TOOL: &str = "base64";
 
 pub fn main(args: Vec<OsString>) -> i32 {
-    let longs = [("decode", 'd', false), ("ignore-garbage", 'i', false), ("wrap", 'w', true)];
+    let longs = [
+        ("decode", 'd', false),
+        ("ignore-garbage", 'i', false),
+        ("wrap", 'w', true),
+    ];
     let p = match getopt(&args, "di", "w", &longs) {
         Ok(p) => p,
         Err(e) => return common::usage_error(TOOL, e),
@@ -25,10 +29,18 @@ pub fn main(args: Vec<OsString>) -> i32 {
     let wrap = match p.value('w').map(str::parse::<usize>) {
         None => 76,
         Some(Ok(n)) => n,
-        Some(Err(_)) => return common::usage_error(TOOL, format!("invalid wrap size: '{}'", p.value('w').unwrap_or(""))),
+        Some(Err(_)) => {
+            return common::usage_error(
+                TOOL,
+                format!("invalid wrap size: '{}'", p.value('w').unwrap_or("")),
+            );
+        }
     };
     if p.operands.len() > 1 {
-        return common::usage_error(TOOL, format!("extra operand '{}'", p.operands[1].to_string_lossy()));
+        return common::usage_error(
+            TOOL,
+            format!("extra operand '{}'", p.operands[1].to_string_lossy()),
+        );
     }
     let mut input: Box<dyn Read> = match p.operands.first() {
         Some(f) if f != "-" => match File::open(f) {
@@ -41,7 +53,11 @@ pub fn main(args: Vec<OsString>) -> i32 {
         _ => Box::new(io::stdin().lock()),
     };
     let mut out = common::stdout();
-    let r = if p.has('d') { decode(&mut input, &mut out, p.has('i')) } else { encode(&mut input, &mut out, wrap) };
+    let r = if p.has('d') {
+        decode(&mut input, &mut out, p.has('i'))
+    } else {
+        encode(&mut input, &mut out, wrap)
+    };
     let r = r.and_then(|ok| common::finish(&mut out).map(|_| ok));
     match r {
         Ok(true) => 0,
@@ -153,7 +169,11 @@ fn decode(r: &mut impl Read, w: &mut impl Write, ignore_garbage: bool) -> io::Re
         return Ok(true);
     }
     // A short final group: GNU still emits the bytes it can.
-    let vals: Vec<u8> = group.iter().take_while(|&&b| b != b'=').filter_map(|&b| sextet(b)).collect();
+    let vals: Vec<u8> = group
+        .iter()
+        .take_while(|&&b| b != b'=')
+        .filter_map(|&b| sextet(b))
+        .collect();
     if vals.len() >= 2 {
         out.push((vals[0] << 2) | (vals[1] >> 4));
     }

@@ -9,12 +9,20 @@ use crate::files::{getopt, paths};
 const TOOL: &str = "basename";
 
 pub fn main(args: Vec<OsString>) -> i32 {
-    let longs = [("multiple", 'a', false), ("suffix", 's', true), ("zero", 'z', false)];
+    let longs = [
+        ("multiple", 'a', false),
+        ("suffix", 's', true),
+        ("zero", 'z', false),
+    ];
     let p = match getopt(&args, "az", "s", &longs) {
         Ok(p) => p,
         Err(e) => return common::usage_error(TOOL, e),
     };
-    let names: Vec<String> = p.operands.iter().map(|a| a.to_string_lossy().into_owned()).collect();
+    let names: Vec<String> = p
+        .operands
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
     if names.is_empty() {
         eprintln!("{TOOL}: missing operand\nTry '{TOOL} --help' for more information.");
         return 1;
@@ -27,7 +35,10 @@ pub fn main(args: Vec<OsString>) -> i32 {
             1 => (&names[..1], None),
             2 => (&names[..1], Some(names[1].as_str())),
             _ => {
-                eprintln!("{TOOL}: extra operand '{}'\nTry '{TOOL} --help' for more information.", names[2]);
+                eprintln!(
+                    "{TOOL}: extra operand '{}'\nTry '{TOOL} --help' for more information.",
+                    names[2]
+                );
                 return 1;
             }
         }
@@ -39,5 +50,9 @@ pub fn main(args: Vec<OsString>) -> i32 {
             break;
         }
     }
-    if common::finish(&mut out).is_err() { 1 } else { 0 }
+    if common::finish(&mut out).is_err() {
+        1
+    } else {
+        0
+    }
 }

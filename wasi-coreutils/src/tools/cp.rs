@@ -26,7 +26,10 @@ pub fn main(args: Vec<OsString>) -> i32 {
         Err(e) => return common::usage_error(TOOL, e),
     };
     if p.has('p') {
-        return common::usage_error(TOOL, "option -p/--preserve is not supported: WASI has no modes or owners");
+        return common::usage_error(
+            TOOL,
+            "option -p/--preserve is not supported: WASI has no modes or owners",
+        );
     }
     let recursive = p.has('r') || p.has('R') || p.has('a');
     let ops: Vec<PathBuf> = p.operands.iter().map(PathBuf::from).collect();
@@ -36,7 +39,10 @@ pub fn main(args: Vec<OsString>) -> i32 {
             return 1;
         }
         1 => {
-            eprintln!("{TOOL}: missing destination file operand after '{}'\nTry '{TOOL} --help' for more information.", ops[0].display());
+            eprintln!(
+                "{TOOL}: missing destination file operand after '{}'\nTry '{TOOL} --help' for more information.",
+                ops[0].display()
+            );
             return 1;
         }
         _ => {}
@@ -54,7 +60,12 @@ pub fn main(args: Vec<OsString>) -> i32 {
         let target = if into_dir {
             match s.file_name() {
                 Some(n) => dest.join(n),
-                None => dest.join(Path::new(s).components().next_back().map_or(s.as_os_str(), |c| c.as_os_str())),
+                None => dest.join(
+                    Path::new(s)
+                        .components()
+                        .next_back()
+                        .map_or(s.as_os_str(), |c| c.as_os_str()),
+                ),
             }
         } else {
             dest.clone()
@@ -63,7 +74,11 @@ pub fn main(args: Vec<OsString>) -> i32 {
             continue;
         }
         if target.exists() && std::fs::canonicalize(&target).ok() == std::fs::canonicalize(s).ok() {
-            eprintln!("{TOOL}: '{}' and '{}' are the same file", s.display(), target.display());
+            eprintln!(
+                "{TOOL}: '{}' and '{}' are the same file",
+                s.display(),
+                target.display()
+            );
             status = 1;
             continue;
         }

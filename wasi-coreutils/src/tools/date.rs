@@ -41,8 +41,15 @@ pub fn main(args: Vec<OsString>) -> i32 {
     let mut rest = Vec::new();
     for a in &args {
         let s = a.to_string_lossy();
-        if let Some(v) = s.strip_prefix("--iso-8601=").or_else(|| s.strip_prefix("-I").filter(|_| !s.starts_with("--"))) {
-            iso = Some(if v.is_empty() { "date".into() } else { v.into() });
+        if let Some(v) = s
+            .strip_prefix("--iso-8601=")
+            .or_else(|| s.strip_prefix("-I").filter(|_| !s.starts_with("--")))
+        {
+            iso = Some(if v.is_empty() {
+                "date".into()
+            } else {
+                v.into()
+            });
         } else if s == "--iso-8601" {
             iso = Some("date".into());
         } else {
@@ -54,15 +61,26 @@ pub fn main(args: Vec<OsString>) -> i32 {
         Err(e) => return common::usage_error(TOOL, e),
     };
     match std::env::var("TZ").as_deref() {
-        Err(_) | Ok("" | "UTC" | "UTC0" | "GMT" | "GMT0" | ":UTC" | "Etc/UTC" | "UTC+0" | "UTC-0") => {}
-        Ok(tz) => return common::usage_error(TOOL, format!("time zone TZ={tz} is not supported (only UTC)")),
+        Err(_)
+        | Ok("" | "UTC" | "UTC0" | "GMT" | "GMT0" | ":UTC" | "Etc/UTC" | "UTC+0" | "UTC-0") => {}
+        Ok(tz) => {
+            return common::usage_error(
+                TOOL,
+                format!("time zone TZ={tz} is not supported (only UTC)"),
+            );
+        }
     }
     let mut fmt: Option<String> = None;
     for op in &p.operands {
         let s = op.to_string_lossy();
         match s.strip_prefix('+') {
             Some(f) if fmt.is_none() => fmt = Some(f.to_string()),
-            _ => return common::usage_error(TOOL, format!("extra operand '{s}' (setting the date is not supported)")),
+            _ => {
+                return common::usage_error(
+                    TOOL,
+                    format!("extra operand '{s}' (setting the date is not supported)"),
+                );
+            }
         }
     }
     let now = epoch(SystemTime::now());
@@ -82,7 +100,10 @@ pub fn main(args: Vec<OsString>) -> i32 {
     } else {
         now
     };
-    let chosen = [fmt.is_some(), iso.is_some(), p.has('R')].iter().filter(|b| **b).count();
+    let chosen = [fmt.is_some(), iso.is_some(), p.has('R')]
+        .iter()
+        .filter(|b| **b)
+        .count();
     if chosen > 1 {
         return common::usage_error(TOOL, "multiple output formats specified");
     }
@@ -95,7 +116,12 @@ pub fn main(args: Vec<OsString>) -> i32 {
             "minutes" => "%Y-%m-%dT%H:%M%:z".into(),
             "seconds" => "%Y-%m-%dT%H:%M:%S%:z".into(),
             "ns" => "%Y-%m-%dT%H:%M:%S,%N%:z".into(),
-            other => return common::usage_error(TOOL, format!("invalid argument '{other}' for '--iso-8601'")),
+            other => {
+                return common::usage_error(
+                    TOOL,
+                    format!("invalid argument '{other}' for '--iso-8601'"),
+                );
+            }
         }
     } else if p.has('R') {
         "%a, %d %b %Y %H:%M:%S %z".into()
@@ -106,7 +132,11 @@ pub fn main(args: Vec<OsString>) -> i32 {
         Ok(s) => {
             let mut out = common::stdout();
             let _ = writeln!(out, "{s}");
-            if common::finish(&mut out).is_err() { 1 } else { 0 }
+            if common::finish(&mut out).is_err() {
+                1
+            } else {
+                0
+            }
         }
         Err(e) => common::usage_error(TOOL, e),
     }

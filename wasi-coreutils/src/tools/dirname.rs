@@ -24,5 +24,9 @@ pub fn main(args: Vec<OsString>) -> i32 {
             break;
         }
     }
-    if common::finish(&mut out).is_err() { 1 } else { 0 }
+    if common::finish(&mut out).is_err() {
+        1
+    } else {
+        0
+    }
 }

@@ -13,7 +13,11 @@ use crate::files::getopt;
 const TOOL: &str = "env";
 
 pub fn main(args: Vec<OsString>) -> i32 {
-    let longs = [("ignore-environment", 'i', false), ("null", '0', false), ("unset", 'u', true)];
+    let longs = [
+        ("ignore-environment", 'i', false),
+        ("null", '0', false),
+        ("unset", 'u', true),
+    ];
     // Options stop at the first operand: everything after belongs to the command.
     let split = args
         .iter()
@@ -34,9 +38,15 @@ pub fn main(args: Vec<OsString>) -> i32 {
         Err(e) => return common::usage_error(TOOL, e),
     };
     let mut vars: BTreeMap<usize, (String, String)> = BTreeMap::new();
-    if !p.has('i') && !rest.first().is_some_and(|a| a == "-") {
+    if !(p.has('i') || rest.first().is_some_and(|a| a == "-")) {
         for (i, (k, v)) in std::env::vars_os().enumerate() {
-            vars.insert(i, (k.to_string_lossy().into_owned(), v.to_string_lossy().into_owned()));
+            vars.insert(
+                i,
+                (
+                    k.to_string_lossy().into_owned(),
+                    v.to_string_lossy().into_owned(),
+                ),
+            );
         }
     }
     for (c, v) in &p.opts {
@@ -49,19 +59,19 @@ pub fn main(args: Vec<OsString>) -> i32 {
     for a in rest.iter().skip_while(|a| *a == "-") {
         let s = a.to_string_lossy();
         match s.split_once('=') {
-            Some((k, v)) if !k.is_empty() => {
-                match vars.values_mut().find(|(name, _)| name == k) {
-                    Some(slot) => slot.1 = v.to_string(),
-                    None => {
-                        vars.insert(next, (k.to_string(), v.to_string()));
-                        next += 1;
-                    }
+            Some((k, v)) if !k.is_empty() => match vars.values_mut().find(|(name, _)| name == k) {
+                Some(slot) => slot.1 = v.to_string(),
+                None => {
+                    vars.insert(next, (k.to_string(), v.to_string()));
+                    next += 1;
                 }
-            }
+            },
             _ => {
                 return common::usage_error(
                     TOOL,
-                    format!("cannot run '{s}': running commands is not supported inside wasm (use VAR=value {s} in the shell)"),
+                    format!(
+                        "cannot run '{s}': running commands is not supported inside wasm (use VAR=value {s} in the shell)"
+                    ),
                 );
             }
         }
@@ -73,5 +83,9 @@ pub fn main(args: Vec<OsString>) -> i32 {
             break;
         }
     }
-    if common::finish(&mut out).is_err() { 1 } else { 0 }
+    if common::finish(&mut out).is_err() {
+        1
+    } else {
+        0
+    }
 }

@@ -75,7 +75,8 @@ impl Parser<'_> {
         t
     }
     fn arg(&mut self, prim: &str) -> Result<String, String> {
-        self.next().ok_or_else(|| format!("missing argument to `{prim}'"))
+        self.next()
+            .ok_or_else(|| format!("missing argument to `{prim}'"))
     }
     fn peek(&self) -> Option<&str> {
         self.toks.get(self.i).map(String::as_str)
@@ -130,7 +131,9 @@ impl Parser<'_> {
                 e
             }
             "-name" | "-iname" => Node::Name(self.arg(&t)?, t == "-iname"),
-            "-path" | "-ipath" | "-wholename" | "-iwholename" => Node::Path(self.arg(&t)?, t.starts_with("-i")),
+            "-path" | "-ipath" | "-wholename" | "-iwholename" => {
+                Node::Path(self.arg(&t)?, t.starts_with("-i"))
+            }
             "-type" => {
                 let a = self.arg(&t)?;
                 match a.as_str() {
@@ -160,13 +163,17 @@ impl Parser<'_> {
             "-empty" => Node::Empty,
             "-newer" => {
                 let f = self.arg(&t)?;
-                let m = fs::metadata(&f).and_then(|m| m.modified()).map_err(|e| format!("'{f}': {}", io_msg(&e)))?;
+                let m = fs::metadata(&f)
+                    .and_then(|m| m.modified())
+                    .map_err(|e| format!("'{f}': {}", io_msg(&e)))?;
                 Node::Newer(m)
             }
             "-mtime" | "-mmin" => {
                 let a = self.arg(&t)?;
                 let (cmp, rest) = numeric(&a).ok_or("invalid number")?;
-                let n: i64 = rest.parse().map_err(|_| format!("invalid argument '{a}' to '{t}'"))?;
+                let n: i64 = rest
+                    .parse()
+                    .map_err(|_| format!("invalid argument '{a}' to '{t}'"))?;
                 Node::Age(cmp, n, if t == "-mtime" { 86400 } else { 60 })
             }
             "-true" => Node::Const(true),
@@ -187,7 +194,9 @@ impl Parser<'_> {
             }
             "-maxdepth" | "-mindepth" => {
                 let a = self.arg(&t)?;
-                let n: usize = a.parse().map_err(|_| format!("Expected a positive decimal integer argument to {t}, but got '{a}'"))?;
+                let n: usize = a.parse().map_err(|_| {
+                    format!("Expected a positive decimal integer argument to {t}, but got '{a}'")
+                })?;
                 if t == "-maxdepth" {
                     self.g.maxdepth = Some(n);
                 } else {
@@ -200,7 +209,9 @@ impl Parser<'_> {
                 Node::Const(true)
             }
             "-exec" | "-execdir" | "-ok" | "-okdir" => {
-                return Err(format!("{t} is not supported: commands cannot be executed inside wasm (use xargs in the pipeline)"));
+                return Err(format!(
+                    "{t} is not supported: commands cannot be executed inside wasm (use xargs in the pipeline)"
+                ));
             }
             other => return Err(format!("unknown or unsupported predicate '{other}'")),
         })
@@ -216,10 +227,21 @@ struct Walker<'a, W: Write> {
 }
 
 impl<W: Write> Walker<'_, W> {
-    fn eval(&mut self, n: &Node, path: &str, name: &str, m: &Metadata, prune: &mut bool) -> io::Result<bool> {
+    fn eval(
+        &mut self,
+        n: &Node,
+        path: &str,
+        name: &str,
+        m: &Metadata,
+        prune: &mut bool,
+    ) -> io::Result<bool> {
         Ok(match n {
-            Node::And(a, b) => self.eval(a, path, name, m, prune)? && self.eval(b, path, name, m, prune)?,
-            Node::Or(a, b) => self.eval(a, path, name, m, prune)? || self.eval(b, path, name, m, prune)?,
+            Node::And(a, b) => {
+                self.eval(a, path, name, m, prune)? && self.eval(b, path, name, m, prune)?
+            }
+            Node::Or(a, b) => {
+                self.eval(a, path, name, m, prune)? || self.eval(b, path, name, m, prune)?
+            }
             Node::Comma(a, b) => {
                 self.eval(a, path, name, m, prune)?;
                 self.eval(b, path, name, m, prune)?
@@ -242,7 +264,9 @@ impl<W: Write> Walker<'_, W> {
             }
             Node::Empty => {
                 if m.is_dir() {
-                    fs::read_dir(path).map(|mut d| d.next().is_none()).unwrap_or(false)
+                    fs::read_dir(path)
+                        .map(|mut d| d.next().is_none())
+                        .unwrap_or(false)
                 } else {
                     m.is_file() && m.len() == 0
                 }
@@ -277,7 +301,11 @@ impl<W: Write> Walker<'_, W> {
                 true
             }
             Node::Delete => {
-                let r = if m.is_dir() { fs::remove_dir(path) } else { fs::remove_file(path) };
+                let r = if m.is_dir() {
+                    fs::remove_dir(path)
+                } else {
+                    fs::remove_file(path)
+                };
                 match r {
                     Ok(()) => true,
                     Err(e) => {
@@ -321,7 +349,11 @@ impl<W: Write> Walker<'_, W> {
                             }
                         };
                         let child_name = ent.file_name().to_string_lossy().into_owned();
-                        let child = if path.ends_with('/') { format!("{path}{child_name}") } else { format!("{path}/{child_name}") };
+                        let child = if path.ends_with('/') {
+                            format!("{path}{child_name}")
+                        } else {
+                            format!("{path}/{child_name}")
+                        };
                         self.visit(&child, &child_name, depth + 1)?;
                     }
                 }
@@ -341,7 +373,11 @@ impl<W: Write> Walker<'_, W> {
 }
 
 pub fn main(args: Vec<OsString>) -> i32 {
-    let words: Vec<String> = args.iter().skip(1).map(|a| a.to_string_lossy().into_owned()).collect();
+    let words: Vec<String> = args
+        .iter()
+        .skip(1)
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
     let first_expr = words
         .iter()
         .position(|w| (w.starts_with('-') && w.len() > 1) || w == "!" || w == "(" || w == ",")
@@ -352,22 +388,44 @@ pub fn main(args: Vec<OsString>) -> i32 {
     }
     let toks = &words[first_expr..];
     let now = SystemTime::now();
-    let mut p = Parser { toks, i: 0, g: Global::default(), now };
+    let mut p = Parser {
+        toks,
+        i: 0,
+        g: Global::default(),
+        now,
+    };
     let expr = if toks.is_empty() {
         Node::Const(true)
     } else {
         match p.comma() {
             Ok(e) if p.i >= toks.len() => e,
-            Ok(_) => return common::usage_error(TOOL, format!("paths must precede expression: '{}'", toks[p.i - 1])),
+            Ok(_) => {
+                return common::usage_error(
+                    TOOL,
+                    format!("paths must precede expression: '{}'", toks[p.i - 1]),
+                );
+            }
             Err(e) => return common::usage_error(TOOL, e),
         }
     };
-    let expr = if p.g.has_action { expr } else { Node::And(Box::new(expr), Box::new(Node::Print)) };
+    let expr = if p.g.has_action {
+        expr
+    } else {
+        Node::And(Box::new(expr), Box::new(Node::Print))
+    };
     let g = p.g;
     let mut out = common::stdout();
-    let mut w = Walker { expr: &expr, g: &g, now: p.now, out: &mut out, status: 0 };
+    let mut w = Walker {
+        expr: &expr,
+        g: &g,
+        now: p.now,
+        out: &mut out,
+        status: 0,
+    };
     for r in &roots {
-        let name = Path::new(r).file_name().map_or_else(|| r.clone(), |n| n.to_string_lossy().into_owned());
+        let name = Path::new(r)
+            .file_name()
+            .map_or_else(|| r.clone(), |n| n.to_string_lossy().into_owned());
         if let Err(e) = w.visit(r, &name, 0) {
             if common::is_broken_pipe(&e) {
                 return 0;
@@ -392,14 +450,30 @@ mod tests {
 
     fn parse(words: &[&str]) -> Result<(Node, Global), String> {
         let toks: Vec<String> = words.iter().map(|s| s.to_string()).collect();
-        let mut p = Parser { toks: &toks, i: 0, g: Global::default(), now: SystemTime::now() };
+        let mut p = Parser {
+            toks: &toks,
+            i: 0,
+            g: Global::default(),
+            now: SystemTime::now(),
+        };
         let e = p.comma()?;
         Ok((e, p.g))
     }
 
     #[test]
     fn parses_operators_and_options() {
-        let (e, g) = parse(&["-maxdepth", "2", "-name", "*.c", "-o", "!", "-type", "d", "-print0"]).unwrap();
+        let (e, g) = parse(&[
+            "-maxdepth",
+            "2",
+            "-name",
+            "*.c",
+            "-o",
+            "!",
+            "-type",
+            "d",
+            "-print0",
+        ])
+        .unwrap();
         assert!(matches!(e, Node::Or(..)));
         assert_eq!(g.maxdepth, Some(2));
         assert!(g.has_action);

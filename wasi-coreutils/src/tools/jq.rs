@@ -130,7 +130,9 @@ fn parse_args(args: &[OsString]) -> Result<Opts, String> {
                 } else {
                     jaq_json::read::parse_single(common::arg_bytes(value))
                         .map(jq_numbers)
-                        .map_err(|_| format!("Invalid JSON text passed to --argjson: {}", text(value)))?
+                        .map_err(|_| {
+                            format!("Invalid JSON text passed to --argjson: {}", text(value))
+                        })?
                 };
                 o.vars.push((text(name), value));
             }
@@ -151,7 +153,11 @@ fn parse_args(args: &[OsString]) -> Result<Opts, String> {
                         'a' => o.style.ascii = true,
                         'R' => o.raw_input = true,
                         'M' => {}
-                        _ => return Err(format!("Unknown option: {short} (unsupported in wasi-coreutils jq)")),
+                        _ => {
+                            return Err(format!(
+                                "Unknown option: {short} (unsupported in wasi-coreutils jq)"
+                            ));
+                        }
                     }
                 }
             }
@@ -167,14 +173,23 @@ fn open_inputs(files: &[OsString]) -> Result<Box<dyn BufRead>, String> {
     }
     let mut r: Box<dyn Read> = Box::new(io::empty());
     for f in files {
-        let file = File::open(f).map_err(|e| format!("error: Could not open {}: {}", f.to_string_lossy(), crate::files::io_msg(&e)))?;
+        let file = File::open(f).map_err(|e| {
+            format!(
+                "error: Could not open {}: {}",
+                f.to_string_lossy(),
+                crate::files::io_msg(&e)
+            )
+        })?;
         r = Box::new(r.chain(file));
     }
     Ok(Box::new(BufReader::with_capacity(64 * 1024, r)))
 }
 
 /// The input values: JSON texts, or raw lines with `-R`, slurped with `-s`.
-fn values<'a>(o: &Opts, mut r: Box<dyn BufRead + 'a>) -> Box<dyn Iterator<Item = Result<Val, String>> + 'a> {
+fn values<'a>(
+    o: &Opts,
+    mut r: Box<dyn BufRead + 'a>,
+) -> Box<dyn Iterator<Item = Result<Val, String>> + 'a> {
     let parse_err = |e: io::Error| format!("{e}");
     match (o.raw_input, o.slurp) {
         (true, true) => {
@@ -186,10 +201,12 @@ fn values<'a>(o: &Opts, mut r: Box<dyn BufRead + 'a>) -> Box<dyn Iterator<Item =
             ))
         }
         (true, false) => Box::new(r.split(b'\n').map(move |l| {
-            l.map(|l| Val::from(String::from_utf8_lossy(&l).into_owned())).map_err(parse_err)
+            l.map(|l| Val::from(String::from_utf8_lossy(&l).into_owned()))
+                .map_err(parse_err)
         })),
         (false, slurp) => {
-            let vals = jaq_json::read::read_many(r).map(move |v| v.map(jq_numbers).map_err(parse_err));
+            let vals =
+                jaq_json::read::read_many(r).map(move |v| v.map(jq_numbers).map_err(parse_err));
             if slurp {
                 let all: Result<Vec<Val>, String> = vals.collect();
                 Box::new(std::iter::once(all.map(|v| v.into_iter().collect())))
@@ -214,9 +231,18 @@ pub fn main(args: Vec<OsString>) -> i32 {
     let var_names: Vec<String> = vars.iter().map(|(n, _)| format!("${n}")).collect();
     let arena = Arena::default();
     let extra = jaq_core::load::parse(EXTRA_DEFS, |p| p.defs()).unwrap_or_default();
-    let defs = jaq_core::defs().chain(jaq_std::defs()).chain(jaq_json::defs()).chain(extra);
+    let defs = jaq_core::defs()
+        .chain(jaq_std::defs())
+        .chain(jaq_json::defs())
+        .chain(extra);
     let loader = Loader::new(defs);
-    let modules = match loader.load(&arena, JqFile { code: code.as_str(), path: () }) {
+    let modules = match loader.load(
+        &arena,
+        JqFile {
+            code: code.as_str(),
+            path: (),
+        },
+    ) {
         Ok(m) => m,
         Err(errs) => {
             for (_, e) in errs {
@@ -229,8 +255,15 @@ pub fn main(args: Vec<OsString>) -> i32 {
     let funs = jaq_core::funs()
         .chain(jaq_std::funs())
         .chain(jaq_json::funs())
-        .chain(jaq_std::input::funs::<Data>().into_vec().into_iter().map(jaq_core::native::run::<Data>));
-    let compiler = Compiler::default().with_funs(funs).with_global_vars(var_names.iter().map(|s| s.as_str()));
+        .chain(
+            jaq_std::input::funs::<Data>()
+                .into_vec()
+                .into_iter()
+                .map(jaq_core::native::run::<Data>),
+        );
+    let compiler = Compiler::default()
+        .with_funs(funs)
+        .with_global_vars(var_names.iter().map(|s| s.as_str()));
     let filter = match compiler.compile(modules) {
         Ok(f) => f,
         Err(errs) => {
@@ -250,7 +283,10 @@ pub fn main(args: Vec<OsString>) -> i32 {
     };
     let inputs = RcIter::new(values(&o, reader));
     let inputs: &RcIter<dyn Iterator<Item = Result<Val, String>>> = &inputs;
-    let global = Global { lut: &filter.lut, inputs };
+    let global = Global {
+        lut: &filter.lut,
+        inputs,
+    };
     let ctx = Ctx::<Data>::new(&global, Vars::new(vars.iter().map(|(_, v)| v.clone())));
 
     let mut out = common::stdout();
@@ -345,15 +381,22 @@ fn jq_numbers(v: Val) -> Val {
         Val::Num(n) => {
             let x = jqwrite::num_f64(&n);
             let negative_zero = x == 0.0 && x.is_sign_negative();
-            if x.fract() == 0.0 && x.abs() < 9007199254740992.0 && !negative_zero {
-                if let Ok(i) = isize::try_from(x as i64) {
-                    return Val::Num(jaq_json::Num::Int(i));
-                }
+            if x.fract() == 0.0
+                && x.abs() < 9007199254740992.0
+                && !negative_zero
+                && let Ok(i) = isize::try_from(x as i64)
+            {
+                return Val::Num(jaq_json::Num::Int(i));
             }
-            Val::Num(jaq_json::Num::Dec(jaq_json::Rc::new(crate::json::numfmt::jq(x))))
+            Val::Num(jaq_json::Num::Dec(jaq_json::Rc::new(
+                crate::json::numfmt::jq(x),
+            )))
         }
         Val::Arr(a) => Val::Arr(jaq_json::Rc::new(
-            jaq_json::Rc::unwrap_or_clone(a).into_iter().map(jq_numbers).collect(),
+            jaq_json::Rc::unwrap_or_clone(a)
+                .into_iter()
+                .map(jq_numbers)
+                .collect(),
         )),
         Val::Obj(o) => Val::obj(
             jaq_json::Rc::unwrap_or_clone(o)
@@ -387,15 +430,31 @@ fn io_fail(e: io::Error) -> i32 {
 fn load_error(e: &jaq_core::load::Error<&str>) -> String {
     use jaq_core::load::Error;
     match e {
-        Error::Io(errs) => errs.iter().map(|(p, e)| format!("could not load {p}: {e}")).collect::<Vec<_>>().join("; "),
+        Error::Io(errs) => errs
+            .iter()
+            .map(|(p, e)| format!("could not load {p}: {e}"))
+            .collect::<Vec<_>>()
+            .join("; "),
         Error::Lex(errs) => errs
             .iter()
-            .map(|(expected, found)| format!("syntax error: expected {} near {:?}", expected.as_str(), first_chars(found)))
+            .map(|(expected, found)| {
+                format!(
+                    "syntax error: expected {} near {:?}",
+                    expected.as_str(),
+                    first_chars(found)
+                )
+            })
             .collect::<Vec<_>>()
             .join("; "),
         Error::Parse(errs) => errs
             .iter()
-            .map(|(expected, found)| format!("syntax error: expected {} near {:?}", expected.as_str(), first_chars(found)))
+            .map(|(expected, found)| {
+                format!(
+                    "syntax error: expected {} near {:?}",
+                    expected.as_str(),
+                    first_chars(found)
+                )
+            })
             .collect::<Vec<_>>()
             .join("; "),
     }
@@ -410,12 +469,26 @@ mod tests {
     use super::*;
 
     fn args(v: &[&str]) -> Vec<OsString> {
-        std::iter::once("jq").chain(v.iter().copied()).map(OsString::from).collect()
+        std::iter::once("jq")
+            .chain(v.iter().copied())
+            .map(OsString::from)
+            .collect()
     }
 
     #[test]
     fn parses_combined_flags_and_vars() {
-        let o = parse_args(&args(&["-rc", "--arg", "x", "1", "--argjson", "y", "[1]", ".", "f"])).unwrap();
+        let o = parse_args(&args(&[
+            "-rc",
+            "--arg",
+            "x",
+            "1",
+            "--argjson",
+            "y",
+            "[1]",
+            ".",
+            "f",
+        ]))
+        .unwrap();
         assert!(o.raw && o.style.indent.is_empty());
         assert_eq!(o.filter.as_deref(), Some("."));
         assert_eq!(o.files.len(), 1);
@@ -429,8 +502,12 @@ mod tests {
 
     #[test]
     fn numbers_take_jq_text() {
-        let v = jaq_json::read::parse_single(b"[1.0, 1e17, 12345678901234567890, -0.0, 2.5]").unwrap();
-        assert_eq!(jq_numbers(v).to_string(), "[1,1e+17,12345678901234567000,-0,2.5]");
+        let v =
+            jaq_json::read::parse_single(b"[1.0, 1e17, 12345678901234567890, -0.0, 2.5]").unwrap();
+        assert_eq!(
+            jq_numbers(v).to_string(),
+            "[1,1e+17,12345678901234567000,-0,2.5]"
+        );
     }
 
     #[test]

@@ -58,7 +58,9 @@ fn set_mode(o: &mut Opts, mode: &str) -> Result<(), Usage> {
     } else if let Some(r) = mode.strip_prefix("json") {
         (true, r)
     } else {
-        return Err(Usage(format!("unsupported output mode: \"{mode}\" (supported: jsony, json, jsony-N, json-N)")));
+        return Err(Usage(format!(
+            "unsupported output mode: \"{mode}\" (supported: jsony, json, jsony-N, json-N)"
+        )));
     };
     o.json_mode = json;
     o.indent = match rest {
@@ -72,8 +74,17 @@ fn set_mode(o: &mut Opts, mode: &str) -> Result<(), Usage> {
 }
 
 fn parse_args(args: &[OsString]) -> Result<Opts, Usage> {
-    let mut o = Opts { delim: " ".into(), lookup_delim: '.', indent: 2, ..Opts::default() };
-    let args: Vec<String> = args.iter().skip(1).map(|a| a.to_string_lossy().into_owned()).collect();
+    let mut o = Opts {
+        delim: " ".into(),
+        lookup_delim: '.',
+        indent: 2,
+        ..Opts::default()
+    };
+    let args: Vec<String> = args
+        .iter()
+        .skip(1)
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
     let mut i = 0;
     let mut positional_only = false;
     while i < args.len() {
@@ -83,8 +94,11 @@ fn parse_args(args: &[OsString]) -> Result<Opts, Usage> {
             o.lookups.push(a.clone());
             continue;
         }
-        let mut value = |name: &str, i: &mut usize| -> Result<String, Usage> {
-            let v = args.get(*i).cloned().ok_or_else(|| Usage(format!("option {name} requires an argument")))?;
+        let value = |name: &str, i: &mut usize| -> Result<String, Usage> {
+            let v = args
+                .get(*i)
+                .cloned()
+                .ok_or_else(|| Usage(format!("option {name} requires an argument")))?;
             *i += 1;
             Ok(v)
         };
@@ -99,13 +113,17 @@ fn parse_args(args: &[OsString]) -> Result<Opts, Usage> {
             "--quiet" => o.quiet = true,
             "--output" => set_mode(&mut o, &value("-o", &mut i)?)?,
             "--in-place" | "--deep-merge" | "--inspect" => {
-                return Err(Usage(format!("option {a} is not supported in wasi-coreutils json")));
+                return Err(Usage(format!(
+                    "option {a} is not supported in wasi-coreutils json"
+                )));
             }
             "-j0" => {
                 o.json_mode = true;
                 o.indent = 0;
             }
-            long if long.starts_with("--") => return Err(Usage(format!("unknown option: \"{long}\""))),
+            long if long.starts_with("--") => {
+                return Err(Usage(format!("unknown option: \"{long}\"")));
+            }
             short => {
                 let chars: Vec<char> = short[1..].chars().collect();
                 let mut k = 0;
@@ -116,7 +134,11 @@ fn parse_args(args: &[OsString]) -> Result<Opts, Usage> {
                     let mut take = |i: &mut usize| -> Result<String, Usage> {
                         let rest: String = chars[k..].iter().collect();
                         k = chars.len();
-                        if rest.is_empty() { value(&format!("-{c}"), i) } else { Ok(rest) }
+                        if rest.is_empty() {
+                            value(&format!("-{c}"), i)
+                        } else {
+                            Ok(rest)
+                        }
                     };
                     match c {
                         'g' => o.group = true,
@@ -145,7 +167,9 @@ fn parse_args(args: &[OsString]) -> Result<Opts, Usage> {
                         'c' => o.conds.push(cond::parse_expr(&take(&mut i)?)?),
                         'e' => o.execs.push(cond::parse_stmts(&take(&mut i)?)?),
                         'I' | 'i' | 'H' => {
-                            return Err(Usage(format!("option -{c} is not supported in wasi-coreutils json")));
+                            return Err(Usage(format!(
+                                "option -{c} is not supported in wasi-coreutils json"
+                            )));
                         }
                         _ => return Err(Usage(format!("unknown option: \"-{c}\""))),
                     }
@@ -154,7 +178,9 @@ fn parse_args(args: &[OsString]) -> Result<Opts, Usage> {
         }
     }
     if o.array && o.json_mode && !o.lookups.is_empty() {
-        return Err(Usage("-a with lookups in json output mode is not supported in wasi-coreutils json".into()));
+        return Err(Usage(
+            "-a with lookups in json output mode is not supported in wasi-coreutils json".into(),
+        ));
     }
     Ok(o)
 }
@@ -246,7 +272,11 @@ fn parse_input(text: &str, group: bool, merge: bool) -> Result<JsVal, String> {
     if vals.iter().all(|v| matches!(v, JsVal::Obj(_))) {
         Ok(JsVal::Arr(vals))
     } else if vals.iter().all(|v| matches!(v, JsVal::Arr(_))) {
-        Ok(JsVal::Arr(vals.into_iter().flat_map(|v| if let JsVal::Arr(a) = v { a } else { Vec::new() }).collect()))
+        Ok(JsVal::Arr(
+            vals.into_iter()
+                .flat_map(|v| if let JsVal::Arr(a) = v { a } else { Vec::new() })
+                .collect(),
+        ))
     } else {
         Err("cannot group a mix of objects and arrays".into())
     }
@@ -295,7 +325,12 @@ fn process(v: JsVal, o: &Opts, out: &mut impl Write) -> Result<(), Fail> {
             JsVal::Obj(pairs) => JsVal::Arr(
                 JsVal::entries(&pairs)
                     .into_iter()
-                    .map(|(k, x)| JsVal::Obj(vec![("key".into(), JsVal::Str(k.clone())), ("value".into(), x.clone())]))
+                    .map(|(k, x)| {
+                        JsVal::Obj(vec![
+                            ("key".into(), JsVal::Str(k.clone())),
+                            ("value".into(), x.clone()),
+                        ])
+                    })
                     .collect(),
             ),
             other => other,
@@ -352,8 +387,10 @@ fn process(v: JsVal, o: &Opts, out: &mut impl Write) -> Result<(), Fail> {
                     writeln!(out, "{s}").map_err(io)?;
                 }
             } else {
-                let fields: Vec<String> =
-                    lookups.iter().map(|(_, k)| render(&lookup(&x, k), o).unwrap_or_default()).collect();
+                let fields: Vec<String> = lookups
+                    .iter()
+                    .map(|(_, k)| render(&lookup(&x, k), o).unwrap_or_default())
+                    .collect();
                 writeln!(out, "{}", fields.join(&o.delim)).map_err(io)?;
             }
         }
@@ -372,7 +409,12 @@ fn process(v: JsVal, o: &Opts, out: &mut impl Write) -> Result<(), Fail> {
             }
         }
         _ if o.json_mode => {
-            let obj = JsVal::Obj(lookups.iter().map(|(name, k)| (name.clone(), lookup(&v, k))).collect());
+            let obj = JsVal::Obj(
+                lookups
+                    .iter()
+                    .map(|(name, k)| (name.clone(), lookup(&v, k)))
+                    .collect(),
+            );
             if let Some(s) = render(&obj, o) {
                 writeln!(out, "{s}").map_err(io)?;
             }
@@ -399,12 +441,18 @@ pub fn main(args: Vec<OsString>) -> i32 {
         None => io::stdin().lock().read_to_end(&mut raw),
     };
     if let Err(e) = read {
-        eprintln!("{TOOL}: error: could not read input: {}", crate::files::io_msg(&e));
+        eprintln!(
+            "{TOOL}: error: could not read input: {}",
+            crate::files::io_msg(&e)
+        );
         return 1;
     }
     let text = String::from_utf8_lossy(&raw);
     if text.starts_with("HTTP/") {
-        return common::usage_error(TOOL, "HTTP header blocks are not supported in wasi-coreutils json");
+        return common::usage_error(
+            TOOL,
+            "HTTP header blocks are not supported in wasi-coreutils json",
+        );
     }
     let mut out = common::stdout();
     if text.is_empty() {
@@ -415,7 +463,9 @@ pub fn main(args: Vec<OsString>) -> i32 {
         Err(e) => {
             if !o.validate {
                 // json echoes input it cannot parse.
-                let _ = out.write_all(text.as_bytes()).and_then(|_| out.write_all(b"\n"));
+                let _ = out
+                    .write_all(text.as_bytes())
+                    .and_then(|_| out.write_all(b"\n"));
                 let _ = common::finish(&mut out);
             }
             if !o.quiet {
@@ -451,8 +501,14 @@ mod tests {
 
     #[test]
     fn lookups_split() {
-        assert_eq!(parse_lookup("a.b[\"c.d\"][0]", '.').ok(), Some(vec!["a".into(), "b".into(), "c.d".into(), "0".into()]));
-        assert_eq!(parse_lookup("a/b.c", '/').ok(), Some(vec!["a".into(), "b.c".into()]));
+        assert_eq!(
+            parse_lookup("a.b[\"c.d\"][0]", '.').ok(),
+            Some(vec!["a".into(), "b".into(), "c.d".into(), "0".into()])
+        );
+        assert_eq!(
+            parse_lookup("a/b.c", '/').ok(),
+            Some(vec!["a".into(), "b.c".into()])
+        );
     }
 
     #[test]
@@ -467,8 +523,15 @@ mod tests {
 
     #[test]
     fn options() {
-        let a = |v: &[&str]| std::iter::once("json").chain(v.iter().copied()).map(OsString::from).collect::<Vec<_>>();
-        let o = parse_args(&a(&["-gac", "this.x == 1", "-d,", "a.b", "c"])).ok().unwrap();
+        let a = |v: &[&str]| {
+            std::iter::once("json")
+                .chain(v.iter().copied())
+                .map(OsString::from)
+                .collect::<Vec<_>>()
+        };
+        let o = parse_args(&a(&["-gac", "this.x == 1", "-d,", "a.b", "c"]))
+            .ok()
+            .unwrap();
         assert!(o.group && o.array && o.conds.len() == 1 && o.delim == "," && o.lookups.len() == 2);
         assert!(parse_args(&a(&["-I"])).is_err());
         assert!(parse_args(&a(&["-c", "process.exit()"])).is_err());

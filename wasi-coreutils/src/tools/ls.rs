@@ -37,7 +37,11 @@ struct Entry {
 }
 
 fn entry(name: OsString, path: PathBuf, follow: bool) -> io::Result<Entry> {
-    let meta = if follow { fs::metadata(&path).or_else(|_| fs::symlink_metadata(&path))? } else { fs::symlink_metadata(&path)? };
+    let meta = if follow {
+        fs::metadata(&path).or_else(|_| fs::symlink_metadata(&path))?
+    } else {
+        fs::symlink_metadata(&path)?
+    };
     Ok(Entry {
         name,
         path,
@@ -77,12 +81,22 @@ fn show(e: &Entry, o: &Opts) -> String {
 }
 
 /// Lists directory `path`; returns the exit status contribution.
-fn list_dir(out: &mut impl Write, path: &Path, o: &Opts, header: Option<String>, first: &mut bool) -> io::Result<i32> {
+fn list_dir(
+    out: &mut impl Write,
+    path: &Path,
+    o: &Opts,
+    header: Option<String>,
+    first: &mut bool,
+) -> io::Result<i32> {
     let rd = match fs::read_dir(path) {
         Ok(rd) => rd,
         Err(e) => {
             out.flush()?;
-            eprintln!("{TOOL}: cannot open directory '{}': {}", path.display(), io_msg(&e));
+            eprintln!(
+                "{TOOL}: cannot open directory '{}': {}",
+                path.display(),
+                io_msg(&e)
+            );
             return Ok(2);
         }
     };
@@ -99,7 +113,11 @@ fn list_dir(out: &mut impl Write, path: &Path, o: &Opts, header: Option<String>,
         let d = match d {
             Ok(d) => d,
             Err(e) => {
-                eprintln!("{TOOL}: reading directory '{}': {}", path.display(), io_msg(&e));
+                eprintln!(
+                    "{TOOL}: reading directory '{}': {}",
+                    path.display(),
+                    io_msg(&e)
+                );
                 status = 1;
                 continue;
             }
@@ -111,7 +129,11 @@ fn list_dir(out: &mut impl Write, path: &Path, o: &Opts, header: Option<String>,
         match entry(name, d.path(), false) {
             Ok(e) => entries.push(e),
             Err(e) => {
-                eprintln!("{TOOL}: cannot access '{}': {}", d.path().display(), io_msg(&e));
+                eprintln!(
+                    "{TOOL}: cannot access '{}': {}",
+                    d.path().display(),
+                    io_msg(&e)
+                );
                 status = 1;
             }
         }
@@ -128,7 +150,10 @@ fn list_dir(out: &mut impl Write, path: &Path, o: &Opts, header: Option<String>,
         writeln!(out, "{}", show(e, o))?;
     }
     if o.recursive {
-        for e in entries.iter().filter(|e| e.is_dir && e.name != "." && e.name != "..") {
+        for e in entries
+            .iter()
+            .filter(|e| e.is_dir && e.name != "." && e.name != "..")
+        {
             let h = e.path.to_string_lossy().into_owned();
             status = status.max(list_dir(out, &e.path, o, Some(h), first)?);
         }
@@ -151,7 +176,12 @@ pub fn main(args: Vec<OsString>) -> i32 {
     };
     for c in ['l', 'n', 'o', 'g', 'F', 'i', 's'] {
         if p.has(c) {
-            return common::usage_error(TOOL, format!("option -{c} is not supported: WASI does not expose owners, modes or inodes"));
+            return common::usage_error(
+                TOOL,
+                format!(
+                    "option -{c} is not supported: WASI does not expose owners, modes or inodes"
+                ),
+            );
         }
     }
     let o = Opts {
@@ -165,7 +195,11 @@ pub fn main(args: Vec<OsString>) -> i32 {
         unsorted: p.has('U'),
         slash: p.has('p'),
     };
-    let operands = if p.operands.is_empty() { vec![OsString::from(".")] } else { p.operands.clone() };
+    let operands = if p.operands.is_empty() {
+        vec![OsString::from(".")]
+    } else {
+        p.operands.clone()
+    };
     let mut status = 0;
     let mut files = Vec::new();
     let mut dirs = Vec::new();
@@ -174,7 +208,11 @@ pub fn main(args: Vec<OsString>) -> i32 {
             Ok(e) if e.is_dir && !o.dir_only => dirs.push(e),
             Ok(e) => files.push(e),
             Err(e) => {
-                eprintln!("{TOOL}: cannot access '{}': {}", op.to_string_lossy(), io_msg(&e));
+                eprintln!(
+                    "{TOOL}: cannot access '{}': {}",
+                    op.to_string_lossy(),
+                    io_msg(&e)
+                );
                 status = 2;
             }
         }

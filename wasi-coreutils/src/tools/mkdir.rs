@@ -12,13 +12,20 @@ use crate::files::{getopt, io_msg};
 const TOOL: &str = "mkdir";
 
 pub fn main(args: Vec<OsString>) -> i32 {
-    let longs = [("parents", 'p', false), ("verbose", 'v', false), ("mode", 'm', true)];
+    let longs = [
+        ("parents", 'p', false),
+        ("verbose", 'v', false),
+        ("mode", 'm', true),
+    ];
     let p = match getopt(&args, "pv", "m", &longs) {
         Ok(p) => p,
         Err(e) => return common::usage_error(TOOL, e),
     };
     if p.has('m') {
-        return common::usage_error(TOOL, "option -m is not supported: WASI has no permission bits");
+        return common::usage_error(
+            TOOL,
+            "option -m is not supported: WASI has no permission bits",
+        );
     }
     if p.operands.is_empty() {
         eprintln!("{TOOL}: missing operand\nTry '{TOOL} --help' for more information.");
@@ -40,13 +47,18 @@ pub fn main(args: Vec<OsString>) -> i32 {
                 match fs::create_dir(&built) {
                     Ok(()) => {
                         if p.has('v') {
-                            let _ = writeln!(out, "{TOOL}: created directory '{}'", built.display());
+                            let _ =
+                                writeln!(out, "{TOOL}: created directory '{}'", built.display());
                         }
                     }
                     Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && built.is_dir() => {}
                     Err(e) => {
                         let _ = out.flush();
-                        eprintln!("{TOOL}: cannot create directory '{}': {}", built.display(), io_msg(&e));
+                        eprintln!(
+                            "{TOOL}: cannot create directory '{}': {}",
+                            built.display(),
+                            io_msg(&e)
+                        );
                         status = 1;
                         break;
                     }

@@ -33,7 +33,10 @@ pub fn main(args: Vec<OsString>) -> i32 {
             return 1;
         }
         1 => {
-            eprintln!("{TOOL}: missing destination file operand after '{}'\nTry '{TOOL} --help' for more information.", ops[0].display());
+            eprintln!(
+                "{TOOL}: missing destination file operand after '{}'\nTry '{TOOL} --help' for more information.",
+                ops[0].display()
+            );
             return 1;
         }
         _ => {}
@@ -60,17 +63,30 @@ pub fn main(args: Vec<OsString>) -> i32 {
         if p.has('n') && target.symlink_metadata().is_ok() {
             continue;
         }
-        if let (Ok(a), Ok(b)) = (fs::canonicalize(s), target.parent().map_or(Ok(Default::default()), fs::canonicalize)) {
-            if b.starts_with(&a) && s.is_dir() {
-                eprintln!("{TOOL}: cannot move '{}' to a subdirectory of itself, '{}'", s.display(), target.display());
-                status = 1;
-                continue;
-            }
+        let parent = target
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(std::path::Path::new("."));
+        if let (Ok(a), Ok(b)) = (fs::canonicalize(s), fs::canonicalize(parent))
+            && b.starts_with(&a)
+            && s.is_dir()
+        {
+            eprintln!(
+                "{TOOL}: cannot move '{}' to a subdirectory of itself, '{}'",
+                s.display(),
+                target.display()
+            );
+            status = 1;
+            continue;
         }
         let moved = match fs::rename(s, &target) {
             Ok(()) => true,
             Err(_) if copy::copy(TOOL, s, &target, true, false) => {
-                let r = if s.is_dir() && !s.is_symlink() { fs::remove_dir_all(s) } else { fs::remove_file(s) };
+                let r = if s.is_dir() && !s.is_symlink() {
+                    fs::remove_dir_all(s)
+                } else {
+                    fs::remove_file(s)
+                };
                 match r {
                     Ok(()) => true,
                     Err(e) => {

@@ -118,7 +118,12 @@ pub fn main(args: Vec<OsString>) -> i32 {
         eprintln!("{TOOL}: missing operand\nTry '{TOOL} --help' for more information.");
         return 1;
     }
-    let o = Opts { recursive: p.has('r') || p.has('R'), force: p.has('f'), dirs: p.has('d'), verbose: p.has('v') };
+    let o = Opts {
+        recursive: p.has('r') || p.has('R'),
+        force: p.has('f'),
+        dirs: p.has('d'),
+        verbose: p.has('v'),
+    };
     let mut out = common::stdout();
     let mut status = 0;
     for op in &p.operands {

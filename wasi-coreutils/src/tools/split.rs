@@ -26,7 +26,11 @@ struct Names {
 
 impl Names {
     fn digit(&self, d: u64) -> char {
-        if self.numeric { char::from(b'0' + d as u8) } else { char::from(b'a' + d as u8) }
+        if self.numeric {
+            char::from(b'0' + d as u8)
+        } else {
+            char::from(b'a' + d as u8)
+        }
     }
 
     /// The next file name, or `None` when the suffixes are exhausted.
@@ -57,7 +61,12 @@ impl Names {
             *slot = self.digit(i % radix);
             i /= radix;
         }
-        Some(format!("{}{lead}{}{}", self.prefix, digits.into_iter().collect::<String>(), self.extra))
+        Some(format!(
+            "{}{lead}{}{}",
+            self.prefix,
+            digits.into_iter().collect::<String>(),
+            self.extra
+        ))
     }
 }
 
@@ -93,7 +102,12 @@ fn exhausted() -> io::Error {
     io::Error::other("output file suffixes exhausted")
 }
 
-fn run(mode: &Mode, input: &mut dyn BufRead, names: &mut Names, size: Option<u64>) -> io::Result<()> {
+fn run(
+    mode: &Mode,
+    input: &mut dyn BufRead,
+    names: &mut Names,
+    size: Option<u64>,
+) -> io::Result<()> {
     match *mode {
         Mode::Lines(n) => {
             let mut out: Option<BufWriter<File>> = None;
@@ -154,7 +168,11 @@ fn run(mode: &Mode, input: &mut dyn BufRead, names: &mut Names, size: Option<u64
             let total = size.unwrap_or(0);
             let each = total / k;
             for i in 0..k {
-                let len = if i == k - 1 { total - each * (k - 1) } else { each };
+                let len = if i == k - 1 {
+                    total - each * (k - 1)
+                } else {
+                    each
+                };
                 let mut o = create(&names.next_name().ok_or_else(exhausted)?)?;
                 io::copy(&mut input.take(len), &mut o)?;
                 o.flush()?;
@@ -181,12 +199,21 @@ pub fn main(args: Vec<OsString>) -> i32 {
         Ok(p) => p,
         Err(e) => return common::usage_error(TOOL, e),
     };
-    for (c, what) in [('C', "-C/--line-bytes"), ('F', "--filter"), ('e', "-e"), ('v', "--verbose")] {
+    for (c, what) in [
+        ('C', "-C/--line-bytes"),
+        ('F', "--filter"),
+        ('e', "-e"),
+        ('v', "--verbose"),
+    ] {
         if p.has(c) {
             return common::usage_error(TOOL, format!("{what} is not supported in wasi-coreutils"));
         }
     }
-    let modes = p.opts.iter().filter(|(c, _)| matches!(c, 'l' | 'b' | 'n')).count();
+    let modes = p
+        .opts
+        .iter()
+        .filter(|(c, _)| matches!(c, 'l' | 'b' | 'n'))
+        .count();
     if modes > 1 {
         return common::usage_error(TOOL, "cannot split in more than one way");
     }
@@ -209,7 +236,12 @@ pub fn main(args: Vec<OsString>) -> i32 {
     } else if let Some(n) = p.value('n') {
         match n.parse::<u64>() {
             Ok(k) if k > 0 => Mode::Chunks(k),
-            _ => return common::usage_error(TOOL, format!("invalid or unsupported number of chunks: '{n}' (only N)")),
+            _ => {
+                return common::usage_error(
+                    TOOL,
+                    format!("invalid or unsupported number of chunks: '{n}' (only N)"),
+                );
+            }
         }
     } else {
         Mode::Lines(1000)
@@ -218,22 +250,44 @@ pub fn main(args: Vec<OsString>) -> i32 {
         None => (2, false),
         Some(Ok(w)) if w > 0 => (w, true),
         Some(_) => {
-            eprintln!("{TOOL}: invalid suffix length: '{}'", p.value('a').unwrap_or(""));
+            eprintln!(
+                "{TOOL}: invalid suffix length: '{}'",
+                p.value('a').unwrap_or("")
+            );
             return 1;
         }
     };
     if p.operands.len() > 2 {
-        return common::usage_error(TOOL, format!("extra operand '{}'", p.operands[2].to_string_lossy()));
+        return common::usage_error(
+            TOOL,
+            format!("extra operand '{}'", p.operands[2].to_string_lossy()),
+        );
     }
-    let input_name = p.operands.first().map_or("-".to_string(), |s| s.to_string_lossy().into_owned());
-    let prefix = p.operands.get(1).map_or("x".to_string(), |s| s.to_string_lossy().into_owned());
-    let mut names = Names { prefix, extra: p.value('S').unwrap_or("").to_string(), numeric: p.has('d'), width, fixed, next: 0 };
+    let input_name = p
+        .operands
+        .first()
+        .map_or("-".to_string(), |s| s.to_string_lossy().into_owned());
+    let prefix = p
+        .operands
+        .get(1)
+        .map_or("x".to_string(), |s| s.to_string_lossy().into_owned());
+    let mut names = Names {
+        prefix,
+        extra: p.value('S').unwrap_or("").to_string(),
+        numeric: p.has('d'),
+        width,
+        fixed,
+        next: 0,
+    };
     let (mut input, size): (Box<dyn BufRead>, Option<u64>) = if input_name == "-" {
         if matches!(mode, Mode::Chunks(_)) {
             eprintln!("{TOOL}: -: cannot determine file size");
             return 1;
         }
-        (Box::new(BufReader::with_capacity(64 * 1024, io::stdin())), None)
+        (
+            Box::new(BufReader::with_capacity(64 * 1024, io::stdin())),
+            None,
+        )
     } else {
         match File::open(&input_name) {
             Ok(f) => {
@@ -241,7 +295,10 @@ pub fn main(args: Vec<OsString>) -> i32 {
                 (Box::new(BufReader::with_capacity(64 * 1024, f)), size)
             }
             Err(e) => {
-                eprintln!("{TOOL}: cannot open '{input_name}' for reading: {}", io_msg(&e));
+                eprintln!(
+                    "{TOOL}: cannot open '{input_name}' for reading: {}",
+                    io_msg(&e)
+                );
                 return 1;
             }
         }
@@ -260,7 +317,14 @@ mod tests {
     use super::*;
 
     fn names(numeric: bool, width: usize, fixed: bool) -> Names {
-        Names { prefix: "x".into(), extra: String::new(), numeric, width, fixed, next: 0 }
+        Names {
+            prefix: "x".into(),
+            extra: String::new(),
+            numeric,
+            width,
+            fixed,
+            next: 0,
+        }
     }
 
     #[test]

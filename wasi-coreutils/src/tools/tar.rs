@@ -49,10 +49,10 @@ fn expand_bundled(args: &[OsString]) -> Vec<OsString> {
     let mut rest = args[2..].iter();
     for c in first.chars() {
         out.push(OsString::from(format!("-{c}")));
-        if matches!(c, 'f' | 'C') {
-            if let Some(v) = rest.next() {
-                out.push(v.clone());
-            }
+        if matches!(c, 'f' | 'C')
+            && let Some(v) = rest.next()
+        {
+            out.push(v.clone());
         }
     }
     out.extend(rest.cloned());
@@ -79,9 +79,17 @@ fn parse(args: &[OsString]) -> Result<Opts, String> {
         ("same-permissions", 'p', false),
     ];
     let p = getopt(&args, "txvzOcrjJpo", "fC", &longs)?;
-    for (c, what) in [('c', "creating archives"), ('r', "appending"), ('j', "bzip2"), ('J', "xz"), ('p', "restoring permissions")] {
+    for (c, what) in [
+        ('c', "creating archives"),
+        ('r', "appending"),
+        ('j', "bzip2"),
+        ('J', "xz"),
+        ('p', "restoring permissions"),
+    ] {
         if p.has(c) {
-            return Err(format!("{what} is not supported in wasi-coreutils tar (only -t and -x)"));
+            return Err(format!(
+                "{what} is not supported in wasi-coreutils tar (only -t and -x)"
+            ));
         }
     }
     let o = Opts {
@@ -93,13 +101,22 @@ fn parse(args: &[OsString]) -> Result<Opts, String> {
         file: p.value('f').map(str::to_string),
         dir: p.value('C').map(str::to_string),
         strip: match p.value('s') {
-            Some(n) => n.parse().map_err(|_| format!("invalid --strip-components '{n}'"))?,
+            Some(n) => n
+                .parse()
+                .map_err(|_| format!("invalid --strip-components '{n}'"))?,
             None => 0,
         },
-        members: p.operands.iter().map(|m| m.to_string_lossy().trim_end_matches('/').to_string()).collect(),
+        members: p
+            .operands
+            .iter()
+            .map(|m| m.to_string_lossy().trim_end_matches('/').to_string())
+            .collect(),
     };
     if o.list == o.extract {
-        return Err("You must specify one of the '-tx' options (only list and extract are supported)".into());
+        return Err(
+            "You must specify one of the '-tx' options (only list and extract are supported)"
+                .into(),
+        );
     }
     Ok(o)
 }
@@ -164,17 +181,6 @@ fn no_symlink_ancestors(root: &Path, rel: &Path) -> bool {
     true
 }
 
-fn make_symlink(target: &Path, at: &Path) -> io::Result<()> {
-    #[cfg(unix)]
-    {
-        std::os::unix::fs::symlink(target, at)
-    }
-    #[cfg(target_os = "wasi")]
-    {
-        std::os::wasi::fs::symlink_path(target, at)
-    }
-}
-
 fn open_archive(o: &Opts) -> Result<Box<dyn Read>, (String, i32)> {
     let raw: Box<dyn Read> = match o.file.as_deref() {
         None | Some("-") => Box::new(io::stdin().lock()),
@@ -229,7 +235,10 @@ pub fn main(args: Vec<OsString>) -> i32 {
     };
     let root = PathBuf::from(o.dir.clone().unwrap_or_else(|| ".".into()));
     if o.extract && !root.is_dir() {
-        eprintln!("{TOOL}: {}: Cannot open: No such file or directory", root.display());
+        eprintln!(
+            "{TOOL}: {}: Cannot open: No such file or directory",
+            root.display()
+        );
         eprintln!("{TOOL}: Error is not recoverable: exiting now");
         return 2;
     }
@@ -267,21 +276,37 @@ pub fn main(args: Vec<OsString>) -> i32 {
             continue;
         }
         let etype = entry.header().entry_type();
-        let link: Option<String> = entry.link_name_bytes().map(|l: Cow<[u8]>| String::from_utf8_lossy(&l).into_owned());
+        let link: Option<String> = entry
+            .link_name_bytes()
+            .map(|l: Cow<[u8]>| String::from_utf8_lossy(&l).into_owned());
         if o.verbose || o.list {
             let line = if o.verbose && o.list {
                 let h = entry.header();
                 let mode = h.mode().unwrap_or(0);
-                let user = h.username().ok().flatten().filter(|u| !u.is_empty()).map_or_else(|| h.uid().unwrap_or(0).to_string(), str::to_string);
-                let group = h.groupname().ok().flatten().filter(|g| !g.is_empty()).map_or_else(|| h.gid().unwrap_or(0).to_string(), str::to_string);
-                let size = if matches!(etype, EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse) {
+                let user = h
+                    .username()
+                    .ok()
+                    .flatten()
+                    .filter(|u| !u.is_empty())
+                    .map_or_else(|| h.uid().unwrap_or(0).to_string(), str::to_string);
+                let group = h
+                    .groupname()
+                    .ok()
+                    .flatten()
+                    .filter(|g| !g.is_empty())
+                    .map_or_else(|| h.gid().unwrap_or(0).to_string(), str::to_string);
+                let size = if matches!(
+                    etype,
+                    EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse
+                ) {
                     entry.size().to_string()
                 } else {
                     "0".to_string()
                 };
                 let pad = user.len() + 1 + group.len() + 1 + size.len();
                 ugswidth = ugswidth.max(pad);
-                let when = datefmt::format("%Y-%m-%d %H:%M", h.mtime().unwrap_or(0) as i64, 0).unwrap_or_default();
+                let when = datefmt::format("%Y-%m-%d %H:%M", h.mtime().unwrap_or(0) as i64, 0)
+                    .unwrap_or_default();
                 let mut l = format!(
                     "{} {user}/{group} {size:>w$} {when} {name}",
                     mode_string(etype, mode),
@@ -297,11 +322,15 @@ pub fn main(args: Vec<OsString>) -> i32 {
                 name.clone()
             };
             if !(o.extract && o.to_stdout) || o.verbose {
-                let w = if o.to_stdout { writeln!(io::stderr(), "{line}") } else { writeln!(out, "{line}") };
-                if let Err(e) = w {
-                    if common::is_broken_pipe(&e) {
-                        return status;
-                    }
+                let w = if o.to_stdout {
+                    writeln!(io::stderr(), "{line}")
+                } else {
+                    writeln!(out, "{line}")
+                };
+                if let Err(e) = w
+                    && common::is_broken_pipe(&e)
+                {
+                    return status;
                 }
             }
         }
@@ -309,14 +338,14 @@ pub fn main(args: Vec<OsString>) -> i32 {
             continue;
         }
         if o.to_stdout {
-            if matches!(etype, EntryType::Regular | EntryType::Continuous) {
-                if let Err(e) = io::copy(&mut entry, &mut out) {
-                    if common::is_broken_pipe(&e) {
-                        return status;
-                    }
-                    eprintln!("{TOOL}: {name}: {}", io_msg(&e));
-                    status = 2;
+            if matches!(etype, EntryType::Regular | EntryType::Continuous)
+                && let Err(e) = io::copy(&mut entry, &mut out)
+            {
+                if common::is_broken_pipe(&e) {
+                    return status;
                 }
+                eprintln!("{TOOL}: {name}: {}", io_msg(&e));
+                status = 2;
             }
             continue;
         }
@@ -342,12 +371,12 @@ pub fn main(args: Vec<OsString>) -> i32 {
             continue;
         }
         let dst = root.join(&rel);
-        if let Some(parent) = dst.parent() {
-            if let Err(e) = fs::create_dir_all(parent) {
-                eprintln!("{TOOL}: {name}: Cannot mkdir: {}", io_msg(&e));
-                status = 2;
-                continue;
-            }
+        if let Some(parent) = dst.parent()
+            && let Err(e) = fs::create_dir_all(parent)
+        {
+            eprintln!("{TOOL}: {name}: Cannot mkdir: {}", io_msg(&e));
+            status = 2;
+            continue;
         }
         let r: io::Result<()> = match etype {
             EntryType::Directory => match fs::create_dir(&dst) {
@@ -356,17 +385,17 @@ pub fn main(args: Vec<OsString>) -> i32 {
             },
             EntryType::Symlink => {
                 let _ = fs::remove_file(&dst);
-                make_symlink(Path::new(link.as_deref().unwrap_or("")), &dst)
+                crate::files::copy::make_symlink(Path::new(link.as_deref().unwrap_or("")), &dst)
             }
-            EntryType::Link => {
-                match link.as_deref().map(|l| safe_relative(l, o.strip)) {
-                    Some(Ok(Some(t))) if no_symlink_ancestors(&root, &t) => {
-                        let _ = fs::remove_file(&dst);
-                        fs::hard_link(root.join(t), &dst)
-                    }
-                    _ => Err(io::Error::other("refusing hard link outside the target directory")),
+            EntryType::Link => match link.as_deref().map(|l| safe_relative(l, o.strip)) {
+                Some(Ok(Some(t))) if no_symlink_ancestors(&root, &t) => {
+                    let _ = fs::remove_file(&dst);
+                    fs::hard_link(root.join(t), &dst)
                 }
-            }
+                _ => Err(io::Error::other(
+                    "refusing hard link outside the target directory",
+                )),
+            },
             EntryType::Regular | EntryType::Continuous => {
                 let _ = fs::remove_file(&dst);
                 let mtime = entry.header().mtime().unwrap_or(0);
@@ -378,7 +407,9 @@ pub fn main(args: Vec<OsString>) -> i32 {
                     Ok(())
                 })
             }
-            other => Err(io::Error::other(format!("unsupported member type {other:?}"))),
+            other => Err(io::Error::other(format!(
+                "unsupported member type {other:?}"
+            ))),
         };
         if let Err(e) = r {
             let _ = out.flush();
@@ -405,7 +436,10 @@ mod tests {
 
     #[test]
     fn paths_are_confined() {
-        assert_eq!(safe_relative("/etc/passwd", 0), Ok(Some(PathBuf::from("etc/passwd"))));
+        assert_eq!(
+            safe_relative("/etc/passwd", 0),
+            Ok(Some(PathBuf::from("etc/passwd")))
+        );
         assert!(safe_relative("a/../../x", 0).is_err());
         assert_eq!(safe_relative("a/b/c", 1), Ok(Some(PathBuf::from("b/c"))));
         assert_eq!(safe_relative("a/", 1), Ok(None));
@@ -420,12 +454,18 @@ mod tests {
 
     #[test]
     fn bundled_options() {
-        let a: Vec<OsString> = ["tar", "xzf", "a.tgz", "m"].iter().map(OsString::from).collect();
+        let a: Vec<OsString> = ["tar", "xzf", "a.tgz", "m"]
+            .iter()
+            .map(OsString::from)
+            .collect();
         let o = parse(&a).ok().unwrap();
         assert!(o.extract && o.gzip);
         assert_eq!(o.file.as_deref(), Some("a.tgz"));
         assert_eq!(o.members, vec!["m".to_string()]);
-        let c: Vec<OsString> = ["tar", "-cf", "x.tar", "d"].iter().map(OsString::from).collect();
+        let c: Vec<OsString> = ["tar", "-cf", "x.tar", "d"]
+            .iter()
+            .map(OsString::from)
+            .collect();
         assert!(parse(&c).is_err());
     }
 }

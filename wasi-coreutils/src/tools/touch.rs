@@ -22,14 +22,22 @@ fn to_system(secs: i64, nanos: u32) -> SystemTime {
 /// Parses `touch -t` stamps.
 fn parse_stamp(s: &str) -> Option<(i64, u32)> {
     let (main, secs) = match s.split_once('.') {
-        Some((m, ss)) if ss.len() == 2 && ss.bytes().all(|b| b.is_ascii_digit()) => (m, ss.parse::<i64>().ok()?),
+        Some((m, ss)) if ss.len() == 2 && ss.bytes().all(|b| b.is_ascii_digit()) => {
+            (m, ss.parse::<i64>().ok()?)
+        }
         Some(_) => return None,
         None => (s, 0),
     };
     if !main.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    let now_year = datefmt::gmtime(SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)).year;
+    let now_year = datefmt::gmtime(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0),
+    )
+    .year;
     let (year, rest) = match main.len() {
         8 => (now_year, main),
         10 => {
@@ -45,11 +53,18 @@ fn parse_stamp(s: &str) -> Option<(i64, u32)> {
         return None;
     }
     let days = datefmt::days_from_civil(year, mo, d);
-    Some((days * 86400 + i64::from(h) * 3600 + i64::from(mi) * 60 + secs, 0))
+    Some((
+        days * 86400 + i64::from(h) * 3600 + i64::from(mi) * 60 + secs,
+        0,
+    ))
 }
 
 pub fn main(args: Vec<OsString>) -> i32 {
-    let longs = [("no-create", 'c', false), ("date", 'd', true), ("reference", 'r', true)];
+    let longs = [
+        ("no-create", 'c', false),
+        ("date", 'd', true),
+        ("reference", 'r', true),
+    ];
     let p = match getopt(&args, "cam", "drt", &longs) {
         Ok(p) => p,
         Err(e) => return common::usage_error(TOOL, e),
@@ -60,7 +75,10 @@ pub fn main(args: Vec<OsString>) -> i32 {
     }
     let now = SystemTime::now();
     let (atime, mtime) = if let Some(d) = p.value('d') {
-        let n = now.duration_since(UNIX_EPOCH).map(|d| (d.as_secs() as i64, d.subsec_nanos())).unwrap_or((0, 0));
+        let n = now
+            .duration_since(UNIX_EPOCH)
+            .map(|d| (d.as_secs() as i64, d.subsec_nanos()))
+            .unwrap_or((0, 0));
         match datefmt::parse_date(d, n) {
             Ok((s, ns)) => (to_system(s, ns), to_system(s, ns)),
             Err(e) => return common::usage_error(TOOL, e),
@@ -93,7 +111,11 @@ pub fn main(args: Vec<OsString>) -> i32 {
         let file = if exists {
             File::open(op).or_else(|_| OpenOptions::new().write(true).open(op))
         } else {
-            OpenOptions::new().write(true).create(true).truncate(false).open(op)
+            OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(op)
         };
         let file = match file {
             Ok(f) => f,
