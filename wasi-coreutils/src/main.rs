@@ -7,6 +7,8 @@
 
 mod awk;
 mod common;
+mod files;
+mod json;
 mod registry;
 mod sed;
 mod tools;
