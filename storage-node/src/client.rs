@@ -41,6 +41,9 @@ pub struct ClientOptions {
     pub stall_timeout: Duration,
     /// Limit for the best-effort deletes after a failed replication.
     pub cleanup_timeout: Duration,
+    /// How long [`NodeClient::read_first`] waits for a copy's first byte
+    /// before trying the next copy (a node that accepts but hangs).
+    pub first_byte_timeout: Duration,
 }
 
 impl Default for ClientOptions {
@@ -50,6 +53,7 @@ impl Default for ClientOptions {
             read_timeout: Duration::from_secs(60),
             stall_timeout: Duration::from_secs(60),
             cleanup_timeout: Duration::from_secs(5),
+            first_byte_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -89,6 +93,9 @@ pub enum ClientError {
     /// The node's answer did not follow the protocol.
     #[error("protocol: {0}")]
     Protocol(String),
+    /// The node did not answer in time.
+    #[error("timed out after {0:?}")]
+    Timeout(Duration),
 }
 
 impl ClientError {
@@ -97,7 +104,7 @@ impl ClientError {
     pub fn is_transport(&self) -> bool {
         matches!(
             self,
-            Self::Transport(_) | Self::Length { .. } | Self::Protocol(_)
+            Self::Transport(_) | Self::Length { .. } | Self::Protocol(_) | Self::Timeout(_)
         )
     }
 }

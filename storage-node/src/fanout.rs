@@ -13,7 +13,8 @@
 //!   committed object (the caller commits metadata only after success).
 //!
 //! [`NodeClient::read_first`] tries copies in the given order and moves on
-//! when a node is down, lacks the object, or fails before its first byte.
+//! when a node is down, lacks the object, fails before its first byte, or
+//! does not deliver that byte within `first_byte_timeout`.
 
 use std::time::Duration;
 
@@ -329,6 +330,12 @@ impl NodeClient {
                 let mut stream = self.get(&copy.url, id, range, expected_blake3).await?;
                 stream.prime().await?;
                 Ok::<_, ClientError>(stream)
+            };
+            let limit = self.opts.first_byte_timeout;
+            let attempt = async {
+                tokio::time::timeout(limit, attempt)
+                    .await
+                    .unwrap_or(Err(ClientError::Timeout(limit)))
             };
             match attempt.await {
                 Ok(stream) => return Ok((i, stream)),

@@ -272,6 +272,34 @@ impl ObjectStore {
         .await
     }
 
+    /// Removes tombstone days older than `keep_days` days before today
+    /// (UTC) and returns how many day directories were removed. Directories
+    /// whose names are not dates are left alone.
+    pub async fn purge_tombstones(&self, keep_days: u32) -> Result<usize, StoreError> {
+        let dir = self.tombstone_dir();
+        let today = time::OffsetDateTime::now_utc().date();
+        let cutoff = today.saturating_sub(time::Duration::days(i64::from(keep_days)));
+        blocking(move || {
+            let format = time::macros::format_description!("[year]-[month]-[day]");
+            let mut removed = 0;
+            for name in read_names(&dir)? {
+                let Ok(day) = time::Date::parse(&name, &format) else {
+                    continue;
+                };
+                if day < cutoff {
+                    fs::remove_dir_all(dir.join(&name))
+                        .map_err(StoreError::io("remove tombstone day"))?;
+                    removed += 1;
+                }
+            }
+            if removed > 0 {
+                sync_dir(&dir)?;
+            }
+            Ok(removed)
+        })
+        .await
+    }
+
     /// Ids stored here, ascending, strictly after `after`, at most `limit`.
     pub async fn list(
         &self,
@@ -679,6 +707,31 @@ mod tests {
             ["b3", "ff01"]
         );
         assert!(store.list(Some("ff01".into()), 2).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn purge_removes_only_old_tombstone_days() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ObjectStore::open(dir.path()).await.unwrap();
+        store.write(&id("aa"), chunks(&[b"x"])).await.unwrap();
+        store.delete(&id("aa")).await.unwrap();
+        let old = dir.path().join("tombstone/2001-02-03");
+        fs::create_dir_all(&old).unwrap();
+        fs::write(old.join("bb"), b"y").unwrap();
+        fs::create_dir_all(dir.path().join("tombstone/not-a-date")).unwrap();
+        assert_eq!(store.purge_tombstones(7).await.unwrap(), 1);
+        assert!(!old.exists());
+        assert!(dir.path().join("tombstone/not-a-date").exists());
+        let today = time::OffsetDateTime::now_utc().date().to_string();
+        assert!(
+            dir.path()
+                .join("tombstone")
+                .join(&today)
+                .join("aa")
+                .exists()
+        );
+        // keep_days = 0 keeps today too (only days before the cutoff go).
+        assert_eq!(store.purge_tombstones(0).await.unwrap(), 0);
     }
 
     #[tokio::test]

@@ -77,6 +77,20 @@ fn count_files(dir: &Path) -> usize {
         .sum()
 }
 
+/// A URL where connections are accepted but never read from or answered.
+/// The returned task holds the connections; abort it to close them.
+async fn hanging_node() -> (String, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let holder = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((sock, _)) = listener.accept().await {
+            held.push(sock);
+        }
+    });
+    (url, holder)
+}
+
 /// A URL where nothing listens.
 async fn dead_url() -> String {
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -441,15 +455,7 @@ async fn a_stalled_node_fails_replication_and_memory_stays_bounded() {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicU64, Ordering};
 
-    // A "node" that accepts connections and never reads from them.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let stalled_url = format!("http://{}", listener.local_addr().unwrap());
-    let holder = tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((sock, _)) = listener.accept().await {
-            held.push(sock);
-        }
-    });
+    let (stalled_url, holder) = hanging_node().await;
     let good = Node::start("good").await;
 
     // A 1 GiB body generated on demand, counting what replication pulled.
@@ -489,5 +495,22 @@ async fn a_stalled_node_fails_replication_and_memory_stays_bounded() {
     })
     .await;
     assert!(!good.object_file(ID).exists());
+    holder.abort();
+}
+
+#[tokio::test]
+async fn read_first_skips_a_node_that_hangs() {
+    let (hung_url, holder) = hanging_node().await;
+    let good = Node::start("good").await;
+    let c = NodeClient::new(ClientOptions {
+        first_byte_timeout: Duration::from_millis(300),
+        ..ClientOptions::default()
+    })
+    .unwrap();
+    c.put(&good.url, ID, body(b"hello", 5)).await.unwrap();
+    let copies = [NodeTarget::new("hung", &hung_url), good.target()];
+    let (used, stream) = c.read_first(&copies, ID, None, None).await.unwrap();
+    assert_eq!(used, 1);
+    assert_eq!(stream.collect_bytes().await.unwrap(), b"hello");
     holder.abort();
 }
