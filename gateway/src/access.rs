@@ -132,7 +132,10 @@ mod tests {
         let e = authorize(Some(&bob), &public, false).unwrap_err();
         assert_eq!(e.code(), "AuthorizationFailed");
         let e = authorize(None, &stor, true).unwrap_err();
-        assert_eq!(e.to_string(), "anonymous is not allowed to access /alice/stor/x");
+        assert_eq!(
+            e.to_string(),
+            "anonymous is not allowed to access /alice/stor/x"
+        );
         assert_eq!(e.status(), StatusCode::FORBIDDEN);
         assert!(authorize(Some(&bob), &stor, true).is_err());
     }

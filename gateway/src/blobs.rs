@@ -20,7 +20,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use storage_node::protocol::ByteRange;
 use storage_node::{NodeTarget, ReadError, ReplicateError};
 
-
 /// What a successful upload produced.
 #[derive(Debug, Clone)]
 pub(crate) struct Stored {
@@ -35,7 +34,9 @@ fn seed() -> u64 {
 }
 
 /// Registered nodes and their placement view, keyed by id.
-async fn node_view(gw: &Gateway) -> Result<(Vec<Candidate>, HashMap<String, NodeRecord>), ApiError> {
+async fn node_view(
+    gw: &Gateway,
+) -> Result<(Vec<Candidate>, HashMap<String, NodeRecord>), ApiError> {
     let nodes = gw.inner.namespace.list_nodes().await?;
     let now_ms = u64::try_from(
         gw.now()
@@ -48,8 +49,8 @@ async fn node_view(gw: &Gateway) -> Result<(Vec<Candidate>, HashMap<String, Node
     let candidates = nodes
         .iter()
         .map(|n| {
-            let healthy = n.state == NodeState::Active
-                && now_ms.saturating_sub(n.heartbeat_ms) <= fresh_ms;
+            let healthy =
+                n.state == NodeState::Active && now_ms.saturating_sub(n.heartbeat_ms) <= fresh_ms;
             Candidate::new(
                 n.id.clone(),
                 n.az.clone(),
@@ -69,13 +70,14 @@ pub(crate) async fn choose_targets(
     size_hint: Option<u64>,
 ) -> Result<Vec<NodeTarget>, ApiError> {
     let (candidates, by_id) = node_view(gw).await?;
-    let chosen = placement::choose_for_write(&candidates, n, size_hint, seed()).map_err(|e| match e {
-        PlacementError::NotEnoughNodes { wanted, available } => {
-            ApiError::NotEnoughNodes { wanted, available }
-        }
-        PlacementError::NotEnoughSpace { .. } => ApiError::NotEnoughSpace,
-        other => ApiError::internal(other),
-    })?;
+    let chosen =
+        placement::choose_for_write(&candidates, n, size_hint, seed()).map_err(|e| match e {
+            PlacementError::NotEnoughNodes { wanted, available } => {
+                ApiError::NotEnoughNodes { wanted, available }
+            }
+            PlacementError::NotEnoughSpace { .. } => ApiError::NotEnoughSpace,
+            other => ApiError::internal(other),
+        })?;
     chosen
         .into_iter()
         .map(|id| {

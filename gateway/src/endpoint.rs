@@ -223,8 +223,8 @@ fn parse_put(
             if path.is_root() {
                 return Err(not_allowed_on_root(&Method::PUT, &path));
             }
-            let durability = parse_durability(h, limits.max_durability)?
-                .unwrap_or(limits.default_durability);
+            let durability =
+                parse_durability(h, limits.max_durability)?.unwrap_or(limits.default_durability);
             let content_md5 = parse_content_md5(h)?;
             let cap = max_content_length(h, limits.max_content_length)?;
             let content_length = content_length(h);
@@ -279,59 +279,117 @@ mod tests {
         let e = put(
             "/alice/stor/x",
             Some("metadata=true"),
-            &[("content-type", "application/json; type=directory"), ("m-a", "1")],
+            &[
+                ("content-type", "application/json; type=directory"),
+                ("m-a", "1"),
+            ],
         )
         .unwrap();
         assert!(matches!(e, Endpoint::PutMetadata { .. }), "{e:?}");
-        let e = put("/alice/stor/x", Some("metadata=true"), &[("content-type", "text/x"), ("m-a", "1")]).unwrap();
-        let Endpoint::PutMetadata { update, .. } = e else { panic!() };
+        let e = put(
+            "/alice/stor/x",
+            Some("metadata=true"),
+            &[("content-type", "text/x"), ("m-a", "1")],
+        )
+        .unwrap();
+        let Endpoint::PutMetadata { update, .. } = e else {
+            panic!()
+        };
         assert_eq!(update.content_type.as_deref(), Some("text/x"));
         assert_eq!(update.headers.get("m-a").map(String::as_str), Some("1"));
-        let e = put("/alice/stor/x", Some("metadata=true"), &[("content-md5", "1B2M2Y8AsgTpgAmY7PhCfg==")]);
+        let e = put(
+            "/alice/stor/x",
+            Some("metadata=true"),
+            &[("content-md5", "1B2M2Y8AsgTpgAmY7PhCfg==")],
+        );
         assert_eq!(e.unwrap_err().code(), "InvalidUpdate");
-        let e = put("/alice/stor/x", Some("metadata=true"), &[("x-durability-level", "2")]);
+        let e = put(
+            "/alice/stor/x",
+            Some("metadata=true"),
+            &[("x-durability-level", "2")],
+        );
         assert_eq!(e.unwrap_err().code(), "InvalidUpdate");
     }
 
     #[test]
     fn put_kinds() {
         assert!(matches!(
-            put("/alice/stor/d", None, &[("content-type", "application/json; type=directory")]).unwrap(),
+            put(
+                "/alice/stor/d",
+                None,
+                &[("content-type", "application/json; type=directory")]
+            )
+            .unwrap(),
             Endpoint::PutDirectory { .. }
         ));
         let e = put(
             "/alice/stor/l",
             None,
-            &[("content-type", "application/json; type=link"), ("location", "/alice/stor/a%20b")],
+            &[
+                ("content-type", "application/json; type=link"),
+                ("location", "/alice/stor/a%20b"),
+            ],
         )
         .unwrap();
-        let Endpoint::PutLink { link, .. } = e else { panic!() };
+        let Endpoint::PutLink { link, .. } = e else {
+            panic!()
+        };
         assert_eq!(link.source.to_string(), "/alice/stor/a b");
         assert_eq!(
-            put("/alice/stor/l", None, &[("content-type", "application/json; type=link")]).unwrap_err().code(),
+            put(
+                "/alice/stor/l",
+                None,
+                &[("content-type", "application/json; type=link")]
+            )
+            .unwrap_err()
+            .code(),
             "LocationRequired"
         );
         let e = put("/alice/stor/o", None, &[("x-durability-level", "3")]).unwrap();
-        let Endpoint::PutObject { put: p, .. } = e else { panic!() };
+        let Endpoint::PutObject { put: p, .. } = e else {
+            panic!()
+        };
         assert_eq!(p.durability, 3);
         assert_eq!(p.content_type, "application/octet-stream");
     }
 
     #[test]
     fn roots() {
-        assert_eq!(put("/alice/stor", None, &[]).unwrap_err().code(), "OperationNotAllowedOnRootDirectory");
+        assert_eq!(
+            put("/alice/stor", None, &[]).unwrap_err().code(),
+            "OperationNotAllowedOnRootDirectory"
+        );
         assert!(matches!(
-            put("/alice/stor", None, &[("content-type", "application/json; type=directory")]).unwrap(),
+            put(
+                "/alice/stor",
+                None,
+                &[("content-type", "application/json; type=directory")]
+            )
+            .unwrap(),
             Endpoint::PutDirectory { .. }
         ));
         assert_eq!(
-            parse(&Method::DELETE, "/alice/stor", None, &HeaderMap::new(), LIMITS).unwrap_err().code(),
+            parse(
+                &Method::DELETE,
+                "/alice/stor",
+                None,
+                &HeaderMap::new(),
+                LIMITS
+            )
+            .unwrap_err()
+            .code(),
             "OperationNotAllowedOnRootDirectory"
         );
         assert_eq!(
-            parse(&Method::PUT, "/alice", None, &hm(&[("content-type", "application/json; type=directory")]), LIMITS)
-                .unwrap_err()
-                .code(),
+            parse(
+                &Method::PUT,
+                "/alice",
+                None,
+                &hm(&[("content-type", "application/json; type=directory")]),
+                LIMITS
+            )
+            .unwrap_err()
+            .code(),
             "OperationNotAllowedOnRootDirectory"
         );
         assert!(parse(&Method::GET, "/alice", None, &HeaderMap::new(), LIMITS).is_ok());
@@ -339,15 +397,44 @@ mod tests {
 
     #[test]
     fn object_validation() {
-        assert_eq!(put("/alice/stor/o", None, &[("durability-level", "0")]).unwrap_err().code(), "InvalidDurabilityLevel");
-        assert_eq!(put("/alice/stor/o", None, &[("x-durability-level", "99")]).unwrap_err().code(), "InvalidDurabilityLevel");
-        assert_eq!(put("/alice/stor/o", None, &[("content-md5", "zz")]).unwrap_err().code(), "BadRequest");
         assert_eq!(
-            put("/alice/stor/o", None, &[("content-length", "100"), ("max-content-length", "10")]).unwrap_err().code(),
+            put("/alice/stor/o", None, &[("durability-level", "0")])
+                .unwrap_err()
+                .code(),
+            "InvalidDurabilityLevel"
+        );
+        assert_eq!(
+            put("/alice/stor/o", None, &[("x-durability-level", "99")])
+                .unwrap_err()
+                .code(),
+            "InvalidDurabilityLevel"
+        );
+        assert_eq!(
+            put("/alice/stor/o", None, &[("content-md5", "zz")])
+                .unwrap_err()
+                .code(),
+            "BadRequest"
+        );
+        assert_eq!(
+            put(
+                "/alice/stor/o",
+                None,
+                &[("content-length", "100"), ("max-content-length", "10")]
+            )
+            .unwrap_err()
+            .code(),
             "MaxContentLengthExceeded"
         );
         assert_eq!(
-            parse(&Method::POST, "/alice/stor/o", None, &HeaderMap::new(), LIMITS).unwrap_err().code(),
+            parse(
+                &Method::POST,
+                "/alice/stor/o",
+                None,
+                &HeaderMap::new(),
+                LIMITS
+            )
+            .unwrap_err()
+            .code(),
             "MethodNotAllowed"
         );
     }

@@ -202,7 +202,9 @@ impl From<meta::namespace::NamespaceError> for ApiError {
             N::LinkSourceNotFound(p) => ApiError::SourceObjectNotFound(p),
             N::LinkNotObject(p) => ApiError::LinkNotObject(p),
             N::DirectoryLimitExceeded(p) => ApiError::DirectoryLimitExceeded(p),
-            N::AccountNotFound(l) => forbidden("AccountDoesNotExist", format!("{l} does not exist")),
+            N::AccountNotFound(l) => {
+                forbidden("AccountDoesNotExist", format!("{l} does not exist"))
+            }
             N::AccountBlocked(l) => forbidden("AccountBlocked", format!("{l} is not active")),
             N::SubuserNotFound(u) => forbidden("UserDoesNotExist", format!("{u} does not exist")),
             N::ConcurrentRequest(p) => ApiError::ConcurrentRequest(p),

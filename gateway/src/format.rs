@@ -98,7 +98,10 @@ mod tests {
 
     #[test]
     fn http_date() {
-        assert_eq!(http_date_ms(1_795_309_889_545), "Sun, 22 Nov 2026 01:11:29 GMT");
+        assert_eq!(
+            http_date_ms(1_795_309_889_545),
+            "Sun, 22 Nov 2026 01:11:29 GMT"
+        );
     }
 
     #[test]

@@ -64,7 +64,8 @@ impl ByteRange {
     /// Resolves against the object size: `(start, end_inclusive)`. An end
     /// past the last byte is clamped (the CLI's resume asks one past it).
     pub fn resolve(self, size: u64) -> Result<(u64, u64), ApiError> {
-        let unsat = || ApiError::RangeNotSatisfiable(format!("range not satisfiable for size {size}"));
+        let unsat =
+            || ApiError::RangeNotSatisfiable(format!("range not satisfiable for size {size}"));
         if size == 0 {
             return Err(unsat());
         }
@@ -106,7 +107,10 @@ pub fn parse_conditions(h: &HeaderMap) -> Conditions {
 /// `durability-level` (or the CLI's `x-durability-level`). `Ok(None)` when absent.
 pub fn parse_durability(h: &HeaderMap, max: u32) -> Result<Option<u32>, ApiError> {
     let raw = header_str(h, "durability-level").or_else(|| header_str(h, "x-durability-level"));
-    let raw = match (raw, h.contains_key("durability-level") || h.contains_key("x-durability-level")) {
+    let raw = match (
+        raw,
+        h.contains_key("durability-level") || h.contains_key("x-durability-level"),
+    ) {
         (Some(r), _) => r,
         (None, true) => return Err(ApiError::InvalidDurabilityLevel { max }),
         (None, false) => return Ok(None),
@@ -177,8 +181,11 @@ pub struct StoredHeaders {
 }
 
 fn is_user_meta(name: &str) -> bool {
-    name.strip_prefix("m-")
-        .is_some_and(|r| r.chars().next().is_some_and(|c| c.is_alphanumeric() || c == '_'))
+    name.strip_prefix("m-").is_some_and(|r| {
+        r.chars()
+            .next()
+            .is_some_and(|c| c.is_alphanumeric() || c == '_')
+    })
 }
 
 impl StoredHeaders {
@@ -195,7 +202,9 @@ impl StoredHeaders {
                 continue;
             };
             if name == "content-disposition" && !valid_disposition(v) {
-                return Err(ApiError::BadRequest("Content-Disposition invalid".to_owned()));
+                return Err(ApiError::BadRequest(
+                    "Content-Disposition invalid".to_owned(),
+                ));
             }
             if user {
                 user_bytes += v.len();
@@ -221,7 +230,9 @@ impl StoredHeaders {
 
 fn valid_disposition(v: &str) -> bool {
     let t = v.split(';').next().unwrap_or("").trim();
-    !t.is_empty() && t.chars().all(|c| c.is_ascii_alphanumeric() || "-_".contains(c))
+    !t.is_empty()
+        && t.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_".contains(c))
 }
 
 // ------------------------------------------------- PUT routing by type
@@ -240,20 +251,23 @@ pub const DEFAULT_CONTENT_TYPE: &str = "application/octet-stream";
 
 /// Classifies a PUT by content type, tolerant of case and whitespace.
 pub fn put_kind(h: &HeaderMap) -> PutKind {
-    let Some(ct) = header_str(h, "content-type").map(str::trim).filter(|s| !s.is_empty()) else {
+    let Some(ct) = header_str(h, "content-type")
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    else {
         return PutKind::Object(DEFAULT_CONTENT_TYPE.to_owned());
     };
     let mut parts = ct.split(';');
     let media = parts.next().unwrap_or("").trim().to_ascii_lowercase();
     if media == "application/json" {
         for p in parts {
-            if let Some((k, v)) = p.split_once('=') {
-                if k.trim().eq_ignore_ascii_case("type") {
-                    match v.trim().trim_matches('"').to_ascii_lowercase().as_str() {
-                        "directory" => return PutKind::Directory,
-                        "link" => return PutKind::Link,
-                        _ => {}
-                    }
+            if let Some((k, v)) = p.split_once('=')
+                && k.trim().eq_ignore_ascii_case("type")
+            {
+                match v.trim().trim_matches('"').to_ascii_lowercase().as_str() {
+                    "directory" => return PutKind::Directory,
+                    "link" => return PutKind::Link,
+                    _ => {}
                 }
             }
         }
@@ -302,10 +316,16 @@ mod tests {
 
     #[test]
     fn conditionals() {
-        let c = parse_conditions(&hm(&[("if-match", "\"e1\", W/\"e2\""), ("if-modified-since", "garbage")]));
+        let c = parse_conditions(&hm(&[
+            ("if-match", "\"e1\", W/\"e2\""),
+            ("if-modified-since", "garbage"),
+        ]));
         assert_eq!(c.if_match, Some(vec!["e1".to_owned(), "e2".to_owned()]));
         assert_eq!(c.if_modified_since, None);
-        let c = parse_conditions(&hm(&[("if-unmodified-since", "Sun, 22 Nov 2026 01:00:00 GMT")]));
+        let c = parse_conditions(&hm(&[(
+            "if-unmodified-since",
+            "Sun, 22 Nov 2026 01:00:00 GMT",
+        )]));
         assert_eq!(c.if_unmodified_since, Some(1_795_309_200));
         assert!(parse_conditions(&HeaderMap::new()).is_empty());
     }
@@ -313,11 +333,23 @@ mod tests {
     #[test]
     fn durability() {
         assert_eq!(parse_durability(&hm(&[]), 6).unwrap(), None);
-        assert_eq!(parse_durability(&hm(&[("x-durability-level", "3")]), 6).unwrap(), Some(3));
-        assert_eq!(parse_durability(&hm(&[("durability-level", "1"), ("x-durability-level", "5")]), 6).unwrap(), Some(1));
+        assert_eq!(
+            parse_durability(&hm(&[("x-durability-level", "3")]), 6).unwrap(),
+            Some(3)
+        );
+        assert_eq!(
+            parse_durability(
+                &hm(&[("durability-level", "1"), ("x-durability-level", "5")]),
+                6
+            )
+            .unwrap(),
+            Some(1)
+        );
         for bad in ["0", "99", "-1", "two", ""] {
             assert_eq!(
-                parse_durability(&hm(&[("durability-level", bad)]), 6).unwrap_err().code(),
+                parse_durability(&hm(&[("durability-level", bad)]), 6)
+                    .unwrap_err()
+                    .code(),
                 "InvalidDurabilityLevel"
             );
         }
@@ -326,20 +358,40 @@ mod tests {
     #[test]
     fn md5_header() {
         assert_eq!(
-            parse_content_md5(&hm(&[("content-md5", "1B2M2Y8AsgTpgAmY7PhCfg==")])).unwrap().unwrap()[0],
+            parse_content_md5(&hm(&[("content-md5", "1B2M2Y8AsgTpgAmY7PhCfg==")]))
+                .unwrap()
+                .unwrap()[0],
             0xd4
         );
-        assert_eq!(parse_content_md5(&hm(&[("content-md5", "nope")])).unwrap_err().code(), "BadRequest");
-        assert_eq!(parse_content_md5(&hm(&[("content-md5", "AAAA")])).unwrap_err().code(), "BadRequest");
+        assert_eq!(
+            parse_content_md5(&hm(&[("content-md5", "nope")]))
+                .unwrap_err()
+                .code(),
+            "BadRequest"
+        );
+        assert_eq!(
+            parse_content_md5(&hm(&[("content-md5", "AAAA")]))
+                .unwrap_err()
+                .code(),
+            "BadRequest"
+        );
     }
 
     #[test]
     fn limits() {
         assert_eq!(max_content_length(&hm(&[]), 100).unwrap(), 100);
-        assert_eq!(max_content_length(&hm(&[("max-content-length", "5")]), 100).unwrap(), 5);
-        assert_eq!(max_content_length(&hm(&[("max-content-length", "500")]), 100).unwrap(), 100);
         assert_eq!(
-            max_content_length(&hm(&[("max-content-length", "-1")]), 100).unwrap_err().code(),
+            max_content_length(&hm(&[("max-content-length", "5")]), 100).unwrap(),
+            5
+        );
+        assert_eq!(
+            max_content_length(&hm(&[("max-content-length", "500")]), 100).unwrap(),
+            100
+        );
+        assert_eq!(
+            max_content_length(&hm(&[("max-content-length", "-1")]), 100)
+                .unwrap_err()
+                .code(),
             "InvalidMaxContentLength"
         );
     }
@@ -356,7 +408,10 @@ mod tests {
         .unwrap();
         assert_eq!(
             s.headers,
-            vec![("cache-control".into(), "no-cache".into()), ("m-color".into(), "blue".into())]
+            vec![
+                ("cache-control".into(), "no-cache".into()),
+                ("m-color".into(), "blue".into())
+            ]
         );
         assert_eq!(s.role_tags, vec!["r1".to_owned(), "r2".to_owned()]);
         let big = "x".repeat(3000);
@@ -370,9 +425,15 @@ mod tests {
         assert_eq!(k("application/json; type=directory"), PutKind::Directory);
         assert_eq!(k("Application/JSON;type=Directory"), PutKind::Directory);
         assert_eq!(k("application/json; type=link"), PutKind::Link);
-        assert_eq!(k("application/json"), PutKind::Object("application/json".into()));
+        assert_eq!(
+            k("application/json"),
+            PutKind::Object("application/json".into())
+        );
         assert_eq!(k("text/plain"), PutKind::Object("text/plain".into()));
-        assert_eq!(put_kind(&HeaderMap::new()), PutKind::Object(DEFAULT_CONTENT_TYPE.into()));
+        assert_eq!(
+            put_kind(&HeaderMap::new()),
+            PutKind::Object(DEFAULT_CONTENT_TYPE.into())
+        );
     }
 
     proptest! {

@@ -37,9 +37,9 @@ use endpoint::ParseLimits;
 use http::HeaderValue;
 use meta::namespace::Namespace;
 use std::future::Future;
-use storage_node::NodeClient;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
+use storage_node::NodeClient;
 
 /// A source of "now" for signature clock-skew checks (tests pin it).
 pub type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;

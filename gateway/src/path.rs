@@ -14,8 +14,9 @@ use percent_encoding::percent_decode_str;
 /// Percent-decodes one segment; meta validates the decoded name.
 fn decode_segment(raw: &str, shown: &str) -> Result<String, ApiError> {
     let bytes: Vec<u8> = percent_decode_str(raw).collect();
-    String::from_utf8(bytes)
-        .map_err(|_| ApiError::InvalidResource(format!("{shown} is not a valid path: invalid UTF-8")))
+    String::from_utf8(bytes).map_err(|_| {
+        ApiError::InvalidResource(format!("{shown} is not a valid path: invalid UTF-8"))
+    })
 }
 
 /// Maps meta's path rejection to the wire error.
@@ -72,9 +73,7 @@ pub fn parse_location(value: &str) -> Result<MantaPath, ApiError> {
     match parse_path(path) {
         Ok(p) if p.top().is_some() => Ok(p),
         Ok(_) => Err(ApiError::InvalidLink(value.to_owned())),
-        Err(ApiError::ResourceNotFound(_)) => {
-            Err(ApiError::SourceObjectNotFound(value.to_owned()))
-        }
+        Err(ApiError::ResourceNotFound(_)) => Err(ApiError::SourceObjectNotFound(value.to_owned())),
         Err(_) => Err(ApiError::InvalidLink(value.to_owned())),
     }
 }
@@ -125,9 +124,15 @@ mod tests {
 
     #[test]
     fn unknown_top_and_login_are_not_found() {
-        assert_eq!(parse_path("/alice/foo").unwrap_err().code(), "ResourceNotFound");
+        assert_eq!(
+            parse_path("/alice/foo").unwrap_err().code(),
+            "ResourceNotFound"
+        );
         assert_eq!(parse_path("/").unwrap_err().code(), "ResourceNotFound");
-        assert_eq!(parse_path("/9bad/stor").unwrap_err().code(), "ResourceNotFound");
+        assert_eq!(
+            parse_path("/9bad/stor").unwrap_err().code(),
+            "ResourceNotFound"
+        );
     }
 
     #[test]
@@ -136,8 +141,14 @@ mod tests {
         assert_eq!(p.name(), Some("lnk 1.txt"));
         let p = parse_location("https://h.example/alice/stor/x").unwrap();
         assert_eq!(p.to_string(), "/alice/stor/x");
-        assert_eq!(parse_location("nonsense").unwrap_err().code(), "InvalidLink");
-        assert_eq!(parse_location("/alice/stor/..").unwrap_err().code(), "InvalidLink");
+        assert_eq!(
+            parse_location("nonsense").unwrap_err().code(),
+            "InvalidLink"
+        );
+        assert_eq!(
+            parse_location("/alice/stor/..").unwrap_err().code(),
+            "InvalidLink"
+        );
     }
 
     proptest! {

@@ -4,8 +4,8 @@
 //! its sort needs (a name, or a parsed mtime), and a known sort.
 
 use crate::error::ApiError;
-use percent_encoding::percent_decode;
 use meta::namespace::{ListOptions, Marker, SortBy, TypeFilter};
+use percent_encoding::percent_decode;
 use time::OffsetDateTime;
 
 /// Decoded `key=value` pairs in request order. Keys repeat as sent.
@@ -23,8 +23,7 @@ impl Query {
             // Node's querystring turns '+' into a space; the CLI never sends
             // a raw '+', it sends %2B.
             let s = s.replace('+', " ");
-            String::from_utf8_lossy(&percent_decode(s.as_bytes()).collect::<Vec<u8>>())
-                .into_owned()
+            String::from_utf8_lossy(&percent_decode(s.as_bytes()).collect::<Vec<u8>>()).into_owned()
         };
         Query(
             raw.split('&')
@@ -84,9 +83,9 @@ pub fn list_params(q: &Query) -> Result<ListOptions, ApiError> {
     let marker = match (q.get("marker"), sort) {
         (None, _) | (Some(""), _) => None,
         (Some(m), SortBy::Name) => Some(Marker::Name(m.to_owned())),
-        (Some(m), SortBy::Mtime) => Some(Marker::Mtime(parse_marker_time(m).ok_or_else(
-            || ApiError::InvalidParameter(format!("marker={m} is not a valid date")),
-        )?)),
+        (Some(m), SortBy::Mtime) => Some(Marker::Mtime(parse_marker_time(m).ok_or_else(|| {
+            ApiError::InvalidParameter(format!("marker={m} is not a valid date"))
+        })?)),
     };
     let filter = match (q.get("dir").is_some(), q.get("obj").is_some()) {
         (true, false) => TypeFilter::Directories,
@@ -146,9 +145,18 @@ mod tests {
         assert_eq!(p.sort, SortBy::Mtime);
         assert!(p.reverse);
         assert_eq!(p.marker, Some(Marker::Mtime(1_795_309_889_545)));
-        assert_eq!(lp("sort=mtime&marker=yesterday").unwrap_err().code(), "InvalidParameter");
-        assert_eq!(lp("sort=none").unwrap_err().code(), "QueryParameterForbidden");
-        assert_eq!(lp("marker=b").unwrap().marker, Some(Marker::Name("b".into())));
+        assert_eq!(
+            lp("sort=mtime&marker=yesterday").unwrap_err().code(),
+            "InvalidParameter"
+        );
+        assert_eq!(
+            lp("sort=none").unwrap_err().code(),
+            "QueryParameterForbidden"
+        );
+        assert_eq!(
+            lp("marker=b").unwrap().marker,
+            Some(Marker::Name("b".into()))
+        );
         assert_eq!(lp("dir=true").unwrap().filter, TypeFilter::Directories);
         assert_eq!(lp("obj=true").unwrap().filter, TypeFilter::Objects);
         assert_eq!(lp("obj=true&dir=true").unwrap().filter, TypeFilter::All);

@@ -21,7 +21,11 @@ async fn error_code(r: reqwest::Response) -> Result<(u16, String)> {
     let md5 = header(&r, "content-md5").map(str::to_owned);
     let body = r.bytes().await?;
     if let Some(md5) = md5 {
-        assert_eq!(md5, md5_b64(&body), "error body Content-MD5 must match (item 58)");
+        assert_eq!(
+            md5,
+            md5_b64(&body),
+            "error body Content-MD5 must match (item 58)"
+        );
     }
     let v: serde_json::Value = serde_json::from_slice(&body)?;
     Ok((status, v["code"].as_str().unwrap_or("").to_owned()))
@@ -58,7 +62,10 @@ async fn put_get_head_round_trip() -> Result<()> {
     assert_eq!(header(&r, "content-type"), Some("application/octet-stream"));
     assert_eq!(&r.bytes().await?[..], data);
 
-    let r = c.alice(Method::HEAD, "/alice/stor/hello.txt").send().await?;
+    let r = c
+        .alice(Method::HEAD, "/alice/stor/hello.txt")
+        .send()
+        .await?;
     assert_eq!(r.status(), 200);
     assert_eq!(header(&r, "content-length"), Some("12"));
     assert_eq!(header(&r, "content-md5"), Some(md5_b64(data).as_str()));
@@ -155,9 +162,15 @@ async fn no_continue_before_checks() -> Result<()> {
     let answer = raw_exchange(&c, &head).await?;
     assert!(answer.starts_with("HTTP/1.1 404"), "{answer}");
     assert!(!answer.contains("100 Continue"), "{answer}");
-    assert!(answer.to_ascii_lowercase().contains("connection: close"), "{answer}");
+    assert!(
+        answer.to_ascii_lowercase().contains("connection: close"),
+        "{answer}"
+    );
     assert!(answer.contains("DirectoryDoesNotExist"), "{answer}");
-    assert!(answer.contains("/alice/stor/nodir does not exist"), "{answer}");
+    assert!(
+        answer.contains("/alice/stor/nodir does not exist"),
+        "{answer}"
+    );
 
     // And a valid PUT gets its 100 and then a 204.
     let head = signed_head(
@@ -187,11 +200,20 @@ async fn directory_and_root_refusals() -> Result<()> {
     let c = Cluster::start().await?;
     c.mkdir("/alice/stor/d").await?;
     let r = c.put("/alice/stor/d", b"x").await?;
-    assert_eq!(error_code(r).await?, (400, "OperationNotAllowedOnDirectory".to_owned()));
+    assert_eq!(
+        error_code(r).await?,
+        (400, "OperationNotAllowedOnDirectory".to_owned())
+    );
     let r = c.put("/alice/stor", b"x").await?;
-    assert_eq!(error_code(r).await?, (400, "OperationNotAllowedOnRootDirectory".to_owned()));
+    assert_eq!(
+        error_code(r).await?,
+        (400, "OperationNotAllowedOnRootDirectory".to_owned())
+    );
     let r = c.alice(Method::DELETE, "/alice/stor").send().await?;
-    assert_eq!(error_code(r).await?, (400, "OperationNotAllowedOnRootDirectory".to_owned()));
+    assert_eq!(
+        error_code(r).await?,
+        (400, "OperationNotAllowedOnRootDirectory".to_owned())
+    );
     c.put("/alice/stor/obj", b"x").await?;
     let r = c.put("/alice/stor/obj/child", b"x").await?;
     assert_eq!(error_code(r).await?, (400, "ParentNotDirectory".to_owned()));
@@ -204,14 +226,21 @@ async fn directory_and_root_refusals() -> Result<()> {
 #[tokio::test]
 async fn bad_durability_levels() -> Result<()> {
     let c = Cluster::start().await?;
-    for (h, v) in [("durability-level", "0"), ("x-durability-level", "99"), ("durability-level", "x")] {
+    for (h, v) in [
+        ("durability-level", "0"),
+        ("x-durability-level", "99"),
+        ("durability-level", "x"),
+    ] {
         let r = c
             .alice(Method::PUT, "/alice/stor/d")
             .header(h, v)
             .body(&b"x"[..])
             .send()
             .await?;
-        assert_eq!(error_code(r).await?, (400, "InvalidDurabilityLevel".to_owned()));
+        assert_eq!(
+            error_code(r).await?,
+            (400, "InvalidDurabilityLevel".to_owned())
+        );
     }
     assert_eq!(c.get_bytes("/alice/stor/d").await?.0, 404);
     Ok(())
@@ -295,13 +324,20 @@ async fn listing_pagination() -> Result<()> {
 
     let r = c.alice(Method::GET, "/alice/stor/big").send().await?;
     assert_eq!(header(&r, "result-set-size"), Some("2500"));
-    assert_eq!(Cluster::names(&r.bytes().await?).len(), 256, "default limit");
+    assert_eq!(
+        Cluster::names(&r.bytes().await?).len(),
+        256,
+        "default limit"
+    );
     for bad in ["0", "1025"] {
         let r = c
             .alice(Method::GET, &format!("/alice/stor/big?limit={bad}"))
             .send()
             .await?;
-        assert_eq!(error_code(r).await?, (400, "InvalidArgumentError".to_owned()));
+        assert_eq!(
+            error_code(r).await?,
+            (400, "InvalidArgumentError".to_owned())
+        );
     }
 
     // Page like the CLI: limit=1024, inclusive marker = last name seen.
@@ -315,7 +351,11 @@ async fn listing_pagination() -> Result<()> {
         let body = c.alice(Method::GET, &q).send().await?.bytes().await?;
         let names = Cluster::names(&body);
         let remaining = n - seen.len() + usize::from(marker.is_some());
-        assert_eq!(names.len(), remaining.min(1024), "exactly min(limit, remaining)");
+        assert_eq!(
+            names.len(),
+            remaining.min(1024),
+            "exactly min(limit, remaining)"
+        );
         if let Some(m) = &marker {
             assert_eq!(&names[0], m, "marker is inclusive");
         }
@@ -414,7 +454,8 @@ async fn metadata_updates() -> Result<()> {
         .header("content-type", "application/x-thing")
         .body(reqwest::Body::wrap_stream(futures::stream::iter(Vec::<
             Result<Vec<u8>, std::io::Error>,
-        >::new())))
+        >::new(
+        ))))
         .send()
         .await?;
     assert_eq!(r.status(), 204);
@@ -466,11 +507,17 @@ async fn snaplinks() -> Result<()> {
     let r = link("/alice/stor/dst", "/alice/stor/src%201").await?;
     assert_eq!(r.status(), 204);
     assert_eq!(header(&r, "etag"), Some(etag.as_str()));
-    let r = c.alice(Method::DELETE, "/alice/stor/src%201").send().await?;
+    let r = c
+        .alice(Method::DELETE, "/alice/stor/src%201")
+        .send()
+        .await?;
     assert_eq!(r.status(), 204);
     assert_eq!(c.get_bytes("/alice/stor/dst").await?.1, b"linked bytes");
     let r = link("/alice/stor/l", "/alice/stor/missing").await?;
-    assert_eq!(error_code(r).await?, (404, "SourceObjectNotFound".to_owned()));
+    assert_eq!(
+        error_code(r).await?,
+        (404, "SourceObjectNotFound".to_owned())
+    );
     c.mkdir("/alice/stor/dir").await?;
     let r = link("/alice/stor/l", "/alice/stor/dir").await?;
     assert_eq!(error_code(r).await?, (400, "LinkNotObject".to_owned()));
@@ -553,8 +600,15 @@ async fn authentication_failures() -> Result<()> {
     let r = send(date.clone(), unknown).await?;
     assert_eq!(error_code(r).await?, (403, "KeyDoesNotExist".to_owned()));
     // Unknown account.
-    let r = send(date.clone(), good.replace("keyId=\"/alice/", "keyId=\"/zed/")).await?;
-    assert_eq!(error_code(r).await?, (403, "AccountDoesNotExist".to_owned()));
+    let r = send(
+        date.clone(),
+        good.replace("keyId=\"/alice/", "keyId=\"/zed/"),
+    )
+    .await?;
+    assert_eq!(
+        error_code(r).await?,
+        (403, "AccountDoesNotExist".to_owned())
+    );
     // Clock skew.
     let old = auth::sign::http_date(SystemTime::now() - Duration::from_secs(600));
     let r = send(old.clone(), c.alice.authorization(&old)?).await?;
@@ -578,17 +632,32 @@ async fn public_and_cross_account_access() -> Result<()> {
     assert_eq!(r.status(), 200);
     assert_eq!(&r.bytes().await?[..], b"public data");
     let r = c.req(None, Method::GET, "/alice/stor/p").send().await?;
-    assert_eq!(error_code(r).await?, (403, "AuthorizationFailed".to_owned()));
-    let r = c.req(Some(&c.bob), Method::GET, "/alice/public/p").send().await?;
+    assert_eq!(
+        error_code(r).await?,
+        (403, "AuthorizationFailed".to_owned())
+    );
+    let r = c
+        .req(Some(&c.bob), Method::GET, "/alice/public/p")
+        .send()
+        .await?;
     assert_eq!(r.status(), 200);
-    let r = c.req(Some(&c.bob), Method::GET, "/alice/stor/p").send().await?;
-    assert_eq!(error_code(r).await?, (403, "AuthorizationFailed".to_owned()));
+    let r = c
+        .req(Some(&c.bob), Method::GET, "/alice/stor/p")
+        .send()
+        .await?;
+    assert_eq!(
+        error_code(r).await?,
+        (403, "AuthorizationFailed".to_owned())
+    );
     let r = c
         .req(Some(&c.bob), Method::PUT, "/alice/public/p")
         .body(&b"overwrite"[..])
         .send()
         .await?;
-    assert_eq!(error_code(r).await?, (403, "AuthorizationFailed".to_owned()));
+    assert_eq!(
+        error_code(r).await?,
+        (403, "AuthorizationFailed".to_owned())
+    );
     let r = c
         .req(None, Method::PUT, "/alice/public/q")
         .body(&b"x"[..])
@@ -629,7 +698,10 @@ async fn presigned_urls() -> Result<()> {
     assert_eq!(c.http.get(&both).send().await?.status(), 200);
     let expired = url(&["GET"], "/alice/stor/x", now - 10)?;
     let r = c.http.get(&expired).send().await?;
-    assert_eq!(error_code(r).await?, (403, "InvalidQueryStringAuthentication".to_owned()));
+    assert_eq!(
+        error_code(r).await?,
+        (403, "InvalidQueryStringAuthentication".to_owned())
+    );
     let tampered = get_only.replace("/alice/stor/x", "/alice/stor/y");
     assert_eq!(c.http.get(&tampered).send().await?.status(), 403);
     Ok(())
@@ -646,11 +718,7 @@ async fn path_tricks_store_nothing() -> Result<()> {
         "/alice/stor/a%2fb",
         long.as_str(),
     ] {
-        let r = c
-            .alice(Method::PUT, path)
-            .body(&b"evil"[..])
-            .send()
-            .await?;
+        let r = c.alice(Method::PUT, path).body(&b"evil"[..]).send().await?;
         let status = r.status().as_u16();
         assert!((400..500).contains(&status), "{path}: {status}");
     }
@@ -694,11 +762,10 @@ async fn durability_and_node_failures() -> Result<()> {
         .await?;
     assert_eq!(r.status(), 204);
     let etag = header(&r, "etag").unwrap().to_owned();
-    let entry = c
-        .ns
-        .get(&meta::path::MantaPath::parse("/alice/stor/three")?)
-        .await?
-        .expect("committed");
+    let entry =
+        c.ns.get(&meta::path::MantaPath::parse("/alice/stor/three")?)
+            .await?
+            .expect("committed");
     let mut copies = entry.object().unwrap().copies.clone();
     copies.sort();
     assert_eq!(copies, ["node0", "node1", "node2"]);
@@ -710,11 +777,10 @@ async fn durability_and_node_failures() -> Result<()> {
 
     // A durability-2 object, then kill one of its nodes: still readable.
     c.put("/alice/stor/two", b"two copies").await?;
-    let entry = c
-        .ns
-        .get(&meta::path::MantaPath::parse("/alice/stor/two")?)
-        .await?
-        .unwrap();
+    let entry =
+        c.ns.get(&meta::path::MantaPath::parse("/alice/stor/two")?)
+            .await?
+            .unwrap();
     let victim = entry.object().unwrap().copies[0].clone();
     c.kill_node(&victim).await?;
     for _ in 0..5 {
@@ -744,7 +810,10 @@ async fn max_content_length() -> Result<()> {
         .body(&b"more than four"[..])
         .send()
         .await?;
-    assert_eq!(error_code(r).await?, (413, "MaxContentLengthExceeded".to_owned()));
+    assert_eq!(
+        error_code(r).await?,
+        (413, "MaxContentLengthExceeded".to_owned())
+    );
     let chunks: Vec<Result<Vec<u8>, std::io::Error>> = vec![Ok(vec![b'x'; 3]), Ok(vec![b'y'; 3])];
     let r = c
         .alice(Method::PUT, "/alice/stor/big")

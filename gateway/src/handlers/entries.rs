@@ -41,7 +41,11 @@ fn write_answer(entry: &Entry) -> Response {
     resp
 }
 
-pub async fn put_directory(cx: &Ctx, path: &MantaPath, headers: &Headers) -> Result<Response, ApiError> {
+pub async fn put_directory(
+    cx: &Ctx,
+    path: &MantaPath,
+    headers: &Headers,
+) -> Result<Response, ApiError> {
     let out = cx.ns.put_directory(path, headers).await?;
     Ok(write_answer(&out.entry))
 }
@@ -52,7 +56,11 @@ pub async fn delete(cx: &Ctx, path: &MantaPath, cond: &Conditions) -> Result<Res
     Ok(write_answer(&out.entry))
 }
 
-pub async fn put_metadata(cx: &Ctx, path: &MantaPath, update: &MetadataUpdate) -> Result<Response, ApiError> {
+pub async fn put_metadata(
+    cx: &Ctx,
+    path: &MantaPath,
+    update: &MetadataUpdate,
+) -> Result<Response, ApiError> {
     let entry = cx.ns.put_metadata(path, update).await?;
     Ok(write_answer(&entry))
 }
@@ -67,7 +75,9 @@ pub async fn put_link(cx: &Ctx, path: &MantaPath, link: &LinkPut) -> Result<Resp
         .await
         .map_err(|e| match ApiError::from(e) {
             // Messages name the Location as sent (§7).
-            ApiError::SourceObjectNotFound(_) => ApiError::SourceObjectNotFound(link.location.clone()),
+            ApiError::SourceObjectNotFound(_) => {
+                ApiError::SourceObjectNotFound(link.location.clone())
+            }
             ApiError::LinkNotObject(_) => ApiError::LinkNotObject(link.location.clone()),
             ApiError::Auth { code, .. } if code == "AccountDoesNotExist" => {
                 ApiError::SourceObjectNotFound(link.location.clone())
@@ -87,7 +97,11 @@ pub async fn require_entry(cx: &Ctx, path: &MantaPath) -> Result<Entry, ApiError
 }
 
 /// Applies GET/HEAD conditionals to an object entry.
-pub fn check_read(entry: &Entry, cond: &Conditions, path: &MantaPath) -> Result<Option<Response>, ApiError> {
+pub fn check_read(
+    entry: &Entry,
+    cond: &Conditions,
+    path: &MantaPath,
+) -> Result<Option<Response>, ApiError> {
     if entry.is_directory() || cond.is_empty() {
         // muskie did not evaluate conditionals on directories (§6.6).
         return Ok(None);
@@ -127,7 +141,11 @@ fn directory_head(entry: &Entry, size: u64) -> Response {
     resp
 }
 
-pub async fn head_directory(cx: &Ctx, path: &MantaPath, entry: &Entry) -> Result<Response, ApiError> {
+pub async fn head_directory(
+    cx: &Ctx,
+    path: &MantaPath,
+    entry: &Entry,
+) -> Result<Response, ApiError> {
     let size = result_set_size(cx, path).await?;
     Ok(directory_head(entry, size))
 }
@@ -198,14 +216,20 @@ mod tests {
     #[test]
     fn account_root_listing() {
         let opts = ListOptions::default();
-        let names: Vec<String> = account_root_page(&opts).into_iter().map(|r| r.name).collect();
+        let names: Vec<String> = account_root_page(&opts)
+            .into_iter()
+            .map(|r| r.name)
+            .collect();
         assert_eq!(names, ["jobs", "public", "reports", "stor", "uploads"]);
         let opts = ListOptions {
             marker: Some(Marker::Name("public".into())),
             limit: 2,
             ..ListOptions::default()
         };
-        let names: Vec<String> = account_root_page(&opts).into_iter().map(|r| r.name).collect();
+        let names: Vec<String> = account_root_page(&opts)
+            .into_iter()
+            .map(|r| r.name)
+            .collect();
         assert_eq!(names, ["reports", "stor"]);
         assert_eq!(
             crate::format::iso_ms(ACCOUNT_ROOT_MTIME_MS),

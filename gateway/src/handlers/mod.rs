@@ -73,7 +73,10 @@ pub(crate) fn entry_headers(h: &mut HeaderMap, e: &Entry) {
         if let Ok(v) = HeaderValue::from_str(&o.content_md5) {
             h.insert("content-md5", v);
         }
-        h.insert("durability-level", HeaderValue::from(u32::from(o.durability)));
+        h.insert(
+            "durability-level",
+            HeaderValue::from(u32::from(o.durability)),
+        );
     }
 }
 
@@ -118,7 +121,10 @@ async fn pipeline(gw: Gateway, req: Request) -> Result<Response, ApiError> {
             now: gw.now(),
         };
         let keys = MetaKeys { ns: ns.clone() };
-        match auth::authenticate(&parts, &keys).await.map_err(auth_error)? {
+        match auth::authenticate(&parts, &keys)
+            .await
+            .map_err(auth_error)?
+        {
             auth::AuthOutcome::Anonymous => None,
             auth::AuthOutcome::Authenticated(c) => Some(c),
         }
@@ -167,9 +173,7 @@ async fn pipeline(gw: Gateway, req: Request) -> Result<Response, ApiError> {
             entries::put_directory(&cx, &path, &headers).await
         }
         Endpoint::PutLink { path, link } => entries::put_link(&cx, &path, &link).await,
-        Endpoint::PutMetadata { path, update } => {
-            entries::put_metadata(&cx, &path, &update).await
-        }
+        Endpoint::PutMetadata { path, update } => entries::put_metadata(&cx, &path, &update).await,
         Endpoint::PutObject { path, put } => {
             objects::put_object(&cx, &path, &put, req.into_body()).await
         }

@@ -57,8 +57,10 @@ pub async fn put_object(
 ) -> Result<Response, ApiError> {
     pre_checks(cx, path, put).await?;
     let object_id = uuid::Uuid::new_v4();
-    let durability = u8::try_from(put.durability)
-        .map_err(|_| ApiError::InvalidDurabilityLevel { max: cx.gw.inner.limits.max_durability })?;
+    let durability =
+        u8::try_from(put.durability).map_err(|_| ApiError::InvalidDurabilityLevel {
+            max: cx.gw.inner.limits.max_durability,
+        })?;
 
     let stored = if put.content_length == Some(0) {
         // Nothing to store: the empty object needs no copies (muskie did the
@@ -70,7 +72,8 @@ pub async fn put_object(
             copies: Vec::new(),
         }
     } else {
-        let targets = blobs::choose_targets(&cx.gw, put.durability as usize, put.content_length).await?;
+        let targets =
+            blobs::choose_targets(&cx.gw, put.durability as usize, put.content_length).await?;
         // From here on the body is polled: hyper sends `100 Continue` now.
         blobs::replicate(&cx.gw, &targets, object_id, body, put.cap).await?
     };
@@ -117,7 +120,9 @@ pub async fn put_object(
     if let Ok(v) = HeaderValue::from_str(&object_id.to_string()) {
         h.insert(header::ETAG, v);
     }
-    if let Ok(v) = HeaderValue::from_str(&http_date_ms(i64::try_from(out.entry.mtime_ms).unwrap_or(0))) {
+    if let Ok(v) = HeaderValue::from_str(&http_date_ms(
+        i64::try_from(out.entry.mtime_ms).unwrap_or(0),
+    )) {
         h.insert(header::LAST_MODIFIED, v);
     }
     if let Ok(v) = HeaderValue::from_str(&stored.md5) {
