@@ -248,6 +248,16 @@ async fn empty_object_and_bad_requests() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 400);
+    let err: storage_node::protocol::ErrorBody = resp.json().await.unwrap();
+    assert_eq!(err.code, "InvalidObjectId");
+    // HEAD announces the size in the standard header too.
+    c.put(&node.url, "cc", body(b"12345", 2)).await.unwrap();
+    let resp = http
+        .head(format!("{}/objects/cc", node.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["content-length"], "5");
     c.put(&node.url, "bb", body(b"abc", 3)).await.unwrap();
     let err = c
         .get(&node.url, "bb", Some(ByteRange { start: 5, len: 1 }), None)
