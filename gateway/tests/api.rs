@@ -285,6 +285,12 @@ async fn directories_and_listing_format() -> Result<()> {
     assert_eq!(r.status(), 204);
     let r = c.alice(Method::DELETE, "/alice/stor/d").send().await?;
     assert_eq!(error_code(r).await?, (400, "DirectoryNotEmpty".to_owned()));
+    let r = c.alice(Method::HEAD, "/alice").send().await?;
+    assert_eq!(
+        header(&r, "content-type"),
+        Some("application/x-json-stream; type=directory")
+    );
+    assert_eq!(header(&r, "result-set-size"), Some("5"));
     // GET /:login lists the top directories.
     let (s, body) = c.get_bytes("/alice").await?;
     assert_eq!(s, 200);
@@ -823,5 +829,76 @@ async fn max_content_length() -> Result<()> {
         .await?;
     assert_eq!(r.status(), 413);
     assert_eq!(c.get_bytes("/alice/stor/big").await?.0, 404);
+    Ok(())
+}
+
+/// Metadata unreachable: 503 ServiceUnavailable, never a wrong 404; back
+/// to normal when it returns.
+#[tokio::test]
+async fn metadata_outage_is_503() -> Result<()> {
+    let c = Cluster::start().await?;
+    c.put("/alice/stor/x", b"before").await?;
+    c.meta_down.store(true, std::sync::atomic::Ordering::SeqCst);
+    let r = c.alice(Method::GET, "/alice/stor/x").send().await?;
+    assert_eq!(error_code(r).await?, (503, "ServiceUnavailable".to_owned()));
+    let r = c
+        .req(None, Method::GET, "/alice/public/nope")
+        .send()
+        .await?;
+    assert_eq!(r.status(), 503);
+    let r = c.put("/alice/stor/y", b"during").await?;
+    assert_eq!(r.status(), 503);
+    c.meta_down
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(c.get_bytes("/alice/stor/x").await?.1, b"before");
+    assert_eq!(c.get_bytes("/alice/stor/y").await?.0, 404);
+    Ok(())
+}
+
+/// A copy whose bytes fail their checksum is skipped for the next one.
+#[tokio::test]
+async fn corrupt_copy_fails_over() -> Result<()> {
+    let c = Cluster::start().await?;
+    let r = c.put("/alice/stor/v", b"verified bytes").await?;
+    let etag = header(&r, "etag").unwrap().to_owned();
+    let entry =
+        c.ns.get(&meta::path::MantaPath::parse("/alice/stor/v")?)
+            .await?
+            .unwrap();
+    c.corrupt_copy(&entry.object().unwrap().copies[0], &etag)?;
+    // Reads pick copies in random order: try enough times to hit the bad one.
+    for _ in 0..8 {
+        let (s, body) = c.get_bytes("/alice/stor/v").await?;
+        assert_eq!((s.as_u16(), body.as_slice()), (200, &b"verified bytes"[..]));
+    }
+    Ok(())
+}
+
+/// A multi-megabyte chunked upload streams through to two nodes and reads
+/// back identical, with the right MD5.
+#[tokio::test]
+async fn large_chunked_upload() -> Result<()> {
+    let c = Cluster::start().await?;
+    let chunk: Vec<u8> = (0..65536u32).map(|i| (i % 251) as u8).collect();
+    let n = 128; // 8 MiB
+    let mut all = Vec::with_capacity(chunk.len() * n);
+    for _ in 0..n {
+        all.extend_from_slice(&chunk);
+    }
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> = (0..n).map(|_| Ok(chunk.clone())).collect();
+    let r = c
+        .alice(Method::PUT, "/alice/stor/large")
+        .body(reqwest::Body::wrap_stream(futures::stream::iter(chunks)))
+        .send()
+        .await?;
+    assert_eq!(r.status(), 204);
+    assert_eq!(header(&r, "computed-md5"), Some(md5_b64(&all).as_str()));
+    let r = c.alice(Method::GET, "/alice/stor/large").send().await?;
+    assert_eq!(
+        header(&r, "content-length"),
+        Some(all.len().to_string().as_str())
+    );
+    assert_eq!(header(&r, "content-md5"), Some(md5_b64(&all).as_str()));
+    assert!(r.bytes().await? == all, "bytes differ");
     Ok(())
 }

@@ -8,10 +8,12 @@
 use anyhow::{Context, Result};
 use auth::sign::{RequestSigner, SigningKey};
 use meta::embedded::EmbeddedKv;
+use meta::kv::{Kv, KvError, KvResult, Snapshot, Txn};
 use meta::namespace::{Namespace, NodeRecord, NodeState, SshKey};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 use storage_node::server::{NodeConfig, NodeServer};
 use tokio::task::JoinHandle;
@@ -25,8 +27,34 @@ pub struct Node {
     task: Option<JoinHandle<()>>,
 }
 
+/// The real embedded backend behind a switch that makes it unreachable
+/// (a deliberate fault, like a cut network to the metadata tier).
+pub struct SwitchableKv {
+    inner: Arc<dyn Kv>,
+    pub down: Arc<AtomicBool>,
+}
+
+#[async_trait::async_trait]
+impl Kv for SwitchableKv {
+    async fn begin(&self) -> KvResult<Box<dyn Txn>> {
+        if self.down.load(Ordering::SeqCst) {
+            return Err(KvError::Unavailable("test: metadata cut off".into()));
+        }
+        self.inner.begin().await
+    }
+
+    async fn snapshot(&self) -> KvResult<Box<dyn Snapshot>> {
+        if self.down.load(Ordering::SeqCst) {
+            return Err(KvError::Unavailable("test: metadata cut off".into()));
+        }
+        self.inner.snapshot().await
+    }
+}
+
 pub struct Cluster {
     pub dir: tempfile::TempDir,
+    /// Set to make the metadata tier unreachable.
+    pub meta_down: Arc<AtomicBool>,
     pub ns: Arc<Namespace>,
     pub addr: SocketAddr,
     pub base: String,
@@ -71,7 +99,11 @@ impl Cluster {
             .with_test_writer()
             .try_init();
         let dir = tempfile::tempdir()?;
-        let kv = Arc::new(EmbeddedKv::open(dir.path().join("meta.redb")).await?);
+        let meta_down = Arc::new(AtomicBool::new(false));
+        let kv = Arc::new(SwitchableKv {
+            inner: Arc::new(EmbeddedKv::open(dir.path().join("meta.redb")).await?),
+            down: meta_down.clone(),
+        });
         let ns = Arc::new(Namespace::new(kv));
         ns.create_account("alice").await?;
         ns.create_account("bob").await?;
@@ -131,6 +163,7 @@ impl Cluster {
         });
         Ok(Cluster {
             dir,
+            meta_down,
             ns,
             addr,
             base: format!("http://{addr}"),
@@ -215,6 +248,23 @@ impl Cluster {
                 v["name"].as_str().expect("name").to_owned()
             })
             .collect()
+    }
+
+    /// Overwrites the copy of `object_id` on node `id` with different bytes
+    /// of the same length (silent corruption).
+    pub fn corrupt_copy(&self, id: &str, object_id: &str) -> Result<()> {
+        let node = self.nodes.iter().find(|n| n.id == id).context("node")?;
+        let path = node
+            .data_dir
+            .join("objects")
+            .join(&object_id[..2])
+            .join(object_id);
+        let mut bytes = std::fs::read(&path).with_context(|| format!("{}", path.display()))?;
+        for b in &mut bytes {
+            *b ^= 0x55;
+        }
+        std::fs::write(&path, bytes)?;
+        Ok(())
     }
 
     /// Files stored under a node's data dir (object copies), excluding
