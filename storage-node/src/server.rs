@@ -181,7 +181,41 @@ pub fn router(store: Arc<ObjectStore>, identity: NodeIdentity) -> Router {
         .route("/objects/{id}/verify", post(verify_object))
         .route("/objects", get(list_objects))
         .route("/status", get(status))
+        .layer(axum::middleware::from_fn(trace_request))
         .with_state(state)
+}
+
+/// Header correlating a node request with the gateway request behind it.
+const REQUEST_ID: &str = "x-request-id";
+
+/// Runs each request in a span carrying its request id (the caller's
+/// `x-request-id`, or a fresh one), so every log line of a request can be
+/// found together.
+async fn trace_request(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    use tracing::Instrument as _;
+    let request_id = req
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128)
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let span = tracing::info_span!(
+        "node_request",
+        method = %req.method(),
+        path = %req.uri().path(),
+        request_id = %request_id,
+    );
+    let started = std::time::Instant::now();
+    let resp = next.run(req).instrument(span.clone()).await;
+    span.in_scope(|| {
+        tracing::debug!(
+            status = resp.status().as_u16(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "answered"
+        )
+    });
+    resp
 }
 
 /// Everything a handler can fail with, mapped to a status and code once.
