@@ -43,6 +43,18 @@ struct Out {
 }
 
 impl Out {
+    /// Writes text that carries its own line ending (a/i/c text).
+    fn write_raw(&mut self, data: &[u8], sep: u8) -> io::Result<()> {
+        if data.is_empty() {
+            return Ok(());
+        }
+        if self.missing_newline {
+            self.w.write_all(&[sep])?;
+            self.missing_newline = false;
+        }
+        self.w.write_all(data)
+    }
+
     fn write_line(&mut self, data: &[u8], sep: u8, newline: bool) -> io::Result<()> {
         if self.missing_newline {
             self.w.write_all(&[sep])?;
@@ -139,13 +151,21 @@ impl Input {
         }
     }
 
-    fn next_line(&mut self) -> io::Result<Option<(Vec<u8>, bool)>> {
-        self.fill(!self.separate || self.reader.is_none())?;
+    /// The next line, and whether it is the first of a new file in
+    /// `separate` mode (where line numbers restart).
+    fn next_line(&mut self) -> io::Result<Option<(Vec<u8>, bool, bool)>> {
+        self.fill(!self.separate)?;
+        let mut new_file = false;
+        if self.peeked.is_none() && self.separate {
+            self.reader = None;
+            self.fill(true)?;
+            new_file = true;
+        }
         let r = self.peeked.take();
         if r.is_some() {
             self.current_name = self.peeked_name.clone();
         }
-        Ok(r)
+        Ok(r.map(|(l, nl)| (l, nl, new_file)))
     }
 
     fn is_last(&mut self) -> io::Result<bool> {
@@ -374,7 +394,10 @@ impl<'s> Sed<'s> {
 
     fn read_line(&mut self) -> Result<bool, ExecError> {
         match self.input.next_line()? {
-            Some((l, nl)) => {
+            Some((l, nl, new_file)) => {
+                if new_file {
+                    self.line = 0;
+                }
                 self.ps = l;
                 self.newline = nl;
                 self.line += 1;
@@ -425,7 +448,7 @@ impl<'s> Sed<'s> {
     fn dump_append(&mut self) -> Result<(), ExecError> {
         for a in std::mem::take(&mut self.append_queue) {
             match a {
-                Appended::Text(t) => self.out.write_line(&t, self.sep, true)?,
+                Appended::Text(t) => self.out.write_raw(&t, self.sep)?,
                 Appended::File(f) => {
                     if let Ok(mut file) = File::open(bytes_path(&f)) {
                         let mut buf = Vec::new();
@@ -645,12 +668,12 @@ impl<'s> Sed<'s> {
                 }
                 Kind::Append(t) => self.append_queue.push(Appended::Text(t.clone())),
                 Kind::ReadFile(f) => self.append_queue.push(Appended::File(f.clone())),
-                Kind::Insert(t) => self.out.write_line(t, self.sep, true)?,
+                Kind::Insert(t) => self.out.write_raw(t, self.sep)?,
                 Kind::Change(t) => {
                     // In a range, the text is printed once, at its end.
                     let in_range = c.a2.is_some() && !c.negate;
                     if !in_range || !self.ranges[pc - 1].active {
-                        self.out.write_line(t, self.sep, true)?;
+                        self.out.write_raw(t, self.sep)?;
                     }
                     return Ok(Step::EndCycle { print: false });
                 }

@@ -671,16 +671,18 @@ impl P<'_> {
         }
     }
 
-    /// Text of `a`, `i`, `c` (GNU one-liner and classic `\`-newline forms).
+    /// Text of `a`, `i`, `c` (GNU one-liner and classic `\`-newline
+    /// forms), including its final newline; empty after a lone `a\`.
     fn text(&mut self) -> Result<Vec<u8>, ScriptError> {
         self.skip_blanks();
+        let mut backslash = false;
         if self.peek() == Some(b'\\') {
+            backslash = true;
             self.i += 1;
             if self.peek() == Some(b'\n') {
                 self.i += 1;
             }
         }
-        // GNU strips leading whitespace of the one-liner form only.
         let mut out = Vec::new();
         while let Some(c) = self.peek() {
             self.i += 1;
@@ -696,9 +698,13 @@ impl P<'_> {
                 other => out.push(other),
             }
         }
-        if out.is_empty() && self.i >= self.s.len() && !self.s.ends_with(b"\n") {
-            return Err(self.err("expected \\ after `a', `c' or `i'"));
+        if out.is_empty() {
+            if !backslash {
+                return Err(self.err("expected \\ after `a', `c' or `i'"));
+            }
+            return Ok(out);
         }
+        out.push(b'\n');
         Ok(out)
     }
 
