@@ -2,6 +2,7 @@
 //! two reference implementations and the jq 1.6 value printer.
 
 pub mod cond;
+pub mod jqread;
 pub mod jqwrite;
 pub mod jsval;
 pub mod numfmt;

@@ -4,13 +4,16 @@
 //!
 //! Options: `-r -j -c -n -s -e -S -a -R -M --tab --indent N --arg NAME V
 //! --argjson NAME JSON`, combined short flags (`-rc`), files after the filter.
-//! Exit statuses follow jq 1.6: 2 usage/input parse error, 3 compile error,
-//! 5 runtime error, `-e`: 1 if the last output was false/null, 4 if none.
-//! Known differences (documented, not silently wrong for common filters):
-//! error *messages* on stderr are jaq's wording; filter semantics are jaq's
-//! where jaq deliberately differs from jq (e.g. `limit(0; ...)`, `@sh` of
-//! non-strings, `tostring` of floats uses jaq's number text, integers beyond
-//! 2^53 stay exact inside filters and are rounded only on output).
+//! Exit statuses follow Debian's jq 1.6: 2 usage, 3 compile error, 4 input parse
+//! error, 5 runtime error, `-e`: 1 if the last output was false/null, 4 if none.
+//! Known differences (documented; output *formatting* is always jq's):
+//! error messages on stderr use jaq's wording; filter semantics are jaq's
+//! where jaq deliberately differs from jq 1.6 (e.g. indexing an object with
+//! a number yields null instead of an error, `limit(0; f)`, `@sh` of
+//! non-strings); a computed non-integral float converted *to a string*
+//! (`tostring`, `"\(.)"`) uses jaq's text (`(4/2)|tostring` is "2.0", jq
+//! says "2"). `input_filename`, `$__loc__`, `--stream`, `--seq`, `-f`,
+//! `--args`, `-C` are not supported (compile error 3 or usage error 2).
 
 use std::ffi::OsString;
 use std::fs::File;
@@ -128,11 +131,9 @@ fn parse_args(args: &[OsString]) -> Result<Opts, String> {
                 let value = if s == "--arg" {
                     Val::from(text(value))
                 } else {
-                    jaq_json::read::parse_single(common::arg_bytes(value))
-                        .map(jq_numbers)
-                        .map_err(|_| {
-                            format!("Invalid JSON text passed to --argjson: {}", text(value))
-                        })?
+                    single_json(common::arg_bytes(value)).map_err(|_| {
+                        format!("Invalid JSON text passed to --argjson: {}", text(value))
+                    })?
                 };
                 o.vars.push((text(name), value));
             }
@@ -205,8 +206,7 @@ fn values<'a>(
                 .map_err(parse_err)
         })),
         (false, slurp) => {
-            let vals =
-                jaq_json::read::read_many(r).map(move |v| v.map(jq_numbers).map_err(parse_err));
+            let vals = crate::json::jqread::Reader::new(r);
             if slurp {
                 let all: Result<Vec<Val>, String> = vals.collect();
                 Box::new(std::iter::once(all.map(|v| v.into_iter().collect())))
@@ -310,7 +310,8 @@ pub fn main(args: Vec<OsString>) -> i32 {
             Err(e) => {
                 let _ = common::finish(&mut out);
                 eprintln!("jq: error (at <stdin>:0): Cannot parse input: {e}");
-                return 2;
+                // jq 1.6 (Debian 12) exits 4 after an input parse error.
+                return 4;
             }
         };
         for r in filter.id.run((ctx.clone(), input)) {
@@ -371,40 +372,13 @@ fn error_text(v: Val) -> String {
     }
 }
 
-/// Gives every input number the value and text jq 1.6 would: jq holds only
-/// doubles, so `1.0` is `1`, `1e17` is `1e+17` and big integers are rounded.
-/// Integral values that fit jaq's machine integer stay integers (so they
-/// index arrays); the rest become decimal literals holding jq's text, which
-/// is what jaq's string conversion (`tostring`, `"\(.)"`) then prints.
-fn jq_numbers(v: Val) -> Val {
-    match v {
-        Val::Num(n) => {
-            let x = jqwrite::num_f64(&n);
-            let negative_zero = x == 0.0 && x.is_sign_negative();
-            if x.fract() == 0.0
-                && x.abs() < 9007199254740992.0
-                && !negative_zero
-                && let Ok(i) = isize::try_from(x as i64)
-            {
-                return Val::Num(jaq_json::Num::Int(i));
-            }
-            Val::Num(jaq_json::Num::Dec(jaq_json::Rc::new(
-                crate::json::numfmt::jq(x),
-            )))
-        }
-        Val::Arr(a) => Val::Arr(jaq_json::Rc::new(
-            jaq_json::Rc::unwrap_or_clone(a)
-                .into_iter()
-                .map(jq_numbers)
-                .collect(),
-        )),
-        Val::Obj(o) => Val::obj(
-            jaq_json::Rc::unwrap_or_clone(o)
-                .into_iter()
-                .map(|(k, v)| (k, jq_numbers(v)))
-                .collect(),
-        ),
-        other => other,
+/// Exactly one JSON text (for `--argjson`).
+fn single_json(b: &[u8]) -> Result<Val, String> {
+    let mut r = crate::json::jqread::Reader::new(b);
+    match (r.next(), r.next()) {
+        (Some(Ok(v)), None) => Ok(v),
+        (Some(Err(e)), _) => Err(e),
+        _ => Err("expected exactly one JSON text".into()),
     }
 }
 
@@ -501,13 +475,13 @@ mod tests {
     }
 
     #[test]
-    fn numbers_take_jq_text() {
-        let v =
-            jaq_json::read::parse_single(b"[1.0, 1e17, 12345678901234567890, -0.0, 2.5]").unwrap();
+    fn argjson_takes_one_text() {
         assert_eq!(
-            jq_numbers(v).to_string(),
-            "[1,1e+17,12345678901234567000,-0,2.5]"
+            single_json(b"[1.0, 1e17]").map(|v| v.to_string()),
+            Ok("[1,1e+17]".to_string())
         );
+        assert!(single_json(b"1 2").is_err());
+        assert!(single_json(b"").is_err());
     }
 
     #[test]
