@@ -486,6 +486,7 @@ impl<'p> Interp<'p> {
         })
     }
 
+    #[inline(never)]
     fn set_var(&mut self, v: Var, val: Value) -> Result<(), AwkError> {
         match v {
             Var::Special(sp) => {
@@ -558,6 +559,7 @@ impl<'p> Interp<'p> {
         }
     }
 
+    #[inline(never)]
     fn key(&mut self, ix: &[Expr]) -> Result<Rc<[u8]>, AwkError> {
         if let [e] = ix {
             let v = self.eval(e)?;
@@ -609,6 +611,7 @@ impl<'p> Interp<'p> {
         Ok(re)
     }
 
+    #[inline(never)]
     fn regex_of(&mut self, e: &Expr) -> Result<Rc<PosixRegex>, AwkError> {
         if let Expr::Regex(i) = e {
             return Ok(self.prog.regexes[*i].clone());
@@ -747,6 +750,7 @@ impl<'p> Interp<'p> {
         Ok(Flow::Normal)
     }
 
+    #[inline(never)]
     fn print(&mut self, args: &[Expr], redir: Option<&Redir>) -> Result<(), AwkError> {
         let mut buf = std::mem::take(&mut self.tmp);
         buf.clear();
@@ -779,6 +783,7 @@ impl<'p> Interp<'p> {
         r
     }
 
+    #[inline(never)]
     fn write_out(&mut self, redir: &Option<Redir>, data: &[u8]) -> Result<(), AwkError> {
         let Some(r) = redir else {
             self.out.write_all(data)?;
@@ -901,6 +906,7 @@ impl<'p> Interp<'p> {
         })
     }
 
+    #[inline(never)]
     fn lvalue_get(&mut self, lv: &LValue) -> Result<Value, AwkError> {
         match lv {
             LValue::Var(v) => self.get_var(*v),
@@ -917,6 +923,7 @@ impl<'p> Interp<'p> {
         }
     }
 
+    #[inline(never)]
     fn lvalue_set(&mut self, lv: &LValue, val: Value) -> Result<(), AwkError> {
         match lv {
             LValue::Var(v) => self.set_var(*v, val),
@@ -986,6 +993,7 @@ impl<'p> Interp<'p> {
         sa.cmp(&sb)
     }
 
+    #[inline(never)]
     fn eval_match(&mut self, neg: bool, a: &Expr, b: &Expr) -> Result<bool, AwkError> {
         let re = self.regex_of(b)?;
         let m = if let Expr::Field(ix) = a {
@@ -1065,6 +1073,7 @@ impl<'p> Interp<'p> {
         })
     }
 
+    #[inline(never)]
     fn concat_into(&mut self, e: &Expr, out: &mut Vec<u8>) -> Result<(), AwkError> {
         match e {
             Expr::Concat(a, b) => {
@@ -1085,6 +1094,7 @@ impl<'p> Interp<'p> {
         }
     }
 
+    #[inline(never)]
     fn call(&mut self, fi: usize, args: &[Expr]) -> Result<Value, AwkError> {
         let prog = self.prog;
         let f = &prog.funcs[fi];
@@ -1131,6 +1141,7 @@ impl<'p> Interp<'p> {
         }
     }
 
+    #[inline(never)]
     fn getline(&mut self, var: Option<&LValue>, file: Option<&Expr>) -> Result<Value, AwkError> {
         let mut buf = Vec::new();
         match file {
@@ -1173,6 +1184,7 @@ impl<'p> Interp<'p> {
         Ok(Value::Num(1.0))
     }
 
+    #[inline(never)]
     fn builtin(&mut self, b: Builtin, args: &[Expr]) -> Result<Value, AwkError> {
         let num = |s: &mut Self, i: usize| -> Result<f64, AwkError> { s.eval_num(&args[i]) };
         Ok(match b {

@@ -216,6 +216,10 @@ struct Parser {
 
 const MAX_DEPTH: usize = 200;
 
+/// Longest chain of one binary operator (`a b c ...`, `1+2+...`): the AST
+/// is left-deep, so evaluating and dropping it recurses once per term.
+const MAX_CHAIN: usize = 500;
+
 /// Parses a whole program.
 pub fn parse(toks: Vec<Token>) -> Result<Program, ParseError> {
     let mut p = Parser {
@@ -966,16 +970,16 @@ impl Parser {
             // `a /= b` vs regex: the lexer already chose DivAssign.
             self.pos += 1;
             self.skip_newlines();
-            let rhs = self.ternary()?;
+            let rhs = self.expr()?;
             return Ok(Expr::Assign(op, Box::new(lv), Box::new(rhs)));
         }
         if self.eat(&Tok::Quest) {
             self.skip_newlines();
-            let a = self.ternary()?;
+            let a = self.expr()?;
             self.skip_newlines();
             self.expect(&Tok::Colon, ":")?;
             self.skip_newlines();
-            let b = self.ternary()?;
+            let b = self.expr()?;
             return Ok(Expr::Cond(Box::new(c), Box::new(a), Box::new(b)));
         }
         Ok(c)
@@ -983,9 +987,14 @@ impl Parser {
 
     fn or(&mut self) -> Result<Expr, ParseError> {
         let mut l = self.and()?;
+        let mut terms = 0usize;
         while self.eat(&Tok::Or) {
             self.skip_newlines();
             let r = self.and()?;
+            terms += 1;
+            if terms > MAX_CHAIN {
+                return Err(self.err("expression too long"));
+            }
             l = Expr::Or(Box::new(l), Box::new(r));
         }
         Ok(l)
@@ -993,9 +1002,14 @@ impl Parser {
 
     fn and(&mut self) -> Result<Expr, ParseError> {
         let mut l = self.in_expr()?;
+        let mut terms = 0usize;
         while self.eat(&Tok::And) {
             self.skip_newlines();
             let r = self.in_expr()?;
+            terms += 1;
+            if terms > MAX_CHAIN {
+                return Err(self.err("expression too long"));
+            }
             l = Expr::And(Box::new(l), Box::new(r));
         }
         Ok(l)
@@ -1085,18 +1099,24 @@ impl Parser {
 
     fn concat(&mut self) -> Result<Expr, ParseError> {
         let mut l = self.additive()?;
+        let mut terms = 0usize;
         loop {
             if !self.starts_operand() || matches!(self.peek(), Tok::Minus | Tok::Plus | Tok::Not) {
                 return Ok(l);
             }
             // `getline` after an operand would be `cmd | getline` without the pipe.
             let r = self.additive()?;
+            terms += 1;
+            if terms > MAX_CHAIN {
+                return Err(self.err("expression too long"));
+            }
             l = Expr::Concat(Box::new(l), Box::new(r));
         }
     }
 
     fn additive(&mut self) -> Result<Expr, ParseError> {
         let mut l = self.mul()?;
+        let mut terms = 0usize;
         loop {
             let op = match self.peek() {
                 Tok::Plus => BinOp::Add,
@@ -1105,12 +1125,17 @@ impl Parser {
             };
             self.pos += 1;
             let r = self.mul()?;
+            terms += 1;
+            if terms > MAX_CHAIN {
+                return Err(self.err("expression too long"));
+            }
             l = Expr::Bin(op, Box::new(l), Box::new(r));
         }
     }
 
     fn mul(&mut self) -> Result<Expr, ParseError> {
         let mut l = self.unary()?;
+        let mut terms = 0usize;
         loop {
             let op = match self.peek() {
                 Tok::Star => BinOp::Mul,
@@ -1120,6 +1145,10 @@ impl Parser {
             };
             self.pos += 1;
             let r = self.unary()?;
+            terms += 1;
+            if terms > MAX_CHAIN {
+                return Err(self.err("expression too long"));
+            }
             l = Expr::Bin(op, Box::new(l), Box::new(r));
         }
     }
@@ -1153,6 +1182,16 @@ impl Parser {
     }
 
     fn power(&mut self) -> Result<Expr, ParseError> {
+        if self.depth > MAX_DEPTH {
+            return Err(self.err("expression nested too deeply"));
+        }
+        self.depth += 1;
+        let r = self.power_inner();
+        self.depth -= 1;
+        r
+    }
+
+    fn power_inner(&mut self) -> Result<Expr, ParseError> {
         let base = self.postfix()?;
         if self.eat(&Tok::Caret) {
             // Right-associative, and binds tighter than unary minus on its left only.
