@@ -282,6 +282,19 @@ fn parse_input(text: &str, group: bool, merge: bool) -> Result<JsVal, String> {
     }
 }
 
+/// True if the text is two or more adjacent JSON objects.
+fn is_object_stream(text: &str) -> bool {
+    let mut p = Parser::new(text);
+    let mut n = 0;
+    while p.skip_ws() {
+        match p.value() {
+            Ok(JsVal::Obj(_)) => n += 1,
+            _ => return false,
+        }
+    }
+    n > 1
+}
+
 /// Output rendering: jsony prints a string value without quotes.
 fn render(v: &JsVal, o: &Opts) -> Option<String> {
     match v {
@@ -317,7 +330,8 @@ fn transform(mut v: JsVal, o: &Opts) -> Result<Option<JsVal>, Fail> {
     Ok(Some(v))
 }
 
-fn process(v: JsVal, o: &Opts, out: &mut impl Write) -> Result<(), Fail> {
+/// Processes the parsed input; `stream` says it was a grouped run of objects.
+fn process(v: JsVal, o: &Opts, stream: bool, out: &mut impl Write) -> Result<(), Fail> {
     let io = |e: io::Error| Fail::Runtime(e.to_string());
     let mut v = v;
     if o.items {
@@ -362,6 +376,19 @@ fn process(v: JsVal, o: &Opts, out: &mut impl Write) -> Result<(), Fail> {
         .map_err(|u| Fail::Usage(u.0))?;
 
     if o.keys {
+        // json 9 streams a grouped run of objects through `-a` one object
+        // at a time, so `-gak` lists each object's keys.
+        if o.array
+            && stream
+            && let JsVal::Arr(items) = &v
+        {
+            for item in items {
+                for k in item.keys().unwrap_or_default() {
+                    writeln!(out, "{k}").map_err(io)?;
+                }
+            }
+            return Ok(());
+        }
         let keys = v.keys().unwrap_or_default();
         if o.array {
             for k in keys {
@@ -463,9 +490,10 @@ pub fn main(args: Vec<OsString>) -> i32 {
         Err(e) => {
             if !o.validate {
                 // json echoes input it cannot parse.
+                let nl: &[u8] = if text.ends_with('\n') { b"" } else { b"\n" };
                 let _ = out
                     .write_all(text.as_bytes())
-                    .and_then(|_| out.write_all(b"\n"));
+                    .and_then(|_| out.write_all(nl));
                 let _ = common::finish(&mut out);
             }
             if !o.quiet {
@@ -477,7 +505,9 @@ pub fn main(args: Vec<OsString>) -> i32 {
     if o.validate {
         return 0;
     }
-    let r = process(v, &o, &mut out);
+    let stream =
+        o.group && matches!(&v, JsVal::Arr(items) if items.len() > 1) && is_object_stream(&text);
+    let r = process(v, &o, stream, &mut out);
     let flushed = common::finish(&mut out);
     match r {
         Ok(()) => match flushed {
