@@ -106,29 +106,62 @@ pub(crate) async fn replicate(
         .nodes
         .replicate(targets, &id.to_string(), stream)
         .await;
-    let receipts = match result {
-        Ok(r) => r,
+    match result {
+        Ok(receipts) => stored(receipts),
+        Err(ReplicateError::Body(_)) if over_cap.load(Ordering::SeqCst) => {
+            Err(ApiError::MaxContentLengthExceeded(cap))
+        }
+        Err(ReplicateError::Body(e)) => Err(ApiError::BadRequest(format!(
+            "request body could not be read: {e}"
+        ))),
+        Err(e) => Err(node_failure(e, targets.len())),
+    }
+}
+
+/// Like [`replicate`] for a body produced by the gateway itself (a
+/// multipart commit reading its parts); a failing source is an outage.
+pub(crate) async fn replicate_stream(
+    gw: &Gateway,
+    targets: &[NodeTarget],
+    id: uuid::Uuid,
+    source: impl Stream<Item = Result<Bytes, std::io::Error>> + Send,
+) -> Result<Stored, ApiError> {
+    match gw
+        .inner
+        .nodes
+        .replicate(targets, &id.to_string(), source)
+        .await
+    {
+        Ok(receipts) => stored(receipts),
         Err(ReplicateError::Body(e)) => {
-            if over_cap.load(Ordering::SeqCst) {
-                return Err(ApiError::MaxContentLengthExceeded(cap));
-            }
-            return Err(ApiError::BadRequest(format!(
-                "request body could not be read: {e}"
-            )));
-        }
-        Err(e @ (ReplicateError::Node { .. } | ReplicateError::Stalled { .. })) => {
-            tracing::warn!(error = %e, "replication failed");
-            return Err(ApiError::NotEnoughNodes {
+            tracing::error!(error = %e, "source of a replicated write failed");
+            Err(ApiError::NotEnoughNodes {
                 wanted: targets.len(),
-                available: targets.len().saturating_sub(1),
-            });
+                available: 0,
+            })
         }
-        Err(e) => return Err(ApiError::internal(e)),
-    };
+        Err(e) => Err(node_failure(e, targets.len())),
+    }
+}
+
+fn node_failure(e: ReplicateError, wanted: usize) -> ApiError {
+    match e {
+        ReplicateError::Node { .. } | ReplicateError::Stalled { .. } => {
+            tracing::warn!(error = %e, "replication failed");
+            ApiError::NotEnoughNodes {
+                wanted,
+                available: wanted.saturating_sub(1),
+            }
+        }
+        other => ApiError::internal(other),
+    }
+}
+
+fn stored(receipts: Vec<storage_node::CopyReceipt>) -> Result<Stored, ApiError> {
+    // `replicate` guarantees that all receipts agree.
     let first = receipts
         .first()
         .ok_or_else(|| ApiError::internal("replicate returned no receipts"))?;
-    // `replicate` guarantees that all receipts agree.
     Ok(Stored {
         size: first.size,
         md5: first.md5.clone(),
@@ -164,7 +197,7 @@ pub(crate) async fn read(
     gw: &Gateway,
     o: &ObjectInfo,
     range: Option<(u64, u64)>,
-) -> Result<impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static, ApiError> {
+) -> Result<impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static + use<>, ApiError> {
     let (candidates, by_id) = node_view(gw).await?;
     let order = placement::order_for_read(&o.copies, &candidates, seed());
     let targets: Vec<NodeTarget> = order

@@ -16,7 +16,7 @@ use crate::path::{parse_location, parse_path};
 use crate::query::Query;
 use http::{HeaderMap, Method};
 use meta::namespace::{Conditions, Headers, MetadataUpdate};
-use meta::path::MantaPath;
+use meta::path::{MantaPath, TopDir};
 
 /// Limits the parse needs from the configuration.
 #[derive(Debug, Clone, Copy)]
@@ -49,9 +49,47 @@ pub struct LinkPut {
     pub conditions: Conditions,
 }
 
+/// An existing multipart upload, addressed by its parts directory.
+#[derive(Debug, Clone)]
+pub struct UploadRef {
+    pub id: uuid::Uuid,
+    /// `/:login/uploads/<prefix>/<id>`.
+    pub dir: MantaPath,
+}
+
 /// One request, typed.
 #[derive(Debug, Clone)]
 pub enum Endpoint {
+    /// `POST /:login/uploads` (§10.3).
+    MpuCreate {
+        path: MantaPath,
+    },
+    /// `/:login/uploads/<id>[/<part>]`: `301` to the parts directory (§10.2).
+    MpuRedirect {
+        path: MantaPath,
+        location: String,
+    },
+    /// `GET <partsDirectory>/state`.
+    MpuState {
+        path: MantaPath,
+        upload: UploadRef,
+    },
+    /// `POST <partsDirectory>/commit`.
+    MpuCommit {
+        path: MantaPath,
+        upload: UploadRef,
+    },
+    /// `POST <partsDirectory>/abort`.
+    MpuAbort {
+        path: MantaPath,
+        upload: UploadRef,
+    },
+    /// `PUT <partsDirectory>/<n>`.
+    MpuPart {
+        path: MantaPath,
+        upload: UploadRef,
+        put: Box<ObjectPut>,
+    },
     /// GET of an object (maybe ranged) or a directory listing.
     Get {
         path: MantaPath,
@@ -99,7 +137,13 @@ impl Endpoint {
             | Endpoint::PutMetadata { path, .. }
             | Endpoint::PutObject { path, .. }
             | Endpoint::Delete { path, .. }
-            | Endpoint::Options { path } => path,
+            | Endpoint::Options { path }
+            | Endpoint::MpuCreate { path }
+            | Endpoint::MpuRedirect { path, .. }
+            | Endpoint::MpuState { path, .. }
+            | Endpoint::MpuCommit { path, .. }
+            | Endpoint::MpuAbort { path, .. }
+            | Endpoint::MpuPart { path, .. } => path,
         }
     }
 
@@ -142,6 +186,11 @@ pub fn parse(
     if path.is_account_root() && !matches!(*method, Method::GET | Method::HEAD) {
         return Err(not_allowed_on_root(method, &path));
     }
+    if path.top() == Some(TopDir::Uploads)
+        && let Some(ep) = parse_uploads(method, &path, h, limits)
+    {
+        return ep;
+    }
     let conditions = headers::parse_conditions(h);
     match *method {
         Method::GET => Ok(Endpoint::Get {
@@ -162,6 +211,118 @@ pub fn parse(
         _ => Err(ApiError::MethodNotAllowed(format!(
             "{method} is not allowed"
         ))),
+    }
+}
+
+/// The prefix directory of an upload id (its first hex digit).
+pub fn upload_prefix(id: &uuid::Uuid) -> String {
+    id.to_string()[..1].to_owned()
+}
+
+/// A part number: decimal 0..=9999 without leading zeros (§10.1).
+pub fn part_number(s: &str) -> Option<u32> {
+    let ok = !s.is_empty()
+        && s.len() <= 4
+        && s.bytes().all(|b| b.is_ascii_digit())
+        && (s == "0" || !s.starts_with('0'));
+    if ok { s.parse().ok() } else { None }
+}
+
+/// Lowercase UUID text, as the CLI asserts.
+fn upload_id(s: &str) -> Option<uuid::Uuid> {
+    let id = uuid::Uuid::parse_str(s).ok()?;
+    (id.to_string() == s).then_some(id)
+}
+
+/// Routes the multipart-upload endpoints under `/:login/uploads`; `None`
+/// for requests that are ordinary directory/object operations there.
+fn parse_uploads(
+    method: &Method,
+    path: &MantaPath,
+    h: &HeaderMap,
+    limits: ParseLimits,
+) -> Option<Result<Endpoint, ApiError>> {
+    let rest = path.rest();
+    let not_allowed = || {
+        Some(Err(ApiError::MethodNotAllowed(format!(
+            "{method} is not allowed on {path}"
+        ))))
+    };
+    let redirect = |id: &uuid::Uuid, tail: Option<&str>| {
+        let mut location = format!("/{}/uploads/{}/{id}", path.login(), upload_prefix(id));
+        if let Some(t) = tail {
+            location.push('/');
+            location.push_str(t);
+        }
+        Some(Ok(Endpoint::MpuRedirect {
+            path: path.clone(),
+            location,
+        }))
+    };
+    match rest {
+        [] if *method == Method::POST => Some(Ok(Endpoint::MpuCreate { path: path.clone() })),
+        [] if *method == Method::PUT => not_allowed(),
+        [id] => match upload_id(id) {
+            Some(_) if *method == Method::DELETE => not_allowed(),
+            Some(id) => redirect(&id, None),
+            None => None,
+        },
+        [id, part] if upload_id(id).is_some() && part_number(part).is_some() => {
+            redirect(&upload_id(id)?, Some(part))
+        }
+        [prefix, id] => match upload_id(id) {
+            Some(uid) if *prefix == upload_prefix(&uid) => match *method {
+                Method::GET | Method::HEAD => None,
+                _ => not_allowed(),
+            },
+            _ => None,
+        },
+        [prefix, id, leaf] => {
+            let uid = upload_id(id).filter(|u| *prefix == upload_prefix(u))?;
+            let upload = UploadRef {
+                id: uid,
+                dir: path.parent()?,
+            };
+            let p = path.clone();
+            match (leaf.as_str(), method) {
+                ("state", &Method::GET) => Some(Ok(Endpoint::MpuState { path: p, upload })),
+                ("state", _) => not_allowed(),
+                ("commit", &Method::POST) => Some(Ok(Endpoint::MpuCommit { path: p, upload })),
+                ("abort", &Method::POST) => Some(Ok(Endpoint::MpuAbort { path: p, upload })),
+                (n, &Method::PUT) => {
+                    if part_number(n).is_none() {
+                        return Some(Err(ApiError::MultipartUploadInvalidArgument(format!(
+                            "{n} is not a valid part number"
+                        ))));
+                    }
+                    if has_durability(h) {
+                        return Some(Err(ApiError::MultipartUploadInvalidArgument(
+                            "cannot change durability level for multipart uploads".to_owned(),
+                        )));
+                    }
+                    Some(
+                        parse_put(
+                            p.clone(),
+                            &Query::default(),
+                            h,
+                            Conditions::default(),
+                            limits,
+                        )
+                        .and_then(|ep| match ep {
+                            Endpoint::PutObject { path, put } => {
+                                Ok(Endpoint::MpuPart { path, upload, put })
+                            }
+                            _ => Err(ApiError::MultipartUploadInvalidArgument(
+                                "parts must be objects".to_owned(),
+                            )),
+                        }),
+                    )
+                }
+                (_, &Method::DELETE) => not_allowed(),
+                _ => None,
+            }
+        }
+        _ => None,
     }
 }
 
@@ -437,6 +598,79 @@ mod tests {
             .code(),
             "MethodNotAllowed"
         );
+    }
+
+    #[test]
+    fn upload_routes() {
+        let id = "6ad0f13e-80f2-4d18-b432-85ed63108af1";
+        let get = |m: Method, p: &str| parse(&m, p, None, &HeaderMap::new(), LIMITS);
+        assert!(matches!(
+            get(Method::POST, "/alice/uploads").unwrap(),
+            Endpoint::MpuCreate { .. }
+        ));
+        let Endpoint::MpuRedirect { location, .. } =
+            get(Method::HEAD, &format!("/alice/uploads/{id}")).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(location, format!("/alice/uploads/6/{id}"));
+        let Endpoint::MpuRedirect { location, .. } =
+            get(Method::PUT, &format!("/alice/uploads/{id}/3")).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(location, format!("/alice/uploads/6/{id}/3"));
+        assert!(matches!(
+            get(Method::GET, &format!("/alice/uploads/6/{id}/state")).unwrap(),
+            Endpoint::MpuState { .. }
+        ));
+        assert!(matches!(
+            get(Method::POST, &format!("/alice/uploads/6/{id}/commit")).unwrap(),
+            Endpoint::MpuCommit { .. }
+        ));
+        assert!(matches!(
+            get(Method::PUT, &format!("/alice/uploads/6/{id}/0")).unwrap(),
+            Endpoint::MpuPart { .. }
+        ));
+        assert_eq!(
+            get(Method::PUT, &format!("/alice/uploads/6/{id}/01"))
+                .unwrap_err()
+                .code(),
+            "MultipartUploadInvalidArgument"
+        );
+        assert_eq!(
+            get(Method::DELETE, &format!("/alice/uploads/6/{id}"))
+                .unwrap_err()
+                .code(),
+            "MethodNotAllowed"
+        );
+        assert_eq!(
+            get(Method::PUT, "/alice/uploads").unwrap_err().code(),
+            "MethodNotAllowed"
+        );
+        // A wrong prefix is just a path (404 later), not an upload.
+        assert!(matches!(
+            get(Method::GET, &format!("/alice/uploads/7/{id}/state")).unwrap(),
+            Endpoint::Get { .. }
+        ));
+        // Uppercase ids are not the CLI's UUIDs.
+        assert!(matches!(
+            get(
+                Method::HEAD,
+                &format!("/alice/uploads/{}", id.to_uppercase())
+            )
+            .unwrap(),
+            Endpoint::Head { .. }
+        ));
+    }
+
+    #[test]
+    fn part_numbers() {
+        assert_eq!(part_number("0"), Some(0));
+        assert_eq!(part_number("9999"), Some(9999));
+        for bad in ["", "00", "01", "10000", "-1", "a", "1.5"] {
+            assert_eq!(part_number(bad), None, "{bad}");
+        }
     }
 
     proptest! {

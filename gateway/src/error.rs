@@ -67,6 +67,12 @@ pub enum ApiError {
     NotImplemented(String),
     #[error("{0}")]
     MethodNotAllowed(String),
+    #[error("{0}")]
+    MultipartUploadInvalidArgument(String),
+    #[error("{0}")]
+    InvalidMultipartUploadState(String),
+    #[error("Content-MD5 of the request body does not match")]
+    BadDigest,
     #[error("not enough storage nodes available (wanted {wanted}, have {available})")]
     NotEnoughNodes { wanted: usize, available: usize },
     #[error("no storage node has room for this object")]
@@ -122,6 +128,9 @@ impl ApiError {
             ApiError::DirectoryLimitExceeded(_) => "DirectoryLimitExceeded",
             ApiError::NotImplemented(_) => "NotImplemented",
             ApiError::MethodNotAllowed(_) => "MethodNotAllowed",
+            ApiError::MultipartUploadInvalidArgument(_) => "MultipartUploadInvalidArgument",
+            ApiError::InvalidMultipartUploadState(_) => "InvalidMultipartUploadState",
+            ApiError::BadDigest => "BadDigest",
             ApiError::NotEnoughNodes { .. } => "InternalError",
             ApiError::NotEnoughSpace => "NotEnoughSpace",
             ApiError::MetadataUnavailable(_) => "ServiceUnavailable",
@@ -159,6 +168,10 @@ impl ApiError {
             ConcurrentRequest(_) | DirectoryLimitExceeded(_) => StatusCode::CONFLICT,
             NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
             MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            MultipartUploadInvalidArgument(_) | InvalidMultipartUploadState(_) => {
+                StatusCode::CONFLICT
+            }
+            BadDigest => StatusCode::BAD_REQUEST,
             NotEnoughNodes { .. } | MetadataUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             NotEnoughSpace => StatusCode::INSUFFICIENT_STORAGE,
             Auth { status, .. } => *status,

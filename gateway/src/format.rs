@@ -8,6 +8,19 @@ use base64::Engine as _;
 use serde::Serialize;
 use std::time::{Duration, UNIX_EPOCH};
 
+/// What JavaScript's `encodeURIComponent` leaves alone (how the CLI encodes
+/// path segments, §1.3).
+pub const URI_COMPONENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'!')
+    .remove(b'~')
+    .remove(b'*')
+    .remove(b'\'')
+    .remove(b'(')
+    .remove(b')');
+
 /// The directory content type HEAD/GET must return, byte for byte (§5.2).
 pub const DIRECTORY_CONTENT_TYPE: &str = "application/x-json-stream; type=directory";
 

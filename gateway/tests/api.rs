@@ -902,3 +902,210 @@ async fn large_chunked_upload() -> Result<()> {
     assert!(r.bytes().await? == all, "bytes differ");
     Ok(())
 }
+
+async fn mpu_create(
+    c: &Cluster,
+    object_path: &str,
+    headers: serde_json::Value,
+) -> Result<(String, String)> {
+    let body = serde_json::json!({ "objectPath": object_path, "headers": headers }).to_string();
+    let r = c
+        .alice(Method::POST, "/alice/uploads")
+        .header("content-type", "application/json")
+        .header("content-md5", md5_b64(body.as_bytes()))
+        .body(body)
+        .send()
+        .await?;
+    assert_eq!(r.status(), 201);
+    let md5 = header(&r, "content-md5").unwrap().to_owned();
+    let bytes = r.bytes().await?;
+    assert_eq!(md5, md5_b64(&bytes), "JSON Content-MD5 (item 58)");
+    let v: serde_json::Value = serde_json::from_slice(&bytes)?;
+    Ok((
+        v["id"].as_str().unwrap().to_owned(),
+        v["partsDirectory"].as_str().unwrap().to_owned(),
+    ))
+}
+
+async fn mpu_state(c: &Cluster, dir: &str) -> Result<serde_json::Value> {
+    let r = c.alice(Method::GET, &format!("{dir}/state")).send().await?;
+    assert_eq!(r.status(), 200);
+    Ok(serde_json::from_slice(&r.bytes().await?)?)
+}
+
+async fn mpu_post(c: &Cluster, url: &str, body: serde_json::Value) -> Result<reqwest::Response> {
+    Ok(c.alice(Method::POST, url)
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await?)
+}
+
+/// Items 50-56: multipart uploads.
+#[tokio::test]
+async fn multipart_upload() -> Result<()> {
+    let c = Cluster::start().await?;
+    let (id, dir) = mpu_create(
+        &c,
+        "/alice/stor/a%20b%2Bc.bin",
+        serde_json::json!({"content-type": "application/x-foo", "m-k": "v", "durability-level": 2}),
+    )
+    .await?;
+    assert_eq!(uuid::Uuid::parse_str(&id)?.to_string(), id);
+    // Locate: 301 with a path-only Location; unknown id 404.
+    let r = c
+        .alice(Method::HEAD, &format!("/alice/uploads/{id}"))
+        .send()
+        .await?;
+    assert_eq!(r.status(), 301);
+    assert_eq!(header(&r, "location"), Some(dir.as_str()));
+    let r = c
+        .alice(
+            Method::HEAD,
+            &format!("/alice/uploads/{}", uuid::Uuid::new_v4()),
+        )
+        .send()
+        .await?;
+    assert_eq!(r.status(), 404);
+
+    let big: Vec<u8> = (0..5_242_880u32).map(|i| (i % 253) as u8).collect();
+    let r = c
+        .alice(Method::PUT, &format!("{dir}/0"))
+        .body(big.clone())
+        .send()
+        .await?;
+    assert_eq!(r.status(), 204);
+    let e0 = header(&r, "etag").unwrap().to_owned();
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> = vec![Ok(b"tail".to_vec())];
+    let r = c
+        .alice(Method::PUT, &format!("{dir}/1"))
+        .body(reqwest::Body::wrap_stream(futures::stream::iter(chunks)))
+        .send()
+        .await?;
+    assert_eq!(r.status(), 204);
+    let e1 = header(&r, "etag").unwrap().to_owned();
+    let r = c
+        .alice(Method::PUT, &format!("{dir}/1"))
+        .header("durability-level", "3")
+        .body(&b"x"[..])
+        .send()
+        .await?;
+    assert_eq!(
+        error_code(r).await?,
+        (409, "MultipartUploadInvalidArgument".to_owned())
+    );
+    assert_eq!(mpu_state(&c, &dir).await?["state"], "created");
+
+    // Parts list as objects named 0, 1.
+    let (_, body) = c.get_bytes(&dir).await?;
+    assert_eq!(Cluster::names(&body), ["0", "1"]);
+
+    let r = mpu_post(
+        &c,
+        &format!("{dir}/commit"),
+        serde_json::json!({"parts": [e0, "nope"]}),
+    )
+    .await?;
+    assert_eq!(
+        error_code(r).await?,
+        (409, "MultipartUploadInvalidArgument".to_owned())
+    );
+    let r = mpu_post(
+        &c,
+        &format!("{dir}/commit"),
+        serde_json::json!({"parts": [e1, e0]}),
+    )
+    .await?;
+    assert_eq!(
+        error_code(r).await?,
+        (409, "MultipartUploadInvalidArgument".to_owned())
+    );
+    let r = mpu_post(
+        &c,
+        &format!("{dir}/commit"),
+        serde_json::json!({"parts": [e0, e1]}),
+    )
+    .await?;
+    assert_eq!(r.status(), 201);
+    assert_eq!(header(&r, "location"), Some("/alice/stor/a%20b%2Bc.bin"));
+    let mut all = big.clone();
+    all.extend_from_slice(b"tail");
+    assert_eq!(header(&r, "computed-md5"), Some(md5_b64(&all).as_str()));
+    let r = c
+        .alice(Method::GET, "/alice/stor/a%20b%2Bc.bin")
+        .send()
+        .await?;
+    assert_eq!(header(&r, "content-md5"), Some(md5_b64(&all).as_str()));
+    assert_eq!(header(&r, "content-type"), Some("application/x-foo"));
+    assert_eq!(header(&r, "m-k"), Some("v"));
+    assert!(r.bytes().await? == all);
+
+    let st = mpu_state(&c, &dir).await?;
+    assert_eq!(
+        (st["state"].as_str(), st["result"].as_str()),
+        (Some("done"), Some("committed"))
+    );
+    let r = mpu_post(
+        &c,
+        &format!("{dir}/commit"),
+        serde_json::json!({"parts": [e0, e1]}),
+    )
+    .await?;
+    assert_eq!(r.status(), 201, "same commit again succeeds");
+    let r = mpu_post(&c, &format!("{dir}/abort"), serde_json::json!({})).await?;
+    assert_eq!(
+        error_code(r).await?,
+        (409, "InvalidMultipartUploadState".to_owned())
+    );
+
+    // Abort flow.
+    let (_, dir2) = mpu_create(&c, "/alice/stor/m2", serde_json::json!({})).await?;
+    let r = mpu_post(&c, &format!("{dir2}/abort"), serde_json::json!({})).await?;
+    assert_eq!(r.status(), 204);
+    assert_eq!(mpu_state(&c, &dir2).await?["result"], "aborted");
+    let r = mpu_post(
+        &c,
+        &format!("{dir2}/commit"),
+        serde_json::json!({"parts": []}),
+    )
+    .await?;
+    assert_eq!(
+        error_code(r).await?,
+        (409, "InvalidMultipartUploadState".to_owned())
+    );
+    let head = signed_head(
+        &c,
+        "PUT",
+        &format!("{dir2}/0"),
+        "Content-Length: 5\r\nExpect: 100-continue\r\n",
+    );
+    let answer = raw_exchange(&c, &head).await?;
+    assert!(answer.starts_with("HTTP/1.1 409"), "{answer}");
+    assert!(!answer.contains("100 Continue"), "{answer}");
+
+    // Promised length mismatch.
+    let (_, dir3) = mpu_create(
+        &c,
+        "/alice/stor/m3",
+        serde_json::json!({"content-length": 99}),
+    )
+    .await?;
+    let r = c
+        .alice(Method::PUT, &format!("{dir3}/0"))
+        .body(&b"abc"[..])
+        .send()
+        .await?;
+    let e = header(&r, "etag").unwrap().to_owned();
+    let r = mpu_post(
+        &c,
+        &format!("{dir3}/commit"),
+        serde_json::json!({"parts": [e]}),
+    )
+    .await?;
+    assert_eq!(
+        error_code(r).await?,
+        (409, "MultipartUploadInvalidArgument".to_owned())
+    );
+    assert_eq!(c.get_bytes("/alice/stor/m3").await?.0, 404);
+    Ok(())
+}

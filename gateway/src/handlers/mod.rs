@@ -8,6 +8,7 @@
 //! answered with `Connection: close`, since its body may be unread.
 
 mod entries;
+mod mpu;
 mod objects;
 
 use crate::Gateway;
@@ -53,6 +54,9 @@ pub(crate) fn no_content() -> Response {
 /// and for objects `Etag`, `Content-Type`, `Content-MD5`, `Durability-Level`.
 pub(crate) fn entry_headers(h: &mut HeaderMap, e: &Entry) {
     for (k, v) in &e.headers {
+        if k == mpu::RECORD_HEADER {
+            continue;
+        }
         if let (Ok(name), Ok(value)) = (
             http::HeaderName::from_bytes(k.as_bytes()),
             HeaderValue::from_str(v),
@@ -178,6 +182,20 @@ async fn pipeline(gw: Gateway, req: Request) -> Result<Response, ApiError> {
             objects::put_object(&cx, &path, &put, req.into_body()).await
         }
         Endpoint::Delete { path, conditions } => entries::delete(&cx, &path, &conditions).await,
+        Endpoint::MpuCreate { path } => {
+            let (parts, body) = req.into_parts();
+            mpu::create(&cx, &path, &parts.headers, body).await
+        }
+        Endpoint::MpuRedirect { path, location } => mpu::locate(&cx, &path, &location).await,
+        Endpoint::MpuState { path, upload } => mpu::state(&cx, &path, &upload).await,
+        Endpoint::MpuAbort { path, upload } => mpu::abort(&cx, &path, &upload).await,
+        Endpoint::MpuCommit { path, upload } => {
+            let (parts, body) = req.into_parts();
+            mpu::commit(&cx, &path, &upload, &parts.headers, body).await
+        }
+        Endpoint::MpuPart { path, upload, put } => {
+            mpu::put_part(&cx, &path, &upload, &put, req.into_body()).await
+        }
         Endpoint::Options { path } => {
             // CORS preflights: answered from the stored headers of the entry.
             let entry = entries::require_entry(&cx, &path).await?;

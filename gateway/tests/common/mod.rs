@@ -170,7 +170,11 @@ impl Cluster {
             nodes,
             alice,
             bob,
-            http: reqwest::Client::builder().no_proxy().build()?,
+            // The CLI never follows redirects (the MPU lookup answers 301).
+            http: reqwest::Client::builder()
+                .no_proxy()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()?,
             gw_stop: Some(tx),
         })
     }
