@@ -145,7 +145,8 @@ impl<'p> Interp<'p> {
             main_done: false,
             dyn_re: HashMap::new(),
             range_on: vec![false; prog.ranges],
-            rng: Random::new(0),
+            // gawk seeds with 1 until srand() is called (srand() still reports 0).
+            rng: Random::new(1),
             seed: 0.0,
             exit_code: 0,
             had_input_error: false,
@@ -1619,8 +1620,9 @@ fn io_msg(e: &io::Error) -> String {
     }
 }
 
-/// BSD `random()` with gawk's 256-byte state (TYPE_4), so that `rand()`
-/// gives gawk's sequence for a given `srand()` seed.
+/// An additive-feedback generator in the style of BSD `random()` (TYPE_4).
+/// Deterministic for a given `srand()` seed, but NOT gawk's exact sequence:
+/// programs whose output depends on `rand()` values differ from gawk.
 struct Random {
     state: [i32; 63],
     f: usize,
@@ -1633,13 +1635,18 @@ impl Random {
         state[0] = seed as i32;
         for i in 1..63 {
             // Park-Miller "good_rand" with Schrage's method, as BSD random.c.
-            let x = state[i - 1];
+            // BSD's good_rand cannot start from 0.
+            let x = if state[i - 1] == 0 {
+                123_459_876
+            } else {
+                state[i - 1]
+            };
             let hi = x / 127_773;
             let lo = x % 127_773;
             let mut w = 16_807i32
                 .wrapping_mul(lo)
                 .wrapping_sub(2_836i32.wrapping_mul(hi));
-            if w < 0 {
+            if w <= 0 {
                 w = w.wrapping_add(0x7fff_ffff);
             }
             state[i] = w;

@@ -179,3 +179,98 @@ pub fn main(args: Vec<OsString>) -> i32 {
         status
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+    use std::io::{self, Write};
+    use std::rc::Rc;
+
+    use super::{interp, lexer, parser};
+
+    struct Capture(Rc<RefCell<Vec<u8>>>);
+
+    impl Write for Capture {
+        fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+            self.0.borrow_mut().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// Runs `prog` over `input` (as a file operand); returns stdout and status.
+    fn run(prog: &str, input: &str) -> (String, i32) {
+        let dir = std::env::temp_dir().join(format!(
+            "awk-test-{}-{:x}",
+            std::process::id(),
+            fxhash(prog)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("input");
+        std::fs::write(&f, input).unwrap();
+        let p = parser::parse(lexer::lex(prog.as_bytes()).unwrap()).unwrap();
+        let buf = Rc::new(RefCell::new(Vec::new()));
+        let argv = vec![b"awk".to_vec(), f.to_string_lossy().as_bytes().to_vec()];
+        let mut it = interp::Interp::new(&p, argv, Box::new(Capture(buf.clone())));
+        let code = it.run().unwrap();
+        it.finish().unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        let out = String::from_utf8(buf.borrow().clone()).unwrap();
+        (out, code)
+    }
+
+    fn fxhash(s: &str) -> u64 {
+        s.bytes().fold(0xcbf29ce484222325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x100000001b3)
+        })
+    }
+
+    #[test]
+    fn field_sum_and_counts() {
+        assert_eq!(
+            run("{ s += $2 } END { print s, NR }", "a 1\nb 2.5\nc x\n").0,
+            "3.5 3\n"
+        );
+        assert_eq!(
+            run(
+                "{ c[$1]++ } END { for (k in c) print k, c[k] }",
+                "b\na\nb\n"
+            )
+            .0,
+            "b 2\na 1\n"
+        );
+    }
+
+    #[test]
+    fn strnum_comparisons_follow_gawk() {
+        let (out, _) = run("{ print ($1 < $2) }", "10 9\nabc abd\n2 10\n");
+        assert_eq!(out, "0\n1\n1\n");
+    }
+
+    #[test]
+    fn field_assignment_rebuilds_record() {
+        assert_eq!(
+            run(
+                "BEGIN { OFS = \"-\" } { $3 = \"z\"; print; print NF }",
+                "a b\n"
+            )
+            .0,
+            "a-b-z\n3\n"
+        );
+        assert_eq!(run("{ NF = 1; print }", "a b c\n").0, "a\n");
+    }
+
+    #[test]
+    fn functions_arrays_and_exit_status() {
+        let prog = "function fill(a, n,  i) { for (i = 1; i <= n; i++) a[i] = i * i }
+                    END { fill(sq, 4); print sq[4], length(sq); exit 3 }";
+        assert_eq!(run(prog, ""), ("16 4\n".to_string(), 3));
+    }
+
+    #[test]
+    fn printf_and_number_output() {
+        assert_eq!(run("BEGIN { printf \"%5.2f|%d|%s\\n\", 3.14159, \"42abc\", 1e6; print 0.1 + 0.2, 2^53 }", "").0, " 3.14|42|1000000\n0.3 9007199254740992\n");
+    }
+}
