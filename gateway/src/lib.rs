@@ -81,6 +81,15 @@ impl std::fmt::Debug for GatewayConfig {
 }
 
 impl GatewayConfig {
+    /// [`GatewayConfig::new`] with a storage-node client using default
+    /// timeouts.
+    pub fn with_default_client(
+        namespace: Arc<Namespace>,
+    ) -> Result<GatewayConfig, storage_node::ClientError> {
+        let client = NodeClient::new(storage_node::ClientOptions::default())?;
+        Ok(GatewayConfig::new(namespace, client))
+    }
+
     /// Defaults: durability 2 (max 6), 5 GiB uploads (muskie's cap), node
     /// heartbeats fresh for 30 s.
     pub fn new(namespace: Arc<Namespace>, node_client: NodeClient) -> GatewayConfig {

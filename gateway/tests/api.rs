@@ -1109,3 +1109,37 @@ async fn multipart_upload() -> Result<()> {
     assert_eq!(c.get_bytes("/alice/stor/m3").await?.0, 404);
     Ok(())
 }
+
+/// Nodes known to be down (state in meta) are never chosen: a PUT needing
+/// more than remain is refused before its body is read, with 503.
+#[tokio::test]
+async fn not_enough_live_nodes_is_503_before_body() -> Result<()> {
+    let c = Cluster::start().await?;
+    for n in ["node1", "node2"] {
+        c.ns.set_node_state(n, meta::namespace::NodeState::Down)
+            .await?;
+    }
+    let head = signed_head(
+        &c,
+        "PUT",
+        "/alice/stor/x",
+        "Content-Length: 5\r\nExpect: 100-continue\r\nx-durability-level: 2\r\n",
+    );
+    let answer = raw_exchange(&c, &head).await?;
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(!answer.contains("100 Continue"), "{answer}");
+    assert!(
+        answer.to_ascii_lowercase().contains("retry-after: 30"),
+        "{answer}"
+    );
+    assert_eq!(c.get_bytes("/alice/stor/x").await?.0, 404);
+    // Durability 1 still fits on the one live node.
+    let r = c
+        .alice(Method::PUT, "/alice/stor/x")
+        .header("x-durability-level", "1")
+        .body(&b"ok"[..])
+        .send()
+        .await?;
+    assert_eq!(r.status(), 204);
+    Ok(())
+}
