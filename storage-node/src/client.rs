@@ -114,6 +114,7 @@ impl ClientError {
 pub struct NodeClient {
     http: reqwest::Client,
     pub(crate) opts: ClientOptions,
+    request_id: Option<reqwest::header::HeaderValue>,
 }
 
 impl NodeClient {
@@ -128,7 +129,30 @@ impl NodeClient {
             .no_proxy()
             .build()
             .map_err(ClientError::Transport)?;
-        Ok(Self { http, opts })
+        Ok(Self {
+            http,
+            opts,
+            request_id: None,
+        })
+    }
+
+    /// A handle (sharing this one's connection pool) that tags every
+    /// request with `x-request-id: request_id`, so node logs can be matched
+    /// with the gateway request that caused them. Ids that are not valid
+    /// header values are ignored.
+    pub fn with_request_id(&self, request_id: &str) -> NodeClient {
+        NodeClient {
+            request_id: reqwest::header::HeaderValue::from_str(request_id).ok(),
+            ..self.clone()
+        }
+    }
+
+    fn request(&self, method: reqwest::Method, url: String) -> reqwest::RequestBuilder {
+        let req = self.http.request(method, url);
+        match &self.request_id {
+            Some(id) => req.header("x-request-id", id.clone()),
+            None => req,
+        }
     }
 
     /// The options this client was built with.
@@ -151,8 +175,7 @@ impl NodeClient {
     {
         let url = object_url(node_url, id)?;
         let resp = self
-            .http
-            .put(url)
+            .request(reqwest::Method::PUT, url)
             .body(reqwest::Body::wrap_stream(body.map_err(Into::into)))
             .send()
             .await
@@ -171,7 +194,7 @@ impl NodeClient {
         range: Option<ByteRange>,
         expected_blake3: Option<&str>,
     ) -> Result<ObjectStream, ClientError> {
-        let mut req = self.http.get(object_url(node_url, id)?);
+        let mut req = self.request(reqwest::Method::GET, object_url(node_url, id)?);
         if let Some(hash) = expected_blake3 {
             req = req.query(&[(QUERY_BLAKE3, hash)]);
         }
@@ -208,8 +231,7 @@ impl NodeClient {
     /// Size of object `id` on the node, or `None` if the node has no copy.
     pub async fn head(&self, node_url: &str, id: &str) -> Result<Option<u64>, ClientError> {
         let resp = self
-            .http
-            .head(object_url(node_url, id)?)
+            .request(reqwest::Method::HEAD, object_url(node_url, id)?)
             .send()
             .await
             .map_err(ClientError::Transport)?;
@@ -224,8 +246,7 @@ impl NodeClient {
     /// node had no copy (deleting is idempotent for callers like GC).
     pub async fn delete(&self, node_url: &str, id: &str) -> Result<bool, ClientError> {
         let resp = self
-            .http
-            .delete(object_url(node_url, id)?)
+            .request(reqwest::Method::DELETE, object_url(node_url, id)?)
             .send()
             .await
             .map_err(ClientError::Transport)?;
@@ -246,8 +267,7 @@ impl NodeClient {
     ) -> Result<VerifyReport, ClientError> {
         let url = format!("{}/verify", object_url(node_url, id)?);
         let resp = self
-            .http
-            .post(url)
+            .request(reqwest::Method::POST, url)
             .json(&VerifyRequest {
                 blake3: expected_blake3.to_owned(),
             })
@@ -260,8 +280,7 @@ impl NodeClient {
     /// The node's identity and capacity.
     pub async fn status(&self, node_url: &str) -> Result<NodeStatus, ClientError> {
         let resp = self
-            .http
-            .get(format!("{}/status", base(node_url)))
+            .request(reqwest::Method::GET, format!("{}/status", base(node_url)))
             .send()
             .await
             .map_err(ClientError::Transport)?;
@@ -277,8 +296,7 @@ impl NodeClient {
         limit: usize,
     ) -> Result<Vec<String>, ClientError> {
         let mut req = self
-            .http
-            .get(format!("{}/objects", base(node_url)))
+            .request(reqwest::Method::GET, format!("{}/objects", base(node_url)))
             .query(&[("limit", limit)]);
         if let Some(after) = after {
             req = req.query(&[("after", after)]);

@@ -190,7 +190,7 @@ const REQUEST_ID: &str = "x-request-id";
 
 /// Runs each request in a span carrying its request id (the caller's
 /// `x-request-id`, or a fresh one), so every log line of a request can be
-/// found together.
+/// found together, and echoes the id in the answer.
 async fn trace_request(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
     use tracing::Instrument as _;
     let request_id = req
@@ -207,7 +207,10 @@ async fn trace_request(req: axum::extract::Request, next: axum::middleware::Next
         request_id = %request_id,
     );
     let started = std::time::Instant::now();
-    let resp = next.run(req).instrument(span.clone()).await;
+    let mut resp = next.run(req).instrument(span.clone()).await;
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        resp.headers_mut().insert(REQUEST_ID, v);
+    }
     span.in_scope(|| {
         tracing::debug!(
             status = resp.status().as_u16(),

@@ -524,3 +524,48 @@ async fn read_first_skips_a_node_that_hangs() {
     assert_eq!(stream.collect_bytes().await.unwrap(), b"hello");
     holder.abort();
 }
+
+#[tokio::test]
+async fn request_ids_travel_to_the_node_and_back() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    // The node echoes the caller's id (or makes one up).
+    let node = Node::start("n1").await;
+    let http = reqwest::Client::new();
+    let url = format!("{}/status", node.url);
+    let resp = http
+        .get(&url)
+        .header("x-request-id", "req-42")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["x-request-id"], "req-42");
+    let resp = http.get(&url).send().await.unwrap();
+    assert!(!resp.headers()["x-request-id"].is_empty());
+
+    // The client sends the id it was given: capture its raw request.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let capture_url = format!("http://{}", listener.local_addr().unwrap());
+    let capture = tokio::spawn(async move {
+        let (mut sock, _) = listener.accept().await.unwrap();
+        let mut head = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = sock.read(&mut buf).await.unwrap();
+            assert!(n > 0, "connection closed before the request head ended");
+            head.extend_from_slice(&buf[..n]);
+        }
+        sock.write_all(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n")
+            .await
+            .unwrap();
+        String::from_utf8_lossy(&head).to_lowercase()
+    });
+    let found = client()
+        .with_request_id("req-43")
+        .head(&capture_url, ID)
+        .await
+        .unwrap();
+    assert_eq!(found, None);
+    let head = capture.await.unwrap();
+    assert!(head.contains("x-request-id: req-43"), "{head}");
+}
