@@ -103,6 +103,11 @@ impl ObjectStore {
             for dir in [&objects, &tmp, &tombstone] {
                 fs::create_dir_all(dir).map_err(StoreError::io("create data directories"))?;
             }
+            // The first acknowledged write must not depend on directory
+            // entries that are still only in the page cache.
+            if let Some(root) = objects.parent() {
+                sync_dir(root)?;
+            }
             let mut removed = 0usize;
             for entry in fs::read_dir(&tmp).map_err(StoreError::io("list tmp"))? {
                 let entry = entry.map_err(StoreError::io("list tmp"))?;
