@@ -15,8 +15,9 @@ use futures::{Stream, TryStreamExt};
 use meta::namespace::{CopyRef, NodeRecord, NodeState, ObjectInfo};
 use placement::{Candidate, PlacementError};
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use storage_node::protocol::ByteRange;
 use storage_node::{NodeTarget, ReadError, ReplicateError};
 
@@ -34,6 +35,38 @@ fn seed() -> u64 {
 }
 
 /// Registered nodes and their placement view, keyed by id.
+/// How long a node that just failed a transfer is treated as unhealthy,
+/// so the next writes avoid it before its stale heartbeat gives it away.
+const SUSPECT_FOR: Duration = Duration::from_secs(15);
+
+/// Nodes that recently failed at the transport level (a local, advisory
+/// cache: losing it on restart only costs one more failed request).
+#[derive(Debug, Default)]
+pub(crate) struct Suspects(Mutex<HashMap<String, Instant>>);
+
+impl Suspects {
+    fn mark(&self, node: &str) {
+        if let Ok(mut m) = self.0.lock() {
+            tracing::warn!(node, "storage node marked suspect");
+            m.insert(node.to_owned(), Instant::now() + SUSPECT_FOR);
+        }
+    }
+
+    fn is_suspect(&self, node: &str) -> bool {
+        match self.0.lock() {
+            Ok(mut m) => match m.get(node) {
+                Some(until) if *until > Instant::now() => true,
+                Some(_) => {
+                    m.remove(node);
+                    false
+                }
+                None => false,
+            },
+            Err(_) => false,
+        }
+    }
+}
+
 async fn node_view(
     gw: &Gateway,
 ) -> Result<(Vec<Candidate>, HashMap<String, NodeRecord>), ApiError> {
@@ -49,8 +82,9 @@ async fn node_view(
     let candidates = nodes
         .iter()
         .map(|n| {
-            let healthy =
-                n.state == NodeState::Active && now_ms.saturating_sub(n.heartbeat_ms) <= fresh_ms;
+            let healthy = n.state == NodeState::Active
+                && now_ms.saturating_sub(n.heartbeat_ms) <= fresh_ms
+                && !gw.inner.suspects.is_suspect(&n.id);
             Candidate::new(
                 n.id.clone(),
                 n.az.clone(),
@@ -114,7 +148,7 @@ pub(crate) async fn replicate(
         Err(ReplicateError::Body(e)) => Err(ApiError::BadRequest(format!(
             "request body could not be read: {e}"
         ))),
-        Err(e) => Err(node_failure(e, targets.len())),
+        Err(e) => Err(node_failure(gw, e, targets.len())),
     }
 }
 
@@ -140,13 +174,20 @@ pub(crate) async fn replicate_stream(
                 available: 0,
             })
         }
-        Err(e) => Err(node_failure(e, targets.len())),
+        Err(e) => Err(node_failure(gw, e, targets.len())),
     }
 }
 
-fn node_failure(e: ReplicateError, wanted: usize) -> ApiError {
+fn node_failure(gw: &Gateway, e: ReplicateError, wanted: usize) -> ApiError {
     match e {
         ReplicateError::Node { .. } | ReplicateError::Stalled { .. } => {
+            match &e {
+                ReplicateError::Node { node_id, source } if source.is_transport() => {
+                    gw.inner.suspects.mark(node_id)
+                }
+                ReplicateError::Stalled { node_id, .. } => gw.inner.suspects.mark(node_id),
+                _ => {}
+            }
             tracing::warn!(error = %e, "replication failed");
             ApiError::NotEnoughNodes {
                 wanted,
@@ -225,6 +266,13 @@ pub(crate) async fn read(
                 // Committed metadata without bytes: data loss, not an outage.
                 ApiError::internal(format!("object {} has no readable copy: {e}", o.object_id))
             } else {
+                if let ReadError::AllCopiesFailed { failures } = &e {
+                    for (node, err) in failures {
+                        if err.is_transport() {
+                            gw.inner.suspects.mark(node);
+                        }
+                    }
+                }
                 tracing::error!(error = %e, object = %o.object_id, "no copy could be read");
                 ApiError::NotEnoughNodes {
                     wanted: 1,

@@ -113,6 +113,7 @@ pub(crate) struct Inner {
     pub server_name: HeaderValue,
     pub clock: Clock,
     pub nodes: NodeClient,
+    pub suspects: blobs::Suspects,
 }
 
 /// The gateway: cheap to clone, shares one configuration.
@@ -134,6 +135,7 @@ impl Gateway {
         Gateway {
             inner: Arc::new(Inner {
                 nodes: cfg.node_client,
+                suspects: blobs::Suspects::default(),
                 namespace: cfg.namespace,
                 limits: ParseLimits {
                     default_durability: cfg.default_durability,

@@ -803,6 +803,12 @@ async fn durability_and_node_failures() -> Result<()> {
         .await?;
     assert_eq!(r.status(), 503);
     assert_eq!(c.get_bytes("/alice/stor/fails").await?.0, 404);
+    // The failed transfer marked the dead node suspect: durability-2 writes
+    // now go to the two live nodes, every time.
+    for i in 0..4 {
+        let r = c.put(&format!("/alice/stor/after{i}"), b"after").await?;
+        assert_eq!(r.status(), 204);
+    }
     Ok(())
 }
 
