@@ -68,8 +68,24 @@ pub struct Translated {
 impl PosixRegex {
     /// Compiles `src` in `dialect`; `icase` makes it ASCII case-insensitive.
     pub fn new(src: &[u8], dialect: Dialect, icase: bool) -> Result<Self, ReError> {
+        Self::with_flags(src, dialect, icase, false)
+    }
+
+    /// Like [`new`](Self::new); `multiline` makes `^`/`$` also match around
+    /// embedded newlines (sed's `M` flag).
+    pub fn with_flags(
+        src: &[u8],
+        dialect: Dialect,
+        icase: bool,
+        multiline: bool,
+    ) -> Result<Self, ReError> {
         let t = translate(src, dialect)?;
-        let flags = if icase { "(?is-u)" } else { "(?s-u)" };
+        let flags = match (icase, multiline) {
+            (false, false) => "(?s-u)",
+            (true, false) => "(?is-u)",
+            (false, true) => "(?sm-u)",
+            (true, true) => "(?ism-u)",
+        };
         let full = format!("{flags}(?:{})", t.pattern);
         let re = regex::bytes::RegexBuilder::new(&full)
             .size_limit(64 << 20)
@@ -83,6 +99,7 @@ impl PosixRegex {
                         .unicode(false)
                         .utf8(false)
                         .case_insensitive(icase)
+                        .multi_line(multiline)
                         .dot_matches_new_line(true),
                 )
                 .thompson(regex_automata::nfa::thompson::Config::new().utf8(false))

@@ -406,31 +406,32 @@ impl P<'_> {
                     .delimited(delim, true)
                     .ok_or_else(|| self.err("unterminated address regex"))?;
                 let mut icase = false;
+                let mut multiline = false;
                 while let Some(f) = self.peek() {
                     match f {
                         b'I' => icase = true,
-                        b'M' => {
-                            return Err(ScriptError::Unsupported(
-                                "the M (multi-line) regex flag".into(),
-                            ));
-                        }
+                        b'M' => multiline = true,
                         _ => break,
                     }
                     self.i += 1;
                 }
-                Ok(Some(Addr::Regex(self.compile(&pat, icase)?)))
+                Ok(Some(Addr::Regex(self.compile(&pat, icase, multiline)?)))
             }
             _ => Ok(None),
         }
     }
 
-    fn compile(&self, pat: &[u8], icase: bool) -> Result<Option<Rc<PosixRegex>>, ScriptError> {
+    fn compile(
+        &self,
+        pat: &[u8],
+        icase: bool,
+        multiline: bool,
+    ) -> Result<Option<Rc<PosixRegex>>, ScriptError> {
         if pat.is_empty() {
             return Ok(None);
         }
-        Ok(Some(Rc::new(
-            PosixRegex::new(pat, self.dialect, icase).map_err(re_err)?,
-        )))
+        let re = PosixRegex::with_flags(pat, self.dialect, icase, multiline).map_err(re_err)?;
+        Ok(Some(Rc::new(re)))
     }
 
     /// Text up to an unescaped `delim`; `\delim` becomes `delim`, `\n` in a
@@ -509,6 +510,7 @@ impl P<'_> {
             write: None,
         };
         let mut icase = false;
+        let mut multiline = false;
         let mut seen_n = false;
         loop {
             match self.peek() {
@@ -532,17 +534,13 @@ impl P<'_> {
                     s.write = Some(self.filename()?);
                     break;
                 }
-                Some(b'm' | b'M') => {
-                    return Err(ScriptError::Unsupported(
-                        "the M (multi-line) flag of `s'".into(),
-                    ));
-                }
+                Some(b'm' | b'M') => multiline = true,
                 Some(b'e') => return Err(ScriptError::Unsupported("the e flag of `s'".into())),
                 _ => break,
             }
             self.i += 1;
         }
-        s.re = self.compile(&pat, icase)?;
+        s.re = self.compile(&pat, icase, multiline)?;
         let max_group = s
             .repl
             .iter()
