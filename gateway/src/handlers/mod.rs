@@ -99,8 +99,14 @@ pub(crate) async fn handle(State(gw): State<Gateway>, req: Request) -> Response 
         .headers()
         .get(header::CONTENT_LENGTH)
         .is_some_and(|v| v.as_bytes() == b"0");
+    let origin = req.headers().get(header::ORIGIN).cloned();
     match pipeline(gw, req).await {
-        Ok(resp) => resp,
+        Ok(mut resp) => {
+            if let Some(origin) = origin {
+                apply_cors(&origin, is_put, resp.headers_mut());
+            }
+            resp
+        }
         Err(e) => {
             let mut resp = e.into_response();
             if is_put && !announced_empty {
@@ -112,6 +118,39 @@ pub(crate) async fn handle(State(gw): State<Gateway>, req: Request) -> Response 
             }
             resp
         }
+    }
+}
+
+/// CORS for requests with `Origin` (spec §9): the stored
+/// `access-control-allow-origin` list is reduced to the caller's origin
+/// (`*` matches any), and every `access-control-*` header is dropped when
+/// nothing matches; successful writes echo the origin.
+fn apply_cors(origin: &HeaderValue, is_write: bool, h: &mut HeaderMap) {
+    let allowed = h
+        .get(header::ACCESS_CONTROL_ALLOW_ORIGIN)
+        .and_then(|v| v.to_str().ok())
+        .map(|list| {
+            let o = origin.to_str().unwrap_or("");
+            list.split(',').map(str::trim).any(|a| a == "*" || a == o)
+        });
+    match allowed {
+        Some(true) => {
+            h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
+        }
+        Some(false) => {
+            let names: Vec<http::HeaderName> = h
+                .keys()
+                .filter(|k| k.as_str().starts_with("access-control-"))
+                .cloned()
+                .collect();
+            for n in names {
+                h.remove(n);
+            }
+        }
+        None if is_write => {
+            h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
+        }
+        None => {}
     }
 }
 
@@ -212,5 +251,40 @@ async fn pipeline(gw: Gateway, req: Request) -> Result<Response, ApiError> {
             }
             Ok(resp)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stored(v: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_ORIGIN,
+            HeaderValue::from_str(v).unwrap(),
+        );
+        h.insert("access-control-max-age", HeaderValue::from_static("60"));
+        h
+    }
+
+    #[test]
+    fn cors_reduces_to_the_origin() {
+        let o = HeaderValue::from_static("https://a.example");
+        let mut h = stored("https://b.example, https://a.example");
+        apply_cors(&o, false, &mut h);
+        assert_eq!(h[header::ACCESS_CONTROL_ALLOW_ORIGIN], "https://a.example");
+        let mut h = stored("*");
+        apply_cors(&o, false, &mut h);
+        assert_eq!(h[header::ACCESS_CONTROL_ALLOW_ORIGIN], "https://a.example");
+        let mut h = stored("https://b.example");
+        apply_cors(&o, false, &mut h);
+        assert!(h.is_empty(), "{h:?}");
+        let mut h = HeaderMap::new();
+        apply_cors(&o, true, &mut h);
+        assert_eq!(h[header::ACCESS_CONTROL_ALLOW_ORIGIN], "https://a.example");
+        let mut h = HeaderMap::new();
+        apply_cors(&o, false, &mut h);
+        assert!(h.is_empty());
     }
 }
