@@ -69,7 +69,10 @@ pub struct Interp<'p> {
     frames: Vec<Vec<Cell>>,
     record: Vec<u8>,
     fields: Vec<(usize, usize)>,
+    /// All fields of `$0` are in `fields`.
     split_done: bool,
+    /// Where a partial split stopped (see `ensure_fields`).
+    split_pos: usize,
     nr: f64,
     fnr: f64,
     fs: Value,
@@ -125,6 +128,7 @@ impl<'p> Interp<'p> {
             record: Vec::new(),
             fields: Vec::new(),
             split_done: true,
+            split_pos: 0,
             nr: 0.0,
             fnr: 0.0,
             fs: Value::str(b" "),
@@ -191,7 +195,7 @@ impl<'p> Interp<'p> {
             let mut spare = Vec::new();
             'records: while self.read_main(&mut spare)? {
                 std::mem::swap(&mut self.record, &mut spare);
-                self.split_done = false;
+                self.invalidate_fields();
                 for (ri, rule) in prog.rules.iter().enumerate() {
                     if !self.pattern_matches(&rule.pattern, ri)? {
                         continue;
@@ -357,19 +361,43 @@ impl<'p> Interp<'p> {
 
     // ---- fields ----
 
+    /// Marks `$0` as changed: fields are split again on demand.
+    fn invalidate_fields(&mut self) {
+        self.split_done = false;
+        self.fields.clear();
+        self.split_pos = 0;
+    }
+
     fn ensure_split(&mut self) {
-        if self.split_done {
+        self.ensure_fields(usize::MAX);
+    }
+
+    /// Splits at least `want` fields (fewer if the record has fewer):
+    /// `{ s += $2 }` never scans past the second field.
+    fn ensure_fields(&mut self, want: usize) {
+        if self.split_done || self.fields.len() >= want {
             return;
         }
-        self.split_done = true;
-        let mut fields = std::mem::take(&mut self.fields);
-        split_into(
-            &self.record,
-            &self.splitter,
-            matches!(self.rsep, RecordSep::Paragraph),
-            &mut fields,
-        );
-        self.fields = fields;
+        let para = matches!(self.rsep, RecordSep::Paragraph);
+        let Interp {
+            record,
+            splitter,
+            fields,
+            split_pos,
+            ..
+        } = self;
+        let done = match splitter {
+            FieldSep::Space | FieldSep::Byte(_) => {
+                split_partial(record, splitter, para, split_pos, want, fields)
+            }
+            _ => {
+                split_into(record, splitter, para, fields);
+                true
+            }
+        };
+        if done {
+            self.split_done = true;
+        }
     }
 
     fn nf(&mut self) -> usize {
@@ -381,7 +409,7 @@ impl<'p> Interp<'p> {
         if i == 0 {
             return &self.record;
         }
-        self.ensure_split();
+        self.ensure_fields(i);
         match self.fields.get(i - 1) {
             Some(&(s, e)) => &self.record[s..e],
             None => &[],
@@ -406,7 +434,7 @@ impl<'p> Interp<'p> {
         if i == 0 {
             self.record.clear();
             self.record.extend_from_slice(val);
-            self.split_done = false;
+            self.invalidate_fields();
             return;
         }
         self.ensure_split();
@@ -504,6 +532,8 @@ impl<'p> Interp<'p> {
                     Special::Nr => self.nr = val.to_num(),
                     Special::Fnr => self.fnr = val.to_num(),
                     Special::Fs => {
+                        // The new FS applies from the next record on.
+                        self.ensure_split();
                         self.splitter = self.make_splitter(&s)?;
                         self.fs = val;
                     }
@@ -1481,6 +1511,67 @@ fn int_key(k: &[u8]) -> Option<i64> {
     }
     let n: i64 = std::str::from_utf8(digits).ok()?.parse().ok()?;
     Some(if neg { -n } else { n })
+}
+
+/// Continues splitting `s` from `*pos` until `out` has `want` fields;
+/// returns true when the record is exhausted. Only for the blank and
+/// single-byte separators (the others split in one go).
+fn split_partial(
+    s: &[u8],
+    sep: &FieldSep,
+    para: bool,
+    pos: &mut usize,
+    want: usize,
+    out: &mut Vec<(usize, usize)>,
+) -> bool {
+    let n = s.len();
+    let mut i = *pos;
+    match sep {
+        FieldSep::Byte(c) => {
+            if n == 0 || i > n {
+                return true;
+            }
+            while out.len() < want {
+                let next = if para {
+                    s[i..]
+                        .iter()
+                        .position(|&b| b == *c || b == b'\n')
+                        .map(|k| i + k)
+                } else {
+                    memchr::memchr(*c, &s[i..]).map(|k| i + k)
+                };
+                match next {
+                    Some(j) => {
+                        out.push((i, j));
+                        i = j + 1;
+                    }
+                    None => {
+                        out.push((i, n));
+                        *pos = n + 1;
+                        return true;
+                    }
+                }
+            }
+        }
+        _ => {
+            while out.len() < want {
+                while i < n && matches!(s[i], b' ' | b'\t' | b'\n') {
+                    i += 1;
+                }
+                if i >= n {
+                    *pos = n;
+                    return true;
+                }
+                let st = i;
+                while i < n && !matches!(s[i], b' ' | b'\t' | b'\n') {
+                    i += 1;
+                }
+                out.push((st, i));
+            }
+        }
+    }
+    *pos = i;
+    false
 }
 
 /// Splits `s` into field ranges according to `sep`.
