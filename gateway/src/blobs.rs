@@ -11,7 +11,7 @@ use crate::Gateway;
 use crate::error::ApiError;
 use axum::body::Body;
 use bytes::Bytes;
-use futures::{Stream, TryStreamExt};
+use futures::{Stream, StreamExt, TryStreamExt};
 use meta::namespace::{CopyRef, NodeRecord, NodeState, ObjectInfo};
 use placement::{Candidate, PlacementError};
 use std::collections::HashMap;
@@ -132,8 +132,8 @@ pub(crate) async fn replicate(
     body: Body,
     cap: u64,
 ) -> Result<Stored, ApiError> {
-    let over_cap = Arc::new(AtomicBool::new(false));
-    let stream = capped(body, cap, over_cap.clone());
+    let guard = Arc::new(BodyGuard::default());
+    let stream = guarded(body, cap, gw.inner.upload_idle_timeout, guard.clone());
     // On failure `replicate` has already aborted or deleted every copy.
     let result = gw
         .inner
@@ -142,8 +142,11 @@ pub(crate) async fn replicate(
         .await;
     match result {
         Ok(receipts) => stored(receipts),
-        Err(ReplicateError::Body(_)) if over_cap.load(Ordering::SeqCst) => {
+        Err(ReplicateError::Body(_)) if guard.over_cap.load(Ordering::SeqCst) => {
             Err(ApiError::MaxContentLengthExceeded(cap))
+        }
+        Err(ReplicateError::Body(_)) if guard.idle.load(Ordering::SeqCst) => {
+            Err(ApiError::UploadTimeout)
         }
         Err(ReplicateError::Body(e)) => Err(ApiError::BadRequest(format!(
             "request body could not be read: {e}"
@@ -211,25 +214,51 @@ fn stored(receipts: Vec<storage_node::CopyReceipt>) -> Result<Stored, ApiError> 
     })
 }
 
-/// The request body as a stream that fails once more than `cap` bytes came.
-fn capped(
+/// Why the gateway itself cut an upload short.
+#[derive(Debug, Default)]
+struct BodyGuard {
+    over_cap: AtomicBool,
+    idle: AtomicBool,
+}
+
+/// The request body as a stream that fails once more than `cap` bytes came,
+/// or when the client sends nothing for `idle` (muskie: 45 s).
+fn guarded(
     body: Body,
     cap: u64,
-    over_cap: Arc<AtomicBool>,
+    idle: Duration,
+    guard: Arc<BodyGuard>,
 ) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
-    let mut seen: u64 = 0;
-    body.into_data_stream()
-        .map_err(std::io::Error::other)
-        .and_then(move |chunk| {
-            seen = seen.saturating_add(chunk.len() as u64);
-            let res = if seen > cap {
-                over_cap.store(true, Ordering::SeqCst);
-                Err(std::io::Error::other("request body exceeds the size cap"))
-            } else {
-                Ok(chunk)
-            };
-            futures::future::ready(res)
-        })
+    let inner = body.into_data_stream();
+    futures::stream::unfold((inner, 0u64, false), move |(mut inner, seen, failed)| {
+        let guard = guard.clone();
+        async move {
+            if failed {
+                return None;
+            }
+            match tokio::time::timeout(idle, inner.next()).await {
+                Err(_) => {
+                    guard.idle.store(true, Ordering::SeqCst);
+                    Some((
+                        Err(std::io::Error::other("upload idle timeout")),
+                        (inner, seen, true),
+                    ))
+                }
+                Ok(None) => None,
+                Ok(Some(Err(e))) => Some((Err(std::io::Error::other(e)), (inner, seen, true))),
+                Ok(Some(Ok(chunk))) => {
+                    let seen = seen.saturating_add(chunk.len() as u64);
+                    if seen > cap {
+                        guard.over_cap.store(true, Ordering::SeqCst);
+                        let e = std::io::Error::other("request body exceeds the size cap");
+                        Some((Err(e), (inner, seen, true)))
+                    } else {
+                        Some((Ok(chunk), (inner, seen, false)))
+                    }
+                }
+            }
+        }
+    })
 }
 
 /// Opens the object for reading from the first copy that answers, in

@@ -73,6 +73,8 @@ pub enum ApiError {
     InvalidMultipartUploadState(String),
     #[error("Content-MD5 of the request body does not match")]
     BadDigest,
+    #[error("request body not received in time")]
+    UploadTimeout,
     #[error("not enough storage nodes available (wanted {wanted}, have {available})")]
     NotEnoughNodes { wanted: usize, available: usize },
     #[error("no storage node has room for this object")]
@@ -131,6 +133,7 @@ impl ApiError {
             ApiError::MultipartUploadInvalidArgument(_) => "MultipartUploadInvalidArgument",
             ApiError::InvalidMultipartUploadState(_) => "InvalidMultipartUploadState",
             ApiError::BadDigest => "BadDigest",
+            ApiError::UploadTimeout => "UploadTimeout",
             ApiError::NotEnoughNodes { .. } => "InternalError",
             ApiError::NotEnoughSpace => "NotEnoughSpace",
             ApiError::MetadataUnavailable(_) => "ServiceUnavailable",
@@ -172,6 +175,7 @@ impl ApiError {
                 StatusCode::CONFLICT
             }
             BadDigest => StatusCode::BAD_REQUEST,
+            UploadTimeout => StatusCode::REQUEST_TIMEOUT,
             NotEnoughNodes { .. } | MetadataUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             NotEnoughSpace => StatusCode::INSUFFICIENT_STORAGE,
             Auth { status, .. } => *status,

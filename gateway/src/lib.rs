@@ -62,6 +62,9 @@ pub struct GatewayConfig {
     /// A node whose last heartbeat is older than this takes no new copies
     /// and is tried last for reads.
     pub node_heartbeat_timeout: Duration,
+    /// An upload whose client sends nothing for this long fails with
+    /// `408 UploadTimeout` (muskie: 45 s).
+    pub upload_idle_timeout: Duration,
     /// `x-server-name` on every response.
     pub server_name: String,
     /// "Now" for authentication; the system clock by default.
@@ -100,6 +103,7 @@ impl GatewayConfig {
             max_durability: 6,
             max_content_length: 5 << 30,
             node_heartbeat_timeout: Duration::from_secs(30),
+            upload_idle_timeout: Duration::from_secs(45),
             server_name: "tidepool".to_owned(),
             clock: Arc::new(SystemTime::now),
         }
@@ -110,6 +114,7 @@ pub(crate) struct Inner {
     pub namespace: Arc<Namespace>,
     pub limits: ParseLimits,
     pub heartbeat_timeout: Duration,
+    pub upload_idle_timeout: Duration,
     pub server_name: HeaderValue,
     pub clock: Clock,
     pub nodes: NodeClient,
@@ -143,6 +148,7 @@ impl Gateway {
                     max_content_length: cfg.max_content_length,
                 },
                 heartbeat_timeout: cfg.node_heartbeat_timeout,
+                upload_idle_timeout: cfg.upload_idle_timeout,
                 server_name,
                 clock: cfg.clock,
             }),

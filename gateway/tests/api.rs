@@ -1149,3 +1149,16 @@ async fn not_enough_live_nodes_is_503_before_body() -> Result<()> {
     assert_eq!(r.status(), 204);
     Ok(())
 }
+
+/// A client that stops sending mid-body gets `408 UploadTimeout` (the
+/// cluster's idle limit is 2 s) and nothing is stored.
+#[tokio::test]
+async fn stalled_upload_times_out() -> Result<()> {
+    let c = Cluster::start().await?;
+    let head = signed_head(&c, "PUT", "/alice/stor/stall", "Content-Length: 10\r\n");
+    let answer = raw_exchange(&c, &format!("{head}12345")).await?;
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("UploadTimeout"), "{answer}");
+    assert_eq!(c.get_bytes("/alice/stor/stall").await?.0, 404);
+    Ok(())
+}
