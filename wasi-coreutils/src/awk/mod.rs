@@ -40,6 +40,12 @@ pub enum AwkError {
     Exit,
 }
 
+/// A command-line mistake: gawk prints its usage and exits 1.
+fn usage_status(msg: &str) -> i32 {
+    eprintln!("awk: {msg}");
+    1
+}
+
 /// `awk [-F fs] [-v var=val]... [-f progfile | 'prog'] [file | var=val]...`
 pub fn main(args: Vec<OsString>) -> i32 {
     let mut fs: Option<Vec<u8>> = None;
@@ -68,17 +74,19 @@ pub fn main(args: Vec<OsString>) -> i32 {
         match opt {
             b'F' => match value(&mut i) {
                 Some(v) => fs = Some(v),
-                None => return common::usage_error("awk", "option requires an argument -- F"),
+                None => return usage_status("option requires an argument -- F"),
             },
             b'v' => match value(&mut i) {
                 Some(v) => assigns.push(v),
-                None => return common::usage_error("awk", "option requires an argument -- v"),
+                None => return usage_status("option requires an argument -- v"),
             },
             b'f' => match value(&mut i) {
                 Some(v) => progfiles.push(v),
-                None => return common::usage_error("awk", "option requires an argument -- f"),
+                None => return usage_status("option requires an argument -- f"),
             },
-            _ => {
+            // Options gawk has but this awk does not: exit 2 (unsupported);
+            // options gawk does not know either: its usage error, exit 1.
+            c if b"bcCdDeEghiIlLMnNoOpPrsStV-".contains(&c) => {
                 return common::usage_error(
                     "awk",
                     format!(
@@ -87,15 +95,16 @@ pub fn main(args: Vec<OsString>) -> i32 {
                     ),
                 );
             }
+            _ => {
+                eprintln!("awk: invalid option `{}'", String::from_utf8_lossy(a));
+                return 1;
+            }
         }
         i += 1;
     }
     let src: Vec<u8> = if progfiles.is_empty() {
         let Some(p) = argv.get(i) else {
-            return common::usage_error(
-                "awk",
-                "usage: awk [-F fs][-v var=value][prog | -f progfile][file ...]",
-            );
+            return usage_status("usage: awk [-F fs][-v var=value][prog | -f progfile][file ...]");
         };
         i += 1;
         p.to_vec()

@@ -83,11 +83,16 @@ pub fn main(args: Vec<OsString>) -> i32 {
                         None => return bad("invalid line length".into()),
                     }
                 }
-                _ => {
+                b"posix" | b"debug" | b"sandbox" | b"follow-symlinks" | b"binary" | b"help"
+                | b"version" => {
                     return bad(format!(
                         "unsupported option '{}'",
                         String::from_utf8_lossy(&a)
                     ));
+                }
+                _ => {
+                    eprintln!("sed: unrecognized option '{}'", String::from_utf8_lossy(&a));
+                    return 1;
                 }
             }
             continue;
@@ -140,7 +145,15 @@ pub fn main(args: Vec<OsString>) -> i32 {
                     Some(n) => opts.line_wrap = n,
                     None => return bad("invalid line length".into()),
                 },
-                other => return bad(format!("unsupported option -- '{}'", other.escape_ascii())),
+                // GNU options not implemented here exit 2; unknown ones are
+                // GNU's usage error (exit 1).
+                b'b' | b'h' | b'V' => {
+                    return bad(format!("unsupported option -- '{}'", c.escape_ascii()));
+                }
+                other => {
+                    eprintln!("sed: invalid option -- '{}'", other.escape_ascii());
+                    return 1;
+                }
             }
         }
     }
