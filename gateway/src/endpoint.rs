@@ -156,14 +156,14 @@ impl Endpoint {
     }
 }
 
-fn stored(h: &HeaderMap) -> Result<(Headers, Vec<String>), ApiError> {
+fn stored(h: &HeaderMap) -> Result<Headers, ApiError> {
     let s = StoredHeaders::parse(h)?;
     let mut map: Headers = s.headers.into_iter().collect();
     if !s.role_tags.is_empty() {
         // GET/HEAD return the names joined with ", " as muskie did (§2.6).
         map.insert("role-tag".to_owned(), s.role_tags.join(", "));
     }
-    Ok((map, s.role_tags))
+    Ok(map)
 }
 
 fn not_allowed_on_root(method: &Method, path: &MantaPath) -> ApiError {
@@ -342,7 +342,7 @@ fn parse_put(
         if has_durability(h) {
             return Err(ApiError::InvalidUpdate("durability-level".to_owned()));
         }
-        let (headers, _) = stored(h)?;
+        let headers = stored(h)?;
         let content_type = match headers::put_kind(h) {
             PutKind::Object(ct) if h.contains_key(http::header::CONTENT_TYPE) => Some(ct),
             _ => None,
@@ -357,7 +357,7 @@ fn parse_put(
     }
     match headers::put_kind(h) {
         PutKind::Directory => {
-            let (headers, _) = stored(h)?;
+            let headers = stored(h)?;
             Ok(Endpoint::PutDirectory { path, headers })
         }
         PutKind::Link => {
@@ -394,7 +394,7 @@ fn parse_put(
             {
                 return Err(ApiError::MaxContentLengthExceeded(cap));
             }
-            let (headers, _) = stored(h)?;
+            let headers = stored(h)?;
             Ok(Endpoint::PutObject {
                 path,
                 put: Box::new(ObjectPut {

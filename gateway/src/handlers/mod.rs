@@ -200,7 +200,7 @@ async fn pipeline(gw: Gateway, req: Request) -> Result<Response, ApiError> {
             if let Some(resp) = entries::check_read(&entry, &conditions, &path)? {
                 return Ok(resp);
             }
-            objects::get_object(&cx, &path, &entry, range).await
+            objects::get_object(&cx, &entry, range).await
         }
         Endpoint::Head { path, conditions } => {
             let entry = entries::require_entry(&cx, &path).await?;

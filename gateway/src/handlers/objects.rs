@@ -144,7 +144,6 @@ pub fn head_object(entry: &Entry) -> Response {
 
 pub async fn get_object(
     cx: &Ctx,
-    _path: &MantaPath,
     entry: &Entry,
     range: Option<ByteRange>,
 ) -> Result<Response, ApiError> {
