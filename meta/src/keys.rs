@@ -396,3 +396,323 @@ mod tests {
         assert_eq!(decode_count(&[1, 2]), None);
     }
 }
+
+// ---------------------------------------------------------------- jobs
+//
+// Job tables (tags 0x50..=0x57). Job and task ids are random v4 UUIDs, so
+// different jobs spread over the key space; every per-job table starts with
+// `tag jobid`, so one job's rows of one table are one contiguous range that
+// can be scanned in pages and deleted in batches when the job is archived.
+//
+// | key | value |
+// | --- | --- |
+// | `0x50 jobid` | job record |
+// | `0x50 jobid 0x01` | supervisor lease |
+// | `0x51 jobid phase(u32) taskid` | task |
+// | `0x52 len(u16) nodeid jobid taskid` | per-node dispatch queue entry |
+// | `0x53 jobid 0x00 seq(u64)` | job input, in submission order |
+// | `0x53 jobid 0x01 phase(u32) reducer(u32) seq(u64)` | reducer input |
+// | `0x54 jobid phase(u32) taskid seq(u32)` | committed task output |
+// | `0x55 jobid seq(u64)` | job error, in the order recorded |
+// | `0x56 jobid` | live-job index (jobs not yet archived) |
+// | `0x57 len(u16) owner jobid` | per-owner job index |
+
+/// Job records and supervisor leases.
+pub const TAG_JOB: u8 = 0x50;
+/// Tasks.
+pub const TAG_TASK: u8 = 0x51;
+/// Per-node dispatch queue.
+pub const TAG_DISPATCH: u8 = 0x52;
+/// Job inputs and reducer inputs.
+pub const TAG_JOB_INPUT: u8 = 0x53;
+/// Committed task outputs.
+pub const TAG_TASK_OUTPUT: u8 = 0x54;
+/// Job errors.
+pub const TAG_JOB_ERROR: u8 = 0x55;
+/// Live-job index (what supervisors scan for work).
+pub const TAG_LIVE_JOB: u8 = 0x56;
+/// Per-owner job index.
+pub const TAG_OWNER_JOB: u8 = 0x57;
+
+fn tag_id(tag: u8, id: &Uuid) -> Vec<u8> {
+    let mut k = Vec::with_capacity(1 + 16 + 32);
+    k.push(tag);
+    k.extend_from_slice(id.as_bytes());
+    k
+}
+
+/// Key of a job record.
+pub fn job_key(job: &Uuid) -> Vec<u8> {
+    tag_id(TAG_JOB, job)
+}
+
+/// Key of a job's supervisor lease.
+pub fn job_lease_key(job: &Uuid) -> Vec<u8> {
+    let mut k = tag_id(TAG_JOB, job);
+    k.push(0x01);
+    k
+}
+
+/// Key of a task.
+pub fn task_key(job: &Uuid, phase: u32, task: &Uuid) -> Vec<u8> {
+    let mut k = tag_id(TAG_TASK, job);
+    k.extend_from_slice(&phase.to_be_bytes());
+    k.extend_from_slice(task.as_bytes());
+    k
+}
+
+/// All tasks of a job, phase by phase.
+pub fn tasks_range(job: &Uuid) -> KeyRange {
+    KeyRange::prefix(&tag_id(TAG_TASK, job))
+}
+
+/// All tasks of one phase of a job.
+pub fn phase_tasks_range(job: &Uuid, phase: u32) -> KeyRange {
+    let mut k = tag_id(TAG_TASK, job);
+    k.extend_from_slice(&phase.to_be_bytes());
+    KeyRange::prefix(&k)
+}
+
+fn dispatch_node_prefix(node: &str) -> Vec<u8> {
+    let mut k = vec![TAG_DISPATCH];
+    // Length-prefixed like GC records: one node's queue never interleaves
+    // with another node's whose id extends this one.
+    k.extend_from_slice(&(node.len() as u16).to_be_bytes());
+    k.extend_from_slice(node.as_bytes());
+    k
+}
+
+/// Key of a dispatch queue entry: `task` of `job` runs on `node`.
+pub fn dispatch_key(node: &str, job: &Uuid, task: &Uuid) -> Vec<u8> {
+    let mut k = dispatch_node_prefix(node);
+    k.extend_from_slice(job.as_bytes());
+    k.extend_from_slice(task.as_bytes());
+    k
+}
+
+/// A node's whole dispatch queue.
+pub fn dispatch_range(node: &str) -> KeyRange {
+    KeyRange::prefix(&dispatch_node_prefix(node))
+}
+
+/// `(job, task)` of a dispatch key of `node`.
+pub fn dispatch_parts(node: &str, key: &[u8]) -> Option<(Uuid, Uuid)> {
+    let rest = key.strip_prefix(dispatch_node_prefix(node).as_slice())?;
+    if rest.len() != 32 {
+        return None;
+    }
+    let job = Uuid::from_slice(&rest[..16]).ok()?;
+    let task = Uuid::from_slice(&rest[16..]).ok()?;
+    Some((job, task))
+}
+
+/// Key of job input number `seq`.
+pub fn job_input_key(job: &Uuid, seq: u64) -> Vec<u8> {
+    let mut k = tag_id(TAG_JOB_INPUT, job);
+    k.push(0x00);
+    k.extend_from_slice(&seq.to_be_bytes());
+    k
+}
+
+/// Job inputs with sequence numbers `from..`.
+pub fn job_inputs_from(job: &Uuid, from: u64) -> KeyRange {
+    let mut end = tag_id(TAG_JOB_INPUT, job);
+    end.push(0x01);
+    KeyRange::new(job_input_key(job, from), end)
+}
+
+/// The sequence number of a job input key.
+pub fn job_input_seq(key: &[u8]) -> Option<u64> {
+    if key.len() != 26 || key[0] != TAG_JOB_INPUT || key[17] != 0x00 {
+        return None;
+    }
+    Some(u64::from_be_bytes(key[18..].try_into().ok()?))
+}
+
+fn reducer_prefix(job: &Uuid, phase: u32, reducer: u32) -> Vec<u8> {
+    let mut k = tag_id(TAG_JOB_INPUT, job);
+    k.push(0x01);
+    k.extend_from_slice(&phase.to_be_bytes());
+    k.extend_from_slice(&reducer.to_be_bytes());
+    k
+}
+
+/// Key of reducer input number `seq` of reducer `reducer` in `phase`.
+pub fn reducer_input_key(job: &Uuid, phase: u32, reducer: u32, seq: u64) -> Vec<u8> {
+    let mut k = reducer_prefix(job, phase, reducer);
+    k.extend_from_slice(&seq.to_be_bytes());
+    k
+}
+
+/// Inputs of one reducer with sequence numbers `from..`.
+pub fn reducer_inputs_from(job: &Uuid, phase: u32, reducer: u32, from: u64) -> KeyRange {
+    let end = prefix_successor(&reducer_prefix(job, phase, reducer))
+        .unwrap_or_else(|| vec![TAG_JOB_INPUT + 1]);
+    KeyRange::new(reducer_input_key(job, phase, reducer, from), end)
+}
+
+/// The sequence number of a reducer input key.
+pub fn reducer_input_seq(key: &[u8]) -> Option<u64> {
+    if key.len() != 34 || key[0] != TAG_JOB_INPUT || key[17] != 0x01 {
+        return None;
+    }
+    Some(u64::from_be_bytes(key[26..].try_into().ok()?))
+}
+
+/// All inputs (job and reducer) of a job.
+pub fn inputs_range(job: &Uuid) -> KeyRange {
+    KeyRange::prefix(&tag_id(TAG_JOB_INPUT, job))
+}
+
+/// Key of output `seq` of a committed task.
+pub fn task_output_key(job: &Uuid, phase: u32, task: &Uuid, seq: u32) -> Vec<u8> {
+    let mut k = tag_id(TAG_TASK_OUTPUT, job);
+    k.extend_from_slice(&phase.to_be_bytes());
+    k.extend_from_slice(task.as_bytes());
+    k.extend_from_slice(&seq.to_be_bytes());
+    k
+}
+
+/// Committed outputs of every task of `phase`.
+pub fn phase_outputs_range(job: &Uuid, phase: u32) -> KeyRange {
+    let mut k = tag_id(TAG_TASK_OUTPUT, job);
+    k.extend_from_slice(&phase.to_be_bytes());
+    KeyRange::prefix(&k)
+}
+
+/// Committed outputs of every task of a job.
+pub fn outputs_range(job: &Uuid) -> KeyRange {
+    KeyRange::prefix(&tag_id(TAG_TASK_OUTPUT, job))
+}
+
+/// Key of job error number `seq`.
+pub fn job_error_key(job: &Uuid, seq: u64) -> Vec<u8> {
+    let mut k = tag_id(TAG_JOB_ERROR, job);
+    k.extend_from_slice(&seq.to_be_bytes());
+    k
+}
+
+/// All errors of a job, oldest first.
+pub fn job_errors_range(job: &Uuid) -> KeyRange {
+    KeyRange::prefix(&tag_id(TAG_JOB_ERROR, job))
+}
+
+/// Key of a job's live-index entry.
+pub fn live_job_key(job: &Uuid) -> Vec<u8> {
+    tag_id(TAG_LIVE_JOB, job)
+}
+
+/// The whole live-job index.
+pub fn live_jobs_range() -> KeyRange {
+    KeyRange::new(vec![TAG_LIVE_JOB], vec![TAG_LIVE_JOB + 1])
+}
+
+/// The job id of a live-index key.
+pub fn live_job_id(key: &[u8]) -> Option<Uuid> {
+    match key.split_first() {
+        Some((&TAG_LIVE_JOB, rest)) => Uuid::from_slice(rest).ok(),
+        _ => None,
+    }
+}
+
+fn owner_prefix(owner: &str) -> Vec<u8> {
+    let mut k = vec![TAG_OWNER_JOB];
+    k.extend_from_slice(&(owner.len() as u16).to_be_bytes());
+    k.extend_from_slice(owner.as_bytes());
+    k
+}
+
+/// Key of a per-owner index entry.
+pub fn owner_job_key(owner: &str, job: &Uuid) -> Vec<u8> {
+    let mut k = owner_prefix(owner);
+    k.extend_from_slice(job.as_bytes());
+    k
+}
+
+/// All jobs of one owner, by job id.
+pub fn owner_jobs_range(owner: &str) -> KeyRange {
+    KeyRange::prefix(&owner_prefix(owner))
+}
+
+/// The job id of a per-owner index key of `owner`.
+pub fn owner_job_id(owner: &str, key: &[u8]) -> Option<Uuid> {
+    let rest = key.strip_prefix(owner_prefix(owner).as_slice())?;
+    Uuid::from_slice(rest).ok()
+}
+
+#[cfg(test)]
+mod job_key_tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn uuid() -> impl Strategy<Value = Uuid> {
+        any::<u128>().prop_map(Uuid::from_u128)
+    }
+
+    proptest! {
+        #[test]
+        fn inputs_sort_by_seq_and_stay_in_their_job(j in uuid(), j2 in uuid(), a in any::<u64>(), b in any::<u64>(), from in any::<u64>()) {
+            prop_assume!(j != j2);
+            let (ka, kb) = (job_input_key(&j, a), job_input_key(&j, b));
+            prop_assert_eq!(ka.cmp(&kb), a.cmp(&b));
+            prop_assert_eq!(job_input_seq(&ka), Some(a));
+            prop_assert_eq!(job_inputs_from(&j, from).contains(&ka), a >= from);
+            prop_assert!(!job_inputs_from(&j2, 0).contains(&ka));
+            prop_assert!(inputs_range(&j).contains(&ka));
+            // Reducer inputs never show up among job inputs.
+            prop_assert!(!job_inputs_from(&j, 0).contains(&reducer_input_key(&j, 0, 0, a)));
+        }
+
+        #[test]
+        fn reducer_inputs_are_per_reducer(j in uuid(), p in any::<u32>(), r in any::<u32>(), r2 in any::<u32>(),
+                                          a in any::<u64>(), b in any::<u64>()) {
+            let ka = reducer_input_key(&j, p, r, a);
+            prop_assert_eq!(ka.cmp(&reducer_input_key(&j, p, r, b)), a.cmp(&b));
+            prop_assert_eq!(reducer_input_seq(&ka), Some(a));
+            prop_assert!(reducer_inputs_from(&j, p, r, 0).contains(&ka));
+            prop_assert_eq!(reducer_inputs_from(&j, p, r2, 0).contains(&ka), r == r2);
+            prop_assert_eq!(reducer_inputs_from(&j, p, r, b).contains(&ka), a >= b);
+        }
+
+        #[test]
+        fn tasks_and_outputs_group_by_phase(j in uuid(), j2 in uuid(), p in any::<u32>(), p2 in any::<u32>(),
+                                            t in uuid(), s in any::<u32>(), s2 in any::<u32>()) {
+            prop_assume!(j != j2);
+            let tk = task_key(&j, p, &t);
+            prop_assert!(tasks_range(&j).contains(&tk));
+            prop_assert!(!tasks_range(&j2).contains(&tk));
+            prop_assert_eq!(phase_tasks_range(&j, p2).contains(&tk), p == p2);
+            prop_assert!(task_key(&j, p.min(p2), &t) <= task_key(&j, p.max(p2), &t));
+            let ok = task_output_key(&j, p, &t, s);
+            prop_assert_eq!(ok.cmp(&task_output_key(&j, p, &t, s2)), s.cmp(&s2));
+            prop_assert_eq!(phase_outputs_range(&j, p2).contains(&ok), p == p2);
+            prop_assert!(outputs_range(&j).contains(&ok));
+            prop_assert!(!outputs_range(&j2).contains(&ok));
+        }
+
+        #[test]
+        fn errors_sort_by_seq(j in uuid(), a in any::<u64>(), b in any::<u64>()) {
+            let ka = job_error_key(&j, a);
+            prop_assert_eq!(ka.cmp(&job_error_key(&j, b)), a.cmp(&b));
+            prop_assert!(job_errors_range(&j).contains(&ka));
+        }
+
+        #[test]
+        fn dispatch_and_owner_indexes_are_per_principal(n1 in "[a-z0-9-]{1,20}", n2 in "[a-z0-9-]{1,20}",
+                                                        j in uuid(), t in uuid()) {
+            prop_assume!(n1 != n2);
+            let d = dispatch_key(&n1, &j, &t);
+            prop_assert!(dispatch_range(&n1).contains(&d));
+            prop_assert!(!dispatch_range(&n2).contains(&d));
+            prop_assert_eq!(dispatch_parts(&n1, &d), Some((j, t)));
+            prop_assert_eq!(dispatch_parts(&n2, &d), None);
+            let o = owner_job_key(&n1, &j);
+            prop_assert!(owner_jobs_range(&n1).contains(&o));
+            prop_assert!(!owner_jobs_range(&n2).contains(&o));
+            prop_assert_eq!(owner_job_id(&n1, &o), Some(j));
+            prop_assert_eq!(live_job_id(&live_job_key(&j)), Some(j));
+            prop_assert!(live_jobs_range().contains(&live_job_key(&j)));
+            prop_assert!(job_lease_key(&j) > job_key(&j));
+        }
+    }
+}

@@ -26,3 +26,4 @@ pub mod keys;
 pub mod kv;
 pub mod namespace;
 pub mod path;
+pub mod jobs;

@@ -1,0 +1,1081 @@
+//! The job supervisor: stateless, all state in meta, one job owned at a time
+//! per lease.
+//!
+//! A supervisor claims jobs whose lease is free or expired
+//! ([`Supervisor::claim_jobs`]) and drives each ([`Supervisor::drive`]):
+//! it turns inputs into map tasks on a node holding a copy (placement's
+//! `choose_for_task`) or into reducer inputs, dispatches tasks through a
+//! [`TaskExecutor`], commits each task's result exactly once, chains
+//! outputs into the next phase (map tasks, or reducer inputs routed by the
+//! emitted reducer index or at random), dispatches reducers once everything
+//! upstream is committed, retries infrastructure failures on another node
+//! up to `max_retries`, records non-retried errors, and marks the job done
+//! when input has ended and no task is pending.
+//!
+//! Crash safety: every step is one meta transaction that also checks the
+//! lease, so a supervisor that lost its lease cannot write. A supervisor
+//! that takes over re-dispatches every unfinished task it finds; a result
+//! that arrives for an already-finished task is ignored, so outputs are
+//! never committed twice. Inputs and tasks are read in pages.
+//!
+//! Simplifications (documented gaps): reducers start when their upstream is
+//! complete rather than streaming while it runs; idle input auto-close and
+//! archiving to objects are not done here; running tasks of a cancelled job
+//! are not killed, their results are ignored.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use meta::job_txn;
+use meta::jobs::{
+    JobErrorRecord, JobRecord, JobState, JobStore, JobStoreError, ReducerInput, TaskOutput,
+    TaskRecord, TaskState,
+};
+use meta::namespace::{Namespace, NodeState};
+use meta::path::{MantaPath, TopDir};
+use placement::Candidate;
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+use crate::JobsError;
+use crate::executor::{ExecError, ReducerFeed, TaskExecutor};
+use crate::manifest::{Phase, PhaseKind, parse_manifest};
+use crate::naming;
+use crate::protocol::{
+    ErrorCode, ReducerInputsPage, ReducerInputsRequest, TaskInput, TaskLimits, TaskOutcome,
+    TaskRequest, TaskResponse,
+};
+use crate::status::{JobEvent, ready_to_finish, transition};
+
+/// Supervisor tunables.
+#[derive(Debug, Clone)]
+pub struct SupervisorConfig {
+    /// This supervisor's id (lease owner).
+    pub id: String,
+    /// Lease duration; renewed every third of it.
+    pub lease_ttl: Duration,
+    /// How long the driver waits for a result before re-checking the job.
+    pub poll_interval: Duration,
+    /// An attempt taking longer is treated as a node failure.
+    pub task_timeout: Duration,
+    /// Retries of infrastructure failures per task (Manta: 2).
+    pub max_retries: u32,
+    /// Inputs consumed per transaction.
+    pub input_batch: usize,
+    /// A node whose heartbeat is older than this is unhealthy.
+    pub node_timeout: Duration,
+    /// `MANTA_URL` given to tasks.
+    pub task_url: String,
+}
+
+impl SupervisorConfig {
+    /// Defaults with the given id.
+    pub fn new(id: impl Into<String>) -> Self {
+        SupervisorConfig {
+            id: id.into(),
+            lease_ttl: Duration::from_secs(30),
+            poll_interval: Duration::from_millis(200),
+            task_timeout: Duration::from_secs(3600),
+            max_retries: 2,
+            input_batch: 64,
+            node_timeout: Duration::from_secs(60),
+            task_url: "http://localhost:80/".into(),
+        }
+    }
+}
+
+/// How [`Supervisor::drive`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DriveEnd {
+    /// The job is done.
+    Done,
+    /// Another supervisor holds the job now.
+    LeaseLost,
+}
+
+/// A resolved input object.
+#[derive(Debug, Clone)]
+struct Resolved {
+    name: String,
+    object_id: Uuid,
+    size: u64,
+    copies: Vec<String>,
+}
+
+/// A dispatch failure of one input, as a job error.
+#[derive(Debug, Clone)]
+struct Rejected {
+    code: ErrorCode,
+    message: String,
+}
+
+/// One result flowing back from an executor call.
+#[derive(Debug)]
+struct Completion {
+    phase: u32,
+    task: Uuid,
+    attempt: u32,
+    node: String,
+    result: Result<TaskResponse, ExecError>,
+}
+
+/// The supervisor; share it as `Arc<Supervisor>`.
+pub struct Supervisor {
+    cfg: SupervisorConfig,
+    store: JobStore,
+    ns: Namespace,
+    exec: Arc<dyn TaskExecutor>,
+    load: Mutex<HashMap<String, u64>>,
+}
+
+impl std::fmt::Debug for Supervisor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Supervisor")
+            .field("id", &self.cfg.id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Per-job context of a driver.
+struct JobCtx {
+    id: Uuid,
+    owner: String,
+    phases: Vec<Phase>,
+    tx: mpsc::UnboundedSender<Completion>,
+    inflight: HashSet<Uuid>,
+}
+
+fn what_for(phase: u32, input: &str, p0: Option<&str>) -> String {
+    let q = serde_json::Value::String(input.to_owned()).to_string();
+    match p0 {
+        Some(p0) if phase > 0 => {
+            let p = serde_json::Value::String(p0.to_owned()).to_string();
+            format!("phase {phase}: input {q} (from job input {p})")
+        }
+        _ => format!("phase {phase}: input {q}"),
+    }
+}
+
+impl Supervisor {
+    /// A supervisor over `store` (job tables) and `ns` (objects, nodes).
+    pub fn new(
+        cfg: SupervisorConfig,
+        store: JobStore,
+        ns: Namespace,
+        exec: Arc<dyn TaskExecutor>,
+    ) -> Arc<Self> {
+        Arc::new(Supervisor {
+            cfg,
+            store,
+            ns,
+            exec,
+            load: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// This supervisor's id.
+    pub fn id(&self) -> &str {
+        &self.cfg.id
+    }
+
+    fn load(&self) -> std::sync::MutexGuard<'_, HashMap<String, u64>> {
+        self.load.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Take leases on up to `max` live, unfinished jobs that no other
+    /// supervisor holds (free or expired leases); returns their ids.
+    pub async fn claim_jobs(&self, max: usize) -> Result<Vec<Uuid>, JobsError> {
+        let mut claimed = Vec::new();
+        let mut after = None;
+        loop {
+            let page = self.store.live_jobs(after, 256).await?;
+            for id in &page {
+                if claimed.len() >= max {
+                    return Ok(claimed);
+                }
+                let Some(job) = self.store.get_job(id).await? else {
+                    continue;
+                };
+                if job.state == JobState::Done {
+                    continue;
+                }
+                if self
+                    .store
+                    .take_lease(id, &self.cfg.id, self.cfg.lease_ttl)
+                    .await?
+                {
+                    claimed.push(*id);
+                }
+            }
+            match page.last() {
+                Some(last) if page.len() == 256 => after = Some(*last),
+                _ => return Ok(claimed),
+            }
+        }
+    }
+
+    /// Run claim-and-drive until `shutdown` turns true.
+    pub async fn run(
+        self: Arc<Self>,
+        mut shutdown: tokio::sync::watch::Receiver<bool>,
+    ) -> Result<(), JobsError> {
+        let mut driving: tokio::task::JoinSet<(Uuid, Result<DriveEnd, JobsError>)> =
+            tokio::task::JoinSet::new();
+        let mut active: HashSet<Uuid> = HashSet::new();
+        loop {
+            if *shutdown.borrow() {
+                driving.abort_all();
+                return Ok(());
+            }
+            for id in self.claim_jobs(64).await? {
+                if active.insert(id) {
+                    let me = self.clone();
+                    driving.spawn(async move { (id, me.drive(id).await) });
+                }
+            }
+            tokio::select! {
+                _ = shutdown.changed() => {}
+                Some(joined) = driving.join_next() => {
+                    if let Ok((id, res)) = joined {
+                        active.remove(&id);
+                        if let Err(e) = res {
+                            tracing::warn!(job = %id, error = %e, "job driver failed; will retry");
+                        }
+                    }
+                }
+                _ = tokio::time::sleep(self.cfg.poll_interval) => {}
+            }
+        }
+    }
+
+    /// Drive one job (whose lease this supervisor took) until it is done or
+    /// the lease is lost.
+    pub async fn drive(self: &Arc<Self>, id: Uuid) -> Result<DriveEnd, JobsError> {
+        if !self
+            .store
+            .take_lease(&id, &self.cfg.id, self.cfg.lease_ttl)
+            .await?
+        {
+            return Ok(DriveEnd::LeaseLost);
+        }
+        let Some(job) = self.store.get_job(&id).await? else {
+            return Err(JobsError::Store(JobStoreError::NotFound(id)));
+        };
+        let manifest = parse_manifest(format!(r#"{{"phases":{}}}"#, job.phases_json).as_bytes())?;
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let mut ctx = JobCtx {
+            id,
+            owner: job.owner.clone(),
+            phases: manifest.phases,
+            tx,
+            inflight: HashSet::new(),
+        };
+        match self.pick_up(&ctx).await {
+            Err(JobsError::Store(JobStoreError::LeaseLost(_))) => return Ok(DriveEnd::LeaseLost),
+            Err(e) => return Err(e),
+            Ok(true) => {}
+            Ok(false) => return self.finish_done(&ctx).await,
+        }
+        self.recover(&mut ctx).await?;
+        let mut renewed = self.store.now_ms();
+        loop {
+            let step = self.step(&mut ctx, &mut rx, &mut renewed).await;
+            match step {
+                Ok(Some(end)) => return Ok(end),
+                Ok(None) => {}
+                Err(JobsError::Store(JobStoreError::LeaseLost(_))) => {
+                    return Ok(DriveEnd::LeaseLost);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    async fn finish_done(&self, ctx: &JobCtx) -> Result<DriveEnd, JobsError> {
+        self.store.release_lease(&ctx.id, &self.cfg.id).await?;
+        Ok(DriveEnd::Done)
+    }
+
+    /// One round: renew, handle cancel, consume inputs, dispatch eligible
+    /// reducers, finish, or wait for a result.
+    async fn step(
+        self: &Arc<Self>,
+        ctx: &mut JobCtx,
+        rx: &mut mpsc::UnboundedReceiver<Completion>,
+        renewed: &mut u64,
+    ) -> Result<Option<DriveEnd>, JobsError> {
+        let ttl_ms = u64::try_from(self.cfg.lease_ttl.as_millis()).unwrap_or(u64::MAX);
+        if self.store.now_ms().saturating_sub(*renewed) >= ttl_ms / 3 {
+            if !self
+                .store
+                .take_lease(&ctx.id, &self.cfg.id, self.cfg.lease_ttl)
+                .await?
+            {
+                return Ok(Some(DriveEnd::LeaseLost));
+            }
+            *renewed = self.store.now_ms();
+        }
+        let Some(job) = self.store.get_job(&ctx.id).await? else {
+            return Ok(Some(DriveEnd::Done));
+        };
+        if job.state == JobState::Done {
+            return self.finish_done(ctx).await.map(Some);
+        }
+        if job.cancelled {
+            self.cancel_all(ctx).await?;
+        } else if job.inputs_consumed < job.next_input_seq {
+            let created = self.consume_inputs(ctx, job.inputs_consumed).await?;
+            for t in created {
+                self.dispatch(ctx, t);
+            }
+            return Ok(None);
+        } else if job.all_inputs_consumed() {
+            self.dispatch_reducers(ctx, &job).await?;
+        }
+        if self.try_finish(ctx).await? {
+            return self.finish_done(ctx).await.map(Some);
+        }
+        // Wait for a result (or time out and look at the job again: new
+        // inputs, end of input and cancellation arrive through meta).
+        if let Ok(Some(c)) = tokio::time::timeout(self.cfg.poll_interval, rx.recv()).await {
+            self.complete(ctx, c).await?;
+            // Drain whatever else is ready without waiting.
+            while let Ok(c) = rx.try_recv() {
+                self.complete(ctx, c).await?;
+            }
+        }
+        Ok(None)
+    }
+
+    /// queued → running, and create every reduce phase's reducers. Returns
+    /// false if the job is already done.
+    async fn pick_up(&self, ctx: &JobCtx) -> Result<bool, JobsError> {
+        let now = self.store.now_ms();
+        let me = self.cfg.id.clone();
+        let phases = ctx.phases.clone();
+        let r: Result<bool, JobStoreError> = job_txn!(&self.store, t => async {
+            t.check_lease(&ctx.id, &me, now).await?;
+            let mut job = t.job_for_update(&ctx.id).await?;
+            if job.state == JobState::Done {
+                return Ok(false);
+            }
+            // Running already means a takeover; the transition allows it.
+            job.state = transition(job.state, JobEvent::PickedUp).unwrap_or(job.state);
+            if !job.reducers_created {
+                for (p, phase) in phases.iter().enumerate() {
+                    if phase.kind == PhaseKind::Reduce {
+                        let p = p as u32;
+                        for r in 0..phase.count {
+                            t.put_task(&TaskRecord::reduce(ctx.id, p, r), None).await?;
+                        }
+                        job.adjust_open(p, i64::from(phase.count));
+                        job.stats.tasks += u64::from(phase.count);
+                    }
+                }
+                job.reducers_created = true;
+            }
+            t.put_job(&job).await?;
+            Ok(true)
+        });
+        Ok(r?)
+    }
+
+    /// After a takeover: re-dispatch every map task left unfinished by the
+    /// previous owner (reducers wait for [`Self::dispatch_reducers`]).
+    async fn recover(self: &Arc<Self>, ctx: &mut JobCtx) -> Result<(), JobsError> {
+        let mut after = None;
+        loop {
+            let page = self.store.tasks(&ctx.id, after, 256).await?;
+            for t in &page {
+                let was_sent = matches!(t.state, TaskState::Dispatched | TaskState::Running);
+                if t.reducer.is_none() && !t.state.is_finished() {
+                    let t = self.reassign(ctx, t.clone(), false).await?;
+                    if let Some(t) = t {
+                        self.dispatch(ctx, t);
+                    }
+                } else if t.reducer.is_some() && was_sent {
+                    // A reducer that was running restarts from its first input.
+                    if let Some(t) = self.reassign(ctx, t.clone(), false).await? {
+                        self.dispatch(ctx, t);
+                    }
+                }
+            }
+            match page.last() {
+                Some(last) if page.len() == 256 => after = Some((last.phase, last.id)),
+                _ => return Ok(()),
+            }
+        }
+    }
+
+    fn candidates(&self, nodes: &[meta::namespace::NodeRecord]) -> Vec<Candidate> {
+        let now = self.store.now_ms();
+        let timeout = u64::try_from(self.cfg.node_timeout.as_millis()).unwrap_or(u64::MAX);
+        nodes
+            .iter()
+            .map(|n| {
+                let healthy =
+                    n.state == NodeState::Active && now.saturating_sub(n.heartbeat_ms) < timeout;
+                Candidate::new(
+                    n.id.clone(),
+                    n.az.clone(),
+                    n.capacity_total.saturating_sub(n.capacity_used),
+                    healthy,
+                )
+            })
+            .collect()
+    }
+
+    /// Pick a node for a task: a healthy copy (map) or any healthy node
+    /// (reducers, empty objects), avoiding `avoid` when possible.
+    async fn choose_node(
+        &self,
+        copies: &[String],
+        avoid: &[String],
+    ) -> Result<Option<String>, JobsError> {
+        let nodes = self.ns.list_nodes().await?;
+        let cands = self.candidates(&nodes);
+        let pool: Vec<String> = if copies.is_empty() {
+            cands
+                .iter()
+                .filter(|c| c.healthy)
+                .map(|c| c.id.clone())
+                .collect()
+        } else {
+            copies.to_vec()
+        };
+        let preferred: Vec<String> = pool
+            .iter()
+            .filter(|n| !avoid.contains(n))
+            .cloned()
+            .collect();
+        let load = self.load().clone();
+        let seed = Uuid::new_v4().as_u128() as u64;
+        if let Ok(n) = placement::choose_for_task(&preferred, &cands, &load, seed) {
+            return Ok(Some(n));
+        }
+        Ok(placement::choose_for_task(&pool, &cands, &load, seed).ok())
+    }
+
+    /// Resolve an input name to an object the owner may read.
+    async fn resolve(
+        &self,
+        owner: &str,
+        name: &str,
+    ) -> Result<Result<Resolved, Rejected>, JobsError> {
+        let norm = naming::normalize(name);
+        let reject = |code, message: String| Ok(Err(Rejected { code, message }));
+        let q = serde_json::Value::String(name.to_owned()).to_string();
+        let Ok(path) = MantaPath::parse(&norm) else {
+            return reject(
+                ErrorCode::ResourceNotFoundError,
+                format!("malformed object name: {q}"),
+            );
+        };
+        if path.top().is_none() || path.rest().is_empty() {
+            return reject(
+                ErrorCode::ResourceNotFoundError,
+                format!("malformed object name: {q}"),
+            );
+        }
+        if path.login() != owner && path.top() != Some(TopDir::Public) {
+            return reject(
+                ErrorCode::AuthorizationError,
+                format!("permission denied: {q}"),
+            );
+        }
+        match self.ns.get(&path).await? {
+            None => reject(
+                ErrorCode::ResourceNotFoundError,
+                format!("no such object: {q}"),
+            ),
+            Some(e) => match e.object() {
+                None => reject(
+                    ErrorCode::InvalidArgumentError,
+                    format!("objects of type \"directory\" are not supported: {q}"),
+                ),
+                Some(o) => Ok(Ok(Resolved {
+                    name: norm,
+                    object_id: o.object_id,
+                    size: o.size,
+                    copies: o.copies.clone(),
+                })),
+            },
+        }
+    }
+
+    /// A map task for a resolved input, already placed on a node; or the
+    /// error to record instead.
+    async fn new_map_task(
+        &self,
+        ctx: &JobCtx,
+        phase: u32,
+        resolved: Result<Resolved, Rejected>,
+        input: &str,
+        p0input: Option<String>,
+    ) -> Result<Result<TaskRecord, JobErrorRecord>, JobsError> {
+        let err = |r: Rejected| JobErrorRecord {
+            phase,
+            what: what_for(phase, input, p0input.as_deref()),
+            code: r.code.as_str().into(),
+            message: r.message,
+            input: Some(input.to_owned()),
+            p0input: p0input.clone(),
+            ..Default::default()
+        };
+        let res = match resolved {
+            Err(r) => return Ok(Err(err(r))),
+            Ok(res) => res,
+        };
+        let copies = if res.size == 0 {
+            Vec::new()
+        } else {
+            res.copies.clone()
+        };
+        let Some(node) = self.choose_node(&copies, &[]).await? else {
+            return Ok(Err(err(Rejected {
+                code: ErrorCode::ServiceUnavailableError,
+                message: "no servers available to run task".into(),
+            })));
+        };
+        let mut t = TaskRecord::map(ctx.id, phase, res.name, p0input.clone(), res.copies);
+        t.object_id = Some(res.object_id);
+        t.size = res.size;
+        t.state = TaskState::Dispatched;
+        t.node = Some(node);
+        Ok(Ok(t))
+    }
+
+    /// Consume one batch of job inputs starting at `from`.
+    async fn consume_inputs(&self, ctx: &JobCtx, from: u64) -> Result<Vec<TaskRecord>, JobsError> {
+        let inputs = self
+            .store
+            .inputs(&ctx.id, from, self.cfg.input_batch)
+            .await?;
+        let Some(phase0) = ctx.phases.first() else {
+            return Ok(Vec::new());
+        };
+        enum Item {
+            Task(TaskRecord),
+            Error(JobErrorRecord),
+            Reduce(String),
+        }
+        let mut items = Vec::with_capacity(inputs.len());
+        for (_, name) in &inputs {
+            let resolved = self.resolve(&ctx.owner, name).await?;
+            let item = match (phase0.kind, resolved) {
+                (PhaseKind::Reduce, Ok(r)) => Item::Reduce(r.name),
+                (_, res) => match self
+                    .new_map_task(ctx, 0, res, name, Some(name.clone()))
+                    .await?
+                {
+                    Ok(t) => Item::Task(t),
+                    Err(e) => Item::Error(e),
+                },
+            };
+            items.push(item);
+        }
+        let now = self.store.now_ms();
+        let me = self.cfg.id.clone();
+        let n = inputs.len() as u64;
+        let count = phase0.count;
+        let r: Result<Vec<TaskRecord>, JobStoreError> = job_txn!(&self.store, t => async {
+            t.check_lease(&ctx.id, &me, now).await?;
+            let mut job = t.job_for_update(&ctx.id).await?;
+            if job.inputs_consumed != from {
+                // Someone else made progress in between; start over.
+                return Ok(Vec::new());
+            }
+            let mut created = Vec::new();
+            let mut reducers: HashMap<u32, TaskRecord> = HashMap::new();
+            for item in &items {
+                match item {
+                    Item::Task(task) => {
+                        t.put_task(task, None).await?;
+                        job.adjust_open(0, 1);
+                        job.stats.tasks += 1;
+                        created.push(task.clone());
+                    }
+                    Item::Error(e) => t.push_error(&mut job, e).await?,
+                    Item::Reduce(name) => {
+                        let r = (Uuid::new_v4().as_u128() % u128::from(count.max(1))) as u32;
+                        route_to_reducer(t, &mut reducers, &ctx.id, 0, r, name).await?;
+                    }
+                }
+            }
+            for r in reducers.values() {
+                t.put_task(r, r.node.as_deref()).await?;
+            }
+            job.inputs_consumed = from + n;
+            t.put_job(&job).await?;
+            Ok(created)
+        });
+        Ok(r?)
+    }
+
+    /// Send one task to its node; the result comes back on the channel.
+    fn dispatch(self: &Arc<Self>, ctx: &mut JobCtx, task: TaskRecord) {
+        let Some(node) = task.node.clone() else {
+            return;
+        };
+        let Some(phase) = ctx.phases.get(task.phase as usize).cloned() else {
+            return;
+        };
+        ctx.inflight.insert(task.id);
+        *self.load().entry(node.clone()).or_default() += 1;
+        let next_reducers = match ctx.phases.get(task.phase as usize + 1) {
+            Some(p) if p.kind == PhaseKind::Reduce => p.count,
+            _ => 0,
+        };
+        let reducer = task.reducer.is_some();
+        let base = naming::output_base(
+            &ctx.owner,
+            &ctx.id,
+            reducer,
+            task.p0input.as_deref(),
+            task.input.as_deref(),
+        );
+        let out_base = naming::manta_output_base(&ctx.owner, &ctx.id, &base, task.phase);
+        let input = match (task.reducer, &task.input) {
+            (Some(r), _) => TaskInput::Reduce { reducer: r },
+            (None, input) => TaskInput::Map {
+                object: input.clone().unwrap_or_default(),
+                object_id: task.object_id.unwrap_or_default(),
+                size: task.size,
+            },
+        };
+        let env = naming::task_env(&naming::EnvSpec {
+            login: &ctx.owner,
+            job: &ctx.id,
+            output_base: &out_base,
+            input_object: task.input.as_deref().filter(|_| !reducer),
+            reducer: task.reducer,
+            url: &self.cfg.task_url,
+        });
+        let req = TaskRequest {
+            job_id: ctx.id,
+            owner: ctx.owner.clone(),
+            phase: task.phase,
+            task_id: task.id,
+            attempt: task.attempt,
+            exec: phase.exec.clone(),
+            init: phase.init.clone(),
+            assets: phase.assets.clone(),
+            input,
+            env,
+            stdout_object: naming::stdout_object(&ctx.owner, &ctx.id, &base, task.phase, &task.id),
+            stderr_object: naming::stderr_object(&ctx.owner, &ctx.id, &base, task.phase, &task.id),
+            next_reducers,
+            limits: TaskLimits {
+                memory_mb: phase.memory_mb,
+                disk_gb: phase.disk_gb,
+            },
+        };
+        let me = self.clone();
+        let tx = ctx.tx.clone();
+        let feed: Arc<dyn ReducerFeed> = Arc::new(StoreFeed {
+            store: self.store.clone(),
+        });
+        tokio::spawn(async move {
+            let run = me.exec.execute(&node, req, feed);
+            let result = match tokio::time::timeout(me.cfg.task_timeout, run).await {
+                Ok(r) => r,
+                Err(_) => Err(ExecError::NodeUnavailable(format!(
+                    "{node} (task timed out)"
+                ))),
+            };
+            if let Some(n) = me.load().get_mut(&node) {
+                *n = n.saturating_sub(1);
+            }
+            // The driver may be gone (lease lost); then the result is dropped
+            // and the next owner re-runs the task.
+            let _ = tx.send(Completion {
+                phase: task.phase,
+                task: task.id,
+                attempt: task.attempt,
+                node,
+                result,
+            });
+        });
+    }
+
+    /// Move a task to a (new) node for a new attempt. `retry` counts it as a
+    /// retry (infrastructure failure) rather than a takeover re-dispatch.
+    /// Returns `None` when no node is available (the task is then failed
+    /// with an error) or the task already finished.
+    async fn reassign(
+        &self,
+        ctx: &JobCtx,
+        task: TaskRecord,
+        retry: bool,
+    ) -> Result<Option<TaskRecord>, JobsError> {
+        let mut avoid = task.tried.clone();
+        if retry && let Some(n) = &task.node {
+            avoid.push(n.clone());
+        }
+        let copies = if task.reducer.is_some() || task.size == 0 {
+            Vec::new()
+        } else {
+            task.copies.clone()
+        };
+        let node = self
+            .choose_node(&copies, if retry { &avoid } else { &[] })
+            .await?;
+        let now = self.store.now_ms();
+        let me = self.cfg.id.clone();
+        let r: Result<Option<TaskRecord>, JobStoreError> = job_txn!(&self.store, t => async {
+            t.check_lease(&ctx.id, &me, now).await?;
+            let mut job = t.job_for_update(&ctx.id).await?;
+            let mut cur = t.task_for_update(&ctx.id, task.phase, &task.id).await?;
+            if cur.state.is_finished() {
+                return Ok(None);
+            }
+            let previous = cur.node.clone();
+            let Some(node) = node.clone() else {
+                let e = JobErrorRecord {
+                    phase: cur.phase,
+                    what: task_what(&cur),
+                    code: ErrorCode::ServiceUnavailableError.as_str().into(),
+                    message: "no servers available to run task".into(),
+                    input: cur.input.clone(),
+                    p0input: cur.p0input.clone(),
+                    task_id: Some(cur.id),
+                    ..Default::default()
+                };
+                t.finish_task(&mut job, &mut cur, false, &[]).await?;
+                t.push_error(&mut job, &e).await?;
+                t.put_job(&job).await?;
+                return Ok(None);
+            };
+            if let Some(p) = &previous && !cur.tried.contains(p) {
+                cur.tried.push(p.clone());
+            }
+            cur.attempt += 1;
+            if retry {
+                cur.retries += 1;
+                job.stats.retries += 1;
+                job.stats.tasks += 1;
+            }
+            cur.node = Some(node);
+            cur.state = TaskState::Dispatched;
+            t.put_task(&cur, previous.as_deref()).await?;
+            t.put_job(&job).await?;
+            Ok(Some(cur))
+        });
+        Ok(r?)
+    }
+
+    /// Dispatch the reducers of every reduce phase whose upstream phases
+    /// have no unfinished task (all inputs are consumed by now).
+    async fn dispatch_reducers(
+        self: &Arc<Self>,
+        ctx: &mut JobCtx,
+        job: &JobRecord,
+    ) -> Result<(), JobsError> {
+        for (p, phase) in ctx.phases.clone().iter().enumerate() {
+            let p = p as u32;
+            if phase.kind != PhaseKind::Reduce || job.open_in(p) == 0 {
+                continue;
+            }
+            if (0..p).any(|q| job.open_in(q) > 0) {
+                // Phases are ordered: later reducers wait for this one too.
+                return Ok(());
+            }
+            let tasks = self
+                .store
+                .tasks(&ctx.id, Some((p, Uuid::nil())), phase.count as usize + 1)
+                .await?;
+            for t in tasks
+                .into_iter()
+                .filter(|t| t.phase == p && t.state == TaskState::Queued)
+            {
+                if ctx.inflight.contains(&t.id) {
+                    continue;
+                }
+                if let Some(t) = self.reassign(ctx, t, false).await? {
+                    self.dispatch(ctx, t);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Commit one result.
+    async fn complete(self: &Arc<Self>, ctx: &mut JobCtx, c: Completion) -> Result<(), JobsError> {
+        ctx.inflight.remove(&c.task);
+        let Some(task) = self.store.get_task(&ctx.id, c.phase, &c.task).await? else {
+            return Ok(());
+        };
+        if task.state.is_finished() {
+            return Ok(());
+        }
+        let outcome = match c.result {
+            Ok(resp) => resp.outcome,
+            Err(e) => {
+                tracing::info!(job = %ctx.id, task = %c.task, error = %e, "task attempt lost");
+                TaskOutcome::Failure {
+                    code: ErrorCode::InternalError,
+                    message: "internal error".into(),
+                    stderr: None,
+                    core: None,
+                }
+            }
+        };
+        // A stale attempt's failure says nothing about the current attempt.
+        if c.attempt != task.attempt && !matches!(outcome, TaskOutcome::Success { .. }) {
+            return Ok(());
+        }
+        if let TaskOutcome::Failure { code, .. } = &outcome
+            && code.is_retryable()
+            && task.retries < self.cfg.max_retries
+        {
+            if let Some(t) = self.reassign(ctx, task, true).await? {
+                self.dispatch(ctx, t);
+            }
+            return Ok(());
+        }
+        let next = self.commit(ctx, task, outcome, c.node).await?;
+        for t in next {
+            self.dispatch(ctx, t);
+        }
+        Ok(())
+    }
+
+    /// The commit transaction of one task result: outputs once, chaining,
+    /// errors, counters. Returns the next phase's map tasks to dispatch.
+    async fn commit(
+        &self,
+        ctx: &JobCtx,
+        task: TaskRecord,
+        outcome: TaskOutcome,
+        node: String,
+    ) -> Result<Vec<TaskRecord>, JobsError> {
+        let next_phase = ctx.phases.get(task.phase as usize + 1).cloned();
+        let p0 = task.p0input.clone().filter(|_| task.reducer.is_none());
+        // Resolve next-phase map inputs before the transaction (reads only).
+        let mut prepared: Vec<Result<TaskRecord, JobErrorRecord>> = Vec::new();
+        let mut routed: Vec<(u32, String)> = Vec::new();
+        let mut outputs: Vec<TaskOutput> = Vec::new();
+        let success = matches!(outcome, TaskOutcome::Success { .. });
+        if let TaskOutcome::Success { outputs: emitted } = &outcome {
+            let np = task.phase + 1;
+            for o in emitted {
+                outputs.push(TaskOutput {
+                    name: o.name.clone(),
+                    reducer: o.reducer,
+                    p0input: p0.clone(),
+                });
+                match &next_phase {
+                    None => {}
+                    Some(ph) if ph.kind == PhaseKind::Map => {
+                        let res = self.resolve(&ctx.owner, &o.name).await?;
+                        prepared.push(self.new_map_task(ctx, np, res, &o.name, p0.clone()).await?);
+                    }
+                    Some(ph) => match o.reducer {
+                        Some(r) if r >= ph.count => prepared.push(Err(JobErrorRecord {
+                            phase: np,
+                            what: what_for(np, &o.name, p0.as_deref()),
+                            code: ErrorCode::InvalidArgumentError.as_str().into(),
+                            message: format!(
+                                "reducer \"{r}\" specified, but only {} reducers exist",
+                                ph.count
+                            ),
+                            input: Some(o.name.clone()),
+                            p0input: p0.clone(),
+                            ..Default::default()
+                        })),
+                        Some(r) => routed.push((r, o.name.clone())),
+                        None => {
+                            let r = (Uuid::new_v4().as_u128() % u128::from(ph.count.max(1))) as u32;
+                            routed.push((r, o.name.clone()));
+                        }
+                    },
+                }
+            }
+        }
+        let error = match &outcome {
+            TaskOutcome::Failure {
+                code,
+                message,
+                stderr,
+                core,
+            } => Some(JobErrorRecord {
+                phase: task.phase,
+                what: task_what(&task),
+                code: code.as_str().into(),
+                message: message.clone(),
+                stderr: stderr.clone(),
+                core: core.clone(),
+                input: task.input.clone().filter(|_| task.reducer.is_none()),
+                p0input: p0.clone(),
+                task_id: Some(task.id),
+                server: Some(node.clone()),
+            }),
+            TaskOutcome::Success { .. } => None,
+        };
+        let now = self.store.now_ms();
+        let me = self.cfg.id.clone();
+        let r: Result<Vec<TaskRecord>, JobStoreError> = job_txn!(&self.store, t => async {
+            t.check_lease(&ctx.id, &me, now).await?;
+            let mut job = t.job_for_update(&ctx.id).await?;
+            let mut cur = t.task_for_update(&ctx.id, task.phase, &task.id).await?;
+            if !t.finish_task(&mut job, &mut cur, success, &outputs).await? {
+                // Already committed by an earlier report: ignore this one.
+                return Ok(Vec::new());
+            }
+            if let Some(e) = &error {
+                t.push_error(&mut job, e).await?;
+            }
+            let mut created = Vec::new();
+            for p in &prepared {
+                match p {
+                    Ok(nt) => {
+                        t.put_task(nt, None).await?;
+                        job.adjust_open(nt.phase, 1);
+                        job.stats.tasks += 1;
+                        created.push(nt.clone());
+                    }
+                    Err(e) => t.push_error(&mut job, e).await?,
+                }
+            }
+            let mut reducers: HashMap<u32, TaskRecord> = HashMap::new();
+            for (r, name) in &routed {
+                route_to_reducer(t, &mut reducers, &ctx.id, task.phase + 1, *r, name).await?;
+            }
+            for r in reducers.values() {
+                t.put_task(r, r.node.as_deref()).await?;
+            }
+            t.put_job(&job).await?;
+            Ok(created)
+        });
+        Ok(r?)
+    }
+
+    /// Cancellation: fail every unfinished task with `JobCancelledError`,
+    /// stop consuming inputs.
+    async fn cancel_all(&self, ctx: &mut JobCtx) -> Result<(), JobsError> {
+        let mut after = None;
+        let me = self.cfg.id.clone();
+        loop {
+            let page = self.store.tasks(&ctx.id, after, 128).await?;
+            let now = self.store.now_ms();
+            let r: Result<(), JobStoreError> = job_txn!(&self.store, t => async {
+                t.check_lease(&ctx.id, &me, now).await?;
+                let mut job = t.job_for_update(&ctx.id).await?;
+                for task in page.iter().filter(|t| !t.state.is_finished()) {
+                    let mut cur = t.task_for_update(&ctx.id, task.phase, &task.id).await?;
+                    if t.finish_task(&mut job, &mut cur, false, &[]).await? {
+                        let e = JobErrorRecord {
+                            phase: cur.phase,
+                            what: task_what(&cur),
+                            code: ErrorCode::JobCancelledError.as_str().into(),
+                            message: "job was cancelled".into(),
+                            input: cur.input.clone().filter(|_| cur.reducer.is_none()),
+                            p0input: cur.p0input.clone(),
+                            task_id: Some(cur.id),
+                            ..Default::default()
+                        };
+                        t.push_error(&mut job, &e).await?;
+                    }
+                }
+                job.inputs_consumed = job.next_input_seq;
+                job.reducers_created = true;
+                t.put_job(&job).await
+            });
+            r?;
+            match page.last() {
+                Some(last) if page.len() == 128 => after = Some((last.phase, last.id)),
+                _ => break,
+            }
+        }
+        ctx.inflight.clear();
+        Ok(())
+    }
+
+    /// Mark the job done if nothing is left; true if it is done now.
+    async fn try_finish(&self, ctx: &JobCtx) -> Result<bool, JobsError> {
+        let now = self.store.now_ms();
+        let me = self.cfg.id.clone();
+        let r: Result<bool, JobStoreError> = job_txn!(&self.store, t => async {
+            t.check_lease(&ctx.id, &me, now).await?;
+            let mut job = t.job_for_update(&ctx.id).await?;
+            if job.state == JobState::Done {
+                return Ok(true);
+            }
+            if !ready_to_finish(&job) {
+                return Ok(false);
+            }
+            job.state = transition(job.state, JobEvent::Finished).unwrap_or(JobState::Done);
+            job.time_done_ms = Some(now);
+            t.put_job(&job).await?;
+            Ok(true)
+        });
+        Ok(r?)
+    }
+}
+
+/// `what` of a task's error.
+fn task_what(t: &TaskRecord) -> String {
+    match (&t.reducer, &t.input) {
+        (Some(_), _) => format!("phase {}: reduce", t.phase),
+        (None, input) => what_for(
+            t.phase,
+            input.as_deref().unwrap_or(""),
+            t.p0input.as_deref(),
+        ),
+    }
+}
+
+/// Append `name` to reducer `r` of `phase`, locking the reducer once per
+/// transaction (`cache` holds the locked, updated records to write back).
+async fn route_to_reducer(
+    t: &mut meta::jobs::JobTxn,
+    cache: &mut HashMap<u32, TaskRecord>,
+    job: &Uuid,
+    phase: u32,
+    r: u32,
+    name: &str,
+) -> Result<(), JobStoreError> {
+    let red = match cache.entry(r) {
+        std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+        std::collections::hash_map::Entry::Vacant(v) => {
+            v.insert(t.reducer_for_update(job, phase, r).await?)
+        }
+    };
+    let input = ReducerInput {
+        name: name.to_owned(),
+    };
+    t.push_reducer_input(red, &input).await?;
+    Ok(())
+}
+
+/// Reducer inputs straight from meta. Reducers are dispatched only when
+/// their upstream is complete, so a short page is the end.
+struct StoreFeed {
+    store: JobStore,
+}
+
+#[async_trait]
+impl ReducerFeed for StoreFeed {
+    async fn page(&self, req: ReducerInputsRequest) -> Result<ReducerInputsPage, ExecError> {
+        let rows = self
+            .store
+            .reducer_inputs(
+                &req.job_id,
+                req.phase,
+                req.reducer,
+                req.from,
+                req.limit as usize,
+            )
+            .await
+            .map_err(|e| ExecError::Feed(e.to_string()))?;
+        let ended = rows.len() < req.limit as usize;
+        let next = rows.last().map(|(s, _)| s + 1).unwrap_or(req.from);
+        Ok(ReducerInputsPage {
+            inputs: rows.into_iter().map(|(_, i)| i.name).collect(),
+            next,
+            ended,
+        })
+    }
+}
