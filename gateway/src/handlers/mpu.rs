@@ -248,7 +248,11 @@ pub fn redirect(location: &str) -> Response {
 pub async fn locate(cx: &Ctx, path: &MantaPath, location: &str) -> Result<Response, ApiError> {
     only_account(cx, path)?;
     let dir = parse_path(location)?;
-    let dir = MantaPath::from_parts(dir.login(), dir.top(), dir.rest()[..2].to_vec())
+    let upload_dir = dir
+        .rest()
+        .get(..2)
+        .ok_or_else(|| ApiError::internal("upload location without an upload directory"))?;
+    let dir = MantaPath::from_parts(dir.login(), dir.top(), upload_dir.to_vec())
         .map_err(|e| crate::path::path_error(e, location))?;
     match cx.ns.get(&dir).await? {
         Some(e) if e.headers.contains_key(RECORD_HEADER) => Ok(redirect(location)),
