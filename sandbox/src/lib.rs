@@ -1,1 +1,400 @@
-//! Runs shell pipelines of WASI programs with wasmtime, contained and limited.
+//! Runs Manta-style phase scripts — POSIX shell pipelines whose commands
+//! are WebAssembly programs — with wasmtime, contained and limited.
+//!
+//! What it guarantees:
+//! - **Nothing of the host is reachable.** Commands resolve to the embedded
+//!   `wasi-coreutils` toolbox or to `.wasm` assets given by name, never to
+//!   host programs. A guest sees the scratch directory at `/` (read-write),
+//!   the input directory read-only (at [`InputDir::guest`], by default
+//!   [`DEFAULT_INPUT_GUEST_DIR`]), pipes for stdio, the explicit
+//!   environment, and nothing else: no sockets, no other files.
+//! - **Every run is bounded** by [`Limits`]: wall time, memory per instance,
+//!   stdout, stderr, scratch bytes, pipeline stages and argument-list size.
+//!   The first limit exceeded stops the whole run; the [`RunReport`] names
+//!   it with the amount used and keeps the stderr written so far.
+//! - **Unsupported shell is rejected before anything runs**, with the
+//!   construct named ([`ScriptError::Unsupported`]).
+//! - **Cheap instances:** one engine per [`Sandbox`], pooling allocation,
+//!   modules compiled once per content hash (in memory, and on disk with
+//!   [`SandboxConfig::cache_dir`]).
+//!
+//! It must not depend on the object store or the job system: those call it
+//! (and add their in-task tools through [`HostBuiltin`]).
+//!
+//! [`Sandbox::run_phase`] is async and never blocks the tokio worker it runs
+//! on: guests yield at every epoch tick, file I/O goes through tokio.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), sandbox::SandboxError> {
+//! use sandbox::{Input, Output, PhaseSpec, Sandbox, SandboxConfig};
+//! let sandbox = Sandbox::new(SandboxConfig::default())?;
+//! let scratch = std::path::PathBuf::from("/tmp/scratch");
+//! let mut spec = PhaseSpec::new("wc -l", scratch);
+//! spec.stdin = Input::Bytes(b"a\nb\n".to_vec());
+//! spec.stdout = Output::Capture;
+//! let report = sandbox.run_phase(spec).await?;
+//! assert_eq!(report.stdout.as_deref(), Some(&b"2\n"[..]));
+//! # Ok(()) }
+//! ```
+
+mod engine;
+mod error;
+mod fs;
+mod limits;
+pub mod pipe;
+mod run;
+mod shell;
+mod stage;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+
+pub use engine::SandboxConfig;
+pub use error::{SandboxError, ScriptError};
+pub use fs::DEFAULT_INPUT_GUEST_DIR;
+pub use limits::{LimitKind, LimitReport, Limits, parse_duration, parse_size};
+pub use stage::{KILLED_STATUS, TRAP_STATUS};
+
+use engine::{ModuleBytes, Runtime};
+use fs::FsLayout;
+use limits::LimitKind as LK;
+use pipe::{PipeReader, PipeWriter};
+use run::{Capture, RunShared, TaskGuard, drain_out, pump_in};
+use shell::{PhaseCtx, Shell, Stop};
+use stage::Stdio;
+
+/// The wasi-coreutils toolbox, built from the workspace by build.rs.
+pub static COREUTILS_WASM: &[u8] = include_bytes!(env!("TIDEPOOL_COREUTILS_WASM"));
+static COREUTILS_HASH: OnceLock<blake3::Hash> = OnceLock::new();
+
+pub(crate) fn coreutils_module() -> ModuleBytes {
+    ModuleBytes::Static(COREUTILS_WASM, &COREUTILS_HASH)
+}
+
+/// Where a phase's stdin comes from.
+#[non_exhaustive]
+pub enum Input {
+    /// Empty stdin.
+    None,
+    /// A host file (a map task's input object).
+    File(PathBuf),
+    /// These bytes.
+    Bytes(Vec<u8>),
+    /// Any async reader (e.g. a streaming object body, or a reducer's inputs).
+    Reader(Box<dyn AsyncRead + Send + Unpin>),
+}
+
+/// Where a phase's stdout goes.
+#[non_exhaustive]
+pub enum Output {
+    /// Thrown away (still counted against the stdout limit).
+    Discard,
+    /// Created or truncated host file.
+    File(PathBuf),
+    /// Kept in memory and returned in [`RunReport::stdout`].
+    Capture,
+    /// Any async writer (e.g. the process stdout, an upload body).
+    Writer(Box<dyn AsyncWrite + Send + Unpin>),
+}
+
+/// A host directory shown read-only to guests at `guest`.
+#[derive(Debug, Clone)]
+pub struct InputDir {
+    pub host: PathBuf,
+    pub guest: String,
+}
+
+/// One run of a phase script.
+#[non_exhaustive]
+pub struct PhaseSpec {
+    /// The phase's `exec` string (POSIX shell).
+    pub exec: String,
+    pub stdin: Input,
+    /// Read-only input directory (map phases).
+    pub input_dir: Option<InputDir>,
+    /// Private read-write directory, `/` for guests. Created if missing.
+    pub scratch: PathBuf,
+    /// The whole environment (e.g. `MANTA_INPUT_FILE`); nothing is inherited.
+    pub env: Vec<(String, String)>,
+    /// Extra commands: name → `.wasm` file.
+    pub assets: HashMap<String, PathBuf>,
+    pub limits: Limits,
+    pub stdout: Output,
+}
+
+impl PhaseSpec {
+    /// A spec with empty stdin, no input directory, no environment, no
+    /// assets, default limits and discarded stdout.
+    pub fn new(exec: impl Into<String>, scratch: impl Into<PathBuf>) -> PhaseSpec {
+        PhaseSpec {
+            exec: exec.into(),
+            stdin: Input::None,
+            input_dir: None,
+            scratch: scratch.into(),
+            env: Vec::new(),
+            assets: HashMap::new(),
+            limits: Limits::default(),
+            stdout: Output::Discard,
+        }
+    }
+}
+
+/// The outcome of a run that started (a rejected script is an `Err`).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct RunReport {
+    /// The shell's exit status; [`KILLED_STATUS`] when a limit stopped the run.
+    pub exit_status: i32,
+    /// Set when a limit stopped the run.
+    pub limit_exceeded: Option<LimitReport>,
+    /// Everything written to stderr, up to the stderr limit.
+    pub stderr: Vec<u8>,
+    /// The output, for [`Output::Capture`].
+    pub stdout: Option<Vec<u8>>,
+    /// Bytes written to stdout.
+    pub stdout_bytes: u64,
+    /// One line per command that trapped ("dumped core").
+    pub traps: Vec<String>,
+    pub elapsed: Duration,
+}
+
+impl RunReport {
+    /// Exit status 0 and no limit exceeded.
+    pub fn success(&self) -> bool {
+        self.exit_status == 0 && self.limit_exceeded.is_none()
+    }
+}
+
+/// What a [`HostBuiltin`] gets: its arguments and streams.
+pub struct BuiltinCall<'a> {
+    /// argv; `args[0]` is the command name.
+    pub args: &'a [String],
+    pub env: &'a [(String, String)],
+    /// The shell's working directory (a guest path).
+    pub cwd: &'a str,
+    fs: &'a FsLayout,
+    stdio: &'a Stdio,
+}
+
+impl BuiltinCall<'_> {
+    /// stdin, if the command has one.
+    pub fn stdin(&self) -> Option<&PipeReader> {
+        self.stdio.stdin.as_ref()
+    }
+    pub fn stdout(&self) -> &PipeWriter {
+        &self.stdio.stdout
+    }
+    pub fn stderr(&self) -> &PipeWriter {
+        &self.stdio.stderr
+    }
+    /// Opens a file by guest path, with the same confinement guests have.
+    pub fn open_read(&self, guest_path: &str) -> std::io::Result<std::fs::File> {
+        self.fs.open_read(self.cwd, guest_path)
+    }
+}
+
+impl std::fmt::Debug for BuiltinCall<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BuiltinCall").field("args", &self.args).field("cwd", &self.cwd).finish_non_exhaustive()
+    }
+}
+
+/// A command implemented by the host (e.g. Manta's `mcat`, `mpipe`), found
+/// by name before wasm commands. Returns the exit status.
+#[async_trait::async_trait]
+pub trait HostBuiltin: Send + Sync {
+    async fn run(&self, call: BuiltinCall<'_>) -> i32;
+}
+
+/// The sandbox: an engine, its module cache, and registered host builtins.
+/// Create one per process and share it (`Clone` is cheap).
+#[derive(Clone)]
+pub struct Sandbox {
+    rt: Arc<Runtime>,
+    builtins: Arc<HashMap<String, Arc<dyn HostBuiltin>>>,
+}
+
+impl std::fmt::Debug for Sandbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sandbox").field("builtins", &self.builtins.keys().collect::<Vec<_>>()).finish_non_exhaustive()
+    }
+}
+
+/// How long to wait, after a run ends, for output to reach its destination.
+const DRAIN_GRACE: Duration = Duration::from_secs(30);
+/// How often scratch usage is measured while a run is going.
+const SCRATCH_POLL: Duration = Duration::from_millis(200);
+
+impl Sandbox {
+    pub fn new(config: SandboxConfig) -> Result<Sandbox, SandboxError> {
+        Ok(Sandbox { rt: Arc::new(Runtime::new(&config)?), builtins: Arc::new(HashMap::new()) })
+    }
+
+    /// Adds a host builtin (replacing one of the same name).
+    pub fn with_builtin(mut self, name: impl Into<String>, builtin: Arc<dyn HostBuiltin>) -> Sandbox {
+        Arc::make_mut(&mut self.builtins).insert(name.into(), builtin);
+        self
+    }
+
+    /// Names of the toolbox's commands.
+    pub fn tools() -> &'static [&'static str] {
+        shell::coreutils_tools()
+    }
+
+    /// Compiles (or loads from the disk cache) the toolbox now, so the first
+    /// run does not pay for it.
+    pub async fn precompile(&self) -> Result<(), SandboxError> {
+        self.rt.instance_pre("wasi-coreutils", coreutils_module()).await.map(|_| ())
+    }
+
+    /// Parses and runs one phase. `Err` only for a rejected script or a host
+    /// failure before the run starts; everything the script does, including
+    /// exceeding a limit, is in the report.
+    pub async fn run_phase(&self, spec: PhaseSpec) -> Result<RunReport, SandboxError> {
+        let script = shell::parse(&spec.exec)?;
+        let limits = spec.limits;
+        let stages = script.max_pipeline() as u64;
+        if stages > limits.pipeline_stages {
+            return Ok(RunReport {
+                exit_status: KILLED_STATUS,
+                limit_exceeded: Some(LimitReport { kind: LK::PipelineStages, limit: limits.pipeline_stages, used: stages }),
+                stderr: Vec::new(),
+                stdout: None,
+                stdout_bytes: 0,
+                traps: Vec::new(),
+                elapsed: Duration::ZERO,
+            });
+        }
+        let io_err = |context: &'static str, path: &Path| {
+            let path = path.to_path_buf();
+            move |source| SandboxError::Io { context, path, source }
+        };
+        tokio::fs::create_dir_all(&spec.scratch).await.map_err(io_err("creating scratch", &spec.scratch))?;
+        let input = spec.input_dir.as_ref().map(|d| (d.host.as_path(), d.guest.as_str()));
+        let fs = Arc::new(FsLayout::new(&spec.scratch, input).map_err(io_err("opening", &spec.scratch))?);
+        let run = RunShared::new(limits.clone());
+
+        // stdout: one pipe drained into the destination with the stdout budget.
+        let (out_w, out_r) = pipe::pipe(pipe::DEFAULT_CAPACITY);
+        let out_count = Arc::new(AtomicU64::new(0));
+        let capture = Capture::default();
+        let drain = |dst: Box<dyn AsyncWrite + Send + Unpin>| {
+            TaskGuard::spawn(drain_out(out_r, dst, out_count.clone(), limits.stdout_bytes, LK::Stdout, run.clone()))
+        };
+        let (out_task, captured) = match spec.stdout {
+            Output::Discard => (drain(Box::new(tokio::io::sink())), false),
+            Output::Capture => (drain(Box::new(capture.clone())), true),
+            Output::Writer(w) => (drain(w), false),
+            Output::File(p) => {
+                let f = tokio::fs::File::create(&p).await.map_err(io_err("creating stdout file", &p))?;
+                (drain(Box::new(f)), false)
+            }
+        };
+        let (err_w, err_r) = pipe::pipe(pipe::DEFAULT_CAPACITY);
+        let err_buf = Capture::default();
+        let err_task = TaskGuard::spawn(drain_out(
+            err_r,
+            err_buf.clone(),
+            Arc::new(AtomicU64::new(0)),
+            limits.stderr_bytes,
+            LK::Stderr,
+            run.clone(),
+        ));
+        let stdin = match spec.stdin {
+            Input::None => None,
+            Input::File(p) => {
+                let f = tokio::fs::File::open(&p).await.map_err(io_err("opening input", &p))?;
+                Some(feed(f))
+            }
+            Input::Bytes(b) => Some(feed(std::io::Cursor::new(b))),
+            Input::Reader(r) => Some(feed(r)),
+        };
+        let scratch_watch = TaskGuard::spawn(watch_scratch(fs.clone(), run.clone()));
+
+        let ctx = Arc::new(PhaseCtx {
+            rt: self.rt.clone(),
+            run: run.clone(),
+            fs: fs.clone(),
+            assets: spec.assets,
+            host_builtins: self.builtins.clone(),
+            asset_cache: Mutex::new(HashMap::new()),
+            redirected: Arc::new(AtomicU64::new(0)),
+        });
+        let mut sh = Shell::new(ctx, &spec.env);
+        let io = Stdio { stdin, stdout: out_w, stderr: err_w };
+        let body = async move {
+            let r = sh.script(&script, &io).await;
+            drop(io);
+            match r {
+                Ok(()) => sh.status,
+                Err(Stop::Exit(c)) => c,
+                Err(Stop::Killed) => KILLED_STATUS,
+            }
+        };
+        let deadline = tokio::time::sleep(limits.wall_time);
+        let mut exit_status = tokio::select! {
+            s = body => s,
+            _ = run.cancel.cancelled() => KILLED_STATUS,
+            _ = deadline => {
+                run.trip(LK::WallTime, u64::try_from(run.started.elapsed().as_millis()).unwrap_or(u64::MAX));
+                KILLED_STATUS
+            }
+        };
+        drop(scratch_watch);
+        let used = tokio::task::spawn_blocking({
+            let fs = fs.clone();
+            move || fs.scratch_usage()
+        })
+        .await
+        .unwrap_or(0);
+        if used > limits.scratch_bytes {
+            run.trip(LK::Scratch, used);
+        }
+        // Every writer is gone once the script's future is dropped (stage
+        // tasks are aborted with it), so the drains finish promptly.
+        let stdout_bytes = match tokio::time::timeout(DRAIN_GRACE, out_task.join()).await {
+            Ok(Some(Ok(n))) => n,
+            _ => 0,
+        };
+        let _ = tokio::time::timeout(DRAIN_GRACE, err_task.join()).await;
+        let limit_exceeded = run.tripped();
+        if limit_exceeded.is_some() {
+            exit_status = KILLED_STATUS;
+        }
+        Ok(RunReport {
+            exit_status,
+            limit_exceeded,
+            stderr: err_buf.take(),
+            stdout: captured.then(|| capture.take()),
+            stdout_bytes,
+            traps: run.traps(),
+            elapsed: run.started.elapsed(),
+        })
+    }
+}
+
+/// A pipe fed from `src` by a detached task (it ends at EOF or when every
+/// reader is gone).
+fn feed(src: impl AsyncRead + Send + Unpin + 'static) -> PipeReader {
+    let (w, r) = pipe::pipe(pipe::DEFAULT_CAPACITY);
+    tokio::spawn(pump_in(src, w));
+    r
+}
+
+async fn watch_scratch(fs: Arc<FsLayout>, run: Arc<RunShared>) {
+    let limit = run.limits.scratch_bytes;
+    loop {
+        tokio::time::sleep(SCRATCH_POLL).await;
+        let fs = fs.clone();
+        let used = tokio::task::spawn_blocking(move || fs.scratch_usage()).await.unwrap_or(0);
+        if used > limit {
+            run.trip(LK::Scratch, used);
+            return;
+        }
+    }
+}

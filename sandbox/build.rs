@@ -1,0 +1,98 @@
+//! Builds `wasi-coreutils` for `wasm32-wasip1` and tells the crate where the
+//! `.wasm` is (`TIDEPOOL_COREUTILS_WASM`), so the toolbox is always built
+//! from the workspace sources and never checked in.
+//!
+//! The nested `cargo build` uses its own target directory next to the outer
+//! one (`<target>/wasm-guests`): sharing the outer directory would deadlock on
+//! its build lock, and a directory inside `OUT_DIR` would be thrown away
+//! whenever this script's hash changes. Cargo's own freshness checks make a
+//! nested build with unchanged sources a no-op, and the `rerun-if-changed`
+//! lines below keep this script from running at all in that case.
+//!
+//! Set `TIDEPOOL_COREUTILS_WASM=/path/to/file.wasm` to use a prebuilt module
+//! instead (e.g. a CI artifact).
+
+use std::env;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const TARGET: &str = "wasm32-wasip1";
+
+fn main() {
+    println!("cargo:rerun-if-env-changed=TIDEPOOL_COREUTILS_WASM");
+    let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    let workspace = manifest_dir.parent().expect("sandbox lives inside the workspace").to_path_buf();
+    let coreutils = workspace.join("wasi-coreutils");
+    if let Ok(prebuilt) = env::var("TIDEPOOL_COREUTILS_WASM") {
+        println!("cargo:rerun-if-changed={prebuilt}");
+        println!("cargo:rustc-env=TIDEPOOL_COREUTILS_WASM={prebuilt}");
+        write_tool_list(&coreutils.join("src").join("registry.rs"));
+        return;
+    }
+
+    for p in [coreutils.join("src"), coreutils.join("Cargo.toml"), workspace.join("Cargo.lock"), workspace.join("Cargo.toml")] {
+        println!("cargo:rerun-if-changed={}", p.display());
+    }
+
+    write_tool_list(&coreutils.join("src").join("registry.rs"));
+
+    let target_dir = guest_target_dir();
+    let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = Command::new(cargo)
+        .current_dir(&workspace)
+        .args(["build", "--release", "--package", "wasi-coreutils", "--bin", "wasi-coreutils", "--target", TARGET])
+        .arg("--target-dir")
+        .arg(&target_dir)
+        // The outer build's flags are for the host; never leak them into the guest build.
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_BUILD_TARGET")
+        .env_remove("CARGO_TARGET_DIR")
+        .env_remove("CARGO_MAKEFLAGS")
+        // Keep symbol names (for trap reports) but no DWARF: a smaller module compiles faster.
+        .env("CARGO_PROFILE_RELEASE_DEBUG", "false")
+        .env("CARGO_PROFILE_RELEASE_STRIP", "debuginfo")
+        .status()
+        .expect("failed to spawn cargo for the wasi-coreutils guest build");
+    assert!(status.success(), "building wasi-coreutils for {TARGET} failed (is the target installed? `rustup target add {TARGET}`)");
+
+    let wasm = target_dir.join(TARGET).join("release").join("wasi-coreutils.wasm");
+    assert!(wasm.is_file(), "expected {} after the guest build", wasm.display());
+    println!("cargo:rustc-env=TIDEPOOL_COREUTILS_WASM={}", wasm.display());
+}
+
+/// `<outer target dir>/wasm-guests`, derived from `OUT_DIR`
+/// (`<target>/[<triple>/]<profile>/build/<pkg>-<hash>/out`).
+fn guest_target_dir() -> PathBuf {
+    let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
+    let build = out_dir.ancestors().find(|a| a.file_name().is_some_and(|n| n == "build"));
+    let target = build.and_then(Path::parent).and_then(Path::parent);
+    match target {
+        Some(t) => {
+            // With an explicit --target the profile dir sits one level deeper.
+            let t = if t.join("CACHEDIR.TAG").exists() || t.parent().is_none() { t } else { t.parent().filter(|p| p.join("CACHEDIR.TAG").exists()).unwrap_or(t) };
+            t.join("wasm-guests")
+        }
+        None => out_dir.join("wasm-guests"),
+    }
+}
+
+/// Writes `$OUT_DIR/coreutils_tools.rs` with the tool names of the
+/// multi-call table (`("name", tools::...)` entries of registry.rs), so the
+/// shell resolves exactly the commands the toolbox dispatches.
+fn write_tool_list(registry: &Path) {
+    let src = std::fs::read_to_string(registry).unwrap_or_else(|e| panic!("reading {}: {e}", registry.display()));
+    let mut names: Vec<&str> = src
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("(\""))
+        .filter_map(|l| l.split_once("\","))
+        .filter(|(_, rest)| rest.contains("tools::"))
+        .map(|(name, _)| name)
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    let body: String = names.iter().map(|n| format!("    {n:?},\n")).collect();
+    let out = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR")).join("coreutils_tools.rs");
+    std::fs::write(out, format!("/// Tools of the wasi-coreutils multi-call binary, sorted.\npub const TOOLS: &[&str] = &[\n{body}];\n"))
+        .expect("writing coreutils_tools.rs");
+}

@@ -1,0 +1,58 @@
+//! Errors of the sandbox crate.
+//!
+//! Only failures of the *host* side are errors: a bad configuration, a
+//! module that does not compile, a script that cannot be parsed or uses a
+//! construct the shell does not support (rejected before anything runs).
+//! What a guest does wrong — a failing command, a trap, an exceeded limit —
+//! is part of a successful [`RunReport`](crate::RunReport).
+
+use std::path::PathBuf;
+
+/// Error of [`Sandbox`](crate::Sandbox) operations.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SandboxError {
+    /// Invalid configuration or limits.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// The wasmtime engine could not be set up.
+    #[error("wasm engine setup failed: {0}")]
+    Engine(String),
+    /// A module failed to validate, compile or link.
+    #[error("module `{name}`: {message}")]
+    Module { name: String, message: String },
+    /// The phase script is not valid shell or uses an unsupported construct.
+    #[error(transparent)]
+    Script(#[from] ScriptError),
+    /// A host file (input, output, scratch, cache) could not be used.
+    #[error("{context} {}: {source}", path.display())]
+    Io { context: &'static str, path: PathBuf, source: std::io::Error },
+}
+
+/// Why a phase script was rejected before running.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ScriptError {
+    /// Not valid shell syntax.
+    #[error("syntax error: {0}")]
+    Syntax(String),
+    /// Valid shell, but a construct this shell does not run.
+    #[error("unsupported shell construct: {construct}{}", fmt_near(.near))]
+    Unsupported { construct: String, near: String },
+}
+
+fn fmt_near(near: &str) -> String {
+    if near.is_empty() { String::new() } else { format!(" (in `{near}`)") }
+}
+
+impl ScriptError {
+    pub(crate) fn unsupported(construct: impl Into<String>, near: impl Into<String>) -> Self {
+        let mut near: String = near.into();
+        if near.len() > 60 {
+            let cut = (0..=60).rev().find(|i| near.is_char_boundary(*i)).unwrap_or(0);
+            near.truncate(cut);
+            near.push('…');
+        }
+        ScriptError::Unsupported { construct: construct.into(), near }
+    }
+}

@@ -1,0 +1,382 @@
+//! Bounded in-memory byte pipes that connect pipeline stages, and the host.
+//!
+//! A pipe holds at most `capacity` bytes: a writer that outruns its reader
+//! waits (the guest's `fd_write` suspends its fiber, never a thread), so a
+//! pipeline of any length uses bounded memory. Both ends implement
+//! wasmtime-wasi's stream traits directly, so a guest write is one `memcpy`
+//! into the buffer rather than a hand-off to a helper task.
+//!
+//! End-of-file and broken pipe follow POSIX: the reader sees EOF once every
+//! writer handle is gone, and writers get `EPIPE` (`StreamError::Closed`)
+//! once every reader handle is gone.
+
+use std::future::poll_fn;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use wasmtime_wasi::cli::{IsTerminal, StdinStream, StdoutStream};
+use wasmtime_wasi::p2::{InputStream, OutputStream, Pollable, StreamError, StreamResult};
+
+/// Default buffer of a pipe between two stages (Linux uses 64 KiB too).
+pub const DEFAULT_CAPACITY: usize = 256 * 1024;
+
+struct State {
+    buf: BytesMut,
+    capacity: usize,
+    writers: usize,
+    readers: usize,
+    read_wakers: Vec<Waker>,
+    write_wakers: Vec<Waker>,
+}
+
+impl State {
+    fn wake_readers(&mut self) {
+        self.read_wakers.drain(..).for_each(Waker::wake);
+    }
+    fn wake_writers(&mut self) {
+        self.write_wakers.drain(..).for_each(Waker::wake);
+    }
+    fn space(&self) -> usize {
+        self.capacity.saturating_sub(self.buf.len())
+    }
+}
+
+#[derive(Clone)]
+struct Shared(Arc<Mutex<State>>);
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A poisoned lock only means another handle panicked mid-update of a
+        // byte buffer; the buffer itself is still consistent.
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Creates a pipe holding at most `capacity` bytes.
+pub fn pipe(capacity: usize) -> (PipeWriter, PipeReader) {
+    let shared = Shared(Arc::new(Mutex::new(State {
+        buf: BytesMut::new(),
+        capacity: capacity.max(1),
+        writers: 1,
+        readers: 1,
+        read_wakers: Vec::new(),
+        write_wakers: Vec::new(),
+    })));
+    (PipeWriter(shared.clone()), PipeReader(shared))
+}
+
+/// The write end. Clones are further writers of the same pipe.
+pub struct PipeWriter(Shared);
+
+/// The read end. Clones share one read position.
+pub struct PipeReader(Shared);
+
+impl Clone for PipeWriter {
+    fn clone(&self) -> Self {
+        self.0.lock().writers += 1;
+        PipeWriter(self.0.clone())
+    }
+}
+
+impl Clone for PipeReader {
+    fn clone(&self) -> Self {
+        self.0.lock().readers += 1;
+        PipeReader(self.0.clone())
+    }
+}
+
+impl Drop for PipeWriter {
+    fn drop(&mut self) {
+        let mut s = self.0.lock();
+        s.writers -= 1;
+        if s.writers == 0 {
+            s.wake_readers();
+        }
+    }
+}
+
+impl Drop for PipeReader {
+    fn drop(&mut self) {
+        let mut s = self.0.lock();
+        s.readers -= 1;
+        if s.readers == 0 {
+            // Nobody will ever read this again: free it and fail the writers.
+            s.buf = BytesMut::new();
+            s.wake_writers();
+        }
+    }
+}
+
+impl PipeWriter {
+    /// Waits until there is room (returns the room) or the reader is gone (`None`).
+    fn poll_space(&self, cx: &mut Context<'_>) -> Poll<Option<usize>> {
+        let mut s = self.0.lock();
+        if s.readers == 0 {
+            return Poll::Ready(None);
+        }
+        let space = s.space();
+        if space > 0 {
+            return Poll::Ready(Some(space));
+        }
+        s.write_wakers.push(cx.waker().clone());
+        Poll::Pending
+    }
+
+    /// Appends up to the free space; returns how much was taken, `None` if closed.
+    fn push(&self, data: &[u8]) -> Option<usize> {
+        let mut s = self.0.lock();
+        if s.readers == 0 {
+            return None;
+        }
+        let n = data.len().min(s.space());
+        s.buf.extend_from_slice(&data[..n]);
+        if n > 0 {
+            s.wake_readers();
+        }
+        Some(n)
+    }
+
+    /// Writes all of `data`, waiting for the reader; `false` if the reader went away.
+    pub async fn write_all(&self, mut data: &[u8]) -> bool {
+        while !data.is_empty() {
+            if poll_fn(|cx| self.poll_space(cx)).await.is_none() {
+                return false;
+            }
+            match self.push(data) {
+                Some(n) => data = &data[n..],
+                None => return false,
+            }
+        }
+        true
+    }
+}
+
+impl PipeReader {
+    /// Takes up to `max` buffered bytes: `Some(empty)` if none yet, `None` at EOF.
+    fn take(&self, max: usize) -> Option<Bytes> {
+        let mut s = self.0.lock();
+        if s.buf.is_empty() {
+            return if s.writers == 0 { None } else { Some(Bytes::new()) };
+        }
+        let n = max.min(s.buf.len());
+        let out = s.buf.split_to(n).freeze();
+        s.wake_writers();
+        Some(out)
+    }
+
+    fn poll_readable(&self, cx: &mut Context<'_>) -> Poll<()> {
+        let mut s = self.0.lock();
+        if !s.buf.is_empty() || s.writers == 0 {
+            return Poll::Ready(());
+        }
+        s.read_wakers.push(cx.waker().clone());
+        Poll::Pending
+    }
+
+    /// Reads one line (without its newline) the way `read` in a shell must:
+    /// consuming nothing past the newline, so later readers see the rest.
+    /// `None` at EOF with nothing read. Lines longer than `max` are cut there.
+    pub async fn read_line(&self, max: usize) -> Option<Vec<u8>> {
+        let mut line = Vec::new();
+        loop {
+            poll_fn(|cx| self.poll_readable(cx)).await;
+            let mut s = self.0.lock();
+            if s.buf.is_empty() {
+                // Only reachable at EOF: poll_readable returned with no data.
+                return if line.is_empty() { None } else { Some(line) };
+            }
+            let room = max.saturating_sub(line.len());
+            match memchr_newline(&s.buf) {
+                Some(i) if i <= room => {
+                    line.extend_from_slice(&s.buf.split_to(i + 1)[..i]);
+                    s.wake_writers();
+                    return Some(line);
+                }
+                _ => {
+                    let n = s.buf.len().min(room);
+                    line.extend_from_slice(&s.buf.split_to(n));
+                    s.wake_writers();
+                    if line.len() >= max {
+                        return Some(line);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Reads the next chunk of at most `max` bytes; `None` at EOF.
+    pub async fn read_chunk(&self, max: usize) -> Option<Bytes> {
+        loop {
+            poll_fn(|cx| self.poll_readable(cx)).await;
+            match self.take(max) {
+                Some(b) if b.is_empty() => continue,
+                other => return other,
+            }
+        }
+    }
+}
+
+fn memchr_newline(b: &[u8]) -> Option<usize> {
+    b.iter().position(|&c| c == b'\n')
+}
+
+#[async_trait::async_trait]
+impl Pollable for PipeWriter {
+    async fn ready(&mut self) {
+        poll_fn(|cx| self.poll_space(cx)).await;
+    }
+}
+
+#[async_trait::async_trait]
+impl OutputStream for PipeWriter {
+    fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
+        match self.push(&bytes) {
+            None => Err(StreamError::Closed),
+            Some(n) if n == bytes.len() => Ok(()),
+            // check_write promised this much room and only writers add bytes,
+            // so this is a guest bug in the permit protocol.
+            Some(_) => Err(StreamError::trap("write exceeded the permitted size")),
+        }
+    }
+    fn flush(&mut self) -> StreamResult<()> {
+        // Bytes are visible to the reader as soon as they are written.
+        Ok(())
+    }
+    fn check_write(&mut self) -> StreamResult<usize> {
+        let s = self.0.lock();
+        if s.readers == 0 { Err(StreamError::Closed) } else { Ok(s.space()) }
+    }
+}
+
+#[async_trait::async_trait]
+impl Pollable for PipeReader {
+    async fn ready(&mut self) {
+        poll_fn(|cx| self.poll_readable(cx)).await;
+    }
+}
+
+#[async_trait::async_trait]
+impl InputStream for PipeReader {
+    fn read(&mut self, size: usize) -> StreamResult<Bytes> {
+        self.take(size).ok_or(StreamError::Closed)
+    }
+}
+
+impl IsTerminal for PipeWriter {
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+impl IsTerminal for PipeReader {
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+
+impl StdoutStream for PipeWriter {
+    fn p2_stream(&self) -> Box<dyn OutputStream> {
+        Box::new(self.clone())
+    }
+    fn async_stream(&self) -> Box<dyn AsyncWrite + Send + Sync> {
+        Box::new(self.clone())
+    }
+}
+
+impl StdinStream for PipeReader {
+    fn p2_stream(&self) -> Box<dyn InputStream> {
+        Box::new(self.clone())
+    }
+    fn async_stream(&self) -> Box<dyn AsyncRead + Send + Sync> {
+        Box::new(self.clone())
+    }
+}
+
+impl AsyncWrite for PipeWriter {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        match self.poll_space(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(None) => Poll::Ready(Err(std::io::ErrorKind::BrokenPipe.into())),
+            Poll::Ready(Some(_)) => match self.push(buf) {
+                Some(n) => Poll::Ready(Ok(n)),
+                None => Poll::Ready(Err(std::io::ErrorKind::BrokenPipe.into())),
+            },
+        }
+    }
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl AsyncRead for PipeReader {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        loop {
+            match self.poll_readable(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(()) => match self.take(buf.remaining()) {
+                    None => return Poll::Ready(Ok(())),
+                    Some(b) if b.is_empty() => continue,
+                    Some(b) => {
+                        buf.put_slice(&b);
+                        return Poll::Ready(Ok(()));
+                    }
+                },
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn bytes_flow_in_order_and_eof_after_last_writer() {
+        let (w, r) = pipe(4);
+        let w2 = w.clone();
+        let producer = tokio::spawn(async move {
+            assert!(w.write_all(b"hello ").await);
+            assert!(w2.write_all(b"world").await);
+        });
+        let mut got = Vec::new();
+        while let Some(chunk) = r.read_chunk(3).await {
+            assert!(chunk.len() <= 3);
+            got.extend_from_slice(&chunk);
+        }
+        producer.await.unwrap();
+        assert_eq!(got, b"hello world");
+    }
+
+    #[tokio::test]
+    async fn writer_sees_broken_pipe_when_reader_is_gone() {
+        let (mut w, r) = pipe(4);
+        drop(r);
+        assert!(!w.write_all(b"x").await);
+        assert!(matches!(w.check_write(), Err(StreamError::Closed)));
+    }
+
+    #[tokio::test]
+    async fn read_line_consumes_only_one_line() {
+        let (w, r) = pipe(64);
+        assert!(w.write_all(b"one\ntwo\nthree").await);
+        drop(w);
+        assert_eq!(r.read_line(100).await.unwrap(), b"one");
+        assert_eq!(r.read_chunk(4).await.unwrap().as_ref(), b"two\n");
+        assert_eq!(r.read_line(100).await.unwrap(), b"three");
+        assert!(r.read_line(100).await.is_none());
+    }
+
+    #[test]
+    fn capacity_bounds_buffered_bytes() {
+        let (mut w, _r) = pipe(8);
+        assert_eq!(w.check_write().unwrap(), 8);
+        w.write(Bytes::from_static(b"12345678")).unwrap();
+        assert_eq!(w.check_write().unwrap(), 0);
+        assert!(w.write(Bytes::from_static(b"9")).is_err());
+    }
+}

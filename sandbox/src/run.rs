@@ -1,0 +1,164 @@
+//! State shared by everything running on behalf of one phase run: the
+//! limits, the first limit that tripped, cancellation, trap records, and
+//! the host tasks that move bytes between pipes and files.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio_util::sync::CancellationToken;
+
+use crate::limits::{LimitKind, LimitReport, Limits};
+use crate::pipe::{PipeReader, PipeWriter};
+
+/// Shared per-run state.
+pub(crate) struct RunShared {
+    pub(crate) limits: Limits,
+    pub(crate) started: Instant,
+    tripped: Mutex<Option<LimitReport>>,
+    pub(crate) cancel: CancellationToken,
+    traps: Mutex<Vec<String>>,
+}
+
+impl RunShared {
+    pub(crate) fn new(limits: Limits) -> Arc<RunShared> {
+        Arc::new(RunShared {
+            limits,
+            started: Instant::now(),
+            tripped: Mutex::new(None),
+            cancel: CancellationToken::new(),
+            traps: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Records that `kind` was exceeded (first one wins) and stops the run.
+    pub(crate) fn trip(&self, kind: LimitKind, used: u64) {
+        let mut t = self.tripped.lock().unwrap_or_else(|e| e.into_inner());
+        if t.is_none() {
+            *t = Some(LimitReport { kind, limit: self.limits.get(kind), used });
+        }
+        drop(t);
+        self.cancel.cancel();
+    }
+
+    pub(crate) fn is_stopped(&self) -> bool {
+        self.cancel.is_cancelled()
+    }
+
+    /// Trips the wall-time limit if it has passed; returns whether the run must stop.
+    pub(crate) fn check_deadline(&self) -> bool {
+        let elapsed = self.started.elapsed();
+        if elapsed > self.limits.wall_time {
+            self.trip(LimitKind::WallTime, u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX));
+        }
+        self.is_stopped()
+    }
+
+    pub(crate) fn tripped(&self) -> Option<LimitReport> {
+        self.tripped.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub(crate) fn record_trap(&self, msg: String) {
+        self.traps.lock().unwrap_or_else(|e| e.into_inner()).push(msg);
+    }
+
+    pub(crate) fn traps(&self) -> Vec<String> {
+        self.traps.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+/// A spawned task that is aborted when this handle is dropped, so dropping
+/// a run's future tears down everything it started.
+pub(crate) struct TaskGuard<T>(pub(crate) tokio::task::JoinHandle<T>);
+
+impl<T> Drop for TaskGuard<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl<T> TaskGuard<T> {
+    pub(crate) fn spawn<F>(fut: F) -> Self
+    where
+        F: std::future::Future<Output = T> + Send + 'static,
+        T: Send + 'static,
+    {
+        TaskGuard(tokio::spawn(fut))
+    }
+
+    /// Waits for the task; `None` if it panicked or was aborted.
+    pub(crate) async fn join(mut self) -> Option<T> {
+        (&mut self.0).await.ok()
+    }
+}
+
+const CHUNK: usize = 256 * 1024;
+
+/// Copies `src` into the pipe until EOF, the reader leaving, or the run stopping.
+pub(crate) async fn pump_in(mut src: impl AsyncRead + Unpin, dst: PipeWriter) {
+    let mut buf = vec![0u8; CHUNK];
+    loop {
+        match src.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => {
+                if !dst.write_all(&buf[..n]).await {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Copies the pipe into `dst`, counting bytes against `limit`: past it the
+/// run trips `kind`. Returns the bytes written. `counter` accumulates across
+/// drains that share a budget (e.g. all redirections into scratch).
+pub(crate) async fn drain_out(
+    src: PipeReader,
+    mut dst: impl AsyncWrite + Unpin,
+    counter: Arc<AtomicU64>,
+    limit: u64,
+    kind: LimitKind,
+    run: Arc<RunShared>,
+) -> std::io::Result<u64> {
+    let mut written = 0u64;
+    while let Some(chunk) = src.read_chunk(CHUNK).await {
+        let before = counter.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+        let allowed = limit.saturating_sub(before).min(chunk.len() as u64) as usize;
+        dst.write_all(&chunk[..allowed]).await?;
+        written += allowed as u64;
+        if allowed < chunk.len() {
+            run.trip(kind, before + chunk.len() as u64);
+            break;
+        }
+    }
+    dst.flush().await?;
+    Ok(written)
+}
+
+/// An in-memory sink for captured output.
+#[derive(Clone, Default)]
+pub(crate) struct Capture(pub(crate) Arc<Mutex<Vec<u8>>>);
+
+impl Capture {
+    pub(crate) fn take(&self) -> Vec<u8> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+impl AsyncWrite for Capture {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).extend_from_slice(buf);
+        std::task::Poll::Ready(Ok(buf.len()))
+    }
+    fn poll_flush(self: std::pin::Pin<&mut Self>, _: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+    fn poll_shutdown(self: std::pin::Pin<&mut Self>, _: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+}

@@ -1,0 +1,146 @@
+//! Hostile guests are contained: each is stopped by the limit named in the
+//! report (or denied by the filesystem), and the host keeps running.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use sandbox::LimitKind;
+
+#[tokio::test]
+async fn infinite_loop_is_stopped_at_the_time_limit() {
+    let mut f = Fixture::new();
+    f.asset("spin", WAT_LOOP);
+    let t = Instant::now();
+    let r = f.run_limited("spin", limits("time=300ms")).await;
+    let lim = r.limit_exceeded.expect("time limit");
+    assert_eq!(lim.kind, LimitKind::WallTime);
+    assert!(lim.used >= 300, "{lim:?}");
+    assert!(t.elapsed() < Duration::from_secs(10));
+    assert_eq!(r.exit_status, sandbox::KILLED_STATUS);
+}
+
+#[tokio::test]
+async fn builtin_loop_is_stopped_at_the_time_limit() {
+    let f = Fixture::new();
+    let r = f.run_limited("while :; do :; done", limits("time=200ms")).await;
+    assert_eq!(r.limit_exceeded.map(|l| l.kind), Some(LimitKind::WallTime));
+}
+
+#[tokio::test]
+async fn memory_grow_bomb_hits_the_memory_limit() {
+    let mut f = Fixture::new();
+    f.asset("grow", WAT_GROW);
+    let r = f.run_limited("grow", limits("memory=32M")).await;
+    let lim = r.limit_exceeded.expect("memory limit");
+    assert_eq!(lim.kind, LimitKind::Memory);
+    assert!(lim.used > 32 << 20);
+}
+
+#[tokio::test]
+async fn stdout_flood_hits_the_stdout_limit() {
+    let mut f = Fixture::new();
+    f.asset("flood", &wat_flood('y'));
+    let r = f.run_limited("flood", limits("stdout=1M")).await;
+    let lim = r.limit_exceeded.expect("stdout limit");
+    assert_eq!(lim.kind, LimitKind::Stdout);
+    assert_eq!(r.stdout.as_ref().map(Vec::len), Some(1 << 20), "exactly the limit is delivered");
+}
+
+#[tokio::test]
+async fn stderr_flood_hits_the_stderr_limit() {
+    let mut f = Fixture::new();
+    f.asset("flood", &wat_flood('e'));
+    let r = f.run_limited("flood 1>&2", limits("stderr=64K")).await;
+    assert_eq!(r.limit_exceeded.map(|l| l.kind), Some(LimitKind::Stderr));
+    assert_eq!(r.stderr.len(), 64 << 10);
+}
+
+#[tokio::test]
+async fn scratch_flood_hits_the_scratch_limit() {
+    let mut f = Fixture::new();
+    f.asset("flood", &wat_flood('s'));
+    let r = f.run_limited("flood > big", limits("scratch=2M")).await;
+    assert_eq!(r.limit_exceeded.map(|l| l.kind), Some(LimitKind::Scratch));
+    let size = std::fs::metadata(f.scratch().join("big")).map(|m| m.len()).unwrap_or(0);
+    assert!(size <= 2 << 20, "{size}");
+}
+
+#[tokio::test]
+async fn deep_recursion_traps_with_stack_overflow() {
+    let mut f = Fixture::new();
+    f.asset("recurse", WAT_RECURSE);
+    let r = f.run("recurse; echo status=$?", b"").await;
+    assert_eq!(stdout(&r), "status=134\n");
+    assert!(r.traps[0].contains("stack"), "{:?}", r.traps);
+    // The host is fine: the same sandbox runs more work afterwards.
+    assert_eq!(stdout(&f.run("echo ok", b"").await), "ok\n");
+}
+
+#[tokio::test]
+async fn host_files_are_unreachable() {
+    let mut f = Fixture::new();
+    std::fs::write(f.scratch().join("ok.txt"), b"inside").unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", f.scratch().join("evil")).unwrap();
+    std::os::unix::fs::symlink("/etc", f.scratch().join("evildir")).unwrap();
+    f.asset("ok", &wat_read_path(3, "ok.txt"))
+        .asset("passwd", &wat_read_path(3, "etc/passwd"))
+        .asset("dotdot", &wat_read_path(3, "../../../../etc/passwd"))
+        .asset("abs", &wat_read_path(3, "/etc/passwd"))
+        .asset("link", &wat_read_path(3, "evil"))
+        .asset("linkdir", &wat_read_path(3, "evildir/passwd"));
+    // Control: the same guest reads a scratch file.
+    let r = f.run("ok", b"").await;
+    assert_eq!((r.exit_status, stdout(&r).as_str()), (0, "inside"));
+    for guest in ["passwd", "dotdot", "abs", "link", "linkdir"] {
+        let r = f.run(guest, b"").await;
+        assert_ne!(r.exit_status, 0, "{guest} opened something");
+        assert!(!stdout(&r).contains("root:"), "{guest} read /etc/passwd");
+    }
+    // The shell's own redirections follow the same rules.
+    for exec in ["echo $(ok) < /etc/passwd", "read -r x < evil; echo $x", "read -r x < evildir/passwd; echo $x", "read -r x < ../../etc/passwd; echo $x"] {
+        let r = f.run(exec, b"").await;
+        assert!(!stdout(&r).contains("root:"), "{exec}");
+    }
+    let r = f.run("echo x > evil", b"").await;
+    assert_ne!(r.exit_status, 0);
+    assert!(std::fs::read_to_string("/etc/passwd").map(|s| !s.starts_with('x')).unwrap_or(true));
+}
+
+#[tokio::test]
+async fn ten_thousand_stage_pipeline_is_rejected_by_the_stage_limit() {
+    let f = Fixture::new();
+    let exec = vec!["true"; 10_000].join(" | ");
+    let r = f.run(&exec, b"").await;
+    let lim = r.limit_exceeded.expect("stage limit");
+    assert_eq!((lim.kind, lim.used), (LimitKind::PipelineStages, 10_000));
+    assert_eq!(r.elapsed, Duration::ZERO, "nothing ran");
+}
+
+#[tokio::test]
+async fn gigabyte_argument_list_is_rejected_by_the_args_limit() {
+    let mut f = Fixture::new();
+    f.asset("flood", &wat_flood('a')).asset("wcat", &wat_cat());
+    // A 1 GiB `$(...)` is cut off at the args limit, not buffered.
+    let r = f.run_limited("wcat $(flood)", limits("args=1M")).await;
+    let lim = r.limit_exceeded.expect("args limit");
+    assert_eq!(lim.kind, LimitKind::Args);
+    assert!(lim.used <= (1 << 20) + (256 << 10), "{lim:?}");
+    // So is one endless xargs argument.
+    let r = f.run_limited("flood | xargs wcat", limits("args=1M")).await;
+    assert_eq!(r.limit_exceeded.map(|l| l.kind), Some(LimitKind::Args));
+    // And a value doubled in a loop.
+    let r = f.run_limited("x=ab; while :; do x=$x$x; done", limits("args=1M")).await;
+    assert_eq!(r.limit_exceeded.map(|l| l.kind), Some(LimitKind::Args));
+}
+
+#[tokio::test]
+async fn one_stage_hitting_a_limit_stops_the_whole_pipeline() {
+    let mut f = Fixture::new();
+    f.asset("spin", WAT_LOOP).asset("grow", WAT_GROW).asset("wcat", &wat_cat());
+    let t = Instant::now();
+    let r = f.run_limited("spin | grow | wcat", limits("memory=16M,time=60s")).await;
+    assert_eq!(r.limit_exceeded.map(|l| l.kind), Some(LimitKind::Memory));
+    assert!(t.elapsed() < Duration::from_secs(20), "spin was not stopped");
+}
