@@ -334,7 +334,10 @@ impl Supervisor {
         } else if job.all_inputs_consumed() {
             self.dispatch_reducers(ctx, &job).await?;
         }
-        if self.try_finish(ctx).await? {
+        // Check on the snapshot first: the finishing transaction locks the
+        // job record, which would make every poll conflict with the
+        // gateway's input appends.
+        if (job.cancelled || ready_to_finish(&job)) && self.try_finish(ctx).await? {
             return self.finish_done(ctx).await.map(Some);
         }
         // Wait for a result (or time out and look at the job again: new
