@@ -169,7 +169,11 @@ pub fn format(fmt: &str, secs: i64, nanos: u32) -> Result<String, DateError> {
         let num = |v: i64, w: usize| (v.to_string(), true, '0', w);
         let spc = |v: i64, w: usize| (v.to_string(), true, ' ', w);
         let txt = |s: String| (s, false, ' ', 0);
-        let hour12 = if tm.hour.is_multiple_of(12) { 12 } else { tm.hour % 12 };
+        let hour12 = if tm.hour.is_multiple_of(12) {
+            12
+        } else {
+            tm.hour % 12
+        };
         let (text, numeric, def_pad, def_width) = match (spec, colons) {
             ('%', 0) => txt("%".into()),
             ('a', 0) => txt(DAYS[tm.wday as usize][..3].into()),
