@@ -9,6 +9,7 @@
 //! gateway maps its types onto the wire, and an HTTP [`executor::TaskExecutor`]
 //! talks to node agents. Depends on `meta` and `placement` only.
 
+pub mod archive;
 pub mod executor;
 pub mod manifest;
 pub mod naming;
