@@ -18,10 +18,12 @@
 //! that arrives for an already-finished task is ignored, so outputs are
 //! never committed twice. Inputs and tasks are read in pages.
 //!
+//! Open input idle for `idle_close` (1 h) is ended automatically.
+//! Archiving a done job is [`crate::archive::archive_job`].
+//!
 //! Simplifications (documented gaps): reducers start when their upstream is
-//! complete rather than streaming while it runs; idle input auto-close and
-//! archiving to objects are not done here; running tasks of a cancelled job
-//! are not killed, their results are ignored.
+//! complete rather than streaming while it runs; running tasks of a
+//! cancelled job are not killed, their results are ignored.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -68,6 +70,9 @@ pub struct SupervisorConfig {
     pub node_timeout: Duration,
     /// `MANTA_URL` given to tasks.
     pub task_url: String,
+    /// Open input with no new inputs for this long (since pickup or the
+    /// last input) is ended automatically (Manta: 1 hour).
+    pub idle_close: Duration,
 }
 
 impl SupervisorConfig {
@@ -82,6 +87,7 @@ impl SupervisorConfig {
             input_batch: 64,
             node_timeout: Duration::from_secs(60),
             task_url: "http://localhost:80/".into(),
+            idle_close: Duration::from_secs(3600),
         }
     }
 }
@@ -145,6 +151,7 @@ struct JobCtx {
     phases: Vec<Phase>,
     tx: mpsc::UnboundedSender<Completion>,
     inflight: HashSet<Uuid>,
+    picked_up_ms: u64,
 }
 
 fn what_for(phase: u32, input: &str, p0: Option<&str>) -> String {
@@ -271,6 +278,7 @@ impl Supervisor {
             phases: manifest.phases,
             tx,
             inflight: HashSet::new(),
+            picked_up_ms: self.store.now_ms(),
         };
         match self.pick_up(&ctx).await {
             Err(JobsError::Store(JobStoreError::LeaseLost(_))) => return Ok(DriveEnd::LeaseLost),
@@ -322,6 +330,18 @@ impl Supervisor {
         };
         if job.state == JobState::Done {
             return self.finish_done(ctx).await.map(Some);
+        }
+        let idle_ms = u64::try_from(self.cfg.idle_close.as_millis()).unwrap_or(u64::MAX);
+        let idle_since = job.last_input_ms.max(ctx.picked_up_ms);
+        if !job.input_done && self.store.now_ms().saturating_sub(idle_since) >= idle_ms {
+            // The forgotten-open-input case (spec §3.3): end it for the user.
+            self.store
+                .update_job(&ctx.id, |j| {
+                    j.input_done = true;
+                    Ok(())
+                })
+                .await?;
+            return Ok(None);
         }
         if job.cancelled {
             self.cancel_all(ctx).await?;

@@ -663,3 +663,48 @@ async fn cancelled_job_ends_done_with_cancel_errors() {
     assert_eq!(errs[0].1.code, "JobCancelledError");
     assert_eq!(errs[0].1.what, "phase 0: reduce");
 }
+
+#[tokio::test]
+async fn idle_open_input_is_closed_automatically() {
+    let e = env().await;
+    e.object("/tpuser/stor/a", "1\n2\n").await;
+    let m = parse_manifest(br#"{"phases":[{"exec":"wc -l"}]}"#).expect("m");
+    let j = e
+        .store
+        .create_job(&NewJob {
+            owner: "tpuser".into(),
+            name: String::new(),
+            phases_json: m.phases_json,
+            phase_count: 1,
+            transient: false,
+        })
+        .await
+        .expect("create");
+    e.store
+        .add_inputs(&j.id, &["/tpuser/stor/a".to_string()], false)
+        .await
+        .expect("add");
+    let sup = e.supervisor("s1", e.executor());
+    let run = {
+        let sup = sup.clone();
+        tokio::spawn(async move { sup.drive(j.id).await })
+    };
+    // The input is processed but the job stays running while input is open.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while e.record(&j.id).await.stats.tasks_done < 1 {
+        assert!(Instant::now() < deadline, "task never finished");
+        tokio::task::yield_now().await;
+    }
+    let rec = e.record(&j.id).await;
+    assert_eq!((rec.state, rec.input_done), (JobState::Running, false));
+    e.now.fetch_add(3_600_001, Ordering::SeqCst);
+    let end = tokio::time::timeout(Duration::from_secs(30), run)
+        .await
+        .expect("done in time")
+        .expect("join")
+        .expect("drive");
+    assert_eq!(end, DriveEnd::Done);
+    let rec = e.record(&j.id).await;
+    assert!(rec.input_done && rec.state == JobState::Done);
+    assert_eq!(rec.stats.outputs, 1);
+}
