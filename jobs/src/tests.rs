@@ -708,3 +708,35 @@ async fn idle_open_input_is_closed_automatically() {
     assert!(rec.input_done && rec.state == JobState::Done);
     assert_eq!(rec.stats.outputs, 1);
 }
+
+#[tokio::test]
+async fn run_loop_claims_and_finishes_new_jobs() {
+    let e = env().await;
+    e.object("/tpuser/stor/a", "1\n").await;
+    let sup = e.supervisor("s1", e.executor());
+    let (stop, rx) = tokio::sync::watch::channel(false);
+    let run = tokio::spawn(sup.clone().run(rx));
+    let ids = [
+        e.job(r#"{"phases":[{"exec":"wc -l"}]}"#, &["/tpuser/stor/a"])
+            .await,
+        e.job(
+            r#"{"phases":[{"type":"reduce","exec":"sum"}]}"#,
+            &["/tpuser/stor/a"],
+        )
+        .await,
+    ];
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for id in ids {
+        while e.record(&id).await.state != JobState::Done {
+            assert!(Instant::now() < deadline, "job {id} not done");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(e.record(&id).await.stats.outputs, 1);
+    }
+    stop.send(true).expect("stop");
+    tokio::time::timeout(Duration::from_secs(10), run)
+        .await
+        .expect("run stops")
+        .expect("join")
+        .expect("run ok");
+}
