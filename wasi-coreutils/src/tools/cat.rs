@@ -41,7 +41,7 @@ struct State {
 
 pub fn main(args: Vec<OsString>) -> i32 {
     util::run(&args, |tool, rest| {
-        let p = args::parse(&SPEC, &rest).map_err(Fail::Usage)?;
+        let p = args::parse(&SPEC, &rest).map_err(util::opt_error)?;
         let mut o = Opts::default();
         for (k, _) in &p.opts {
             match k {
@@ -122,6 +122,9 @@ fn format(r: &mut dyn Read, out: &mut impl Write, o: &Opts, st: &mut State) -> R
             // Continuation of a line begun by the previous file.
             st.prev_blank = false;
         }
+        // GNU 9 shows a CR before the newline as `^M$` under -E.
+        let crlf = o.ends && nl && body.last() == Some(&b'\r') && !o.nonprint;
+        let body = if crlf { &body[..body.len() - 1] } else { body };
         tmp.clear();
         if o.nonprint || o.tabs {
             for &c in body {
@@ -132,6 +135,9 @@ fn format(r: &mut dyn Read, out: &mut impl Write, o: &Opts, st: &mut State) -> R
             out.write_all(body)?;
         }
         if nl {
+            if crlf {
+                out.write_all(b"^M")?;
+            }
             if o.ends {
                 out.write_all(b"$")?;
             }

@@ -28,7 +28,7 @@ enum Check {
 
 pub fn main(args: Vec<OsString>) -> i32 {
     util::run(&args, |tool, rest| {
-        let p = args::parse(&SPEC, &rest).map_err(Fail::Usage)?;
+        let p = args::parse(&SPEC, &rest).map_err(util::opt_error)?;
         let mut show = [true; 3];
         let (mut check, mut delim, mut term) = (Check::Default, b"\t".to_vec(), b'\n');
         for (k, v) in p.opts {
@@ -39,7 +39,7 @@ pub fn main(args: Vec<OsString>) -> i32 {
                 '\u{1}' => check = Check::Enabled,
                 '\u{2}' => check = Check::Disabled,
                 '\u{3}' => delim = v.unwrap_or_default(),
-                '\u{4}' => return util::usage("--total is not supported"),
+                '\u{4}' => return util::unsupported("--total is not supported"),
                 'z' => term = 0,
                 _ => {}
             }

@@ -99,7 +99,7 @@ enum Mode {
 
 pub fn main(args: Vec<OsString>) -> i32 {
     util::run(&args, |tool, rest| {
-        let p = args::parse(&SPEC, &rest).map_err(Fail::Usage)?;
+        let p = args::parse(&SPEC, &rest).map_err(util::opt_error)?;
         let (mut list, mut fields, mut delim, mut only, mut compl, mut out_delim, mut zero) = (None, false, None, false, false, None, false);
         for (k, v) in &p.opts {
             let v = v.clone().unwrap_or_default();

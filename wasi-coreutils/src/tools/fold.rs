@@ -14,7 +14,7 @@ const SPEC: Spec = Spec { flags: "bs", with_arg: "w", long: LONG, digits: true, 
 
 pub fn main(args: Vec<OsString>) -> i32 {
     util::run(&args, |tool, rest| {
-        let p = args::parse(&SPEC, &rest).map_err(Fail::Usage)?;
+        let p = args::parse(&SPEC, &rest).map_err(util::opt_error)?;
         let (mut bytes, mut spaces, mut width) = (false, false, 80usize);
         for (k, v) in &p.opts {
             match k {

@@ -100,7 +100,7 @@ struct Matcher {
 
 pub fn main(args: Vec<OsString>) -> i32 {
     util::run(&args, |tool, rest| {
-        let p = args::parse(&SPEC, &rest).map_err(Fail::Usage)?;
+        let p = args::parse(&SPEC, &rest).map_err(util::opt_error)?;
         let mut o = Opts { label: b"(standard input)".to_vec(), group_sep: Some(b"--".to_vec()), ..Default::default() };
         let mut dialect = Dialect::Basic;
         let mut fixed = false;
@@ -118,7 +118,7 @@ pub fn main(args: Vec<OsString>) -> i32 {
                 'E' => (dialect, fixed) = (Dialect::Extended, false),
                 'F' => fixed = true,
                 'G' => (dialect, fixed) = (Dialect::Basic, false),
-                'P' => return util::usage("Perl regular expressions (-P) are not supported"),
+                'P' => return util::unsupported("Perl regular expressions (-P) are not supported"),
                 'e' => {
                     let pats = patterns.get_or_insert_with(Vec::new);
                     pats.extend(v.as_deref().unwrap_or_default().split(|&b| b == b'\n').map(<[u8]>::to_vec));
@@ -155,7 +155,7 @@ pub fn main(args: Vec<OsString>) -> i32 {
                 '\u{3}' => match v.as_deref() {
                     Some(b"text") => o.text = true,
                     Some(b"binary") => o.text = false,
-                    _ => return util::usage("unsupported --binary-files value"),
+                    _ => return util::unsupported("unsupported --binary-files value"),
                 },
                 'a' => o.text = true,
                 'L' => o.list = Some(false),
@@ -167,15 +167,15 @@ pub fn main(args: Vec<OsString>) -> i32 {
                 'C' | '#' => ctx = Some(num(v, "context length")?),
                 '\u{4}' => match v.as_deref() {
                     None | Some(b"never") | Some(b"auto") | Some(b"none") | Some(b"no") | Some(b"tty") | Some(b"if-tty") => {}
-                    _ => return util::usage("--color=always is not supported"),
+                    _ => return util::unsupported("--color=always is not supported"),
                 },
-                'r' | 'R' => return util::usage("recursive search (-r/-R) is not supported"),
-                'z' => return util::usage("-z (NUL-separated records) is not supported"),
+                'r' | 'R' => return util::unsupported("recursive search (-r/-R) is not supported"),
+                'z' => return util::unsupported("-z (NUL-separated records) is not supported"),
                 'T' => o.initial_tab = true,
                 'U' | '\u{5}' => {}
                 '\u{6}' => o.group_sep = None,
                 '\u{7}' => o.group_sep = v.clone(),
-                'd' => return util::usage("-d (directories) is not supported"),
+                'd' => return util::unsupported("-d (directories) is not supported"),
                 _ => {}
             }
         }

@@ -46,7 +46,7 @@ fn parse_amount(v: &[u8], lines: bool) -> Result<Amount, Fail> {
 
 pub fn main(args: Vec<OsString>) -> i32 {
     util::run(&args, |tool, rest| {
-        let p = args::parse(&SPEC, &rest).map_err(Fail::Usage)?;
+        let p = args::parse(&SPEC, &rest).map_err(util::opt_error)?;
         let mut amount = Amount::Lines(10);
         let (mut quiet, mut verbose, mut delim) = (false, false, b'\n');
         for (k, v) in &p.opts {

@@ -190,7 +190,7 @@ struct Reader<'a> {
 pub fn main(args: Vec<OsString>) -> i32 {
     util::run(&args, |tool, rest| {
         // GNU accepts the obsolete `-j1 F`/`-j2 F`: not supported here.
-        let p = args::parse(&SPEC, &rest).map_err(Fail::Usage)?;
+        let p = args::parse(&SPEC, &rest).map_err(util::opt_error)?;
         let mut cfg = Cfg { tab: None, jf: [0, 0], icase: false, out: None, auto: false, auto_counts: [0, 0], empty: None, term: b'\n' };
         let (mut unpaired, mut pairs) = ([false, false], true);
         let mut check: Option<bool> = None;
@@ -234,7 +234,7 @@ pub fn main(args: Vec<OsString>) -> i32 {
                 }
                 '\u{1}' => check = Some(true),
                 '\u{2}' => check = Some(false),
-                '\u{3}' => return util::usage("--header is not supported"),
+                '\u{3}' => return util::unsupported("--header is not supported"),
                 _ => {}
             }
         }

@@ -60,7 +60,7 @@ impl Style {
 
 pub fn main(args: Vec<OsString>) -> i32 {
     util::run(&args, |tool, rest| {
-        let p = args::parse(&SPEC, &rest).map_err(Fail::Usage)?;
+        let p = args::parse(&SPEC, &rest).map_err(util::opt_error)?;
         let mut styles = [Style::None, Style::NonEmpty, Style::None]; // header, body, footer
         let (mut fmt, mut width, mut sep, mut start, mut incr, mut renumber) = (b"rn".to_vec(), 6usize, b"\t".to_vec(), 1i64, 1i64, true);
         let mut delim = b"\\:".to_vec();
@@ -93,7 +93,7 @@ pub fn main(args: Vec<OsString>) -> i32 {
                         _ => v,
                     }
                 }
-                'l' => return util::usage("-l (join blank lines) is not supported"),
+                'l' => return util::unsupported("-l (join blank lines) is not supported"),
                 _ => {}
             }
         }

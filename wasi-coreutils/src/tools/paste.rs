@@ -37,7 +37,7 @@ fn parse_delims(s: &[u8]) -> Vec<Option<u8>> {
 
 pub fn main(args: Vec<OsString>) -> i32 {
     util::run(&args, |tool, rest| {
-        let p = args::parse(&SPEC, &rest).map_err(Fail::Usage)?;
+        let p = args::parse(&SPEC, &rest).map_err(util::opt_error)?;
         let (mut delims, mut serial, mut term) = (vec![Some(b'\t')], false, b'\n');
         for (k, v) in p.opts {
             match k {

@@ -68,7 +68,7 @@ pub fn main(args: Vec<OsString>) -> i32 {
                 }
             }
         }
-        let p = args::parse(&SPEC, &opts_part).map_err(Fail::Usage)?;
+        let p = args::parse(&SPEC, &opts_part).map_err(util::opt_error)?;
         let (mut sep, mut width, mut fmt) = (b"\n".to_vec(), false, None);
         for (k, v) in p.opts {
             match k {

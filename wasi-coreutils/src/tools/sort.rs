@@ -370,6 +370,12 @@ fn parse_float(s: &[u8]) -> Option<f64> {
     if lower.starts_with(b"nan") {
         return Some(f64::NAN);
     }
+    if rest.len() > 2 && (rest.starts_with(b"0x") || rest.starts_with(b"0X")) && rest[2].is_ascii_hexdigit() {
+        // strtold reads hexadecimal integers (fractions/exponents are rare in sort input).
+        let hex: Vec<u8> = rest[2..].iter().copied().take_while(u8::is_ascii_hexdigit).collect();
+        let v = hex.iter().fold(0f64, |a, &d| a * 16.0 + f64::from((d as char).to_digit(16).unwrap_or(0)));
+        return Some(if neg { -v } else { v });
+    }
     let ds = i;
     while i < s.len() && s[i].is_ascii_digit() {
         i += 1;
@@ -543,7 +549,7 @@ fn version_cmp(a: &[u8], b: &[u8]) -> Ordering {
 
 pub fn main(args: Vec<OsString>) -> i32 {
     util::run(&args, |tool, rest| {
-        let p = args::parse(&SPEC, &rest).map_err(Fail::Usage)?;
+        let p = args::parse(&SPEC, &rest).map_err(util::opt_error)?;
         let mut global = Order::default();
         let mut keys = Vec::new();
         let (mut tab, mut unique, mut stable, mut check, mut zero) = (None, false, false, None, false);
@@ -566,11 +572,11 @@ pub fn main(args: Vec<OsString>) -> i32 {
                         b"month" => b'M',
                         b"numeric" => b'n',
                         b"version" => b'V',
-                        _ => return util::usage("unsupported --sort value"),
+                        _ => return util::unsupported("unsupported --sort value"),
                     };
                     global.apply_flag(flag, false);
                 }
-                'R' => return util::usage("random sort (-R) is not supported"),
+                'R' => return util::unsupported("random sort (-R) is not supported"),
                 'c' => {
                     check = Some(!matches!(v, Some(b"quiet" | b"silent")));
                 }
@@ -595,8 +601,8 @@ pub fn main(args: Vec<OsString>) -> i32 {
                     limit = parse_buffer_size(s).ok_or_else(|| Fail::Usage(format!("invalid -S argument '{}'", String::from_utf8_lossy(s))))?;
                 }
                 'T' => tmpdir = v.map(input::path_of),
-                '\u{4}' => return util::usage("--files0-from is not supported"),
-                '\u{5}' => return util::usage("--compress-program is not supported"),
+                '\u{4}' => return util::unsupported("--files0-from is not supported"),
+                '\u{5}' => return util::unsupported("--compress-program is not supported"),
                 _ => {}
             }
         }

@@ -14,12 +14,12 @@ const SPEC: Spec = Spec::new("br", "s", LONG);
 
 pub fn main(args: Vec<OsString>) -> i32 {
     util::run(&args, |tool, rest| {
-        let p = args::parse(&SPEC, &rest).map_err(Fail::Usage)?;
+        let p = args::parse(&SPEC, &rest).map_err(util::opt_error)?;
         let (mut before, mut sep) = (false, b"\n".to_vec());
         for (k, v) in p.opts {
             match k {
                 'b' => before = true,
-                'r' => return util::usage("regular-expression separators (-r) are not supported"),
+                'r' => return util::unsupported("regular-expression separators (-r) are not supported"),
                 's' => sep = v.unwrap_or_default(),
                 _ => {}
             }

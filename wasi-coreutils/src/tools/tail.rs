@@ -50,7 +50,7 @@ fn parse_amount(v: &[u8], lines: bool) -> Result<Amount, Fail> {
 
 pub fn main(args: Vec<OsString>) -> i32 {
     util::run(&args, |tool, rest| {
-        let p = args::parse(&SPEC, &rest).map_err(Fail::Usage)?;
+        let p = args::parse(&SPEC, &rest).map_err(util::opt_error)?;
         let mut amount = Amount::LastLines(10);
         let (mut quiet, mut verbose, mut delim) = (false, false, b'\n');
         for (k, v) in &p.opts {
@@ -61,7 +61,7 @@ pub fn main(args: Vec<OsString>) -> i32 {
                 'q' => (quiet, verbose) = (true, false),
                 'v' => (verbose, quiet) = (true, false),
                 'z' => delim = 0,
-                'f' | 'F' => return util::usage("following (-f/-F/--follow) is not supported"),
+                'f' | 'F' => return util::unsupported("following (-f/-F/--follow) is not supported"),
                 _ => {}
             }
         }

@@ -15,7 +15,7 @@ const SPEC: Spec = Spec::new("aip", "", LONG);
 
 pub fn main(args: Vec<OsString>) -> i32 {
     util::run(&args, |tool, rest| {
-        let p = args::parse(&SPEC, &rest).map_err(Fail::Usage)?;
+        let p = args::parse(&SPEC, &rest).map_err(util::opt_error)?;
         let append = p.opts.iter().any(|(k, _)| *k == 'a');
         let mut status = 0;
         let mut files: Vec<(Vec<u8>, Option<File>)> = Vec::new();

@@ -177,7 +177,7 @@ fn expand(elems: &[Elem], target: usize) -> Vec<u8> {
 
 pub fn main(args: Vec<OsString>) -> i32 {
     util::run(&args, |_tool, rest| {
-        let p = args::parse(&SPEC, &rest).map_err(Fail::Usage)?;
+        let p = args::parse(&SPEC, &rest).map_err(util::opt_error)?;
         let (mut compl, mut delete, mut squeeze, mut truncate) = (false, false, false, false);
         for (k, _) in &p.opts {
             match k {

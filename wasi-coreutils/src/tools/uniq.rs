@@ -63,7 +63,7 @@ impl Opts {
 
 pub fn main(args: Vec<OsString>) -> i32 {
     util::run(&args, |tool, rest| {
-        let p = args::parse(&SPEC, &rest).map_err(Fail::Usage)?;
+        let p = args::parse(&SPEC, &rest).map_err(util::opt_error)?;
         let mut o = Opts::default();
         let mut delim = b'\n';
         let n = |v: &Option<Vec<u8>>, what: &str| -> Result<usize, Fail> {
@@ -78,7 +78,7 @@ pub fn main(args: Vec<OsString>) -> i32 {
                 'd' => o.repeated = true,
                 'D' => {
                     if !matches!(v.as_deref(), None | Some(b"none")) {
-                        return util::usage("only --all-repeated=none is supported");
+                        return util::unsupported("only --all-repeated=none is supported");
                     }
                     o.all_repeated = true;
                 }
@@ -88,7 +88,7 @@ pub fn main(args: Vec<OsString>) -> i32 {
                 'f' => o.skip_fields = n(v, "fields")?,
                 's' => o.skip_chars = n(v, "bytes")?,
                 'w' => o.check_chars = Some(n(v, "bytes")?),
-                '\u{1}' => return util::usage("--group is not supported"),
+                '\u{1}' => return util::unsupported("--group is not supported"),
                 _ => {}
             }
         }

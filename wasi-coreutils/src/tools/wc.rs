@@ -43,7 +43,7 @@ struct Want {
 
 pub fn main(args: Vec<OsString>) -> i32 {
     util::run(&args, |tool, rest| {
-        let p = args::parse(&SPEC, &rest).map_err(Fail::Usage)?;
+        let p = args::parse(&SPEC, &rest).map_err(util::opt_error)?;
         let mut w = Want { lines: false, words: false, chars: false, bytes: false, max_len: false };
         for (k, _) in &p.opts {
             match k {
@@ -133,11 +133,16 @@ fn open_sized(name: &[u8]) -> std::io::Result<(Box<dyn Read>, Option<u64>)> {
     Ok((Box::new(f), size))
 }
 
-/// The size of standard input when it is a regular file.
+/// The size of standard input when it is a regular file (GNU aligns
+/// columns to it). `BorrowedFd::try_clone_to_owned` is unsupported on WASI,
+/// so fd 0 is viewed as a `File` that is never dropped.
+#[allow(unsafe_code)]
 fn stdin_size() -> Option<u64> {
-    use std::os::fd::AsFd;
-    let fd = std::io::stdin().as_fd().try_clone_to_owned().ok()?;
-    let md = std::fs::File::from(fd).metadata().ok()?;
+    use std::os::fd::FromRawFd;
+    // SAFETY: fd 0 stays open for the whole process and `ManuallyDrop`
+    // guarantees this `File` never closes it; only `fstat` is performed.
+    let f = std::mem::ManuallyDrop::new(unsafe { std::fs::File::from_raw_fd(0) });
+    let md = f.metadata().ok()?;
     md.is_file().then(|| md.len())
 }
 
