@@ -107,7 +107,9 @@ fn validate_endpoint(ep: &str) -> Result<(), ConfigError> {
         if host.parse::<std::net::Ipv6Addr>().is_err() {
             return Err(bad("invalid IPv6 address"));
         }
-        let port = after.strip_prefix(':').ok_or_else(|| bad("missing :port"))?;
+        let port = after
+            .strip_prefix(':')
+            .ok_or_else(|| bad("missing :port"))?;
         (host, port)
     } else {
         let (host, port) = ep.rsplit_once(':').ok_or_else(|| bad("missing :port"))?;
@@ -168,9 +170,15 @@ mod tests {
             "tikv://[nothex]:2379",
             "tikv://pd:2379,pd:2379",
         ] {
-            assert!(TikvConfig::from_url(bad).is_err(), "{bad:?} must be rejected");
+            assert!(
+                TikvConfig::from_url(bad).is_err(),
+                "{bad:?} must be rejected"
+            );
         }
-        assert_eq!(TikvConfig::from_url("tikv://"), Err(ConfigError::NoEndpoints));
+        assert_eq!(
+            TikvConfig::from_url("tikv://"),
+            Err(ConfigError::NoEndpoints)
+        );
         assert!(matches!(
             TikvConfig::from_url("tikv://a:1,a:1"),
             Err(ConfigError::Duplicate(_))
@@ -180,12 +188,10 @@ mod tests {
     fn endpoint() -> impl Strategy<Value = String> {
         prop_oneof![
             ("[a-z][a-z0-9.-]{0,20}", 1u16..).prop_map(|(h, p)| format!("{h}:{p}")),
-            (any::<[u8; 4]>(), 1u16..).prop_map(|(ip, p)| {
-                format!("{}:{p}", std::net::Ipv4Addr::from(ip))
-            }),
-            (any::<u128>(), 1u16..).prop_map(|(ip, p)| {
-                format!("[{}]:{p}", std::net::Ipv6Addr::from(ip))
-            }),
+            (any::<[u8; 4]>(), 1u16..)
+                .prop_map(|(ip, p)| { format!("{}:{p}", std::net::Ipv4Addr::from(ip)) }),
+            (any::<u128>(), 1u16..)
+                .prop_map(|(ip, p)| { format!("[{}]:{p}", std::net::Ipv6Addr::from(ip)) }),
         ]
     }
 

@@ -177,7 +177,8 @@ mod tests {
 
     #[test]
     fn client_flagged_undetermined_stays_undetermined() {
-        let e = || TError::UndeterminedError(Box::new(TError::GrpcAPI(tonic::Status::cancelled("c"))));
+        let e =
+            || TError::UndeterminedError(Box::new(TError::GrpcAPI(tonic::Status::cancelled("c"))));
         assert_eq!(both(e), ("undetermined", "undetermined"));
         let nested = || TError::ExtractedErrors(vec![e(), key_err(|k| k.abort = "x".into())]);
         assert_eq!(both(nested), ("undetermined", "undetermined"));
@@ -187,8 +188,17 @@ mod tests {
     fn bugs_are_backend_errors_outside_commit() {
         let bad = || TError::GrpcAPI(tonic::Status::invalid_argument("bad request"));
         assert_eq!(both(bad), ("backend", "undetermined"));
-        assert_eq!(both(|| TError::StringError("?".into())), ("backend", "undetermined"));
+        assert_eq!(
+            both(|| TError::StringError("?".into())),
+            ("backend", "undetermined")
+        );
         assert_eq!(both(|| key_err(|_| {})), ("backend", "undetermined"));
-        assert!(classify(key_err(|k| k.conflict = Some(Default::default())), Phase::Other).is_retryable());
+        assert!(
+            classify(
+                key_err(|k| k.conflict = Some(Default::default())),
+                Phase::Other
+            )
+            .is_retryable()
+        );
     }
 }

@@ -15,7 +15,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use meta::kv::{KeyRange, Kv, KvError, KvPair, KvResult, MAX_KEY_LEN, Order, Reader, Snapshot, Txn};
+use meta::kv::{
+    KeyRange, Kv, KvError, KvPair, KvResult, MAX_KEY_LEN, Order, Reader, Snapshot, Txn,
+};
 use tikv_client::{
     BoundRange, CheckLevel, Config, Key, Timestamp, TimestampExt, Transaction, TransactionClient,
     TransactionOptions,
@@ -116,7 +118,13 @@ impl TikvKv {
         let physical = now.physical.saturating_sub(keep_ms).max(0);
         let safe_point = Timestamp::from_version((physical as u64) << 18);
         let version = safe_point.version();
-        bounded(self.op_timeout, Phase::Other, "gc", self.client.gc(safe_point)).await?;
+        bounded(
+            self.op_timeout,
+            Phase::Other,
+            "gc",
+            self.client.gc(safe_point),
+        )
+        .await?;
         Ok(version)
     }
 }
@@ -165,7 +173,10 @@ fn bound_range(range: KeyRange) -> BoundRange {
 }
 
 /// Align `found` pairs with `keys`.
-fn align(keys: &[Vec<u8>], found: impl Iterator<Item = tikv_client::KvPair>) -> Vec<Option<Vec<u8>>> {
+fn align(
+    keys: &[Vec<u8>],
+    found: impl Iterator<Item = tikv_client::KvPair>,
+) -> Vec<Option<Vec<u8>>> {
     let mut map: HashMap<Vec<u8>, Vec<u8>> = found
         .map(|p| {
             let (k, v): (Key, Vec<u8>) = p.into();
@@ -208,7 +219,13 @@ impl Reader for TikvSnapshot {
         }
         keys.iter().try_for_each(|k| check_key(k))?;
         let t = self.op_timeout;
-        let found = bounded(t, Phase::Other, "batch_get", self.snap.batch_get(keys.to_vec())).await?;
+        let found = bounded(
+            t,
+            Phase::Other,
+            "batch_get",
+            self.snap.batch_get(keys.to_vec()),
+        )
+        .await?;
         Ok(align(keys, found))
     }
 
@@ -288,7 +305,13 @@ impl Txn for TikvTxn {
         // Optimistic mode: this reads at start_ts and adds a `Lock`
         // mutation, so prewrite fails with a write conflict if anyone
         // committed the key after we started.
-        bounded(t, Phase::Other, "get_for_update", txn.get_for_update(key.to_vec())).await
+        bounded(
+            t,
+            Phase::Other,
+            "get_for_update",
+            txn.get_for_update(key.to_vec()),
+        )
+        .await
     }
 
     async fn lock(&mut self, keys: &[Vec<u8>]) -> KvResult<()> {
@@ -394,7 +417,10 @@ mod tests {
         assert_eq!(keys_of(r), (vec![1, 2, 0], Some(vec![5, 0])));
         let r = KeyRange::bounds(Bound::Unbounded, Bound::Unbounded);
         assert_eq!(keys_of(r), (vec![], None));
-        assert_eq!(keys_of(KeyRange::new(vec![3], vec![4])), (vec![3], Some(vec![4])));
+        assert_eq!(
+            keys_of(KeyRange::new(vec![3], vec![4])),
+            (vec![3], Some(vec![4]))
+        );
     }
 
     #[test]

@@ -25,9 +25,12 @@ fn config(endpoints: Vec<String>, op_timeout: Duration) -> TikvConfig {
 
 async fn start() -> (TestCluster, TikvKv) {
     let cluster = TestCluster::start().await.expect("start test cluster");
-    let kv = TikvKv::connect(&config(vec![cluster.pd_endpoint()], Duration::from_secs(20)))
-        .await
-        .expect("connect to test cluster");
+    let kv = TikvKv::connect(&config(
+        vec![cluster.pd_endpoint()],
+        Duration::from_secs(20),
+    ))
+    .await
+    .expect("connect to test cluster");
     (cluster, kv)
 }
 
@@ -107,14 +110,20 @@ async fn injected_write_conflict_is_a_conflict_and_releases_locks() {
     t.put(b.clone(), b"2".to_vec()).await.expect("put");
     let r = t.commit().await;
     assert!(matches!(r, Err(KvError::Conflict(_))), "got {r:?}");
-    assert_eq!(cluster.lock_count(), 0, "a refused commit must leave no locks");
+    assert_eq!(
+        cluster.lock_count(),
+        0,
+        "a refused commit must leave no locks"
+    );
     assert_eq!(read(&kv, &a).await.expect("read"), None);
     // The namespace layer retries conflicts with backoff: three refused
     // prewrites in a row still end in success.
     cluster.inject_write_conflicts(3);
     let ns = Namespace::new(Arc::new(kv.clone()));
     let login = format!("c{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
-    ns.create_account(&login).await.expect("create account despite conflicts");
+    ns.create_account(&login)
+        .await
+        .expect("create account despite conflicts");
     assert!(cluster.rpc_count("KvPrewrite") >= 5);
 }
 
@@ -125,7 +134,10 @@ async fn stale_lock_of_a_crashed_writer_is_rolled_back_by_readers_and_writers() 
     put(&kv, &k, b"old").await.expect("seed");
     // Expired at once: resolution rolls the crashed writer back.
     cluster.plant_crashed_writer_lock(&k, b"never", 0);
-    assert_eq!(read(&kv, &k).await.expect("read through lock"), Some(b"old".to_vec()));
+    assert_eq!(
+        read(&kv, &k).await.expect("read through lock"),
+        Some(b"old".to_vec())
+    );
     assert!(cluster.rpc_count("KvCheckTxnStatus") >= 1);
     assert_eq!(cluster.lock_count(), 0);
     // A lock that is still alive for a moment: the reader backs off until
@@ -133,7 +145,10 @@ async fn stale_lock_of_a_crashed_writer_is_rolled_back_by_readers_and_writers() 
     cluster.plant_crashed_writer_lock(&k, b"never", 300);
     let started = Instant::now();
     assert_eq!(read(&kv, &k).await.expect("read"), Some(b"old".to_vec()));
-    assert!(started.elapsed() >= Duration::from_millis(250), "reader must wait for the TTL");
+    assert!(
+        started.elapsed() >= Duration::from_millis(250),
+        "reader must wait for the TTL"
+    );
     // A writer meets a stale lock at prewrite and resolves it too.
     cluster.plant_crashed_writer_lock(&k, b"never", 0);
     put(&kv, &k, b"new").await.expect("write over a stale lock");
@@ -148,7 +163,11 @@ async fn half_committed_transaction_is_rolled_forward() {
     cluster.plant_half_committed_txn(&p, &s, b"v");
     assert_eq!(cluster.lock_count(), 1);
     assert_eq!(read(&kv, &s).await.expect("read"), Some(b"v".to_vec()));
-    assert_eq!(cluster.lock_count(), 0, "the secondary lock is committed by the reader");
+    assert_eq!(
+        cluster.lock_count(),
+        0,
+        "the secondary lock is committed by the reader"
+    );
     assert!(cluster.rpc_count("KvResolveLock") >= 1);
     // Scans resolve locks too.
     let (p2, s2) = (key("p2"), key("s2"));
@@ -172,7 +191,10 @@ async fn region_errors_are_retried() {
     // A split/merge elsewhere bumps the epoch: the client's cached region is
     // stale, TiKV answers EpochNotMatch and the client reloads from PD.
     cluster.bump_region_epoch();
-    assert_eq!(read(&kv, &k).await.expect("read after epoch change"), Some(b"1".to_vec()));
+    assert_eq!(
+        read(&kv, &k).await.expect("read after epoch change"),
+        Some(b"1".to_vec())
+    );
     put(&kv, &k, b"2").await.expect("write after epoch change");
     assert_eq!(read(&kv, &k).await.expect("read"), Some(b"2".to_vec()));
     assert!(
@@ -191,7 +213,9 @@ async fn lost_commit_responses() {
     // idempotent on the server, so the caller sees success.
     let k = key("once");
     cluster.drop_commit_responses(1);
-    put(&kv, &k, b"1").await.expect("commit retried after a lost response");
+    put(&kv, &k, b"1")
+        .await
+        .expect("commit retried after a lost response");
     assert_eq!(cluster.committed_value(&k), Some(b"1".to_vec()));
     // Every response lost: the caller must hear "undetermined" — never
     // "conflict" (it did commit) nor success.
@@ -199,7 +223,11 @@ async fn lost_commit_responses() {
     cluster.drop_commit_responses(u32::MAX);
     let r = put(&kv, &k, b"2").await;
     assert!(matches!(r, Err(KvError::Undetermined(_))), "got {r:?}");
-    assert_eq!(cluster.committed_value(&k), Some(b"2".to_vec()), "it was applied");
+    assert_eq!(
+        cluster.committed_value(&k),
+        Some(b"2".to_vec()),
+        "it was applied"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -219,14 +247,23 @@ async fn unreachable_cluster_is_unavailable_within_the_timeout_and_recovers() {
         ("begin", kv.begin().await.map(|_| ())),
         ("txn read", open.get(&k).await.map(|_| ())),
     ] {
-        assert!(matches!(r, Err(KvError::Unavailable(_))), "{what}: got {r:?}");
+        assert!(
+            matches!(r, Err(KvError::Unavailable(_))),
+            "{what}: got {r:?}"
+        );
     }
     let started = Instant::now();
     let r = read(&kv, &k).await;
     assert!(matches!(r, Err(KvError::Unavailable(_))), "got {r:?}");
-    assert!(started.elapsed() <= op_timeout + slack, "took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() <= op_timeout + slack,
+        "took {:?}",
+        started.elapsed()
+    );
     // A write during the outage cannot know whether it landed.
-    open.put(k.clone(), b"2".to_vec()).await.expect("buffered put");
+    open.put(k.clone(), b"2".to_vec())
+        .await
+        .expect("buffered put");
     let r = open.commit().await;
     assert!(
         matches!(r, Err(KvError::Undetermined(_) | KvError::Unavailable(_))),
@@ -261,13 +298,14 @@ async fn gc_safe_point_advances_and_resolves_old_locks() {
     let (cluster, kv) = start().await;
     let k = key("k");
     cluster.plant_crashed_writer_lock(&k, b"x", 0);
-    let sp = kv
-        .advance_gc_safe_point(Duration::ZERO)
-        .await
-        .expect("gc");
+    let sp = kv.advance_gc_safe_point(Duration::ZERO).await.expect("gc");
     assert!(sp > 0);
     assert_eq!(cluster.gc_safe_point(), sp);
-    assert_eq!(cluster.lock_count(), 0, "locks older than the safe point are resolved");
+    assert_eq!(
+        cluster.lock_count(),
+        0,
+        "locks older than the safe point are resolved"
+    );
 
     // The background loop advances it again and stops when cancelled.
     let cancel = CancellationToken::new();
@@ -276,9 +314,11 @@ async fn gc_safe_point_advances_and_resolves_old_locks() {
         keep: Duration::ZERO,
     };
     let handle = spawn_gc_loop(kv.clone(), cfg, cancel.clone());
-    eventually(Duration::from_secs(20), "the loop advances the safe point", || async {
-        cluster.gc_safe_point() > sp
-    })
+    eventually(
+        Duration::from_secs(20),
+        "the loop advances the safe point",
+        || async { cluster.gc_safe_point() > sp },
+    )
     .await;
     cancel.cancel();
     tokio::time::timeout(Duration::from_secs(10), handle)

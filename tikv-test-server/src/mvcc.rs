@@ -73,7 +73,7 @@ pub(crate) fn physical_ms(ts: u64) -> u64 {
 }
 
 /// Result of a point read.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, PartialEq)]
 pub(crate) enum Read {
     Value(Option<Vec<u8>>),
     Locked(Box<LockInfo>),
@@ -114,7 +114,12 @@ fn abort(msg: String) -> KeyError {
 }
 
 /// A write-conflict key error, as TiKV reports it for optimistic prewrite.
-pub(crate) fn write_conflict(key: &[u8], primary: &[u8], start_ts: u64, commit_ts: u64) -> KeyError {
+pub(crate) fn write_conflict(
+    key: &[u8],
+    primary: &[u8],
+    start_ts: u64,
+    commit_ts: u64,
+) -> KeyError {
     KeyError {
         conflict: Some(kvrpcpb::WriteConflict {
             start_ts,
@@ -132,10 +137,11 @@ impl Mvcc {
     /// Read `key` as of `ts`. Lock-only (`Op::Lock`) locks do not block
     /// readers, as in TiKV.
     pub fn get(&self, key: &[u8], ts: u64) -> Read {
-        if let Some(l) = self.locks.get(key) {
-            if l.start_ts <= ts && l.op != LockOp::Lock {
-                return Read::Locked(Box::new(lock_info(key, l)));
-            }
+        if let Some(l) = self.locks.get(key)
+            && l.start_ts <= ts
+            && l.op != LockOp::Lock
+        {
+            return Read::Locked(Box::new(lock_info(key, l)));
         }
         Read::Value(self.value_at(key, ts))
     }
@@ -250,7 +256,9 @@ impl Mvcc {
                     continue;
                 }
                 other => {
-                    errors.push(abort(format!("test server: unsupported mutation {other:?}")));
+                    errors.push(abort(format!(
+                        "test server: unsupported mutation {other:?}"
+                    )));
                     continue;
                 }
             };
@@ -306,10 +314,10 @@ impl Mvcc {
     }
 
     fn commit_key(&mut self, key: &[u8], start_ts: u64, commit_ts: u64) {
-        if self.locks.get(key).is_some_and(|l| l.start_ts == start_ts) {
-            if let Some(l) = self.locks.remove(key) {
-                self.push_write(key, start_ts, commit_ts, l.op.into_write());
-            }
+        if self.locks.get(key).is_some_and(|l| l.start_ts == start_ts)
+            && let Some(l) = self.locks.remove(key)
+        {
+            self.push_write(key, start_ts, commit_ts, l.op.into_write());
         }
     }
 
@@ -329,10 +337,10 @@ impl Mvcc {
     /// Roll back `keys` of `start_ts`; fails if any of them committed.
     pub fn rollback(&mut self, keys: &[Vec<u8>], start_ts: u64) -> Option<KeyError> {
         for key in keys {
-            if let Some(kind) = self.own_write(key, start_ts) {
-                if kind != WriteKind::Rollback {
-                    return Some(abort(format!("txn {start_ts} already committed")));
-                }
+            if let Some(kind) = self.own_write(key, start_ts)
+                && kind != WriteKind::Rollback
+            {
+                return Some(abort(format!("txn {start_ts} already committed")));
             }
         }
         for key in keys {
@@ -506,10 +514,17 @@ mod tests {
     fn expired_primary_is_rolled_back() {
         let mut m = Mvcc::default();
         let start = 1000 << 18;
-        assert!(m.prewrite(&[put(b"p", b"1")], b"p", start, 100, 1).is_empty());
-        let live = m.check_txn_status(b"p", start, start + (50 << 18), true).unwrap();
+        assert!(
+            m.prewrite(&[put(b"p", b"1")], b"p", start, 100, 1)
+                .is_empty()
+        );
+        let live = m
+            .check_txn_status(b"p", start, start + (50 << 18), true)
+            .unwrap();
         assert!(live.lock_ttl > 0);
-        let dead = m.check_txn_status(b"p", start, start + (200 << 18), true).unwrap();
+        let dead = m
+            .check_txn_status(b"p", start, start + (200 << 18), true)
+            .unwrap();
         assert_eq!((dead.lock_ttl, dead.commit_version), (0, 0));
         assert!(m.commit(&[b"p".to_vec()], start, start + 1).is_some());
     }
@@ -521,7 +536,11 @@ mod tests {
         assert!(m.prewrite(&muts, b"a", 1, 3000, 3).is_empty());
         let keys: Vec<_> = [b"a", b"b", b"c"].iter().map(|k| k.to_vec()).collect();
         assert!(m.commit(&keys, 1, 2).is_none());
-        let got: Vec<_> = m.scan(b"a", b"c", 10, 5, true).into_iter().map(|(k, _)| k).collect();
+        let got: Vec<_> = m
+            .scan(b"a", b"c", 10, 5, true)
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
         assert_eq!(got, vec![b"b".to_vec(), b"a".to_vec()]);
         assert_eq!(m.scan(b"", b"", 2, 5, false).len(), 2);
     }

@@ -22,7 +22,11 @@ use crate::proto::{errorpb, kvrpcpb};
 use crate::{CLUSTER_ID, REGION_ID, Shared};
 
 /// Serve both services on `listener` until `shutdown` fires.
-pub(crate) async fn serve(shared: Arc<Shared>, listener: TcpListener, shutdown: oneshot::Receiver<()>) {
+pub(crate) async fn serve(
+    shared: Arc<Shared>,
+    listener: TcpListener,
+    shutdown: oneshot::Receiver<()>,
+) {
     let incoming = futures::stream::unfold(listener, |l| async move {
         let conn = l.accept().await.map(|(s, _)| s);
         Some((conn, l))
@@ -298,7 +302,11 @@ fn pair(key: Vec<u8>, read: Read, key_only: bool) -> kvrpcpb::KvPair {
     match read {
         Read::Value(v) => kvrpcpb::KvPair {
             key,
-            value: if key_only { Vec::new() } else { v.unwrap_or_default() },
+            value: if key_only {
+                Vec::new()
+            } else {
+                v.unwrap_or_default()
+            },
             error: None,
         },
         Read::Locked(info) => kvrpcpb::KvPair {
@@ -388,7 +396,11 @@ impl Tikv for TikvService {
         let req = request.into_inner();
         region_check!(self, "KvPrewrite", req, kvrpcpb::PrewriteResponse);
         if self.0.take_fault(|f| &mut f.write_conflicts) {
-            let key = req.mutations.first().map(|m| m.key.clone()).unwrap_or_default();
+            let key = req
+                .mutations
+                .first()
+                .map(|m| m.key.clone())
+                .unwrap_or_default();
             let conflict_ts = self.0.next_ts();
             return Ok(Response::new(kvrpcpb::PrewriteResponse {
                 errors: vec![crate::mvcc::write_conflict(
@@ -453,7 +465,12 @@ impl Tikv for TikvService {
         request: Request<kvrpcpb::CheckTxnStatusRequest>,
     ) -> Result<Response<kvrpcpb::CheckTxnStatusResponse>, Status> {
         let req = request.into_inner();
-        region_check!(self, "KvCheckTxnStatus", req, kvrpcpb::CheckTxnStatusResponse);
+        region_check!(
+            self,
+            "KvCheckTxnStatus",
+            req,
+            kvrpcpb::CheckTxnStatusResponse
+        );
         let resp = match self.0.store().check_txn_status(
             &req.primary_key,
             req.lock_ts,
