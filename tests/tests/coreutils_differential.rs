@@ -29,7 +29,10 @@ struct Lcg(u64);
 
 impl Lcg {
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         self.0 >> 33
     }
     fn pick<'a, T>(&mut self, xs: &'a [T]) -> &'a T {
@@ -38,13 +41,16 @@ impl Lcg {
 }
 
 const WORDS: &[&str] = &[
-    "the", "quick", "brown", "fox", "jumps", "over", "lazy", "dog", "Error", "error", "WARN", "info", "login", "logout", "user", "admin",
-    "data", "value", "alpha", "beta", "gamma", "delta", "foo", "bar", "baz", "Foo", "BAR", "x", "y", "z", "hello", "world",
+    "the", "quick", "brown", "fox", "jumps", "over", "lazy", "dog", "Error", "error", "WARN",
+    "info", "login", "logout", "user", "admin", "data", "value", "alpha", "beta", "gamma", "delta",
+    "foo", "bar", "baz", "Foo", "BAR", "x", "y", "z", "hello", "world",
 ];
 
 /// The named inputs cases can use.
 fn inputs(name: &str) -> Option<Vec<u8>> {
-    let mut r = Lcg(name.bytes().fold(7u64, |a, b| a.wrapping_mul(31).wrapping_add(u64::from(b))));
+    let mut r = Lcg(name
+        .bytes()
+        .fold(7u64, |a, b| a.wrapping_mul(31).wrapping_add(u64::from(b))));
     let mut s = Vec::new();
     match name {
         "empty" => {}
@@ -76,8 +82,8 @@ fn inputs(name: &str) -> Option<Vec<u8>> {
             for _ in 0..120 {
                 let n = 1 + r.next() % 12;
                 let line: Vec<&str> = (0..n).map(|_| *r.pick(WORDS)).collect();
-                let sep = if r.next() % 5 == 0 { "  " } else { " " };
-                let _ = writeln!(s, "{}{}", line.join(sep), if r.next() % 6 == 0 { "." } else { "" });
+                let sep = if r.next().is_multiple_of(5) { "  " } else { " " };
+                let _ = writeln!(s, "{}{}", line.join(sep), if r.next().is_multiple_of(6) { "." } else { "" });
             }
         }
         "csv" => {
@@ -128,7 +134,7 @@ fn inputs(name: &str) -> Option<Vec<u8>> {
                     r.pick(WORDS),
                     r.pick(&[200, 404, 500]),
                     r.next() % 10000,
-                    r.next() % 2 == 0,
+                    r.next().is_multiple_of(2),
                     r.pick(WORDS),
                     r.pick(WORDS),
                     r.pick(&["us", "eu", "ap"])
@@ -156,12 +162,19 @@ struct Case {
 
 fn load_cases() -> Vec<Case> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("differential");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir).expect("read tests/differential").filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "cases")).collect();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("read tests/differential")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "cases"))
+        .collect();
     files.sort();
     let filter = std::env::var("TIDEPOOL_DIFF_FILTER").ok();
     let mut cases = Vec::new();
     for f in files {
-        let group = f.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        let group = f
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let text = std::fs::read_to_string(&f).expect("read case file");
         for (i, line) in text.lines().enumerate() {
             let t = line.trim();
@@ -171,17 +184,37 @@ fn load_cases() -> Vec<Case> {
             let (ins, pipeline, unsupported) = match (t.split_once(" :: "), t.split_once(" !! ")) {
                 (Some((a, b)), _) => (a, b, false),
                 (None, Some((a, b))) => (a, b, true),
-                _ => panic!("{}:{}: expected `INPUTS :: PIPELINE` or `INPUTS !! PIPELINE`", f.display(), i + 1),
+                _ => panic!(
+                    "{}:{}: expected `INPUTS :: PIPELINE` or `INPUTS !! PIPELINE`",
+                    f.display(),
+                    i + 1
+                ),
             };
-            if let Some(flt) = &filter {
-                if !group.contains(flt.as_str()) && !pipeline.contains(flt.as_str()) {
-                    continue;
-                }
+            if let Some(flt) = &filter
+                && !group.contains(flt.as_str())
+                && !pipeline.contains(flt.as_str())
+            {
+                continue;
             }
-            let names: Vec<&str> = ins.split(',').map(str::trim).flat_map(|n| if n == "*" { STANDARD.to_vec() } else { vec![n] }).collect();
+            let names: Vec<&str> = ins
+                .split(',')
+                .map(str::trim)
+                .flat_map(|n| if n == "*" { STANDARD.to_vec() } else { vec![n] })
+                .collect();
             for n in names {
-                assert!(inputs(n).is_some(), "{}:{}: unknown input {n:?}", f.display(), i + 1);
-                cases.push(Case { group: group.clone(), input: n.to_string(), pipeline: pipeline.to_string(), line: i + 1, unsupported });
+                assert!(
+                    inputs(n).is_some(),
+                    "{}:{}: unknown input {n:?}",
+                    f.display(),
+                    i + 1
+                );
+                cases.push(Case {
+                    group: group.clone(),
+                    input: n.to_string(),
+                    pipeline: pipeline.to_string(),
+                    line: i + 1,
+                    unsupported,
+                });
             }
         }
     }
@@ -199,8 +232,15 @@ struct Outcome {
 fn outcome(out: std::process::Output) -> Outcome {
     // A signal death (e.g. SIGPIPE) reads as the shell would report it.
     use std::os::unix::process::ExitStatusExt;
-    let status = out.status.code().unwrap_or_else(|| 128 + out.status.signal().unwrap_or(0));
-    Outcome { stdout: out.stdout, status, stderr: out.stderr }
+    let status = out
+        .status
+        .code()
+        .unwrap_or_else(|| 128 + out.status.signal().unwrap_or(0));
+    Outcome {
+        stdout: out.stdout,
+        status,
+        stderr: out.stderr,
+    }
 }
 
 struct Env {
@@ -273,13 +313,25 @@ fn run_tidepool(env: &Env, input: &Path, pipeline: &str) -> Outcome {
 
 fn show(b: &[u8]) -> String {
     let s = String::from_utf8_lossy(b);
-    if s.len() > 600 { format!("{}…[{} bytes]", &s[..s.char_indices().nth(600).map_or(s.len(), |c| c.0)], b.len()) } else { s.into_owned() }
+    if s.len() > 600 {
+        format!(
+            "{}…[{} bytes]",
+            &s[..s.char_indices().nth(600).map_or(s.len(), |c| c.0)],
+            b.len()
+        )
+    } else {
+        s.into_owned()
+    }
 }
 
 #[test]
 fn coreutils_match_gnu() {
     let cases = load_cases();
-    assert!(std::env::var("TIDEPOOL_DIFF_FILTER").is_ok() || cases.len() >= 300, "only {} cases", cases.len());
+    assert!(
+        std::env::var("TIDEPOOL_DIFF_FILTER").is_ok() || cases.len() >= 300,
+        "only {} cases",
+        cases.len()
+    );
     let root = std::env::temp_dir().join(format!("tidepool-diff-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&root);
     std::fs::create_dir_all(&root).expect("temp root");
@@ -292,14 +344,34 @@ fn coreutils_match_gnu() {
         let bin = root.join("native-bin");
         std::fs::create_dir_all(&bin).expect("native bin");
         let tools = Command::new(n).arg("--list").output().ok();
-        let listed = tools.map(|o| String::from_utf8_lossy(&o.stdout).split_whitespace().map(str::to_string).collect::<Vec<_>>()).unwrap_or_default();
-        let names: Vec<String> = if listed.len() > 5 { listed } else { default_tool_names() };
+        let listed = tools
+            .map(|o| {
+                String::from_utf8_lossy(&o.stdout)
+                    .split_whitespace()
+                    .map(str::to_string)
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default();
+        let names: Vec<String> = if listed.len() > 5 {
+            listed
+        } else {
+            default_tool_names()
+        };
         for t in names {
             let _ = std::os::unix::fs::symlink(n, bin.join(t));
         }
     }
-    let tidepool = if native.is_none() { Some(tidepool_tests::tidepool_bin()) } else { None };
-    let env = Env { root: root.clone(), shim, native, tidepool };
+    let tidepool = if native.is_none() {
+        Some(tidepool_tests::tidepool_bin())
+    } else {
+        None
+    };
+    let env = Env {
+        root: root.clone(),
+        shim,
+        native,
+        tidepool,
+    };
     let inputs_dir = root.join("inputs");
     std::fs::create_dir_all(&inputs_dir).expect("inputs dir");
     let mut input_paths = BTreeMap::new();
@@ -316,7 +388,9 @@ fn coreutils_match_gnu() {
 
     let next = AtomicUsize::new(0);
     let results: Mutex<Vec<(usize, bool, String)>> = Mutex::new(Vec::new());
-    let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).min(4);
+    let threads = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .min(4);
     std::thread::scope(|s| {
         for _ in 0..threads {
             s.spawn(|| {
@@ -371,12 +445,20 @@ fn coreutils_match_gnu() {
     }
     eprintln!("differential summary (passed/total):");
     for (g, (p, t)) in &per_group {
-        eprintln!("  {g:<12} {p:>4}/{t:<4}{}", if p == t { "" } else { "  <-- failures" });
+        eprintln!(
+            "  {g:<12} {p:>4}/{t:<4}{}",
+            if p == t { "" } else { "  <-- failures" }
+        );
     }
     let passed = results.iter().filter(|r| r.1).count();
     eprintln!("  {:<12} {passed:>4}/{:<4}", "TOTAL", results.len());
     let _ = std::fs::remove_dir_all(&root);
-    assert!(failures.is_empty(), "{} of {} differential cases failed (details above)", failures.len(), results.len());
+    assert!(
+        failures.is_empty(),
+        "{} of {} differential cases failed (details above)",
+        failures.len(),
+        results.len()
+    );
 }
 
 /// Tool names for the native mode when the binary cannot list them.

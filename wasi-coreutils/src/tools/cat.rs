@@ -62,7 +62,11 @@ pub fn main(args: Vec<OsString>) -> i32 {
         }
         let plain = !(o.number || o.nonblank || o.squeeze || o.ends || o.tabs || o.nonprint);
         let mut out = crate::common::stdout();
-        let mut st = State { line_no: 0, at_start: true, prev_blank: false };
+        let mut st = State {
+            line_no: 0,
+            at_start: true,
+            prev_blank: false,
+        };
         let mut status = 0;
         let mut buf = vec![0u8; BUF_SIZE];
         for name in input::operands_or_stdin(p.operands) {
@@ -74,7 +78,11 @@ pub fn main(args: Vec<OsString>) -> i32 {
                     continue;
                 }
             };
-            let res = if plain { copy(&mut r, &mut out, &mut buf) } else { format(&mut r, &mut out, &o, &mut st) };
+            let res = if plain {
+                copy(&mut r, &mut out, &mut buf)
+            } else {
+                format(&mut r, &mut out, &o, &mut st)
+            };
             match res {
                 Ok(()) => {}
                 Err(Fail::Usage(m)) => {
@@ -176,4 +184,3 @@ fn render(c: u8, o: &Opts, out: &mut Vec<u8>) {
         _ => out.push(c),
     }
 }
-

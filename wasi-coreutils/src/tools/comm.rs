@@ -45,7 +45,14 @@ pub fn main(args: Vec<OsString>) -> i32 {
             }
         }
         if p.operands.len() != 2 {
-            return util::usage(if p.operands.len() < 2 { "missing operand".to_string() } else { format!("extra operand '{}'", String::from_utf8_lossy(&p.operands[2])) });
+            return util::usage(if p.operands.len() < 2 {
+                "missing operand".to_string()
+            } else {
+                format!(
+                    "extra operand '{}'",
+                    String::from_utf8_lossy(&p.operands[2])
+                )
+            });
         }
         let mut files: Vec<input::Lines<Box<dyn Read>>> = Vec::new();
         for name in &p.operands {
@@ -67,7 +74,10 @@ pub fn main(args: Vec<OsString>) -> i32 {
         };
         let mut cur: [Option<Vec<u8>>; 2] = [None, None];
         for i in 0..2 {
-            cur[i] = files[i].next().map_err(rd)?.map(|l| input::chomp(l, term).to_vec());
+            cur[i] = files[i]
+                .next()
+                .map_err(rd)?
+                .map(|l| input::chomp(l, term).to_vec());
         }
         let mut warned = [false; 2];
         let mut seen_unpairable = false;
@@ -78,12 +88,23 @@ pub fn main(args: Vec<OsString>) -> i32 {
                 (_, None) => -1,
                 (Some(a), Some(b)) => a.cmp(b) as i32,
             };
-            let col = if order == 0 { 2 } else if order < 0 { 0 } else { 1 };
+            let col = if order == 0 {
+                2
+            } else if order < 0 {
+                0
+            } else {
+                1
+            };
             if order != 0 {
                 seen_unpairable = true;
             }
             if show[col] {
-                let line = if col == 1 { cur[1].as_deref() } else { cur[0].as_deref() }.unwrap_or_default();
+                let line = if col == 1 {
+                    cur[1].as_deref()
+                } else {
+                    cur[0].as_deref()
+                }
+                .unwrap_or_default();
                 for _ in 0..prefix(col) {
                     out.write_all(&delim)?;
                 }
@@ -93,9 +114,13 @@ pub fn main(args: Vec<OsString>) -> i32 {
             for i in 0..2 {
                 if (i == 0 && order <= 0) || (i == 1 && order >= 0) {
                     let prev = cur[i].take();
-                    cur[i] = files[i].next().map_err(rd)?.map(|l| input::chomp(l, term).to_vec());
+                    cur[i] = files[i]
+                        .next()
+                        .map_err(rd)?
+                        .map(|l| input::chomp(l, term).to_vec());
                     if let (Some(p), Some(c)) = (&prev, &cur[i]) {
-                        let active = check == Check::Enabled || (check == Check::Default && seen_unpairable);
+                        let active =
+                            check == Check::Enabled || (check == Check::Default && seen_unpairable);
                         if active && !warned[i] && p > c {
                             eprintln!("{tool}: file {} is not in sorted order", i + 1);
                             if check == Check::Enabled {

@@ -28,13 +28,15 @@ struct Ranges(Vec<(usize, usize)>);
 impl Ranges {
     fn parse(s: &[u8]) -> Result<Ranges, String> {
         let mut v = Vec::new();
-        let bad = |m: &str| format!("{m}");
+        let bad = |m: &str| m.to_string();
         for part in s.split(|&c| c == b',' || c == b' ') {
             if part.is_empty() {
                 return Err(bad("invalid byte, character or field list"));
             }
             let num = |x: &[u8]| -> Result<usize, String> {
-                let n = args::parse_count(x).ok_or_else(|| format!("invalid field value '{}'", String::from_utf8_lossy(x)))?;
+                let n = args::parse_count(x).ok_or_else(|| {
+                    format!("invalid field value '{}'", String::from_utf8_lossy(x))
+                })?;
                 if n == 0 {
                     return Err("fields and positions are numbered from 1".to_string());
                 }
@@ -100,7 +102,8 @@ enum Mode {
 pub fn main(args: Vec<OsString>) -> i32 {
     util::run(&args, |tool, rest| {
         let p = args::parse(&SPEC, &rest).map_err(util::opt_error)?;
-        let (mut list, mut fields, mut delim, mut only, mut compl, mut out_delim, mut zero) = (None, false, None, false, false, None, false);
+        let (mut list, mut fields, mut delim, mut only, mut compl, mut out_delim, mut zero) =
+            (None, false, None, false, false, None, false);
         for (k, v) in &p.opts {
             let v = v.clone().unwrap_or_default();
             match k {
@@ -128,12 +131,21 @@ pub fn main(args: Vec<OsString>) -> i32 {
             return util::usage("you must specify a list of bytes, characters, or fields");
         };
         if !fields && (delim.is_some() || only) {
-            return util::usage("an input delimiter may be specified only when operating on fields");
+            return util::usage(
+                "an input delimiter may be specified only when operating on fields",
+            );
         }
         if compl {
             list = list.complement();
         }
-        let mode = if fields { Mode::Fields { delim: delim.unwrap_or(b'\t'), only_delimited: only } } else { Mode::Bytes };
+        let mode = if fields {
+            Mode::Fields {
+                delim: delim.unwrap_or(b'\t'),
+                only_delimited: only,
+            }
+        } else {
+            Mode::Bytes
+        };
         let out_delim = out_delim.unwrap_or_else(|| match mode {
             Mode::Fields { delim, .. } => vec![delim],
             Mode::Bytes => Vec::new(),
@@ -191,7 +203,10 @@ fn cut_line(line: &[u8], list: &Ranges, mode: &Mode, out_delim: &[u8], out: &mut
             }
             true
         }
-        Mode::Fields { delim, only_delimited } => {
+        Mode::Fields {
+            delim,
+            only_delimited,
+        } => {
             if memchr::memchr(delim, line).is_none() {
                 if only_delimited {
                     return false;
@@ -220,8 +235,14 @@ mod tests {
 
     #[test]
     fn ranges() {
-        assert_eq!(Ranges::parse(b"3,1-2,5-").unwrap(), Ranges(vec![(1, 3), (5, usize::MAX)]));
-        assert_eq!(Ranges::parse(b"-2").unwrap().complement(), Ranges(vec![(3, usize::MAX)]));
+        assert_eq!(
+            Ranges::parse(b"3,1-2,5-").unwrap(),
+            Ranges(vec![(1, 3), (5, usize::MAX)])
+        );
+        assert_eq!(
+            Ranges::parse(b"-2").unwrap().complement(),
+            Ranges(vec![(3, usize::MAX)])
+        );
         assert!(Ranges::parse(b"0").is_err());
         assert!(Ranges::parse(b"3-1").is_err());
         assert!(Ranges::parse(b"").is_err());
@@ -230,8 +251,17 @@ mod tests {
     #[test]
     fn fields() {
         let mut o = Vec::new();
-        let m = Mode::Fields { delim: b',', only_delimited: false };
-        assert!(cut_line(b"a,b,c", &Ranges::parse(b"1,3").unwrap(), &m, b":", &mut o));
+        let m = Mode::Fields {
+            delim: b',',
+            only_delimited: false,
+        };
+        assert!(cut_line(
+            b"a,b,c",
+            &Ranges::parse(b"1,3").unwrap(),
+            &m,
+            b":",
+            &mut o
+        ));
         assert_eq!(o, b"a:c");
     }
 }

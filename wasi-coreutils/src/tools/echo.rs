@@ -43,7 +43,9 @@ pub fn main(args: Vec<OsString>) -> i32 {
             buf.push(b'\n');
         }
         let mut out = std::io::stdout().lock();
-        out.write_all(&buf).and_then(|_| out.flush()).map_err(Fail::Write)?;
+        out.write_all(&buf)
+            .and_then(|_| out.flush())
+            .map_err(Fail::Write)?;
         Ok(0)
     })
 }

@@ -2,6 +2,9 @@
 //! `-s`, counting bytes instead of columns with `-b`. Column rules are GNU's:
 //! tab to the next multiple of 8, backspace steps back, CR returns to 0.
 
+// Nested `if`s mirror the structure of the GNU C sources they follow.
+#![allow(clippy::collapsible_if)]
+
 use std::ffi::OsString;
 use std::io::Write;
 
@@ -9,8 +12,18 @@ use crate::util::args::{self, HasArg, LongOpt, Spec};
 use crate::util::input;
 use crate::util::{self, Fail};
 
-const LONG: &[LongOpt] = &[("bytes", HasArg::No, 'b'), ("spaces", HasArg::No, 's'), ("width", HasArg::Yes, 'w')];
-const SPEC: Spec = Spec { flags: "bs", with_arg: "w", long: LONG, digits: true, stop_at_operand: false };
+const LONG: &[LongOpt] = &[
+    ("bytes", HasArg::No, 'b'),
+    ("spaces", HasArg::No, 's'),
+    ("width", HasArg::Yes, 'w'),
+];
+const SPEC: Spec = Spec {
+    flags: "bs",
+    with_arg: "w",
+    long: LONG,
+    digits: true,
+    stop_at_operand: false,
+};
 
 pub fn main(args: Vec<OsString>) -> i32 {
     util::run(&args, |tool, rest| {
@@ -25,7 +38,12 @@ pub fn main(args: Vec<OsString>) -> i32 {
                     width = args::parse_count(v)
                         .filter(|n| *n > 0)
                         .and_then(|n| usize::try_from(n).ok())
-                        .ok_or_else(|| Fail::Usage(format!("invalid number of columns: '{}'", String::from_utf8_lossy(v))))?;
+                        .ok_or_else(|| {
+                            Fail::Usage(format!(
+                                "invalid number of columns: '{}'",
+                                String::from_utf8_lossy(v)
+                            ))
+                        })?;
                 }
                 _ => {}
             }
@@ -124,7 +142,10 @@ mod tests {
 
     #[test]
     fn folds_like_gnu() {
-        assert_eq!(f(b"abcdefghij\tklmnop qrs tuv wxyz\n", 7, false), b"abcdefg\nhij\n\t\nklmnop \nqrs tuv\n wxyz\n");
+        assert_eq!(
+            f(b"abcdefghij\tklmnop qrs tuv wxyz\n", 7, false),
+            b"abcdefg\nhij\n\t\nklmnop \nqrs tuv\n wxyz\n"
+        );
         assert_eq!(f(b"hello world foo\n", 8, true), b"hello \nworld \nfoo\n");
     }
 }

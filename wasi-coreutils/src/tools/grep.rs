@@ -9,6 +9,9 @@
 //! NUL byte, without `-a`) prints GNU's "binary file matches" notice on
 //! stderr instead of lines. Exit: 0 selected, 1 none, 2 trouble.
 
+// Nested `if`s mirror the structure of the GNU C sources they follow.
+#![allow(clippy::collapsible_if)]
+
 use std::collections::VecDeque;
 use std::ffi::OsString;
 use std::io::{Read, Write};
@@ -63,7 +66,13 @@ const LONG: &[LongOpt] = &[
     ("no-group-separator", HasArg::No, '\u{6}'),
     ("group-separator", HasArg::Yes, '\u{7}'),
 ];
-const SPEC: Spec = Spec { flags: "EFGPivwxsycnbHhoqaLlZrRzTU", with_arg: "efmABCd", long: LONG, digits: true, stop_at_operand: false };
+const SPEC: Spec = Spec {
+    flags: "EFGPivwxsycnbHhoqaLlZrRzTU",
+    with_arg: "efmABCd",
+    long: LONG,
+    digits: true,
+    stop_at_operand: false,
+};
 
 #[derive(Default)]
 struct Opts {
@@ -101,7 +110,11 @@ struct Matcher {
 pub fn main(args: Vec<OsString>) -> i32 {
     util::run(&args, |tool, rest| {
         let p = args::parse(&SPEC, &rest).map_err(util::opt_error)?;
-        let mut o = Opts { label: b"(standard input)".to_vec(), group_sep: Some(b"--".to_vec()), ..Default::default() };
+        let mut o = Opts {
+            label: b"(standard input)".to_vec(),
+            group_sep: Some(b"--".to_vec()),
+            ..Default::default()
+        };
         let mut dialect = Dialect::Basic;
         let mut fixed = false;
         let (mut icase, mut word, mut linex) = (false, false, false);
@@ -121,12 +134,19 @@ pub fn main(args: Vec<OsString>) -> i32 {
                 'P' => return util::unsupported("Perl regular expressions (-P) are not supported"),
                 'e' => {
                     let pats = patterns.get_or_insert_with(Vec::new);
-                    pats.extend(v.as_deref().unwrap_or_default().split(|&b| b == b'\n').map(<[u8]>::to_vec));
+                    pats.extend(
+                        v.as_deref()
+                            .unwrap_or_default()
+                            .split(|&b| b == b'\n')
+                            .map(<[u8]>::to_vec),
+                    );
                 }
                 'f' => {
                     let name = v.as_deref().unwrap_or_default();
                     let mut data = Vec::new();
-                    if let Err(e) = input::open(name).and_then(|mut r| input::read_all(&mut r, &mut data)) {
+                    if let Err(e) =
+                        input::open(name).and_then(|mut r| input::read_all(&mut r, &mut data))
+                    {
                         input::report(tool, name, &e);
                         return Err(Fail::Exit(2));
                     }
@@ -166,7 +186,8 @@ pub fn main(args: Vec<OsString>) -> i32 {
                 'B' => before = Some(num(v, "context length")?),
                 'C' | '#' => ctx = Some(num(v, "context length")?),
                 '\u{4}' => match v.as_deref() {
-                    None | Some(b"never") | Some(b"auto") | Some(b"none") | Some(b"no") | Some(b"tty") | Some(b"if-tty") => {}
+                    None | Some(b"never") | Some(b"auto") | Some(b"none") | Some(b"no")
+                    | Some(b"tty") | Some(b"if-tty") => {}
                     _ => return util::unsupported("--color=always is not supported"),
                 },
                 'r' | 'R' => return util::unsupported("recursive search (-r/-R) is not supported"),
@@ -184,7 +205,9 @@ pub fn main(args: Vec<OsString>) -> i32 {
             Some(p) => p,
             None => {
                 if operands.is_empty() {
-                    return util::usage("no pattern given\nUsage: grep [OPTION]... PATTERNS [FILE]...");
+                    return util::usage(
+                        "no pattern given\nUsage: grep [OPTION]... PATTERNS [FILE]...",
+                    );
                 }
                 let first = operands.remove(0);
                 first.split(|&b| b == b'\n').map(<[u8]>::to_vec).collect()
@@ -199,10 +222,11 @@ pub fn main(args: Vec<OsString>) -> i32 {
         o.after = usize::try_from(after.or(ctx).unwrap_or(0)).unwrap_or(usize::MAX);
         o.before = usize::try_from(before.or(ctx).unwrap_or(0)).unwrap_or(usize::MAX);
         o.context = o.after > 0 || o.before > 0;
-        let matcher = build(&patterns, dialect, fixed, icase, word, linex, o.only).map_err(|e| {
-            eprintln!("{tool}: {e}");
-            Fail::Exit(2)
-        })?;
+        let matcher =
+            build(&patterns, dialect, fixed, icase, word, linex, o.only).map_err(|e| {
+                eprintln!("{tool}: {e}");
+                Fail::Exit(2)
+            })?;
         let files = input::operands_or_stdin(operands);
         o.with_name = with_name.unwrap_or(files.len() > 1);
         let mut out = crate::common::stdout();
@@ -219,9 +243,25 @@ pub fn main(args: Vec<OsString>) -> i32 {
                     continue;
                 }
             };
-            let shown = if name == b"-" { o.label.clone() } else { name.clone() };
-            let mut f = FileSearch { o: &o, m: &matcher, name: &shown, out: &mut out, selected: 0, binary: false, tool };
-            let res = if o.context || o.only || o.byte_offset { f.by_lines(r) } else { f.by_buffer(r) };
+            let shown = if name == b"-" {
+                o.label.clone()
+            } else {
+                name.clone()
+            };
+            let mut f = FileSearch {
+                o: &o,
+                m: &matcher,
+                name: &shown,
+                out: &mut out,
+                selected: 0,
+                binary: false,
+                tool,
+            };
+            let res = if o.context || o.only || o.byte_offset {
+                f.by_lines(r)
+            } else {
+                f.by_buffer(r)
+            };
             let selected = match res {
                 Ok(n) => n,
                 Err(Fail::Usage(m)) => {
@@ -255,20 +295,46 @@ pub fn main(args: Vec<OsString>) -> i32 {
             }
         }
         crate::common::finish(&mut out)?;
-        Ok(if trouble && !(o.quiet && any) { 2 } else if any { 0 } else { 1 })
+        Ok(if trouble && !(o.quiet && any) {
+            2
+        } else if any {
+            0
+        } else {
+            1
+        })
     })
 }
 
-fn build(pats: &[Vec<u8>], d: Dialect, fixed: bool, icase: bool, word: bool, linex: bool, only: bool) -> Result<Matcher, String> {
+fn build(
+    pats: &[Vec<u8>],
+    d: Dialect,
+    fixed: bool,
+    icase: bool,
+    word: bool,
+    linex: bool,
+    only: bool,
+) -> Result<Matcher, String> {
     let mut alts = Vec::with_capacity(pats.len());
     for p in pats {
-        let t = if fixed { posix_regex::escape_fixed(p) } else { posix_regex::translate(p, d).map_err(|e| e.to_string())? };
+        let t = if fixed {
+            posix_regex::escape_fixed(p)
+        } else {
+            posix_regex::translate(p, d).map_err(|e| e.to_string())?
+        };
         alts.push(format!("(?:{t})"));
     }
     let never = pats.is_empty();
-    let core = if never { r"[^\x00-\xFF]".to_string() } else { alts.join("|") };
+    let core = if never {
+        r"[^\x00-\xFF]".to_string()
+    } else {
+        alts.join("|")
+    };
     let core = if linex { format!("^(?:{core})$") } else { core };
-    let full = if word && !linex { format!(r"(?:^|[^0-9A-Za-z_\n])({core})(?:[^0-9A-Za-z_\n]|$)") } else { core.clone() };
+    let full = if word && !linex {
+        format!(r"(?:^|[^0-9A-Za-z_\n])({core})(?:[^0-9A-Za-z_\n]|$)")
+    } else {
+        core.clone()
+    };
     let re = RegexBuilder::new(&full)
         .unicode(false)
         .multi_line(true)
@@ -277,8 +343,12 @@ fn build(pats: &[Vec<u8>], d: Dialect, fixed: bool, icase: bool, word: bool, lin
         .dfa_size_limit(256 << 20)
         .build()
         .map_err(|e| format!("invalid pattern: {e}"))?;
-    let longest = if only && !(word && !linex) {
-        let syntax = regex_automata::util::syntax::Config::new().unicode(false).utf8(false).multi_line(true).case_insensitive(icase);
+    let longest = if only && (!word || linex) {
+        let syntax = regex_automata::util::syntax::Config::new()
+            .unicode(false)
+            .utf8(false)
+            .multi_line(true)
+            .case_insensitive(icase);
         let dfa = DFA::builder()
             .configure(DFA::config().match_kind(MatchKind::All))
             .syntax(syntax)
@@ -288,7 +358,12 @@ fn build(pats: &[Vec<u8>], d: Dialect, fixed: bool, icase: bool, word: bool, lin
     } else {
         None
     };
-    Ok(Matcher { re, longest, word: word && !linex, never })
+    Ok(Matcher {
+        re,
+        longest,
+        word: word && !linex,
+        never,
+    })
 }
 
 struct FileSearch<'a, W: Write> {
@@ -339,7 +414,11 @@ impl<W: Write> FileSearch<'_, W> {
     fn binary_hit(&mut self) -> Result<bool, Fail> {
         if self.binary && self.printing() {
             self.out.flush()?;
-            eprintln!("{}: {}: binary file matches", self.tool, String::from_utf8_lossy(self.name));
+            eprintln!(
+                "{}: {}: binary file matches",
+                self.tool,
+                String::from_utf8_lossy(self.name)
+            );
             return Ok(true);
         }
         Ok(false)
@@ -355,7 +434,8 @@ impl<W: Write> FileSearch<'_, W> {
             if len == buf.len() {
                 buf.resize(buf.len() * 2, 0);
             }
-            let n = input::fill(&mut r, &mut buf[len..]).map_err(|e| Fail::Usage(input::errmsg(&e)))?;
+            let n =
+                input::fill(&mut r, &mut buf[len..]).map_err(|e| Fail::Usage(input::errmsg(&e)))?;
             if n == 0 {
                 eof = true;
                 if len == 0 {
@@ -398,13 +478,22 @@ impl<W: Write> FileSearch<'_, W> {
         // Position up to which newlines have been counted into `lineno`.
         let mut counted = 0;
         while pos < region.len() {
-            let hit = if self.m.never { None } else { self.m.re.find_at(region, pos).filter(|m| m.start() < region.len()) };
+            let hit = if self.m.never {
+                None
+            } else {
+                self.m
+                    .re
+                    .find_at(region, pos)
+                    .filter(|m| m.start() < region.len())
+            };
             let (ls, le) = match hit {
                 Some(m) => {
-                    let ls = memchr::memrchr(b'\n', &region[pos..m.start()]).map_or(pos, |p| pos + p + 1);
+                    let ls = memchr::memrchr(b'\n', &region[pos..m.start()])
+                        .map_or(pos, |p| pos + p + 1);
                     // With -w the wrapper may have consumed the newline-free neighbour; the line ends at the next newline.
                     let from = if m.start() > ls { m.start() } else { ls };
-                    let le = memchr::memchr(b'\n', &region[from..]).map_or(region.len(), |p| from + p + 1);
+                    let le = memchr::memchr(b'\n', &region[from..])
+                        .map_or(region.len(), |p| from + p + 1);
                     (ls, le)
                 }
                 None => (region.len(), region.len()),
@@ -420,7 +509,8 @@ impl<W: Write> FileSearch<'_, W> {
                             return Ok(true);
                         }
                         if self.o.line_num {
-                            *lineno += memchr::memchr_iter(b'\n', &region[counted..s]).count() as u64 + 1;
+                            *lineno +=
+                                memchr::memchr_iter(b'\n', &region[counted..s]).count() as u64 + 1;
                             counted = e;
                         }
                         self.prefix(*lineno, 0, b':')?;
@@ -438,7 +528,8 @@ impl<W: Write> FileSearch<'_, W> {
                         return Ok(true);
                     }
                     if self.o.line_num {
-                        *lineno += memchr::memchr_iter(b'\n', &region[counted..ls]).count() as u64 + 1;
+                        *lineno +=
+                            memchr::memchr_iter(b'\n', &region[counted..ls]).count() as u64 + 1;
                         counted = le;
                     }
                     self.prefix(*lineno, 0, b':')?;
@@ -467,7 +558,9 @@ impl<W: Write> FileSearch<'_, W> {
                     None => break,
                 }
             } else {
-                let Some(mt) = self.m.re.find_at(line, pos) else { break };
+                let Some(mt) = self.m.re.find_at(line, pos) else {
+                    break;
+                };
                 let mut e = mt.end();
                 if let (Some(dfa), Some(c)) = (&self.m.longest, cache.as_mut()) {
                     let inp = Input::new(line).range(mt.start()..).anchored(Anchored::Yes);
@@ -586,30 +679,69 @@ mod tests {
         let m = build(&pats, d, fixed, false, false, false, o.only).unwrap();
         let mut out = Vec::new();
         let n = {
-            let mut f = FileSearch { o: &o, m: &m, name: b"-", out: &mut out, selected: 0, binary: false, tool: "grep" };
+            let mut f = FileSearch {
+                o: &o,
+                m: &m,
+                name: b"-",
+                out: &mut out,
+                selected: 0,
+                binary: false,
+                tool: "grep",
+            };
             let r: Box<dyn Read> = Box::new(std::io::Cursor::new(input.as_bytes().to_vec()));
-            if o.context || o.only { f.by_lines(r).unwrap() } else { f.by_buffer(r).unwrap() }
+            if o.context || o.only {
+                f.by_lines(r).unwrap()
+            } else {
+                f.by_buffer(r).unwrap()
+            }
         };
         (out, n)
     }
 
     #[test]
     fn buffer_search_lines_numbers_invert() {
-        let o = Opts { line_num: true, ..Default::default() };
-        assert_eq!(grep(&["b"], o, false, Dialect::Basic, "abc\nxyz\nbb"), (b"1:abc\n3:bb\n".to_vec(), 2));
-        let o = Opts { invert: true, line_num: true, ..Default::default() };
-        assert_eq!(grep(&["b"], o, false, Dialect::Basic, "abc\nxyz\nbb\nq\n"), (b"2:xyz\n4:q\n".to_vec(), 2));
+        let o = Opts {
+            line_num: true,
+            ..Default::default()
+        };
+        assert_eq!(
+            grep(&["b"], o, false, Dialect::Basic, "abc\nxyz\nbb"),
+            (b"1:abc\n3:bb\n".to_vec(), 2)
+        );
+        let o = Opts {
+            invert: true,
+            line_num: true,
+            ..Default::default()
+        };
+        assert_eq!(
+            grep(&["b"], o, false, Dialect::Basic, "abc\nxyz\nbb\nq\n"),
+            (b"2:xyz\n4:q\n".to_vec(), 2)
+        );
     }
 
     #[test]
     fn only_matching_is_leftmost_longest() {
-        let o = Opts { only: true, ..Default::default() };
-        assert_eq!(grep(&["a|ab"], o, false, Dialect::Extended, "xaby ab\n").0, b"ab\nab\n");
+        let o = Opts {
+            only: true,
+            ..Default::default()
+        };
+        assert_eq!(
+            grep(&["a|ab"], o, false, Dialect::Extended, "xaby ab\n").0,
+            b"ab\nab\n"
+        );
     }
 
     #[test]
     fn context_separators() {
-        let o = Opts { after: 1, context: true, group_sep: Some(b"--".to_vec()), ..Default::default() };
-        assert_eq!(grep(&["m"], o, false, Dialect::Basic, "m\n1\n2\nm\n3\n").0, b"m\n1\n--\nm\n3\n");
+        let o = Opts {
+            after: 1,
+            context: true,
+            group_sep: Some(b"--".to_vec()),
+            ..Default::default()
+        };
+        assert_eq!(
+            grep(&["m"], o, false, Dialect::Basic, "m\n1\n2\nm\n3\n").0,
+            b"m\n1\n--\nm\n3\n"
+        );
     }
 }

@@ -17,7 +17,13 @@ const LONG: &[LongOpt] = &[
     ("verbose", HasArg::No, 'v'),
     ("zero-terminated", HasArg::No, 'z'),
 ];
-const SPEC: Spec = Spec { flags: "qvz", with_arg: "nc", long: LONG, digits: true, stop_at_operand: false };
+const SPEC: Spec = Spec {
+    flags: "qvz",
+    with_arg: "nc",
+    long: LONG,
+    digits: true,
+    stop_at_operand: false,
+};
 
 /// What to print from each input.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -35,7 +41,12 @@ fn parse_amount(v: &[u8], lines: bool) -> Result<Amount, Fail> {
         _ => (false, v),
     };
     let what = if lines { "lines" } else { "bytes" };
-    let n = args::parse_size(num).ok_or_else(|| Fail::Usage(format!("invalid number of {what}: '{}'", String::from_utf8_lossy(v))))?;
+    let n = args::parse_size(num).ok_or_else(|| {
+        Fail::Usage(format!(
+            "invalid number of {what}: '{}'",
+            String::from_utf8_lossy(v)
+        ))
+    })?;
     Ok(match (lines, neg) {
         (true, false) => Amount::Lines(n),
         (true, true) => Amount::AllButLastLines(n),
@@ -79,7 +90,7 @@ pub fn main(args: Vec<OsString>) -> i32 {
                 if !first {
                     out.write_all(b"\n")?;
                 }
-                write!(out, "==> {} <==\n", input::display_name(name))?;
+                writeln!(out, "==> {} <==", input::display_name(name))?;
             }
             first = false;
             if let Err(e) = head(&mut r, &mut out, amount, delim) {
@@ -141,7 +152,9 @@ fn head(r: &mut dyn Read, out: &mut impl Write, amount: Amount, delim: u8) -> Re
                     break;
                 }
                 held.extend(&buf[..n]);
-                let excess = held.len().saturating_sub(usize::try_from(k).unwrap_or(usize::MAX));
+                let excess = held
+                    .len()
+                    .saturating_sub(usize::try_from(k).unwrap_or(usize::MAX));
                 if excess > 0 {
                     let (a, b) = held.as_slices();
                     let fa = excess.min(a.len());
@@ -160,7 +173,17 @@ fn head(r: &mut dyn Read, out: &mut impl Write, amount: Amount, delim: u8) -> Re
                     out.write_all(l)?;
                     continue;
                 }
-                let v = if held.len() as u64 == k { held.pop_front().map(|mut old| { out.write_all(&old).map(|_| { old.clear(); old.extend_from_slice(l); old }) }) } else { None };
+                let v = if held.len() as u64 == k {
+                    held.pop_front().map(|mut old| {
+                        out.write_all(&old).map(|_| {
+                            old.clear();
+                            old.extend_from_slice(l);
+                            old
+                        })
+                    })
+                } else {
+                    None
+                };
                 match v {
                     Some(r) => held.push_back(r?),
                     None => held.push_back(l.to_vec()),
@@ -187,7 +210,10 @@ mod tests {
         assert_eq!(run(b"a\nb\nc", Amount::AllButLastLines(1)), b"a\nb\n");
         assert_eq!(run(b"a\nb\nc", Amount::Bytes(3)), b"a\nb");
         assert_eq!(run(b"a\nb\nc", Amount::AllButLastBytes(2)), b"a\nb");
-        assert_eq!(parse_amount(b"-3", true).unwrap(), Amount::AllButLastLines(3));
+        assert_eq!(
+            parse_amount(b"-3", true).unwrap(),
+            Amount::AllButLastLines(3)
+        );
         assert!(parse_amount(b"x", true).is_err());
     }
 }

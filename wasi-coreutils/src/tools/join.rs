@@ -4,6 +4,9 @@
 //! (including its disorder warning once unpairable lines were seen, which
 //! makes the exit status 1). `--header` is unsupported.
 
+// Nested `if`s mirror the structure of the GNU C sources they follow.
+#![allow(clippy::collapsible_if)]
+
 use std::cmp::Ordering;
 use std::ffi::OsString;
 use std::io::{Read, Write};
@@ -88,7 +91,9 @@ impl Cfg {
         let ka = self.field(a, self.jf[ai]).unwrap_or_default();
         let kb = self.field(b, self.jf[bi]).unwrap_or_default();
         if self.icase {
-            ka.iter().map(u8::to_ascii_lowercase).cmp(kb.iter().map(u8::to_ascii_lowercase))
+            ka.iter()
+                .map(u8::to_ascii_lowercase)
+                .cmp(kb.iter().map(u8::to_ascii_lowercase))
         } else {
             ka.cmp(kb)
         }
@@ -104,7 +109,12 @@ impl Cfg {
     }
 
     /// Prints a joined (or unpaired, with `None`) pair as GNU's prjoin does.
-    fn prjoin(&self, out: &mut impl Write, l1: Option<&Line>, l2: Option<&Line>) -> std::io::Result<()> {
+    fn prjoin(
+        &self,
+        out: &mut impl Write,
+        l1: Option<&Line>,
+        l2: Option<&Line>,
+    ) -> std::io::Result<()> {
         let sep: &[u8] = match self.tab {
             Some(t) => &[t],
             None => b" ",
@@ -132,7 +142,9 @@ impl Cfg {
                         (None, Some(b)) => self.field(b, self.jf[1]),
                         _ => None,
                     },
-                    OutField::Field(f, i) => (if f == 0 { l1 } else { l2 }).and_then(|l| self.field(l, i)),
+                    OutField::Field(f, i) => {
+                        (if f == 0 { l1 } else { l2 }).and_then(|l| self.field(l, i))
+                    }
                 };
                 buf.extend_from_slice(self.filled(v));
             }
@@ -161,20 +173,33 @@ impl Cfg {
 fn parse_field(v: &[u8]) -> Result<usize, Fail> {
     match args::parse_count(v) {
         Some(n) if n > 0 => Ok(usize::try_from(n - 1).unwrap_or(usize::MAX)),
-        _ => util::usage(format!("invalid field number: '{}'", String::from_utf8_lossy(v))),
+        _ => util::usage(format!(
+            "invalid field number: '{}'",
+            String::from_utf8_lossy(v)
+        )),
     }
 }
 
 fn parse_out(v: &[u8]) -> Result<Vec<OutField>, Fail> {
     let mut r = Vec::new();
-    for part in v.split(|&c| c == b',' || c == b' ' || c == b'\t').filter(|p| !p.is_empty()) {
+    for part in v
+        .split(|&c| c == b',' || c == b' ' || c == b'\t')
+        .filter(|p| !p.is_empty())
+    {
         if part == b"0" {
             r.push(OutField::Join);
             continue;
         }
         match part {
-            [f @ (b'1' | b'2'), b'.', n @ ..] => r.push(OutField::Field(usize::from(*f - b'1'), parse_field(n)?)),
-            _ => return util::usage(format!("invalid field specifier: '{}'", String::from_utf8_lossy(part))),
+            [f @ (b'1' | b'2'), b'.', n @ ..] => {
+                r.push(OutField::Field(usize::from(*f - b'1'), parse_field(n)?))
+            }
+            _ => {
+                return util::usage(format!(
+                    "invalid field specifier: '{}'",
+                    String::from_utf8_lossy(part)
+                ));
+            }
         }
     }
     Ok(r)
@@ -191,7 +216,16 @@ pub fn main(args: Vec<OsString>) -> i32 {
     util::run(&args, |tool, rest| {
         // GNU accepts the obsolete `-j1 F`/`-j2 F`: not supported here.
         let p = args::parse(&SPEC, &rest).map_err(util::opt_error)?;
-        let mut cfg = Cfg { tab: None, jf: [0, 0], icase: false, out: None, auto: false, auto_counts: [0, 0], empty: None, term: b'\n' };
+        let mut cfg = Cfg {
+            tab: None,
+            jf: [0, 0],
+            icase: false,
+            out: None,
+            auto: false,
+            auto_counts: [0, 0],
+            empty: None,
+            term: b'\n',
+        };
         let (mut unpaired, mut pairs) = ([false, false], true);
         let mut check: Option<bool> = None;
         for (k, v) in p.opts {
@@ -209,7 +243,12 @@ pub fn main(args: Vec<OsString>) -> i32 {
                     match v.as_slice() {
                         b"1" => unpaired[0] = true,
                         b"2" => unpaired[1] = true,
-                        _ => return util::usage(format!("invalid file number: '{}'", String::from_utf8_lossy(&v))),
+                        _ => {
+                            return util::usage(format!(
+                                "invalid file number: '{}'",
+                                String::from_utf8_lossy(&v)
+                            ));
+                        }
                     }
                     if k == 'v' {
                         pairs = false;
@@ -229,7 +268,12 @@ pub fn main(args: Vec<OsString>) -> i32 {
                         [c] => Some(*c),
                         [] => Some(b'\n'),
                         b"\\0" => Some(0),
-                        _ => return util::usage(format!("multi-character tab '{}'", String::from_utf8_lossy(&v))),
+                        _ => {
+                            return util::usage(format!(
+                                "multi-character tab '{}'",
+                                String::from_utf8_lossy(&v)
+                            ));
+                        }
                     }
                 }
                 '\u{1}' => check = Some(true),
@@ -239,12 +283,24 @@ pub fn main(args: Vec<OsString>) -> i32 {
             }
         }
         if p.operands.len() != 2 {
-            return util::usage(if p.operands.len() < 2 { "missing operand".to_string() } else { format!("extra operand '{}'", String::from_utf8_lossy(&p.operands[2])) });
+            return util::usage(if p.operands.len() < 2 {
+                "missing operand".to_string()
+            } else {
+                format!(
+                    "extra operand '{}'",
+                    String::from_utf8_lossy(&p.operands[2])
+                )
+            });
         }
         let mut readers = Vec::new();
         for name in &p.operands {
             match input::open(name) {
-                Ok(r) => readers.push(Reader { lines: input::Lines::new(r, cfg.term), name, lineno: 0, prev: None }),
+                Ok(r) => readers.push(Reader {
+                    lines: input::Lines::new(r, cfg.term),
+                    name,
+                    lineno: 0,
+                    prev: None,
+                }),
                 Err(e) => {
                     input::report(tool, name, &e);
                     return Err(Fail::Exit(1));
@@ -252,7 +308,13 @@ pub fn main(args: Vec<OsString>) -> i32 {
             }
         }
         let mut out = crate::common::stdout();
-        let mut j = Join { cfg: &cfg, check, seen_unpairable: false, warned: [false, false], tool };
+        let mut j = Join {
+            cfg: &cfg,
+            check,
+            seen_unpairable: false,
+            warned: [false, false],
+            tool,
+        };
         let mut seq: [Vec<Line>; 2] = [Vec::new(), Vec::new()];
         for f in 0..2 {
             if let Some(l) = j.get_line(&mut readers[f], f)? {
@@ -260,10 +322,22 @@ pub fn main(args: Vec<OsString>) -> i32 {
             }
         }
         // `-o auto` needs the first lines' field counts before anything prints.
-        let auto_counts = [seq[0].first().map_or(0, |l| l.fields.len()), seq[1].first().map_or(0, |l| l.fields.len())];
+        let auto_counts = [
+            seq[0].first().map_or(0, |l| l.fields.len()),
+            seq[1].first().map_or(0, |l| l.fields.len()),
+        ];
         let cfg2;
         let cfg_ref: &Cfg = if cfg.auto {
-            cfg2 = Cfg { auto_counts, tab: cfg.tab, jf: cfg.jf, icase: cfg.icase, out: cfg.out.clone(), auto: true, empty: cfg.empty.clone(), term: cfg.term };
+            cfg2 = Cfg {
+                auto_counts,
+                tab: cfg.tab,
+                jf: cfg.jf,
+                icase: cfg.icase,
+                out: cfg.out.clone(),
+                auto: true,
+                empty: cfg.empty.clone(),
+                term: cfg.term,
+            };
             &cfg2
         } else {
             &cfg
@@ -275,7 +349,11 @@ pub fn main(args: Vec<OsString>) -> i32 {
                 let f = if diff == Ordering::Less { 0 } else { 1 };
                 if unpaired[f] {
                     let l = &seq[f][0];
-                    if f == 0 { cfg_ref.prjoin(&mut out, Some(l), None)? } else { cfg_ref.prjoin(&mut out, None, Some(l))? }
+                    if f == 0 {
+                        cfg_ref.prjoin(&mut out, Some(l), None)?
+                    } else {
+                        cfg_ref.prjoin(&mut out, None, Some(l))?
+                    }
                 }
                 j.seen_unpairable = true;
                 let next = j.get_line(&mut readers[f], f)?;
@@ -289,7 +367,11 @@ pub fn main(args: Vec<OsString>) -> i32 {
                 loop {
                     match j.get_line(&mut readers[f], f)? {
                         Some(l) => {
-                            let same = if f == 0 { cfg_ref.keycmp(&l, 0, &seq[1][0], 1) } else { cfg_ref.keycmp(&seq[0][0], 0, &l, 1) } == Ordering::Equal;
+                            let same = if f == 0 {
+                                cfg_ref.keycmp(&l, 0, &seq[1][0], 1)
+                            } else {
+                                cfg_ref.keycmp(&seq[0][0], 0, &l, 1)
+                            } == Ordering::Equal;
                             seq[f].push(l);
                             if !same {
                                 break;
@@ -331,11 +413,19 @@ pub fn main(args: Vec<OsString>) -> i32 {
                 }
                 let l = seq[f].remove(0);
                 if unpaired[f] {
-                    if f == 0 { cfg_ref.prjoin(&mut out, Some(&l), None)? } else { cfg_ref.prjoin(&mut out, None, Some(&l))? }
+                    if f == 0 {
+                        cfg_ref.prjoin(&mut out, Some(&l), None)?
+                    } else {
+                        cfg_ref.prjoin(&mut out, None, Some(&l))?
+                    }
                 }
                 while let Some(l) = j.get_line(&mut readers[f], f)? {
                     if unpaired[f] {
-                        if f == 0 { cfg_ref.prjoin(&mut out, Some(&l), None)? } else { cfg_ref.prjoin(&mut out, None, Some(&l))? }
+                        if f == 0 {
+                            cfg_ref.prjoin(&mut out, Some(&l), None)?
+                        } else {
+                            cfg_ref.prjoin(&mut out, None, Some(&l))?
+                        }
                     } else if j.warned[f] {
                         break;
                     }
@@ -363,26 +453,42 @@ impl Join<'_> {
     /// Reads the next line of file `f`, checking order against the previous one.
     fn get_line(&mut self, r: &mut Reader, f: usize) -> Result<Option<Line>, Fail> {
         let next = r.lines.next().map_err(|e| {
-            eprintln!("{}: {}: {}", self.tool, String::from_utf8_lossy(r.name), input::errmsg(&e));
+            eprintln!(
+                "{}: {}: {}",
+                self.tool,
+                String::from_utf8_lossy(r.name),
+                input::errmsg(&e)
+            );
             Fail::Exit(1)
         })?;
         let Some(raw) = next else { return Ok(None) };
         r.lineno += 1;
+        #[allow(clippy::unnecessary_to_owned)] // `split` keeps an owned copy of the line
         let line = self.cfg.split(input::chomp(raw, self.cfg.term).to_vec());
         let active = match self.check {
             Some(c) => c,
             None => self.seen_unpairable,
         };
         if let Some(prev) = &r.prev {
-            if active && !self.warned[f] && self.cfg.keycmp(prev, f, &line, f) == Ordering::Greater {
-                eprintln!("{}: {}:{}: is not sorted: {}", self.tool, String::from_utf8_lossy(r.name), r.lineno, String::from_utf8_lossy(&line.text));
+            if active && !self.warned[f] && self.cfg.keycmp(prev, f, &line, f) == Ordering::Greater
+            {
+                eprintln!(
+                    "{}: {}:{}: is not sorted: {}",
+                    self.tool,
+                    String::from_utf8_lossy(r.name),
+                    r.lineno,
+                    String::from_utf8_lossy(&line.text)
+                );
                 if self.check == Some(true) {
                     return Err(Fail::Exit(1));
                 }
                 self.warned[f] = true;
             }
         }
-        r.prev = Some(Line { text: line.text.clone(), fields: line.fields.clone() });
+        r.prev = Some(Line {
+            text: line.text.clone(),
+            fields: line.fields.clone(),
+        });
         Ok(Some(line))
     }
 }

@@ -41,10 +41,21 @@ impl Style {
             b"t" => Style::NonEmpty,
             b"n" => Style::None,
             [b'p', re @ ..] => {
-                let t = posix_regex::translate(re, Dialect::Basic).map_err(|e| Fail::Usage(e.to_string()))?;
-                Style::Regex(RegexBuilder::new(&t).unicode(false).build().map_err(|e| Fail::Usage(e.to_string()))?)
+                let t = posix_regex::translate(re, Dialect::Basic)
+                    .map_err(|e| Fail::Usage(e.to_string()))?;
+                Style::Regex(
+                    RegexBuilder::new(&t)
+                        .unicode(false)
+                        .build()
+                        .map_err(|e| Fail::Usage(e.to_string()))?,
+                )
             }
-            _ => return util::usage(format!("invalid numbering style: '{}'", String::from_utf8_lossy(v))),
+            _ => {
+                return util::usage(format!(
+                    "invalid numbering style: '{}'",
+                    String::from_utf8_lossy(v)
+                ));
+            }
         })
     }
 
@@ -62,10 +73,16 @@ pub fn main(args: Vec<OsString>) -> i32 {
     util::run(&args, |tool, rest| {
         let p = args::parse(&SPEC, &rest).map_err(util::opt_error)?;
         let mut styles = [Style::None, Style::NonEmpty, Style::None]; // header, body, footer
-        let (mut fmt, mut width, mut sep, mut start, mut incr, mut renumber) = (b"rn".to_vec(), 6usize, b"\t".to_vec(), 1i64, 1i64, true);
+        let (mut fmt, mut width, mut sep, mut start, mut incr, mut renumber) =
+            (b"rn".to_vec(), 6usize, b"\t".to_vec(), 1i64, 1i64, true);
         let mut delim = b"\\:".to_vec();
         let num = |v: &[u8]| -> Result<i64, Fail> {
-            std::str::from_utf8(v).ok().and_then(|s| s.parse().ok()).ok_or_else(|| Fail::Usage(format!("invalid number: '{}'", String::from_utf8_lossy(v))))
+            std::str::from_utf8(v)
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .ok_or_else(|| {
+                    Fail::Usage(format!("invalid number: '{}'", String::from_utf8_lossy(v)))
+                })
         };
         for (k, v) in p.opts {
             let v = v.unwrap_or_default();
@@ -75,12 +92,18 @@ pub fn main(args: Vec<OsString>) -> i32 {
                 'f' => styles[2] = Style::parse(&v)?,
                 'n' => {
                     if !matches!(v.as_slice(), b"ln" | b"rn" | b"rz") {
-                        return util::usage(format!("invalid line numbering format: '{}'", String::from_utf8_lossy(&v)));
+                        return util::usage(format!(
+                            "invalid line numbering format: '{}'",
+                            String::from_utf8_lossy(&v)
+                        ));
                     }
                     fmt = v;
                 }
                 'w' => {
-                    width = usize::try_from(num(&v)?).ok().filter(|w| *w > 0).ok_or_else(|| Fail::Usage("invalid line number field width".into()))?;
+                    width = usize::try_from(num(&v)?)
+                        .ok()
+                        .filter(|w| *w > 0)
+                        .ok_or_else(|| Fail::Usage("invalid line number field width".into()))?;
                 }
                 's' => sep = v,
                 'v' => start = num(&v)?,
@@ -123,7 +146,12 @@ pub fn main(args: Vec<OsString>) -> i32 {
                     }
                 };
                 let body = input::chomp(line, b'\n');
-                if !delim.is_empty() && body.len() % delim.len() == 0 && !body.is_empty() && body.len() / delim.len() <= 3 && body.chunks(delim.len()).all(|c| c == delim.as_slice()) {
+                if !delim.is_empty()
+                    && body.len().is_multiple_of(delim.len())
+                    && !body.is_empty()
+                    && body.len() / delim.len() <= 3
+                    && body.chunks(delim.len()).all(|c| c == delim.as_slice())
+                {
                     section = match body.len() / delim.len() {
                         3 => 0,
                         2 => 1,
@@ -140,7 +168,11 @@ pub fn main(args: Vec<OsString>) -> i32 {
                     let s = match fmt.as_slice() {
                         b"ln" => format!("{n:<width$}"),
                         b"rz" => {
-                            if n < 0 { format!("-{:0>w$}", n.unsigned_abs(), w = width.saturating_sub(1)) } else { format!("{n:0>width$}") }
+                            if n < 0 {
+                                format!("-{:0>w$}", n.unsigned_abs(), w = width.saturating_sub(1))
+                            } else {
+                                format!("{n:0>width$}")
+                            }
                         }
                         _ => format!("{n:>width$}"),
                     };

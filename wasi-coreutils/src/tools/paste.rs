@@ -3,6 +3,9 @@
 //! `-` may be given several times; each occurrence reads the next line of
 //! standard input, as in GNU.
 
+// Nested `if`s mirror the structure of the GNU C sources they follow.
+#![allow(clippy::collapsible_if)]
+
 use std::ffi::OsString;
 use std::io::{Read, Write};
 
@@ -10,7 +13,11 @@ use crate::util::args::{self, HasArg, LongOpt, Spec};
 use crate::util::input;
 use crate::util::{self, Fail};
 
-const LONG: &[LongOpt] = &[("delimiters", HasArg::Yes, 'd'), ("serial", HasArg::No, 's'), ("zero-terminated", HasArg::No, 'z')];
+const LONG: &[LongOpt] = &[
+    ("delimiters", HasArg::Yes, 'd'),
+    ("serial", HasArg::No, 's'),
+    ("zero-terminated", HasArg::No, 'z'),
+];
 const SPEC: Spec = Spec::new("sz", "d", LONG);
 
 /// The delimiter list; `None` entries are `\0` (no delimiter).
@@ -80,7 +87,9 @@ pub fn main(args: Vec<OsString>) -> i32 {
         let mut line = Vec::new();
         if serial {
             for slot in slots.iter().flatten() {
-                let Some(r) = readers[*slot].as_mut() else { continue };
+                let Some(r) = readers[*slot].as_mut() else {
+                    continue;
+                };
                 line.clear();
                 let mut k = 0;
                 let mut any = false;
@@ -94,7 +103,7 @@ pub fn main(args: Vec<OsString>) -> i32 {
                     any = true;
                     line.extend_from_slice(input::chomp(l, term));
                 }
-                if any || names.len() > 0 {
+                if any || !names.is_empty() {
                     line.push(term);
                     out.write_all(&line)?;
                 }
@@ -111,12 +120,9 @@ pub fn main(args: Vec<OsString>) -> i32 {
                         }
                     }
                     if let Some(r) = slot.and_then(|s| readers[s].as_mut()) {
-                        match r.next().map_err(|e| read_err(tool, &e))? {
-                            Some(l) => {
-                                got_any = true;
-                                line.extend_from_slice(input::chomp(l, term));
-                            }
-                            None => {}
+                        if let Some(l) = r.next().map_err(|e| read_err(tool, &e))? {
+                            got_any = true;
+                            line.extend_from_slice(input::chomp(l, term));
                         }
                     }
                 }
@@ -141,6 +147,9 @@ fn read_err(tool: &str, e: &std::io::Error) -> Fail {
 mod tests {
     #[test]
     fn delims() {
-        assert_eq!(super::parse_delims(b",\\t\\0"), vec![Some(b','), Some(b'\t'), None]);
+        assert_eq!(
+            super::parse_delims(b",\\t\\0"),
+            vec![Some(b','), Some(b'\t'), None]
+        );
     }
 }

@@ -4,6 +4,9 @@
 //! reported and makes the exit status 1, as in GNU. `%q` and `%a` are
 //! unsupported (status 2).
 
+// Nested `if`s mirror the structure of the GNU C sources they follow.
+#![allow(clippy::collapsible_if)]
+
 use std::ffi::OsString;
 use std::io::Write;
 
@@ -20,7 +23,12 @@ pub fn main(args: Vec<OsString>) -> i32 {
             return util::usage("missing operand");
         };
         let args = &rest[1..];
-        let mut st = State { args, next: 0, status: 0, tool };
+        let mut st = State {
+            args,
+            next: 0,
+            status: 0,
+            tool,
+        };
         let mut out = Vec::new();
         loop {
             let before = st.next;
@@ -62,26 +70,38 @@ impl State<'_> {
     }
 
     fn int_arg(&mut self) -> i128 {
-        let Some(a) = self.arg().map(<[u8]>::to_vec) else { return 0 };
+        let Some(a) = self.arg().map(<[u8]>::to_vec) else {
+            return 0;
+        };
         if let [b'\'' | b'"', rest @ ..] = a.as_slice() {
             return rest.first().map_or(0, |&c| i128::from(c));
         }
-        let s = a.iter().position(|c| !c.is_ascii_whitespace()).map_or(&a[a.len()..], |p| &a[p..]);
+        let s = a
+            .iter()
+            .position(|c| !c.is_ascii_whitespace())
+            .map_or(&a[a.len()..], |p| &a[p..]);
         let (neg, body) = match s.first() {
             Some(b'-') => (true, &s[1..]),
             Some(b'+') => (false, &s[1..]),
             _ => (false, s),
         };
-        let (radix, digits) = if body.len() > 1 && (body.starts_with(b"0x") || body.starts_with(b"0X")) {
-            (16, &body[2..])
-        } else if body.first() == Some(&b'0') {
-            (8, body)
-        } else {
-            (10, body)
-        };
-        let n = digits.iter().take_while(|c| (**c as char).is_digit(radix)).count();
-        let v = std::str::from_utf8(&digits[..n]).ok().and_then(|d| i128::from_str_radix(d, radix).ok()).unwrap_or(0);
-        if n == 0 && !(radix == 8) {
+        let (radix, digits) =
+            if body.len() > 1 && (body.starts_with(b"0x") || body.starts_with(b"0X")) {
+                (16, &body[2..])
+            } else if body.first() == Some(&b'0') {
+                (8, body)
+            } else {
+                (10, body)
+            };
+        let n = digits
+            .iter()
+            .take_while(|c| (**c as char).is_digit(radix))
+            .count();
+        let v = std::str::from_utf8(&digits[..n])
+            .ok()
+            .and_then(|d| i128::from_str_radix(d, radix).ok())
+            .unwrap_or(0);
+        if n == 0 && radix != 8 {
             self.bad_number(&a, true);
         } else if n < digits.len() {
             self.bad_number(&a, false);
@@ -90,7 +110,9 @@ impl State<'_> {
     }
 
     fn float_arg(&mut self) -> f64 {
-        let Some(a) = self.arg().map(<[u8]>::to_vec) else { return 0.0 };
+        let Some(a) = self.arg().map(<[u8]>::to_vec) else {
+            return 0.0;
+        };
         if let [b'\'' | b'"', rest @ ..] = a.as_slice() {
             return rest.first().map_or(0.0, |&c| f64::from(c));
         }
@@ -158,7 +180,10 @@ impl State<'_> {
                 continue;
             }
             let Some((mut conv, next)) = cfmt::parse_conv(fmt, i + 1) else {
-                return util::usage(format!("%{}: invalid conversion specification", String::from_utf8_lossy(&fmt[i + 1..])));
+                return util::usage(format!(
+                    "%{}: invalid conversion specification",
+                    String::from_utf8_lossy(&fmt[i + 1..])
+                ));
             };
             i = next;
             conv.width = self.count(conv.width);
@@ -181,7 +206,11 @@ impl State<'_> {
             }
             b'o' | b'u' | b'x' | b'X' => {
                 let v = self.int_arg();
-                let u = if v < 0 { u128::from(v as i64 as u64) } else { v as u128 };
+                let u = if v < 0 {
+                    u128::from(v as i64 as u64)
+                } else {
+                    v as u128
+                };
                 out.extend_from_slice(cfmt::unsigned(conv, u).as_bytes());
             }
             b'e' | b'E' | b'f' | b'F' | b'g' | b'G' => {
@@ -225,7 +254,10 @@ impl State<'_> {
                 }
             }
             other => {
-                return util::usage(format!("%{}: invalid or unsupported conversion", other as char));
+                return util::usage(format!(
+                    "%{}: invalid or unsupported conversion",
+                    other as char
+                ));
             }
         }
         Ok(())
@@ -247,7 +279,9 @@ enum Esc {
 /// Decodes the escape at `s[*i] == '\\'`. `in_b`: `%b` rules (`\0NNN`).
 fn escape(s: &[u8], i: &mut usize, in_b: bool) -> Esc {
     *i += 1;
-    let Some(&c) = s.get(*i) else { return Esc::Byte(b'\\') };
+    let Some(&c) = s.get(*i) else {
+        return Esc::Byte(b'\\');
+    };
     *i += 1;
     let digits = |i: &mut usize, max: usize, radix: u32| -> Option<u32> {
         let st = *i;

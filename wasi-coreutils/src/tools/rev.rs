@@ -10,7 +10,10 @@ use crate::util::{self, Fail};
 pub fn main(args: Vec<OsString>) -> i32 {
     util::run(&args, |tool, rest| {
         if let Some(o) = rest.iter().find(|a| a.len() > 1 && a[0] == b'-') {
-            return util::unsupported(format!("unsupported option '{}'", String::from_utf8_lossy(o)));
+            return util::unsupported(format!(
+                "unsupported option '{}'",
+                String::from_utf8_lossy(o)
+            ));
         }
         let mut out = crate::common::stdout();
         let mut status = 0;

@@ -3,6 +3,9 @@
 //! the most fraction digits of FIRST and INCR, as GNU does. `-s SEP`, `-w`
 //! (equal width) and `-f FORMAT` (one float directive) are supported.
 
+// Nested `if`s mirror the structure of the GNU C sources they follow.
+#![allow(clippy::collapsible_if)]
+
 use std::ffi::OsString;
 use std::io::Write;
 
@@ -10,7 +13,11 @@ use crate::util::args::{self, HasArg, LongOpt, Spec};
 use crate::util::cfmt::{self, Count};
 use crate::util::{self, Fail};
 
-const LONG: &[LongOpt] = &[("separator", HasArg::Yes, 's'), ("equal-width", HasArg::No, 'w'), ("format", HasArg::Yes, 'f')];
+const LONG: &[LongOpt] = &[
+    ("separator", HasArg::Yes, 's'),
+    ("equal-width", HasArg::No, 'w'),
+    ("format", HasArg::Yes, 'f'),
+];
 const SPEC: Spec = Spec::new("w", "sf", LONG);
 
 /// A parsed operand: its value and how it was written.
@@ -31,19 +38,31 @@ fn parse_num(s: &[u8]) -> Option<Num> {
     if value.is_nan() {
         return None;
     }
-    let int = if t.bytes().all(|c| c.is_ascii_digit() || c == b'-') { t.parse().ok() } else { None };
+    let int = if t.bytes().all(|c| c.is_ascii_digit() || c == b'-') {
+        t.parse().ok()
+    } else {
+        None
+    };
     let frac_digits = match t.find('.') {
         Some(p) => t[p + 1..].bytes().take_while(u8::is_ascii_digit).count(),
         None => 0,
     };
     let frac_digits = if t.contains(['e', 'E']) {
         // GNU: an exponent shifts the precision.
-        let e: i64 = t.rsplit(['e', 'E']).next().and_then(|x| x.parse().ok()).unwrap_or(0);
+        let e: i64 = t
+            .rsplit(['e', 'E'])
+            .next()
+            .and_then(|x| x.parse().ok())
+            .unwrap_or(0);
         usize::try_from(frac_digits as i64 - e).unwrap_or(0)
     } else {
         frac_digits
     };
-    Some(Num { value, int, frac_digits })
+    Some(Num {
+        value,
+        int,
+        frac_digits,
+    })
 }
 
 pub fn main(args: Vec<OsString>) -> i32 {
@@ -53,7 +72,8 @@ pub fn main(args: Vec<OsString>) -> i32 {
         let mut operands = Vec::new();
         let mut it = rest.into_iter().peekable();
         while let Some(a) = it.next() {
-            let looks_negative = a.len() > 1 && a[0] == b'-' && (a[1].is_ascii_digit() || a[1] == b'.');
+            let looks_negative =
+                a.len() > 1 && a[0] == b'-' && (a[1].is_ascii_digit() || a[1] == b'.');
             if looks_negative || a.first() != Some(&b'-') || a.len() == 1 {
                 operands.push(a);
             } else if a == b"--" {
@@ -79,22 +99,43 @@ pub fn main(args: Vec<OsString>) -> i32 {
             }
         }
         if width && fmt.is_some() {
-            return util::usage("format string may not be specified when printing equal width strings");
+            return util::usage(
+                "format string may not be specified when printing equal width strings",
+            );
         }
         let nums: Vec<Num> = operands
             .iter()
-            .map(|o| parse_num(o).ok_or_else(|| Fail::Usage(format!("invalid floating point argument: '{}'", String::from_utf8_lossy(o)))))
+            .map(|o| {
+                parse_num(o).ok_or_else(|| {
+                    Fail::Usage(format!(
+                        "invalid floating point argument: '{}'",
+                        String::from_utf8_lossy(o)
+                    ))
+                })
+            })
             .collect::<Result<_, _>>()?;
-        let one = Num { value: 1.0, int: Some(1), frac_digits: 0 };
+        let one = Num {
+            value: 1.0,
+            int: Some(1),
+            frac_digits: 0,
+        };
         let (first, step, last) = match nums.as_slice() {
             [l] => (one, one, *l),
             [f, l] => (*f, one, *l),
             [f, s, l] => (*f, *s, *l),
             [] => return util::usage("missing operand"),
-            _ => return util::usage(format!("extra operand '{}'", String::from_utf8_lossy(&operands[3]))),
+            _ => {
+                return util::usage(format!(
+                    "extra operand '{}'",
+                    String::from_utf8_lossy(&operands[3])
+                ));
+            }
         };
         if step.value == 0.0 {
-            return util::usage(format!("invalid Zero increment value: '{}'", String::from_utf8_lossy(&operands[1])));
+            return util::usage(format!(
+                "invalid Zero increment value: '{}'",
+                String::from_utf8_lossy(&operands[1])
+            ));
         }
         let mut out = crate::common::stdout();
         let mut firstout = true;
@@ -106,11 +147,19 @@ pub fn main(args: Vec<OsString>) -> i32 {
             out.write_all(s)
         };
         if let (Some(f), Some(s), Some(l), None) = (first.int, step.int, last.int, &fmt) {
-            let w = if width { f.to_string().len().max(l.to_string().len()) } else { 0 };
+            let w = if width {
+                f.to_string().len().max(l.to_string().len())
+            } else {
+                0
+            };
             let mut x = f;
             while (s > 0 && x <= l) || (s < 0 && x >= l) {
                 let t = if width {
-                    if x < 0 { format!("-{:0>w$}", x.unsigned_abs(), w = w.saturating_sub(1)) } else { format!("{x:0>w$}") }
+                    if x < 0 {
+                        format!("-{:0>w$}", x.unsigned_abs(), w = w.saturating_sub(1))
+                    } else {
+                        format!("{x:0>w$}")
+                    }
                 } else {
                     x.to_string()
                 };
@@ -122,7 +171,11 @@ pub fn main(args: Vec<OsString>) -> i32 {
             let conv = match &fmt {
                 Some(f) => parse_format(f)?,
                 None => {
-                    let mut c = cfmt::Conv { conv: b'f', prec: Some(Count::N(prec)), ..Default::default() };
+                    let mut c = cfmt::Conv {
+                        conv: b'f',
+                        prec: Some(Count::N(prec)),
+                        ..Default::default()
+                    };
                     if width {
                         let wf = cfmt::float(&c, first.value).len();
                         let wl = cfmt::float(&c, last.value).len();
@@ -165,9 +218,17 @@ fn parse_format(f: &[u8]) -> Result<(Vec<u8>, cfmt::Conv, Vec<u8>), Fail> {
                 i += 2;
                 continue;
             }
-            let (c, next) = cfmt::parse_conv(f, i + 1).ok_or_else(|| Fail::Usage("format has no % directive".into()))?;
-            if !b"eEfFgG".contains(&c.conv) || c.width == Some(Count::Star) || c.prec == Some(Count::Star) {
-                return util::usage(format!("format '{}' has unknown %{} directive", String::from_utf8_lossy(f), c.conv as char));
+            let (c, next) = cfmt::parse_conv(f, i + 1)
+                .ok_or_else(|| Fail::Usage("format has no % directive".into()))?;
+            if !b"eEfFgG".contains(&c.conv)
+                || c.width == Some(Count::Star)
+                || c.prec == Some(Count::Star)
+            {
+                return util::usage(format!(
+                    "format '{}' has unknown %{} directive",
+                    String::from_utf8_lossy(f),
+                    c.conv as char
+                ));
             }
             let mut post = Vec::new();
             let mut j = next;
@@ -178,7 +239,10 @@ fn parse_format(f: &[u8]) -> Result<(Vec<u8>, cfmt::Conv, Vec<u8>), Fail> {
                         j += 2;
                         continue;
                     }
-                    return util::usage(format!("format '{}' has too many % directives", String::from_utf8_lossy(f)));
+                    return util::usage(format!(
+                        "format '{}' has too many % directives",
+                        String::from_utf8_lossy(f)
+                    ));
                 }
                 post.push(f[j]);
                 j += 1;
@@ -188,5 +252,8 @@ fn parse_format(f: &[u8]) -> Result<(Vec<u8>, cfmt::Conv, Vec<u8>), Fail> {
         pre.push(f[i]);
         i += 1;
     }
-    util::usage(format!("format '{}' has no % directive", String::from_utf8_lossy(f)))
+    util::usage(format!(
+        "format '{}' has no % directive",
+        String::from_utf8_lossy(f)
+    ))
 }

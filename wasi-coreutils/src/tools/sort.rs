@@ -9,6 +9,9 @@
 //! runs spilled to temporary files (under `-T`, `$TMPDIR`, or the current
 //! directory) and merged. `-R` and `--files0-from` are unsupported.
 
+// Nested `if`s mirror the structure of the GNU C sources they follow.
+#![allow(clippy::collapsible_if)]
+
 use std::cmp::Ordering;
 use std::ffi::OsString;
 use std::fs::File;
@@ -110,7 +113,12 @@ struct Key {
 
 /// Parses a `-k` argument; `global` fills in options for keys without their own.
 fn parse_key(s: &[u8]) -> Result<Key, String> {
-    let bad = || format!("invalid number at field start: invalid count at start of '{}'", String::from_utf8_lossy(s));
+    let bad = || {
+        format!(
+            "invalid number at field start: invalid count at start of '{}'",
+            String::from_utf8_lossy(s)
+        )
+    };
     let mut i = 0;
     let num = |i: &mut usize| -> Option<usize> {
         let st = *i;
@@ -120,32 +128,60 @@ fn parse_key(s: &[u8]) -> Result<Key, String> {
         if st == *i {
             return None;
         }
-        Some(std::str::from_utf8(&s[st..*i]).ok()?.parse().unwrap_or(usize::MAX))
+        Some(
+            std::str::from_utf8(&s[st..*i])
+                .ok()?
+                .parse()
+                .unwrap_or(usize::MAX),
+        )
     };
     let f = num(&mut i).ok_or_else(bad)?;
     if f == 0 {
-        return Err(format!("field number is zero: invalid field specification '{}'", String::from_utf8_lossy(s)));
+        return Err(format!(
+            "field number is zero: invalid field specification '{}'",
+            String::from_utf8_lossy(s)
+        ));
     }
-    let mut key = Key { sword: f - 1, schar: 0, eword: None, echar: 0, order: Order::default() };
+    let mut key = Key {
+        sword: f - 1,
+        schar: 0,
+        eword: None,
+        echar: 0,
+        order: Order::default(),
+    };
     if s.get(i) == Some(&b'.') {
         i += 1;
         let c = num(&mut i).ok_or_else(bad)?;
         if c == 0 {
-            return Err(format!("character offset is zero: invalid field specification '{}'", String::from_utf8_lossy(s)));
+            return Err(format!(
+                "character offset is zero: invalid field specification '{}'",
+                String::from_utf8_lossy(s)
+            ));
         }
         key.schar = c - 1;
     }
     while i < s.len() && s[i] != b',' {
         if !key.order.apply_flag(s[i], false) {
-            return Err(format!("invalid key specification '{}'", String::from_utf8_lossy(s)));
+            return Err(format!(
+                "invalid key specification '{}'",
+                String::from_utf8_lossy(s)
+            ));
         }
         i += 1;
     }
     if s.get(i) == Some(&b',') {
         i += 1;
-        let e = num(&mut i).ok_or_else(|| format!("invalid number after ',': invalid count at start of '{}'", String::from_utf8_lossy(&s[i..])))?;
+        let e = num(&mut i).ok_or_else(|| {
+            format!(
+                "invalid number after ',': invalid count at start of '{}'",
+                String::from_utf8_lossy(&s[i..])
+            )
+        })?;
         if e == 0 {
-            return Err(format!("field number is zero: invalid field specification '{}'", String::from_utf8_lossy(s)));
+            return Err(format!(
+                "field number is zero: invalid field specification '{}'",
+                String::from_utf8_lossy(s)
+            ));
         }
         key.eword = Some(e - 1);
         if s.get(i) == Some(&b'.') {
@@ -154,7 +190,10 @@ fn parse_key(s: &[u8]) -> Result<Key, String> {
         }
         while i < s.len() {
             if !key.order.apply_flag(s[i], true) {
-                return Err(format!("invalid key specification '{}'", String::from_utf8_lossy(s)));
+                return Err(format!(
+                    "invalid key specification '{}'",
+                    String::from_utf8_lossy(s)
+                ));
             }
             i += 1;
         }
@@ -177,7 +216,7 @@ fn is_blank(c: u8) -> bool {
 }
 
 impl Config {
-    fn begfield<'a>(&self, line: &'a [u8], k: &Key) -> usize {
+    fn begfield(&self, line: &[u8], k: &Key) -> usize {
         let lim = line.len();
         let mut p = 0;
         let mut sword = k.sword;
@@ -282,10 +321,14 @@ impl Config {
                 version_cmp(ka, kb)
             } else if o.dictionary || o.ignore_nonprint || o.fold {
                 let keep = |c: &u8| {
-                    !((o.dictionary && !(c.is_ascii_alphanumeric() || *c == b' ' || *c == b'\t')) || (o.ignore_nonprint && !(32..127).contains(c)))
+                    !((o.dictionary && !(c.is_ascii_alphanumeric() || *c == b' ' || *c == b'\t'))
+                        || (o.ignore_nonprint && !(32..127).contains(c)))
                 };
                 let tr = |c: &u8| if o.fold { c.to_ascii_uppercase() } else { *c };
-                ka.iter().filter(|c| keep(c)).map(tr).cmp(kb.iter().filter(|c| keep(c)).map(tr))
+                ka.iter()
+                    .filter(|c| keep(c))
+                    .map(tr)
+                    .cmp(kb.iter().filter(|c| keep(c)).map(tr))
             } else {
                 ka.cmp(kb)
             };
@@ -342,7 +385,11 @@ fn numcmp(a: &[u8], b: &[u8]) -> Ordering {
     }
     let (na, ia, fa) = parse(a);
     let (nb, ib, fb) = parse(b);
-    let mag = ia.len().cmp(&ib.len()).then_with(|| ia.cmp(ib)).then_with(|| fa.cmp(fb));
+    let mag = ia
+        .len()
+        .cmp(&ib.len())
+        .then_with(|| ia.cmp(ib))
+        .then_with(|| fa.cmp(fb));
     match (na, nb) {
         (false, false) => mag,
         (true, true) => mag.reverse(),
@@ -365,15 +412,28 @@ fn parse_float(s: &[u8]) -> Option<f64> {
     let lower: Vec<u8> = rest.iter().take(8).map(u8::to_ascii_lowercase).collect();
     let neg = s.get(st) == Some(&b'-');
     if lower.starts_with(b"inf") {
-        return Some(if neg { f64::NEG_INFINITY } else { f64::INFINITY });
+        return Some(if neg {
+            f64::NEG_INFINITY
+        } else {
+            f64::INFINITY
+        });
     }
     if lower.starts_with(b"nan") {
         return Some(f64::NAN);
     }
-    if rest.len() > 2 && (rest.starts_with(b"0x") || rest.starts_with(b"0X")) && rest[2].is_ascii_hexdigit() {
+    if rest.len() > 2
+        && (rest.starts_with(b"0x") || rest.starts_with(b"0X"))
+        && rest[2].is_ascii_hexdigit()
+    {
         // strtold reads hexadecimal integers (fractions/exponents are rare in sort input).
-        let hex: Vec<u8> = rest[2..].iter().copied().take_while(u8::is_ascii_hexdigit).collect();
-        let v = hex.iter().fold(0f64, |a, &d| a * 16.0 + f64::from((d as char).to_digit(16).unwrap_or(0)));
+        let hex: Vec<u8> = rest[2..]
+            .iter()
+            .copied()
+            .take_while(u8::is_ascii_hexdigit)
+            .collect();
+        let v = hex.iter().fold(0f64, |a, &d| {
+            a * 16.0 + f64::from((d as char).to_digit(16).unwrap_or(0))
+        });
         return Some(if neg { -v } else { v });
     }
     let ds = i;
@@ -435,9 +495,20 @@ fn human_cmp(a: &[u8], b: &[u8]) -> Ordering {
             i += 1;
         }
         let nonzero = s[st..i].iter().any(|c| (b'1'..=b'9').contains(c));
-        let suffix = s.get(i).and_then(|c| b"KMGTPEZYRQ".iter().position(|x| x == c).or(if *c == b'k' { Some(0) } else { None }));
+        let suffix = s.get(i).and_then(|c| {
+            b"KMGTPEZYRQ"
+                .iter()
+                .position(|x| x == c)
+                .or(if *c == b'k' { Some(0) } else { None })
+        });
         let mag = suffix.map_or(0, |p| p + 1);
-        let sign = if !nonzero { 0 } else if neg { -1 } else { 1 };
+        let sign = if !nonzero {
+            0
+        } else if neg {
+            -1
+        } else {
+            1
+        };
         (sign, mag)
     }
     let (sa, ma) = info(a);
@@ -450,9 +521,19 @@ fn human_cmp(a: &[u8], b: &[u8]) -> Ordering {
 }
 
 fn month(s: &[u8]) -> u8 {
-    let t: Vec<u8> = s.iter().skip_while(|c| is_blank(**c)).take(3).map(u8::to_ascii_uppercase).collect();
-    const M: [&[u8]; 12] = [b"JAN", b"FEB", b"MAR", b"APR", b"MAY", b"JUN", b"JUL", b"AUG", b"SEP", b"OCT", b"NOV", b"DEC"];
-    M.iter().position(|m| *m == t.as_slice()).map_or(0, |p| p as u8 + 1)
+    let t: Vec<u8> = s
+        .iter()
+        .skip_while(|c| is_blank(**c))
+        .take(3)
+        .map(u8::to_ascii_uppercase)
+        .collect();
+    const M: [&[u8]; 12] = [
+        b"JAN", b"FEB", b"MAR", b"APR", b"MAY", b"JUN", b"JUL", b"AUG", b"SEP", b"OCT", b"NOV",
+        b"DEC",
+    ];
+    M.iter()
+        .position(|m| *m == t.as_slice())
+        .map_or(0, |p| p as u8 + 1)
 }
 
 /// GNU filevercmp (version sort).
@@ -494,7 +575,8 @@ fn version_cmp(a: &[u8], b: &[u8]) -> Ordering {
         let (mut i, mut j) = (0, 0);
         while i < a.len() || j < b.len() {
             let mut first_diff = 0;
-            while (i < a.len() && !a[i].is_ascii_digit()) || (j < b.len() && !b[j].is_ascii_digit()) {
+            while (i < a.len() && !a[i].is_ascii_digit()) || (j < b.len() && !b[j].is_ascii_digit())
+            {
                 let ac = order(a.get(i).copied());
                 let bc = order(b.get(j).copied());
                 if ac != bc {
@@ -532,19 +614,31 @@ fn version_cmp(a: &[u8], b: &[u8]) -> Ordering {
         return Ordering::Equal;
     }
     // Empty, ".", ".." and hidden files first, as filevercmp does.
-    for (x, y) in [(a.is_empty(), b.is_empty()), (a == b".", b == b"."), (a == b"..", b == b"..")] {
+    for (x, y) in [
+        (a.is_empty(), b.is_empty()),
+        (a == b".", b == b"."),
+        (a == b"..", b == b".."),
+    ] {
         if x != y {
             return if x { Ordering::Less } else { Ordering::Greater };
         }
     }
     let (ha, hb) = (a.first() == Some(&b'.'), b.first() == Some(&b'.'));
     if ha != hb {
-        return if ha { Ordering::Less } else { Ordering::Greater };
+        return if ha {
+            Ordering::Less
+        } else {
+            Ordering::Greater
+        };
     }
     let (a2, b2) = if ha { (&a[1..], &b[1..]) } else { (a, b) };
     let (sa, sb) = (suffix_start(a2), suffix_start(b2));
     let r = verrevcmp(&a2[..sa], &b2[..sb]);
-    if r != Ordering::Equal { r } else { verrevcmp(a2, b2) }
+    if r != Ordering::Equal {
+        r
+    } else {
+        verrevcmp(a2, b2)
+    }
 }
 
 pub fn main(args: Vec<OsString>) -> i32 {
@@ -552,7 +646,8 @@ pub fn main(args: Vec<OsString>) -> i32 {
         let p = args::parse(&SPEC, &rest).map_err(util::opt_error)?;
         let mut global = Order::default();
         let mut keys = Vec::new();
-        let (mut tab, mut unique, mut stable, mut check, mut zero) = (None, false, false, None, false);
+        let (mut tab, mut unique, mut stable, mut check, mut zero) =
+            (None, false, false, None, false);
         let mut output: Option<Vec<u8>> = None;
         let mut limit: usize = 64 << 20;
         let mut tmpdir: Option<PathBuf> = None;
@@ -593,12 +688,22 @@ pub fn main(args: Vec<OsString>) -> i32 {
                         [c] => tab = Some(*c),
                         b"\\0" => tab = Some(0),
                         [] => return util::usage("empty tab"),
-                        _ => return util::usage(format!("multi-character tab '{}'", String::from_utf8_lossy(t))),
+                        _ => {
+                            return util::usage(format!(
+                                "multi-character tab '{}'",
+                                String::from_utf8_lossy(t)
+                            ));
+                        }
                     }
                 }
                 'S' => {
                     let s = v.unwrap_or_default();
-                    limit = parse_buffer_size(s).ok_or_else(|| Fail::Usage(format!("invalid -S argument '{}'", String::from_utf8_lossy(s))))?;
+                    limit = parse_buffer_size(s).ok_or_else(|| {
+                        Fail::Usage(format!(
+                            "invalid -S argument '{}'",
+                            String::from_utf8_lossy(s)
+                        ))
+                    })?;
                 }
                 'T' => tmpdir = v.map(input::path_of),
                 '\u{4}' => return util::unsupported("--files0-from is not supported"),
@@ -613,26 +718,54 @@ pub fn main(args: Vec<OsString>) -> i32 {
             }
         }
         if keys.is_empty() {
-            keys.push(Key { sword: 0, schar: 0, eword: None, echar: 0, order: global });
+            keys.push(Key {
+                sword: 0,
+                schar: 0,
+                eword: None,
+                echar: 0,
+                order: global,
+            });
         }
-        let cfg = Config { keys, tab, global_reverse: global.reverse, stable: stable || unique };
+        let cfg = Config {
+            keys,
+            tab,
+            global_reverse: global.reverse,
+            stable: stable || unique,
+        };
         let delim = if zero { 0 } else { b'\n' };
         let files = input::operands_or_stdin(p.operands);
         if let Some(loud) = check {
             return check_sorted(tool, &cfg, &files, delim, unique, loud);
         }
-        let mut sorter = Sorter { cfg: &cfg, delim, unique, limit, runs: Vec::new(), tmpdir, data: Vec::new(), tool };
+        let mut sorter = Sorter {
+            cfg: &cfg,
+            delim,
+            unique,
+            limit,
+            runs: Vec::new(),
+            tmpdir,
+            data: Vec::new(),
+            tool,
+        };
         let mut status = 0;
         for name in &files {
             let mut r = match input::open(name) {
                 Ok(r) => r,
                 Err(e) => {
-                    eprintln!("{tool}: cannot read: {}: {}", String::from_utf8_lossy(name), input::errmsg(&e));
+                    eprintln!(
+                        "{tool}: cannot read: {}: {}",
+                        String::from_utf8_lossy(name),
+                        input::errmsg(&e)
+                    );
                     return Err(Fail::Exit(2));
                 }
             };
             if let Err(e) = sorter.feed(&mut r) {
-                eprintln!("{tool}: {}: {}", String::from_utf8_lossy(name), input::errmsg(&e));
+                eprintln!(
+                    "{tool}: {}: {}",
+                    String::from_utf8_lossy(name),
+                    input::errmsg(&e)
+                );
                 status = 2;
             }
         }
@@ -640,7 +773,11 @@ pub fn main(args: Vec<OsString>) -> i32 {
             Some(o) if o.as_slice() != b"-" => match File::create(input::path_of(o)) {
                 Ok(f) => Box::new(f),
                 Err(e) => {
-                    eprintln!("{tool}: open failed: {}: {}", String::from_utf8_lossy(o), input::errmsg(&e));
+                    eprintln!(
+                        "{tool}: open failed: {}: {}",
+                        String::from_utf8_lossy(o),
+                        input::errmsg(&e)
+                    );
                     return Err(Fail::Exit(2));
                 }
             },
@@ -720,7 +857,15 @@ impl Sorter<'_> {
     fn sorted_lines<'d>(&self, data: &'d [u8]) -> Vec<&'d [u8]> {
         let mut lines = split_lines(data, self.delim);
         let cfg = self.cfg;
-        let plain = cfg.keys.len() == 1 && cfg.keys[0] == Key { sword: 0, schar: 0, eword: None, echar: 0, order: Order::default() };
+        let plain = cfg.keys.len() == 1
+            && cfg.keys[0]
+                == Key {
+                    sword: 0,
+                    schar: 0,
+                    eword: None,
+                    echar: 0,
+                    order: Order::default(),
+                };
         if plain && !cfg.stable {
             // Whole-line bytes: equal lines are identical, so stability is moot.
             lines.sort_unstable();
@@ -733,7 +878,11 @@ impl Sorter<'_> {
     fn spill(&mut self) -> std::io::Result<()> {
         let data = std::mem::take(&mut self.data);
         let lines = self.sorted_lines(&data);
-        let dir = self.tmpdir.clone().or_else(|| std::env::var_os("TMPDIR").map(PathBuf::from)).unwrap_or_else(|| PathBuf::from("."));
+        let dir = self
+            .tmpdir
+            .clone()
+            .or_else(|| std::env::var_os("TMPDIR").map(PathBuf::from))
+            .unwrap_or_else(|| PathBuf::from("."));
         let mut run = tempfile_lite::TempRun::create(&dir, self.runs.len())?;
         {
             let mut w = BufWriter::with_capacity(256 * 1024, run.file()?);
@@ -752,7 +901,11 @@ impl Sorter<'_> {
         }
         if !self.data.is_empty() {
             self.spill().map_err(|e| {
-                eprintln!("{}: cannot create temporary file: {}", self.tool, input::errmsg(&e));
+                eprintln!(
+                    "{}: cannot create temporary file: {}",
+                    self.tool,
+                    input::errmsg(&e)
+                );
                 Fail::Exit(2)
             })?;
         }
@@ -765,7 +918,12 @@ impl Sorter<'_> {
     }
 }
 
-fn write_lines(out: &mut impl Write, lines: &[&[u8]], delim: u8, unique: Option<&Config>) -> std::io::Result<()> {
+fn write_lines(
+    out: &mut impl Write,
+    lines: &[&[u8]],
+    delim: u8,
+    unique: Option<&Config>,
+) -> std::io::Result<()> {
     let mut prev: Option<&[u8]> = None;
     for l in lines {
         if let (Some(cfg), Some(p)) = (unique, prev) {
@@ -781,7 +939,13 @@ fn write_lines(out: &mut impl Write, lines: &[&[u8]], delim: u8, unique: Option<
 }
 
 /// k-way merge of sorted runs; ties go to the earlier run (stability).
-fn merge<R: std::io::Read>(cfg: &Config, mut runs: Vec<input::Lines<R>>, out: &mut impl Write, delim: u8, unique: bool) -> std::io::Result<()> {
+fn merge<R: std::io::Read>(
+    cfg: &Config,
+    mut runs: Vec<input::Lines<R>>,
+    out: &mut impl Write,
+    delim: u8,
+    unique: bool,
+) -> std::io::Result<()> {
     let mut heads: Vec<Option<Vec<u8>>> = Vec::with_capacity(runs.len());
     for r in runs.iter_mut() {
         heads.push(r.next()?.map(|l| input::chomp(l, delim).to_vec()));
@@ -792,14 +956,22 @@ fn merge<R: std::io::Read>(cfg: &Config, mut runs: Vec<input::Lines<R>>, out: &m
         for (i, h) in heads.iter().enumerate() {
             if let Some(l) = h {
                 best = match best {
-                    Some(b) if cfg.cmp(heads[b].as_deref().unwrap_or_default(), l) != Ordering::Greater => Some(b),
+                    Some(b)
+                        if cfg.cmp(heads[b].as_deref().unwrap_or_default(), l)
+                            != Ordering::Greater =>
+                    {
+                        Some(b)
+                    }
                     _ => Some(i),
                 };
             }
         }
         let Some(b) = best else { break };
         let line = heads[b].take().unwrap_or_default();
-        let dup = unique && last.as_deref().is_some_and(|p| cfg.keycmp(p, &line) == Ordering::Equal);
+        let dup = unique
+            && last
+                .as_deref()
+                .is_some_and(|p| cfg.keycmp(p, &line) == Ordering::Equal);
         if !dup {
             out.write_all(&line)?;
             out.write_all(&[delim])?;
@@ -812,13 +984,27 @@ fn merge<R: std::io::Read>(cfg: &Config, mut runs: Vec<input::Lines<R>>, out: &m
     Ok(())
 }
 
-fn check_sorted(tool: &str, cfg: &Config, files: &[Vec<u8>], delim: u8, unique: bool, loud: bool) -> Result<i32, Fail> {
+fn check_sorted(
+    tool: &str,
+    cfg: &Config,
+    files: &[Vec<u8>],
+    delim: u8,
+    unique: bool,
+    loud: bool,
+) -> Result<i32, Fail> {
     if files.len() > 1 {
-        return util::usage(format!("extra operand '{}' not allowed with -c", String::from_utf8_lossy(&files[1])));
+        return util::usage(format!(
+            "extra operand '{}' not allowed with -c",
+            String::from_utf8_lossy(&files[1])
+        ));
     }
     let name = &files[0];
     let r = input::open(name).map_err(|e| {
-        eprintln!("{tool}: cannot read: {}: {}", String::from_utf8_lossy(name), input::errmsg(&e));
+        eprintln!(
+            "{tool}: cannot read: {}: {}",
+            String::from_utf8_lossy(name),
+            input::errmsg(&e)
+        );
         Fail::Exit(2)
     })?;
     let mut lines = input::Lines::new(r, delim);
@@ -831,7 +1017,11 @@ fn check_sorted(tool: &str, cfg: &Config, files: &[Vec<u8>], delim: u8, unique: 
             let o = cfg.cmp(p, l);
             if o == Ordering::Greater || (unique && o == Ordering::Equal) {
                 if loud {
-                    eprintln!("{tool}: {}:{n}: disorder: {}", String::from_utf8_lossy(name), String::from_utf8_lossy(l));
+                    eprintln!(
+                        "{tool}: {}:{n}: disorder: {}",
+                        String::from_utf8_lossy(name),
+                        String::from_utf8_lossy(l)
+                    );
                 }
                 return Ok(1);
             }
@@ -867,7 +1057,10 @@ mod tempfile_lite {
         }
 
         pub fn file(&mut self) -> io::Result<File> {
-            OpenOptions::new().write(true).truncate(true).open(&self.path)
+            OpenOptions::new()
+                .write(true)
+                .truncate(true)
+                .open(&self.path)
         }
 
         pub fn reopen(&self) -> io::Result<File> {
@@ -887,7 +1080,15 @@ mod tests {
     use super::*;
 
     fn cfg(keys: &[&str], tab: Option<u8>) -> Config {
-        Config { keys: keys.iter().map(|k| parse_key(k.as_bytes()).unwrap()).collect(), tab, global_reverse: false, stable: false }
+        Config {
+            keys: keys
+                .iter()
+                .map(|k| parse_key(k.as_bytes()).unwrap())
+                .collect(),
+            tab,
+            global_reverse: false,
+            stable: false,
+        }
     }
 
     #[test]
@@ -909,7 +1110,10 @@ mod tests {
         assert_eq!(&l[c.begfield(l, k)..c.limfield(l, k)], b"  bb");
         let c = cfg(&["2,2"], Some(b':'));
         let l = b"a:b:c";
-        assert_eq!(&l[c.begfield(l, &c.keys[0])..c.limfield(l, &c.keys[0])], b"b");
+        assert_eq!(
+            &l[c.begfield(l, &c.keys[0])..c.limfield(l, &c.keys[0])],
+            b"b"
+        );
     }
 
     #[test]

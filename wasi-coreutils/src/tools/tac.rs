@@ -5,11 +5,15 @@
 use std::ffi::OsString;
 use std::io::Write;
 
+use crate::util;
 use crate::util::args::{self, HasArg, LongOpt, Spec};
 use crate::util::input;
-use crate::util::{self, Fail};
 
-const LONG: &[LongOpt] = &[("before", HasArg::No, 'b'), ("regex", HasArg::No, 'r'), ("separator", HasArg::Yes, 's')];
+const LONG: &[LongOpt] = &[
+    ("before", HasArg::No, 'b'),
+    ("regex", HasArg::No, 'r'),
+    ("separator", HasArg::Yes, 's'),
+];
 const SPEC: Spec = Spec::new("br", "s", LONG);
 
 pub fn main(args: Vec<OsString>) -> i32 {
@@ -19,7 +23,11 @@ pub fn main(args: Vec<OsString>) -> i32 {
         for (k, v) in p.opts {
             match k {
                 'b' => before = true,
-                'r' => return util::unsupported("regular-expression separators (-r) are not supported"),
+                'r' => {
+                    return util::unsupported(
+                        "regular-expression separators (-r) are not supported",
+                    );
+                }
                 's' => sep = v.unwrap_or_default(),
                 _ => {}
             }
@@ -31,7 +39,8 @@ pub fn main(args: Vec<OsString>) -> i32 {
         let mut status = 0;
         for name in input::operands_or_stdin(p.operands) {
             let mut data = Vec::new();
-            if let Err(e) = input::open(&name).and_then(|mut r| input::read_all(&mut r, &mut data)) {
+            if let Err(e) = input::open(&name).and_then(|mut r| input::read_all(&mut r, &mut data))
+            {
                 input::report(tool, &name, &e);
                 status = 1;
                 continue;

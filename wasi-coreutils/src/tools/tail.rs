@@ -22,7 +22,13 @@ const LONG: &[LongOpt] = &[
     ("zero-terminated", HasArg::No, 'z'),
     ("follow", HasArg::Optional, 'f'),
 ];
-const SPEC: Spec = Spec { flags: "qvzfF", with_arg: "nc", long: LONG, digits: true, stop_at_operand: false };
+const SPEC: Spec = Spec {
+    flags: "qvzfF",
+    with_arg: "nc",
+    long: LONG,
+    digits: true,
+    stop_at_operand: false,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Amount {
@@ -39,7 +45,12 @@ fn parse_amount(v: &[u8], lines: bool) -> Result<Amount, Fail> {
         _ => (false, v),
     };
     let what = if lines { "lines" } else { "bytes" };
-    let n = args::parse_size(num).ok_or_else(|| Fail::Usage(format!("invalid number of {what}: '{}'", String::from_utf8_lossy(v))))?;
+    let n = args::parse_size(num).ok_or_else(|| {
+        Fail::Usage(format!(
+            "invalid number of {what}: '{}'",
+            String::from_utf8_lossy(v)
+        ))
+    })?;
     Ok(match (lines, plus) {
         (true, false) => Amount::LastLines(n),
         (true, true) => Amount::FromLine(n),
@@ -61,7 +72,9 @@ pub fn main(args: Vec<OsString>) -> i32 {
                 'q' => (quiet, verbose) = (true, false),
                 'v' => (verbose, quiet) = (true, false),
                 'z' => delim = 0,
-                'f' | 'F' => return util::unsupported("following (-f/-F/--follow) is not supported"),
+                'f' | 'F' => {
+                    return util::unsupported("following (-f/-F/--follow) is not supported");
+                }
                 _ => {}
             }
         }
@@ -83,7 +96,7 @@ pub fn main(args: Vec<OsString>) -> i32 {
                 if !first {
                     out.write_all(b"\n")?;
                 }
-                write!(out, "==> {} <==\n", input::display_name(name))?;
+                writeln!(out, "==> {} <==", input::display_name(name))?;
             }
             first = false;
             match tail(&mut r, &mut out, amount, delim) {
@@ -230,7 +243,9 @@ mod tests {
 
     #[test]
     fn many_chunks() {
-        let data: Vec<u8> = (0..200_000).flat_map(|i| format!("{i}\n").into_bytes()).collect();
+        let data: Vec<u8> = (0..200_000)
+            .flat_map(|i| format!("{i}\n").into_bytes())
+            .collect();
         assert_eq!(run(&data, Amount::LastLines(2)), b"199998\n199999\n");
     }
 }

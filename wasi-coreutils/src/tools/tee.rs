@@ -2,15 +2,22 @@
 //! `-p` are accepted and change nothing here: there are no signals to
 //! ignore and pipe errors already end the copy quietly).
 
+// Nested `if`s mirror the structure of the GNU C sources they follow.
+#![allow(clippy::collapsible_if)]
+
 use std::ffi::OsString;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 
+use crate::util;
 use crate::util::args::{self, HasArg, LongOpt, Spec};
 use crate::util::input::{self, BUF_SIZE};
-use crate::util::{self, Fail};
 
-const LONG: &[LongOpt] = &[("append", HasArg::No, 'a'), ("ignore-interrupts", HasArg::No, 'i'), ("output-error", HasArg::Optional, 'p')];
+const LONG: &[LongOpt] = &[
+    ("append", HasArg::No, 'a'),
+    ("ignore-interrupts", HasArg::No, 'i'),
+    ("output-error", HasArg::Optional, 'p'),
+];
 const SPEC: Spec = Spec::new("aip", "", LONG);
 
 pub fn main(args: Vec<OsString>) -> i32 {
@@ -20,7 +27,12 @@ pub fn main(args: Vec<OsString>) -> i32 {
         let mut status = 0;
         let mut files: Vec<(Vec<u8>, Option<File>)> = Vec::new();
         for name in p.operands {
-            let r = OpenOptions::new().write(true).create(true).append(append).truncate(!append).open(input::path_of(&name));
+            let r = OpenOptions::new()
+                .write(true)
+                .create(true)
+                .append(append)
+                .truncate(!append)
+                .open(input::path_of(&name));
             match r {
                 Ok(f) => files.push((name, Some(f))),
                 Err(e) => {

@@ -3,6 +3,9 @@
 //! escapes (`\n`, `\\`, `\NNN`), ranges, `[:class:]`, `[=c=]`, and in SET2
 //! `[c*n]`/`[c*]` repeats. `[:upper:]`/`[:lower:]` pair up for case mapping.
 
+// Nested `if`s mirror the structure of the GNU C sources they follow.
+#![allow(clippy::collapsible_if)]
+
 use std::ffi::OsString;
 use std::io::{Read, Write};
 
@@ -42,7 +45,11 @@ fn unescape(s: &[u8], i: &mut usize) -> u8 {
         b'0'..=b'7' => {
             let mut v = u32::from(c - b'0');
             let mut n = 1;
-            while n < 3 && *i < s.len() && (b'0'..=b'7').contains(&s[*i]) && v * 8 + u32::from(s[*i] - b'0') < 256 {
+            while n < 3
+                && *i < s.len()
+                && (b'0'..=b'7').contains(&s[*i])
+                && v * 8 + u32::from(s[*i] - b'0') < 256
+            {
                 v = v * 8 + u32::from(s[*i] - b'0');
                 *i += 1;
                 n += 1;
@@ -81,7 +88,12 @@ fn parse_set(s: &[u8], set2: bool) -> Result<Vec<Elem>, String> {
             if s[i + 1] == b':' {
                 if let Some(end) = find(s, i + 2, b":]") {
                     let name = &s[i + 2..end];
-                    let bytes = class(name).ok_or_else(|| format!("invalid character class '{}'", String::from_utf8_lossy(name)))?;
+                    let bytes = class(name).ok_or_else(|| {
+                        format!(
+                            "invalid character class '{}'",
+                            String::from_utf8_lossy(name)
+                        )
+                    })?;
                     out.push(Elem::Bytes(bytes));
                     i = end + 2;
                     continue;
@@ -97,7 +109,9 @@ fn parse_set(s: &[u8], set2: bool) -> Result<Vec<Elem>, String> {
             } else if set2 {
                 // [c*n] / [c*]
                 let mut j = i + 1;
-                let c = if s[j] == b'\\' { unescape(s, &mut j) } else {
+                let c = if s[j] == b'\\' {
+                    unescape(s, &mut j)
+                } else {
                     j += 1;
                     s[j - 1]
                 };
@@ -107,11 +121,21 @@ fn parse_set(s: &[u8], set2: bool) -> Result<Vec<Elem>, String> {
                         let n = if num.is_empty() {
                             None
                         } else {
-                            let parsed = if num[0] == b'0' { usize::from_str_radix(std::str::from_utf8(num).unwrap_or("x"), 8).ok() } else { std::str::from_utf8(num).ok().and_then(|x| x.parse().ok()) };
+                            let parsed = if num[0] == b'0' {
+                                usize::from_str_radix(std::str::from_utf8(num).unwrap_or("x"), 8)
+                                    .ok()
+                            } else {
+                                std::str::from_utf8(num).ok().and_then(|x| x.parse().ok())
+                            };
                             match parsed {
                                 Some(0) => None,
                                 Some(n) => Some(n),
-                                None => return Err(format!("invalid repeat count '{}' in [c*n] construct", String::from_utf8_lossy(num))),
+                                None => {
+                                    return Err(format!(
+                                        "invalid repeat count '{}' in [c*n] construct",
+                                        String::from_utf8_lossy(num)
+                                    ));
+                                }
                             }
                         };
                         out.push(Elem::Repeat(c, n));
@@ -121,19 +145,26 @@ fn parse_set(s: &[u8], set2: bool) -> Result<Vec<Elem>, String> {
                 }
             }
         }
-        let c = if s[i] == b'\\' { unescape(s, &mut i) } else {
+        let c = if s[i] == b'\\' {
+            unescape(s, &mut i)
+        } else {
             i += 1;
             s[i - 1]
         };
         // A range c-d.
         if s.get(i) == Some(&b'-') && i + 1 < s.len() {
             let mut j = i + 1;
-            let d = if s[j] == b'\\' { unescape(s, &mut j) } else {
+            let d = if s[j] == b'\\' {
+                unescape(s, &mut j)
+            } else {
                 j += 1;
                 s[j - 1]
             };
             if d < c {
-                return Err(format!("range-endpoints of '{}-{}' are in reverse collating sequence order", c as char, d as char));
+                return Err(format!(
+                    "range-endpoints of '{}-{}' are in reverse collating sequence order",
+                    c as char, d as char
+                ));
             }
             out.push(Elem::Bytes((c..=d).collect()));
             i = j;
@@ -192,10 +223,30 @@ pub fn main(args: Vec<OsString>) -> i32 {
         let need2 = !delete && !squeeze || (delete && squeeze);
         match (ops.len(), need2) {
             (0, _) => return util::usage("missing operand"),
-            (1, true) if !delete && !squeeze => return util::usage(format!("missing operand after '{}'", String::from_utf8_lossy(&ops[0]))),
-            (1, true) => return util::usage(format!("missing operand after '{}'", String::from_utf8_lossy(&ops[0]))),
-            (2, false) if delete => return util::usage(format!("extra operand '{}'", String::from_utf8_lossy(&ops[1]))),
-            (n, _) if n > 2 => return util::usage(format!("extra operand '{}'", String::from_utf8_lossy(&ops[2]))),
+            (1, true) if !delete && !squeeze => {
+                return util::usage(format!(
+                    "missing operand after '{}'",
+                    String::from_utf8_lossy(&ops[0])
+                ));
+            }
+            (1, true) => {
+                return util::usage(format!(
+                    "missing operand after '{}'",
+                    String::from_utf8_lossy(&ops[0])
+                ));
+            }
+            (2, false) if delete => {
+                return util::usage(format!(
+                    "extra operand '{}'",
+                    String::from_utf8_lossy(&ops[1])
+                ));
+            }
+            (n, _) if n > 2 => {
+                return util::usage(format!(
+                    "extra operand '{}'",
+                    String::from_utf8_lossy(&ops[2])
+                ));
+            }
             _ => {}
         }
         let e1 = parse_set(&ops[0], false).map_err(Fail::Usage)?;
@@ -290,7 +341,10 @@ mod tests {
 
     #[test]
     fn sets() {
-        assert_eq!(expand(&parse_set(b"a-c\\n[:digit:]", false).unwrap(), 0), b"abc\n0123456789");
+        assert_eq!(
+            expand(&parse_set(b"a-c\\n[:digit:]", false).unwrap(), 0),
+            b"abc\n0123456789"
+        );
         assert_eq!(expand(&parse_set(b"x[y*]z", true).unwrap(), 5), b"xyyyz");
         assert_eq!(expand(&parse_set(b"[y*2]", true).unwrap(), 5), b"yy");
         assert_eq!(expand(&parse_set(b"\\101", false).unwrap(), 0), b"A");

@@ -57,7 +57,11 @@ impl Opts {
 
     fn same(&self, a: &[u8], b: &[u8]) -> bool {
         let (ka, kb) = (self.key(a), self.key(b));
-        if self.icase { ka.eq_ignore_ascii_case(kb) } else { ka == kb }
+        if self.icase {
+            ka.eq_ignore_ascii_case(kb)
+        } else {
+            ka == kb
+        }
     }
 }
 
@@ -70,7 +74,12 @@ pub fn main(args: Vec<OsString>) -> i32 {
             let v = v.as_deref().unwrap_or_default();
             args::parse_count(v)
                 .map(|n| usize::try_from(n).unwrap_or(usize::MAX))
-                .ok_or_else(|| Fail::Usage(format!("{}: invalid number of {what} to skip", String::from_utf8_lossy(v))))
+                .ok_or_else(|| {
+                    Fail::Usage(format!(
+                        "{}: invalid number of {what} to skip",
+                        String::from_utf8_lossy(v)
+                    ))
+                })
         };
         for (k, v) in &p.opts {
             match k {
@@ -96,7 +105,10 @@ pub fn main(args: Vec<OsString>) -> i32 {
             return util::usage("printing all duplicated lines and repeat counts is meaningless");
         }
         if p.operands.len() > 2 {
-            return util::usage(format!("extra operand '{}'", String::from_utf8_lossy(&p.operands[2])));
+            return util::usage(format!(
+                "extra operand '{}'",
+                String::from_utf8_lossy(&p.operands[2])
+            ));
         }
         let in_name = p.operands.first().cloned().unwrap_or_else(|| b"-".to_vec());
         let r = input::open(&in_name).map_err(|e| {
@@ -104,10 +116,12 @@ pub fn main(args: Vec<OsString>) -> i32 {
             Fail::Exit(1)
         })?;
         let mut sink: Box<dyn Write> = match p.operands.get(1) {
-            Some(name) if name.as_slice() != b"-" => Box::new(std::fs::File::create(input::path_of(name)).map_err(|e| {
-                input::report(tool, name, &e);
-                Fail::Exit(1)
-            })?),
+            Some(name) if name.as_slice() != b"-" => {
+                Box::new(std::fs::File::create(input::path_of(name)).map_err(|e| {
+                    input::report(tool, name, &e);
+                    Fail::Exit(1)
+                })?)
+            }
             _ => Box::new(std::io::stdout().lock()),
         };
         let mut out = std::io::BufWriter::with_capacity(256 * 1024, &mut sink);
@@ -169,8 +183,14 @@ mod tests {
 
     #[test]
     fn keys() {
-        let o = Opts { skip_fields: 1, skip_chars: 1, check_chars: Some(2), ..Default::default() };
-        assert_eq!(o.key(b"a  xbcd"), b"xb");
+        let o = Opts {
+            skip_fields: 1,
+            skip_chars: 1,
+            check_chars: Some(2),
+            ..Default::default()
+        };
+        // The skipped field excludes its trailing blanks, as in GNU.
+        assert_eq!(o.key(b"a  xbcd"), b" x");
         assert!(o.same(b"1 abcz", b"2 abcy"));
     }
 }

@@ -39,8 +39,18 @@ pub struct Spec {
 }
 
 impl Spec {
-    pub const fn new(flags: &'static str, with_arg: &'static str, long: &'static [LongOpt]) -> Self {
-        Spec { flags, with_arg, long, digits: false, stop_at_operand: false }
+    pub const fn new(
+        flags: &'static str,
+        with_arg: &'static str,
+        long: &'static [LongOpt],
+    ) -> Self {
+        Spec {
+            flags,
+            with_arg,
+            long,
+            digits: false,
+            stop_at_operand: false,
+        }
     }
 }
 
@@ -72,7 +82,11 @@ pub fn parse(spec: &Spec, args: &[Vec<u8>]) -> Result<Parsed, String> {
             let exact = spec.long.iter().find(|(n, _, _)| n.as_bytes() == name);
             let cands: Vec<&LongOpt> = match exact {
                 Some(e) => vec![e],
-                None => spec.long.iter().filter(|(n, _, _)| n.as_bytes().starts_with(name)).collect(),
+                None => spec
+                    .long
+                    .iter()
+                    .filter(|(n, _, _)| n.as_bytes().starts_with(name))
+                    .collect(),
             };
             let &(lname, has, key) = match cands.as_slice() {
                 [one] => *one,
@@ -123,7 +137,10 @@ pub fn parse(spec: &Spec, args: &[Vec<u8>]) -> Result<Parsed, String> {
                     }
                     break;
                 } else {
-                    return Err(format!("invalid option -- '{}'", String::from_utf8_lossy(&[c])));
+                    return Err(format!(
+                        "invalid option -- '{}'",
+                        String::from_utf8_lossy(&[c])
+                    ));
                 }
             }
             continue;
@@ -183,8 +200,18 @@ pub fn parse_size(s: &[u8]) -> Option<u64> {
 mod tests {
     use super::*;
 
-    const LONG: &[LongOpt] = &[("lines", HasArg::Yes, 'n'), ("quiet", HasArg::No, 'q'), ("color", HasArg::Optional, 'C')];
-    const SPEC: Spec = Spec { flags: "qv", with_arg: "n", long: LONG, digits: true, stop_at_operand: false };
+    const LONG: &[LongOpt] = &[
+        ("lines", HasArg::Yes, 'n'),
+        ("quiet", HasArg::No, 'q'),
+        ("color", HasArg::Optional, 'C'),
+    ];
+    const SPEC: Spec = Spec {
+        flags: "qv",
+        with_arg: "n",
+        long: LONG,
+        digits: true,
+        stop_at_operand: false,
+    };
 
     fn v(xs: &[&str]) -> Vec<Vec<u8>> {
         xs.iter().map(|s| s.as_bytes().to_vec()).collect()
@@ -192,8 +219,20 @@ mod tests {
 
     #[test]
     fn clusters_attached_and_permuted() {
-        let p = parse(&SPEC, &v(&["-qn5", "f", "--lin", "7", "--color=never", "--", "-v"])).unwrap();
-        assert_eq!(p.opts, vec![('q', None), ('n', Some(b"5".to_vec())), ('n', Some(b"7".to_vec())), ('C', Some(b"never".to_vec()))]);
+        let p = parse(
+            &SPEC,
+            &v(&["-qn5", "f", "--lin", "7", "--color=never", "--", "-v"]),
+        )
+        .unwrap();
+        assert_eq!(
+            p.opts,
+            vec![
+                ('q', None),
+                ('n', Some(b"5".to_vec())),
+                ('n', Some(b"7".to_vec())),
+                ('C', Some(b"never".to_vec()))
+            ]
+        );
         assert_eq!(p.operands, v(&["f", "-v"]));
     }
 

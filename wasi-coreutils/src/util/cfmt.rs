@@ -2,6 +2,8 @@
 //! flags, width and precision, as glibc formats them (doubles, not long
 //! doubles). Used by `printf` and `seq -f`.
 
+#![allow(clippy::collapsible_if)]
+
 use std::fmt::Write;
 
 /// One parsed `%...` directive.
@@ -48,7 +50,14 @@ pub fn parse_conv(f: &[u8], mut i: usize) -> Option<(Conv, usize)> {
         while f.get(*i).is_some_and(u8::is_ascii_digit) {
             *i += 1;
         }
-        (s != *i).then(|| Count::N(std::str::from_utf8(&f[s..*i]).ok().and_then(|x| x.parse().ok()).unwrap_or(usize::MAX)))
+        (s != *i).then(|| {
+            Count::N(
+                std::str::from_utf8(&f[s..*i])
+                    .ok()
+                    .and_then(|x| x.parse().ok())
+                    .unwrap_or(usize::MAX),
+            )
+        })
     };
     c.width = count(&mut i);
     if f.get(i) == Some(&b'.') {
@@ -56,7 +65,10 @@ pub fn parse_conv(f: &[u8], mut i: usize) -> Option<(Conv, usize)> {
         c.prec = Some(count(&mut i).unwrap_or(Count::N(0)));
     }
     // Length modifiers are accepted and ignored, as GNU printf does.
-    while matches!(f.get(i), Some(b'h' | b'l' | b'L' | b'q' | b'j' | b'z' | b't')) {
+    while matches!(
+        f.get(i),
+        Some(b'h' | b'l' | b'L' | b'q' | b'j' | b'z' | b't')
+    ) {
         i += 1;
     }
     c.conv = *f.get(i)?;
@@ -80,7 +92,12 @@ fn pad(c: &Conv, body: String, sign_len: usize, zero_ok: bool) -> String {
     if c.minus {
         format!("{body}{}", " ".repeat(fill))
     } else if c.zero && zero_ok {
-        format!("{}{}{}", &body[..sign_len], "0".repeat(fill), &body[sign_len..])
+        format!(
+            "{}{}{}",
+            &body[..sign_len],
+            "0".repeat(fill),
+            &body[sign_len..]
+        )
     } else {
         format!("{}{body}", " ".repeat(fill))
     }
@@ -89,7 +106,15 @@ fn pad(c: &Conv, body: String, sign_len: usize, zero_ok: bool) -> String {
 /// `%d`/`%i`.
 pub fn signed(c: &Conv, v: i128) -> String {
     let digits = v.unsigned_abs().to_string();
-    let sign = if v < 0 { "-" } else if c.plus { "+" } else if c.space { " " } else { "" };
+    let sign = if v < 0 {
+        "-"
+    } else if c.plus {
+        "+"
+    } else if c.space {
+        " "
+    } else {
+        ""
+    };
     int_body(c, sign, digits, "")
 }
 
@@ -117,7 +142,11 @@ fn int_body(c: &Conv, sign: &str, mut digits: String, prefix: &str) -> String {
             digits = format!("{}{digits}", "0".repeat(p - digits.len()));
         }
     }
-    let prefix = if prefix == "0" && digits.starts_with('0') { "" } else { prefix };
+    let prefix = if prefix == "0" && digits.starts_with('0') {
+        ""
+    } else {
+        prefix
+    };
     let body = format!("{sign}{prefix}{digits}");
     pad(c, body, sign.len() + prefix.len(), prec.is_none())
 }
@@ -143,11 +172,23 @@ pub fn string(c: &Conv, s: &[u8]) -> Vec<u8> {
 /// `%e %E %f %F %g %G`.
 pub fn float(c: &Conv, v: f64) -> String {
     let upper = c.conv.is_ascii_uppercase();
-    let sign = if v.is_sign_negative() && !v.is_nan() { "-" } else if c.plus { "+" } else if c.space { " " } else { "" };
+    let sign = if v.is_sign_negative() && !v.is_nan() {
+        "-"
+    } else if c.plus {
+        "+"
+    } else if c.space {
+        " "
+    } else {
+        ""
+    };
     let a = v.abs();
     if !a.is_finite() {
         let t = if a.is_nan() { "nan" } else { "inf" };
-        let t = if upper { t.to_uppercase() } else { t.to_string() };
+        let t = if upper {
+            t.to_uppercase()
+        } else {
+            t.to_string()
+        };
         return pad(c, format!("{sign}{t}"), sign.len(), false);
     }
     let prec = n(c.prec).unwrap_or(6);
@@ -186,7 +227,10 @@ pub fn float(c: &Conv, v: f64) -> String {
 /// The decimal exponent `a` has once rounded to `p` significant digits.
 fn exponent_of(a: f64, p: usize) -> i32 {
     let s = format!("{:.*e}", p.saturating_sub(1), a);
-    s.rsplit('e').next().and_then(|e| e.parse().ok()).unwrap_or(0)
+    s.rsplit('e')
+        .next()
+        .and_then(|e| e.parse().ok())
+        .unwrap_or(0)
 }
 
 fn exp_form(a: f64, prec: usize, alt: bool) -> String {
@@ -209,7 +253,11 @@ fn strip_zeros(s: &str) -> String {
         Some(p) => (&s[..p], &s[p..]),
         None => (s, ""),
     };
-    let m = if m.contains('.') { m.trim_end_matches('0').trim_end_matches('.') } else { m };
+    let m = if m.contains('.') {
+        m.trim_end_matches('0').trim_end_matches('.')
+    } else {
+        m
+    };
     format!("{m}{e}")
 }
 

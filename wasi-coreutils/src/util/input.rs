@@ -7,7 +7,7 @@
 //! follow GNU's `tool: name: reason` form.
 
 use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 
 /// Size of read buffers: big enough that system calls (WASI host calls) are rare.
 pub const BUF_SIZE: usize = 256 * 1024;
@@ -92,7 +92,14 @@ pub struct Lines<R> {
 
 impl<R: Read> Lines<R> {
     pub fn new(r: R, delim: u8) -> Self {
-        Lines { r, buf: vec![0; BUF_SIZE], start: 0, end: 0, eof: false, delim }
+        Lines {
+            r,
+            buf: vec![0; BUF_SIZE],
+            start: 0,
+            end: 0,
+            eof: false,
+            delim,
+        }
     }
 
     /// The next line, with its terminator if it had one; `None` at end of input.
@@ -132,17 +139,6 @@ impl<R: Read> Lines<R> {
             self.end += n;
         }
     }
-
-    /// Remaining buffered bytes plus the rest of the input, copied to `out`.
-    pub fn copy_rest(&mut self, out: &mut dyn Write) -> io::Result<()> {
-        out.write_all(&self.buf[self.start..self.end])?;
-        self.start = self.end;
-        if !self.eof {
-            io::copy(&mut self.r, out)?;
-            self.eof = true;
-        }
-        Ok(())
-    }
 }
 
 /// The line without its terminator.
@@ -164,7 +160,11 @@ pub fn display_name(name: &[u8]) -> String {
 
 /// The operands, or `-` when there are none.
 pub fn operands_or_stdin(ops: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
-    if ops.is_empty() { vec![b"-".to_vec()] } else { ops }
+    if ops.is_empty() {
+        vec![b"-".to_vec()]
+    } else {
+        ops
+    }
 }
 
 #[cfg(test)]

@@ -37,7 +37,11 @@ pub fn unsupported<T>(msg: impl Into<String>) -> Result<T, Fail> {
 /// Classifies an option-parser error: a missing argument is bad usage,
 /// an unknown option is unsupported.
 pub fn opt_error(msg: String) -> Fail {
-    if msg.contains("requires an argument") { Fail::Usage(msg) } else { Fail::Unsupported(msg) }
+    if msg.contains("requires an argument") {
+        Fail::Usage(msg)
+    } else {
+        Fail::Unsupported(msg)
+    }
 }
 
 /// Shorthand for a usage error.
@@ -53,7 +57,11 @@ pub fn run(args: &[OsString], body: impl FnOnce(&str, Vec<Vec<u8>>) -> Result<i3
         Ok(code) => code,
         Err(Fail::Usage(m)) => {
             eprintln!("{tool}: {m}");
-            if matches!(tool.as_str(), "sort" | "grep") { 2 } else { 1 }
+            if matches!(tool.as_str(), "sort" | "grep") {
+                2
+            } else {
+                1
+            }
         }
         Err(Fail::Unsupported(m)) => crate::common::usage_error(&tool, m),
         Err(Fail::Write(e)) => input::write_failed(&tool, &e),

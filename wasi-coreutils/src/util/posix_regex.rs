@@ -8,6 +8,8 @@
 //! `regex` crate cannot express — back-references, collating elements —
 //! are rejected with an error instead of being approximated.
 
+#![allow(clippy::collapsible_if)]
+
 use std::fmt::Write;
 
 /// Which POSIX dialect the pattern is written in.
@@ -119,7 +121,9 @@ fn bracket(p: &[u8], mut i: usize) -> Result<(ByteSet, bool, usize), TranslateEr
     }
     let mut first = true;
     loop {
-        let Some(&c) = p.get(i) else { return Err(TranslateError::UnmatchedBracket) };
+        let Some(&c) = p.get(i) else {
+            return Err(TranslateError::UnmatchedBracket);
+        };
         if c == b']' && !first {
             i += 1;
             break;
@@ -206,7 +210,9 @@ pub fn translate(p: &[u8], dialect: Dialect) -> Result<String, TranslateError> {
         at_start = false;
         match c {
             b'\\' => {
-                let Some(&e) = p.get(i) else { return Err(TranslateError::TrailingBackslash) };
+                let Some(&e) = p.get(i) else {
+                    return Err(TranslateError::TrailingBackslash);
+                };
                 i += 1;
                 match e {
                     b'(' if !ere => {
@@ -229,7 +235,8 @@ pub fn translate(p: &[u8], dialect: Dialect) -> Result<String, TranslateError> {
                         if was_start {
                             return Err(TranslateError::BadInterval);
                         }
-                        let (txt, next) = interval(p, i, true)?.ok_or(TranslateError::BadInterval)?;
+                        let (txt, next) =
+                            interval(p, i, true)?.ok_or(TranslateError::BadInterval)?;
                         out.push_str(&txt);
                         i = next;
                     }
@@ -249,8 +256,8 @@ pub fn translate(p: &[u8], dialect: Dialect) -> Result<String, TranslateError> {
                     b'W' => out.push_str(NOT_WORD),
                     b's' => out.push_str(r"[\t\x0B\x0C\r ]"),
                     b'S' => out.push_str(r"[^\t\n\x0B\x0C\r ]"),
-                    b'`' => out.push_str("^"),
-                    b'\'' => out.push_str("$"),
+                    b'`' => out.push('^'),
+                    b'\'' => out.push('$'),
                     _ => literal(&mut out, e),
                 }
             }
@@ -285,7 +292,8 @@ pub fn translate(p: &[u8], dialect: Dialect) -> Result<String, TranslateError> {
                 }
             }
             b'$' => {
-                let at_end = ere || i == p.len() || p[i..].starts_with(b"\\)") || p[i..].starts_with(b"\\|");
+                let at_end =
+                    ere || i == p.len() || p[i..].starts_with(b"\\)") || p[i..].starts_with(b"\\|");
                 if at_end {
                     out.push('$');
                 } else {
@@ -350,9 +358,17 @@ fn interval(p: &[u8], mut i: usize, bre: bool) -> Result<Option<(String, usize)>
         i += 1;
         hi = num(&mut i);
     }
-    let close_ok = if bre { p[i..].starts_with(b"\\}") } else { p.get(i) == Some(&b'}') };
+    let close_ok = if bre {
+        p[i..].starts_with(b"\\}")
+    } else {
+        p.get(i) == Some(&b'}')
+    };
     if !close_ok || (lo.is_none() && !comma) {
-        return if bre { Err(TranslateError::BadInterval) } else { Ok(None) };
+        return if bre {
+            Err(TranslateError::BadInterval)
+        } else {
+            Ok(None)
+        };
     }
     i += if bre { 2 } else { 1 };
     let lo = lo.unwrap_or(0);
@@ -375,7 +391,11 @@ mod tests {
 
     fn m(p: &str, d: Dialect, hay: &str) -> bool {
         let t = translate(p.as_bytes(), d).unwrap();
-        regex::bytes::RegexBuilder::new(&t).unicode(false).build().unwrap().is_match(hay.as_bytes())
+        regex::bytes::RegexBuilder::new(&t)
+            .unicode(false)
+            .build()
+            .unwrap()
+            .is_match(hay.as_bytes())
     }
 
     #[test]
@@ -410,10 +430,22 @@ mod tests {
 
     #[test]
     fn rejections() {
-        assert_eq!(translate(b"\\(a\\)\\1", Dialect::Basic), Err(TranslateError::BackReference));
-        assert_eq!(translate(b"[a", Dialect::Basic), Err(TranslateError::UnmatchedBracket));
-        assert_eq!(translate(b"(a", Dialect::Extended), Err(TranslateError::UnmatchedOpen));
-        assert_eq!(translate(b"[[:foo:]]", Dialect::Extended), Err(TranslateError::BadClass));
+        assert_eq!(
+            translate(b"\\(a\\)\\1", Dialect::Basic),
+            Err(TranslateError::BackReference)
+        );
+        assert_eq!(
+            translate(b"[a", Dialect::Basic),
+            Err(TranslateError::UnmatchedBracket)
+        );
+        assert_eq!(
+            translate(b"(a", Dialect::Extended),
+            Err(TranslateError::UnmatchedOpen)
+        );
+        assert_eq!(
+            translate(b"[[:foo:]]", Dialect::Extended),
+            Err(TranslateError::BadClass)
+        );
     }
 
     proptest::proptest! {
