@@ -12,6 +12,7 @@ mod json;
 mod registry;
 mod sed;
 mod tools;
+mod util;
 
 use std::ffi::OsString;
 
