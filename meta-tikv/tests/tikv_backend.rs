@@ -83,6 +83,10 @@ async fn conformance_suite_on_a_real_cluster() {
         let line = format!(
             "SKIPPED real-TiKV conformance: set {REAL_CLUSTER_VAR}=host:2379[,host:2379...] to run"
         );
+        // libtest captures print!/eprint! of passing tests; write to the
+        // real stderr as well so the skip is visible in every run.
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), "{line}");
         eprintln!("{line}");
         println!("{line}");
         return;
