@@ -20,8 +20,12 @@ const TARGET: &str = "wasm32-wasip1";
 
 fn main() {
     println!("cargo:rerun-if-env-changed=TIDEPOOL_COREUTILS_WASM");
-    let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
-    let workspace = manifest_dir.parent().expect("sandbox lives inside the workspace").to_path_buf();
+    let manifest_dir =
+        PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    let workspace = manifest_dir
+        .parent()
+        .expect("sandbox lives inside the workspace")
+        .to_path_buf();
     let coreutils = workspace.join("wasi-coreutils");
     if let Ok(prebuilt) = env::var("TIDEPOOL_COREUTILS_WASM") {
         println!("cargo:rerun-if-changed={prebuilt}");
@@ -30,7 +34,12 @@ fn main() {
         return;
     }
 
-    for p in [coreutils.join("src"), coreutils.join("Cargo.toml"), workspace.join("Cargo.lock"), workspace.join("Cargo.toml")] {
+    for p in [
+        coreutils.join("src"),
+        coreutils.join("Cargo.toml"),
+        workspace.join("Cargo.lock"),
+        workspace.join("Cargo.toml"),
+    ] {
         println!("cargo:rerun-if-changed={}", p.display());
     }
 
@@ -40,7 +49,16 @@ fn main() {
     let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let status = Command::new(cargo)
         .current_dir(&workspace)
-        .args(["build", "--release", "--package", "wasi-coreutils", "--bin", "wasi-coreutils", "--target", TARGET])
+        .args([
+            "build",
+            "--release",
+            "--package",
+            "wasi-coreutils",
+            "--bin",
+            "wasi-coreutils",
+            "--target",
+            TARGET,
+        ])
         .arg("--target-dir")
         .arg(&target_dir)
         // The outer build's flags are for the host; never leak them into the guest build.
@@ -54,10 +72,20 @@ fn main() {
         .env("CARGO_PROFILE_RELEASE_STRIP", "debuginfo")
         .status()
         .expect("failed to spawn cargo for the wasi-coreutils guest build");
-    assert!(status.success(), "building wasi-coreutils for {TARGET} failed (is the target installed? `rustup target add {TARGET}`)");
+    assert!(
+        status.success(),
+        "building wasi-coreutils for {TARGET} failed (is the target installed? `rustup target add {TARGET}`)"
+    );
 
-    let wasm = target_dir.join(TARGET).join("release").join("wasi-coreutils.wasm");
-    assert!(wasm.is_file(), "expected {} after the guest build", wasm.display());
+    let wasm = target_dir
+        .join(TARGET)
+        .join("release")
+        .join("wasi-coreutils.wasm");
+    assert!(
+        wasm.is_file(),
+        "expected {} after the guest build",
+        wasm.display()
+    );
     println!("cargo:rustc-env=TIDEPOOL_COREUTILS_WASM={}", wasm.display());
 }
 
@@ -65,12 +93,20 @@ fn main() {
 /// (`<target>/[<triple>/]<profile>/build/<pkg>-<hash>/out`).
 fn guest_target_dir() -> PathBuf {
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
-    let build = out_dir.ancestors().find(|a| a.file_name().is_some_and(|n| n == "build"));
+    let build = out_dir
+        .ancestors()
+        .find(|a| a.file_name().is_some_and(|n| n == "build"));
     let target = build.and_then(Path::parent).and_then(Path::parent);
     match target {
         Some(t) => {
             // With an explicit --target the profile dir sits one level deeper.
-            let t = if t.join("CACHEDIR.TAG").exists() || t.parent().is_none() { t } else { t.parent().filter(|p| p.join("CACHEDIR.TAG").exists()).unwrap_or(t) };
+            let t = if t.join("CACHEDIR.TAG").exists() || t.parent().is_none() {
+                t
+            } else {
+                t.parent()
+                    .filter(|p| p.join("CACHEDIR.TAG").exists())
+                    .unwrap_or(t)
+            };
             t.join("wasm-guests")
         }
         None => out_dir.join("wasm-guests"),
@@ -81,7 +117,8 @@ fn guest_target_dir() -> PathBuf {
 /// multi-call table (`("name", tools::...)` entries of registry.rs), so the
 /// shell resolves exactly the commands the toolbox dispatches.
 fn write_tool_list(registry: &Path) {
-    let src = std::fs::read_to_string(registry).unwrap_or_else(|e| panic!("reading {}: {e}", registry.display()));
+    let src = std::fs::read_to_string(registry)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", registry.display()));
     let mut names: Vec<&str> = src
         .lines()
         .filter_map(|l| l.trim().strip_prefix("(\""))
@@ -92,7 +129,8 @@ fn write_tool_list(registry: &Path) {
     names.sort_unstable();
     names.dedup();
     let body: String = names.iter().map(|n| format!("    {n:?},\n")).collect();
-    let out = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR")).join("coreutils_tools.rs");
+    let out = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"))
+        .join("coreutils_tools.rs");
     std::fs::write(out, format!("/// Tools of the wasi-coreutils multi-call binary, sorted.\npub const TOOLS: &[&str] = &[\n{body}];\n"))
         .expect("writing coreutils_tools.rs");
 }

@@ -23,8 +23,8 @@ use std::time::Duration;
 
 use tokio::sync::OnceCell;
 use wasmtime::{
-    Config, Engine, InstancePre, InstanceAllocationStrategy, Linker, Module, PoolingAllocationConfig,
-    ResourceLimiter,
+    Config, Engine, InstanceAllocationStrategy, InstancePre, Linker, Module,
+    PoolingAllocationConfig, ResourceLimiter,
 };
 use wasmtime_wasi::p1::WasiP1Ctx;
 
@@ -68,7 +68,10 @@ impl SandboxConfig {
         let base = std::env::var_os("XDG_CACHE_HOME")
             .map(PathBuf::from)
             .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")));
-        SandboxConfig { cache_dir: base.map(|b| b.join("tidepool").join("wasm")), ..Self::default() }
+        SandboxConfig {
+            cache_dir: base.map(|b| b.join("tidepool").join("wasm")),
+            ..Self::default()
+        }
     }
 }
 
@@ -90,7 +93,12 @@ pub(crate) struct MemoryLimiter {
 const MAX_TABLE_ELEMENTS: usize = 1_000_000;
 
 impl ResourceLimiter for MemoryLimiter {
-    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         let desired = desired as u64;
         if desired > self.max_bytes {
             self.run.trip(LimitKind::Memory, desired);
@@ -99,7 +107,12 @@ impl ResourceLimiter for MemoryLimiter {
         Ok(true)
     }
 
-    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         Ok(desired <= MAX_TABLE_ELEMENTS)
     }
 }
@@ -135,9 +148,13 @@ impl Runtime {
         let engine = Engine::new(&cfg).map_err(engine_err)?;
 
         let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p1::add_to_linker_async(&mut linker, |s: &mut StageState| &mut s.wasi).map_err(engine_err)?;
+        wasmtime_wasi::p1::add_to_linker_async(&mut linker, |s: &mut StageState| &mut s.wasi)
+            .map_err(engine_err)?;
 
-        let disk_dir = config.cache_dir.as_ref().map(|d| d.join(engine_key(&engine)));
+        let disk_dir = config
+            .cache_dir
+            .as_ref()
+            .map(|d| d.join(engine_key(&engine)));
         let ticker_stop = Arc::new(AtomicBool::new(false));
         let ticker = {
             let (engine, stop, tick) = (engine.clone(), ticker_stop.clone(), config.epoch_tick);
@@ -151,12 +168,23 @@ impl Runtime {
                 })
                 .map_err(|e| SandboxError::Engine(format!("epoch thread: {e}")))?
         };
-        Ok(Runtime { engine, linker, modules: Mutex::new(HashMap::new()), disk_dir, ticker_stop, ticker: Some(ticker) })
+        Ok(Runtime {
+            engine,
+            linker,
+            modules: Mutex::new(HashMap::new()),
+            disk_dir,
+            ticker_stop,
+            ticker: Some(ticker),
+        })
     }
 
     /// The ready-to-instantiate module for `bytes`, compiling (or loading the
     /// on-disk artifact) only the first time these bytes are seen.
-    pub(crate) async fn instance_pre(self: &Arc<Self>, name: &str, bytes: ModuleBytes) -> Result<Pre, SandboxError> {
+    pub(crate) async fn instance_pre(
+        self: &Arc<Self>,
+        name: &str,
+        bytes: ModuleBytes,
+    ) -> Result<Pre, SandboxError> {
         let hash = bytes.hash();
         let cell = {
             let mut map = self.modules.lock().unwrap_or_else(|e| e.into_inner());
@@ -177,19 +205,30 @@ impl Runtime {
     }
 
     /// Blocking: deserializes the cached artifact or compiles and caches it.
-    fn load(&self, name: &str, hash: blake3::Hash, bytes: ModuleBytes) -> Result<Pre, SandboxError> {
-        let module_err = |e: wasmtime::Error| SandboxError::Module { name: name.to_owned(), message: format!("{e:#}") };
-        let path = self.disk_dir.as_ref().map(|d| d.join(format!("{}.cwasm", hash.to_hex())));
+    fn load(
+        &self,
+        name: &str,
+        hash: blake3::Hash,
+        bytes: ModuleBytes,
+    ) -> Result<Pre, SandboxError> {
+        let module_err = |e: wasmtime::Error| SandboxError::Module {
+            name: name.to_owned(),
+            message: format!("{e:#}"),
+        };
+        let path = self
+            .disk_dir
+            .as_ref()
+            .map(|d| d.join(format!("{}.cwasm", hash.to_hex())));
         let cached = path.as_deref().and_then(|p| self.deserialize(p));
         let module = match cached {
             Some(m) => m,
             None => {
                 let m = Module::new(&self.engine, bytes.as_slice()).map_err(module_err)?;
-                if let Some(p) = &path {
-                    if let Err(e) = store_artifact(p, &m) {
-                        // The cache is an optimization; a read-only disk must not fail runs.
-                        tracing::warn!(path = %p.display(), error = %e, "could not cache compiled module");
-                    }
+                if let Some(p) = &path
+                    && let Err(e) = store_artifact(p, &m)
+                {
+                    // The cache is an optimization; a read-only disk must not fail runs.
+                    tracing::warn!(path = %p.display(), error = %e, "could not cache compiled module");
                 }
                 m
             }
@@ -227,10 +266,18 @@ impl Drop for Runtime {
 }
 
 fn store_artifact(path: &Path, module: &Module) -> std::io::Result<()> {
-    let bytes = module.serialize().map_err(|e| std::io::Error::other(format!("{e:#}")))?;
-    let dir = path.parent().ok_or_else(|| std::io::Error::other("cache path has no parent"))?;
+    let bytes = module
+        .serialize()
+        .map_err(|e| std::io::Error::other(format!("{e:#}")))?;
+    let dir = path
+        .parent()
+        .ok_or_else(|| std::io::Error::other("cache path has no parent"))?;
     std::fs::create_dir_all(dir)?;
-    let tmp = dir.join(format!(".{}.{}.tmp", std::process::id(), path.file_name().and_then(|n| n.to_str()).unwrap_or("m")));
+    let tmp = dir.join(format!(
+        ".{}.{}.tmp",
+        std::process::id(),
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("m")
+    ));
     std::fs::write(&tmp, bytes)?;
     std::fs::rename(&tmp, path)
 }

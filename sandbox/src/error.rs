@@ -26,7 +26,11 @@ pub enum SandboxError {
     Script(#[from] ScriptError),
     /// A host file (input, output, scratch, cache) could not be used.
     #[error("{context} {}: {source}", path.display())]
-    Io { context: &'static str, path: PathBuf, source: std::io::Error },
+    Io {
+        context: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// Why a phase script was rejected before running.
@@ -42,17 +46,27 @@ pub enum ScriptError {
 }
 
 fn fmt_near(near: &str) -> String {
-    if near.is_empty() { String::new() } else { format!(" (in `{near}`)") }
+    if near.is_empty() {
+        String::new()
+    } else {
+        format!(" (in `{near}`)")
+    }
 }
 
 impl ScriptError {
     pub(crate) fn unsupported(construct: impl Into<String>, near: impl Into<String>) -> Self {
         let mut near: String = near.into();
         if near.len() > 60 {
-            let cut = (0..=60).rev().find(|i| near.is_char_boundary(*i)).unwrap_or(0);
+            let cut = (0..=60)
+                .rev()
+                .find(|i| near.is_char_boundary(*i))
+                .unwrap_or(0);
             near.truncate(cut);
             near.push('…');
         }
-        ScriptError::Unsupported { construct: construct.into(), near }
+        ScriptError::Unsupported {
+            construct: construct.into(),
+            near,
+        }
     }
 }

@@ -42,12 +42,18 @@ fn open_dir(path: &Path) -> io::Result<File> {
 impl FsLayout {
     pub(crate) fn new(scratch: &Path, input: Option<(&Path, &str)>) -> io::Result<FsLayout> {
         let input_mount = match input {
-            Some((host, guest)) => Some(Mount { guest: normalize("/", guest), dir: open_dir(host)? }),
+            Some((host, guest)) => Some(Mount {
+                guest: normalize("/", guest),
+                dir: open_dir(host)?,
+            }),
             None => None,
         };
         Ok(FsLayout {
             scratch_host: scratch.to_path_buf(),
-            scratch: Mount { guest: "/".into(), dir: open_dir(scratch)? },
+            scratch: Mount {
+                guest: "/".into(),
+                dir: open_dir(scratch)?,
+            },
             input_host: input.map(|(h, _)| h.to_path_buf()),
             input: input_mount,
         })
@@ -62,10 +68,10 @@ impl FsLayout {
     /// whether the mount is writable.
     fn locate(&self, cwd: &str, path: &str) -> (&Mount, PathBuf, bool) {
         let abs = normalize(cwd, path);
-        if let Some(m) = &self.input {
-            if let Some(rest) = strip_dir_prefix(&abs, &m.guest) {
-                return (m, rel_path(rest), false);
-            }
+        if let Some(m) = &self.input
+            && let Some(rest) = strip_dir_prefix(&abs, &m.guest)
+        {
+            return (m, rel_path(rest), false);
         }
         (&self.scratch, rel_path(&abs), true)
     }
@@ -80,7 +86,10 @@ impl FsLayout {
     pub(crate) fn open_write(&self, cwd: &str, path: &str, append: bool) -> io::Result<File> {
         let (m, rel, writable) = self.locate(cwd, path);
         if !writable {
-            return Err(io::Error::new(io::ErrorKind::PermissionDenied, "read-only file system"));
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                "read-only file system",
+            ));
         }
         let mut o = OpenOptions::new();
         o.write(true).create(true).append(append).truncate(!append);
@@ -101,9 +110,13 @@ impl FsLayout {
     /// Bytes used by regular files in scratch (symlinks are not followed).
     pub(crate) fn scratch_usage(&self) -> u64 {
         fn walk(dir: &Path, total: &mut u64, depth: usize) {
-            let Ok(rd) = std::fs::read_dir(dir) else { return };
+            let Ok(rd) = std::fs::read_dir(dir) else {
+                return;
+            };
             for e in rd.flatten() {
-                let Ok(md) = e.path().symlink_metadata() else { continue };
+                let Ok(md) = e.path().symlink_metadata() else {
+                    continue;
+                };
                 if md.is_dir() && depth < 256 {
                     walk(&e.path(), total, depth + 1);
                 } else if md.is_file() {
@@ -122,7 +135,11 @@ impl FsLayout {
 /// root, as in any chroot.
 pub(crate) fn normalize(cwd: &str, path: &str) -> String {
     let mut parts: Vec<&str> = Vec::new();
-    let joined = if path.starts_with('/') { path.to_owned() } else { format!("{cwd}/{path}") };
+    let joined = if path.starts_with('/') {
+        path.to_owned()
+    } else {
+        format!("{cwd}/{path}")
+    };
     for c in joined.split('/') {
         match c {
             "" | "." => {}
@@ -145,7 +162,11 @@ fn strip_dir_prefix<'a>(abs: &'a str, dir: &str) -> Option<&'a str> {
 
 fn rel_path(rest: &str) -> PathBuf {
     let rest = rest.trim_start_matches('/');
-    if rest.is_empty() { PathBuf::from(".") } else { PathBuf::from(rest) }
+    if rest.is_empty() {
+        PathBuf::from(".")
+    } else {
+        PathBuf::from(rest)
+    }
 }
 
 #[cfg(test)]
@@ -170,7 +191,10 @@ mod tests {
         assert!(fs.open_read("/", "/manta/input/obj").is_ok());
         assert!(fs.open_write("/", "/manta/input/obj", false).is_err());
         // `/etc/passwd` is looked up inside scratch, where it does not exist.
-        assert_eq!(fs.open_read("/", "/etc/passwd").unwrap_err().kind(), io::ErrorKind::NotFound);
+        assert_eq!(
+            fs.open_read("/", "/etc/passwd").unwrap_err().kind(),
+            io::ErrorKind::NotFound
+        );
         // A symlink planted in scratch that points outside is refused.
         std::os::unix::fs::symlink("/etc/passwd", scratch.path().join("evil")).unwrap();
         assert!(fs.open_read("/", "evil").is_err());

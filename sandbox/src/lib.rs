@@ -200,7 +200,10 @@ impl BuiltinCall<'_> {
 
 impl std::fmt::Debug for BuiltinCall<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BuiltinCall").field("args", &self.args).field("cwd", &self.cwd).finish_non_exhaustive()
+        f.debug_struct("BuiltinCall")
+            .field("args", &self.args)
+            .field("cwd", &self.cwd)
+            .finish_non_exhaustive()
     }
 }
 
@@ -221,7 +224,9 @@ pub struct Sandbox {
 
 impl std::fmt::Debug for Sandbox {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Sandbox").field("builtins", &self.builtins.keys().collect::<Vec<_>>()).finish_non_exhaustive()
+        f.debug_struct("Sandbox")
+            .field("builtins", &self.builtins.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
     }
 }
 
@@ -232,11 +237,18 @@ const SCRATCH_POLL: Duration = Duration::from_millis(200);
 
 impl Sandbox {
     pub fn new(config: SandboxConfig) -> Result<Sandbox, SandboxError> {
-        Ok(Sandbox { rt: Arc::new(Runtime::new(&config)?), builtins: Arc::new(HashMap::new()) })
+        Ok(Sandbox {
+            rt: Arc::new(Runtime::new(&config)?),
+            builtins: Arc::new(HashMap::new()),
+        })
     }
 
     /// Adds a host builtin (replacing one of the same name).
-    pub fn with_builtin(mut self, name: impl Into<String>, builtin: Arc<dyn HostBuiltin>) -> Sandbox {
+    pub fn with_builtin(
+        mut self,
+        name: impl Into<String>,
+        builtin: Arc<dyn HostBuiltin>,
+    ) -> Sandbox {
         Arc::make_mut(&mut self.builtins).insert(name.into(), builtin);
         self
     }
@@ -249,7 +261,10 @@ impl Sandbox {
     /// Compiles (or loads from the disk cache) the toolbox now, so the first
     /// run does not pay for it.
     pub async fn precompile(&self) -> Result<(), SandboxError> {
-        self.rt.instance_pre("wasi-coreutils", coreutils_module()).await.map(|_| ())
+        self.rt
+            .instance_pre("wasi-coreutils", coreutils_module())
+            .await
+            .map(|_| ())
     }
 
     /// Parses and runs one phase. `Err` only for a rejected script or a host
@@ -262,7 +277,11 @@ impl Sandbox {
         if stages > limits.pipeline_stages {
             return Ok(RunReport {
                 exit_status: KILLED_STATUS,
-                limit_exceeded: Some(LimitReport { kind: LK::PipelineStages, limit: limits.pipeline_stages, used: stages }),
+                limit_exceeded: Some(LimitReport {
+                    kind: LK::PipelineStages,
+                    limit: limits.pipeline_stages,
+                    used: stages,
+                }),
                 stderr: Vec::new(),
                 stdout: None,
                 stdout_bytes: 0,
@@ -272,11 +291,22 @@ impl Sandbox {
         }
         let io_err = |context: &'static str, path: &Path| {
             let path = path.to_path_buf();
-            move |source| SandboxError::Io { context, path, source }
+            move |source| SandboxError::Io {
+                context,
+                path,
+                source,
+            }
         };
-        tokio::fs::create_dir_all(&spec.scratch).await.map_err(io_err("creating scratch", &spec.scratch))?;
-        let input = spec.input_dir.as_ref().map(|d| (d.host.as_path(), d.guest.as_str()));
-        let fs = Arc::new(FsLayout::new(&spec.scratch, input).map_err(io_err("opening", &spec.scratch))?);
+        tokio::fs::create_dir_all(&spec.scratch)
+            .await
+            .map_err(io_err("creating scratch", &spec.scratch))?;
+        let input = spec
+            .input_dir
+            .as_ref()
+            .map(|d| (d.host.as_path(), d.guest.as_str()));
+        let fs = Arc::new(
+            FsLayout::new(&spec.scratch, input).map_err(io_err("opening", &spec.scratch))?,
+        );
         let run = RunShared::new(limits.clone());
 
         // stdout: one pipe drained into the destination with the stdout budget.
@@ -284,14 +314,23 @@ impl Sandbox {
         let out_count = Arc::new(AtomicU64::new(0));
         let capture = Capture::default();
         let drain = |dst: Box<dyn AsyncWrite + Send + Unpin>| {
-            TaskGuard::spawn(drain_out(out_r, dst, out_count.clone(), limits.stdout_bytes, LK::Stdout, run.clone()))
+            TaskGuard::spawn(drain_out(
+                out_r,
+                dst,
+                out_count.clone(),
+                limits.stdout_bytes,
+                LK::Stdout,
+                run.clone(),
+            ))
         };
         let (out_task, captured) = match spec.stdout {
             Output::Discard => (drain(Box::new(tokio::io::sink())), false),
             Output::Capture => (drain(Box::new(capture.clone())), true),
             Output::Writer(w) => (drain(w), false),
             Output::File(p) => {
-                let f = tokio::fs::File::create(&p).await.map_err(io_err("creating stdout file", &p))?;
+                let f = tokio::fs::File::create(&p)
+                    .await
+                    .map_err(io_err("creating stdout file", &p))?;
                 (drain(Box::new(f)), false)
             }
         };
@@ -308,7 +347,9 @@ impl Sandbox {
         let stdin = match spec.stdin {
             Input::None => None,
             Input::File(p) => {
-                let f = tokio::fs::File::open(&p).await.map_err(io_err("opening input", &p))?;
+                let f = tokio::fs::File::open(&p)
+                    .await
+                    .map_err(io_err("opening input", &p))?;
                 Some(feed(f))
             }
             Input::Bytes(b) => Some(feed(std::io::Cursor::new(b))),
@@ -326,7 +367,11 @@ impl Sandbox {
             redirected: Arc::new(AtomicU64::new(0)),
         });
         let mut sh = Shell::new(ctx, &spec.env);
-        let io = Stdio { stdin, stdout: out_w, stderr: err_w };
+        let io = Stdio {
+            stdin,
+            stdout: out_w,
+            stderr: err_w,
+        };
         let body = async move {
             let r = sh.script(&script, &io).await;
             drop(io);
@@ -391,7 +436,9 @@ async fn watch_scratch(fs: Arc<FsLayout>, run: Arc<RunShared>) {
     loop {
         tokio::time::sleep(SCRATCH_POLL).await;
         let fs = fs.clone();
-        let used = tokio::task::spawn_blocking(move || fs.scratch_usage()).await.unwrap_or(0);
+        let used = tokio::task::spawn_blocking(move || fs.scratch_usage())
+            .await
+            .unwrap_or(0);
         if used > limit {
             run.trip(LK::Scratch, used);
             return;

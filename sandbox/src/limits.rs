@@ -112,7 +112,11 @@ pub struct LimitReport {
 impl fmt::Display for LimitReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let unit = self.kind.unit();
-        write!(f, "{} limit exceeded: used {} {unit}, limit {} {unit}", self.kind, self.used, self.limit)
+        write!(
+            f,
+            "{} limit exceeded: used {} {unit}, limit {} {unit}",
+            self.kind, self.used, self.limit
+        )
     }
 }
 
@@ -134,15 +138,23 @@ impl Limits {
     /// suffixes, `time` takes `ms`/`s`/`m`/`h` (bare numbers are seconds).
     pub fn set(&mut self, spec: &str) -> Result<(), SandboxError> {
         let bad = |why: &str| SandboxError::Config(format!("--limit {spec:?}: {why}"));
-        let (key, value) = spec.split_once('=').ok_or_else(|| bad("expected KEY=VALUE"))?;
+        let (key, value) = spec
+            .split_once('=')
+            .ok_or_else(|| bad("expected KEY=VALUE"))?;
         let kind = LimitKind::ALL
             .into_iter()
             .find(|k| k.key() == key.trim())
-            .ok_or_else(|| bad("unknown key (time, memory, stdout, stderr, scratch, stages, args)"))?;
+            .ok_or_else(|| {
+                bad("unknown key (time, memory, stdout, stderr, scratch, stages, args)")
+            })?;
         let value = value.trim();
         match kind {
-            LimitKind::WallTime => self.wall_time = parse_duration(value).ok_or_else(|| bad("bad duration"))?,
-            LimitKind::PipelineStages => self.pipeline_stages = value.parse().map_err(|_| bad("bad count"))?,
+            LimitKind::WallTime => {
+                self.wall_time = parse_duration(value).ok_or_else(|| bad("bad duration"))?
+            }
+            LimitKind::PipelineStages => {
+                self.pipeline_stages = value.parse().map_err(|_| bad("bad count"))?
+            }
             _ => {
                 let n = parse_size(value).ok_or_else(|| bad("bad size"))?;
                 match kind {
@@ -173,7 +185,10 @@ impl FromStr for Limits {
 /// `123`, `4k`, `64M`, `1G`, `2T` (binary multiples; a trailing `B`/`iB` is allowed).
 pub fn parse_size(s: &str) -> Option<u64> {
     let s = s.trim();
-    let s = s.strip_suffix("iB").or_else(|| s.strip_suffix('B')).unwrap_or(s);
+    let s = s
+        .strip_suffix("iB")
+        .or_else(|| s.strip_suffix('B'))
+        .unwrap_or(s);
     let (digits, shift) = match s.char_indices().last()? {
         (i, 'k' | 'K') => (&s[..i], 10),
         (i, 'm' | 'M') => (&s[..i], 20),
@@ -198,7 +213,9 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
     } else {
         (s, 1000)
     };
-    Some(Duration::from_millis(digits.parse::<u64>().ok()?.checked_mul(scale_ms)?))
+    Some(Duration::from_millis(
+        digits.parse::<u64>().ok()?.checked_mul(scale_ms)?,
+    ))
 }
 
 #[cfg(test)]

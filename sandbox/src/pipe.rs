@@ -159,7 +159,11 @@ impl PipeReader {
     fn take(&self, max: usize) -> Option<Bytes> {
         let mut s = self.0.lock();
         if s.buf.is_empty() {
-            return if s.writers == 0 { None } else { Some(Bytes::new()) };
+            return if s.writers == 0 {
+                None
+            } else {
+                Some(Bytes::new())
+            };
         }
         let n = max.min(s.buf.len());
         let out = s.buf.split_to(n).freeze();
@@ -247,7 +251,11 @@ impl OutputStream for PipeWriter {
     }
     fn check_write(&mut self) -> StreamResult<usize> {
         let s = self.0.lock();
-        if s.readers == 0 { Err(StreamError::Closed) } else { Ok(s.space()) }
+        if s.readers == 0 {
+            Err(StreamError::Closed)
+        } else {
+            Ok(s.space())
+        }
     }
 }
 
@@ -295,7 +303,11 @@ impl StdinStream for PipeReader {
 }
 
 impl AsyncWrite for PipeWriter {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
         match self.poll_space(cx) {
             Poll::Pending => Poll::Pending,
             Poll::Ready(None) => Poll::Ready(Err(std::io::ErrorKind::BrokenPipe.into())),
@@ -314,7 +326,11 @@ impl AsyncWrite for PipeWriter {
 }
 
 impl AsyncRead for PipeReader {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
         loop {
             match self.poll_readable(cx) {
                 Poll::Pending => return Poll::Pending,

@@ -36,7 +36,11 @@ impl RunShared {
     pub(crate) fn trip(&self, kind: LimitKind, used: u64) {
         let mut t = self.tripped.lock().unwrap_or_else(|e| e.into_inner());
         if t.is_none() {
-            *t = Some(LimitReport { kind, limit: self.limits.get(kind), used });
+            *t = Some(LimitReport {
+                kind,
+                limit: self.limits.get(kind),
+                used,
+            });
         }
         drop(t);
         self.cancel.cancel();
@@ -50,17 +54,26 @@ impl RunShared {
     pub(crate) fn check_deadline(&self) -> bool {
         let elapsed = self.started.elapsed();
         if elapsed > self.limits.wall_time {
-            self.trip(LimitKind::WallTime, u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX));
+            self.trip(
+                LimitKind::WallTime,
+                u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
+            );
         }
         self.is_stopped()
     }
 
     pub(crate) fn tripped(&self) -> Option<LimitReport> {
-        self.tripped.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.tripped
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     pub(crate) fn record_trap(&self, msg: String) {
-        self.traps.lock().unwrap_or_else(|e| e.into_inner()).push(msg);
+        self.traps
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(msg);
     }
 
     pub(crate) fn traps(&self) -> Vec<String> {
@@ -152,13 +165,22 @@ impl AsyncWrite for Capture {
         _: &mut std::task::Context<'_>,
         buf: &[u8],
     ) -> std::task::Poll<std::io::Result<usize>> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).extend_from_slice(buf);
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend_from_slice(buf);
         std::task::Poll::Ready(Ok(buf.len()))
     }
-    fn poll_flush(self: std::pin::Pin<&mut Self>, _: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
         std::task::Poll::Ready(Ok(()))
     }
-    fn poll_shutdown(self: std::pin::Pin<&mut Self>, _: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
         std::task::Poll::Ready(Ok(()))
     }
 }

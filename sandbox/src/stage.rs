@@ -66,19 +66,32 @@ pub(crate) async fn run_stage(rt: Arc<Runtime>, run: Arc<RunShared>, spec: Stage
             }
             let why = match e.downcast_ref::<wasmtime::Trap>() {
                 Some(trap) => format!("wasm trap: {trap}"),
-                None => format!("{:#}", e).lines().next().unwrap_or("failed").to_owned(),
+                None => format!("{:#}", e)
+                    .lines()
+                    .next()
+                    .unwrap_or("failed")
+                    .to_owned(),
             };
             let msg = format!("{name}: {why} (core dumped)");
-            let _ = stderr.write_all(format!("tidepool: {msg}\n").as_bytes()).await;
+            let _ = stderr
+                .write_all(format!("tidepool: {msg}\n").as_bytes())
+                .await;
             run.record_trap(msg);
             TRAP_STATUS
         }
     }
 }
 
-async fn instantiate_and_run(rt: &Runtime, run: &Arc<RunShared>, spec: StageSpec) -> wasmtime::Result<i32> {
+async fn instantiate_and_run(
+    rt: &Runtime,
+    run: &Arc<RunShared>,
+    spec: StageSpec,
+) -> wasmtime::Result<i32> {
     let mut b = WasiCtxBuilder::new();
-    b.args(&spec.argv).envs(&spec.env).stdout(spec.io.stdout).stderr(spec.io.stderr);
+    b.args(&spec.argv)
+        .envs(&spec.env)
+        .stdout(spec.io.stdout)
+        .stderr(spec.io.stderr);
     if let Some(stdin) = spec.io.stdin {
         b.stdin(stdin);
     }
@@ -88,7 +101,10 @@ async fn instantiate_and_run(rt: &Runtime, run: &Arc<RunShared>, spec: StageSpec
     }
     let state = StageState {
         wasi: b.build_p1(),
-        limiter: MemoryLimiter { max_bytes: run.limits.memory_bytes, run: run.clone() },
+        limiter: MemoryLimiter {
+            max_bytes: run.limits.memory_bytes,
+            run: run.clone(),
+        },
     };
     let mut store = Store::new(&rt.engine, state);
     store.limiter(|s| &mut s.limiter);

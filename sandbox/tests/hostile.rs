@@ -24,7 +24,9 @@ async fn infinite_loop_is_stopped_at_the_time_limit() {
 #[tokio::test]
 async fn builtin_loop_is_stopped_at_the_time_limit() {
     let f = Fixture::new();
-    let r = f.run_limited("while :; do :; done", limits("time=200ms")).await;
+    let r = f
+        .run_limited("while :; do :; done", limits("time=200ms"))
+        .await;
     assert_eq!(r.limit_exceeded.map(|l| l.kind), Some(LimitKind::WallTime));
 }
 
@@ -45,7 +47,11 @@ async fn stdout_flood_hits_the_stdout_limit() {
     let r = f.run_limited("flood", limits("stdout=1M")).await;
     let lim = r.limit_exceeded.expect("stdout limit");
     assert_eq!(lim.kind, LimitKind::Stdout);
-    assert_eq!(r.stdout.as_ref().map(Vec::len), Some(1 << 20), "exactly the limit is delivered");
+    assert_eq!(
+        r.stdout.as_ref().map(Vec::len),
+        Some(1 << 20),
+        "exactly the limit is delivered"
+    );
 }
 
 #[tokio::test]
@@ -63,7 +69,9 @@ async fn scratch_flood_hits_the_scratch_limit() {
     f.asset("flood", &wat_flood('s'));
     let r = f.run_limited("flood > big", limits("scratch=2M")).await;
     assert_eq!(r.limit_exceeded.map(|l| l.kind), Some(LimitKind::Scratch));
-    let size = std::fs::metadata(f.scratch().join("big")).map(|m| m.len()).unwrap_or(0);
+    let size = std::fs::metadata(f.scratch().join("big"))
+        .map(|m| m.len())
+        .unwrap_or(0);
     assert!(size <= 2 << 20, "{size}");
 }
 
@@ -99,13 +107,22 @@ async fn host_files_are_unreachable() {
         assert!(!stdout(&r).contains("root:"), "{guest} read /etc/passwd");
     }
     // The shell's own redirections follow the same rules.
-    for exec in ["echo $(ok) < /etc/passwd", "read -r x < evil; echo $x", "read -r x < evildir/passwd; echo $x", "read -r x < ../../etc/passwd; echo $x"] {
+    for exec in [
+        "echo $(ok) < /etc/passwd",
+        "read -r x < evil; echo $x",
+        "read -r x < evildir/passwd; echo $x",
+        "read -r x < ../../etc/passwd; echo $x",
+    ] {
         let r = f.run(exec, b"").await;
         assert!(!stdout(&r).contains("root:"), "{exec}");
     }
     let r = f.run("echo x > evil", b"").await;
     assert_ne!(r.exit_status, 0);
-    assert!(std::fs::read_to_string("/etc/passwd").map(|s| !s.starts_with('x')).unwrap_or(true));
+    assert!(
+        std::fs::read_to_string("/etc/passwd")
+            .map(|s| !s.starts_with('x'))
+            .unwrap_or(true)
+    );
 }
 
 #[tokio::test]
@@ -131,16 +148,25 @@ async fn gigabyte_argument_list_is_rejected_by_the_args_limit() {
     let r = f.run_limited("flood | xargs wcat", limits("args=1M")).await;
     assert_eq!(r.limit_exceeded.map(|l| l.kind), Some(LimitKind::Args));
     // And a value doubled in a loop.
-    let r = f.run_limited("x=ab; while :; do x=$x$x; done", limits("args=1M")).await;
+    let r = f
+        .run_limited("x=ab; while :; do x=$x$x; done", limits("args=1M"))
+        .await;
     assert_eq!(r.limit_exceeded.map(|l| l.kind), Some(LimitKind::Args));
 }
 
 #[tokio::test]
 async fn one_stage_hitting_a_limit_stops_the_whole_pipeline() {
     let mut f = Fixture::new();
-    f.asset("spin", WAT_LOOP).asset("grow", WAT_GROW).asset("wcat", &wat_cat());
+    f.asset("spin", WAT_LOOP)
+        .asset("grow", WAT_GROW)
+        .asset("wcat", &wat_cat());
     let t = Instant::now();
-    let r = f.run_limited("spin | grow | wcat", limits("memory=16M,time=60s")).await;
+    let r = f
+        .run_limited("spin | grow | wcat", limits("memory=16M,time=60s"))
+        .await;
     assert_eq!(r.limit_exceeded.map(|l| l.kind), Some(LimitKind::Memory));
-    assert!(t.elapsed() < Duration::from_secs(20), "spin was not stopped");
+    assert!(
+        t.elapsed() < Duration::from_secs(20),
+        "spin was not stopped"
+    );
 }

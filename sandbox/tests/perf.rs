@@ -33,11 +33,20 @@ async fn startup_latency() {
     sandbox().precompile().await.unwrap();
     // Warm the module caches.
     let _ = f.run("exit0", b"").await;
-    println!("true (builtin):            median {:?}", time_runs(&f, "true", 500).await);
-    println!("tiny wasm (cached module): median {:?}", time_runs(&f, "exit0", 500).await);
+    println!(
+        "true (builtin):            median {:?}",
+        time_runs(&f, "true", 500).await
+    );
+    println!(
+        "tiny wasm (cached module): median {:?}",
+        time_runs(&f, "exit0", 500).await
+    );
     let r = f.run("basename /a/b", b"").await;
     if r.exit_status == 0 {
-        println!("coreutils basename:        median {:?}", time_runs(&f, "basename /a/b", 200).await);
+        println!(
+            "coreutils basename:        median {:?}",
+            time_runs(&f, "basename /a/b", 200).await
+        );
     }
 }
 
@@ -46,7 +55,8 @@ async fn startup_latency() {
 async fn cat_and_wc_throughput() {
     let f = Fixture::new();
     let path = f.dir.path().join("input.log");
-    let line = b"127.0.0.1 - - [10/Oct/2000:13:55:36 -0700] \"GET /apache_pb.gif HTTP/1.0\" 200 2326\n";
+    let line =
+        b"127.0.0.1 - - [10/Oct/2000:13:55:36 -0700] \"GET /apache_pb.gif HTTP/1.0\" 200 2326\n";
     let data: Vec<u8> = line.iter().copied().cycle().take(100 << 20).collect();
     std::fs::write(&path, &data).unwrap();
     let lines = data.iter().filter(|&&b| b == b'\n').count();
@@ -54,12 +64,19 @@ async fn cat_and_wc_throughput() {
     for (exec, native) in [("cat", vec!["cat"]), ("wc -l", vec!["wc", "-l"])] {
         let mut spec = f.spec(exec);
         spec.stdin = Input::File(path.clone());
-        spec.stdout = if exec == "cat" { Output::Discard } else { Output::Capture };
+        spec.stdout = if exec == "cat" {
+            Output::Discard
+        } else {
+            Output::Capture
+        };
         let t = Instant::now();
         let r = sandbox().run_phase(spec).await.unwrap();
         let wasm = t.elapsed();
         if r.exit_status != 0 {
-            println!("{exec}: not available yet ({})", String::from_utf8_lossy(&r.stderr).trim());
+            println!(
+                "{exec}: not available yet ({})",
+                String::from_utf8_lossy(&r.stderr).trim()
+            );
             continue;
         }
         if exec == "cat" {

@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use sandbox::{ScriptError, SandboxError};
+use sandbox::{SandboxError, ScriptError};
 
 fn fixture() -> Fixture {
     let mut f = Fixture::new();
@@ -15,7 +15,9 @@ fn fixture() -> Fixture {
 #[tokio::test]
 async fn pipeline_of_wasm_stages_passes_bytes_through() {
     let f = fixture();
-    let input: Vec<u8> = (0..200_000u32).flat_map(|i| format!("line {i}\n").into_bytes()).collect();
+    let input: Vec<u8> = (0..200_000u32)
+        .flat_map(|i| format!("line {i}\n").into_bytes())
+        .collect();
     let r = f.run("wcat | wcat | wcat", &input).await;
     assert!(r.success(), "{r:?}");
     assert_eq!(r.stdout.as_deref(), Some(&input[..]));
@@ -27,14 +29,24 @@ async fn exit_status_is_the_last_stage_and_pipefail_changes_it() {
     let f = fixture();
     assert_eq!(f.run("exit7 | wcat", b"").await.exit_status, 0);
     assert_eq!(f.run("wcat | exit7", b"").await.exit_status, 7);
-    assert_eq!(f.run("set -o pipefail; exit7 | wcat", b"").await.exit_status, 7);
+    assert_eq!(
+        f.run("set -o pipefail; exit7 | wcat", b"")
+            .await
+            .exit_status,
+        7
+    );
     assert_eq!(f.run("! exit7", b"").await.exit_status, 0);
 }
 
 #[tokio::test]
 async fn and_or_lists_and_exit() {
     let f = fixture();
-    let r = f.run("false || echo a; true && echo b; false && echo no; exit7 || echo $?", b"").await;
+    let r = f
+        .run(
+            "false || echo a; true && echo b; false && echo no; exit7 || echo $?",
+            b"",
+        )
+        .await;
     assert_eq!(stdout(&r), "a\nb\n7\n");
     let r = f.run("echo before; exit 3; echo after", b"").await;
     assert_eq!((r.exit_status, stdout(&r).as_str()), (3, "before\n"));
@@ -48,8 +60,13 @@ async fn variables_quoting_and_substitution() {
     let r = f
         .run(r#"x='a  b'; echo $x; echo "$x"; echo ${x}!; echo ${unset:-dflt}; y=$(echo hi | wcat); echo "[$y]" `echo bq`"#, b"")
         .await;
-    assert_eq!(stdout(&r), "a b\na  b\na  b!\ndflt\n[hi] bq\n");
-    let r = f.run("A=1; export B=2; echo $A$B; unset A; echo \"${A-gone}\"", b"").await;
+    assert_eq!(stdout(&r), "a b\na  b\na b!\ndflt\n[hi] bq\n");
+    let r = f
+        .run(
+            "A=1; export B=2; echo $A$B; unset A; echo \"${A-gone}\"",
+            b"",
+        )
+        .await;
     assert_eq!(stdout(&r), "12\ngone\n");
 }
 
@@ -60,11 +77,20 @@ async fn control_flow() {
         .run("for i in 1 2 3; do if [ $i = 2 ]; then echo two; elif [[ $i == 3 ]]; then echo three; else echo $i; fi; done", b"")
         .await;
     assert_eq!(stdout(&r), "1\ntwo\nthree\n");
-    let r = f.run("while read -r line; do echo \"<$line>\"; done", b"a b\nc\n").await;
+    let r = f
+        .run("while read -r line; do echo \"<$line>\"; done", b"a b\nc\n")
+        .await;
     assert_eq!(stdout(&r), "<a b>\n<c>\n");
-    let r = f.run("x=; until [ -n \"$x\" ]; do x=done; done; echo $x", b"").await;
+    let r = f
+        .run("x=; until [ -n \"$x\" ]; do x=done; done; echo $x", b"")
+        .await;
     assert_eq!(stdout(&r), "done\n");
-    let r = f.run("(x=in; echo $x); echo \"${x:-out}\"; { echo g1; echo g2; } | wcat", b"").await;
+    let r = f
+        .run(
+            "(x=in; echo $x); echo \"${x:-out}\"; { echo g1; echo g2; } | wcat",
+            b"",
+        )
+        .await;
     assert_eq!(stdout(&r), "in\nout\ng1\ng2\n");
 }
 
@@ -106,16 +132,24 @@ async fn unsupported_constructs_are_rejected_before_running() {
     let f = fixture();
     let spec = f.spec("echo x > marker; sleep 5 &");
     match sandbox::Sandbox::run_phase(sandbox(), spec).await {
-        Err(SandboxError::Script(ScriptError::Unsupported { construct, .. })) => assert!(construct.contains("background")),
+        Err(SandboxError::Script(ScriptError::Unsupported { construct, .. })) => {
+            assert!(construct.contains("background"))
+        }
         other => panic!("expected rejection, got {other:?}"),
     }
-    assert!(!f.scratch().join("marker").exists(), "nothing may run before rejection");
+    assert!(
+        !f.scratch().join("marker").exists(),
+        "nothing may run before rejection"
+    );
 }
 
 #[tokio::test]
 async fn traps_are_reported_as_core_dumps() {
     let mut f = fixture();
-    f.asset("boom", r#"(module (memory (export "memory") 1) (func (export "_start") unreachable))"#);
+    f.asset(
+        "boom",
+        r#"(module (memory (export "memory") 1) (func (export "_start") unreachable))"#,
+    );
     let r = f.run("boom; echo $?", b"").await;
     assert_eq!(stdout(&r), "134\n");
     assert_eq!(r.traps.len(), 1);

@@ -44,7 +44,10 @@ const INPUT_GUEST_DIR: &str = sandbox::DEFAULT_INPUT_GUEST_DIR;
 
 /// Runs the phase and returns its exit status.
 pub fn run(args: ExecArgs) -> anyhow::Result<i32> {
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
     rt.block_on(run_async(args))
 }
 
@@ -55,7 +58,9 @@ async fn run_async(args: ExecArgs) -> anyhow::Result<i32> {
     }
     let mut assets = HashMap::new();
     for a in &args.assets {
-        let Some((name, path)) = a.split_once('=') else { bail!("--asset {a:?}: expected NAME=PATH.wasm") };
+        let Some((name, path)) = a.split_once('=') else {
+            bail!("--asset {a:?}: expected NAME=PATH.wasm")
+        };
         let path = PathBuf::from(path);
         if !path.is_file() {
             bail!("--asset {name}: {} is not a file", path.display());
@@ -67,7 +72,11 @@ async fn run_async(args: ExecArgs) -> anyhow::Result<i32> {
         Some(_) => None,
         None => Some(tempfile_dir()?),
     };
-    let scratch = args.scratch.clone().or_else(|| temp.as_ref().map(|t| t.path.clone())).context("no scratch directory")?;
+    let scratch = args
+        .scratch
+        .clone()
+        .or_else(|| temp.as_ref().map(|t| t.path.clone()))
+        .context("no scratch directory")?;
 
     let mut env = vec![
         ("HOME".to_owned(), "/".to_owned()),
@@ -76,13 +85,21 @@ async fn run_async(args: ExecArgs) -> anyhow::Result<i32> {
     ];
     let mut spec = PhaseSpec::new(args.pipeline, scratch);
     if let Some(input) = &args.input {
-        let input = input.canonicalize().with_context(|| format!("--input {}", input.display()))?;
-        let name = input.file_name().and_then(|n| n.to_str()).context("--input must name a file with a UTF-8 name")?;
+        let input = input
+            .canonicalize()
+            .with_context(|| format!("--input {}", input.display()))?;
+        let name = input
+            .file_name()
+            .and_then(|n| n.to_str())
+            .context("--input must name a file with a UTF-8 name")?;
         let dir = input.parent().context("--input has no parent directory")?;
         let guest_file = format!("{INPUT_GUEST_DIR}/{name}");
         env.push(("MANTA_INPUT_FILE".into(), guest_file.clone()));
         env.push(("MANTA_INPUT_OBJECT".into(), guest_file));
-        spec.input_dir = Some(InputDir { host: dir.to_path_buf(), guest: INPUT_GUEST_DIR.to_owned() });
+        spec.input_dir = Some(InputDir {
+            host: dir.to_path_buf(),
+            guest: INPUT_GUEST_DIR.to_owned(),
+        });
         spec.stdin = Input::File(input.clone());
     }
     spec.env = env;
@@ -90,7 +107,11 @@ async fn run_async(args: ExecArgs) -> anyhow::Result<i32> {
     spec.limits = limits;
     spec.stdout = Output::Writer(Box::new(tokio::io::stdout()));
 
-    let config = if args.no_cache { SandboxConfig::default() } else { SandboxConfig::with_default_cache_dir() };
+    let config = if args.no_cache {
+        SandboxConfig::default()
+    } else {
+        SandboxConfig::with_default_cache_dir()
+    };
     let sandbox = Sandbox::new(config)?;
     let report = sandbox.run_phase(spec).await?;
 

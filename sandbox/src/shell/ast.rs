@@ -35,13 +35,27 @@ pub(crate) struct Command {
 #[derive(Debug, Clone)]
 pub(crate) enum CommandKind {
     /// `NAME=value... word...`
-    Simple { assigns: Vec<(String, Word)>, words: Vec<Word> },
+    Simple {
+        assigns: Vec<(String, Word)>,
+        words: Vec<Word>,
+    },
     /// `if c; then t; elif c2; then t2; else e; fi`
-    If { arms: Vec<(Script, Script)>, otherwise: Option<Script> },
+    If {
+        arms: Vec<(Script, Script)>,
+        otherwise: Option<Script>,
+    },
     /// `for v in words; do body; done` (no `in`: no positional parameters, so no iterations)
-    For { var: String, items: Vec<Word>, body: Script },
+    For {
+        var: String,
+        items: Vec<Word>,
+        body: Script,
+    },
     /// `while`/`until cond; do body; done`
-    While { cond: Script, body: Script, until: bool },
+    While {
+        cond: Script,
+        body: Script,
+        until: bool,
+    },
     /// `{ ...; }` or `( ... )` (a subshell keeps its variable changes to itself)
     Group { body: Script, subshell: bool },
     /// `[[ expr ]]`
@@ -67,7 +81,11 @@ pub(crate) enum Piece {
     /// Literal text; `quoted` text is never split.
     Text { text: String, quoted: bool },
     /// `$NAME`, `${NAME}`, `$?`, `${NAME:-default}`.
-    Param { name: String, quoted: bool, default: Option<(Word, bool)> },
+    Param {
+        name: String,
+        quoted: bool,
+        default: Option<(Word, bool)>,
+    },
     /// `$(...)` or `` `...` ``.
     Subst { script: Script, quoted: bool },
 }
@@ -95,13 +113,22 @@ impl Script {
 
 impl AndOr {
     fn max_pipeline(&self) -> usize {
-        std::iter::once(&self.first).chain(self.rest.iter().map(|(_, p)| p)).map(Pipeline::max_pipeline).max().unwrap_or(0)
+        std::iter::once(&self.first)
+            .chain(self.rest.iter().map(|(_, p)| p))
+            .map(Pipeline::max_pipeline)
+            .max()
+            .unwrap_or(0)
     }
 }
 
 impl Pipeline {
     fn max_pipeline(&self) -> usize {
-        let inner = self.cmds.iter().map(Command::max_pipeline).max().unwrap_or(0);
+        let inner = self
+            .cmds
+            .iter()
+            .map(Command::max_pipeline)
+            .max()
+            .unwrap_or(0);
         inner.max(self.cmds.len())
     }
 }
@@ -113,15 +140,22 @@ impl Command {
             .redirs
             .iter()
             .map(|r| match r {
-                Redir::Input(w) | Redir::InputText(w) | Redir::Output { target: w, .. } | Redir::Both { target: w, .. } => w.max_pipeline(),
+                Redir::Input(w)
+                | Redir::InputText(w)
+                | Redir::Output { target: w, .. }
+                | Redir::Both { target: w, .. } => w.max_pipeline(),
                 Redir::Dup { .. } => 0,
             })
             .max()
             .unwrap_or(0);
         let own = match &self.kind {
-            CommandKind::Simple { assigns, words } => {
-                from_words(words).max(assigns.iter().map(|(_, w)| w.max_pipeline()).max().unwrap_or(0))
-            }
+            CommandKind::Simple { assigns, words } => from_words(words).max(
+                assigns
+                    .iter()
+                    .map(|(_, w)| w.max_pipeline())
+                    .max()
+                    .unwrap_or(0),
+            ),
             CommandKind::If { arms, otherwise } => arms
                 .iter()
                 .map(|(c, t)| c.max_pipeline().max(t.max_pipeline()))
@@ -143,7 +177,10 @@ impl Word {
             .iter()
             .map(|p| match p {
                 Piece::Subst { script, .. } => script.max_pipeline(),
-                Piece::Param { default: Some((w, _)), .. } => w.max_pipeline(),
+                Piece::Param {
+                    default: Some((w, _)),
+                    ..
+                } => w.max_pipeline(),
                 _ => 0,
             })
             .max()
@@ -152,6 +189,9 @@ impl Word {
 
     /// A word made of one literal (used by builtins that synthesize commands).
     pub(crate) fn literal(s: &str) -> Word {
-        Word(vec![Piece::Text { text: s.to_owned(), quoted: true }])
+        Word(vec![Piece::Text {
+            text: s.to_owned(),
+            quoted: true,
+        }])
     }
 }

@@ -10,7 +10,12 @@ use crate::limits::LimitKind;
 use crate::stage::Stdio;
 
 /// Runs `argv` if it names a builtin; `None` otherwise.
-pub(crate) async fn run_builtin(sh: &mut Shell, argv: &[String], env: &[(String, String)], io: &Stdio) -> Option<Flow> {
+pub(crate) async fn run_builtin(
+    sh: &mut Shell,
+    argv: &[String],
+    env: &[(String, String)],
+    io: &Stdio,
+) -> Option<Flow> {
     let args = &argv[1..];
     let status = match argv[0].as_str() {
         ":" | "true" => 0,
@@ -21,7 +26,8 @@ pub(crate) async fn run_builtin(sh: &mut Shell, argv: &[String], env: &[(String,
                 Some(a) => match a.parse::<i64>() {
                     Ok(n) => (n & 0xff) as i32,
                     Err(_) => {
-                        sh.complain(io, &format!("exit: {a}: numeric argument required")).await;
+                        sh.complain(io, &format!("exit: {a}: numeric argument required"))
+                            .await;
                         2
                     }
                 },
@@ -50,7 +56,11 @@ pub(crate) async fn run_builtin(sh: &mut Shell, argv: &[String], env: &[(String,
             0
         }
         "cd" => {
-            let target = args.first().cloned().or_else(|| sh.vars.get("HOME").cloned()).unwrap_or_else(|| "/".into());
+            let target = args
+                .first()
+                .cloned()
+                .or_else(|| sh.vars.get("HOME").cloned())
+                .unwrap_or_else(|| "/".into());
             let abs = normalize(&sh.cwd, &target);
             match sh.ctx.fs.metadata(&sh.cwd, &target) {
                 Ok(m) if m.is_dir() => {
@@ -59,7 +69,8 @@ pub(crate) async fn run_builtin(sh: &mut Shell, argv: &[String], env: &[(String,
                     0
                 }
                 Ok(_) => {
-                    sh.complain(io, &format!("cd: {target}: Not a directory")).await;
+                    sh.complain(io, &format!("cd: {target}: Not a directory"))
+                        .await;
                     1
                 }
                 Err(e) => {
@@ -91,7 +102,11 @@ pub(crate) async fn run_builtin(sh: &mut Shell, argv: &[String], env: &[(String,
 }
 
 async fn write_out(io: &Stdio, bytes: &[u8]) -> i32 {
-    if io.stdout.write_all(bytes).await { 0 } else { 1 }
+    if io.stdout.write_all(bytes).await {
+        0
+    } else {
+        1
+    }
 }
 
 async fn set(sh: &mut Shell, args: &[String], io: &Stdio) -> i32 {
@@ -104,12 +119,20 @@ async fn set(sh: &mut Shell, args: &[String], io: &Stdio) -> i32 {
                 Some("pipefail") => sh.pipefail = on,
                 Some("errexit") => sh.errexit = on,
                 other => {
-                    sh.complain(io, &format!("set: unsupported option {a} {}", other.unwrap_or(""))).await;
+                    sh.complain(
+                        io,
+                        &format!("set: unsupported option {a} {}", other.unwrap_or("")),
+                    )
+                    .await;
                     return 2;
                 }
             },
             _ => {
-                sh.complain(io, &format!("set: unsupported option {a} (supported: -e, -o pipefail)")).await;
+                sh.complain(
+                    io,
+                    &format!("set: unsupported option {a} (supported: -e, -o pipefail)"),
+                )
+                .await;
                 return 2;
             }
         }
@@ -121,7 +144,10 @@ async fn set(sh: &mut Shell, args: &[String], io: &Stdio) -> i32 {
 async fn echo(args: &[String], io: &Stdio) -> i32 {
     let (mut newline, mut escapes, mut i) = (true, false, 0);
     while let Some(a) = args.get(i) {
-        if a.len() < 2 || !a.starts_with('-') || !a[1..].chars().all(|c| matches!(c, 'n' | 'e' | 'E')) {
+        if a.len() < 2
+            || !a.starts_with('-')
+            || !a[1..].chars().all(|c| matches!(c, 'n' | 'e' | 'E'))
+        {
             break;
         }
         for c in a[1..].chars() {
@@ -214,7 +240,11 @@ async fn read(sh: &mut Shell, args: &[String], io: &Stdio) -> Result<i32, Stop> 
     let raw = args.first().is_some_and(|a| a == "-r");
     let names: Vec<&String> = args.iter().skip(usize::from(raw)).collect();
     if let Some(bad) = names.iter().find(|n| n.starts_with('-')) {
-        sh.complain(io, &format!("read: unsupported option {bad} (supported: -r)")).await;
+        sh.complain(
+            io,
+            &format!("read: unsupported option {bad} (supported: -r)"),
+        )
+        .await;
         return Ok(2);
     }
     let Some(stdin) = &io.stdin else { return Ok(1) };
@@ -222,7 +252,10 @@ async fn read(sh: &mut Shell, args: &[String], io: &Stdio) -> Result<i32, Stop> 
     let mut line = Vec::new();
     let mut eof = false;
     loop {
-        match stdin.read_line(limit.saturating_sub(line.len()).max(1)).await {
+        match stdin
+            .read_line(limit.saturating_sub(line.len()).max(1))
+            .await
+        {
             None => {
                 eof = true;
                 break;
@@ -255,7 +288,11 @@ async fn read(sh: &mut Shell, args: &[String], io: &Stdio) -> Result<i32, Stop> 
         }
         text = out;
     }
-    let names: Vec<String> = if names.is_empty() { vec!["REPLY".into()] } else { names.into_iter().cloned().collect() };
+    let names: Vec<String> = if names.is_empty() {
+        vec!["REPLY".into()]
+    } else {
+        names.into_iter().cloned().collect()
+    };
     if names.len() == 1 && names[0] == "REPLY" && args.iter().all(|a| a == "-r") {
         sh.vars.insert("REPLY".into(), text);
     } else {
@@ -274,7 +311,11 @@ async fn read(sh: &mut Shell, args: &[String], io: &Stdio) -> Result<i32, Stop> 
 }
 
 async fn test_builtin(sh: &mut Shell, args: &[String], io: &Stdio) -> i32 {
-    let mut p = TestParser { sh: &*sh, args, pos: 0 };
+    let mut p = TestParser {
+        sh: &*sh,
+        args,
+        pos: 0,
+    };
     let r = if args.is_empty() { Ok(false) } else { p.or() };
     let r = match r {
         Ok(v) if p.pos == args.len() => Ok(v),
@@ -292,7 +333,9 @@ async fn test_builtin(sh: &mut Shell, args: &[String], io: &Stdio) -> i32 {
 }
 
 const UNARY: &[&str] = &["-e", "-f", "-d", "-s", "-r", "-w", "-x", "-z", "-n"];
-const BINARY: &[&str] = &["=", "==", "!=", "<", ">", "-eq", "-ne", "-lt", "-le", "-gt", "-ge"];
+const BINARY: &[&str] = &[
+    "=", "==", "!=", "<", ">", "-eq", "-ne", "-lt", "-le", "-gt", "-ge",
+];
 
 /// POSIX `test` grammar: `-o` binds looser than `-a`, `!` and `( )` as usual.
 struct TestParser<'a> {
@@ -323,20 +366,26 @@ impl TestParser<'_> {
     }
     fn not(&mut self) -> Result<bool, String> {
         // `! = x` style ambiguities resolve toward a binary test, as POSIX says.
-        if self.peek(0) == Some("!") && !self.peek(1).is_some_and(|o| BINARY.contains(&o) && self.peek(2).is_some()) {
+        if self.peek(0) == Some("!")
+            && !self
+                .peek(1)
+                .is_some_and(|o| BINARY.contains(&o) && self.peek(2).is_some())
+        {
             self.pos += 1;
             return Ok(!self.not()?);
         }
         self.primary()
     }
     fn primary(&mut self) -> Result<bool, String> {
-        let Some(a) = self.peek(0) else { return Err("argument expected".into()) };
-        if let (Some(op), Some(b)) = (self.peek(1), self.peek(2)) {
-            if BINARY.contains(&op) {
-                let (a, op, b) = (a.to_owned(), op.to_owned(), b.to_owned());
-                self.pos += 3;
-                return binary_test(&op, &a, &b);
-            }
+        let Some(a) = self.peek(0).map(str::to_owned) else {
+            return Err("argument expected".into());
+        };
+        if let (Some(op), Some(b)) = (self.peek(1), self.peek(2))
+            && BINARY.contains(&op)
+        {
+            let (a, op, b) = (a.clone(), op.to_owned(), b.to_owned());
+            self.pos += 3;
+            return binary_test(&op, &a, &b);
         }
         if a == "(" {
             self.pos += 1;
@@ -347,12 +396,12 @@ impl TestParser<'_> {
             self.pos += 1;
             return Ok(v);
         }
-        if UNARY.contains(&a) {
-            if let Some(v) = self.peek(1) {
-                let (op, v) = (a.to_owned(), v.to_owned());
-                self.pos += 2;
-                return unary_test(self.sh, &op, &v);
-            }
+        if UNARY.contains(&a.as_str())
+            && let Some(v) = self.peek(1)
+        {
+            let (op, v) = (a.clone(), v.to_owned());
+            self.pos += 2;
+            return unary_test(self.sh, &op, &v);
         }
         self.pos += 1;
         Ok(!a.is_empty())
@@ -374,7 +423,11 @@ pub(crate) fn unary_test(sh: &Shell, op: &str, v: &str) -> Result<bool, String> 
 }
 
 pub(crate) fn binary_test(op: &str, a: &str, b: &str) -> Result<bool, String> {
-    let num = |s: &str| s.trim().parse::<i64>().map_err(|_| format!("{s}: integer expression expected"));
+    let num = |s: &str| {
+        s.trim()
+            .parse::<i64>()
+            .map_err(|_| format!("{s}: integer expression expected"))
+    };
     Ok(match op {
         "=" | "==" => a == b,
         "!=" => a != b,
@@ -399,7 +452,12 @@ struct XargsOpts {
 }
 
 fn parse_xargs(args: &[String]) -> Result<(XargsOpts, &[String]), String> {
-    let mut o = XargsOpts { max_args: None, delim: None, replace: None, no_run_if_empty: false };
+    let mut o = XargsOpts {
+        max_args: None,
+        delim: None,
+        replace: None,
+        no_run_if_empty: false,
+    };
     let mut i = 0;
     while let Some(a) = args.get(i) {
         if !a.starts_with('-') || a == "-" {
@@ -411,7 +469,9 @@ fn parse_xargs(args: &[String]) -> Result<(XargsOpts, &[String]), String> {
                 return Ok(inline.to_owned());
             }
             i += 1;
-            args.get(i - 1).cloned().ok_or_else(|| format!("option {a} requires an argument"))
+            args.get(i - 1)
+                .cloned()
+                .ok_or_else(|| format!("option {a} requires an argument"))
         };
         match a.as_str() {
             "--" => break,
@@ -419,7 +479,12 @@ fn parse_xargs(args: &[String]) -> Result<(XargsOpts, &[String]), String> {
             "-r" | "--no-run-if-empty" => o.no_run_if_empty = true,
             s if s.starts_with("-n") => {
                 let v = value(&s[2..])?;
-                o.max_args = Some(v.parse().ok().filter(|n| *n > 0).ok_or_else(|| format!("invalid number {v}"))?);
+                o.max_args = Some(
+                    v.parse()
+                        .ok()
+                        .filter(|n| *n > 0)
+                        .ok_or_else(|| format!("invalid number {v}"))?,
+                );
             }
             s if s.starts_with("-I") => o.replace = Some(value(&s[2..])?),
             s if s.starts_with("-d") => {
@@ -432,7 +497,11 @@ fn parse_xargs(args: &[String]) -> Result<(XargsOpts, &[String]), String> {
                     _ => return Err(format!("unsupported delimiter {v}")),
                 });
             }
-            other => return Err(format!("unsupported option {other} (supported: -n, -0, -d, -r, -I)")),
+            other => {
+                return Err(format!(
+                    "unsupported option {other} (supported: -n, -0, -d, -r, -I)"
+                ));
+            }
         }
     }
     if o.replace.is_some() && o.delim.is_none() {
@@ -503,11 +572,19 @@ async fn xargs(sh: &mut Shell, args: &[String], env: &[(String, String)], io: &S
             return Ok(());
         }
     };
-    let base: Vec<String> = if cmd.is_empty() { vec!["echo".into()] } else { cmd.to_vec() };
+    let base: Vec<String> = if cmd.is_empty() {
+        vec!["echo".into()]
+    } else {
+        cmd.to_vec()
+    };
     let limit = sh.ctx.run.limits.args_bytes as usize;
     let base_size = crate::stage::arg_bytes(&base, env) as usize;
     // Children read nothing from xargs's input (GNU redirects them from /dev/null).
-    let child_io = Stdio { stdin: None, stdout: io.stdout.clone(), stderr: io.stderr.clone() };
+    let child_io = Stdio {
+        stdin: None,
+        stdout: io.stdout.clone(),
+        stderr: io.stderr.clone(),
+    };
     let mut tok = Tokenizer::default();
     let mut pending: Vec<String> = Vec::new();
     let mut worst = 0;
@@ -524,7 +601,8 @@ async fn xargs(sh: &mut Shell, args: &[String], env: &[(String, String)], io: &S
         if eof {
             if opts.delim.is_some() {
                 if !tok.cur.is_empty() {
-                    pending.push(String::from_utf8_lossy(&std::mem::take(&mut tok.cur)).into_owned());
+                    pending
+                        .push(String::from_utf8_lossy(&std::mem::take(&mut tok.cur)).into_owned());
                 }
             } else {
                 tok.flush(&mut pending);
@@ -536,7 +614,11 @@ async fn xargs(sh: &mut Shell, args: &[String], env: &[(String, String)], io: &S
         }
         // Run every full batch now; keep a partial one until more input or EOF.
         loop {
-            let per = if opts.replace.is_some() { 1 } else { opts.max_args.unwrap_or(usize::MAX) };
+            let per = if opts.replace.is_some() {
+                1
+            } else {
+                opts.max_args.unwrap_or(usize::MAX)
+            };
             let mut take = 0;
             let mut size = base_size;
             while take < pending.len() && take < per {
@@ -558,7 +640,10 @@ async fn xargs(sh: &mut Shell, args: &[String], env: &[(String, String)], io: &S
             }
             let batch: Vec<String> = pending.drain(..take).collect();
             let argv = match &opts.replace {
-                Some(r) => base.iter().map(|a| a.replace(r.as_str(), &batch[0])).collect(),
+                Some(r) => base
+                    .iter()
+                    .map(|a| a.replace(r.as_str(), &batch[0]))
+                    .collect(),
                 None => base.iter().cloned().chain(batch).collect(),
             };
             sh.dispatch(argv, env.to_vec(), &child_io).await?;
@@ -603,7 +688,10 @@ mod tests {
 
     #[test]
     fn xargs_options() {
-        let args: Vec<String> = ["-n", "2", "-r", "wc", "-l"].iter().map(|s| s.to_string()).collect();
+        let args: Vec<String> = ["-n", "2", "-r", "wc", "-l"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         let (o, cmd) = parse_xargs(&args).unwrap();
         assert_eq!(o.max_args, Some(2));
         assert!(o.no_run_if_empty);

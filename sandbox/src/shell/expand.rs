@@ -61,7 +61,11 @@ impl Fields {
 
 impl Shell {
     /// Expands a word into fields (command arguments, `for` lists).
-    pub(crate) async fn expand_fields(&mut self, w: &Word, io: &Stdio) -> Result<Vec<String>, Stop> {
+    pub(crate) async fn expand_fields(
+        &mut self,
+        w: &Word,
+        io: &Stdio,
+    ) -> Result<Vec<String>, Stop> {
         let mut f = Fields::default();
         self.expand_into(w, io, &mut f, false).await?;
         f.end();
@@ -76,12 +80,22 @@ impl Shell {
         Ok(f.cur)
     }
 
-    fn expand_into<'a>(&'a mut self, w: &'a Word, io: &'a Stdio, f: &'a mut Fields, no_split: bool) -> BoxFuture<'a, Result<(), Stop>> {
+    fn expand_into<'a>(
+        &'a mut self,
+        w: &'a Word,
+        io: &'a Stdio,
+        f: &'a mut Fields,
+        no_split: bool,
+    ) -> BoxFuture<'a, Result<(), Stop>> {
         Box::pin(async move {
             for piece in &w.0 {
                 let (value, quoted) = match piece {
                     Piece::Text { text, quoted } => (text.clone(), *quoted),
-                    Piece::Param { name, quoted, default } => {
+                    Piece::Param {
+                        name,
+                        quoted,
+                        default,
+                    } => {
                         let mut v = self.lookup(name);
                         if let Some((dw, colon)) = default {
                             let use_default = match &v {
@@ -110,7 +124,11 @@ impl Shell {
     }
 
     /// Evaluates `[[ ... ]]`: `Ok(Err(msg))` is a usage error (status 2).
-    pub(crate) fn eval_test<'a>(&'a mut self, e: &'a TestExpr, io: &'a Stdio) -> BoxFuture<'a, Result<Result<bool, String>, Stop>> {
+    pub(crate) fn eval_test<'a>(
+        &'a mut self,
+        e: &'a TestExpr,
+        io: &'a Stdio,
+    ) -> BoxFuture<'a, Result<Result<bool, String>, Stop>> {
         Box::pin(async move {
             Ok(match e {
                 TestExpr::And(l, r) => match self.eval_test(l, io).await? {

@@ -81,11 +81,23 @@ impl Shell {
         let mut vars: HashMap<String, String> = env.iter().cloned().collect();
         vars.entry("PWD".into()).or_insert_with(|| "/".into());
         let exported = vars.keys().cloned().collect();
-        Shell { ctx, vars, exported, cwd: "/".into(), status: 0, errexit: false, pipefail: false, cond_depth: 0 }
+        Shell {
+            ctx,
+            vars,
+            exported,
+            cwd: "/".into(),
+            status: 0,
+            errexit: false,
+            pipefail: false,
+            cond_depth: 0,
+        }
     }
 
     pub(crate) fn env(&self) -> Vec<(String, String)> {
-        self.exported.iter().filter_map(|k| self.vars.get(k).map(|v| (k.clone(), v.clone()))).collect()
+        self.exported
+            .iter()
+            .filter_map(|k| self.vars.get(k).map(|v| (k.clone(), v.clone())))
+            .collect()
     }
 
     pub(crate) fn script<'a>(&'a mut self, s: &'a Script, io: &'a Stdio) -> BoxFuture<'a, Flow> {
@@ -148,7 +160,11 @@ impl Shell {
                     let (w, r) = pipe::pipe(pipe::DEFAULT_CAPACITY);
                     (w, Some(r))
                 };
-                ios.push(Stdio { stdin: next_stdin.take(), stdout, stderr: io.stderr.clone() });
+                ios.push(Stdio {
+                    stdin: next_stdin.take(),
+                    stdout,
+                    stderr: io.stderr.clone(),
+                });
                 next_stdin = reader;
             }
             let stages = p.cmds.iter().zip(ios).map(|(cmd, sio)| {
@@ -170,7 +186,12 @@ impl Shell {
                 statuses.push(r?);
             }
             self.status = if self.pipefail {
-                statuses.iter().rev().copied().find(|s| *s != 0).unwrap_or(0)
+                statuses
+                    .iter()
+                    .rev()
+                    .copied()
+                    .find(|s| *s != 0)
+                    .unwrap_or(0)
             } else {
                 statuses.last().copied().unwrap_or(0)
             };
@@ -255,8 +276,14 @@ impl Shell {
                 self.status = last;
                 Ok(())
             }
-            CommandKind::Group { body, subshell: false } => self.script(body, io).await,
-            CommandKind::Group { body, subshell: true } => {
+            CommandKind::Group {
+                body,
+                subshell: false,
+            } => self.script(body, io).await,
+            CommandKind::Group {
+                body,
+                subshell: true,
+            } => {
                 let mut sub = self.clone();
                 self.status = match sub.script(body, io).await {
                     Ok(()) => sub.status,
@@ -313,21 +340,37 @@ impl Shell {
     }
 
     /// Runs an expanded command line: builtins, host builtins, then wasm.
-    pub(crate) fn dispatch<'a>(&'a mut self, argv: Vec<String>, env: Vec<(String, String)>, io: &'a Stdio) -> BoxFuture<'a, Flow> {
+    pub(crate) fn dispatch<'a>(
+        &'a mut self,
+        argv: Vec<String>,
+        env: Vec<(String, String)>,
+        io: &'a Stdio,
+    ) -> BoxFuture<'a, Flow> {
         Box::pin(async move {
             if let Some(flow) = builtins::run_builtin(self, &argv, &env, io).await {
                 return flow;
             }
             let name = argv[0].clone();
             if let Some(b) = self.ctx.host_builtins.get(&name).cloned() {
-                let call = crate::BuiltinCall { args: &argv, env: &env, cwd: &self.cwd, fs: &self.ctx.fs, stdio: io };
+                let call = crate::BuiltinCall {
+                    args: &argv,
+                    env: &env,
+                    cwd: &self.cwd,
+                    fs: &self.ctx.fs,
+                    stdio: io,
+                };
                 self.status = b.run(call).await;
-                return if self.ctx.run.is_stopped() { Err(Stop::Killed) } else { Ok(()) };
+                return if self.ctx.run.is_stopped() {
+                    Err(Stop::Killed)
+                } else {
+                    Ok(())
+                };
             }
             let bytes = match self.resolve(&name).await {
                 Ok(Some(b)) => b,
                 Ok(None) => {
-                    self.complain(io, &format!("{name}: command not found")).await;
+                    self.complain(io, &format!("{name}: command not found"))
+                        .await;
                     self.status = 127;
                     return Ok(());
                 }
@@ -345,23 +388,50 @@ impl Shell {
                     return Ok(());
                 }
             };
-            let spec = StageSpec { name, pre, argv, env, io: io.clone(), fs: self.ctx.fs.clone() };
+            let spec = StageSpec {
+                name,
+                pre,
+                argv,
+                env,
+                io: io.clone(),
+                fs: self.ctx.fs.clone(),
+            };
             // Each wasm command gets its own task: pipeline stages run in parallel.
-            let task = TaskGuard::spawn(stage::run_stage(self.ctx.rt.clone(), self.ctx.run.clone(), spec));
+            let task = TaskGuard::spawn(stage::run_stage(
+                self.ctx.rt.clone(),
+                self.ctx.run.clone(),
+                spec,
+            ));
             self.status = task.join().await.unwrap_or(KILLED_STATUS);
-            if self.ctx.run.is_stopped() { Err(Stop::Killed) } else { Ok(()) }
+            if self.ctx.run.is_stopped() {
+                Err(Stop::Killed)
+            } else {
+                Ok(())
+            }
         })
     }
 
     /// Finds the module for a command name: assets first, then the toolbox.
     async fn resolve(&self, name: &str) -> Result<Option<ModuleBytes>, String> {
         if let Some(path) = self.ctx.assets.get(name) {
-            if let Some(b) = self.ctx.asset_cache.lock().unwrap_or_else(|e| e.into_inner()).get(name) {
+            if let Some(b) = self
+                .ctx
+                .asset_cache
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(name)
+            {
                 return Ok(Some(b.clone()));
             }
-            let bytes = tokio::fs::read(path).await.map_err(|e| format!("cannot read asset {}: {e}", path.display()))?;
+            let bytes = tokio::fs::read(path)
+                .await
+                .map_err(|e| format!("cannot read asset {}: {e}", path.display()))?;
             let b = ModuleBytes::owned(bytes);
-            self.ctx.asset_cache.lock().unwrap_or_else(|e| e.into_inner()).insert(name.to_owned(), b.clone());
+            self.ctx
+                .asset_cache
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(name.to_owned(), b.clone());
             return Ok(Some(b));
         }
         if is_coreutils_tool(name) {
@@ -372,13 +442,20 @@ impl Shell {
 
     /// Writes a shell diagnostic to the command's stderr.
     pub(crate) async fn complain(&self, io: &Stdio, msg: &str) {
-        let _ = io.stderr.write_all(format!("tidepool: {msg}\n").as_bytes()).await;
+        let _ = io
+            .stderr
+            .write_all(format!("tidepool: {msg}\n").as_bytes())
+            .await;
     }
 
     /// Applies redirections, returning the command's streams and the tasks
     /// that finish writing its output files. `Err(Exit)` means a redirection
     /// failed (already reported).
-    async fn redirect(&mut self, redirs: &[Redir], io: &Stdio) -> Result<(Stdio, Vec<TaskGuard<std::io::Result<u64>>>), Stop> {
+    async fn redirect(
+        &mut self,
+        redirs: &[Redir],
+        io: &Stdio,
+    ) -> Result<(Stdio, Vec<TaskGuard<std::io::Result<u64>>>), Stop> {
         let mut cio = io.clone();
         let mut drains = Vec::new();
         for r in redirs {
@@ -472,7 +549,11 @@ impl Shell {
     /// removed, at most `args` limit bytes (more trips the limit).
     pub(crate) async fn capture(&mut self, script: &Script, io: &Stdio) -> Result<String, Stop> {
         let (w, r) = pipe::pipe(pipe::DEFAULT_CAPACITY);
-        let sub_io = Stdio { stdin: io.stdin.clone(), stdout: w, stderr: io.stderr.clone() };
+        let sub_io = Stdio {
+            stdin: io.stdin.clone(),
+            stdout: w,
+            stderr: io.stderr.clone(),
+        };
         let mut sub = self.clone();
         let limit = self.ctx.run.limits.args_bytes;
         let run = self.ctx.run.clone();

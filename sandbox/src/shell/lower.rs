@@ -19,7 +19,10 @@ use crate::error::ScriptError;
 const MAX_NESTING: usize = 64;
 
 fn options() -> ParserOptions {
-    ParserOptions { enable_extended_globbing: false, ..ParserOptions::default() }
+    ParserOptions {
+        enable_extended_globbing: false,
+        ..ParserOptions::default()
+    }
 }
 
 /// Parses and lowers `src`.
@@ -28,7 +31,9 @@ pub(crate) fn parse(src: &str) -> Result<Script, ScriptError> {
     let opts = options();
     // The parser is third-party code fed untrusted text; a panic in it must
     // become a rejected script, not a crashed host.
-    let parsed = std::panic::catch_unwind(|| Parser::new(std::io::BufReader::new(src.as_bytes()), &opts).parse_program());
+    let parsed = std::panic::catch_unwind(|| {
+        Parser::new(std::io::BufReader::new(src.as_bytes()), &opts).parse_program()
+    });
     let program = match parsed {
         Ok(Ok(p)) => p,
         Ok(Err(e)) => return Err(ScriptError::Syntax(e.to_string())),
@@ -54,7 +59,10 @@ fn check_nesting(src: &str) -> Result<(), ScriptError> {
         }
     }
     if max > MAX_NESTING {
-        return Err(ScriptError::unsupported(format!("nesting deeper than {MAX_NESTING} levels"), ""));
+        return Err(ScriptError::unsupported(
+            format!("nesting deeper than {MAX_NESTING} levels"),
+            "",
+        ));
     }
     Ok(())
 }
@@ -63,7 +71,10 @@ fn lower_list(list: &b::CompoundList) -> Result<Script, ScriptError> {
     let mut out = Vec::new();
     for b::CompoundListItem(and_or, sep) in &list.0 {
         if matches!(sep, b::SeparatorOperator::Async) {
-            return Err(ScriptError::unsupported("background job (`&`)", and_or.to_string()));
+            return Err(ScriptError::unsupported(
+                "background job (`&`)",
+                and_or.to_string(),
+            ));
         }
         let first = lower_pipeline(&and_or.first)?;
         let mut rest = Vec::new();
@@ -109,23 +120,47 @@ fn lower_command(c: &b::Command) -> Result<Command, ScriptError> {
                 }
                 b::CompoundCommand::ForClause(f) => CommandKind::For {
                     var: f.variable_name.clone(),
-                    items: f.values.iter().flatten().map(lower_word).collect::<Result<_, _>>()?,
+                    items: f
+                        .values
+                        .iter()
+                        .flatten()
+                        .map(lower_word)
+                        .collect::<Result<_, _>>()?,
                     body: lower_list(&f.body.list)?,
                 },
-                b::CompoundCommand::WhileClause(w) => {
-                    CommandKind::While { cond: lower_list(&w.0)?, body: lower_list(&w.1.list)?, until: false }
+                b::CompoundCommand::WhileClause(w) => CommandKind::While {
+                    cond: lower_list(&w.0)?,
+                    body: lower_list(&w.1.list)?,
+                    until: false,
+                },
+                b::CompoundCommand::UntilClause(w) => CommandKind::While {
+                    cond: lower_list(&w.0)?,
+                    body: lower_list(&w.1.list)?,
+                    until: true,
+                },
+                b::CompoundCommand::BraceGroup(g) => CommandKind::Group {
+                    body: lower_list(&g.list)?,
+                    subshell: false,
+                },
+                b::CompoundCommand::Subshell(s) => CommandKind::Group {
+                    body: lower_list(&s.list)?,
+                    subshell: true,
+                },
+                b::CompoundCommand::CaseClause(_) => {
+                    return Err(ScriptError::unsupported("`case`", near()));
                 }
-                b::CompoundCommand::UntilClause(w) => {
-                    CommandKind::While { cond: lower_list(&w.0)?, body: lower_list(&w.1.list)?, until: true }
+                b::CompoundCommand::Arithmetic(_) => {
+                    return Err(ScriptError::unsupported(
+                        "arithmetic command `((...))`",
+                        near(),
+                    ));
                 }
-                b::CompoundCommand::BraceGroup(g) => CommandKind::Group { body: lower_list(&g.list)?, subshell: false },
-                b::CompoundCommand::Subshell(s) => CommandKind::Group { body: lower_list(&s.list)?, subshell: true },
-                b::CompoundCommand::CaseClause(_) => return Err(ScriptError::unsupported("`case`", near())),
-                b::CompoundCommand::Arithmetic(_) => return Err(ScriptError::unsupported("arithmetic command `((...))`", near())),
                 b::CompoundCommand::ArithmeticForClause(_) => {
                     return Err(ScriptError::unsupported("arithmetic `for ((...))`", near()));
                 }
-                b::CompoundCommand::Coprocess(_) => return Err(ScriptError::unsupported("`coproc`", near())),
+                b::CompoundCommand::Coprocess(_) => {
+                    return Err(ScriptError::unsupported("`coproc`", near()));
+                }
             };
             Ok(Command { kind, redirs })
         }
@@ -135,7 +170,10 @@ fn lower_command(c: &b::Command) -> Result<Command, ScriptError> {
                 Some(r) => r.0.iter().map(lower_redir).collect::<Result<_, _>>()?,
                 None => Vec::new(),
             };
-            Ok(Command { kind: CommandKind::Test(lower_test(&t.expr)?), redirs })
+            Ok(Command {
+                kind: CommandKind::Test(lower_test(&t.expr)?),
+                redirs,
+            })
         }
     }
 }
@@ -146,10 +184,19 @@ fn lower_simple(s: &b::SimpleCommand) -> Result<Command, ScriptError> {
     let mut redirs = Vec::new();
     for item in s.prefix.iter().flat_map(|p| p.0.iter()) {
         match item {
-            b::CommandPrefixOrSuffixItem::AssignmentWord(a, w) => match (&a.name, &a.value, a.append) {
-                (b::AssignmentName::VariableName(n), b::AssignmentValue::Scalar(v), false) => assigns.push((n.clone(), lower_word(v)?)),
-                _ => return Err(ScriptError::unsupported("array or `+=` assignment", w.value.clone())),
-            },
+            b::CommandPrefixOrSuffixItem::AssignmentWord(a, w) => {
+                match (&a.name, &a.value, a.append) {
+                    (b::AssignmentName::VariableName(n), b::AssignmentValue::Scalar(v), false) => {
+                        assigns.push((n.clone(), lower_word(v)?))
+                    }
+                    _ => {
+                        return Err(ScriptError::unsupported(
+                            "array or `+=` assignment",
+                            w.value.clone(),
+                        ));
+                    }
+                }
+            }
             other => lower_item(other, &mut words, &mut redirs)?,
         }
     }
@@ -159,17 +206,27 @@ fn lower_simple(s: &b::SimpleCommand) -> Result<Command, ScriptError> {
     for item in s.suffix.iter().flat_map(|p| p.0.iter()) {
         lower_item(item, &mut words, &mut redirs)?;
     }
-    Ok(Command { kind: CommandKind::Simple { assigns, words }, redirs })
+    Ok(Command {
+        kind: CommandKind::Simple { assigns, words },
+        redirs,
+    })
 }
 
-fn lower_item(item: &b::CommandPrefixOrSuffixItem, words: &mut Vec<Word>, redirs: &mut Vec<Redir>) -> Result<(), ScriptError> {
+fn lower_item(
+    item: &b::CommandPrefixOrSuffixItem,
+    words: &mut Vec<Word>,
+    redirs: &mut Vec<Redir>,
+) -> Result<(), ScriptError> {
     match item {
         b::CommandPrefixOrSuffixItem::IoRedirect(r) => redirs.push(lower_redir(r)?),
         b::CommandPrefixOrSuffixItem::Word(w) => words.push(lower_word(w)?),
         // `export A=b`: after the command name an assignment is an ordinary word.
         b::CommandPrefixOrSuffixItem::AssignmentWord(_, w) => words.push(lower_word(w)?),
         b::CommandPrefixOrSuffixItem::ProcessSubstitution(..) => {
-            return Err(ScriptError::unsupported("process substitution `<(...)`", item.to_string()));
+            return Err(ScriptError::unsupported(
+                "process substitution `<(...)`",
+                item.to_string(),
+            ));
         }
     }
     Ok(())
@@ -178,7 +235,10 @@ fn lower_item(item: &b::CommandPrefixOrSuffixItem, words: &mut Vec<Word>, redirs
 fn fd_of(fd: Option<i32>, default: i32, near: &dyn Fn() -> String) -> Result<u8, ScriptError> {
     match fd.unwrap_or(default) {
         n @ 0..=2 => Ok(n as u8),
-        n => Err(ScriptError::unsupported(format!("file descriptor {n}"), near())),
+        n => Err(ScriptError::unsupported(
+            format!("file descriptor {n}"),
+            near(),
+        )),
     }
 }
 
@@ -193,16 +253,28 @@ fn lower_redir(r: &b::IoRedirect) -> Result<Redir, ScriptError> {
             match kind {
                 b::IoFileRedirectKind::Read => {
                     if fd_of(*fd, 0, &near)? != 0 {
-                        return Err(ScriptError::unsupported("input redirection of fd 1 or 2", near()));
+                        return Err(ScriptError::unsupported(
+                            "input redirection of fd 1 or 2",
+                            near(),
+                        ));
                     }
                     Ok(Redir::Input(file(target)?))
                 }
-                b::IoFileRedirectKind::Write | b::IoFileRedirectKind::Clobber | b::IoFileRedirectKind::Append => {
+                b::IoFileRedirectKind::Write
+                | b::IoFileRedirectKind::Clobber
+                | b::IoFileRedirectKind::Append => {
                     let fd = fd_of(*fd, 1, &near)?;
                     if fd == 0 {
-                        return Err(ScriptError::unsupported("output redirection of stdin", near()));
+                        return Err(ScriptError::unsupported(
+                            "output redirection of stdin",
+                            near(),
+                        ));
                     }
-                    Ok(Redir::Output { fd, target: file(target)?, append: matches!(kind, b::IoFileRedirectKind::Append) })
+                    Ok(Redir::Output {
+                        fd,
+                        target: file(target)?,
+                        append: matches!(kind, b::IoFileRedirectKind::Append),
+                    })
                 }
                 b::IoFileRedirectKind::DuplicateOutput => {
                     let fd = fd_of(*fd, 1, &near)?;
@@ -213,17 +285,25 @@ fn lower_redir(r: &b::IoRedirect) -> Result<Redir, ScriptError> {
                     };
                     match (fd, to) {
                         (1 | 2, Some(to @ 1..=2)) => Ok(Redir::Dup { fd, to: to as u8 }),
-                        _ => Err(ScriptError::unsupported("descriptor duplication other than `2>&1`/`1>&2`", near())),
+                        _ => Err(ScriptError::unsupported(
+                            "descriptor duplication other than `2>&1`/`1>&2`",
+                            near(),
+                        )),
                     }
                 }
-                b::IoFileRedirectKind::DuplicateInput => Err(ScriptError::unsupported("`<&` input duplication", near())),
-                b::IoFileRedirectKind::ReadAndWrite => Err(ScriptError::unsupported("`<>` redirection", near())),
+                b::IoFileRedirectKind::DuplicateInput => {
+                    Err(ScriptError::unsupported("`<&` input duplication", near()))
+                }
+                b::IoFileRedirectKind::ReadAndWrite => {
+                    Err(ScriptError::unsupported("`<>` redirection", near()))
+                }
             }
         }
         b::IoRedirect::HereDocument(fd, doc) => {
             fd_of(*fd, 0, &near)?;
             let word = if doc.requires_expansion {
-                let pieces = bw::parse_heredoc(&doc.doc.value, &options()).map_err(|e| ScriptError::Syntax(e.to_string()))?;
+                let pieces = bw::parse_heredoc(&doc.doc.value, &options())
+                    .map_err(|e| ScriptError::Syntax(e.to_string()))?;
                 lower_pieces(&pieces, true, &doc.doc.value)?
             } else {
                 Word::literal(&doc.doc.value)
@@ -233,10 +313,16 @@ fn lower_redir(r: &b::IoRedirect) -> Result<Redir, ScriptError> {
         b::IoRedirect::HereString(fd, w) => {
             fd_of(*fd, 0, &near)?;
             let mut word = lower_word(w)?;
-            word.0.push(Piece::Text { text: "\n".into(), quoted: true });
+            word.0.push(Piece::Text {
+                text: "\n".into(),
+                quoted: true,
+            });
             Ok(Redir::InputText(word))
         }
-        b::IoRedirect::OutputAndError(w, append) => Ok(Redir::Both { target: lower_word(w)?, append: *append }),
+        b::IoRedirect::OutputAndError(w, append) => Ok(Redir::Both {
+            target: lower_word(w)?,
+            append: *append,
+        }),
     }
 }
 
@@ -245,8 +331,12 @@ fn lower_test(e: &b::ExtendedTestExpr) -> Result<TestExpr, ScriptError> {
     use b::UnaryPredicate as UP;
     let near = || e.to_string();
     Ok(match e {
-        b::ExtendedTestExpr::And(l, r) => TestExpr::And(Box::new(lower_test(l)?), Box::new(lower_test(r)?)),
-        b::ExtendedTestExpr::Or(l, r) => TestExpr::Or(Box::new(lower_test(l)?), Box::new(lower_test(r)?)),
+        b::ExtendedTestExpr::And(l, r) => {
+            TestExpr::And(Box::new(lower_test(l)?), Box::new(lower_test(r)?))
+        }
+        b::ExtendedTestExpr::Or(l, r) => {
+            TestExpr::Or(Box::new(lower_test(l)?), Box::new(lower_test(r)?))
+        }
         b::ExtendedTestExpr::Not(x) => TestExpr::Not(Box::new(lower_test(x)?)),
         b::ExtendedTestExpr::Parenthesized(x) => lower_test(x)?,
         b::ExtendedTestExpr::UnaryTest(p, w) => {
@@ -290,7 +380,11 @@ pub(crate) fn lower_word(w: &b::Word) -> Result<Word, ScriptError> {
     lower_pieces(&pieces, false, &w.value)
 }
 
-fn lower_pieces(pieces: &[bw::WordPieceWithSource], quoted: bool, near: &str) -> Result<Word, ScriptError> {
+fn lower_pieces(
+    pieces: &[bw::WordPieceWithSource],
+    quoted: bool,
+    near: &str,
+) -> Result<Word, ScriptError> {
     let mut out = Vec::new();
     for p in pieces {
         lower_piece(&p.piece, quoted, near, &mut out)?;
@@ -298,31 +392,58 @@ fn lower_pieces(pieces: &[bw::WordPieceWithSource], quoted: bool, near: &str) ->
     Ok(Word(out))
 }
 
-fn lower_piece(p: &WordPiece, quoted: bool, near: &str, out: &mut Vec<Piece>) -> Result<(), ScriptError> {
+fn lower_piece(
+    p: &WordPiece,
+    quoted: bool,
+    near: &str,
+    out: &mut Vec<Piece>,
+) -> Result<(), ScriptError> {
     match p {
         WordPiece::Text(t) => {
             if !quoted {
                 reject_globs(t, near)?;
             }
-            out.push(Piece::Text { text: t.clone(), quoted });
+            out.push(Piece::Text {
+                text: t.clone(),
+                quoted,
+            });
         }
-        WordPiece::SingleQuotedText(t) => out.push(Piece::Text { text: t.clone(), quoted: true }),
-        WordPiece::AnsiCQuotedText(t) => out.push(Piece::Text { text: ansi_c_unescape(t), quoted: true }),
+        WordPiece::SingleQuotedText(t) => out.push(Piece::Text {
+            text: t.clone(),
+            quoted: true,
+        }),
+        WordPiece::AnsiCQuotedText(t) => out.push(Piece::Text {
+            text: ansi_c_unescape(t),
+            quoted: true,
+        }),
         WordPiece::DoubleQuotedSequence(inner) | WordPiece::GettextDoubleQuotedSequence(inner) => {
             // `""` must still produce an (empty) field.
-            out.push(Piece::Text { text: String::new(), quoted: true });
+            out.push(Piece::Text {
+                text: String::new(),
+                quoted: true,
+            });
             for i in inner {
                 lower_piece(&i.piece, true, near, out)?;
             }
         }
         WordPiece::TildeExpansion(t) => match t {
-            bw::TildeExpr::Home => out.push(Piece::Param { name: "HOME".into(), quoted: true, default: None }),
-            bw::TildeExpr::UserHome(u) => out.push(Piece::Text { text: format!("~{u}"), quoted: true }),
+            bw::TildeExpr::Home => out.push(Piece::Param {
+                name: "HOME".into(),
+                quoted: true,
+                default: None,
+            }),
+            bw::TildeExpr::UserHome(u) => out.push(Piece::Text {
+                text: format!("~{u}"),
+                quoted: true,
+            }),
             _ => return Err(ScriptError::unsupported("tilde expansion", near)),
         },
         WordPiece::ParameterExpansion(e) => out.push(lower_param(e, quoted, near)?),
         WordPiece::CommandSubstitution(s) | WordPiece::BackquotedCommandSubstitution(s) => {
-            out.push(Piece::Subst { script: parse(s)?, quoted });
+            out.push(Piece::Subst {
+                script: parse(s)?,
+                quoted,
+            });
         }
         WordPiece::EscapeSequence(s) => {
             let text: String = s.chars().skip(1).collect();
@@ -331,7 +452,12 @@ fn lower_piece(p: &WordPiece, quoted: bool, near: &str, out: &mut Vec<Piece>) ->
                 out.push(Piece::Text { text, quoted: true });
             }
         }
-        WordPiece::ArithmeticExpression(_) => return Err(ScriptError::unsupported("arithmetic expansion `$((...))`", near)),
+        WordPiece::ArithmeticExpression(_) => {
+            return Err(ScriptError::unsupported(
+                "arithmetic expansion `$((...))`",
+                near,
+            ));
+        }
     }
     Ok(())
 }
@@ -357,17 +483,35 @@ fn param_name(p: &bw::Parameter, near: &str) -> Result<String, ScriptError> {
 
 fn lower_param(e: &bw::ParameterExpr, quoted: bool, near: &str) -> Result<Piece, ScriptError> {
     match e {
-        bw::ParameterExpr::Parameter { parameter, indirect: false } => {
-            Ok(Piece::Param { name: param_name(parameter, near)?, quoted, default: None })
-        }
-        bw::ParameterExpr::UseDefaultValues { parameter, indirect: false, test_type, default_value } => {
+        bw::ParameterExpr::Parameter {
+            parameter,
+            indirect: false,
+        } => Ok(Piece::Param {
+            name: param_name(parameter, near)?,
+            quoted,
+            default: None,
+        }),
+        bw::ParameterExpr::UseDefaultValues {
+            parameter,
+            indirect: false,
+            test_type,
+            default_value,
+        } => {
             let value = default_value.as_deref().unwrap_or("");
-            let pieces = bw::parse(value, &options()).map_err(|e| ScriptError::Syntax(e.to_string()))?;
+            let pieces =
+                bw::parse(value, &options()).map_err(|e| ScriptError::Syntax(e.to_string()))?;
             let word = lower_pieces(&pieces, quoted, near)?;
             let colon = matches!(test_type, bw::ParameterTestType::UnsetOrNull);
-            Ok(Piece::Param { name: param_name(parameter, near)?, quoted, default: Some((word, colon)) })
+            Ok(Piece::Param {
+                name: param_name(parameter, near)?,
+                quoted,
+                default: Some((word, colon)),
+            })
         }
-        _ => Err(ScriptError::unsupported("parameter expansion operator `${...}` (only `$X`, `${X}`, `${X:-y}`, `${X-y}`)", near)),
+        _ => Err(ScriptError::unsupported(
+            "parameter expansion operator `${...}` (only `$X`, `${X}`, `${X:-y}`, `${X-y}`)",
+            near,
+        )),
     }
 }
 
@@ -375,8 +519,14 @@ fn lower_param(e: &bw::ParameterExpr, quoted: bool, near: &str) -> Result<Piece,
 /// have no pathname expansion, so running them literally would be a silent
 /// wrong answer.
 fn reject_globs(t: &str, near: &str) -> Result<(), ScriptError> {
-    if t.contains('*') || t.contains('?') || (t.contains('[') && t[t.find('[').unwrap_or(0)..].contains(']')) {
-        return Err(ScriptError::unsupported("pathname expansion (unquoted `*`, `?` or `[...]`; quote it)", near));
+    if t.contains('*')
+        || t.contains('?')
+        || (t.contains('[') && t[t.find('[').unwrap_or(0)..].contains(']'))
+    {
+        return Err(ScriptError::unsupported(
+            "pathname expansion (unquoted `*`, `?` or `[...]`; quote it)",
+            near,
+        ));
     }
     if let Some(open) = t.find('{') {
         let rest = &t[open..];
@@ -436,7 +586,9 @@ mod tests {
 
     fn rejects(src: &str, construct: &str) {
         match parse(src) {
-            Err(ScriptError::Unsupported { construct: c, .. }) => assert!(c.contains(construct), "{src}: got {c}"),
+            Err(ScriptError::Unsupported { construct: c, .. }) => {
+                assert!(c.contains(construct), "{src}: got {c}")
+            }
             other => panic!("{src}: expected rejection naming {construct}, got {other:?}"),
         }
     }
@@ -472,7 +624,10 @@ mod tests {
         rejects("echo hi 3> x", "file descriptor 3");
         rejects("echo ${x/a/b}", "parameter expansion");
         rejects("time ls", "time");
-        rejects(&format!("{}x{}", "(".repeat(100), ")".repeat(100)), "nesting");
+        rejects(
+            &format!("{}x{}", "(".repeat(100), ")".repeat(100)),
+            "nesting",
+        );
     }
 
     #[test]

@@ -61,11 +61,14 @@ pub fn wat_flood(byte: char) -> String {
 
 /// Exits with `code`.
 pub fn wat_exit(code: i32) -> String {
-    format!(r#"(module {IMPORTS} (memory (export "memory") 1) (func (export "_start") (call $proc_exit (i32.const {code}))))"#)
+    format!(
+        r#"(module {IMPORTS} (memory (export "memory") 1) (func (export "_start") (call $proc_exit (i32.const {code}))))"#
+    )
 }
 
 /// Spins forever without any host call.
-pub const WAT_LOOP: &str = r#"(module (memory (export "memory") 1) (func (export "_start") (loop $l (br $l))))"#;
+pub const WAT_LOOP: &str =
+    r#"(module (memory (export "memory") 1) (func (export "_start") (loop $l (br $l))))"#;
 
 /// Grows memory 1 MiB at a time forever.
 pub const WAT_GROW: &str = r#"(module (memory (export "memory") 1)
@@ -107,7 +110,10 @@ impl Fixture {
     pub fn new() -> Fixture {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::create_dir(dir.path().join("scratch")).expect("scratch");
-        Fixture { dir, assets: HashMap::new() }
+        Fixture {
+            dir,
+            assets: HashMap::new(),
+        }
     }
 
     pub fn scratch(&self) -> PathBuf {
@@ -132,13 +138,19 @@ impl Fixture {
     pub async fn run(&self, exec: &str, stdin: &[u8]) -> RunReport {
         let mut s = self.spec(exec);
         s.stdin = Input::Bytes(stdin.to_vec());
-        sandbox().run_phase(s).await.unwrap_or_else(|e| panic!("{exec}: {e}"))
+        sandbox()
+            .run_phase(s)
+            .await
+            .unwrap_or_else(|e| panic!("{exec}: {e}"))
     }
 
     pub async fn run_limited(&self, exec: &str, limits: Limits) -> RunReport {
         let mut s = self.spec(exec);
         s.limits = limits;
-        sandbox().run_phase(s).await.unwrap_or_else(|e| panic!("{exec}: {e}"))
+        sandbox()
+            .run_phase(s)
+            .await
+            .unwrap_or_else(|e| panic!("{exec}: {e}"))
     }
 }
 
