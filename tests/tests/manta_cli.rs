@@ -187,7 +187,9 @@ fn durability_places_copies_on_distinct_nodes() {
 
     // More copies than nodes: refused with 503, nothing visible.
     let err = failed(&c.manta("mput", &["-c", "4", "-f", &f, "~~/stor/four"]));
-    assert!(err.contains("503") || err.contains("Unavailable") || err.contains("NotEnough"), "{err}");
+    // Manta answers 503 with code InternalError here (spec §4.2); the
+    // status itself is asserted by the gateway's raw-HTTP tests.
+    assert!(err.contains("not enough storage nodes"), "{err}");
     failed(&c.manta("mget", &["~~/stor/four"]));
 }
 
@@ -235,7 +237,8 @@ fn restart_keeps_every_object_and_kill9_mid_upload_leaves_nothing() {
     let err = failed(&c.manta("mget", &["~~/stor/partial"]));
     assert!(err.contains("ResourceNotFound"), "no partial object is visible: {err}");
     let got = c.manta("mget", &["~~/stor/kept"]);
-    assert_eq!(ok(&got).len(), small.len());
+    ok(&got);
+    assert_eq!(got.stdout.len(), small.len());
     assert!(got.stdout == small, "acknowledged object reads back intact");
 }
 

@@ -8,7 +8,6 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -67,12 +66,22 @@ pub async fn run(args: UpArgs) -> Result<()> {
         let node = storage_node::server::NodeServer::bind(config)
             .await
             .with_context(|| format!("start storage node {i}"))?;
-        tasks.spawn(heartbeat(ns.clone(), node.identity().clone(), node.url(), node.store(), shutdown.clone()));
+        let info = storage_node::heartbeat::NodeInfo {
+            node_id: node.identity().node_id.clone(),
+            url: node.url(),
+            az: node.identity().az.clone(),
+        };
+        let (registry, store, stop) = (Namespace::clone(&ns), node.store(), shutdown.clone());
+        tasks.spawn(async move {
+            storage_node::heartbeat::run(registry, store, info, HEARTBEAT, stop).await;
+            Ok(())
+        });
         let stop = shutdown.clone();
         tasks.spawn(async move { node.serve(stop).await.context("storage node") });
     }
 
-    let gateway = gateway::Gateway::new(gateway::GatewayConfig::new(ns.clone()));
+    let config = gateway::GatewayConfig::with_default_client(ns.clone()).context("node client")?;
+    let gateway = gateway::Gateway::new(config);
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("listen on {}", args.listen))?;
@@ -99,19 +108,6 @@ pub async fn run(args: UpArgs) -> Result<()> {
         res??;
     }
     Ok(())
-}
-
-/// Registers the node and keeps its capacity and liveness fresh in metadata.
-async fn heartbeat(
-    ns: Arc<Namespace>,
-    identity: storage_node::server::NodeIdentity,
-    url: String,
-    store: Arc<storage_node::store::ObjectStore>,
-    stop: CancellationToken,
-) -> Result<()> {
-    storage_node::heartbeat::run(ns, identity, url, store, HEARTBEAT, stop)
-        .await
-        .context("heartbeat")
 }
 
 fn print_instructions(url: &str, login: &str, fingerprint: &str, key: &KeySource, data: &std::path::Path, nodes: u32) {
