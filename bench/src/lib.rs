@@ -34,7 +34,14 @@ pub fn generate_log(path: &Path, size: u64) -> std::io::Result<()> {
     if path.metadata().map(|m| m.len() == size).unwrap_or(false) {
         return Ok(());
     }
-    let paths = ["/login", "/index.html", "/api/v1/items", "/static/app.js", "/logout", "/search?q=tide"];
+    let paths = [
+        "/login",
+        "/index.html",
+        "/api/v1/items",
+        "/static/app.js",
+        "/logout",
+        "/search?q=tide",
+    ];
     let methods = ["GET", "GET", "GET", "POST", "PUT"];
     let statuses = [200, 200, 200, 304, 404, 500];
     let mut out = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(path)?);
@@ -47,9 +54,9 @@ pub fn generate_log(path: &Path, size: u64) -> std::io::Result<()> {
         x ^= x << 17;
         line.clear();
         let r = x;
-        write!(
+        writeln!(
             line,
-            "10.{}.{}.{} - - [22/Nov/2026:{:02}:{:02}:{:02} +0000] \"{} {} HTTP/1.1\" {} {}\n",
+            "10.{}.{}.{} - - [22/Nov/2026:{:02}:{:02}:{:02} +0000] \"{} {} HTTP/1.1\" {} {}",
             (r >> 8) % 4,
             (r >> 16) % 16,
             (r >> 24) % 256,

@@ -22,8 +22,8 @@
 
 pub mod conformance;
 pub mod embedded;
+pub mod jobs;
 pub mod keys;
 pub mod kv;
 pub mod namespace;
 pub mod path;
-pub mod jobs;

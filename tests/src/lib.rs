@@ -24,7 +24,14 @@ pub fn tidepool_bin() -> PathBuf {
         }
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut cmd = Command::new(cargo);
-        cmd.args(["build", "-p", "tidepool", "--bin", "tidepool", "--message-format=json"]);
+        cmd.args([
+            "build",
+            "-p",
+            "tidepool",
+            "--bin",
+            "tidepool",
+            "--message-format=json",
+        ]);
         if !cfg!(debug_assertions) {
             cmd.arg("--release");
         }
@@ -54,7 +61,9 @@ pub fn manta_bin_dir() -> PathBuf {
     if let Ok(p) = std::env::var("TIDEPOOL_MANTA_BIN") {
         return PathBuf::from(p);
     }
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root");
     root.join(".tools/manta/node_modules/manta/bin")
 }
 
@@ -88,7 +97,9 @@ impl Cluster {
 
     /// Starts `tidepool up` with the given options.
     pub fn start_with(opts: ClusterOptions) -> Result<Self> {
-        let root = tempfile::Builder::new().prefix("tidepool-test-").tempdir()?;
+        let root = tempfile::Builder::new()
+            .prefix("tidepool-test-")
+            .tempdir()?;
         let ssh = root.path().join("home/.ssh");
         std::fs::create_dir_all(&ssh)?;
         let key_type = opts.key_type.unwrap_or_else(|| "ed25519".into());
@@ -148,7 +159,10 @@ impl Cluster {
             .arg("alice")
             .args(&self.extra_args)
             .env("HOME", self.home())
-            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -185,7 +199,10 @@ impl Cluster {
             };
             if let Some(rest) = line.trim().strip_prefix("export ") {
                 if let Some((k, v)) = rest.split_once('=') {
-                    env.push((k.to_string(), v.trim_matches('"').trim_matches('\'').to_string()));
+                    env.push((
+                        k.to_string(),
+                        v.trim_matches('"').trim_matches('\'').to_string(),
+                    ));
                 }
                 if rest.starts_with("MANTA_KEY_ID=") {
                     break;
@@ -216,8 +233,14 @@ impl Cluster {
     /// `~/.ssh`), C locale, and the `MANTA_*` variables `tidepool up` printed.
     pub fn client_env(&self) -> Vec<(String, String)> {
         let mut env = vec![
-            ("PATH".to_string(), std::env::var("PATH").unwrap_or_default()),
-            ("HOME".to_string(), self.home().to_string_lossy().into_owned()),
+            (
+                "PATH".to_string(),
+                std::env::var("PATH").unwrap_or_default(),
+            ),
+            (
+                "HOME".to_string(),
+                self.home().to_string_lossy().into_owned(),
+            ),
             ("LC_ALL".to_string(), "C".to_string()),
         ];
         env.extend(self.env.iter().cloned());
@@ -236,22 +259,36 @@ impl Cluster {
 
     /// Runs a Manta CLI tool to completion with a deadline.
     pub fn manta(&self, tool: &str, args: &[&str]) -> Output {
-        run_with_deadline(self.manta_cmd(tool).args(args), None, Duration::from_secs(120))
+        run_with_deadline(
+            self.manta_cmd(tool).args(args),
+            None,
+            Duration::from_secs(120),
+        )
     }
 
     /// Runs a Manta CLI tool with `input` on its stdin.
     pub fn manta_stdin(&self, tool: &str, args: &[&str], input: &[u8]) -> Output {
-        run_with_deadline(self.manta_cmd(tool).args(args), Some(input), Duration::from_secs(300))
+        run_with_deadline(
+            self.manta_cmd(tool).args(args),
+            Some(input),
+            Duration::from_secs(300),
+        )
     }
 
     /// Runs a Node.js script with the cluster's client environment and
     /// Manta's npm library (`require('manta')`) on its module path.
     pub fn node(&self, script: &str) -> Output {
         let mut node = Command::new("node");
-        node.arg("-e").arg(script).env_clear().envs(self.client_env());
+        node.arg("-e")
+            .arg(script)
+            .env_clear()
+            .envs(self.client_env());
         let modules = manta_bin_dir().join("../..");
         let nested = manta_bin_dir().join("../node_modules");
-        node.env("NODE_PATH", format!("{}:{}", modules.display(), nested.display()));
+        node.env(
+            "NODE_PATH",
+            format!("{}:{}", modules.display(), nested.display()),
+        );
         run_with_deadline(&mut node, None, Duration::from_secs(600))
     }
 
@@ -322,7 +359,11 @@ pub fn run_with_deadline(cmd: &mut Command, input: Option<&[u8]>, limit: Duratio
     if let Some(w) = writer {
         let _ = w.join();
     }
-    Output { status, stdout: t_out.join().unwrap(), stderr: t_err.join().unwrap() }
+    Output {
+        status,
+        stdout: t_out.join().unwrap(),
+        stderr: t_err.join().unwrap(),
+    }
 }
 
 /// base64(md5(bytes)), as in `Content-MD5`.

@@ -39,7 +39,11 @@ fn file(c: &Cluster, name: &str, bytes: &[u8]) -> String {
 fn put_get_small_and_empty_objects() {
     let c = Cluster::start().unwrap();
     ok(&c.manta("mmkdir", &["-p", "~~/stor/a/b/c"]));
-    for (name, bytes) in [("empty", Vec::new()), ("one", b"x".to_vec()), ("some", payload(70_000, 7))] {
+    for (name, bytes) in [
+        ("empty", Vec::new()),
+        ("one", b"x".to_vec()),
+        ("some", payload(70_000, 7)),
+    ] {
         let f = file(&c, name, &bytes);
         ok(&c.manta("mput", &["-f", &f, &format!("~~/stor/a/b/c/{name}")]));
         let got = c.manta("mget", &[&format!("~~/stor/a/b/c/{name}")]);
@@ -48,9 +52,17 @@ fn put_get_small_and_empty_objects() {
     }
     let info = ok(&c.manta("minfo", &["~~/stor/a/b/c/empty"]));
     assert!(info.contains("content-length: 0"), "{info}");
-    assert!(info.contains(&format!("content-md5: {}", md5_b64(b""))), "{info}");
+    assert!(
+        info.contains(&format!("content-md5: {}", md5_b64(b""))),
+        "{info}"
+    );
     let info = ok(&c.manta("minfo", &["~~/stor/a/b/c/one"]));
-    for h in ["etag:", "last-modified:", "durability-level: 2", "content-type:"] {
+    for h in [
+        "etag:",
+        "last-modified:",
+        "durability-level: 2",
+        "content-type:",
+    ] {
         assert!(info.to_lowercase().contains(h), "minfo shows {h}: {info}");
     }
 }
@@ -102,7 +114,11 @@ fn listing_of_2500_entries_is_complete_and_ordered() {
     let reversed = ok(&c.manta("mls", &["-r", "~~/stor/many"]));
     let mut rev = expected.clone();
     rev.reverse();
-    assert_eq!(reversed.lines().collect::<Vec<_>>(), rev, "mls -r is the reverse order");
+    assert_eq!(
+        reversed.lines().collect::<Vec<_>>(),
+        rev,
+        "mls -r is the reverse order"
+    );
 }
 
 #[test]
@@ -131,11 +147,27 @@ fn directories_links_metadata_and_removal() {
 
     // mchattr: metadata changes, data and etag do not.
     let before = ok(&c.manta("minfo", &["~~/stor/d/src"]));
-    ok(&c.manta("mchattr", &["-H", "m-color: blue", "-H", "content-type: application/x-thing", "~~/stor/d/src"]));
+    ok(&c.manta(
+        "mchattr",
+        &[
+            "-H",
+            "m-color: blue",
+            "-H",
+            "content-type: application/x-thing",
+            "~~/stor/d/src",
+        ],
+    ));
     let after = ok(&c.manta("minfo", &["~~/stor/d/src"]));
     assert!(after.contains("m-color: blue"), "{after}");
-    assert!(after.contains("content-type: application/x-thing"), "{after}");
-    let etag = |s: &str| s.lines().find(|l| l.to_lowercase().starts_with("etag:")).map(str::to_string);
+    assert!(
+        after.contains("content-type: application/x-thing"),
+        "{after}"
+    );
+    let etag = |s: &str| {
+        s.lines()
+            .find(|l| l.to_lowercase().starts_with("etag:"))
+            .map(str::to_string)
+    };
     assert_eq!(etag(&before), etag(&after), "mchattr keeps the etag");
     assert_eq!(ok(&c.manta("mget", &["~~/stor/d/src"])), "hello\n");
 
@@ -146,7 +178,11 @@ fn directories_links_metadata_and_removal() {
     ok(&c.manta("mrm", &["~~/stor/d/src"]));
     let err = failed(&c.manta("mget", &["~~/stor/d/src"]));
     assert!(err.contains("ResourceNotFound"), "{err}");
-    assert_eq!(ok(&c.manta("mget", &["~~/stor/d/dst"])), "hello\n", "link outlives its source");
+    assert_eq!(
+        ok(&c.manta("mget", &["~~/stor/d/dst"])),
+        "hello\n",
+        "link outlives its source"
+    );
     ok(&c.manta("mrm", &["~~/stor/d/dst"]));
     ok(&c.manta("mrmdir", &["~~/stor/d"]));
     let ls = ok(&c.manta("mls", &["~~/stor"]));
@@ -180,7 +216,10 @@ fn durability_places_copies_on_distinct_nodes() {
     ok(&c.manta("mput", &["-c", "3", "-f", &f, "~~/stor/three"]));
     let counts = copies_on_disk(&c);
     assert_eq!(counts.len(), 3, "three storage nodes: {counts:?}");
-    assert!(counts.iter().all(|(_, n)| *n == 1), "one copy on each node: {counts:?}");
+    assert!(
+        counts.iter().all(|(_, n)| *n == 1),
+        "one copy on each node: {counts:?}"
+    );
     ok(&c.manta("mput", &["-f", &f, "~~/stor/two"]));
     let total: usize = copies_on_disk(&c).iter().map(|(_, n)| n).sum();
     assert_eq!(total, 5, "default durability 2 adds two copies");
@@ -235,7 +274,10 @@ fn restart_keeps_every_object_and_kill9_mid_upload_leaves_nothing() {
 
     c.restart().unwrap();
     let err = failed(&c.manta("mget", &["~~/stor/partial"]));
-    assert!(err.contains("ResourceNotFound"), "no partial object is visible: {err}");
+    assert!(
+        err.contains("ResourceNotFound"),
+        "no partial object is visible: {err}"
+    );
     let got = c.manta("mget", &["~~/stor/kept"]);
     ok(&got);
     assert_eq!(got.stdout.len(), small.len());
@@ -260,7 +302,11 @@ fn walk_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 #[test]
 fn rsa_and_ecdsa_keys_authenticate_the_cli() {
     for key_type in ["rsa", "ecdsa"] {
-        let c = Cluster::start_with(ClusterOptions { key_type: Some(key_type.into()), ..Default::default() }).unwrap();
+        let c = Cluster::start_with(ClusterOptions {
+            key_type: Some(key_type.into()),
+            ..Default::default()
+        })
+        .unwrap();
         let ls = ok(&c.manta("mls", &["~~"]));
         assert!(ls.contains("stor/"), "{key_type}: {ls}");
     }

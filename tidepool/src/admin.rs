@@ -55,14 +55,20 @@ pub async fn open_namespace(data: &Path) -> Result<Arc<Namespace>> {
     let path = data.join("meta.redb");
     let kv = meta::embedded::EmbeddedKv::open(&path)
         .await
-        .with_context(|| format!("open metadata {} (is `tidepool up` running on it?)", path.display()))?;
+        .with_context(|| {
+            format!(
+                "open metadata {} (is `tidepool up` running on it?)",
+                path.display()
+            )
+        })?;
     Ok(Arc::new(Namespace::new(Arc::new(kv))))
 }
 
 /// Reads an OpenSSH public key file into the record the namespace stores.
 pub fn read_public_key(file: &Path) -> Result<SshKey> {
     let line = std::fs::read_to_string(file).with_context(|| format!("read {}", file.display()))?;
-    let key = auth::key::PublicKey::from_openssh(line.trim()).with_context(|| format!("parse {}", file.display()))?;
+    let key = auth::key::PublicKey::from_openssh(line.trim())
+        .with_context(|| format!("parse {}", file.display()))?;
     Ok(SshKey {
         fingerprint_md5: key.fingerprint_md5(),
         fingerprint_sha256: key.fingerprint_sha256(),
@@ -72,17 +78,25 @@ pub fn read_public_key(file: &Path) -> Result<SshKey> {
 }
 
 /// Creates `login` unless it exists; adds `key` unless registered.
-pub async fn ensure_account_key(ns: &Namespace, login: &str, subuser: Option<&str>, key: &SshKey) -> Result<()> {
+pub async fn ensure_account_key(
+    ns: &Namespace,
+    login: &str,
+    subuser: Option<&str>,
+    key: &SshKey,
+) -> Result<()> {
     if ns.get_account(login).await?.is_none() {
         ns.create_account(login).await?;
     }
-    if let Some(sub) = subuser {
-        if ns.get_subuser(login, sub).await?.is_none() {
-            ns.create_subuser(login, sub).await?;
-        }
+    if let Some(sub) = subuser
+        && ns.get_subuser(login, sub).await?.is_none()
+    {
+        ns.create_subuser(login, sub).await?;
     }
     let known = ns.list_keys(login, subuser).await?;
-    if !known.iter().any(|k| k.fingerprint_md5 == key.fingerprint_md5) {
+    if !known
+        .iter()
+        .any(|k| k.fingerprint_md5 == key.fingerprint_md5)
+    {
         ns.add_key(login, subuser, key).await?;
     }
     Ok(())
@@ -99,22 +113,35 @@ pub async fn run(args: AdminArgs) -> Result<()> {
                 println!("account {login} created");
             }
         }
-        AdminCommand::Key(KeyCommand::Add { login, pubkey_file, subuser }) => {
+        AdminCommand::Key(KeyCommand::Add {
+            login,
+            pubkey_file,
+            subuser,
+        }) => {
             let key = read_public_key(&pubkey_file)?;
             ensure_account_key(&ns, &login, subuser.as_deref(), &key).await?;
-            println!("key {} ({}) registered for {login}", key.fingerprint_md5, key.fingerprint_sha256);
+            println!(
+                "key {} ({}) registered for {login}",
+                key.fingerprint_md5, key.fingerprint_sha256
+            );
         }
         AdminCommand::List => {
             for account in ns.list_accounts().await? {
                 let state = if account.disabled { " (disabled)" } else { "" };
                 println!("account {}{state}", account.login);
                 for key in ns.list_keys(&account.login, None).await? {
-                    println!("  key {} {} {}", key.fingerprint_md5, key.fingerprint_sha256, key.name);
+                    println!(
+                        "  key {} {} {}",
+                        key.fingerprint_md5, key.fingerprint_sha256, key.name
+                    );
                 }
                 for sub in ns.list_subusers(&account.login).await? {
                     println!("  subuser {}", sub.name);
                     for key in ns.list_keys(&account.login, Some(&sub.name)).await? {
-                        println!("    key {} {} {}", key.fingerprint_md5, key.fingerprint_sha256, key.name);
+                        println!(
+                            "    key {} {} {}",
+                            key.fingerprint_md5, key.fingerprint_sha256, key.name
+                        );
                     }
                 }
             }

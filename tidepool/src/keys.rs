@@ -37,7 +37,10 @@ pub fn resolve(given: Option<PathBuf>, data: &Path) -> Result<KeySource> {
             let mut found: Vec<PathBuf> = rd
                 .filter_map(|e| e.ok().map(|e| e.path()))
                 .filter(|p| {
-                    let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                    let name = p
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default();
                     name.starts_with("id_") && name.ends_with(".pub")
                 })
                 .collect();
@@ -60,7 +63,8 @@ fn generate_ed25519(private: &Path, public: &Path) -> Result<()> {
     use ssh_key::{Algorithm, LineEnding, PrivateKey};
     let dir = private.parent().expect("key path has a parent");
     std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
-    let mut key = PrivateKey::random(&mut rand::rngs::OsRng, Algorithm::Ed25519).context("generate key")?;
+    let mut key =
+        PrivateKey::random(&mut rand::rngs::OsRng, Algorithm::Ed25519).context("generate key")?;
     key.set_comment("tidepool");
     key.write_openssh_file(private, LineEnding::LF)
         .with_context(|| format!("write {}", private.display()))?;

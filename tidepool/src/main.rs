@@ -9,7 +9,11 @@ mod up;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "tidepool", version, about = "Object store with compute: Manta's API on wasm sandboxes")]
+#[command(
+    name = "tidepool",
+    version,
+    about = "Object store with compute: Manta's API on wasm sandboxes"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -39,5 +43,7 @@ fn main() -> anyhow::Result<()> {
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
 }

@@ -48,7 +48,10 @@ pub async fn run(args: UpArgs) -> Result<()> {
 
     let login = match args.account {
         Some(l) => l,
-        None => std::env::var("USER").ok().filter(|u| !u.is_empty()).unwrap_or_else(|| "tidepool".into()),
+        None => std::env::var("USER")
+            .ok()
+            .filter(|u| !u.is_empty())
+            .unwrap_or_else(|| "tidepool".into()),
     };
     let key = keys::resolve(args.key, &data)?;
     let ssh_key = admin::read_public_key(key.public_file())?;
@@ -93,7 +96,14 @@ pub async fn run(args: UpArgs) -> Result<()> {
             .context("gateway")
     });
 
-    print_instructions(&url, &login, &ssh_key.fingerprint_md5, &key, &data, args.nodes);
+    print_instructions(
+        &url,
+        &login,
+        &ssh_key.fingerprint_md5,
+        &key,
+        &data,
+        args.nodes,
+    );
 
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
@@ -110,8 +120,18 @@ pub async fn run(args: UpArgs) -> Result<()> {
     Ok(())
 }
 
-fn print_instructions(url: &str, login: &str, fingerprint: &str, key: &KeySource, data: &std::path::Path, nodes: u32) {
-    println!("Tidepool is up: gateway {url}, {nodes} storage nodes, data in {}", data.display());
+fn print_instructions(
+    url: &str,
+    login: &str,
+    fingerprint: &str,
+    key: &KeySource,
+    data: &std::path::Path,
+    nodes: u32,
+) {
+    println!(
+        "Tidepool is up: gateway {url}, {nodes} storage nodes, data in {}",
+        data.display()
+    );
     println!("Point Manta's CLI (npm install manta@5.4.2) at it by pasting:");
     println!();
     println!("export MANTA_URL={url}");
@@ -119,8 +139,13 @@ fn print_instructions(url: &str, login: &str, fingerprint: &str, key: &KeySource
     println!("unset MANTA_SUBUSER MANTA_ROLE MANTA_TLS_INSECURE");
     if let KeySource::Generated(public) = key {
         let private = public.with_extension("");
-        println!("# the CLI signs with keys from ssh-agent or ~/.ssh; this one was generated for you:");
-        println!("eval \"$(ssh-agent -s)\" >/dev/null; ssh-add {}", private.display());
+        println!(
+            "# the CLI signs with keys from ssh-agent or ~/.ssh; this one was generated for you:"
+        );
+        println!(
+            "eval \"$(ssh-agent -s)\" >/dev/null; ssh-add {}",
+            private.display()
+        );
     }
     println!("export MANTA_KEY_ID={fingerprint}");
     println!();

@@ -26,7 +26,10 @@ pub fn arg_bytes(arg: &OsStr) -> &[u8] {
 
 /// The tool's name as called (argv[0]'s basename), for messages.
 pub fn tool_name(args: &[OsString]) -> String {
-    let a0 = args.first().map(|a| a.to_string_lossy().into_owned()).unwrap_or_default();
+    let a0 = args
+        .first()
+        .map(|a| a.to_string_lossy().into_owned())
+        .unwrap_or_default();
     a0.rsplit('/').next().unwrap_or(&a0).to_string()
 }
 
@@ -34,11 +37,6 @@ pub fn tool_name(args: &[OsString]) -> String {
 pub fn usage_error(tool: &str, msg: impl std::fmt::Display) -> i32 {
     eprintln!("{tool}: {msg}");
     EXIT_USAGE
-}
-
-/// The answer of a tool that is listed but not written yet.
-pub fn not_implemented(args: &[OsString]) -> i32 {
-    usage_error(&tool_name(args), "not implemented in wasi-coreutils")
 }
 
 /// Buffered standard output with a large buffer (pipelines move a lot of bytes).

@@ -41,13 +41,22 @@ impl Client {
             .send()
             .await?;
         if !resp.status().is_success() {
-            bail!("PUT {path}: {} {}", resp.status(), resp.text().await.unwrap_or_default());
+            bail!(
+                "PUT {path}: {} {}",
+                resp.status(),
+                resp.text().await.unwrap_or_default()
+            );
         }
         Ok(())
     }
 
     async fn get(&self, path: &str) -> Result<u64> {
-        let mut resp = self.http.get(format!("{}{path}", self.url)).headers(self.headers()?).send().await?;
+        let mut resp = self
+            .http
+            .get(format!("{}{path}", self.url))
+            .headers(self.headers()?)
+            .send()
+            .await?;
         if !resp.status().is_success() {
             bail!("GET {path}: {}", resp.status());
         }
@@ -95,12 +104,19 @@ async fn main() -> Result<()> {
     let raw_dir = cluster.root.path().join("raw");
     std::fs::create_dir_all(&raw_dir)?;
 
-    println!("object bench: one client, sequential requests, durability 2, data under {}", raw_dir.display());
+    println!(
+        "object bench: one client, sequential requests, durability 2, data under {}",
+        raw_dir.display()
+    );
     println!(
         "{:>8} {:>6} | {:>10} {:>10} {:>6} | {:>10} {:>10} {:>6}",
         "size", "count", "raw put", "tp put", "ratio", "raw get", "tp get", "ratio"
     );
-    for (label, size, count) in [("4 KiB", 4usize << 10, 1000usize), ("1 MiB", 1 << 20, 200), ("64 MiB", 64 << 20, 8)] {
+    for (label, size, count) in [
+        ("4 KiB", 4usize << 10, 1000usize),
+        ("1 MiB", 1 << 20, 200),
+        ("64 MiB", 64 << 20, 8),
+    ] {
         let data = bytes::Bytes::from(payload(size, size as u64));
         let total = (size * count) as u64;
         let raw_put = baseline_put(&raw_dir, &data, count)?;
@@ -108,7 +124,9 @@ async fn main() -> Result<()> {
 
         let t = Instant::now();
         for i in 0..count {
-            client.put(&format!("/alice/stor/b{size}-{i}"), data.clone()).await?;
+            client
+                .put(&format!("/alice/stor/b{size}-{i}"), data.clone())
+                .await?;
         }
         let tp_put = t.elapsed();
         let t = Instant::now();
@@ -119,8 +137,12 @@ async fn main() -> Result<()> {
             }
         }
         let tp_get = t.elapsed();
-        let (rp, tpp, rg, tpg) =
-            (mb_per_s(total, raw_put), mb_per_s(total, tp_put), mb_per_s(total, raw_get), mb_per_s(total, tp_get));
+        let (rp, tpp, rg, tpg) = (
+            mb_per_s(total, raw_put),
+            mb_per_s(total, tp_put),
+            mb_per_s(total, raw_get),
+            mb_per_s(total, tp_get),
+        );
         println!(
             "{label:>8} {count:>6} | {rp:>8.1}MB/s {tpp:>8.1}MB/s {:>6.2} | {rg:>8.1}MB/s {tpg:>8.1}MB/s {:>6.2}",
             tpp / rp,

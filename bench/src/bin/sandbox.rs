@@ -15,7 +15,10 @@ use tidepool_bench::generate_log;
 /// in memory) and returns the wall time.
 fn time_cmd(cmd: &mut Command, out: &std::path::Path) -> Result<Duration> {
     let t = Instant::now();
-    let st = cmd.stdout(std::fs::File::create(out)?).stderr(Stdio::inherit()).status()?;
+    let st = cmd
+        .stdout(std::fs::File::create(out)?)
+        .stderr(Stdio::inherit())
+        .status()?;
     let d = t.elapsed();
     if !st.success() {
         bail!("{cmd:?} failed: {st}");
@@ -44,7 +47,11 @@ fn same_file(a: &std::path::Path, b: &std::path::Path) -> Result<bool> {
 }
 
 fn main() -> Result<()> {
-    let mib: u64 = std::env::args().nth(1).map(|s| s.parse()).transpose()?.unwrap_or(1024);
+    let mib: u64 = std::env::args()
+        .nth(1)
+        .map(|s| s.parse())
+        .transpose()?
+        .unwrap_or(1024);
     let dir = std::env::var("TIDEPOOL_BENCH_DIR").unwrap_or_else(|_| "target/bench-data".into());
     std::fs::create_dir_all(&dir)?;
     let input = std::path::Path::new(&dir).join(format!("access-{mib}M.log"));
@@ -64,8 +71,14 @@ fn main() -> Result<()> {
     let gnu_file = scratch.join("gnu.out");
     let wasm_file = scratch.join("wasm.out");
     time_cmd(Command::new(&bin).args(["exec", "true"]), &wasm_file)?;
-    println!("sandbox bench: {mib} MiB of access-log text, {}", input.display());
-    println!("{:<16} {:>10} {:>10} {:>8} {:>10}", "pipeline", "gnu s", "wasm s", "ratio", "same out");
+    println!(
+        "sandbox bench: {mib} MiB of access-log text, {}",
+        input.display()
+    );
+    println!(
+        "{:<16} {:>10} {:>10} {:>8} {:>10}",
+        "pipeline", "gnu s", "wasm s", "ratio", "same out"
+    );
     for (label, pipeline) in cases {
         let gnu = time_cmd(
             Command::new("bash")
@@ -85,7 +98,7 @@ fn main() -> Result<()> {
                 .arg("--limit")
                 .arg("time=3600s")
                 .arg("--limit")
-                .arg("stdout=unlimited")
+                .arg("stdout=64G")
                 .arg(pipeline),
             &wasm_file,
         )?;
@@ -95,7 +108,11 @@ fn main() -> Result<()> {
             gnu.as_secs_f64(),
             wasm.as_secs_f64(),
             wasm.as_secs_f64() / gnu.as_secs_f64(),
-            if same_file(&gnu_file, &wasm_file)? { "yes" } else { "NO" }
+            if same_file(&gnu_file, &wasm_file)? {
+                "yes"
+            } else {
+                "NO"
+            }
         );
     }
     Ok(())
@@ -109,7 +126,11 @@ fn gnu_path() -> String {
     if !link.exists() {
         let _ = std::os::unix::fs::symlink("/usr/bin/gawk", &link);
     }
-    format!("{}:{}", shim.display(), std::env::var("PATH").unwrap_or_default())
+    format!(
+        "{}:{}",
+        shim.display(),
+        std::env::var("PATH").unwrap_or_default()
+    )
 }
 
 fn tempfile_dir(base: &str) -> Result<std::path::PathBuf> {
