@@ -301,7 +301,15 @@ async fn connecting_to_a_closed_port_is_unavailable_within_the_connect_timeout()
 async fn gc_safe_point_advances_and_resolves_old_locks() {
     let (cluster, kv) = start().await;
     let k = key("k");
-    cluster.plant_crashed_writer_lock(&k, b"x", 0);
+    let lock_ts = cluster.plant_crashed_writer_lock(&k, b"x", 0);
+    // Safe points have millisecond precision (logical bits zero): wait until
+    // the cluster clock has left the lock's millisecond, or a safe point
+    // taken in that same millisecond would not be older than the lock.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while kv.current_timestamp().await.expect("ts").physical <= (lock_ts >> 18) as i64 {
+        assert!(Instant::now() < deadline, "cluster clock did not advance");
+        tokio::task::yield_now().await;
+    }
     let sp = kv.advance_gc_safe_point(Duration::ZERO).await.expect("gc");
     assert!(sp > 0);
     assert_eq!(cluster.gc_safe_point(), sp);
