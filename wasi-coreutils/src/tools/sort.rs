@@ -1044,7 +1044,12 @@ mod tempfile_lite {
 
     impl TempRun {
         pub fn create(dir: &Path, n: usize) -> io::Result<Self> {
-            let pid = std::process::id();
+            // WASI has no process ids (`std::process::id` panics there), so
+            // the name is made unique by the clock plus `create_new` retries.
+            let pid = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.subsec_nanos())
+                .unwrap_or(0);
             for attempt in 0..1000 {
                 let path = dir.join(format!(".sort-run-{pid}-{n}-{attempt}"));
                 match OpenOptions::new().write(true).create_new(true).open(&path) {
