@@ -79,6 +79,8 @@ impl SandboxConfig {
 pub(crate) struct StageState {
     pub(crate) wasi: WasiP1Ctx,
     pub(crate) limiter: MemoryLimiter,
+    /// The streams behind fds 0-2, for the direct paths of [`crate::fastio`].
+    pub(crate) fast: crate::fastio::FastStdio,
 }
 
 /// Enforces the per-run memory limit and trips the run when it is hit, so
@@ -150,6 +152,7 @@ impl Runtime {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p1::add_to_linker_async(&mut linker, |s: &mut StageState| &mut s.wasi)
             .map_err(engine_err)?;
+        crate::fastio::shadow(&mut linker).map_err(engine_err)?;
 
         let disk_dir = config
             .cache_dir

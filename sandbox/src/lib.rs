@@ -39,6 +39,7 @@
 
 mod engine;
 mod error;
+mod fastio;
 mod fs;
 mod limits;
 pub mod pipe;
@@ -310,7 +311,7 @@ impl Sandbox {
         let run = RunShared::new(limits.clone());
 
         // stdout: one pipe drained into the destination with the stdout budget.
-        let (out_w, out_r) = pipe::pipe(pipe::DEFAULT_CAPACITY);
+        let (out_w, out_r) = pipe::pipe(pipe::OUTPUT_CAPACITY);
         let out_count = Arc::new(AtomicU64::new(0));
         let capture = Capture::default();
         let drain = |dst: Box<dyn AsyncWrite + Send + Unpin>| {
@@ -350,7 +351,9 @@ impl Sandbox {
                 let f = tokio::fs::File::open(&p)
                     .await
                     .map_err(io_err("opening input", &p))?;
-                Some(feed(f))
+                // Read in place: no copying task, and guests see a regular
+                // file's size on fd 0 (as `wc` wants for its columns).
+                Some(pipe::file_reader(f.into_std().await))
             }
             Input::Bytes(b) => Some(feed(std::io::Cursor::new(b))),
             Input::Reader(r) => Some(feed(r)),

@@ -9,19 +9,30 @@
 //! End-of-file and broken pipe follow POSIX: the reader sees EOF once every
 //! writer handle is gone, and writers get `EPIPE` (`StreamError::Closed`)
 //! once every reader handle is gone.
+//!
+//! A reader can also be backed by a host file ([`file_reader`]): it has no
+//! writer, and reads come straight from the file (the phase's input object
+//! needs no copying task, and a guest's `fd_read` lands in its memory in one
+//! copy). Every clone shares the file position, as processes sharing an open
+//! file description do.
 
+use std::fs::File;
 use std::future::poll_fn;
+use std::io::Read;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use wasmtime_wasi::cli::{IsTerminal, StdinStream, StdoutStream};
 use wasmtime_wasi::p2::{InputStream, OutputStream, Pollable, StreamError, StreamResult};
 
 /// Default buffer of a pipe between two stages (Linux uses 64 KiB too).
 pub const DEFAULT_CAPACITY: usize = 256 * 1024;
+/// Buffer of the pipe from a run to its stdout destination: large writes
+/// to the host file or stream cost less per byte.
+pub const OUTPUT_CAPACITY: usize = 1024 * 1024;
 
 struct State {
     buf: BytesMut,
@@ -30,7 +41,15 @@ struct State {
     readers: usize,
     read_wakers: Vec<Waker>,
     write_wakers: Vec<Waker>,
+    /// The host file behind a [`file_reader`], until it reaches end of file.
+    file: Option<File>,
+    /// That file's metadata, taken when the reader was made.
+    file_meta: Option<std::fs::Metadata>,
 }
+
+/// How much a file-backed reader pulls into its buffer when a caller wants
+/// bytes rather than handing it a destination.
+const FILE_CHUNK: usize = 256 * 1024;
 
 impl State {
     fn wake_readers(&mut self) {
@@ -41,6 +60,39 @@ impl State {
     }
     fn space(&self) -> usize {
         self.capacity.saturating_sub(self.buf.len())
+    }
+    /// No more bytes will ever arrive beyond what is buffered.
+    fn ended(&self) -> bool {
+        self.writers == 0 && self.file.is_none()
+    }
+    /// Reads straight from the backing file into `dst`: `Some(n)`, 0 at
+    /// its end (which drops the file); `None` when there is no file. Page
+    /// cache reads are short, so they run on the calling thread, as
+    /// wasmtime-wasi's own blocking file reads may.
+    fn read_file(&mut self, dst: &mut [u8]) -> Option<std::io::Result<usize>> {
+        let f = self.file.as_mut()?;
+        let r = loop {
+            match f.read(dst) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                r => break r,
+            }
+        };
+        if !matches!(r, Ok(n) if n > 0) {
+            self.file = None;
+        }
+        Some(r)
+    }
+    /// With an empty buffer and a backing file, pulls the next chunk in.
+    /// A read error ends the input (the bytes read so far stand).
+    fn refill(&mut self, max: usize) {
+        if !self.buf.is_empty() || self.file.is_none() {
+            return;
+        }
+        let mut chunk = BytesMut::zeroed(max.clamp(1, FILE_CHUNK));
+        if let Some(Ok(n)) = self.read_file(&mut chunk) {
+            chunk.truncate(n);
+            self.buf = chunk;
+        }
     }
 }
 
@@ -64,8 +116,25 @@ pub fn pipe(capacity: usize) -> (PipeWriter, PipeReader) {
         readers: 1,
         read_wakers: Vec::new(),
         write_wakers: Vec::new(),
+        file: None,
+        file_meta: None,
     })));
     (PipeWriter(shared.clone()), PipeReader(shared))
+}
+
+/// A reader whose bytes come from `file` (from its current position to its
+/// end), with no writer.
+pub fn file_reader(file: File) -> PipeReader {
+    PipeReader(Shared(Arc::new(Mutex::new(State {
+        buf: BytesMut::new(),
+        capacity: 1,
+        writers: 0,
+        readers: 1,
+        read_wakers: Vec::new(),
+        write_wakers: Vec::new(),
+        file_meta: file.metadata().ok(),
+        file: Some(file),
+    }))))
 }
 
 /// The write end. Clones are further writers of the same pipe.
@@ -105,6 +174,7 @@ impl Drop for PipeReader {
         if s.readers == 0 {
             // Nobody will ever read this again: free it and fail the writers.
             s.buf = BytesMut::new();
+            s.file = None;
             s.wake_writers();
         }
     }
@@ -112,7 +182,7 @@ impl Drop for PipeReader {
 
 impl PipeWriter {
     /// Waits until there is room (returns the room) or the reader is gone (`None`).
-    fn poll_space(&self, cx: &mut Context<'_>) -> Poll<Option<usize>> {
+    pub(crate) fn poll_space(&self, cx: &mut Context<'_>) -> Poll<Option<usize>> {
         let mut s = self.0.lock();
         if s.readers == 0 {
             return Poll::Ready(None);
@@ -126,7 +196,7 @@ impl PipeWriter {
     }
 
     /// Appends up to the free space; returns how much was taken, `None` if closed.
-    fn push(&self, data: &[u8]) -> Option<usize> {
+    pub(crate) fn push(&self, data: &[u8]) -> Option<usize> {
         let mut s = self.0.lock();
         if s.readers == 0 {
             return None;
@@ -158,12 +228,9 @@ impl PipeReader {
     /// Takes up to `max` buffered bytes: `Some(empty)` if none yet, `None` at EOF.
     fn take(&self, max: usize) -> Option<Bytes> {
         let mut s = self.0.lock();
+        s.refill(max);
         if s.buf.is_empty() {
-            return if s.writers == 0 {
-                None
-            } else {
-                Some(Bytes::new())
-            };
+            return if s.ended() { None } else { Some(Bytes::new()) };
         }
         let n = max.min(s.buf.len());
         let out = s.buf.split_to(n).freeze();
@@ -171,7 +238,9 @@ impl PipeReader {
         Some(out)
     }
 
-    fn poll_readable(&self, cx: &mut Context<'_>) -> Poll<()> {
+    /// Ready when a read would not wait: bytes are buffered, a backing file
+    /// can be read, or the input has ended.
+    pub(crate) fn poll_readable(&self, cx: &mut Context<'_>) -> Poll<()> {
         let mut s = self.0.lock();
         if !s.buf.is_empty() || s.writers == 0 {
             return Poll::Ready(());
@@ -188,8 +257,12 @@ impl PipeReader {
         loop {
             poll_fn(|cx| self.poll_readable(cx)).await;
             let mut s = self.0.lock();
+            s.refill(FILE_CHUNK);
             if s.buf.is_empty() {
-                // Only reachable at EOF: poll_readable returned with no data.
+                if !s.ended() {
+                    // Another reader took the bytes that made us ready.
+                    continue;
+                }
                 return if line.is_empty() { None } else { Some(line) };
             }
             let room = max.saturating_sub(line.len());
@@ -209,6 +282,32 @@ impl PipeReader {
                 }
             }
         }
+    }
+
+    /// Copies buffered bytes (or reads the backing file) straight into
+    /// `dst`: `Some(n)`, `Some(0)` at end of input, `None` if nothing is
+    /// available yet (wait with [`poll_readable`](Self::poll_readable)).
+    pub(crate) fn try_read_into(&self, dst: &mut [u8]) -> std::io::Result<Option<usize>> {
+        let mut s = self.0.lock();
+        if !s.buf.is_empty() {
+            let n = dst.len().min(s.buf.len());
+            dst[..n].copy_from_slice(&s.buf[..n]);
+            s.buf.advance(n);
+            s.wake_writers();
+            return Ok(Some(n));
+        }
+        if let Some(r) = s.read_file(dst) {
+            let n = r?;
+            if n > 0 || s.writers == 0 {
+                return Ok(Some(n));
+            }
+        }
+        Ok(s.ended().then_some(0))
+    }
+
+    /// Metadata of the backing file, if the reader was made from one.
+    pub(crate) fn file_metadata(&self) -> Option<std::fs::Metadata> {
+        self.0.lock().file_meta.clone()
     }
 
     /// Reads the next chunk of at most `max` bytes; `None` at EOF.

@@ -106,7 +106,8 @@ impl<T> TaskGuard<T> {
     }
 }
 
-const CHUNK: usize = 256 * 1024;
+/// Largest single copy between a pipe or file and the host side.
+const CHUNK: usize = 1024 * 1024;
 
 /// Copies `src` into the pipe until EOF, the reader leaving, or the run stopping.
 pub(crate) async fn pump_in(mut src: impl AsyncRead + Unpin, dst: PipeWriter) {
@@ -135,7 +136,18 @@ pub(crate) async fn drain_out(
     run: Arc<RunShared>,
 ) -> std::io::Result<u64> {
     let mut written = 0u64;
-    while let Some(chunk) = src.read_chunk(CHUNK).await {
+    // One buffer for the whole drain: taking `Bytes` out of the pipe would
+    // share its allocation and make the pipe allocate (and fault in) a
+    // fresh one for every chunk.
+    let mut buf = vec![0u8; CHUNK];
+    loop {
+        std::future::poll_fn(|cx| src.poll_readable(cx)).await;
+        let n = match src.try_read_into(&mut buf) {
+            Ok(Some(0)) | Err(_) => break,
+            Ok(Some(n)) => n,
+            Ok(None) => continue,
+        };
+        let chunk = &buf[..n];
         let before = counter.fetch_add(chunk.len() as u64, Ordering::Relaxed);
         let allowed = limit.saturating_sub(before).min(chunk.len() as u64) as usize;
         dst.write_all(&chunk[..allowed]).await?;

@@ -170,3 +170,66 @@ async fn one_stage_hitting_a_limit_stops_the_whole_pipeline() {
         "spin was not stopped"
     );
 }
+
+/// Calls `fd_write(1, iovs, n, 16)` with the iovec array at `iovs` holding
+/// (`ptr`, `len`) and exits with the returned errno.
+fn wat_write_iov(iovs: i64, n: i32, ptr: i64, len: i64) -> String {
+    format!(
+        r#"(module
+  (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "proc_exit" (func $proc_exit (param i32)))
+  (memory (export "memory") 1)
+  (func (export "_start")
+    (i32.store (i32.const 0) (i32.const {ptr}))
+    (i32.store (i32.const 4) (i32.const {len}))
+    (call $proc_exit (call $fd_write (i32.const 1) (i32.const {iovs}) (i32.const {n}) (i32.const 16)))))"#
+    )
+}
+
+#[tokio::test]
+async fn stdio_fast_path_checks_guest_pointers() {
+    let mut f = Fixture::new();
+    // 21 = EFAULT, 28 = EINVAL (WASI errno numbers).
+    f.asset("oob_buf", &wat_write_iov(0, 1, 65000, 4096));
+    f.asset("oob_array", &wat_write_iov(65532, 2, 0, 1));
+    f.asset("neg_count", &wat_write_iov(0, -1, 0, 1));
+    f.asset("huge_count", &wat_write_iov(0, 1 << 30, 0, 1));
+    f.asset("ok", &wat_write_iov(0, 1, 32, 3));
+    for (cmd, status) in [
+        ("oob_buf", 21),
+        ("oob_array", 21),
+        ("neg_count", 28),
+        ("huge_count", 28),
+        ("ok", 0),
+    ] {
+        let r = f.run(cmd, b"").await;
+        assert_eq!(r.exit_status, status, "{cmd}: {r:?}");
+        assert!(
+            r.limit_exceeded.is_none() && r.traps.is_empty(),
+            "{cmd}: {r:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn closed_stdout_stays_closed() {
+    // After fd_close(1), fd 1 is wasmtime-wasi's again: a write is EBADF (8).
+    let mut f = Fixture::new();
+    f.asset(
+        "close_then_write",
+        r#"(module
+  (import "wasi_snapshot_preview1" "fd_close" (func $fd_close (param i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "proc_exit" (func $proc_exit (param i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 32) "leak")
+  (func (export "_start")
+    (drop (call $fd_close (i32.const 1)))
+    (i32.store (i32.const 0) (i32.const 32))
+    (i32.store (i32.const 4) (i32.const 4))
+    (call $proc_exit (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 16)))))"#,
+    );
+    let r = f.run("close_then_write", b"").await;
+    assert_eq!(r.exit_status, 8, "{r:?}");
+    assert_eq!(stdout(&r), "");
+}

@@ -39,9 +39,40 @@ pub fn usage_error(tool: &str, msg: impl std::fmt::Display) -> i32 {
     EXIT_USAGE
 }
 
-/// Buffered standard output with a large buffer (pipelines move a lot of bytes).
-pub fn stdout() -> BufWriter<io::StdoutLock<'static>> {
-    BufWriter::with_capacity(64 * 1024, io::stdout().lock())
+/// Buffered standard output with a large buffer (pipelines move a lot of
+/// bytes): whole buffers go to fd 1 in one `fd_write` each.
+pub fn stdout() -> BufWriter<RawStdout> {
+    BufWriter::with_capacity(STDOUT_BUF, RawStdout::default())
+}
+
+/// Size of [`stdout`]'s buffer: few host calls per megabyte, and still a
+/// small part of a pipe's capacity.
+pub const STDOUT_BUF: usize = 256 * 1024;
+
+/// fd 1 without std's line buffering: `io::stdout()` is a `LineWriter`,
+/// which splits every buffer at its last newline and copies the tail, so
+/// each flush costs two host calls. Tools that write through this must not
+/// also use `print!` (its bytes would sit in std's buffer).
+#[derive(Default)]
+pub struct RawStdout(());
+
+impl RawStdout {
+    #[allow(unsafe_code)]
+    fn fd1() -> std::mem::ManuallyDrop<std::fs::File> {
+        use std::os::fd::FromRawFd;
+        // SAFETY: fd 1 is open for the whole process; `ManuallyDrop` keeps
+        // this `File` from ever closing it.
+        std::mem::ManuallyDrop::new(unsafe { std::fs::File::from_raw_fd(1) })
+    }
+}
+
+impl Write for RawStdout {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        Self::fd1().write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 /// True when a write failed because the reader went away (e.g. `| head`):

@@ -339,6 +339,20 @@ impl Config {
         Ordering::Equal
     }
 
+    /// Whole lines compared bytewise: no keys, options or stability.
+    fn plain(&self) -> bool {
+        self.keys.len() == 1
+            && self.keys[0]
+                == Key {
+                    sword: 0,
+                    schar: 0,
+                    eword: None,
+                    echar: 0,
+                    order: Order::default(),
+                }
+            && !self.stable
+    }
+
     fn cmp(&self, a: &[u8], b: &[u8]) -> Ordering {
         let o = self.keycmp(a, b);
         if o != Ordering::Equal || self.stable {
@@ -781,9 +795,9 @@ pub fn main(args: Vec<OsString>) -> i32 {
                     return Err(Fail::Exit(2));
                 }
             },
-            _ => Box::new(std::io::stdout().lock()),
+            _ => Box::new(crate::common::RawStdout::default()),
         };
-        let mut out = BufWriter::with_capacity(256 * 1024, &mut sink);
+        let mut out = BufWriter::with_capacity(crate::common::STDOUT_BUF, &mut sink);
         sorter.finish(&mut out)?;
         crate::common::finish(&mut out)?;
         Ok(status)
@@ -807,15 +821,29 @@ fn parse_buffer_size(s: &[u8]) -> Option<usize> {
 /// Splits `data` into lines (without terminators).
 fn split_lines(data: &[u8], delim: u8) -> Vec<&[u8]> {
     let mut v = Vec::with_capacity(data.len() / 32 + 1);
+    for_each_line(data, delim, |l| v.push(l));
+    v
+}
+
+/// Calls `f` with each line of `data` (without terminator).
+fn for_each_line<'d>(data: &'d [u8], delim: u8, mut f: impl FnMut(&'d [u8])) {
     let mut s = 0;
     for p in memchr::memchr_iter(delim, data) {
-        v.push(&data[s..p]);
+        f(&data[s..p]);
         s = p + 1;
     }
     if s < data.len() {
-        v.push(&data[s..]);
+        f(&data[s..]);
     }
-    v
+}
+
+/// The first 8 bytes, big-endian, zero-padded: ordering these agrees with
+/// ordering the lines, and equal keys leave the rest to a byte compare.
+fn prefix_key(l: &[u8]) -> u64 {
+    let mut b = [0u8; 8];
+    let n = l.len().min(8);
+    b[..n].copy_from_slice(&l[..n]);
+    u64::from_be_bytes(b)
 }
 
 struct Sorter<'a> {
@@ -855,23 +883,26 @@ impl Sorter<'_> {
     }
 
     fn sorted_lines<'d>(&self, data: &'d [u8]) -> Vec<&'d [u8]> {
-        let mut lines = split_lines(data, self.delim);
         let cfg = self.cfg;
-        let plain = cfg.keys.len() == 1
-            && cfg.keys[0]
-                == Key {
-                    sword: 0,
-                    schar: 0,
-                    eword: None,
-                    echar: 0,
-                    order: Order::default(),
-                };
-        if plain && !cfg.stable {
-            // Whole-line bytes: equal lines are identical, so stability is moot.
-            lines.sort_unstable();
-        } else {
-            lines.sort_by(|a, b| cfg.cmp(a, b));
+        if cfg.plain() {
+            // Whole-line bytes: equal lines are identical, so stability is
+            // moot. Most comparisons are settled by the first 8 bytes as one
+            // integer, sparing a byte-wise `memcmp` (a plain loop in wasm).
+            let mut keyed: Vec<(u64, &[u8])> = Vec::with_capacity(data.len() / 32 + 1);
+            for_each_line(data, self.delim, |l| keyed.push((prefix_key(l), l)));
+            keyed.sort_unstable_by(|a, b| {
+                a.0.cmp(&b.0).then_with(|| {
+                    if a.1.len() >= 8 && b.1.len() >= 8 {
+                        a.1[8..].cmp(&b.1[8..])
+                    } else {
+                        a.1.cmp(b.1)
+                    }
+                })
+            });
+            return keyed.into_iter().map(|(_, l)| l).collect();
         }
+        let mut lines = split_lines(data, self.delim);
+        lines.sort_by(|a, b| cfg.cmp(a, b));
         lines
     }
 
@@ -939,6 +970,8 @@ fn write_lines(
 }
 
 /// k-way merge of sorted runs; ties go to the earlier run (stability).
+/// A binary heap of run indices picks the next line; each run's current
+/// line lives in a buffer reused for the whole merge.
 fn merge<R: std::io::Read>(
     cfg: &Config,
     mut runs: Vec<input::Lines<R>>,
@@ -946,42 +979,70 @@ fn merge<R: std::io::Read>(
     delim: u8,
     unique: bool,
 ) -> std::io::Result<()> {
-    let mut heads: Vec<Option<Vec<u8>>> = Vec::with_capacity(runs.len());
-    for r in runs.iter_mut() {
-        heads.push(r.next()?.map(|l| input::chomp(l, delim).to_vec()));
+    let plain = cfg.plain();
+    let mut heads: Vec<Vec<u8>> = vec![Vec::new(); runs.len()];
+    let mut heap: Vec<usize> = Vec::with_capacity(runs.len());
+    for (i, r) in runs.iter_mut().enumerate() {
+        if let Some(l) = r.next()? {
+            heads[i].extend_from_slice(input::chomp(l, delim));
+            heap.push(i);
+        }
     }
-    let mut last: Option<Vec<u8>> = None;
-    loop {
-        let mut best: Option<usize> = None;
-        for (i, h) in heads.iter().enumerate() {
-            if let Some(l) = h {
-                best = match best {
-                    Some(b)
-                        if cfg.cmp(heads[b].as_deref().unwrap_or_default(), l)
-                            != Ordering::Greater =>
-                    {
-                        Some(b)
-                    }
-                    _ => Some(i),
-                };
+    let before = |heads: &[Vec<u8>], a: usize, b: usize| -> bool {
+        let o = if plain {
+            heads[a].cmp(&heads[b])
+        } else {
+            cfg.cmp(&heads[a], &heads[b])
+        };
+        o == Ordering::Less || (o == Ordering::Equal && a < b)
+    };
+    for i in (0..heap.len() / 2).rev() {
+        sift_down(&mut heap, i, |a, b| before(&heads, a, b));
+    }
+    let mut last: Vec<u8> = Vec::new();
+    let mut have_last = false;
+    while let Some(&top) = heap.first() {
+        let dup = unique && have_last && cfg.keycmp(&last, &heads[top]) == Ordering::Equal;
+        if !dup {
+            out.write_all(&heads[top])?;
+            out.write_all(&[delim])?;
+            if unique {
+                last.clear();
+                last.extend_from_slice(&heads[top]);
+                have_last = true;
             }
         }
-        let Some(b) = best else { break };
-        let line = heads[b].take().unwrap_or_default();
-        let dup = unique
-            && last
-                .as_deref()
-                .is_some_and(|p| cfg.keycmp(p, &line) == Ordering::Equal);
-        if !dup {
-            out.write_all(&line)?;
-            out.write_all(&[delim])?;
+        match runs[top].next()? {
+            Some(l) => {
+                heads[top].clear();
+                heads[top].extend_from_slice(input::chomp(l, delim));
+            }
+            None => {
+                heap.swap_remove(0);
+            }
         }
-        heads[b] = runs[b].next()?.map(|l| input::chomp(l, delim).to_vec());
-        if unique && !dup {
-            last = Some(line);
-        }
+        sift_down(&mut heap, 0, |a, b| before(&heads, a, b));
     }
     Ok(())
+}
+
+/// Restores the heap property below `i` (`before(a, b)`: `a` comes first).
+fn sift_down(heap: &mut [usize], mut i: usize, before: impl Fn(usize, usize) -> bool) {
+    loop {
+        let (l, r) = (2 * i + 1, 2 * i + 2);
+        let mut m = i;
+        if l < heap.len() && before(heap[l], heap[m]) {
+            m = l;
+        }
+        if r < heap.len() && before(heap[r], heap[m]) {
+            m = r;
+        }
+        if m == i {
+            return;
+        }
+        heap.swap(i, m);
+        i = m;
+    }
 }
 
 fn check_sorted(

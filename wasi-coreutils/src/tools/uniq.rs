@@ -122,11 +122,12 @@ pub fn main(args: Vec<OsString>) -> i32 {
                     Fail::Exit(1)
                 })?)
             }
-            _ => Box::new(std::io::stdout().lock()),
+            _ => Box::new(crate::common::RawStdout::default()),
         };
-        let mut out = std::io::BufWriter::with_capacity(256 * 1024, &mut sink);
+        let mut out = std::io::BufWriter::with_capacity(crate::common::STDOUT_BUF, &mut sink);
         let mut lines = input::Lines::new(r, delim);
         let mut group: Vec<u8> = Vec::new();
+        let mut digits = [0u8; 24];
         let mut count: u64 = 0;
         let mut status = 0;
         loop {
@@ -155,7 +156,7 @@ pub fn main(args: Vec<OsString>) -> i32 {
                         let show = (count > 1 || !o.repeated) && (count == 1 || !o.unique);
                         if show {
                             if o.count {
-                                write!(out, "{count:>7} ")?;
+                                out.write_all(count_field(count, &mut digits))?;
                             }
                             out.write_all(&group)?;
                             out.write_all(&[delim])?;
@@ -177,9 +178,38 @@ pub fn main(args: Vec<OsString>) -> i32 {
     })
 }
 
+/// `-c`'s prefix, `format!("{n:>7} ")` without the formatting machinery
+/// (it runs once per output line).
+fn count_field(mut n: u64, buf: &mut [u8; 24]) -> &[u8] {
+    let end = buf.len() - 1;
+    buf[end] = b' ';
+    let mut i = end;
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    while end - i < 7 {
+        i -= 1;
+        buf[i] = b' ';
+    }
+    &buf[i..]
+}
+
 #[cfg(test)]
 mod tests {
     use super::Opts;
+
+    #[test]
+    fn count_field_is_gnu_format() {
+        let mut b = [0u8; 24];
+        for n in [0u64, 1, 42, 9_999_999, 12_345_678, u64::MAX] {
+            assert_eq!(super::count_field(n, &mut b), format!("{n:>7} ").as_bytes());
+        }
+    }
 
     #[test]
     fn keys() {
