@@ -101,6 +101,29 @@ impl FsLayout {
         self.locate(cwd, path).2
     }
 
+    /// The names in a directory, for pathname expansion (names that are
+    /// not UTF-8 cannot be shell words and are left out).
+    pub(crate) fn list_dir(&self, cwd: &str, path: &str) -> io::Result<Vec<String>> {
+        let (m, rel, _) = self.locate(cwd, path);
+        let rd = if rel == Path::new(".") {
+            cap_primitives::fs::read_base_dir(&m.dir)?
+        } else {
+            cap_primitives::fs::read_dir(&m.dir, &rel)?
+        };
+        Ok(rd
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .collect())
+    }
+
+    /// Whether `path` is a directory above the input mount (e.g. `/manta`
+    /// for `/manta/input`): it exists for guests even if scratch lacks it.
+    pub(crate) fn leads_to_mount(&self, cwd: &str, path: &str) -> bool {
+        let abs = normalize(cwd, path);
+        self.input
+            .as_ref()
+            .is_some_and(|m| m.guest != abs && strip_dir_prefix(&m.guest, &abs).is_some())
+    }
+
     /// Metadata following symlinks (within the mount), as `test -f` wants.
     pub(crate) fn metadata(&self, cwd: &str, path: &str) -> io::Result<Metadata> {
         let (m, rel, _) = self.locate(cwd, path);

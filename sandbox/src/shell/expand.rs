@@ -3,8 +3,9 @@
 //!
 //! Splitting follows POSIX with the default `IFS` (space, tab, newline):
 //! only unquoted expansions split, and an unquoted expansion that yields
-//! nothing yields no field. There is no pathname expansion: words that
-//! would glob were rejected when the script was parsed.
+//! nothing yields no field. Fields then undergo pathname expansion
+//! ([`super::glob`]): unquoted `*`, `?` and `[...]`, from the script's
+//! text or from unquoted expansions, are patterns; quoted ones are not.
 
 use futures::future::BoxFuture;
 
@@ -18,21 +19,50 @@ fn is_ifs(c: char) -> bool {
 
 #[derive(Default)]
 struct Fields {
-    done: Vec<String>,
+    /// Finished fields, each with its glob pattern when it has an unquoted
+    /// pattern character.
+    done: Vec<(String, Option<String>)>,
     cur: String,
+    /// `cur` as a pattern: quoted characters escaped.
+    pat: String,
+    /// `pat` has unquoted `*`, `?` or `[`.
+    active: bool,
     has: bool,
 }
 
 impl Fields {
     fn push_quoted(&mut self, s: &str) {
         self.cur.push_str(s);
+        super::glob::escape(s, &mut self.pat);
+        self.has = true;
+    }
+
+    /// Unquoted text: its pattern characters are live; a backslash is not
+    /// an escape here (the parser already removed quoting).
+    fn push_unquoted(&mut self, s: &str) {
+        self.cur.push_str(s);
+        for c in s.chars() {
+            match c {
+                '*' | '?' | '[' => {
+                    self.active = true;
+                    self.pat.push(c);
+                }
+                ']' => self.pat.push(c),
+                c => super::glob::escape(c.encode_utf8(&mut [0; 4]), &mut self.pat),
+            }
+        }
         self.has = true;
     }
 
     fn end(&mut self) {
         if self.has {
-            self.done.push(std::mem::take(&mut self.cur));
+            let pat = std::mem::take(&mut self.pat);
+            self.done
+                .push((std::mem::take(&mut self.cur), self.active.then_some(pat)));
             self.has = false;
+            self.active = false;
+        } else {
+            self.pat.clear();
         }
     }
 
@@ -47,7 +77,7 @@ impl Fields {
             if i > 0 {
                 self.end();
             }
-            self.push_quoted(part);
+            self.push_unquoted(part);
         }
         if v.ends_with(is_ifs) {
             self.end();
@@ -55,7 +85,7 @@ impl Fields {
     }
 
     fn len(&self) -> usize {
-        self.cur.len() + self.done.iter().map(|d| d.len() + 1).sum::<usize>()
+        self.cur.len() + self.done.iter().map(|d| d.0.len() + 1).sum::<usize>()
     }
 }
 
@@ -69,7 +99,25 @@ impl Shell {
         let mut f = Fields::default();
         self.expand_into(w, io, &mut f, false).await?;
         f.end();
-        Ok(f.done)
+        let mut out = Vec::with_capacity(f.done.len());
+        for (text, pat) in f.done {
+            let found = match pat {
+                Some(pat) => {
+                    let (fs, cwd) = (self.ctx.fs.clone(), self.cwd.clone());
+                    tokio::task::spawn_blocking(move || super::glob::expand(&fs, &cwd, &pat))
+                        .await
+                        .unwrap_or_default()
+                }
+                None => Vec::new(),
+            };
+            if found.is_empty() {
+                out.push(text);
+            } else {
+                out.extend(found);
+            }
+            self.check_size(out.iter().map(|s| s.len() + 1).sum())?;
+        }
+        Ok(out)
     }
 
     /// Expands a word into one string, without splitting (assignments,
@@ -200,7 +248,8 @@ mod tests {
         f.push_split("b c ");
         f.push_quoted("d");
         f.end();
-        assert_eq!(f.done, ["ab", "c", "d"]);
+        let done: Vec<&str> = f.done.iter().map(|d| d.0.as_str()).collect();
+        assert_eq!(done, ["ab", "c", "d"]);
         let mut f = Fields::default();
         f.push_split("   ");
         f.end();

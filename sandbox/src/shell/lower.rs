@@ -515,19 +515,10 @@ fn lower_param(e: &bw::ParameterExpr, quoted: bool, near: &str) -> Result<Piece,
     }
 }
 
-/// Unquoted glob and brace patterns would be expanded by a real shell; we
-/// have no pathname expansion, so running them literally would be a silent
-/// wrong answer.
+/// Unquoted brace patterns would be expanded by bash; we have no brace
+/// expansion, so running them literally would be a silent wrong answer.
+/// (Pathname expansion happens when words are expanded.)
 fn reject_globs(t: &str, near: &str) -> Result<(), ScriptError> {
-    if t.contains('*')
-        || t.contains('?')
-        || (t.contains('[') && t[t.find('[').unwrap_or(0)..].contains(']'))
-    {
-        return Err(ScriptError::unsupported(
-            "pathname expansion (unquoted `*`, `?` or `[...]`; quote it)",
-            near,
-        ));
-    }
     if let Some(open) = t.find('{') {
         let rest = &t[open..];
         if rest.contains('}') && (rest.contains(',') || rest.contains("..")) {
@@ -619,7 +610,6 @@ mod tests {
         rejects("case x in a) echo;; esac", "case");
         rejects("echo $((1+2))", "arithmetic");
         rejects("cat <(echo)", "process substitution");
-        rejects("ls *.txt", "pathname expansion");
         rejects("echo {a,b}", "brace expansion");
         rejects("echo hi 3> x", "file descriptor 3");
         rejects("echo ${x/a/b}", "parameter expansion");

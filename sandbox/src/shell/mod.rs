@@ -1,12 +1,13 @@
 //! shell-on-wasm: a POSIX shell subset whose commands are wasm programs.
 //!
 //! [`lower`] parses and rejects what we do not run; [`interp`] runs the
-//! rest, with [`expand`] for words and [`builtins`] for commands the shell
-//! itself implements.
+//! rest, with [`expand`] for words ([`glob`] for pathname expansion) and
+//! [`builtins`] for commands the shell itself implements.
 
 mod ast;
 mod builtins;
 mod expand;
+mod glob;
 mod interp;
 mod lower;
 
