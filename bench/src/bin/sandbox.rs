@@ -2,8 +2,16 @@
 //!
 //! `cargo run --release -p tidepool-bench --bin sandbox [-- SIZE_MIB]`
 //! Each pipeline runs through `tidepool exec --input FILE` (input on stdin,
-//! output to /dev/null, module cache warm) and through `bash -c` with GNU
-//! tools (`LC_ALL=C`, input on stdin). Prints seconds for both and the ratio.
+//! output to a file, module cache warm) and through `bash -c` with GNU
+//! tools (`LC_ALL=C`, input on stdin, output to a file). Prints seconds for
+//! both, the ratio, and whether the outputs are identical. `sync` runs
+//! (untimed) before every command.
+//!
+//! Then the cost of one short wasm command with a cached module: a phase
+//! running a minimal module (`_start` returns at once) `N` times in a shell
+//! loop, minus the same loop running the builtin `:`, divided by `N` —
+//! instantiation, WASI setup, the call and teardown, as a pipeline stage
+//! pays them. The median of several such runs is printed.
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -14,6 +22,11 @@ use tidepool_bench::generate_log;
 /// Runs `cmd` with stdout into `out` (a file: large outputs are not held
 /// in memory) and returns the wall time.
 fn time_cmd(cmd: &mut Command, out: &std::path::Path) -> Result<Duration> {
+    // Start from clean page cache state: otherwise the previous command's
+    // gigabyte of dirty output is written back during this one (it made
+    // whichever side ran second look up to 6x slower).
+    let _ = std::fs::remove_file(out);
+    let _ = Command::new("sync").status();
     let t = Instant::now();
     let st = cmd
         .stdout(std::fs::File::create(out)?)
@@ -115,6 +128,58 @@ fn main() -> Result<()> {
             }
         );
     }
+    startup(&bin, &scratch, &dir)?;
+    Ok(())
+}
+
+/// A minimal command module: one page of memory and a `_start` that returns.
+const EXIT0_WASM: &[u8] = &[
+    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, // magic, version
+    0x01, 0x04, 0x01, 0x60, 0x00, 0x00, // type: () -> ()
+    0x03, 0x02, 0x01, 0x00, // function 0 has type 0
+    0x05, 0x03, 0x01, 0x00, 0x01, // memory: min 1 page
+    0x07, 0x13, 0x02, // exports: 2
+    0x06, b'm', b'e', b'm', b'o', b'r', b'y', 0x02, 0x00, // "memory" = memory 0
+    0x06, b'_', b's', b't', b'a', b'r', b't', 0x00, 0x00, // "_start" = func 0
+    0x0a, 0x04, 0x01, 0x02, 0x00, 0x0b, // code: empty body
+];
+
+/// Per-command cost of a cached tiny module, from shell loops (see the module docs).
+fn startup(bin: &std::path::Path, scratch: &std::path::Path, dir: &str) -> Result<()> {
+    const N: usize = 500;
+    const ROUNDS: usize = 9;
+    let wasm = std::path::Path::new(dir).join("exit0.wasm");
+    std::fs::write(&wasm, EXIT0_WASM)?;
+    let out = scratch.join("startup.out");
+    let run = |cmd: &str| -> Result<Duration> {
+        time_cmd(
+            Command::new(bin)
+                .arg("exec")
+                .arg("--asset")
+                .arg(format!("exit0={}", wasm.display()))
+                .arg("--scratch")
+                .arg(scratch)
+                .arg(format!("for i in $(seq {N}); do {cmd}; done")),
+            &out,
+        )
+    };
+    run("exit0")?; // compile and cache the module
+    let mut per = Vec::with_capacity(ROUNDS);
+    let mut total = Vec::with_capacity(ROUNDS);
+    for _ in 0..ROUNDS {
+        let w = run("exit0")?;
+        let b = run(":")?;
+        per.push(w.saturating_sub(b) / N as u32);
+        total.push(w / N as u32);
+    }
+    per.sort();
+    total.sort();
+    println!(
+        "true (cached tiny module): median {:.3} ms per command ({:.3} ms per loop iteration incl. shell; {ROUNDS} rounds of {N})",
+        per[ROUNDS / 2].as_secs_f64() * 1e3,
+        total[ROUNDS / 2].as_secs_f64() * 1e3,
+    );
+    std::fs::remove_file(&wasm)?;
     Ok(())
 }
 
