@@ -19,7 +19,9 @@
 //! never committed twice. Inputs and tasks are read in pages.
 //!
 //! Open input idle for `idle_close` (1 h) is ended automatically.
-//! Archiving a done job is [`crate::archive::archive_job`].
+//! Archiving a done job is [`crate::archive::archive_job`]; a supervisor
+//! built [`Supervisor::with_archive`] runs it for every job it finishes and
+//! for done jobs it finds unarchived.
 //!
 //! Simplifications (documented gaps): reducers start when their upstream is
 //! complete rather than streaming while it runs; running tasks of a
@@ -42,6 +44,7 @@ use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use crate::JobsError;
+use crate::archive::ArchiveSink;
 use crate::executor::{ExecError, ReducerFeed, TaskExecutor};
 use crate::manifest::{Phase, PhaseKind, parse_manifest};
 use crate::naming;
@@ -134,6 +137,7 @@ pub struct Supervisor {
     ns: Namespace,
     exec: Arc<dyn TaskExecutor>,
     load: Mutex<HashMap<String, u64>>,
+    archive: Option<Arc<dyn ArchiveSink>>,
 }
 
 impl std::fmt::Debug for Supervisor {
@@ -179,7 +183,38 @@ impl Supervisor {
             ns,
             exec,
             load: Mutex::new(HashMap::new()),
+            archive: None,
         })
+    }
+
+    /// Like [`Supervisor::new`], and archive every job it finishes (or
+    /// finds done but not archived) into `sink` (spec E12).
+    pub fn with_archive(
+        cfg: SupervisorConfig,
+        store: JobStore,
+        ns: Namespace,
+        exec: Arc<dyn TaskExecutor>,
+        sink: Arc<dyn ArchiveSink>,
+    ) -> Arc<Self> {
+        Arc::new(Supervisor {
+            cfg,
+            store,
+            ns,
+            exec,
+            load: Mutex::new(HashMap::new()),
+            archive: Some(sink),
+        })
+    }
+
+    /// Archive a done job if this supervisor archives (errors are logged:
+    /// the job stays unarchived and is picked up again by a later claim).
+    async fn archive_done(&self, id: Uuid) {
+        let Some(sink) = &self.archive else {
+            return;
+        };
+        if let Err(e) = crate::archive::archive_job(&self.store, &id, sink.as_ref()).await {
+            tracing::warn!(job = %id, error = %e, "archiving failed; will retry");
+        }
     }
 
     /// This supervisor's id.
@@ -205,7 +240,10 @@ impl Supervisor {
                 let Some(job) = self.store.get_job(id).await? else {
                     continue;
                 };
-                if job.state == JobState::Done {
+                // Done jobs are claimed only to be archived.
+                if job.state == JobState::Done
+                    && (self.archive.is_none() || job.time_archive_done_ms.is_some())
+                {
                     continue;
                 }
                 if self
@@ -239,7 +277,13 @@ impl Supervisor {
             for id in self.claim_jobs(64).await? {
                 if active.insert(id) {
                     let me = self.clone();
-                    driving.spawn(async move { (id, me.drive(id).await) });
+                    driving.spawn(async move {
+                        let res = me.drive(id).await;
+                        if matches!(res, Ok(DriveEnd::Done)) {
+                            me.archive_done(id).await;
+                        }
+                        (id, res)
+                    });
                 }
             }
             tokio::select! {
@@ -1074,9 +1118,18 @@ async fn route_to_reducer(
 }
 
 /// Reducer inputs straight from meta. Reducers are dispatched only when
-/// their upstream is complete, so a short page is the end.
-struct StoreFeed {
+/// their upstream is complete, so a short page is the end. Node agents use
+/// it too: they read their reducer's inputs from the job tables.
+#[derive(Debug, Clone)]
+pub struct StoreFeed {
     store: JobStore,
+}
+
+impl StoreFeed {
+    /// A feed over `store`.
+    pub fn new(store: JobStore) -> Self {
+        StoreFeed { store }
+    }
 }
 
 #[async_trait]
