@@ -57,9 +57,58 @@ pub struct UploadRef {
     pub dir: MantaPath,
 }
 
+/// A request of the jobs API (jobs spec §2, E1-E11). Archived job files
+/// (E12) and output objects (E13) are ordinary object reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobOp {
+    /// E1 `POST /:login/jobs`.
+    Create,
+    /// E6 `GET /:login/jobs?state=...&name=...` (validated).
+    ListLive {
+        state: Option<String>,
+        name: Option<String>,
+    },
+    /// E2 `POST .../live/in` (`?end=true` ends input too).
+    AddInputs { id: uuid::Uuid, end: bool },
+    /// E3 `POST .../live/in/end`.
+    EndInput { id: uuid::Uuid },
+    /// E4 `POST .../live/cancel`.
+    Cancel { id: uuid::Uuid },
+    /// E5 `GET .../live/status`.
+    Status { id: uuid::Uuid },
+    /// E8-E11 `GET .../live/{in,out,err,fail}`.
+    Live { id: uuid::Uuid, list: LiveList },
+    /// A `live/...` path naming no job (bad id) or no endpoint: 404.
+    Unknown,
+}
+
+/// Which live list (E8-E11).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LiveList {
+    In,
+    Out,
+    Err,
+    Fail,
+}
+
+impl JobOp {
+    /// Whether the request only reads ("getjob" rather than "managejob").
+    pub fn is_read(&self) -> bool {
+        matches!(
+            self,
+            JobOp::ListLive { .. } | JobOp::Status { .. } | JobOp::Live { .. } | JobOp::Unknown
+        )
+    }
+}
+
 /// One request, typed.
 #[derive(Debug, Clone)]
 pub enum Endpoint {
+    /// The jobs API under `/:login/jobs`.
+    Job {
+        path: MantaPath,
+        op: JobOp,
+    },
     /// `POST /:login/uploads` (§10.3).
     MpuCreate {
         path: MantaPath,
@@ -143,16 +192,20 @@ impl Endpoint {
             | Endpoint::MpuState { path, .. }
             | Endpoint::MpuCommit { path, .. }
             | Endpoint::MpuAbort { path, .. }
-            | Endpoint::MpuPart { path, .. } => path,
+            | Endpoint::MpuPart { path, .. }
+            | Endpoint::Job { path, .. } => path,
         }
     }
 
     /// Whether this request only reads (what `/public` allows to anyone).
     pub fn is_read(&self) -> bool {
-        matches!(
-            self,
-            Endpoint::Get { .. } | Endpoint::Head { .. } | Endpoint::Options { .. }
-        )
+        match self {
+            Endpoint::Job { op, .. } => op.is_read(),
+            other => matches!(
+                other,
+                Endpoint::Get { .. } | Endpoint::Head { .. } | Endpoint::Options { .. }
+            ),
+        }
     }
 }
 
@@ -191,6 +244,11 @@ pub fn parse(
     {
         return ep;
     }
+    if path.top() == Some(TopDir::Jobs)
+        && let Some(op) = parse_jobs(method, &path, &query)
+    {
+        return op.map(|op| Endpoint::Job { path, op });
+    }
     let conditions = headers::parse_conditions(h);
     match *method {
         Method::GET => Ok(Endpoint::Get {
@@ -211,6 +269,83 @@ pub fn parse(
         _ => Err(ApiError::MethodNotAllowed(format!(
             "{method} is not allowed"
         ))),
+    }
+}
+
+/// Routes the jobs API (jobs spec §2); `None` for ordinary directory and
+/// object requests under `/:login/jobs` (the listing E7, archived files
+/// E12, outputs E13).
+fn parse_jobs(method: &Method, path: &MantaPath, query: &Query) -> Option<Result<JobOp, ApiError>> {
+    let rest: Vec<&str> = path.rest().iter().map(String::as_str).collect();
+    let job_id = |s: &str| uuid::Uuid::parse_str(s).ok().filter(|u| u.to_string() == s);
+    match (method, rest.as_slice()) {
+        (&Method::POST, []) => Some(Ok(JobOp::Create)),
+        (&Method::GET, []) => {
+            // muskie: any state/status/name key selects the live listing.
+            let live = query.0.iter().any(|(k, _)| {
+                let k = k.to_ascii_lowercase();
+                k == "state" || k == "status" || k == "name"
+            });
+            if !live {
+                return None;
+            }
+            let state = query.get("state").or_else(|| query.get("status"));
+            if let Some(s) = state
+                && !matches!(s, "live" | "running" | "queued" | "done")
+            {
+                return Some(Err(ApiError::InvalidParameter(format!(
+                    "\"{s}\" is invalid for \"state\""
+                ))));
+            }
+            let name = query.get("name");
+            if let Some(n) = name
+                && (n.is_empty()
+                    || !n
+                        .chars()
+                        .all(|c| c.is_alphanumeric() || c == '_' || c == '-'))
+            {
+                return Some(Err(ApiError::InvalidParameter(format!(
+                    "\"{n}\" is invalid for \"name\""
+                ))));
+            }
+            Some(Ok(JobOp::ListLive {
+                state: state.map(str::to_owned),
+                name: name.map(str::to_owned),
+            }))
+        }
+        (_, [id, "live", tail @ ..]) => {
+            let Some(id) = job_id(id) else {
+                return Some(Ok(JobOp::Unknown));
+            };
+            let op = match (method, tail) {
+                (&Method::POST, ["in"]) => JobOp::AddInputs {
+                    id,
+                    end: query.get("end") == Some("true"),
+                },
+                (&Method::POST, ["in", "end"]) => JobOp::EndInput { id },
+                (&Method::POST, ["cancel"]) => JobOp::Cancel { id },
+                (&Method::GET, ["status"]) => JobOp::Status { id },
+                (&Method::GET, ["in"]) => JobOp::Live {
+                    id,
+                    list: LiveList::In,
+                },
+                (&Method::GET, ["out"]) => JobOp::Live {
+                    id,
+                    list: LiveList::Out,
+                },
+                (&Method::GET, ["err"]) => JobOp::Live {
+                    id,
+                    list: LiveList::Err,
+                },
+                (&Method::GET, ["fail"]) => JobOp::Live {
+                    id,
+                    list: LiveList::Fail,
+                },
+                _ => JobOp::Unknown,
+            };
+            Some(Ok(op))
+        }
+        _ => None,
     }
 }
 

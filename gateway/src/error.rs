@@ -81,6 +81,16 @@ pub enum ApiError {
     NotEnoughSpace,
     #[error("the metadata tier is unavailable")]
     MetadataUnavailable(String),
+    /// A job manifest failed validation (`400 InvalidJob`, jobs spec E1).
+    #[error("{0}")]
+    InvalidJob(String),
+    /// The job's state forbids the request (`409`, jobs spec E2-E4).
+    #[error("{0}")]
+    InvalidJobState(String),
+    /// An unknown (or someone else's) job: `404 ResourceNotFound` worded
+    /// as muskie's jobs routes did.
+    #[error("{0} does not exist")]
+    JobNotFound(String),
     /// An authentication/authorization refusal with its Manta code.
     #[error("{message}")]
     Auth {
@@ -137,6 +147,9 @@ impl ApiError {
             ApiError::NotEnoughNodes { .. } => "InternalError",
             ApiError::NotEnoughSpace => "NotEnoughSpace",
             ApiError::MetadataUnavailable(_) => "ServiceUnavailable",
+            ApiError::InvalidJob(_) => "InvalidJob",
+            ApiError::InvalidJobState(_) => "InvalidJobState",
+            ApiError::JobNotFound(_) => "ResourceNotFound",
             ApiError::Auth { code, .. } => code,
             ApiError::Internal(_) => "InternalError",
         }
@@ -146,9 +159,10 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         use ApiError::*;
         match self {
-            ResourceNotFound(_) | DirectoryDoesNotExist(_) | SourceObjectNotFound(_) => {
-                StatusCode::NOT_FOUND
-            }
+            ResourceNotFound(_)
+            | DirectoryDoesNotExist(_)
+            | SourceObjectNotFound(_)
+            | JobNotFound(_) => StatusCode::NOT_FOUND,
             ParentNotDirectory(_)
             | DirectoryNotEmpty(_)
             | OperationNotAllowedOnDirectory(_)
@@ -163,7 +177,9 @@ impl ApiError {
             | InvalidResource(_)
             | LocationRequired
             | InvalidLink(_)
-            | LinkNotObject(_) => StatusCode::BAD_REQUEST,
+            | LinkNotObject(_)
+            | InvalidJob(_) => StatusCode::BAD_REQUEST,
+            InvalidJobState(_) => StatusCode::CONFLICT,
             PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
             MaxContentLengthExceeded(_) => StatusCode::PAYLOAD_TOO_LARGE,
             QueryParameterForbidden(_) => StatusCode::FORBIDDEN,
@@ -230,6 +246,23 @@ impl From<meta::namespace::NamespaceError> for ApiError {
             // is told to retry rather than that the write failed for good.
             N::Undetermined(p) => ApiError::MetadataUnavailable(format!("outcome unknown for {p}")),
             N::InvalidPath(pe) => crate::path::path_error(pe, "path"),
+            other => ApiError::internal(other),
+        }
+    }
+}
+
+impl From<meta::jobs::JobStoreError> for ApiError {
+    fn from(e: meta::jobs::JobStoreError) -> Self {
+        use meta::jobs::JobStoreError as J;
+        use meta::kv::KvError;
+        match e {
+            J::NotFound(id) => ApiError::JobNotFound(format!("job {id}")),
+            J::InvalidState { .. } => ApiError::InvalidJobState(e.to_string()),
+            J::ConcurrentRequest => ApiError::ConcurrentRequest("job".to_owned()),
+            J::Kv(KvError::Unavailable(m)) => ApiError::MetadataUnavailable(m),
+            J::Kv(KvError::Undetermined(m)) => {
+                ApiError::MetadataUnavailable(format!("outcome unknown: {m}"))
+            }
             other => ApiError::internal(other),
         }
     }

@@ -1,5 +1,6 @@
 //! The public HTTP API of Tidepool: Manta v1's object, directory and auth
-//! API (`shared/spec/manta-object-api.md`) on axum.
+//! API (`shared/spec/manta-object-api.md`) and its jobs API
+//! (`shared/spec/manta-jobs-api.md`) on axum.
 //!
 //! Requests are parsed into typed values first ([`path`], [`query`],
 //! [`headers`], [`endpoint`]), then handled; every failure leaves through
@@ -119,6 +120,8 @@ pub(crate) struct Inner {
     pub clock: Clock,
     pub nodes: NodeClient,
     pub suspects: blobs::Suspects,
+    /// The job tables (same metadata store as the namespace).
+    pub jobs: meta::jobs::JobStore,
 }
 
 /// The gateway: cheap to clone, shares one configuration.
@@ -141,6 +144,7 @@ impl Gateway {
             inner: Arc::new(Inner {
                 nodes: cfg.node_client,
                 suspects: blobs::Suspects::default(),
+                jobs: meta::jobs::JobStore::new(cfg.namespace.kv().clone()),
                 namespace: cfg.namespace,
                 limits: ParseLimits {
                     default_durability: cfg.default_durability,

@@ -10,20 +10,29 @@
 //!   reads that fail over between copies ([`fanout`]).
 //! * [`heartbeat`] — registration and heartbeats in metadata.
 //! * [`protocol`] — the wire types both sides share.
+//! * [`agent`] — the compute agent: runs job tasks on this node's copies in
+//!   the sandbox and stores their outputs ([`objects`]).
+//! * [`task_client`] — the supervisor's HTTP side of the task protocol and
+//!   the job archive writer.
 //!
 //! What this crate guarantees to its callers: an acknowledged PUT is durable
 //! on disk with the returned md5/blake3; a failed PUT leaves nothing visible;
 //! a read never delivers corrupt or truncated bytes as a complete object
 //! when the expected blake3 is passed (it ends in an error instead).
 //!
-//! It depends on `meta` only for the heartbeat's registry implementation.
+//! It depends on `meta` (node registry, object names for task I/O), `jobs`
+//! (the task protocol) and `sandbox` (running tasks).
 
+pub mod agent;
+pub mod builtins;
 pub mod client;
 pub mod fanout;
 pub mod heartbeat;
+pub mod objects;
 pub mod protocol;
 pub mod server;
 pub mod store;
+pub mod task_client;
 
 pub use client::{ClientError, ClientOptions, NodeClient, ObjectStream};
 pub use fanout::{CopyReceipt, NodeTarget, ReadError, ReplicateError};

@@ -8,6 +8,7 @@
 //! answered with `Connection: close`, since its body may be unread.
 
 mod entries;
+mod jobs;
 mod mpu;
 mod objects;
 
@@ -225,6 +226,7 @@ async fn pipeline(gw: Gateway, req: Request) -> Result<Response, ApiError> {
             let (parts, body) = req.into_parts();
             mpu::create(&cx, &path, &parts.headers, body).await
         }
+        Endpoint::Job { path, op } => jobs::handle(&cx, &path, op, req.into_body()).await,
         Endpoint::MpuRedirect { path, location } => mpu::locate(&cx, &path, &location).await,
         Endpoint::MpuState { path, upload } => mpu::state(&cx, &path, &upload).await,
         Endpoint::MpuAbort { path, upload } => mpu::abort(&cx, &path, &upload).await,

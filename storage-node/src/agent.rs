@@ -1,0 +1,568 @@
+//! The compute agent of a storage node: runs job tasks next to the data.
+//!
+//! Route (merged into the node's router, see [`routes`]):
+//!
+//! | route | answer |
+//! | --- | --- |
+//! | `POST /agent/tasks` | [`TaskRequest`] → runs it → [`TaskResponse`] |
+//!
+//! A map task's input object must have a copy on this node: its file is
+//! hard-linked (objects are immutable) into a per-task directory mounted
+//! read-only in the sandbox at `/manta`, so the guest finds it at
+//! `MANTA_INPUT_FILE` = `/manta/<object path>`, and it is the task's stdin.
+//! A reducer's stdin is the concatenation of its inputs, streamed from
+//! whichever node holds each one, page by page from the job tables.
+//! stdout goes to a local file and, on success, becomes the output object
+//! (this node plus one peer, then committed in meta); on failure stderr is
+//! saved as the task's stderr object. `init` runs before `exec` in the same
+//! scratch directory.
+//!
+//! Guarantees: at most `max_tasks` tasks run at once (others wait for a
+//! slot); an answer of 200 means the attempt ran to an outcome (success or a
+//! user failure) and its objects are committed; any infrastructure failure
+//! (input copy missing, a write that could not be made durable) is a `503`
+//! so the supervisor retries elsewhere. The per-task directory is removed
+//! when the task ends.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use jobs::executor::ReducerFeed;
+use jobs::protocol::{
+    EmittedOutput, ErrorCode, ReducerInputsRequest, TaskInput, TaskOutcome, TaskRequest,
+    TaskResponse,
+};
+use jobs::supervisor::StoreFeed;
+use meta::jobs::JobStore;
+use sandbox::{Input, InputDir, LimitKind, Limits, Output, PhaseSpec, RunReport, Sandbox};
+use tokio::io::AsyncWriteExt as _;
+use tokio::sync::Semaphore;
+
+use crate::builtins::{TASK_ENV, TaskIo, TaskRegistry};
+use crate::objects::{ObjectError, ObjectIo};
+use crate::protocol::{ErrorBody, ObjectId};
+use crate::store::ObjectStore;
+
+/// The agent's route for running one task attempt.
+pub const TASKS_PATH: &str = "/agent/tasks";
+/// Where a map task's input tree is mounted in the sandbox.
+const INPUT_GUEST: &str = "/manta";
+/// Reducer inputs asked per page.
+const FEED_PAGE: u32 = 64;
+/// How long a reducer waits before asking again for inputs not there yet.
+const FEED_IDLE: Duration = Duration::from_millis(50);
+/// Pipe between the reducer input fetcher and the sandbox.
+const FEED_BUFFER: usize = 256 * 1024;
+/// How often a running task checks whether its job was cancelled.
+const CANCEL_POLL: Duration = Duration::from_millis(500);
+/// Wall-time cap of one task.
+const TASK_WALL_TIME: Duration = Duration::from_secs(3600);
+
+/// How to run a node's agent.
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    /// This node's id (as registered in meta).
+    pub node_id: String,
+    /// Directory for per-task files (on the same filesystem as the node's
+    /// objects, so inputs can be hard-linked).
+    pub work_dir: PathBuf,
+    /// Tasks run at once.
+    pub max_tasks: usize,
+}
+
+/// The agent; share it as `Arc<Agent>`.
+pub struct Agent {
+    cfg: AgentConfig,
+    store: Arc<ObjectStore>,
+    io: ObjectIo,
+    jobs: JobStore,
+    sandbox: Sandbox,
+    tools: Arc<TaskRegistry>,
+    slots: Arc<Semaphore>,
+}
+
+impl std::fmt::Debug for Agent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Agent")
+            .field("node", &self.cfg.node_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An infrastructure failure: the attempt did not run to an outcome.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AgentError {
+    /// The input object has no copy here.
+    #[error("object {0} has no copy on this node")]
+    NotLocal(String),
+    /// Reading or writing objects failed.
+    #[error(transparent)]
+    Objects(#[from] ObjectError),
+    /// A local file operation failed.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// The sandbox could not start the run.
+    #[error("sandbox: {0}")]
+    Sandbox(String),
+}
+
+impl IntoResponse for AgentError {
+    fn into_response(self) -> Response {
+        tracing::warn!(error = %self, "task attempt failed on this node");
+        let body = ErrorBody {
+            code: "AgentError".into(),
+            message: self.to_string(),
+        };
+        (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
+    }
+}
+
+/// Removes a task's directory when the task ends, however it ends.
+struct TaskDir(PathBuf);
+
+impl Drop for TaskDir {
+    fn drop(&mut self) {
+        let p = std::mem::take(&mut self.0);
+        // Off the async worker: a scratch tree may be large.
+        tokio::task::spawn_blocking(move || {
+            let _ = std::fs::remove_dir_all(&p);
+        });
+    }
+}
+
+/// Manta's message for a failed run (spec §4.5).
+fn failure_message(r: &RunReport) -> String {
+    if !r.traps.is_empty() {
+        return "user command or child process dumped core".into();
+    }
+    match r.limit_exceeded.as_ref().map(|l| l.kind) {
+        Some(LimitKind::Memory) => "user task ran out of memory".into(),
+        Some(LimitKind::Scratch | LimitKind::Stdout) => {
+            "user task ran out of local disk space".into()
+        }
+        Some(_) => "user command terminated by SIGKILL".into(),
+        None => format!("user command exited with code {}", r.exit_status),
+    }
+}
+
+impl Agent {
+    /// An agent for the node whose objects are in `store`, writing outputs
+    /// through `io` (whose local node should be this one), reading job
+    /// tables from `jobs`, running phases in `sandbox` whose in-task tools
+    /// ([`crate::builtins::install`]) resolve tasks through `tools`.
+    pub fn new(
+        cfg: AgentConfig,
+        store: Arc<ObjectStore>,
+        io: ObjectIo,
+        jobs: JobStore,
+        sandbox: Sandbox,
+        tools: Arc<TaskRegistry>,
+    ) -> Arc<Self> {
+        let slots = Arc::new(Semaphore::new(cfg.max_tasks.max(1)));
+        Arc::new(Agent {
+            cfg,
+            store,
+            io,
+            jobs,
+            sandbox,
+            tools,
+            slots,
+        })
+    }
+
+    fn limits(req: &TaskRequest) -> Limits {
+        let mut l = Limits::default();
+        l.wall_time = TASK_WALL_TIME;
+        l.memory_bytes = u64::from(req.limits.memory_mb) << 20;
+        l.scratch_bytes = u64::from(req.limits.disk_gb) << 30;
+        l.stdout_bytes = u64::from(req.limits.disk_gb) << 30;
+        l
+    }
+
+    /// Run one attempt to its outcome.
+    pub async fn run(self: &Arc<Self>, req: TaskRequest) -> Result<TaskResponse, AgentError> {
+        let _slot = self
+            .slots
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|e| AgentError::Sandbox(e.to_string()))?;
+        let dir = self
+            .cfg
+            .work_dir
+            .join(format!("{}-{}", req.task_id, req.attempt));
+        if tokio::fs::try_exists(&dir).await? {
+            tokio::fs::remove_dir_all(&dir).await?;
+        }
+        let scratch = dir.join("scratch");
+        tokio::fs::create_dir_all(&scratch).await?;
+        let _cleanup = TaskDir(dir.clone());
+
+        let tmp = dir.join("tmp");
+        tokio::fs::create_dir_all(&tmp).await?;
+        let output_base = req
+            .env
+            .iter()
+            .find(|(k, _)| k == "MANTA_OUTPUT_BASE")
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default();
+        let task_io = Arc::new(TaskIo::new(
+            self.io.clone(),
+            req.owner.clone(),
+            output_base,
+            tmp,
+        ));
+        let token = self.tools.register(task_io.clone());
+        let mut env = req.env.clone();
+        env.push((TASK_ENV.to_owned(), token.token.clone()));
+
+        let mut spec = PhaseSpec::new(req.exec.clone(), scratch.clone());
+        spec.env = env.clone();
+        spec.limits = Self::limits(&req);
+        let stdout_file = dir.join("stdout");
+        spec.stdout = Output::File(stdout_file.clone());
+        let mut feeder = None;
+        match &req.input {
+            TaskInput::Map {
+                object,
+                object_id,
+                size,
+            } => {
+                let root = dir.join("input");
+                let file = root.join(object.trim_start_matches('/'));
+                self.link_input(object_id, *size, &file).await?;
+                spec.input_dir = Some(InputDir {
+                    host: root,
+                    guest: INPUT_GUEST.into(),
+                });
+                spec.stdin = Input::File(file);
+            }
+            TaskInput::Reduce { reducer } => {
+                let (w, r) = tokio::io::duplex(FEED_BUFFER);
+                let me = self.clone();
+                let (job, phase, reducer) = (req.job_id, req.phase, *reducer);
+                feeder = Some(tokio::spawn(async move {
+                    me.feed_reducer(job, phase, reducer, w).await
+                }));
+                spec.stdin = Input::Reader(Box::new(r));
+            }
+        }
+
+        let assets = match self.fetch_assets(&req, &scratch).await? {
+            Ok(a) => a,
+            Err(message) => {
+                if let Some(f) = feeder {
+                    f.abort();
+                }
+                return Ok(self.response(
+                    &req,
+                    TaskOutcome::Failure {
+                        code: ErrorCode::TaskInitError,
+                        message,
+                        stderr: None,
+                        core: None,
+                    },
+                ));
+            }
+        };
+        spec.assets = assets.clone();
+
+        if let Some(init) = req.init.as_deref().filter(|s| !s.trim().is_empty()) {
+            let mut ispec = PhaseSpec::new(init, scratch.clone());
+            ispec.env = env
+                .iter()
+                .filter(|(k, _)| !k.starts_with("MANTA_INPUT_"))
+                .cloned()
+                .collect();
+            ispec.limits = Self::limits(&req);
+            ispec.assets = assets;
+            let outcome = match self.sandbox.run_phase(ispec).await {
+                Ok(r) if r.success() && r.traps.is_empty() => None,
+                Ok(r) => Some((failure_message(&r), r.stderr)),
+                Err(sandbox::SandboxError::Script(e)) => Some((
+                    "user command exited with code 2".into(),
+                    e.to_string().into_bytes(),
+                )),
+                Err(e) => return Err(AgentError::Sandbox(e.to_string())),
+            };
+            if let Some((message, stderr)) = outcome {
+                if let Some(f) = feeder {
+                    f.abort();
+                }
+                self.io.put_bytes(&req.stderr_object, stderr).await?;
+                return Ok(self.response(
+                    &req,
+                    TaskOutcome::Failure {
+                        code: ErrorCode::TaskInitError,
+                        message,
+                        stderr: Some(req.stderr_object.clone()),
+                        core: None,
+                    },
+                ));
+            }
+        }
+
+        // A cancelled job's running tasks are stopped (spec §4.12): the run
+        // is dropped, which kills its instances.
+        let run = tokio::select! {
+            r = self.sandbox.run_phase(spec) => Some(r),
+            () = self.cancelled(req.job_id) => None,
+        };
+        let Some(run) = run else {
+            if let Some(f) = feeder {
+                f.abort();
+            }
+            return Ok(self.response(
+                &req,
+                TaskOutcome::Failure {
+                    code: ErrorCode::JobCancelledError,
+                    message: "job was cancelled".into(),
+                    stderr: None,
+                    core: None,
+                },
+            ));
+        };
+        let report = match run {
+            Ok(r) => Ok(r),
+            Err(sandbox::SandboxError::Script(e)) => Err(e.to_string()),
+            Err(e) => return Err(AgentError::Sandbox(e.to_string())),
+        };
+        let fed = match feeder {
+            Some(f) => f.await.unwrap_or_else(|e| Err(e.to_string())),
+            None => Ok(()),
+        };
+        let outcome = match report {
+            // A script the shell rejects fails like bash would (status 2).
+            Err(msg) => {
+                self.io
+                    .put_bytes(&req.stderr_object, format!("sh: {msg}\n").into_bytes())
+                    .await?;
+                TaskOutcome::Failure {
+                    code: ErrorCode::UserTaskError,
+                    message: "user command exited with code 2".into(),
+                    stderr: Some(req.stderr_object.clone()),
+                    core: None,
+                }
+            }
+            Ok(r) => {
+                if let Err(e) = fed {
+                    // Spec §4.2: a reducer input fetch failure overrides the
+                    // user's exit status.
+                    TaskOutcome::Failure {
+                        code: ErrorCode::ServiceUnavailableError,
+                        message: format!("error fetching inputs: {e}"),
+                        stderr: None,
+                        core: None,
+                    }
+                } else if r.success() && r.traps.is_empty() {
+                    let emitted = task_io.emits();
+                    if emitted.is_empty() {
+                        self.io
+                            .put_file(&req.stdout_object, &stdout_file, true)
+                            .await?;
+                        TaskOutcome::Success {
+                            outputs: vec![EmittedOutput {
+                                name: req.stdout_object.clone(),
+                                reducer: None,
+                            }],
+                        }
+                    } else {
+                        // Any explicit emit turns stdout capture off (§4.4).
+                        TaskOutcome::Success { outputs: emitted }
+                    }
+                } else {
+                    let message = failure_message(&r);
+                    self.io
+                        .put_bytes(&req.stderr_object, r.stderr.clone())
+                        .await?;
+                    TaskOutcome::Failure {
+                        code: ErrorCode::UserTaskError,
+                        message,
+                        stderr: Some(req.stderr_object.clone()),
+                        core: None,
+                    }
+                }
+            }
+        };
+        drop(token);
+        Ok(self.response(&req, outcome))
+    }
+
+    /// Fetch the phase's assets (as the owner) to `/assets/<path>` in the
+    /// scratch tree; a `.wasm` asset also becomes a command named after its
+    /// file (without the extension). `Ok(Err(message))` is the task's
+    /// `TaskInitError` when an asset cannot be fetched.
+    async fn fetch_assets(
+        &self,
+        req: &TaskRequest,
+        scratch: &Path,
+    ) -> Result<Result<std::collections::HashMap<String, PathBuf>, String>, AgentError> {
+        let mut commands = std::collections::HashMap::new();
+        for a in &req.assets {
+            let name = jobs::naming::normalize(a);
+            let readable = meta::path::MantaPath::parse(&name).is_ok_and(|p| {
+                p.login() == req.owner || p.top() == Some(meta::path::TopDir::Public)
+            });
+            let dst = scratch.join("assets").join(name.trim_start_matches('/'));
+            if let Some(parent) = dst.parent() {
+                tokio::fs::create_dir_all(parent).await?;
+            }
+            let fetched = if readable {
+                let mut f = tokio::fs::File::create(&dst).await?;
+                let r = self.io.copy_to(&name, &mut f).await;
+                f.flush().await?;
+                r
+            } else {
+                Err(ObjectError::InvalidName(name.clone()))
+            };
+            let status = match fetched {
+                Ok(Ok(_)) => None,
+                Ok(Err(e)) => return Err(e.into()),
+                Err(ObjectError::Namespace(meta::namespace::NamespaceError::NotFound(_))) => {
+                    Some(404)
+                }
+                Err(ObjectError::InvalidName(_)) => Some(403),
+                Err(ObjectError::IsDirectory(_)) => Some(400),
+                Err(e) => return Err(e.into()),
+            };
+            if let Some(code) = status {
+                return Ok(Err(format!(
+                    "failed to dispatch task: first of 1 error: error retrieving asset {} (status code {code})",
+                    serde_json::Value::String(a.clone())
+                )));
+            }
+            if let Some(stem) = name
+                .rsplit('/')
+                .next()
+                .and_then(|f| f.strip_suffix(".wasm"))
+                && !stem.is_empty()
+            {
+                commands.insert(stem.to_owned(), dst);
+            }
+        }
+        Ok(Ok(commands))
+    }
+
+    fn response(&self, req: &TaskRequest, outcome: TaskOutcome) -> TaskResponse {
+        TaskResponse {
+            task_id: req.task_id,
+            attempt: req.attempt,
+            node: self.cfg.node_id.clone(),
+            outcome,
+        }
+    }
+
+    /// Resolves once the job is cancelled (or gone); polls the job record.
+    async fn cancelled(&self, job: uuid::Uuid) {
+        loop {
+            tokio::time::sleep(CANCEL_POLL).await;
+            match self.jobs.get_job(&job).await {
+                Ok(Some(j)) if !j.cancelled => {}
+                Ok(_) => return,
+                // Meta unreachable: keep running, look again later.
+                Err(_) => {}
+            }
+        }
+    }
+
+    /// Make the input object's local file visible at `dst` (a hard link:
+    /// objects are immutable, so sharing the inode is safe).
+    async fn link_input(
+        &self,
+        object_id: &uuid::Uuid,
+        size: u64,
+        dst: &Path,
+    ) -> Result<(), AgentError> {
+        if let Some(parent) = dst.parent() {
+            tokio::fs::create_dir_all(parent).await?;
+        }
+        if size == 0 {
+            // Empty objects have no copies; they may run anywhere.
+            tokio::fs::write(dst, b"").await?;
+            return Ok(());
+        }
+        let id = ObjectId::parse(&object_id.to_string())
+            .map_err(|_| AgentError::NotLocal(object_id.to_string()))?;
+        let src = self.store.object_path(&id);
+        let dst2 = dst.to_path_buf();
+        let linked = tokio::task::spawn_blocking(move || std::fs::hard_link(&src, &dst2))
+            .await
+            .map_err(|e| AgentError::Sandbox(e.to_string()))?;
+        match linked {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Err(AgentError::NotLocal(object_id.to_string()))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Stream every input of reducer `reducer` into `w`, then close it.
+    async fn feed_reducer(
+        &self,
+        job: uuid::Uuid,
+        phase: u32,
+        reducer: u32,
+        mut w: tokio::io::DuplexStream,
+    ) -> Result<(), String> {
+        let feed = StoreFeed::new(self.jobs.clone());
+        let mut from = 0;
+        loop {
+            let page = feed
+                .page(ReducerInputsRequest {
+                    job_id: job,
+                    phase,
+                    reducer,
+                    from,
+                    limit: FEED_PAGE,
+                })
+                .await
+                .map_err(|e| e.to_string())?;
+            for name in &page.inputs {
+                match self.io.copy_to(name, &mut w).await {
+                    Ok(Ok(_)) => {}
+                    // The reducer stopped reading: its result stands.
+                    Ok(Err(_)) => return Ok(()),
+                    Err(e) => return Err(format!("{name}: {e}")),
+                }
+            }
+            from = page.next;
+            if page.ended {
+                break;
+            }
+            if page.inputs.is_empty() {
+                tokio::time::sleep(FEED_IDLE).await;
+            }
+        }
+        let _ = w.shutdown().await;
+        Ok(())
+    }
+}
+
+async fn run_task(
+    State(agent): State<Arc<Agent>>,
+    Json(req): Json<TaskRequest>,
+) -> Result<Json<TaskResponse>, AgentError> {
+    // Detached so a supervisor hanging up does not cut a task off midway
+    // through committing its objects.
+    let handle = tokio::spawn(async move { agent.run(req).await });
+    match handle.await {
+        Ok(r) => r.map(Json),
+        Err(e) => Err(AgentError::Sandbox(format!("task panicked: {e}"))),
+    }
+}
+
+/// The agent's routes, to merge into the node's router.
+pub fn routes(agent: Arc<Agent>) -> Router {
+    Router::new()
+        .route(TASKS_PATH, post(run_task))
+        .with_state(agent)
+}

@@ -1,0 +1,640 @@
+//! Manta's in-task tools as sandbox host builtins (jobs spec §4.9):
+//! `mpipe`, `mcat`, `mtee`, `msplit`, `mput`, `mget`, `mls`. They act as
+//! the job's owner on the object store through the running task's
+//! [`TaskIo`], found by the unguessable token the agent puts in the task's
+//! environment ([`TASK_ENV`]); outside a task they fail.
+//!
+//! Guarantees: writes go only to the owner's own tree, reads to the
+//! owner's tree or any `/public`; emitted outputs (`mpipe`, `mcat`,
+//! `msplit`) are recorded on the task, which then does not capture stdout;
+//! data is streamed (msplit's partitions go through scratch files), never
+//! held whole; a reducer index must be below 128.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use jobs::protocol::EmittedOutput;
+use md5::Digest as _;
+use meta::namespace::{Headers, ListOptions, SortBy, TypeFilter};
+use meta::path::{MantaPath, TopDir};
+use sandbox::{BuiltinCall, HostBuiltin, Sandbox};
+use tokio::io::AsyncWriteExt as _;
+use tokio::sync::mpsc;
+
+use crate::objects::ObjectIo;
+
+/// Environment variable carrying the task token.
+pub const TASK_ENV: &str = "TIDEPOOL_TASK";
+/// Highest reducer index + 1 an emit may name (spec §4.2).
+const MAX_REDUCERS: u32 = 128;
+/// Chunk size when streaming stdin.
+const CHUNK: usize = 64 * 1024;
+
+/// What the tools of one running task act with.
+#[derive(Debug)]
+pub struct TaskIo {
+    /// Object I/O (the local node first).
+    pub io: ObjectIo,
+    /// The job's owner.
+    pub owner: String,
+    /// `MANTA_OUTPUT_BASE`.
+    pub output_base: String,
+    /// A task-private host directory for temporary files.
+    pub work_dir: PathBuf,
+    emits: Mutex<Vec<EmittedOutput>>,
+}
+
+impl TaskIo {
+    /// Tool context for one task.
+    pub fn new(io: ObjectIo, owner: String, output_base: String, work_dir: PathBuf) -> Self {
+        TaskIo {
+            io,
+            owner,
+            output_base,
+            work_dir,
+            emits: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn emit(&self, name: String, reducer: Option<u32>) {
+        self.emits
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(EmittedOutput { name, reducer });
+    }
+
+    /// The outputs emitted so far, in order.
+    pub fn emits(&self) -> Vec<EmittedOutput> {
+        self.emits.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+/// Running tasks by token.
+#[derive(Debug, Default)]
+pub struct TaskRegistry {
+    tasks: Mutex<HashMap<String, Arc<TaskIo>>>,
+}
+
+/// A registration; dropping it unregisters the task.
+#[derive(Debug)]
+pub struct TaskToken {
+    reg: Arc<TaskRegistry>,
+    /// The value for [`TASK_ENV`].
+    pub token: String,
+}
+
+impl Drop for TaskToken {
+    fn drop(&mut self) {
+        self.reg
+            .tasks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.token);
+    }
+}
+
+impl TaskRegistry {
+    /// Register a task's tool context under a fresh random token.
+    pub fn register(self: &Arc<Self>, io: Arc<TaskIo>) -> TaskToken {
+        let token = uuid::Uuid::new_v4().to_string();
+        self.tasks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(token.clone(), io);
+        TaskToken {
+            reg: self.clone(),
+            token,
+        }
+    }
+
+    fn get(&self, token: &str) -> Option<Arc<TaskIo>> {
+        self.tasks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(token)
+            .cloned()
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Tool {
+    Mpipe,
+    Mcat,
+    Mtee,
+    Msplit,
+    Mput,
+    Mget,
+    Mls,
+}
+
+impl Tool {
+    fn name(self) -> &'static str {
+        match self {
+            Tool::Mpipe => "mpipe",
+            Tool::Mcat => "mcat",
+            Tool::Mtee => "mtee",
+            Tool::Msplit => "msplit",
+            Tool::Mput => "mput",
+            Tool::Mget => "mget",
+            Tool::Mls => "mls",
+        }
+    }
+}
+
+struct Builtin {
+    tool: Tool,
+    reg: Arc<TaskRegistry>,
+}
+
+/// Adds the tools to `sandbox`, resolving tasks through `reg`.
+pub fn install(mut sandbox: Sandbox, reg: Arc<TaskRegistry>) -> Sandbox {
+    for tool in [
+        Tool::Mpipe,
+        Tool::Mcat,
+        Tool::Mtee,
+        Tool::Msplit,
+        Tool::Mput,
+        Tool::Mget,
+        Tool::Mls,
+    ] {
+        let b = Arc::new(Builtin {
+            tool,
+            reg: reg.clone(),
+        });
+        sandbox = sandbox.with_builtin(tool.name(), b);
+    }
+    sandbox
+}
+
+/// A failure, printed as `<tool>: <message>` with status 1.
+struct Fail(String);
+
+impl<E: std::fmt::Display> From<E> for Fail {
+    fn from(e: E) -> Self {
+        Fail(e.to_string())
+    }
+}
+
+fn env<'a>(call: &'a BuiltinCall<'_>, key: &str) -> Option<&'a str> {
+    call.env
+        .iter()
+        .rev()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
+}
+
+#[async_trait::async_trait]
+impl HostBuiltin for Builtin {
+    async fn run(&self, call: BuiltinCall<'_>) -> i32 {
+        let name = self.tool.name();
+        let Some(task) = env(&call, TASK_ENV).and_then(|t| self.reg.get(t)) else {
+            call.stderr()
+                .write_all(format!("{name}: only available inside a job task\n").as_bytes())
+                .await;
+            return 1;
+        };
+        let r = match self.tool {
+            Tool::Mpipe => mpipe(&call, &task).await,
+            Tool::Mcat => mcat(&call, &task).await,
+            Tool::Mtee => mtee(&call, &task).await,
+            Tool::Msplit => msplit(&call, &task).await,
+            Tool::Mput => mput(&call, &task).await,
+            Tool::Mget => mget(&call, &task).await,
+            Tool::Mls => mls(&call, &task).await,
+        };
+        match r {
+            Ok(()) => 0,
+            Err(Fail(m)) => {
+                call.stderr()
+                    .write_all(format!("{name}: {m}\n").as_bytes())
+                    .await;
+                1
+            }
+        }
+    }
+}
+
+/// `~~` expansion and the absolute-path rule of the CLI.
+fn object_path(task: &TaskIo, raw: &str) -> Result<String, Fail> {
+    let p = match raw.strip_prefix("~~") {
+        Some(rest) => format!("/{}{rest}", task.owner),
+        None => raw.to_owned(),
+    };
+    if !p.starts_with('/') {
+        return Err(Fail(format!("{raw} is not a valid Manta path")));
+    }
+    MantaPath::parse(&p).map_err(|_| Fail(format!("{raw} is not a valid Manta path")))?;
+    Ok(jobs::naming::normalize(&p))
+}
+
+fn may_write(task: &TaskIo, path: &str) -> Result<(), Fail> {
+    let p = MantaPath::parse(path).map_err(|_| Fail(format!("{path}: invalid path")))?;
+    if p.login() != task.owner {
+        return Err(Fail(format!("{path}: permission denied")));
+    }
+    Ok(())
+}
+
+fn may_read(task: &TaskIo, path: &str) -> Result<(), Fail> {
+    let p = MantaPath::parse(path).map_err(|_| Fail(format!("{path}: invalid path")))?;
+    if p.login() != task.owner && p.top() != Some(TopDir::Public) {
+        return Err(Fail(format!("{path}: permission denied")));
+    }
+    Ok(())
+}
+
+fn reducer_arg(v: &str) -> Result<u32, Fail> {
+    match v.parse::<u32>() {
+        Ok(n) if n < MAX_REDUCERS => Ok(n),
+        _ => Err(Fail(format!("invalid reducer index {v:?}"))),
+    }
+}
+
+/// Options of the form `-x`, `-x VALUE`, `-xVALUE`; `with_value` names the
+/// letters taking a value. Returns `(options, operands)`.
+type Parsed = (Vec<(char, String)>, Vec<String>);
+
+fn getopt(args: &[String], with_value: &str) -> Result<Parsed, Fail> {
+    let mut opts = Vec::new();
+    let mut rest = Vec::new();
+    let mut it = args.iter().skip(1);
+    while let Some(a) = it.next() {
+        if a == "--" {
+            rest.extend(it.cloned());
+            break;
+        }
+        match a.strip_prefix('-') {
+            Some(flags) if !flags.is_empty() => {
+                for (i, c) in flags.char_indices() {
+                    if with_value.contains(c) {
+                        let inline = &flags[i + c.len_utf8()..];
+                        let v = if inline.is_empty() {
+                            it.next()
+                                .cloned()
+                                .ok_or_else(|| Fail(format!("option -{c} needs a value")))?
+                        } else {
+                            inline.to_owned()
+                        };
+                        opts.push((c, v));
+                        break;
+                    }
+                    opts.push((c, String::new()));
+                }
+            }
+            _ => rest.push(a.clone()),
+        }
+    }
+    Ok((opts, rest))
+}
+
+/// stdin as a byte stream (for uploads), optionally copied to stdout.
+fn stdin_stream(
+    call: &BuiltinCall<'_>,
+    tee: bool,
+) -> (
+    mpsc::Receiver<Result<Bytes, std::io::Error>>,
+    impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(8);
+    let stdin = call.stdin().cloned();
+    let stdout = call.stdout().clone();
+    let pump = async move {
+        let Some(stdin) = stdin else {
+            return;
+        };
+        while let Some(chunk) = stdin.read_chunk(CHUNK).await {
+            if tee && !stdout.write_all(&chunk).await {
+                let _ = tx.send(Err(std::io::Error::other("stdout closed"))).await;
+                return;
+            }
+            if tx.send(Ok(chunk)).await.is_err() {
+                return;
+            }
+        }
+    };
+    (rx, pump)
+}
+
+fn rx_stream(
+    rx: mpsc::Receiver<Result<Bytes, std::io::Error>>,
+) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> + Send {
+    futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|x| (x, rx)) })
+}
+
+/// Upload stdin to `path` (optionally teeing it to stdout).
+async fn upload_stdin(
+    call: &BuiltinCall<'_>,
+    task: &TaskIo,
+    path: &str,
+    headers: Headers,
+    mkdirs: bool,
+    tee: bool,
+) -> Result<(), Fail> {
+    let (rx, pump) = stdin_stream(call, tee);
+    let content_type = headers
+        .get("content-type")
+        .cloned()
+        .unwrap_or_else(|| "application/octet-stream".into());
+    let upload = task
+        .io
+        .put_stream(path, &content_type, headers, rx_stream(rx), mkdirs);
+    let (res, ()) = tokio::join!(upload, pump);
+    res?;
+    Ok(())
+}
+
+fn parse_headers(opts: &[(char, String)]) -> Result<Headers, Fail> {
+    let mut h = Headers::default();
+    for (c, v) in opts {
+        if *c == 'H' {
+            let (k, val) = v
+                .split_once(':')
+                .ok_or_else(|| Fail(format!("invalid header {v:?}")))?;
+            h.insert(k.trim().to_ascii_lowercase(), val.trim().to_owned());
+        }
+    }
+    Ok(h)
+}
+
+async fn mpipe(call: &BuiltinCall<'_>, task: &TaskIo) -> Result<(), Fail> {
+    let (opts, rest) = getopt(call.args, "rHf")?;
+    let reducer = match opts.iter().rev().find(|(c, _)| *c == 'r') {
+        Some((_, v)) => Some(reducer_arg(v)?),
+        None => None,
+    };
+    let explicit = rest.first().map(|p| object_path(task, p)).transpose()?;
+    let (path, mkdirs) = match explicit {
+        Some(p) => (p, opts.iter().any(|(c, _)| *c == 'p')),
+        None => (
+            format!("{}{}", task.output_base, uuid::Uuid::new_v4()),
+            true,
+        ),
+    };
+    may_write(task, &path)?;
+    if let Some((_, f)) = opts.iter().find(|(c, _)| *c == 'f') {
+        let file = call.open_read(f)?;
+        let stream = tokio_util::io::ReaderStream::new(tokio::fs::File::from_std(file));
+        let h = parse_headers(&opts)?;
+        let ct = h
+            .get("content-type")
+            .cloned()
+            .unwrap_or_else(|| "application/octet-stream".into());
+        task.io.put_stream(&path, &ct, h, stream, mkdirs).await?;
+    } else {
+        upload_stdin(call, task, &path, parse_headers(&opts)?, mkdirs, false).await?;
+    }
+    task.emit(path, reducer);
+    Ok(())
+}
+
+async fn mcat(call: &BuiltinCall<'_>, task: &TaskIo) -> Result<(), Fail> {
+    let (opts, rest) = getopt(call.args, "r")?;
+    let reducer = match opts.iter().rev().find(|(c, _)| *c == 'r') {
+        Some((_, v)) => Some(reducer_arg(v)?),
+        None => None,
+    };
+    if rest.is_empty() {
+        return Err(Fail("usage: mcat [-r reducer] PATH...".into()));
+    }
+    // By reference: names are resolved when the next phase dispatches them.
+    for p in &rest {
+        let path = object_path(task, p)?;
+        task.emit(path, reducer);
+    }
+    Ok(())
+}
+
+async fn mtee(call: &BuiltinCall<'_>, task: &TaskIo) -> Result<(), Fail> {
+    let (opts, rest) = getopt(call.args, "cH")?;
+    let Some(raw) = rest.first() else {
+        return Err(Fail("usage: mtee [-c copies] [-H 'h: v'] PATH".into()));
+    };
+    let path = object_path(task, raw)?;
+    may_write(task, &path)?;
+    upload_stdin(call, task, &path, parse_headers(&opts)?, false, true).await
+}
+
+async fn mput(call: &BuiltinCall<'_>, task: &TaskIo) -> Result<(), Fail> {
+    let (opts, rest) = getopt(call.args, "cHf")?;
+    let Some(raw) = rest.first() else {
+        return Err(Fail("usage: mput [-p] [-f FILE] PATH".into()));
+    };
+    let path = object_path(task, raw)?;
+    may_write(task, &path)?;
+    let mkdirs = opts.iter().any(|(c, _)| *c == 'p');
+    if let Some((_, f)) = opts.iter().find(|(c, _)| *c == 'f') {
+        let file = call.open_read(f)?;
+        let stream = tokio_util::io::ReaderStream::new(tokio::fs::File::from_std(file));
+        let h = parse_headers(&opts)?;
+        task.io
+            .put_stream(&path, "application/octet-stream", h, stream, mkdirs)
+            .await?;
+        return Ok(());
+    }
+    upload_stdin(call, task, &path, parse_headers(&opts)?, mkdirs, false).await
+}
+
+async fn mget(call: &BuiltinCall<'_>, task: &TaskIo) -> Result<(), Fail> {
+    let (_, rest) = getopt(call.args, "o")?;
+    if rest.is_empty() {
+        return Err(Fail("usage: mget PATH...".into()));
+    }
+    let mut out = call.stdout().clone();
+    for raw in &rest {
+        let path = object_path(task, raw)?;
+        may_read(task, &path)?;
+        match task.io.copy_to(&path, &mut out).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(_)) => return Ok(()),
+            Err(crate::objects::ObjectError::Namespace(
+                meta::namespace::NamespaceError::NotFound(_),
+            )) => return Err(Fail(format!("{path} was not found"))),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let _ = out.flush().await;
+    Ok(())
+}
+
+async fn mls(call: &BuiltinCall<'_>, task: &TaskIo) -> Result<(), Fail> {
+    let (_, rest) = getopt(call.args, "")?;
+    let raw = rest.first().cloned().unwrap_or_else(|| "~~/stor".into());
+    let path = object_path(task, &raw)?;
+    may_read(task, &path)?;
+    let mp = MantaPath::parse(&path)?;
+    let ns = task.io.namespace();
+    let Some(entry) = ns.get(&mp).await? else {
+        return Err(Fail(format!("{path} was not found")));
+    };
+    let out = call.stdout();
+    if !entry.is_directory() {
+        let base = path.rsplit('/').next().unwrap_or("");
+        out.write_all(format!("{base}\n").as_bytes()).await;
+        return Ok(());
+    }
+    let mut marker = None;
+    loop {
+        let opts = ListOptions {
+            limit: 1024,
+            marker: marker.clone(),
+            reverse: false,
+            filter: TypeFilter::default(),
+            sort: SortBy::Name,
+        };
+        let page = ns.list(&mp, &opts).await?;
+        let skip = usize::from(marker.is_some());
+        for e in page.iter().skip(skip) {
+            let slash = if e.is_directory() { "/" } else { "" };
+            if !out
+                .write_all(format!("{}{slash}\n", e.name).as_bytes())
+                .await
+            {
+                return Ok(());
+            }
+        }
+        match page.last() {
+            Some(last) if page.len() == 1024 => {
+                marker = Some(meta::namespace::Marker::Name(last.name.clone()))
+            }
+            _ => return Ok(()),
+        }
+    }
+}
+
+/// The reducer index of a key: first 8 hex digits of its MD5 mod `n`
+/// (Manta's msplit).
+fn partition(key: &[u8], n: u32) -> u32 {
+    let d = md5::Md5::digest(key);
+    let v = u32::from_be_bytes([d[0], d[1], d[2], d[3]]);
+    v % n.max(1)
+}
+
+async fn msplit(call: &BuiltinCall<'_>, task: &TaskIo) -> Result<(), Fail> {
+    let (opts, _) = getopt(call.args, "ndfe")?;
+    let get = |c: char| {
+        opts.iter()
+            .rev()
+            .find(|(o, _)| *o == c)
+            .map(|(_, v)| v.as_str())
+    };
+    let n: u32 = match get('n').map(str::parse::<u32>) {
+        Some(Ok(n)) if (1..=MAX_REDUCERS).contains(&n) => n,
+        _ => return Err(Fail("-n N (1..128) is required".into())),
+    };
+    if get('e').is_some() || opts.iter().any(|(c, _)| *c == 'j' || *c == 'z') {
+        return Err(Fail("-e, -j and -z are not supported".into()));
+    }
+    let literal = opts.iter().any(|(c, _)| *c == 'i');
+    let delim = get('d').unwrap_or("\t").as_bytes().to_vec();
+    let fields: Vec<usize> = match get('f') {
+        Some(f) => f
+            .split(',')
+            .map(|x| x.trim().parse::<usize>())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|_| Fail(format!("invalid field list {f:?}")))?,
+        None => vec![1],
+    };
+    let dir = task
+        .work_dir
+        .join(format!("msplit-{}", uuid::Uuid::new_v4()));
+    tokio::fs::create_dir_all(&dir).await?;
+    let mut files = Vec::with_capacity(n as usize);
+    for i in 0..n {
+        let f = tokio::fs::File::create(dir.join(i.to_string())).await?;
+        files.push(tokio::io::BufWriter::new(f));
+    }
+    let res = async {
+        if let Some(stdin) = call.stdin() {
+            while let Some(line) = stdin.read_line(1 << 20).await {
+                let parts: Vec<&[u8]> = if delim.is_empty() {
+                    vec![&line[..]]
+                } else {
+                    split_bytes(&line, &delim)
+                };
+                let key: Vec<u8> = fields
+                    .iter()
+                    .filter_map(|f| f.checked_sub(1).and_then(|i| parts.get(i)))
+                    .copied()
+                    .collect::<Vec<&[u8]>>()
+                    .join(&delim[..]);
+                let r = if literal {
+                    let s = String::from_utf8_lossy(&key);
+                    match s.trim().parse::<u32>() {
+                        Ok(v) if v < n => v,
+                        _ => return Err(Fail(format!("invalid reducer index {s:?}"))),
+                    }
+                } else {
+                    partition(&key, n)
+                };
+                let f = &mut files[r as usize];
+                f.write_all(&line).await?;
+                f.write_all(b"\n").await?;
+            }
+        }
+        for f in &mut files {
+            f.flush().await?;
+        }
+        for i in 0..n {
+            let name = format!("{}{}.{i}", task.output_base, uuid::Uuid::new_v4());
+            task.io
+                .put_file(&name, &dir.join(i.to_string()), true)
+                .await?;
+            task.emit(name, Some(i));
+        }
+        Ok(())
+    }
+    .await;
+    drop(files);
+    let _ = tokio::fs::remove_dir_all(&dir).await;
+    res
+}
+
+fn split_bytes<'a>(line: &'a [u8], delim: &[u8]) -> Vec<&'a [u8]> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut i = 0;
+    while i + delim.len() <= line.len() {
+        if &line[i..i + delim.len()] == delim {
+            out.push(&line[start..i]);
+            i += delim.len();
+            start = i;
+        } else {
+            i += 1;
+        }
+    }
+    out.push(&line[start..]);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_and_fields() {
+        let args: Vec<String> = [
+            "mpipe",
+            "-p",
+            "-r",
+            "3",
+            "-Hcontent-type: text/plain",
+            "/a/stor/x",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let (opts, rest) = getopt(&args, "rH").unwrap_or_else(|_| panic!("parse"));
+        assert_eq!(opts[0], ('p', String::new()));
+        assert_eq!(opts[1], ('r', "3".into()));
+        assert_eq!(opts[2], ('H', "content-type: text/plain".into()));
+        assert_eq!(rest, vec!["/a/stor/x".to_string()]);
+        assert_eq!(
+            split_bytes(b"a\tb\t\tc", b"\t"),
+            vec![&b"a"[..], b"b", b"", b"c"]
+        );
+        assert!(partition(b"key", 4) < 4);
+        assert_eq!(partition(b"key", 1), 0);
+    }
+}

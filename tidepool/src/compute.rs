@@ -1,0 +1,133 @@
+//! Compute wiring: the agent each storage node serves next to its objects,
+//! and the job supervisor (with archiving) that dispatches to them. Used by
+//! `tidepool up`; only wiring, the logic is in `storage-node` and `jobs`.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use jobs::supervisor::{Supervisor, SupervisorConfig};
+use meta::jobs::JobStore;
+use meta::namespace::Namespace;
+use sandbox::{Sandbox, SandboxConfig};
+use storage_node::agent::{Agent, AgentConfig};
+use storage_node::builtins::TaskRegistry;
+use storage_node::objects::ObjectIo;
+use storage_node::task_client::{HttpExecutor, ObjectArchiveSink};
+use storage_node::{ClientOptions, NodeClient, NodeServer};
+use tokio_util::sync::CancellationToken;
+
+/// Copies of each task output (spec: durability 2).
+const OUTPUT_DURABILITY: usize = 2;
+
+/// Shared by every node of one process: one sandbox engine (compiled
+/// modules are shared), one node client, the job tables.
+pub struct Compute {
+    ns: Arc<Namespace>,
+    sandbox: Sandbox,
+    tools: Arc<TaskRegistry>,
+    client: NodeClient,
+    jobs: JobStore,
+}
+
+impl Compute {
+    /// Sets up the sandbox (compiling the toolbox in the background).
+    pub fn new(ns: Arc<Namespace>) -> Result<Compute> {
+        let tools = Arc::new(TaskRegistry::default());
+        let sandbox = Sandbox::new(SandboxConfig::with_default_cache_dir())
+            .context("start the wasm sandbox")?;
+        let sandbox = storage_node::builtins::install(sandbox, tools.clone());
+        let warm = sandbox.clone();
+        tokio::spawn(async move {
+            if let Err(e) = warm.precompile().await {
+                tracing::warn!(error = %e, "precompiling the toolbox failed");
+            }
+        });
+        let client = NodeClient::new(ClientOptions::default()).context("node client")?;
+        let jobs = JobStore::new(ns.kv().clone());
+        Ok(Compute {
+            ns,
+            sandbox,
+            tools,
+            client,
+            jobs,
+        })
+    }
+
+    /// The node's router with its compute agent merged in; `max_tasks`
+    /// tasks run at once on it.
+    pub fn node_app(&self, node: &NodeServer, data: &Path, max_tasks: usize) -> axum::Router {
+        let id = node.identity().clone();
+        let io = ObjectIo::new(
+            self.ns.clone(),
+            self.client.clone(),
+            Some(id.node_id.clone()),
+            OUTPUT_DURABILITY,
+        );
+        let agent = Agent::new(
+            AgentConfig {
+                node_id: id.node_id.clone(),
+                work_dir: data.join("tasks"),
+                max_tasks,
+            },
+            node.store(),
+            io,
+            self.jobs.clone(),
+            self.sandbox.clone(),
+            self.tools.clone(),
+        );
+        storage_node::server::router(node.store(), id).merge(storage_node::agent::routes(agent))
+    }
+
+    /// Runs a supervisor (archiving finished jobs) until `shutdown`.
+    pub fn supervisor(
+        &self,
+        shutdown: CancellationToken,
+    ) -> Result<impl Future<Output = Result<()>> + use<>> {
+        supervisor(self.ns.clone(), self.client.clone(), shutdown)
+    }
+}
+
+/// A job supervisor over `ns` (archiving finished jobs through `client`)
+/// that runs until `shutdown`; restarted after a metadata failure.
+pub fn supervisor(
+    ns: Arc<Namespace>,
+    client: NodeClient,
+    shutdown: CancellationToken,
+) -> Result<impl Future<Output = Result<()>> + use<>> {
+    let exec = HttpExecutor::new(ns.clone()).context("task client")?;
+    let io = ObjectIo::new(ns.clone(), client, None, OUTPUT_DURABILITY);
+    let cfg = SupervisorConfig::new(format!("supervisor-{}", uuid_like()));
+    let sup = Supervisor::with_archive(
+        cfg,
+        JobStore::new(ns.kv().clone()),
+        Namespace::clone(&ns),
+        Arc::new(exec),
+        Arc::new(ObjectArchiveSink::new(io)),
+    );
+    Ok(async move {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            shutdown.cancelled().await;
+            let _ = tx.send(true);
+        });
+        // The run loop stops on a metadata error; a supervisor is
+        // stateless, so starting it again is the recovery.
+        loop {
+            match sup.clone().run(rx.clone()).await {
+                Ok(()) => return Ok(()),
+                Err(e) => tracing::warn!(error = %e, "job supervisor failed; restarting"),
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        }
+    })
+}
+
+/// A unique-enough supervisor id suffix (pid and start time).
+fn uuid_like() -> String {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("{}-{t:x}", std::process::id())
+}

@@ -1,0 +1,45 @@
+//! `tidepool supervisor`: a job supervisor on its own, for deployments
+//! where gateways, storage nodes and supervisors are separate processes
+//! sharing one metadata cluster. Any number may run: each job is owned by
+//! one supervisor at a time through its lease, and a job whose supervisor
+//! died is taken over once the lease expires.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::Args;
+use storage_node::{ClientOptions, NodeClient};
+use tokio_util::sync::CancellationToken;
+
+use crate::metastore::{Meta, MetaSpec};
+
+#[derive(Args)]
+pub struct SupervisorArgs {
+    /// Metadata backend shared with the rest of the deployment:
+    /// `tikv://PD1:2379,...` (or `embedded` for a data directory no other
+    /// process holds).
+    #[arg(long, default_value = "embedded")]
+    pub meta: MetaSpec,
+    /// Data directory (only for `--meta embedded`).
+    #[arg(long, default_value = "./tidepool-data")]
+    pub data: PathBuf,
+}
+
+pub async fn run(args: SupervisorArgs) -> Result<()> {
+    let data = std::path::absolute(&args.data)?;
+    let meta = Meta::open(&args.meta, &data).await?;
+    let shutdown = CancellationToken::new();
+    meta.spawn_housekeeping(shutdown.clone());
+    let client = NodeClient::new(ClientOptions::default())?;
+    let sup = crate::compute::supervisor(meta.ns.clone(), client, shutdown.clone())?;
+    let stop = shutdown.clone();
+    tokio::spawn(async move {
+        let _ = tokio::signal::ctrl_c().await;
+        stop.cancel();
+    });
+    eprintln!(
+        "tidepool supervisor: running against metadata {}",
+        args.meta
+    );
+    sup.await
+}
