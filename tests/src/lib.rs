@@ -67,6 +67,18 @@ pub fn manta_bin_dir() -> PathBuf {
     root.join(".tools/manta/node_modules/manta/bin")
 }
 
+/// Where `tidepool up` processes started by tests cache compiled modules:
+/// `TIDEPOOL_TEST_CACHE`, else `target/tidepool-test-cache` of the workspace.
+pub fn module_cache_dir() -> PathBuf {
+    if let Ok(p) = std::env::var("TIDEPOOL_TEST_CACHE") {
+        return PathBuf::from(p);
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .join("target/tidepool-test-cache")
+}
+
 /// A running `tidepool up`, with a private HOME holding the account's SSH
 /// key where the Manta CLI looks for it (`~/.ssh`).
 pub struct Cluster {
@@ -159,6 +171,10 @@ impl Cluster {
             .arg("alice")
             .args(&self.extra_args)
             .env("HOME", self.home())
+            // Compiled wasm modules are cached across test clusters (the
+            // private HOME would otherwise make each cluster compile the
+            // toolbox again).
+            .env("XDG_CACHE_HOME", module_cache_dir())
             .env(
                 "RUST_LOG",
                 std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
