@@ -177,14 +177,7 @@ impl Supervisor {
         ns: Namespace,
         exec: Arc<dyn TaskExecutor>,
     ) -> Arc<Self> {
-        Arc::new(Supervisor {
-            cfg,
-            store,
-            ns,
-            exec,
-            load: Mutex::new(HashMap::new()),
-            archive: None,
-        })
+        Self::build(cfg, store, ns, exec, None)
     }
 
     /// Like [`Supervisor::new`], and archive every job it finishes (or
@@ -196,13 +189,23 @@ impl Supervisor {
         exec: Arc<dyn TaskExecutor>,
         sink: Arc<dyn ArchiveSink>,
     ) -> Arc<Self> {
+        Self::build(cfg, store, ns, exec, Some(sink))
+    }
+
+    fn build(
+        cfg: SupervisorConfig,
+        store: JobStore,
+        ns: Namespace,
+        exec: Arc<dyn TaskExecutor>,
+        archive: Option<Arc<dyn ArchiveSink>>,
+    ) -> Arc<Self> {
         Arc::new(Supervisor {
             cfg,
             store,
             ns,
             exec,
             load: Mutex::new(HashMap::new()),
-            archive: Some(sink),
+            archive,
         })
     }
 

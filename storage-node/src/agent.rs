@@ -259,18 +259,7 @@ impl Agent {
         let assets = match self.fetch_assets(&req, &scratch).await? {
             Ok(a) => a,
             Err(message) => {
-                if let Some(f) = feeder {
-                    f.abort();
-                }
-                return Ok(self.response(
-                    &req,
-                    TaskOutcome::Failure {
-                        code: ErrorCode::TaskInitError,
-                        message,
-                        stderr: None,
-                        core: None,
-                    },
-                ));
+                return Ok(self.fail_early(&req, feeder, ErrorCode::TaskInitError, message, None));
             }
         };
         spec.assets = assets.clone();
@@ -294,18 +283,14 @@ impl Agent {
                 Err(e) => return Err(AgentError::Sandbox(e.to_string())),
             };
             if let Some((message, stderr)) = outcome {
-                if let Some(f) = feeder {
-                    f.abort();
-                }
                 self.io.put_bytes(&req.stderr_object, stderr).await?;
-                return Ok(self.response(
+                let stderr = Some(req.stderr_object.clone());
+                return Ok(self.fail_early(
                     &req,
-                    TaskOutcome::Failure {
-                        code: ErrorCode::TaskInitError,
-                        message,
-                        stderr: Some(req.stderr_object.clone()),
-                        core: None,
-                    },
+                    feeder,
+                    ErrorCode::TaskInitError,
+                    message,
+                    stderr,
                 ));
             }
         }
@@ -317,18 +302,8 @@ impl Agent {
             () = self.cancelled(req.job_id) => None,
         };
         let Some(run) = run else {
-            if let Some(f) = feeder {
-                f.abort();
-            }
-            return Ok(self.response(
-                &req,
-                TaskOutcome::Failure {
-                    code: ErrorCode::JobCancelledError,
-                    message: "job was cancelled".into(),
-                    stderr: None,
-                    core: None,
-                },
-            ));
+            let message = "job was cancelled".into();
+            return Ok(self.fail_early(&req, feeder, ErrorCode::JobCancelledError, message, None));
         };
         let report = match run {
             Ok(r) => Ok(r),
@@ -449,6 +424,30 @@ impl Agent {
             }
         }
         Ok(Ok(commands))
+    }
+
+    /// The answer for a task that fails before its phase ran to an end:
+    /// stops the reducer feed (if any) and reports `code`.
+    fn fail_early<T>(
+        &self,
+        req: &TaskRequest,
+        feeder: Option<tokio::task::JoinHandle<T>>,
+        code: ErrorCode,
+        message: String,
+        stderr: Option<String>,
+    ) -> TaskResponse {
+        if let Some(f) = feeder {
+            f.abort();
+        }
+        self.response(
+            req,
+            TaskOutcome::Failure {
+                code,
+                message,
+                stderr,
+                core: None,
+            },
+        )
     }
 
     fn response(&self, req: &TaskRequest, outcome: TaskOutcome) -> TaskResponse {

@@ -382,6 +382,33 @@ pub fn run_with_deadline(cmd: &mut Command, input: Option<&[u8]>, limit: Duratio
     }
 }
 
+/// A finished client command as text (status, stdout, stderr), for
+/// assertion messages.
+pub fn describe(out: &Output) -> String {
+    format!(
+        "status {}\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Asserts the command succeeded; returns its stdout.
+pub fn ok(out: &Output) -> String {
+    assert!(out.status.success(), "command failed: {}", describe(out));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Asserts the command failed; returns its stderr.
+pub fn failed(out: &Output) -> String {
+    assert!(
+        !out.status.success(),
+        "command unexpectedly succeeded: {}",
+        describe(out)
+    );
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 /// base64(md5(bytes)), as in `Content-MD5`.
 pub fn md5_b64(bytes: &[u8]) -> String {
     use base64::Engine;

@@ -4,29 +4,7 @@
 //! gateway) in a temporary directory and drives it only through the CLI, as
 //! a user would.
 
-use std::process::Output;
-
-use tidepool_tests::{Cluster, ClusterOptions, md5_b64, payload};
-
-fn ok(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "command failed ({}):\nstdout: {}\nstderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn failed(out: &Output) -> String {
-    assert!(
-        !out.status.success(),
-        "command unexpectedly succeeded:\nstdout: {}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
+use tidepool_tests::{Cluster, ClusterOptions, failed, md5_b64, ok, payload};
 
 /// Writes `bytes` to a file in the cluster's temp dir and returns its path.
 fn file(c: &Cluster, name: &str, bytes: &[u8]) -> String {

@@ -6,21 +6,10 @@
 //! with the same pipeline run locally by GNU tools (`sh -c`), never with
 //! numbers written into the test.
 
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use tidepool_tests::{Cluster, run_with_deadline};
-
-fn ok(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "command failed ({}):\nstdout: {}\nstderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+use tidepool_tests::{Cluster, ok, run_with_deadline};
 
 /// Stores `bytes` at `path` (an absolute Manta path) with `mput`.
 fn put(c: &Cluster, path: &str, bytes: &[u8]) {
