@@ -27,15 +27,24 @@ use crate::config::TikvConfig;
 use crate::error::{Phase, classify};
 
 /// A TiKV-backed metadata store. Cheap to clone; share one per process.
+///
+/// The PD connection is made on first use ([`TikvKv::lazy`]) or up front
+/// ([`TikvKv::connect`]). A lazy store whose cluster is down still lets
+/// the process start and serve: every call fails with
+/// [`KvError::Unavailable`] within the connect timeout (the gateway's 503)
+/// and the next call tries again, so the store recovers when PD comes back.
 #[derive(Clone)]
 pub struct TikvKv {
-    client: Arc<TransactionClient>,
+    client: Arc<tokio::sync::OnceCell<TransactionClient>>,
+    cfg: Arc<TikvConfig>,
     op_timeout: Duration,
 }
 
 impl std::fmt::Debug for TikvKv {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TikvKv")
+            .field("pd", &self.cfg.pd_endpoints)
+            .field("connected", &self.client.initialized())
             .field("op_timeout", &self.op_timeout)
             .finish_non_exhaustive()
     }
@@ -69,34 +78,49 @@ fn check_key(key: &[u8]) -> KvResult<()> {
 }
 
 impl TikvKv {
-    /// Connect to the PD endpoints in `cfg`. Fails with
+    /// A store for the cluster in `cfg` that connects on first use. Never
+    /// fails: an unreachable cluster shows up as [`KvError::Unavailable`]
+    /// from the calls that need it.
+    pub fn lazy(cfg: &TikvConfig) -> Self {
+        TikvKv {
+            client: Arc::new(tokio::sync::OnceCell::new()),
+            cfg: Arc::new(cfg.clone()),
+            op_timeout: cfg.operation_timeout,
+        }
+    }
+
+    /// Connect to the PD endpoints in `cfg` now. Fails with
     /// [`KvError::Unavailable`] when no PD answers within
     /// `cfg.connect_timeout`.
     pub async fn connect(cfg: &TikvConfig) -> KvResult<Self> {
-        let config = Config::default().with_timeout(cfg.request_timeout);
-        let endpoints = cfg.pd_endpoints.clone();
-        let client = bounded(
-            cfg.connect_timeout,
-            Phase::Other,
-            "connect",
-            TransactionClient::new_with_config(endpoints, config),
-        )
-        .await
-        .map_err(|e| match e {
-            // Whatever went wrong while discovering PD, the cluster is not
-            // usable from here: 503, not a backend bug.
-            KvError::Backend(b) => KvError::Unavailable(format!("connecting to PD: {b}")),
-            other => other,
-        })?;
-        Ok(TikvKv {
-            client: Arc::new(client),
-            op_timeout: cfg.operation_timeout,
-        })
+        let kv = TikvKv::lazy(cfg);
+        kv.client().await?;
+        Ok(kv)
     }
 
-    /// The underlying tikv-client handle (for housekeeping such as GC).
-    pub fn client(&self) -> &Arc<TransactionClient> {
-        &self.client
+    /// The underlying tikv-client handle (for housekeeping such as GC),
+    /// connecting first if this store has not yet.
+    pub async fn client(&self) -> KvResult<&TransactionClient> {
+        // A failed attempt leaves the cell empty, so the next call retries.
+        self.client
+            .get_or_try_init(|| async {
+                let config = Config::default().with_timeout(self.cfg.request_timeout);
+                let endpoints = self.cfg.pd_endpoints.clone();
+                bounded(
+                    self.cfg.connect_timeout,
+                    Phase::Other,
+                    "connect",
+                    TransactionClient::new_with_config(endpoints, config),
+                )
+                .await
+                .map_err(|e| match e {
+                    // Whatever went wrong while discovering PD, the cluster
+                    // is not usable from here: 503, not a backend bug.
+                    KvError::Backend(b) => KvError::Unavailable(format!("connecting to PD: {b}")),
+                    other => other,
+                })
+            })
+            .await
     }
 
     /// A fresh timestamp from PD's TSO.
@@ -105,7 +129,7 @@ impl TikvKv {
             self.op_timeout,
             Phase::Other,
             "timestamp",
-            self.client.current_timestamp(),
+            self.client().await?.current_timestamp(),
         )
         .await
     }
@@ -122,7 +146,7 @@ impl TikvKv {
             self.op_timeout,
             Phase::Other,
             "gc",
-            self.client.gc(safe_point),
+            self.client().await?.gc(safe_point),
         )
         .await?;
         Ok(version)
@@ -140,7 +164,7 @@ impl Kv for TikvKv {
             self.op_timeout,
             Phase::Other,
             "begin",
-            self.client.begin_with_options(opts),
+            self.client().await?.begin_with_options(opts),
         )
         .await?;
         Ok(Box::new(TikvTxn {
@@ -156,7 +180,7 @@ impl Kv for TikvKv {
             .read_only()
             .drop_check(CheckLevel::None);
         Ok(Box::new(TikvSnapshot {
-            snap: self.client.snapshot(ts, opts),
+            snap: self.client().await?.snapshot(ts, opts),
             op_timeout: self.op_timeout,
         }))
     }

@@ -352,3 +352,25 @@ async fn dropped_transactions_do_not_panic_or_block() {
     put(&kv, &k, b"kept").await.expect("later writer");
     assert_eq!(read(&kv, &k).await.expect("read"), Some(b"kept".to_vec()));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lazy_store_starts_without_a_cluster_and_connects_once_it_answers() {
+    let cluster = TestCluster::start().await.expect("start");
+    cluster.set_unavailable(true);
+    let mut cfg = config(vec![cluster.pd_endpoint()], Duration::from_secs(3));
+    cfg.connect_timeout = Duration::from_secs(2);
+    let kv = TikvKv::lazy(&cfg);
+    let k = key("lazy");
+    let r = kv.begin().await.map(|_| ());
+    assert!(matches!(r, Err(KvError::Unavailable(_))), "got {r:?}");
+    let r = read(&kv, &k).await;
+    assert!(matches!(r, Err(KvError::Unavailable(_))), "got {r:?}");
+    cluster.set_unavailable(false);
+    eventually(
+        Duration::from_secs(30),
+        "the lazy store connects",
+        || async { put(&kv, &k, b"v").await.is_ok() },
+    )
+    .await;
+    assert_eq!(read(&kv, &k).await.expect("read"), Some(b"v".to_vec()));
+}

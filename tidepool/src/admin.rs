@@ -1,20 +1,26 @@
 //! `tidepool admin`: accounts and SSH keys in a deployment's metadata.
 //!
-//! The embedded metadata file is held by one process at a time, so these
-//! commands work on a data directory whose `tidepool up` is stopped.
+//! The embedded metadata file is held by one process at a time, so with it
+//! these commands work on a data directory whose `tidepool up` is stopped;
+//! with `--meta tikv://...` they work on a running deployment.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use meta::namespace::{Namespace, SshKey};
+
+use crate::metastore::{Meta, MetaSpec};
 
 #[derive(Args)]
 pub struct AdminArgs {
     /// Data directory of the deployment (as given to `tidepool up --data`).
     #[arg(long, global = true, default_value = "./tidepool-data")]
     pub data: PathBuf,
+    /// Metadata backend: `embedded` (in the data directory) or
+    /// `tikv://PD1:2379,PD2:2379,...`.
+    #[arg(long, global = true, default_value = "embedded")]
+    pub meta: MetaSpec,
     #[command(subcommand)]
     pub command: AdminCommand,
 }
@@ -47,21 +53,6 @@ pub enum KeyCommand {
         #[arg(long)]
         subuser: Option<String>,
     },
-}
-
-/// Opens the namespace stored under `data`.
-pub async fn open_namespace(data: &Path) -> Result<Arc<Namespace>> {
-    std::fs::create_dir_all(data).with_context(|| format!("create {}", data.display()))?;
-    let path = data.join("meta.redb");
-    let kv = meta::embedded::EmbeddedKv::open(&path)
-        .await
-        .with_context(|| {
-            format!(
-                "open metadata {} (is `tidepool up` running on it?)",
-                path.display()
-            )
-        })?;
-    Ok(Arc::new(Namespace::new(Arc::new(kv))))
 }
 
 /// Reads an OpenSSH public key file into the record the namespace stores.
@@ -103,7 +94,7 @@ pub async fn ensure_account_key(
 }
 
 pub async fn run(args: AdminArgs) -> Result<()> {
-    let ns = open_namespace(&args.data).await?;
+    let ns = Meta::open(&args.meta, &args.data).await?.ns;
     match args.command {
         AdminCommand::Account(AccountCommand::Add { login }) => {
             if ns.get_account(&login).await?.is_some() {

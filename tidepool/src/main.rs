@@ -2,8 +2,11 @@
 //! every piece of logic belongs to a library crate.
 
 mod admin;
+mod compute;
 mod exec;
 mod keys;
+mod metastore;
+mod supervise;
 mod up;
 
 use clap::{Parser, Subcommand};
@@ -27,6 +30,8 @@ enum Command {
     Exec(exec::ExecArgs),
     /// Manage accounts and keys of a (stopped) deployment.
     Admin(admin::AdminArgs),
+    /// Run a job supervisor on its own against shared metadata.
+    Supervisor(supervise::SupervisorArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -39,6 +44,7 @@ fn main() -> anyhow::Result<()> {
         Command::Up(args) => runtime()?.block_on(up::run(args)),
         Command::Exec(args) => std::process::exit(exec::run(args)?),
         Command::Admin(args) => runtime()?.block_on(admin::run(args)),
+        Command::Supervisor(args) => runtime()?.block_on(supervise::run(args)),
     }
 }
 

@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::admin;
 use crate::keys::{self, KeySource};
+use crate::metastore::{Meta, MetaSpec};
 
 #[derive(Args)]
 pub struct UpArgs {
@@ -36,15 +37,22 @@ pub struct UpArgs {
     /// Number of storage nodes.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=16))]
     pub nodes: u32,
+    /// Metadata backend: `embedded` (`DATA/meta.redb`) or an external TiKV
+    /// cluster, `tikv://PD1:2379,PD2:2379,...`.
+    #[arg(long, default_value = "embedded")]
+    pub meta: MetaSpec,
 }
 
 /// How often nodes report their capacity; the gateway treats a node silent
 /// for longer than its heartbeat timeout (30 s) as down.
 const HEARTBEAT: Duration = Duration::from_secs(5);
+/// Job tasks each storage node runs at once.
+const TASKS_PER_NODE: usize = 4;
 
 pub async fn run(args: UpArgs) -> Result<()> {
     let data = std::path::absolute(&args.data).context("data directory")?;
-    let ns = admin::open_namespace(&data).await?;
+    let meta = Meta::open(&args.meta, &data).await?;
+    let ns = meta.ns.clone();
 
     let login = match args.account {
         Some(l) => l,
@@ -55,10 +63,42 @@ pub async fn run(args: UpArgs) -> Result<()> {
     };
     let key = keys::resolve(args.key, &data)?;
     let ssh_key = admin::read_public_key(key.public_file())?;
-    admin::ensure_account_key(&ns, &login, None, &ssh_key).await?;
-
     let shutdown = CancellationToken::new();
     let mut tasks = tokio::task::JoinSet::new();
+    match admin::ensure_account_key(&ns, &login, None, &ssh_key).await {
+        Ok(()) => {}
+        // A remote cluster may come up after us: keep serving (503s until
+        // then) and register the account as soon as it answers.
+        Err(e) if meta.is_remote() => {
+            tracing::warn!(error = %format!("{e:#}"), meta = %args.meta, "metadata unreachable; will retry registering the account");
+            let (ns, login, ssh_key, stop) =
+                (ns.clone(), login.clone(), ssh_key.clone(), shutdown.clone());
+            // Detached, not in `tasks`: finishing is its success, not a
+            // component stopping.
+            tokio::spawn(async move {
+                let mut delay = Duration::from_millis(500);
+                loop {
+                    tokio::select! {
+                        _ = stop.cancelled() => return,
+                        _ = tokio::time::sleep(delay) => {}
+                    }
+                    match admin::ensure_account_key(&ns, &login, None, &ssh_key).await {
+                        Ok(()) => {
+                            tracing::info!(%login, "account registered");
+                            return;
+                        }
+                        Err(e) => {
+                            tracing::debug!(error = %format!("{e:#}"), "account registration")
+                        }
+                    }
+                    delay = (delay * 2).min(Duration::from_secs(10));
+                }
+            });
+        }
+        Err(e) => return Err(e),
+    }
+    meta.spawn_housekeeping(shutdown.clone());
+    let compute = crate::compute::Compute::new(ns.clone())?;
     for i in 1..=args.nodes {
         let config = storage_node::server::NodeConfig {
             data_dir: data.join("nodes").join(format!("node{i}")),
@@ -80,7 +120,9 @@ pub async fn run(args: UpArgs) -> Result<()> {
             Ok(())
         });
         let stop = shutdown.clone();
-        tasks.spawn(async move { node.serve(stop).await.context("storage node") });
+        let node_dir = data.join("nodes").join(format!("node{i}"));
+        let app = compute.node_app(&node, &node_dir, TASKS_PER_NODE);
+        tasks.spawn(async move { node.serve_with(app, stop).await.context("storage node") });
     }
 
     let config = gateway::GatewayConfig::with_default_client(ns.clone()).context("node client")?;
@@ -96,12 +138,15 @@ pub async fn run(args: UpArgs) -> Result<()> {
             .context("gateway")
     });
 
+    tasks.spawn(compute.supervisor(shutdown.clone())?);
+
     print_instructions(
         &url,
         &login,
         &ssh_key.fingerprint_md5,
         &key,
         &data,
+        &args.meta,
         args.nodes,
     );
 
@@ -126,10 +171,11 @@ fn print_instructions(
     fingerprint: &str,
     key: &KeySource,
     data: &std::path::Path,
+    meta: &MetaSpec,
     nodes: u32,
 ) {
     println!(
-        "Tidepool is up: gateway {url}, {nodes} storage nodes, data in {}",
+        "Tidepool is up: gateway {url}, {nodes} storage nodes, data in {}, metadata {meta}",
         data.display()
     );
     println!("Point Manta's CLI (npm install manta@5.4.2) at it by pasting:");
