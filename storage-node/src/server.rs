@@ -148,7 +148,15 @@ impl NodeServer {
         shutdown: CancellationToken,
     ) -> Result<(), ServerError> {
         tracing::info!(addr = %self.addr, node = %self.identity.node_id, "storage node serving");
-        axum::serve(self.listener, app)
+        use axum::serve::ListenerExt;
+        // Small answers (PUT receipts, HEADs) must not wait on Nagle +
+        // delayed ACK; see `gateway::serve`.
+        let listener = self.listener.tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "TCP_NODELAY on an accepted connection");
+            }
+        });
+        axum::serve(listener, app)
             .with_graceful_shutdown(async move { shutdown.cancelled().await })
             .await
             .map_err(|source| ServerError::Io {
