@@ -12,7 +12,7 @@ use crate::error::ApiError;
 use axum::body::Body;
 use bytes::Bytes;
 use futures::{Stream, StreamExt, TryStreamExt};
-use meta::namespace::{CopyRef, NodeRecord, NodeState, ObjectInfo};
+use meta::namespace::{CopyRef, NodeRecord, ObjectInfo};
 use placement::{Candidate, PlacementError};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -78,19 +78,12 @@ async fn node_view(
             .unwrap_or(0),
     )
     .unwrap_or(u64::MAX);
-    let fresh_ms = u64::try_from(gw.inner.heartbeat_timeout.as_millis()).unwrap_or(u64::MAX);
     let candidates = nodes
         .iter()
         .map(|n| {
-            let healthy = n.state == NodeState::Active
-                && now_ms.saturating_sub(n.heartbeat_ms) <= fresh_ms
+            let healthy = n.is_live(now_ms, gw.inner.heartbeat_timeout)
                 && !gw.inner.suspects.is_suspect(&n.id);
-            Candidate::new(
-                n.id.clone(),
-                n.az.clone(),
-                n.capacity_total.saturating_sub(n.capacity_used),
-                healthy,
-            )
+            Candidate::new(n.id.clone(), n.az.clone(), n.free_bytes(), healthy)
         })
         .collect();
     let by_id = nodes.into_iter().map(|n| (n.id.clone(), n)).collect();

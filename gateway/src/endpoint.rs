@@ -91,6 +91,19 @@ pub enum LiveList {
     Fail,
 }
 
+impl LiveList {
+    /// The list a `/:login/jobs/:id/live/<segment>` GET names.
+    fn from_segment(segment: &str) -> Option<LiveList> {
+        match segment {
+            "in" => Some(LiveList::In),
+            "out" => Some(LiveList::Out),
+            "err" => Some(LiveList::Err),
+            "fail" => Some(LiveList::Fail),
+            _ => None,
+        }
+    }
+}
+
 impl JobOp {
     /// Whether the request only reads ("getjob" rather than "managejob").
     pub fn is_read(&self) -> bool {
@@ -325,21 +338,9 @@ fn parse_jobs(method: &Method, path: &MantaPath, query: &Query) -> Option<Result
                 (&Method::POST, ["in", "end"]) => JobOp::EndInput { id },
                 (&Method::POST, ["cancel"]) => JobOp::Cancel { id },
                 (&Method::GET, ["status"]) => JobOp::Status { id },
-                (&Method::GET, ["in"]) => JobOp::Live {
-                    id,
-                    list: LiveList::In,
-                },
-                (&Method::GET, ["out"]) => JobOp::Live {
-                    id,
-                    list: LiveList::Out,
-                },
-                (&Method::GET, ["err"]) => JobOp::Live {
-                    id,
-                    list: LiveList::Err,
-                },
-                (&Method::GET, ["fail"]) => JobOp::Live {
-                    id,
-                    list: LiveList::Fail,
+                (&Method::GET, [name]) => match LiveList::from_segment(name) {
+                    Some(list) => JobOp::Live { id, list },
+                    None => JobOp::Unknown,
                 },
                 _ => JobOp::Unknown,
             };

@@ -37,7 +37,7 @@ use meta::jobs::{
     JobErrorRecord, JobRecord, JobState, JobStore, JobStoreError, ReducerInput, TaskOutput,
     TaskRecord, TaskState,
 };
-use meta::namespace::{Namespace, NodeState};
+use meta::namespace::Namespace;
 use meta::path::{MantaPath, TopDir};
 use placement::Candidate;
 use tokio::sync::mpsc;
@@ -481,18 +481,11 @@ impl Supervisor {
 
     fn candidates(&self, nodes: &[meta::namespace::NodeRecord]) -> Vec<Candidate> {
         let now = self.store.now_ms();
-        let timeout = u64::try_from(self.cfg.node_timeout.as_millis()).unwrap_or(u64::MAX);
         nodes
             .iter()
             .map(|n| {
-                let healthy =
-                    n.state == NodeState::Active && now.saturating_sub(n.heartbeat_ms) < timeout;
-                Candidate::new(
-                    n.id.clone(),
-                    n.az.clone(),
-                    n.capacity_total.saturating_sub(n.capacity_used),
-                    healthy,
-                )
+                let healthy = n.is_live(now, self.cfg.node_timeout);
+                Candidate::new(n.id.clone(), n.az.clone(), n.free_bytes(), healthy)
             })
             .collect()
     }

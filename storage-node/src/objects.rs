@@ -15,7 +15,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use md5::Digest as _;
-use meta::namespace::{Conditions, Headers, Namespace, NamespaceError, NewObject, NodeState};
+use meta::namespace::{Conditions, Headers, Namespace, NamespaceError, NewObject};
 use meta::path::MantaPath;
 use placement::Candidate;
 use tokio::io::AsyncWrite;
@@ -107,10 +107,7 @@ impl ObjectIo {
     async fn targets(&self, size_hint: Option<u64>) -> Result<Vec<NodeTarget>, ObjectError> {
         let nodes = self.ns.list_nodes().await?;
         let now = meta::namespace::system_now_ms();
-        let fresh = u64::try_from(self.heartbeat_timeout.as_millis()).unwrap_or(u64::MAX);
-        let healthy = |n: &meta::namespace::NodeRecord| {
-            n.state == NodeState::Active && now.saturating_sub(n.heartbeat_ms) <= fresh
-        };
+        let healthy = |n: &meta::namespace::NodeRecord| n.is_live(now, self.heartbeat_timeout);
         let mut out = Vec::new();
         if let Some(local) = &self.local
             && let Some(n) = nodes.iter().find(|n| &n.id == local && healthy(n))
@@ -120,14 +117,7 @@ impl ObjectIo {
         let others: Vec<Candidate> = nodes
             .iter()
             .filter(|n| Some(&n.id) != self.local.as_ref())
-            .map(|n| {
-                Candidate::new(
-                    n.id.clone(),
-                    n.az.clone(),
-                    n.capacity_total.saturating_sub(n.capacity_used),
-                    healthy(n),
-                )
-            })
+            .map(|n| Candidate::new(n.id.clone(), n.az.clone(), n.free_bytes(), healthy(n)))
             .collect();
         let seed = uuid::Uuid::new_v4().as_u128() as u64;
         let mut want = self.durability.saturating_sub(out.len());

@@ -100,8 +100,9 @@ pub async fn run(args: UpArgs) -> Result<()> {
     meta.spawn_housekeeping(shutdown.clone());
     let compute = crate::compute::Compute::new(ns.clone())?;
     for i in 1..=args.nodes {
+        let node_dir = data.join("nodes").join(format!("node{i}"));
         let config = storage_node::server::NodeConfig {
-            data_dir: data.join("nodes").join(format!("node{i}")),
+            data_dir: node_dir.clone(),
             listen: SocketAddr::new(args.listen.ip(), 0),
             node_id: format!("node{i}"),
             az: format!("az{i}"),
@@ -120,7 +121,6 @@ pub async fn run(args: UpArgs) -> Result<()> {
             Ok(())
         });
         let stop = shutdown.clone();
-        let node_dir = data.join("nodes").join(format!("node{i}"));
         let app = compute.node_app(&node, &node_dir, TASKS_PER_NODE);
         tasks.spawn(async move { node.serve_with(app, stop).await.context("storage node") });
     }

@@ -305,6 +305,20 @@ pub struct NodeRecord {
     pub state: NodeState,
 }
 
+impl NodeRecord {
+    /// Whether the node takes work: active, and heard from within
+    /// `timeout` before `now_ms`.
+    pub fn is_live(&self, now_ms: u64, timeout: std::time::Duration) -> bool {
+        let timeout = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
+        self.state == NodeState::Active && now_ms.saturating_sub(self.heartbeat_ms) <= timeout
+    }
+
+    /// Bytes the node can still take.
+    pub fn free_bytes(&self) -> u64 {
+        self.capacity_total.saturating_sub(self.capacity_used)
+    }
+}
+
 /// A copy waiting for deletion on a node.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct GcRecord {
@@ -314,4 +328,34 @@ pub struct GcRecord {
     pub object_id: Uuid,
     /// When the copy became garbage, ms.
     pub recorded_ms: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn node(state: NodeState, heartbeat_ms: u64) -> NodeRecord {
+        NodeRecord {
+            id: "n1".into(),
+            url: "http://127.0.0.1:1".into(),
+            az: "az1".into(),
+            capacity_total: 100,
+            capacity_used: 130,
+            heartbeat_ms,
+            state,
+        }
+    }
+
+    #[test]
+    fn liveness_needs_an_active_state_and_a_recent_heartbeat() {
+        let t = Duration::from_secs(30);
+        assert!(node(NodeState::Active, 1_000).is_live(31_000, t));
+        assert!(!node(NodeState::Active, 1_000).is_live(31_001, t));
+        // A heartbeat "from the future" (clock skew) still counts as recent.
+        assert!(node(NodeState::Active, 50_000).is_live(31_000, t));
+        assert!(!node(NodeState::Draining, 1_000).is_live(1_000, t));
+        // Over-full nodes report no free space rather than wrapping.
+        assert_eq!(node(NodeState::Active, 0).free_bytes(), 0);
+    }
 }
