@@ -7,9 +7,14 @@
 //! and the copies agree (that is [`NodeClient::replicate`]'s contract), so a
 //! failure leaves nothing visible; bodies are streamed, never buffered whole.
 //! The local node, when registered and healthy, always holds one copy: task
-//! outputs are written where they were produced.
+//! outputs are written where they were produced. A peer that failed a
+//! write is passed over (while enough others look alive) until it
+//! heartbeats again, and a write from a file is retried on other peers, so
+//! a node that died but still looks alive by its last heartbeat does not
+//! fail every task writing next to it.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -42,6 +47,14 @@ pub enum ObjectError {
     /// No healthy storage node to write to.
     #[error("no storage node available")]
     NoNodes,
+    /// Fewer healthy nodes than the copies a write needs; nothing written.
+    #[error("{wanted} copies needed but only {available} storage nodes are available")]
+    NotEnoughNodes {
+        /// Copies the write needs.
+        wanted: usize,
+        /// Healthy nodes found.
+        available: usize,
+    },
     /// A local file could not be read.
     #[error("{0}")]
     Io(#[from] std::io::Error),
@@ -58,7 +71,13 @@ pub struct ObjectIo {
     local: Option<String>,
     durability: usize,
     heartbeat_timeout: Duration,
+    /// Peers a write failed on, with when (ms since the epoch).
+    failed: Arc<Mutex<HashMap<String, u64>>>,
 }
+
+/// Attempts of a write whose body can be read again (a file) when a peer
+/// fails it.
+const FILE_WRITE_ATTEMPTS: usize = 3;
 
 impl std::fmt::Debug for ObjectIo {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -76,7 +95,8 @@ fn parse(name: &str) -> Result<MantaPath, ObjectError> {
 impl ObjectIo {
     /// Object I/O over `ns` with `client`; `local` is the node that should
     /// hold the first copy of every write (none for a service without one).
-    /// Writes make `durability` copies (fewer only if fewer nodes are up).
+    /// Writes make `durability` copies (as many as there are nodes in a
+    /// smaller cluster) or fail.
     pub fn new(
         ns: Arc<Namespace>,
         client: NodeClient,
@@ -89,6 +109,24 @@ impl ObjectIo {
             local,
             durability: durability.max(1),
             heartbeat_timeout: Duration::from_secs(30),
+            failed: Arc::default(),
+        }
+    }
+
+    fn failed(&self) -> std::sync::MutexGuard<'_, HashMap<String, u64>> {
+        self.failed.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The peer (not this node, not the body) a replicated write failed
+    /// on: writing again elsewhere may succeed.
+    fn failed_peer<'e>(&self, e: &'e ReplicateError) -> Option<&'e String> {
+        match e {
+            ReplicateError::Node { node_id, .. } | ReplicateError::Stalled { node_id, .. }
+                if Some(node_id) != self.local.as_ref() =>
+            {
+                Some(node_id)
+            }
+            _ => None,
         }
     }
 
@@ -114,27 +152,48 @@ impl ObjectIo {
         {
             out.push(NodeTarget::new(n.id.clone(), n.url.clone()));
         }
-        let others: Vec<Candidate> = nodes
-            .iter()
-            .filter(|n| Some(&n.id) != self.local.as_ref())
-            .map(|n| Candidate::new(n.id.clone(), n.az.clone(), n.free_bytes(), healthy(n)))
-            .collect();
+        let failed = self.failed().clone();
+        let peers = |trust_failures: bool| -> Vec<Candidate> {
+            nodes
+                .iter()
+                .filter(|n| Some(&n.id) != self.local.as_ref())
+                .map(|n| {
+                    let failed_since_heartbeat = trust_failures
+                        && failed
+                            .get(n.id.as_str())
+                            .is_some_and(|&at| at >= n.heartbeat_ms);
+                    let ok = healthy(n) && !failed_since_heartbeat;
+                    Candidate::new(n.id.clone(), n.az.clone(), n.free_bytes(), ok)
+                })
+                .collect()
+        };
+        // Peers that failed a write since their last heartbeat are used
+        // only when the others are too few for the durability asked.
+        let (trusted, all) = (peers(true), peers(false));
         let seed = uuid::Uuid::new_v4().as_u128() as u64;
-        let mut want = self.durability.saturating_sub(out.len());
-        while want > 0 {
-            if let Ok(ids) = placement::choose_for_write(&others, want, size_hint, seed) {
-                for id in ids {
-                    if let Some(n) = nodes.iter().find(|n| n.id == id) {
-                        out.push(NodeTarget::new(n.id.clone(), n.url.clone()));
-                    }
+        // A cluster smaller than the durability asked (a one-node dev
+        // setup) gets a copy on every node; otherwise a write never settles
+        // for fewer copies than asked: it fails, and the task is retried.
+        let wanted = self.durability.min(nodes.len()).max(1);
+        let want = wanted.saturating_sub(out.len());
+        if want > 0 {
+            let chosen = [&trusted, &all]
+                .into_iter()
+                .find_map(|others| placement::choose_for_write(others, want, size_hint, seed).ok());
+            for id in chosen.into_iter().flatten() {
+                if let Some(n) = nodes.iter().find(|n| n.id == id) {
+                    out.push(NodeTarget::new(n.id.clone(), n.url.clone()));
                 }
-                break;
             }
-            // Fewer healthy peers than asked: write what the cluster has.
-            want -= 1;
         }
         if out.is_empty() {
             return Err(ObjectError::NoNodes);
+        }
+        if out.len() < wanted {
+            return Err(ObjectError::NotEnoughNodes {
+                wanted,
+                available: out.len(),
+            });
         }
         Ok(out)
     }
@@ -180,12 +239,38 @@ impl ObjectIo {
         if mkdirs {
             self.mkdirp_parents(&path).await?;
         }
+        self.put_once(&path, content_type, headers, body).await
+    }
+
+    /// One attempt at writing `body` as the object at `path` (parents
+    /// exist).
+    async fn put_once<S, E>(
+        &self,
+        path: &MantaPath,
+        content_type: &str,
+        headers: Headers,
+        body: S,
+    ) -> Result<u64, ObjectError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Send,
+        E: Into<BoxError>,
+    {
         let object_id = uuid::Uuid::new_v4();
         let targets = self.targets(None).await?;
-        let receipts = self
+        let receipts = match self
             .client
             .replicate(&targets, &object_id.to_string(), body)
-            .await?;
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => {
+                if let Some(peer) = self.failed_peer(&e) {
+                    let now = meta::namespace::system_now_ms();
+                    self.failed().insert(peer.clone(), now);
+                }
+                return Err(e.into());
+            }
+        };
         let first = receipts.first().ok_or(ObjectError::NoNodes)?;
         let new = NewObject {
             object_id,
@@ -198,7 +283,7 @@ impl ObjectIo {
             durability: u8::try_from(receipts.len()).unwrap_or(u8::MAX),
         };
         let size = new.size;
-        if let Err(e) = self.ns.put_object(&path, new, &Conditions::none()).await {
+        if let Err(e) = self.ns.put_object(path, new, &Conditions::none()).await {
             for t in &targets {
                 let _ = self.client.delete(&t.url, &object_id.to_string()).await;
             }
@@ -208,7 +293,8 @@ impl ObjectIo {
     }
 
     /// Stores the file at `file` as object `name`; an empty file becomes an
-    /// object without copies (as the gateway stores empty uploads).
+    /// object without copies (as the gateway stores empty uploads). A peer
+    /// failing the write makes it start over on other peers (a few times).
     pub async fn put_file(
         &self,
         name: &str,
@@ -220,15 +306,29 @@ impl ObjectIo {
             self.put_empty(name, mkdirs).await?;
             return Ok(0);
         }
-        let stream = tokio_util::io::ReaderStream::with_capacity(f, 256 * 1024);
-        self.put_stream(
-            name,
-            "application/octet-stream",
-            Headers::default(),
-            stream,
-            mkdirs,
-        )
-        .await
+        let path = parse(name)?;
+        if mkdirs {
+            self.mkdirp_parents(&path).await?;
+        }
+        let mut f = Some(f);
+        let mut attempt = 1;
+        loop {
+            let f = match f.take() {
+                Some(f) => f,
+                None => tokio::fs::File::open(file).await?,
+            };
+            let stream = tokio_util::io::ReaderStream::with_capacity(f, 256 * 1024);
+            let ct = "application/octet-stream";
+            match self.put_once(&path, ct, Headers::default(), stream).await {
+                Err(ObjectError::Replicate(e))
+                    if attempt < FILE_WRITE_ATTEMPTS && self.failed_peer(&e).is_some() =>
+                {
+                    tracing::info!(object = name, error = %e, attempt, "a peer failed the write; writing again");
+                    attempt += 1;
+                }
+                r => return r,
+            }
+        }
     }
 
     /// Stores `bytes` (small: stderr, error reports) as object `name`.

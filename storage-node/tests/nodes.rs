@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 struct Node {
     id: String,
     url: String,
+    store: std::sync::Arc<storage_node::store::ObjectStore>,
     dir: tempfile::TempDir,
     cancel: CancellationToken,
 }
@@ -32,11 +33,13 @@ impl Node {
         .await
         .unwrap();
         let url = server.url();
+        let store = server.store();
         let cancel = CancellationToken::new();
         tokio::spawn(server.serve(cancel.clone()));
         Node {
             id: id.into(),
             url,
+            store,
             dir,
             cancel,
         }
@@ -436,6 +439,123 @@ async fn corrupt_copies_are_never_served_as_complete() {
         .unwrap();
     assert_eq!(used, 1);
     assert_eq!(stream.collect_bytes().await.unwrap(), small);
+}
+
+/// What a read answered: the bytes, or the error's status code / kind.
+async fn outcome(
+    c: &NodeClient,
+    url: &str,
+    id: &str,
+    range: Option<ByteRange>,
+    hash: Option<&str>,
+) -> Result<(u64, u64, Vec<u8>), String> {
+    let s = match c.get(url, id, range, hash).await {
+        Ok(s) => s,
+        Err(ClientError::Status { status, code, .. }) => return Err(format!("{status} {code}")),
+        Err(ClientError::NotFound) => return Err("not found".into()),
+        Err(e) => return Err(format!("other: {e}")),
+    };
+    let (size, len) = (s.object_size, s.content_length);
+    match s.collect_bytes().await {
+        Ok(b) => Ok((size, len, b)),
+        Err(_) => Err("failed mid-stream".into()),
+    }
+}
+
+#[tokio::test]
+async fn local_store_reads_answer_exactly_like_the_node() {
+    let node = Node::start("local").await;
+    let http = client();
+    let local = client().with_local_store(&node.url, node.store.clone());
+    let data = pattern(700_000);
+    let r = http.put(&node.url, ID, body(&data, 65536)).await.unwrap();
+    let wrong = blake3::hash(b"other").to_hex().to_string();
+    let cases: Vec<(Option<ByteRange>, Option<&str>, &str)> = vec![
+        (None, Some(&r.blake3), ID),
+        (None, None, ID),
+        (
+            Some(ByteRange {
+                start: 5,
+                len: 300_000,
+            }),
+            Some(&r.blake3),
+            ID,
+        ),
+        (
+            Some(ByteRange {
+                start: 699_999,
+                len: 1,
+            }),
+            None,
+            ID,
+        ),
+        (
+            Some(ByteRange {
+                start: 700_000,
+                len: 1,
+            }),
+            None,
+            ID,
+        ),
+        (None, Some("not-hex"), ID),
+        (None, Some(&wrong), ID),
+        (None, None, "abcdef99"),
+    ];
+    for (range, hash, id) in cases {
+        let want = outcome(&http, &node.url, id, range, hash).await;
+        let got = outcome(&local, &node.url, id, range, hash).await;
+        match (&want, &got) {
+            (Ok(w), Ok(g)) => assert!(w == g, "{range:?} {hash:?}: bytes differ"),
+            (Err(w), Err(g)) if w.starts_with("other") => {
+                assert!(
+                    g.starts_with("other") || g == "failed mid-stream",
+                    "{range:?}: {w} vs {g}"
+                )
+            }
+            _ => assert_eq!(want.err(), got.err(), "{range:?} {hash:?} {id}"),
+        }
+    }
+    assert!(
+        outcome(&local, &node.url, ID, None, Some(&r.blake3))
+            .await
+            .unwrap()
+            .2
+            == data
+    );
+
+    // A corrupt local copy is never served as complete, and read_first
+    // still moves on from it to another copy.
+    let mut flipped = data.clone();
+    flipped[600_000] ^= 1;
+    std::fs::write(node.object_file(ID), &flipped).unwrap();
+    assert_eq!(
+        outcome(&local, &node.url, ID, None, Some(&r.blake3))
+            .await
+            .err()
+            .as_deref(),
+        Some("failed mid-stream")
+    );
+    let small_id = "c0ffee01";
+    let good = Node::start("good").await;
+    let r = http
+        .put(&node.url, small_id, body(b"tiny", 4))
+        .await
+        .unwrap();
+    http.put(&good.url, small_id, body(b"tiny", 4))
+        .await
+        .unwrap();
+    std::fs::write(node.object_file(small_id), b"tidy").unwrap();
+    let (used, stream) = local
+        .read_first(
+            &[node.target(), good.target()],
+            small_id,
+            None,
+            Some(&r.blake3),
+        )
+        .await
+        .unwrap();
+    assert_eq!(used, 1);
+    assert_eq!(stream.collect_bytes().await.unwrap(), b"tiny");
 }
 
 #[tokio::test]

@@ -1,0 +1,141 @@
+//! The in-cluster object writer ([`ObjectIo`]) against real storage nodes
+//! and embedded metadata: a write gets the copies it asks for or fails
+//! leaving nothing visible.
+
+use std::sync::Arc;
+
+use meta::embedded::EmbeddedKv;
+use meta::namespace::{Namespace, NodeRecord, NodeState, system_now_ms};
+use meta::path::MantaPath;
+use storage_node::client::{ClientOptions, NodeClient};
+use storage_node::objects::{ObjectError, ObjectIo};
+use storage_node::server::{NodeConfig, NodeServer};
+use tokio_util::sync::CancellationToken;
+
+struct Cluster {
+    ns: Arc<Namespace>,
+    urls: Vec<String>,
+    _dirs: Vec<tempfile::TempDir>,
+    stop: CancellationToken,
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+/// `nodes` real storage nodes registered in fresh embedded metadata with
+/// an account `alice`.
+async fn cluster(nodes: usize) -> Cluster {
+    let meta_dir = tempfile::tempdir().unwrap();
+    let kv = Arc::new(
+        EmbeddedKv::open(meta_dir.path().join("meta.redb"))
+            .await
+            .unwrap(),
+    );
+    let ns = Arc::new(Namespace::new(kv));
+    ns.create_account("alice").await.unwrap();
+    let stop = CancellationToken::new();
+    let (mut urls, mut dirs) = (Vec::new(), vec![meta_dir]);
+    for i in 1..=nodes {
+        let dir = tempfile::tempdir().unwrap();
+        let server = NodeServer::bind(NodeConfig {
+            data_dir: dir.path().to_path_buf(),
+            listen: "127.0.0.1:0".parse().unwrap(),
+            node_id: format!("n{i}"),
+            az: format!("az{i}"),
+        })
+        .await
+        .unwrap();
+        urls.push(server.url());
+        tokio::spawn(server.serve(stop.clone()));
+        dirs.push(dir);
+    }
+    let c = Cluster {
+        ns,
+        urls,
+        _dirs: dirs,
+        stop,
+    };
+    for i in 1..=nodes {
+        c.heartbeat(i, system_now_ms()).await;
+    }
+    c
+}
+
+impl Cluster {
+    /// Registers node `i` as last heard from at `at_ms`.
+    async fn heartbeat(&self, i: usize, at_ms: u64) {
+        self.ns
+            .register_node(&NodeRecord {
+                id: format!("n{i}"),
+                url: self.urls[i - 1].clone(),
+                az: format!("az{i}"),
+                capacity_total: 1 << 40,
+                capacity_used: 0,
+                heartbeat_ms: at_ms,
+                state: NodeState::Active,
+            })
+            .await
+            .unwrap();
+    }
+
+    fn io(&self, durability: usize) -> ObjectIo {
+        let client = NodeClient::new(ClientOptions::default()).unwrap();
+        ObjectIo::new(self.ns.clone(), client, Some("n1".into()), durability)
+    }
+
+    async fn copies(&self, name: &str) -> Option<usize> {
+        let path = MantaPath::parse(name).unwrap();
+        let entry = self.ns.get(&path).await.unwrap()?;
+        Some(entry.object().expect("an object").copies.len())
+    }
+}
+
+#[tokio::test]
+async fn writes_get_every_copy_asked_or_fail_leaving_nothing() {
+    let c = cluster(3).await;
+    let io = c.io(2);
+    io.put_bytes("/alice/stor/two", b"hello".to_vec())
+        .await
+        .unwrap();
+    assert_eq!(c.copies("/alice/stor/two").await, Some(2));
+
+    // Both peers silent for longer than the heartbeat timeout: only this
+    // node is left, and a write needing two copies is refused.
+    c.heartbeat(2, 1).await;
+    c.heartbeat(3, 1).await;
+    let err = io
+        .put_bytes("/alice/stor/one", b"hello".to_vec())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ObjectError::NotEnoughNodes {
+                wanted: 2,
+                available: 1
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(c.copies("/alice/stor/one").await, None);
+
+    // One peer back: the write succeeds with both copies.
+    c.heartbeat(3, system_now_ms()).await;
+    io.put_bytes("/alice/stor/one", b"hello".to_vec())
+        .await
+        .unwrap();
+    assert_eq!(c.copies("/alice/stor/one").await, Some(2));
+}
+
+#[tokio::test]
+async fn a_cluster_smaller_than_the_durability_gets_a_copy_on_every_node() {
+    let c = cluster(1).await;
+    c.io(2)
+        .put_bytes("/alice/stor/solo", b"x".to_vec())
+        .await
+        .unwrap();
+    assert_eq!(c.copies("/alice/stor/solo").await, Some(1));
+}
