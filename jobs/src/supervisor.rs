@@ -137,6 +137,11 @@ pub struct Supervisor {
     ns: Namespace,
     exec: Arc<dyn TaskExecutor>,
     load: Mutex<HashMap<String, u64>>,
+    /// Nodes an attempt failed on (node unreachable, died mid-task or
+    /// answered an error), with when: such a node is passed over while
+    /// another copy looks alive, until it heartbeats again. Heartbeats
+    /// alone take up to `node_timeout` to show a dead node.
+    suspects: Mutex<HashMap<String, u64>>,
     archive: Option<Arc<dyn ArchiveSink>>,
 }
 
@@ -205,6 +210,7 @@ impl Supervisor {
             ns,
             exec,
             load: Mutex::new(HashMap::new()),
+            suspects: Mutex::new(HashMap::new()),
             archive,
         })
     }
@@ -479,46 +485,73 @@ impl Supervisor {
         }
     }
 
-    fn candidates(&self, nodes: &[meta::namespace::NodeRecord]) -> Vec<Candidate> {
+    fn suspects(&self) -> std::sync::MutexGuard<'_, HashMap<String, u64>> {
+        self.suspects.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Placement candidates; with `trust_failures`, a node that failed an
+    /// attempt since its last heartbeat counts as unhealthy too.
+    fn candidates(
+        &self,
+        nodes: &[meta::namespace::NodeRecord],
+        trust_failures: bool,
+    ) -> Vec<Candidate> {
         let now = self.store.now_ms();
+        let suspects = self.suspects();
         nodes
             .iter()
             .map(|n| {
-                let healthy = n.is_live(now, self.cfg.node_timeout);
+                let failed_since_heartbeat = trust_failures
+                    && suspects
+                        .get(n.id.as_str())
+                        .is_some_and(|&at| at >= n.heartbeat_ms);
+                let healthy = n.is_live(now, self.cfg.node_timeout) && !failed_since_heartbeat;
                 Candidate::new(n.id.clone(), n.az.clone(), n.free_bytes(), healthy)
             })
             .collect()
     }
 
+    /// Remember that an attempt on `node` failed for infrastructure reasons.
+    fn suspect(&self, node: &str) {
+        let now = self.store.now_ms();
+        self.suspects().insert(node.to_owned(), now);
+    }
+
     /// Pick a node for a task: a healthy copy (map) or any healthy node
-    /// (reducers, empty objects), avoiding `avoid` when possible.
+    /// (reducers, empty objects). In order of preference: outside `avoid`
+    /// and not failed since its last heartbeat; not failed since its last
+    /// heartbeat; outside `avoid`; any live one.
     async fn choose_node(
         &self,
         copies: &[String],
         avoid: &[String],
     ) -> Result<Option<String>, JobsError> {
         let nodes = self.ns.list_nodes().await?;
-        let cands = self.candidates(&nodes);
-        let pool: Vec<String> = if copies.is_empty() {
-            cands
-                .iter()
-                .filter(|c| c.healthy)
-                .map(|c| c.id.clone())
-                .collect()
-        } else {
-            copies.to_vec()
-        };
-        let preferred: Vec<String> = pool
-            .iter()
-            .filter(|n| !avoid.contains(n))
-            .cloned()
-            .collect();
         let load = self.load().clone();
         let seed = Uuid::new_v4().as_u128() as u64;
-        if let Ok(n) = placement::choose_for_task(&preferred, &cands, &load, seed) {
-            return Ok(Some(n));
+        for trust_failures in [true, false] {
+            let cands = self.candidates(&nodes, trust_failures);
+            let pool: Vec<String> = if copies.is_empty() {
+                cands
+                    .iter()
+                    .filter(|c| c.healthy)
+                    .map(|c| c.id.clone())
+                    .collect()
+            } else {
+                copies.to_vec()
+            };
+            let preferred: Vec<String> = pool
+                .iter()
+                .filter(|n| !avoid.contains(n))
+                .cloned()
+                .collect();
+            for choices in [&preferred, &pool] {
+                if let Ok(n) = placement::choose_for_task(choices, &cands, &load, seed) {
+                    return Ok(Some(n));
+                }
+            }
         }
-        Ok(placement::choose_for_task(&pool, &cands, &load, seed).ok())
+        Ok(None)
     }
 
     /// Resolve an input name to an object the owner may read.
@@ -877,6 +910,7 @@ impl Supervisor {
             Ok(resp) => resp.outcome,
             Err(e) => {
                 tracing::info!(job = %ctx.id, task = %c.task, error = %e, "task attempt lost");
+                self.suspect(&c.node);
                 TaskOutcome::Failure {
                     code: ErrorCode::InternalError,
                     message: "internal error".into(),

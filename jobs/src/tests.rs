@@ -535,6 +535,52 @@ async fn node_death_is_retried_on_another_copy_without_duplicate_outputs() {
     }
 }
 
+#[tokio::test]
+async fn a_node_that_failed_is_passed_over_until_it_heartbeats_again() {
+    let e = env().await;
+    // Failures are recorded on the supervisor's clock: after the nodes'
+    // last heartbeat.
+    e.now.fetch_add(1_000, Ordering::SeqCst);
+    // Each task picks either copy at random (equal load): all 20 landing
+    // on one node has probability 2^-19.
+    let names: Vec<String> = (0..20).map(|i| format!("/tpuser/stor/h{i}")).collect();
+    for n in &names {
+        e.object(n, "x\n").await;
+    }
+    let inputs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let exec = e.executor();
+    exec.kill_node("n1");
+    let sup = e.supervisor("s1", exec);
+    let manifest = r#"{"phases":[{"exec":"wc -l"}]}"#;
+    let stats = |j: JobRecord| (j.stats.tasks_done, j.stats.outputs, j.stats.errors);
+
+    // Tasks are spread over both copies, so some land on the dead node.
+    let first = e.job(manifest, &inputs).await;
+    drive(&sup, first).await;
+    let j = e.record(&first).await;
+    assert!(j.stats.retries > 0, "some ran on n1: {:?}", j.stats);
+    assert_eq!(stats(j), (20, 20, 0));
+
+    // n1 has not heartbeaten since it failed: every task goes to n2.
+    let second = e.job(manifest, &inputs).await;
+    drive(&sup, second).await;
+    let j = e.record(&second).await;
+    assert_eq!(j.stats.retries, 0, "n1 passed over: {:?}", j.stats);
+    assert_eq!(stats(j), (20, 20, 0));
+    let tasks = e.store.tasks(&second, None, 100).await.expect("tasks");
+    assert!(tasks.iter().all(|t| t.node.as_deref() == Some("n2")));
+
+    // A heartbeat after the failure makes n1 a candidate again.
+    let mut n1 = e.ns.get_node("n1").await.expect("get").expect("n1");
+    n1.heartbeat_ms = e.now.load(Ordering::SeqCst) + 1;
+    e.ns.register_node(&n1).await.expect("heartbeat");
+    let third = e.job(manifest, &inputs).await;
+    drive(&sup, third).await;
+    let j = e.record(&third).await;
+    assert!(j.stats.retries > 0, "n1 tried again: {:?}", j.stats);
+    assert_eq!(stats(j), (20, 20, 0));
+}
+
 /// A gate that holds phase runs until opened (a supervisor dies while its
 /// tasks are still running on nodes).
 #[derive(Default)]

@@ -5,6 +5,8 @@
 //! its embedded metadata, three storage nodes and the gateway, writing real
 //! files under a temporary directory.
 
+pub mod deployment;
+
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};

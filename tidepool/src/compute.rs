@@ -1,6 +1,7 @@
 //! Compute wiring: the agent each storage node serves next to its objects,
 //! and the job supervisor (with archiving) that dispatches to them. Used by
-//! `tidepool up`; only wiring, the logic is in `storage-node` and `jobs`.
+//! `tidepool up`, `tidepool node` and `tidepool supervisor`; only wiring,
+//! the logic is in `storage-node` and `jobs`.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -78,26 +79,21 @@ impl Compute {
         );
         storage_node::server::router(node.store(), id).merge(storage_node::agent::routes(agent))
     }
-
-    /// Runs a supervisor (archiving finished jobs) until `shutdown`.
-    pub fn supervisor(
-        &self,
-        shutdown: CancellationToken,
-    ) -> Result<impl Future<Output = Result<()>> + use<>> {
-        supervisor(self.ns.clone(), self.client.clone(), shutdown)
-    }
 }
 
-/// A job supervisor over `ns` (archiving finished jobs through `client`)
-/// that runs until `shutdown`; restarted after a metadata failure.
+/// A job supervisor over `ns` (archiving finished jobs through `client`),
+/// holding job leases for `lease_ttl`, that runs until `shutdown`;
+/// restarted after a metadata failure.
 pub fn supervisor(
     ns: Arc<Namespace>,
     client: NodeClient,
+    lease_ttl: std::time::Duration,
     shutdown: CancellationToken,
 ) -> Result<impl Future<Output = Result<()>> + use<>> {
     let exec = HttpExecutor::new(ns.clone()).context("task client")?;
     let io = ObjectIo::new(ns.clone(), client, None, OUTPUT_DURABILITY);
-    let cfg = SupervisorConfig::new(format!("supervisor-{}", uuid_like()));
+    let mut cfg = SupervisorConfig::new(format!("supervisor-{}", uuid_like()));
+    cfg.lease_ttl = lease_ttl;
     let sup = Supervisor::with_archive(
         cfg,
         JobStore::new(ns.kv().clone()),

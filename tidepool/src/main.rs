@@ -6,6 +6,7 @@ mod compute;
 mod exec;
 mod keys;
 mod metastore;
+mod node;
 mod supervise;
 mod up;
 
@@ -32,6 +33,8 @@ enum Command {
     Admin(admin::AdminArgs),
     /// Run a job supervisor on its own against shared metadata.
     Supervisor(supervise::SupervisorArgs),
+    /// Run one storage node (with its compute agent) against shared metadata.
+    Node(node::NodeArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -45,6 +48,7 @@ fn main() -> anyhow::Result<()> {
         Command::Exec(args) => std::process::exit(exec::run(args)?),
         Command::Admin(args) => runtime()?.block_on(admin::run(args)),
         Command::Supervisor(args) => runtime()?.block_on(supervise::run(args)),
+        Command::Node(args) => runtime()?.block_on(node::run(args)),
     }
 }
 

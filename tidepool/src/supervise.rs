@@ -23,7 +23,14 @@ pub struct SupervisorArgs {
     /// Data directory (only for `--meta embedded`).
     #[arg(long, default_value = "./tidepool-data")]
     pub data: PathBuf,
+    /// Job lease: a job whose supervisor died is taken over by another
+    /// once this has passed without a renewal.
+    #[arg(long, default_value_t = DEFAULT_LEASE_TTL_MS, value_parser = clap::value_parser!(u64).range(100..))]
+    pub lease_ttl_ms: u64,
 }
+
+/// Default job lease (ms).
+pub const DEFAULT_LEASE_TTL_MS: u64 = 30_000;
 
 pub async fn run(args: SupervisorArgs) -> Result<()> {
     let data = std::path::absolute(&args.data)?;
@@ -31,7 +38,8 @@ pub async fn run(args: SupervisorArgs) -> Result<()> {
     let shutdown = CancellationToken::new();
     meta.spawn_housekeeping(shutdown.clone());
     let client = NodeClient::new(ClientOptions::default())?;
-    let sup = crate::compute::supervisor(meta.ns.clone(), client, shutdown.clone())?;
+    let lease = std::time::Duration::from_millis(args.lease_ttl_ms);
+    let sup = crate::compute::supervisor(meta.ns.clone(), client, lease, shutdown.clone())?;
     let stop = shutdown.clone();
     tokio::spawn(async move {
         let _ = tokio::signal::ctrl_c().await;

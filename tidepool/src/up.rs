@@ -1,7 +1,11 @@
 //! `tidepool up`: a whole Tidepool in one process on one machine —
 //! embedded metadata, three storage nodes (own directories, ports and
-//! availability zones) and the gateway — plus the lines that point Manta's
-//! CLI at it.
+//! availability zones), the gateway and a job supervisor — plus the lines
+//! that point Manta's CLI at it.
+//!
+//! With `--meta tikv://...` it is also the gateway of a multi-process
+//! deployment: `--nodes 0 --no-supervisor` leaves storage nodes to
+//! `tidepool node` processes and jobs to `tidepool supervisor` processes.
 //!
 //! Restarting with the same `--data` keeps every object: metadata lives in
 //! `DATA/meta.redb`, node `i`'s files in `DATA/nodes/node{i}`.
@@ -12,12 +16,14 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use meta::namespace::Namespace;
+use storage_node::{ClientOptions, NodeClient};
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::admin;
 use crate::keys::{self, KeySource};
 use crate::metastore::{Meta, MetaSpec};
+use crate::node;
 
 #[derive(Args)]
 pub struct UpArgs {
@@ -34,20 +40,23 @@ pub struct UpArgs {
     /// else a key pair generated under the data directory.
     #[arg(long)]
     pub key: Option<PathBuf>,
-    /// Number of storage nodes.
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=16))]
+    /// Number of storage nodes run in this process (0: only the gateway,
+    /// for nodes run by `tidepool node` on shared metadata).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(0..=16))]
     pub nodes: u32,
+    /// Do not run a job supervisor in this process (jobs are then driven
+    /// by `tidepool supervisor` processes on shared metadata).
+    #[arg(long)]
+    pub no_supervisor: bool,
+    /// Job lease of the supervisor: a job whose supervisor died is taken
+    /// over by another once this has passed.
+    #[arg(long, default_value_t = crate::supervise::DEFAULT_LEASE_TTL_MS, value_parser = clap::value_parser!(u64).range(100..))]
+    pub lease_ttl_ms: u64,
     /// Metadata backend: `embedded` (`DATA/meta.redb`) or an external TiKV
     /// cluster, `tikv://PD1:2379,PD2:2379,...`.
     #[arg(long, default_value = "embedded")]
     pub meta: MetaSpec,
 }
-
-/// How often nodes report their capacity; the gateway treats a node silent
-/// for longer than its heartbeat timeout (30 s) as down.
-const HEARTBEAT: Duration = Duration::from_secs(5);
-/// Job tasks each storage node runs at once.
-const TASKS_PER_NODE: usize = 4;
 
 pub async fn run(args: UpArgs) -> Result<()> {
     let data = std::path::absolute(&args.data).context("data directory")?;
@@ -64,7 +73,7 @@ pub async fn run(args: UpArgs) -> Result<()> {
     let key = keys::resolve(args.key, &data)?;
     let ssh_key = admin::read_public_key(key.public_file())?;
     let shutdown = CancellationToken::new();
-    let mut tasks = tokio::task::JoinSet::new();
+    let mut tasks = JoinSet::new();
     match admin::ensure_account_key(&ns, &login, None, &ssh_key).await {
         Ok(()) => {}
         // A remote cluster may come up after us: keep serving (503s until
@@ -98,31 +107,19 @@ pub async fn run(args: UpArgs) -> Result<()> {
         Err(e) => return Err(e),
     }
     meta.spawn_housekeeping(shutdown.clone());
-    let compute = crate::compute::Compute::new(ns.clone())?;
-    for i in 1..=args.nodes {
-        let node_dir = data.join("nodes").join(format!("node{i}"));
-        let config = storage_node::server::NodeConfig {
-            data_dir: node_dir.clone(),
-            listen: SocketAddr::new(args.listen.ip(), 0),
-            node_id: format!("node{i}"),
-            az: format!("az{i}"),
-        };
-        let node = storage_node::server::NodeServer::bind(config)
-            .await
-            .with_context(|| format!("start storage node {i}"))?;
-        let info = storage_node::heartbeat::NodeInfo {
-            node_id: node.identity().node_id.clone(),
-            url: node.url(),
-            az: node.identity().az.clone(),
-        };
-        let (registry, store, stop) = (Namespace::clone(&ns), node.store(), shutdown.clone());
-        tasks.spawn(async move {
-            storage_node::heartbeat::run(registry, store, info, HEARTBEAT, stop).await;
-            Ok(())
-        });
-        let stop = shutdown.clone();
-        let app = compute.node_app(&node, &node_dir, TASKS_PER_NODE);
-        tasks.spawn(async move { node.serve_with(app, stop).await.context("storage node") });
+    // The sandbox (and its toolbox compilation) only where tasks run.
+    if args.nodes > 0 {
+        let compute = crate::compute::Compute::new(ns.clone())?;
+        for i in 1..=args.nodes {
+            let spec = node::NodeSpec {
+                id: format!("node{i}"),
+                az: format!("az{i}"),
+                dir: data.join("nodes").join(format!("node{i}")),
+                listen: SocketAddr::new(args.listen.ip(), 0),
+                tasks: node::DEFAULT_TASKS,
+            };
+            node::spawn(spec, &ns, &compute, &mut tasks, &shutdown).await?;
+        }
     }
 
     let config = gateway::GatewayConfig::with_default_client(ns.clone()).context("node client")?;
@@ -138,7 +135,16 @@ pub async fn run(args: UpArgs) -> Result<()> {
             .context("gateway")
     });
 
-    tasks.spawn(compute.supervisor(shutdown.clone())?);
+    if !args.no_supervisor {
+        let client = NodeClient::new(ClientOptions::default()).context("node client")?;
+        let lease = Duration::from_millis(args.lease_ttl_ms);
+        tasks.spawn(crate::compute::supervisor(
+            ns.clone(),
+            client,
+            lease,
+            shutdown.clone(),
+        )?);
+    }
 
     print_instructions(
         &url,
@@ -150,6 +156,15 @@ pub async fn run(args: UpArgs) -> Result<()> {
         args.nodes,
     );
 
+    serve_until_interrupted(tasks, shutdown).await
+}
+
+/// Waits for Ctrl-C (then stops every component through `shutdown` and
+/// waits for them) or for a component to stop on its own (an error).
+pub async fn serve_until_interrupted(
+    mut tasks: JoinSet<Result<()>>,
+    shutdown: CancellationToken,
+) -> Result<()> {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         Some(res) = tasks.join_next() => {

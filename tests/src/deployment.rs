@@ -1,0 +1,337 @@
+//! A multi-process deployment for end-to-end tests: the gateway
+//! (`tidepool up --nodes 0 --no-supervisor`), storage nodes (`tidepool
+//! node`) and job supervisors (`tidepool supervisor`) as separate real
+//! processes sharing one metadata cluster, each of which a test can kill
+//! with SIGKILL and start again.
+//!
+//! The metadata cluster is `tikv-test-server`, the workspace's
+//! protocol-level TiKV+PD test double, hosted in this test process on its
+//! own tokio runtime (there are no TiKV binaries on a test machine); every
+//! `tidepool` process reaches it over gRPC with `--meta tikv://...`
+//! exactly as it would reach a real cluster.
+
+use std::ffi::OsString;
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+use crate::{Cluster, ClusterOptions, module_cache_dir, tidepool_bin};
+
+/// How long a process may take to say it is serving (it may compile the
+/// toolbox first when the module cache is cold).
+const START_LIMIT: Duration = Duration::from_secs(180);
+
+/// Compiles the toolbox into the shared module cache once per test
+/// process, before any node starts: nodes started together would otherwise
+/// each compile it at the same time (minutes of CPU in a debug build on a
+/// cold cache), and later ones load it from the cache.
+fn warm_module_cache() {
+    static WARM: OnceLock<()> = OnceLock::new();
+    WARM.get_or_init(|| {
+        let mut cmd = Command::new(tidepool_bin());
+        cmd.args(["exec", "--input", "/dev/null", "cat"])
+            .env("XDG_CACHE_HOME", module_cache_dir());
+        // A failure here only costs time; the nodes compile it themselves.
+        let _ = crate::run_with_deadline(&mut cmd, None, START_LIMIT);
+    });
+}
+
+/// One `tidepool` process started with fixed arguments, restartable.
+pub struct Proc {
+    name: String,
+    args: Vec<OsString>,
+    ready_prefix: String,
+    child: Option<Child>,
+    log: Arc<Mutex<String>>,
+    ready_line: String,
+}
+
+impl Proc {
+    /// Starts `tidepool ARGS` and waits until it prints a line (on stdout
+    /// or stderr) starting with `ready_prefix`.
+    fn start(name: &str, args: Vec<OsString>, ready_prefix: &str) -> Result<Proc> {
+        let mut p = Proc {
+            name: name.to_owned(),
+            args,
+            ready_prefix: ready_prefix.to_owned(),
+            child: None,
+            log: Arc::default(),
+            ready_line: String::new(),
+        };
+        p.launch()?;
+        Ok(p)
+    }
+
+    fn launch(&mut self) -> Result<()> {
+        let mut cmd = Command::new(tidepool_bin());
+        cmd.args(&self.args)
+            // Compiled wasm modules are shared with every other test process.
+            .env("XDG_CACHE_HOME", module_cache_dir())
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd
+            .spawn()
+            .with_context(|| format!("spawn {}", self.name))?;
+        let (tx, rx) = mpsc::channel::<String>();
+        let outs: [Box<dyn std::io::Read + Send>; 2] = [
+            Box::new(child.stdout.take().expect("piped stdout")),
+            Box::new(child.stderr.take().expect("piped stderr")),
+        ];
+        for out in outs {
+            let (log, tx) = (self.log.clone(), tx.clone());
+            // Drains the pipe for the process's whole life, so it never
+            // blocks on a full pipe.
+            std::thread::spawn(move || {
+                for line in BufReader::new(out).lines().map_while(Result::ok) {
+                    {
+                        let mut l = log.lock().unwrap_or_else(|p| p.into_inner());
+                        l.push_str(&line);
+                        l.push('\n');
+                    }
+                    let _ = tx.send(line);
+                }
+            });
+        }
+        drop(tx);
+        self.child = Some(child);
+        let deadline = Instant::now() + START_LIMIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) if line.starts_with(&self.ready_prefix) => {
+                    self.ready_line = line;
+                    return Ok(());
+                }
+                Ok(_) => {}
+                Err(_) => bail!(
+                    "{} did not print {:?} within {START_LIMIT:?}; output:\n{}",
+                    self.name,
+                    self.ready_prefix,
+                    self.log()
+                ),
+            }
+        }
+    }
+
+    /// Stops the process abruptly (SIGKILL), as `kill -9` would.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Whether the process is running (not killed, not exited).
+    pub fn is_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+
+    /// Kills (SIGKILL) and starts the process again with the same arguments.
+    pub fn restart(&mut self) -> Result<()> {
+        self.kill9();
+        self.launch()
+    }
+
+    /// The line the process printed when it was ready.
+    pub fn ready_line(&self) -> &str {
+        &self.ready_line
+    }
+
+    /// Everything the process printed so far (all its lives).
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// Options for [`Deployment::start`].
+#[derive(Debug, Clone)]
+pub struct DeploymentOptions {
+    /// `tidepool node` processes (ids `node1`..., zones `az1`...).
+    pub nodes: usize,
+    /// `tidepool supervisor` processes started with the deployment.
+    pub supervisors: usize,
+    /// `--lease-ttl-ms` of the supervisors.
+    pub lease_ttl_ms: u64,
+    /// `--tasks` of each node.
+    pub tasks_per_node: u32,
+}
+
+impl Default for DeploymentOptions {
+    fn default() -> Self {
+        DeploymentOptions {
+            nodes: 3,
+            supervisors: 1,
+            lease_ttl_ms: 30_000,
+            tasks_per_node: 4,
+        }
+    }
+}
+
+/// A running multi-process deployment. Dropping it kills every process
+/// and stops the metadata cluster.
+pub struct Deployment {
+    /// The gateway (`tidepool up --nodes 0 --no-supervisor`) with the
+    /// account's key and the Manta CLI's environment: use its
+    /// [`Cluster::manta`] and friends to drive the deployment.
+    pub gateway: Cluster,
+    /// `tidepool node` processes; `nodes[i]` is `node{i+1}`.
+    pub nodes: Vec<Proc>,
+    /// `tidepool supervisor` processes, in start order.
+    pub supervisors: Vec<Proc>,
+    meta: String,
+    lease_ttl_ms: u64,
+    // Declared last: dropped after every process is gone.
+    tikv: Option<tikv_test_server::TestCluster>,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl Deployment {
+    /// Starts the metadata cluster, the gateway, the nodes and the
+    /// supervisors, and waits until the gateway stores objects.
+    pub fn start(opts: DeploymentOptions) -> Result<Deployment> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .context("tokio runtime for the metadata cluster")?;
+        let tikv = runtime
+            .block_on(tikv_test_server::TestCluster::start())
+            .context("start the TiKV test server")?;
+        let meta = format!("tikv://{}", tikv.pd_endpoint());
+        warm_module_cache();
+        let gateway = Cluster::start_with(ClusterOptions {
+            key_type: None,
+            args: ["--meta", &meta, "--nodes", "0", "--no-supervisor"]
+                .map(String::from)
+                .to_vec(),
+        })?;
+        let mut d = Deployment {
+            gateway,
+            nodes: Vec::new(),
+            supervisors: Vec::new(),
+            meta,
+            lease_ttl_ms: opts.lease_ttl_ms,
+            tikv: Some(tikv),
+            runtime,
+        };
+        for i in 1..=opts.nodes {
+            let dir = d.gateway.root.path().join(format!("nodes/node{i}"));
+            let args: Vec<OsString> = vec![
+                "node".into(),
+                "--meta".into(),
+                d.meta.clone().into(),
+                "--data".into(),
+                dir.into_os_string(),
+                "--listen".into(),
+                "127.0.0.1:0".into(),
+                "--id".into(),
+                format!("node{i}").into(),
+                "--az".into(),
+                format!("az{i}").into(),
+                "--tasks".into(),
+                opts.tasks_per_node.to_string().into(),
+            ];
+            let p = Proc::start(&format!("node{i}"), args, "tidepool node: ")?;
+            d.nodes.push(p);
+        }
+        for _ in 0..opts.supervisors {
+            d.start_supervisor()?;
+        }
+        d.wait_writable()?;
+        Ok(d)
+    }
+
+    /// The `--meta` value every process of the deployment uses.
+    pub fn meta(&self) -> &str {
+        &self.meta
+    }
+
+    /// The node's directory.
+    pub fn node_dir(&self, i: usize) -> PathBuf {
+        self.gateway
+            .root
+            .path()
+            .join(format!("nodes/node{}", i + 1))
+    }
+
+    /// Starts one more `tidepool supervisor`; returns its index.
+    pub fn start_supervisor(&mut self) -> Result<usize> {
+        let n = self.supervisors.len() + 1;
+        let args: Vec<OsString> = vec![
+            "supervisor".into(),
+            "--meta".into(),
+            self.meta.clone().into(),
+            "--lease-ttl-ms".into(),
+            self.lease_ttl_ms.to_string().into(),
+        ];
+        let p = Proc::start(&format!("supervisor{n}"), args, "tidepool supervisor: ")?;
+        self.supervisors.push(p);
+        Ok(n - 1)
+    }
+
+    /// Writes (and removes) a probe object until the gateway accepts it:
+    /// nodes register with their first heartbeat, just after they serve.
+    fn wait_writable(&self) -> Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let out =
+                self.gateway
+                    .manta_stdin("mput", &["/alice/stor/.deployment-probe"], b"probe\n");
+            if out.status.success() {
+                crate::ok(
+                    &self
+                        .gateway
+                        .manta("mrm", &["/alice/stor/.deployment-probe"]),
+                );
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "the deployment never accepted a write: {}\n{}",
+                    crate::describe(&out),
+                    self.logs()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Every process's output, for failure messages.
+    pub fn logs(&self) -> String {
+        let mut s = format!("--- gateway\n{}", self.gateway.server_log());
+        for p in self.nodes.iter().chain(&self.supervisors) {
+            s.push_str(&format!("--- {}\n{}", p.name, p.log()));
+        }
+        s
+    }
+}
+
+impl Drop for Deployment {
+    fn drop(&mut self) {
+        for p in self.supervisors.iter_mut().chain(self.nodes.iter_mut()) {
+            p.kill9();
+        }
+        self.gateway.kill9();
+        // The test server's shutdown goes through its runtime.
+        let _guard = self.runtime.enter();
+        self.tikv.take();
+    }
+}

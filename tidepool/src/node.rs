@@ -1,0 +1,125 @@
+//! `tidepool node`: one storage node with its compute agent and heartbeat,
+//! on its own, for deployments where gateways, storage nodes and
+//! supervisors are separate processes sharing one metadata cluster. Also
+//! the per-node wiring `tidepool up` starts for each of its nodes.
+//!
+//! Once serving it prints `tidepool node: ID serving at URL` on stdout
+//! (deployment scripts and tests read the URL from it).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use meta::namespace::Namespace;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::compute::Compute;
+use crate::metastore::{Meta, MetaSpec};
+
+/// How often nodes report their capacity; the gateway treats a node silent
+/// for longer than its heartbeat timeout (30 s) as down.
+const HEARTBEAT: Duration = Duration::from_secs(5);
+/// Job tasks a storage node runs at once, unless told otherwise.
+pub const DEFAULT_TASKS: u32 = 4;
+
+#[derive(Args)]
+pub struct NodeArgs {
+    /// Metadata cluster shared with the rest of the deployment:
+    /// `tikv://PD1:2379,...`.
+    #[arg(long)]
+    pub meta: MetaSpec,
+    /// The node's directory (object files, task scratch space).
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Listen address (port 0 picks a free port).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub listen: SocketAddr,
+    /// Node id, unique in the deployment; keep it across restarts.
+    #[arg(long)]
+    pub id: String,
+    /// Availability zone (copies of an object go to distinct zones first).
+    #[arg(long, default_value = "az1")]
+    pub az: String,
+    /// Job tasks run at once.
+    #[arg(long, default_value_t = DEFAULT_TASKS, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub tasks: u32,
+}
+
+/// One storage node to start.
+pub struct NodeSpec {
+    /// Node id.
+    pub id: String,
+    /// Availability zone.
+    pub az: String,
+    /// The node's directory.
+    pub dir: PathBuf,
+    /// Listen address.
+    pub listen: SocketAddr,
+    /// Job tasks run at once.
+    pub tasks: u32,
+}
+
+/// Binds the node described by `spec` and adds its server (with the compute
+/// agent) and its heartbeat to `tasks`, both stopping on `shutdown`.
+/// Returns the node's URL.
+pub async fn spawn(
+    spec: NodeSpec,
+    ns: &Arc<Namespace>,
+    compute: &Compute,
+    tasks: &mut JoinSet<Result<()>>,
+    shutdown: &CancellationToken,
+) -> Result<String> {
+    let config = storage_node::server::NodeConfig {
+        data_dir: spec.dir.clone(),
+        listen: spec.listen,
+        node_id: spec.id.clone(),
+        az: spec.az,
+    };
+    let node = storage_node::server::NodeServer::bind(config)
+        .await
+        .with_context(|| format!("start storage node {}", spec.id))?;
+    let url = node.url();
+    let info = storage_node::heartbeat::NodeInfo {
+        node_id: node.identity().node_id.clone(),
+        url: url.clone(),
+        az: node.identity().az.clone(),
+    };
+    let (registry, store, stop) = (Namespace::clone(ns), node.store(), shutdown.clone());
+    tasks.spawn(async move {
+        storage_node::heartbeat::run(registry, store, info, HEARTBEAT, stop).await;
+        Ok(())
+    });
+    let stop = shutdown.clone();
+    let app = compute.node_app(&node, &spec.dir, spec.tasks as usize);
+    tasks.spawn(async move { node.serve_with(app, stop).await.context("storage node") });
+    Ok(url)
+}
+
+/// Runs `tidepool node` until interrupted or a component stops.
+pub async fn run(args: NodeArgs) -> Result<()> {
+    if args.meta == MetaSpec::Embedded {
+        anyhow::bail!(
+            "tidepool node needs metadata shared with the gateway (--meta tikv://PD1:2379,...); \
+             on one machine, `tidepool up` runs nodes itself"
+        );
+    }
+    let dir = std::path::absolute(&args.data).context("node directory")?;
+    let meta = Meta::open(&args.meta, Path::new(&dir)).await?;
+    let compute = Compute::new(meta.ns.clone())?;
+    let shutdown = CancellationToken::new();
+    let mut tasks = JoinSet::new();
+    let spec = NodeSpec {
+        id: args.id.clone(),
+        az: args.az,
+        dir,
+        listen: args.listen,
+        tasks: args.tasks,
+    };
+    let url = spawn(spec, &meta.ns, &compute, &mut tasks, &shutdown).await?;
+    println!("tidepool node: {} serving at {url}", args.id);
+    crate::up::serve_until_interrupted(tasks, shutdown).await
+}
