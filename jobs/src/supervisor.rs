@@ -34,8 +34,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use meta::job_txn;
 use meta::jobs::{
-    JobErrorRecord, JobRecord, JobState, JobStore, JobStoreError, ReducerInput, TaskOutput,
-    TaskRecord, TaskState,
+    JobChange, JobErrorRecord, JobRecord, JobState, JobStore, JobStoreError, ReducerInput,
+    TaskOutput, TaskRecord, TaskState,
 };
 use meta::namespace::Namespace;
 use meta::path::{MantaPath, TopDir};
@@ -278,6 +278,9 @@ impl Supervisor {
         let mut driving: tokio::task::JoinSet<(Uuid, Result<DriveEnd, JobsError>)> =
             tokio::task::JoinSet::new();
         let mut active: HashSet<Uuid> = HashSet::new();
+        // A job created in this process is claimed at once, not at the
+        // next poll (jobs created elsewhere still wait for the poll).
+        let mut created = self.store.changes(JobChange::Created);
         loop {
             if *shutdown.borrow() {
                 driving.abort_all();
@@ -305,6 +308,7 @@ impl Supervisor {
                         }
                     }
                 }
+                Ok(()) = created.changed() => {}
                 _ = tokio::time::sleep(self.cfg.poll_interval) => {}
             }
         }
@@ -341,8 +345,13 @@ impl Supervisor {
         }
         self.recover(&mut ctx).await?;
         let mut renewed = self.store.now_ms();
+        // Subscribed before the first look at the job, so a change made
+        // after any later look wakes the wait that follows it.
+        let mut changes = self.store.changes(JobChange::Any);
         loop {
-            let step = self.step(&mut ctx, &mut rx, &mut renewed).await;
+            let step = self
+                .step(&mut ctx, &mut rx, &mut changes, &mut renewed)
+                .await;
             match step {
                 Ok(Some(end)) => return Ok(end),
                 Ok(None) => {}
@@ -365,6 +374,7 @@ impl Supervisor {
         self: &Arc<Self>,
         ctx: &mut JobCtx,
         rx: &mut mpsc::UnboundedReceiver<Completion>,
+        changes: &mut tokio::sync::watch::Receiver<u64>,
         renewed: &mut u64,
     ) -> Result<Option<DriveEnd>, JobsError> {
         let ttl_ms = u64::try_from(self.cfg.lease_ttl.as_millis()).unwrap_or(u64::MAX);
@@ -415,12 +425,17 @@ impl Supervisor {
         }
         // Wait for a result (or time out and look at the job again: new
         // inputs, end of input and cancellation arrive through meta).
-        if let Ok(Some(c)) = tokio::time::timeout(self.cfg.poll_interval, rx.recv()).await {
-            self.complete(ctx, c).await?;
-            // Drain whatever else is ready without waiting.
-            while let Ok(c) = rx.try_recv() {
+        // (A client change made through this process wakes it early.)
+        tokio::select! {
+            Some(c) = rx.recv() => {
                 self.complete(ctx, c).await?;
+                // Drain whatever else is ready without waiting.
+                while let Ok(c) = rx.try_recv() {
+                    self.complete(ctx, c).await?;
+                }
             }
+            Ok(()) = changes.changed() => {}
+            () = tokio::time::sleep(self.cfg.poll_interval) => {}
         }
         Ok(None)
     }

@@ -24,6 +24,11 @@
 //!   [`JobStore::tasks`], [`JobStore::outputs`], [`JobStore::errors`]) and
 //!   deleted in bounded batches ([`JobStore::purge`]); nothing loads a whole
 //!   job into memory.
+//! - a job created, given inputs, ended or cancelled through any
+//!   [`JobStore`] of this process is announced on [`JobStore::changes`]
+//!   after its transaction committed, so a supervisor in the same process
+//!   (`tidepool up`) reacts at once instead of at its next poll. Only a
+//!   hint: it says nothing about other processes, which keep polling.
 
 pub mod conformance;
 mod records;
@@ -143,7 +148,45 @@ pub struct NewJob {
     pub transient: bool,
 }
 
+/// The process-wide change signals behind [`JobStore::changes`] (index 0:
+/// any client change; 1: job created).
+fn signals() -> &'static [tokio::sync::watch::Sender<u64>; 2] {
+    static SIGNALS: std::sync::OnceLock<[tokio::sync::watch::Sender<u64>; 2]> =
+        std::sync::OnceLock::new();
+    SIGNALS.get_or_init(|| {
+        [
+            tokio::sync::watch::Sender::new(0),
+            tokio::sync::watch::Sender::new(0),
+        ]
+    })
+}
+
+/// Which client changes a [`JobStore::changes`] receiver is told about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobChange {
+    /// A job was created, or inputs added, input ended or cancelled.
+    Any,
+    /// A job was created.
+    Created,
+}
+
 impl JobStore {
+    /// A receiver that changes (a counter is bumped) after each committed
+    /// client change of kind `kind` made through any `JobStore` in this
+    /// process. Waiting on it is a way to wake early; it is no substitute
+    /// for polling, since changes made by other processes are not seen.
+    pub fn changes(&self, kind: JobChange) -> tokio::sync::watch::Receiver<u64> {
+        signals()[kind as usize].subscribe()
+    }
+
+    fn announce(created: bool) {
+        let s = signals();
+        s[0].send_modify(|n| *n = n.wrapping_add(1));
+        if created {
+            s[1].send_modify(|n| *n = n.wrapping_add(1));
+        }
+    }
+
     /// Job tables over `kv` with the default retry policy and system clock.
     pub fn new(kv: Arc<dyn Kv>) -> Self {
         JobStore {
@@ -229,12 +272,16 @@ impl JobStore {
     pub async fn create_job(&self, new: &NewJob) -> JobResult<JobRecord> {
         let now = self.now_ms();
         let rec = JobRecord::new(Uuid::new_v4(), new, now);
-        job_txn!(self, t => async {
+        let r = job_txn!(self, t => async {
             t.put_job(&rec).await?;
             t.raw().put(keys::live_job_key(&rec.id), Vec::new()).await?;
             t.raw().put(keys::owner_job_key(&rec.owner, &rec.id), Vec::new()).await?;
             Ok(rec.clone())
-        })
+        });
+        if r.is_ok() {
+            Self::announce(true);
+        }
+        r
     }
 
     /// The job record, if the job exists.
@@ -265,7 +312,7 @@ impl JobStore {
     /// number of the first input added.
     pub async fn add_inputs(&self, id: &Uuid, names: &[String], end: bool) -> JobResult<u64> {
         let now = self.now_ms();
-        job_txn!(self, t => async {
+        let r = job_txn!(self, t => async {
             let mut job = t.job_for_update(id).await?;
             job.check_accepts_input()?;
             let first = job.next_input_seq;
@@ -281,29 +328,43 @@ impl JobStore {
             }
             t.put_job(&job).await?;
             Ok(first)
-        })
+        });
+        if r.is_ok() {
+            Self::announce(false);
+        }
+        r
     }
 
     /// End input. A no-op on a job whose input already ended; fails on a done
     /// or cancelled job (E3).
     pub async fn end_input(&self, id: &Uuid) -> JobResult<JobRecord> {
-        self.update_job(id, |job| {
-            job.check_not_finished()?;
-            job.input_done = true;
-            Ok(())
-        })
-        .await
+        let r = self
+            .update_job(id, |job| {
+                job.check_not_finished()?;
+                job.input_done = true;
+                Ok(())
+            })
+            .await;
+        if r.is_ok() {
+            Self::announce(false);
+        }
+        r
     }
 
     /// Request cancellation: sets `cancelled` and forces `inputDone` (E4).
     pub async fn cancel(&self, id: &Uuid) -> JobResult<JobRecord> {
-        self.update_job(id, |job| {
-            job.check_not_finished()?;
-            job.cancelled = true;
-            job.input_done = true;
-            Ok(())
-        })
-        .await
+        let r = self
+            .update_job(id, |job| {
+                job.check_not_finished()?;
+                job.cancelled = true;
+                job.input_done = true;
+                Ok(())
+            })
+            .await;
+        if r.is_ok() {
+            Self::announce(false);
+        }
+        r
     }
 
     /// Up to `limit` job inputs with sequence numbers `from..`, in order.
