@@ -1,0 +1,587 @@
+//! Job latency and throughput of a real `tidepool up`, driven over the
+//! Jobs HTTP API directly (signed like the Manta CLI, no node.js client in
+//! the timings).
+//!
+//! `cargo run --release -p tidepool-bench --bin jobs -- [--latency-jobs N]
+//! [--tasks N] [--grep-mib MIB] [--grep-object-mib MIB]`
+//!
+//! 1. **Latency**: one-object `wc -l` jobs, one after another. For each:
+//!    create, add the input, end input, then poll the status every 1 ms
+//!    until `state` is `done`. Prints end-of-input → done (from the end
+//!    POST returning to the first poll answering `done`) and create → done
+//!    (from before the create POST), median and p90, and the server's own
+//!    `timeCreated` → `timeDone`. Two series: back to back (each job
+//!    created as soon as the previous one is done, which catches the
+//!    supervisor awake) and after a random 0-400 ms pause (a job arriving
+//!    at an idle supervisor, as a user's job does).
+//! 2. **Throughput**: `N` (2,000) one-line objects uploaded first (16 PUTs
+//!    in flight, not timed), then one map `wc -l` job over all of them:
+//!    tasks/s = N / (time from before the create POST to the first poll,
+//!    every 5 ms, answering `done`); inputs are sent in batches of 1,000
+//!    (as `mjob addinputs` does) followed by end of input, inside the
+//!    timed interval.
+//! 3. **grep -c**: `--grep-mib` (1,024) MiB of access-log text in objects
+//!    of `--grep-object-mib` (64) MiB; map-only job `grep -c PATTERN`,
+//!    create → done, against GNU `grep -c PATTERN f1 f2 ...` (one process)
+//!    over the same bytes stored as plain files on the same filesystem.
+//!    Both sides run with the bytes in the page cache (the stored copies
+//!    were just written; the plain files are read once before timing).
+//!    Also times the same map with a reducer summing the counts.
+//!
+//! Raw files go to `TIDEPOOL_BENCH_DIR` (default `target/bench-data`); the
+//! cluster's data goes under `TMPDIR` like every test cluster.
+//! Nothing here asserts a time; the job results are checked for
+//! correctness (every output present, counts equal GNU's).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::{Context, Result, bail};
+use tidepool_bench::{generate_log, mb_per_s};
+use tidepool_tests::{Cluster, md5_b64};
+
+/// What `grep -c` counts in the access log.
+const PATTERN: &str = "/login";
+
+struct Client {
+    http: reqwest::Client,
+    url: String,
+    signer: auth::sign::RequestSigner,
+}
+
+impl Client {
+    fn headers(&self) -> Result<reqwest::header::HeaderMap> {
+        let date = auth::sign::http_date(SystemTime::now());
+        let mut h = reqwest::header::HeaderMap::new();
+        h.insert("authorization", self.signer.authorization(&date)?.parse()?);
+        h.insert("date", date.parse()?);
+        Ok(h)
+    }
+
+    async fn check(resp: reqwest::Response, what: &str) -> Result<reqwest::Response> {
+        if !resp.status().is_success() {
+            bail!(
+                "{what}: {} {}",
+                resp.status(),
+                resp.text().await.unwrap_or_default()
+            );
+        }
+        Ok(resp)
+    }
+
+    async fn put(&self, path: &str, body: impl Into<reqwest::Body>) -> Result<()> {
+        let resp = self
+            .http
+            .put(format!("{}{path}", self.url))
+            .headers(self.headers()?)
+            .header("content-type", "application/octet-stream")
+            .header("durability-level", "2")
+            .body(body)
+            .send()
+            .await?;
+        Self::check(resp, &format!("PUT {path}")).await?;
+        Ok(())
+    }
+
+    async fn mkdir(&self, path: &str) -> Result<()> {
+        let resp = self
+            .http
+            .put(format!("{}{path}", self.url))
+            .headers(self.headers()?)
+            .header("content-type", "application/json; type=directory")
+            .send()
+            .await?;
+        Self::check(resp, &format!("mkdir {path}")).await?;
+        Ok(())
+    }
+
+    async fn get_text(&self, path: &str) -> Result<String> {
+        let resp = self
+            .http
+            .get(format!("{}{path}", self.url))
+            .headers(self.headers()?)
+            .send()
+            .await?;
+        Ok(Self::check(resp, &format!("GET {path}"))
+            .await?
+            .text()
+            .await?)
+    }
+
+    async fn post(&self, path: &str, ctype: &str, body: Vec<u8>) -> Result<reqwest::Response> {
+        let resp = self
+            .http
+            .post(format!("{}{path}", self.url))
+            .headers(self.headers()?)
+            .header("content-type", ctype)
+            .header("accept", "application/json")
+            .header("content-md5", md5_b64(&body))
+            .body(body)
+            .send()
+            .await?;
+        Self::check(resp, &format!("POST {path}")).await
+    }
+
+    /// E1: creates a job with `phases` (JSON array); returns its id.
+    async fn create_job(&self, phases: &serde_json::Value) -> Result<String> {
+        let body = serde_json::json!({"name": "bench", "phases": phases});
+        let resp = self
+            .post(
+                "/alice/jobs",
+                "application/json; type=job",
+                serde_json::to_vec(&body)?,
+            )
+            .await?;
+        let loc = resp
+            .headers()
+            .get("location")
+            .context("create: no Location")?
+            .to_str()?;
+        Ok(loc.rsplit('/').next().unwrap_or_default().to_owned())
+    }
+
+    /// E2: adds `names` (one request).
+    async fn add_inputs(&self, id: &str, names: &[String]) -> Result<()> {
+        let body = names.join("\n").into_bytes();
+        self.post(&format!("/alice/jobs/{id}/live/in"), "text/plain", body)
+            .await?;
+        Ok(())
+    }
+
+    /// E3: ends the job's input.
+    async fn end_input(&self, id: &str) -> Result<()> {
+        self.post(
+            &format!("/alice/jobs/{id}/live/in/end"),
+            "application/json",
+            b"{}".to_vec(),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// E5: the status record.
+    async fn status(&self, id: &str) -> Result<serde_json::Value> {
+        let text = self
+            .get_text(&format!("/alice/jobs/{id}/live/status"))
+            .await?;
+        Ok(serde_json::from_str(&text)?)
+    }
+
+    /// Polls the status every `every` until the job is done; returns the
+    /// instant of the first `done` answer and that record. Fails if the job
+    /// had errors or not `outputs` outputs.
+    async fn wait_done(
+        &self,
+        id: &str,
+        every: Duration,
+        outputs: u64,
+    ) -> Result<(Instant, serde_json::Value)> {
+        loop {
+            let st = self.status(id).await?;
+            if st["state"] == "done" {
+                let at = Instant::now();
+                let stats = &st["stats"];
+                if stats["errors"] != 0 || stats["outputs"] != outputs {
+                    bail!("job {id} finished with unexpected stats: {st}");
+                }
+                return Ok((at, st));
+            }
+            tokio::time::sleep(every).await;
+        }
+    }
+
+    /// E9: the job's outputs.
+    async fn outputs(&self, id: &str) -> Result<Vec<String>> {
+        Ok(self
+            .get_text(&format!("/alice/jobs/{id}/live/out"))
+            .await?
+            .lines()
+            .filter(|l| !l.is_empty())
+            .map(str::to_owned)
+            .collect())
+    }
+}
+
+fn phases(map: &str, reduce: Option<&str>) -> serde_json::Value {
+    let mut v = vec![serde_json::json!({"type": "map", "exec": map})];
+    if let Some(r) = reduce {
+        v.push(serde_json::json!({"type": "reduce", "exec": r}));
+    }
+    serde_json::Value::Array(v)
+}
+
+/// Milliseconds since the job's `timeCreated` until its `timeDone`, as the
+/// server recorded them (ISO 8601 with milliseconds).
+fn server_ms(st: &serde_json::Value) -> Option<f64> {
+    let ms = |k: &str| -> Option<f64> {
+        let s = st[k].as_str()?;
+        // ...THH:MM:SS.mmmZ: seconds of the day are enough for a short job.
+        let t = s.split('T').nth(1)?.trim_end_matches('Z');
+        let mut it = t.split(':');
+        let h: f64 = it.next()?.parse().ok()?;
+        let m: f64 = it.next()?.parse().ok()?;
+        let sec: f64 = it.next()?.parse().ok()?;
+        Some(((h * 60.0 + m) * 60.0 + sec) * 1000.0)
+    };
+    Some(ms("timeDone")? - ms("timeCreated")?)
+}
+
+fn pct(sorted: &[Duration], p: f64) -> Duration {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+struct Args {
+    latency_jobs: usize,
+    tasks: usize,
+    grep_mib: u64,
+    grep_object_mib: u64,
+}
+
+fn args() -> Result<Args> {
+    let mut a = Args {
+        latency_jobs: 30,
+        tasks: 2000,
+        grep_mib: 1024,
+        grep_object_mib: 64,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut val = || -> Result<u64> {
+            it.next()
+                .with_context(|| format!("{flag} needs a value"))?
+                .parse()
+                .with_context(|| format!("{flag}: not a number"))
+        };
+        match flag.as_str() {
+            "--latency-jobs" => a.latency_jobs = val()?.max(1) as usize,
+            "--tasks" => a.tasks = val()? as usize,
+            "--grep-mib" => a.grep_mib = val()?,
+            "--grep-object-mib" => a.grep_object_mib = val()?.max(1),
+            other => bail!(
+                "unknown argument {other}; flags: --latency-jobs N --tasks N --grep-mib MIB --grep-object-mib MIB"
+            ),
+        }
+    }
+    Ok(a)
+}
+
+async fn latency(c: &Client, jobs: usize) -> Result<()> {
+    let body = "line\n".repeat(100);
+    c.put("/alice/stor/bench/one.txt", body).await?;
+    println!(
+        "1. latency, one-object `wc -l` job ({jobs} jobs, sequential, status polled every 1 ms):"
+    );
+    // Back to back: each job is created as soon as the previous is done.
+    latency_series(c, jobs, "back to back", |_| Duration::ZERO).await?;
+    // A job arriving at a random moment: a pause of 0-400 ms (xorshift)
+    // before each, so the supervisor is idle as for a user's first job.
+    let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+    latency_series(c, jobs, "after a random 0-400 ms idle pause", move |_| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        Duration::from_millis(x % 400)
+    })
+    .await
+}
+
+async fn latency_series(
+    c: &Client,
+    jobs: usize,
+    label: &str,
+    mut pause: impl FnMut(usize) -> Duration,
+) -> Result<()> {
+    let input = vec!["/alice/stor/bench/one.txt".to_owned()];
+    let mut end_done = Vec::new();
+    let mut create_done = Vec::new();
+    let mut server = Vec::new();
+    // Two warm-up jobs (module compile/instantiate caches, connections).
+    for i in 0..jobs + 2 {
+        tokio::time::sleep(pause(i)).await;
+        let t0 = Instant::now();
+        let id = c.create_job(&phases("wc -l", None)).await?;
+        c.add_inputs(&id, &input).await?;
+        c.end_input(&id).await?;
+        let t_end = Instant::now();
+        let (t_done, st) = c.wait_done(&id, Duration::from_millis(1), 1).await?;
+        if i == 0 {
+            let outs = c.outputs(&id).await?;
+            let got = c.get_text(&outs[0]).await?;
+            if got.trim() != "100" {
+                bail!("wc -l printed {got:?}, expected 100");
+            }
+        }
+        if i >= 2 {
+            end_done.push(t_done - t_end);
+            create_done.push(t_done - t0);
+            if let Some(s) = server_ms(&st) {
+                server.push(s);
+            }
+        }
+    }
+    end_done.sort();
+    create_done.sort();
+    server.sort_by(f64::total_cmp);
+    println!("  {label}:");
+    println!(
+        "   end-of-input -> done: median {:.1} ms, p90 {:.1} ms, min {:.1} ms, max {:.1} ms   (target < 50 ms median; Manta: 2-3 s)",
+        ms(pct(&end_done, 0.5)),
+        ms(pct(&end_done, 0.9)),
+        ms(end_done[0]),
+        ms(end_done[end_done.len() - 1])
+    );
+    println!(
+        "   create -> done:       median {:.1} ms, p90 {:.1} ms   (client side: create + add input + end + wait)",
+        ms(pct(&create_done, 0.5)),
+        ms(pct(&create_done, 0.9)),
+    );
+    if !server.is_empty() {
+        println!(
+            "   server timeCreated -> timeDone: median {:.0} ms, p90 {:.0} ms",
+            server[server.len() / 2],
+            server[((server.len() - 1) as f64 * 0.9).round() as usize]
+        );
+    }
+    Ok(())
+}
+
+async fn throughput(c: &Arc<Client>, n: usize) -> Result<()> {
+    if n == 0 {
+        return Ok(());
+    }
+    c.mkdir("/alice/stor/bench/many").await?;
+    let names: Vec<String> = (0..n)
+        .map(|i| format!("/alice/stor/bench/many/o{i:05}"))
+        .collect();
+    let t = Instant::now();
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..16 {
+        let (c, names, next) = (c.clone(), names.clone(), next.clone());
+        set.spawn(async move {
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(name) = names.get(i) else {
+                    return Ok::<_, anyhow::Error>(());
+                };
+                c.put(name, format!("object {i}\n")).await?;
+            }
+        });
+    }
+    while let Some(r) = set.join_next().await {
+        r??;
+    }
+    let upload = t.elapsed();
+
+    let t0 = Instant::now();
+    let id = c.create_job(&phases("wc -l", None)).await?;
+    for batch in names.chunks(1000) {
+        c.add_inputs(&id, batch).await?;
+    }
+    c.end_input(&id).await?;
+    let t_end = Instant::now();
+    let (t_done, st) = c.wait_done(&id, Duration::from_millis(5), n as u64).await?;
+    let total = t_done - t0;
+    let outs = c.outputs(&id).await?;
+    if outs.len() != n {
+        bail!("{} outputs, expected {n}", outs.len());
+    }
+    // Spot-check outputs (every one is "1").
+    for o in outs.iter().step_by((n / 20).max(1)) {
+        let got = c.get_text(o).await?;
+        if got.trim() != "1" {
+            bail!("output {o} is {got:?}, expected 1");
+        }
+    }
+    println!(
+        "2. throughput, map `wc -l` over {n} one-line objects (uploaded first, 16 PUTs in flight: {:.1} s, {:.0} PUT/s, not timed):",
+        upload.as_secs_f64(),
+        n as f64 / upload.as_secs_f64()
+    );
+    println!(
+        "   create -> done {:.0} ms (inputs added + ended after {:.0} ms; status polled every 5 ms): {:.0} tasks/s   (target >= 300/s)",
+        ms(total),
+        ms(t_end - t0),
+        n as f64 / total.as_secs_f64()
+    );
+    if let Some(s) = server_ms(&st) {
+        println!(
+            "   server timeCreated -> timeDone {s:.0} ms: {:.0} tasks/s",
+            n as f64 / (s / 1000.0)
+        );
+    }
+    Ok(())
+}
+
+/// `grep -c PATTERN files...` (GNU, C locale, one process); total count.
+fn gnu_grep(files: &[PathBuf]) -> Result<u64> {
+    let out = std::process::Command::new("grep")
+        .arg("-c")
+        .arg(PATTERN)
+        .args(files)
+        .env("LC_ALL", "C")
+        .output()
+        .context("run grep")?;
+    if !out.status.success() {
+        bail!("grep failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut sum = 0u64;
+    for l in text.lines() {
+        sum += l.rsplit(':').next().unwrap_or("").trim().parse::<u64>()?;
+    }
+    Ok(sum)
+}
+
+async fn grep(c: &Client, dir: &Path, mib: u64, object_mib: u64) -> Result<()> {
+    if mib == 0 {
+        return Ok(());
+    }
+    let count = mib.div_ceil(object_mib) as usize;
+    let size = object_mib << 20;
+    let total = size * count as u64;
+    std::fs::create_dir_all(dir)?;
+    let mut files = Vec::new();
+    // Different sizes give different contents (generate_log is
+    // deterministic per size); per-object variety is not needed for grep.
+    for i in 0..count {
+        let f = dir.join(format!("access-{object_mib}m-{i}.log"));
+        let f2 = f.clone();
+        tokio::task::spawn_blocking(move || generate_log(&f2, size)).await??;
+        files.push(f);
+    }
+    c.mkdir("/alice/stor/bench/logs").await?;
+    let mut names = Vec::new();
+    for (i, f) in files.iter().enumerate() {
+        let name = format!("/alice/stor/bench/logs/access-{i}.log");
+        let file = tokio::fs::File::open(f).await?;
+        let body =
+            reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::with_capacity(file, 1 << 20));
+        c.put(&name, body).await?;
+        names.push(name);
+    }
+
+    // Baseline: warm the cache, then the median of 3.
+    let want = gnu_grep(&files)?;
+    let mut gnu_times = Vec::new();
+    for _ in 0..3 {
+        let t = Instant::now();
+        let n = gnu_grep(&files)?;
+        gnu_times.push(t.elapsed());
+        if n != want {
+            bail!("GNU grep counted {n}, then {want}");
+        }
+    }
+    gnu_times.sort();
+    let gnu = gnu_times[1];
+
+    let mut map_times = Vec::new();
+    for run in 0..3 {
+        let t0 = Instant::now();
+        let id = c
+            .create_job(&phases(&format!("grep -c {PATTERN}"), None))
+            .await?;
+        c.add_inputs(&id, &names).await?;
+        c.end_input(&id).await?;
+        let (t_done, _) = c
+            .wait_done(&id, Duration::from_millis(5), count as u64)
+            .await?;
+        map_times.push(t_done - t0);
+        if run == 0 {
+            let mut sum = 0u64;
+            for o in c.outputs(&id).await? {
+                sum += c.get_text(&o).await?.trim().parse::<u64>()?;
+            }
+            if sum != want {
+                bail!("the job counted {sum} matches, GNU grep {want}");
+            }
+        }
+    }
+    map_times.sort();
+    let map = map_times[1];
+
+    let t0 = Instant::now();
+    let id = c
+        .create_job(&phases(
+            &format!("grep -c {PATTERN}"),
+            Some("awk '{s+=$1} END {print s}'"),
+        ))
+        .await?;
+    c.add_inputs(&id, &names).await?;
+    c.end_input(&id).await?;
+    let (t_done, _) = c.wait_done(&id, Duration::from_millis(5), 1).await?;
+    let reduce = t_done - t0;
+    let outs = c.outputs(&id).await?;
+    let sum: u64 = c.get_text(&outs[0]).await?.trim().parse()?;
+    if sum != want {
+        bail!("the map+reduce job counted {sum} matches, GNU grep {want}");
+    }
+
+    let (g, m, r) = (
+        mb_per_s(total, gnu),
+        mb_per_s(total, map),
+        mb_per_s(total, reduce),
+    );
+    println!(
+        "3. grep -c {PATTERN} over {} MiB in {count} x {object_mib} MiB objects ({want} matching lines; median of 3, page cache warm on both sides):",
+        total >> 20
+    );
+    println!(
+        "   GNU grep -c, one process over {count} files: {:.0} ms, {g:.0} MB/s",
+        ms(gnu)
+    );
+    println!(
+        "   job map grep -c, create -> done:          {:.0} ms, {m:.0} MB/s   ratio tidepool/GNU {:.2}",
+        ms(map),
+        m / g
+    );
+    println!(
+        "   job map + reduce summing (1 run):         {:.0} ms, {r:.0} MB/s   ratio tidepool/GNU {:.2}",
+        ms(reduce),
+        r / g
+    );
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let args = args()?;
+    let cluster = tokio::task::spawn_blocking(Cluster::start).await??;
+    let key_file = cluster.public_key().with_extension("");
+    let pem = std::fs::read_to_string(&key_file).with_context(|| key_file.display().to_string())?;
+    let key = auth::sign::SigningKey::from_openssh(&pem)?;
+    let client = Arc::new(Client {
+        http: reqwest::Client::builder().tcp_nodelay(true).build()?,
+        url: cluster.url(),
+        signer: auth::sign::RequestSigner::new(key, "alice", None),
+    });
+    let dir = PathBuf::from(
+        std::env::var("TIDEPOOL_BENCH_DIR").unwrap_or_else(|_| "target/bench-data".into()),
+    );
+    println!(
+        "jobs bench: tidepool up (3 nodes, embedded meta) at {}, data under {}, raw files under {}",
+        cluster.url(),
+        cluster.data_dir().display(),
+        dir.display()
+    );
+    client.mkdir("/alice/stor/bench").await?;
+    // Storage nodes register with meta shortly after the exports are
+    // printed; wait until a write succeeds.
+    let ready = Instant::now();
+    while let Err(e) = client.put("/alice/stor/bench/ready", "ok\n").await {
+        if ready.elapsed() > Duration::from_secs(60) {
+            return Err(e.context("no storage nodes after 60 s"));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    latency(&client, args.latency_jobs).await?;
+    throughput(&client, args.tasks).await?;
+    grep(&client, &dir, args.grep_mib, args.grep_object_mib).await?;
+    Ok(())
+}
