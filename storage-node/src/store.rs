@@ -482,21 +482,19 @@ fn read_file(
     let mut held: Option<Bytes> = None;
     let mut remaining = len;
     while remaining > 0 {
-        let want = remaining.min(IO_CHUNK as u64) as usize;
-        let mut buf = BytesMut::zeroed(want);
-        let mut filled = 0;
-        while filled < want {
-            let n = file.read(&mut buf[filled..])?;
-            if n == 0 {
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "object file shorter than its size",
-                ));
-            }
-            filled += n;
+        let want = remaining.min(IO_CHUNK as u64);
+        // `read_to_end` fills the spare capacity without zeroing it first
+        // (a memset of every byte served otherwise).
+        let mut buf = Vec::with_capacity(want as usize);
+        (&mut file).take(want).read_to_end(&mut buf)?;
+        if (buf.len() as u64) < want {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "object file shorter than its size",
+            ));
         }
-        remaining -= want as u64;
-        let chunk = buf.freeze();
+        remaining -= want;
+        let chunk = Bytes::from(buf);
         let to_send = match &mut hasher {
             Some(h) => {
                 h.update(&chunk);

@@ -14,6 +14,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::Args;
 use meta::namespace::Namespace;
+use storage_node::store::ObjectStore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -65,14 +66,15 @@ pub struct NodeSpec {
 
 /// Binds the node described by `spec` and adds its server (with the compute
 /// agent) and its heartbeat to `tasks`, both stopping on `shutdown`.
-/// Returns the node's URL.
+/// Returns the node's URL and its object store (for readers in this
+/// process, [`storage_node::NodeClient::with_local_store`]).
 pub async fn spawn(
     spec: NodeSpec,
     ns: &Arc<Namespace>,
     compute: &Compute,
     tasks: &mut JoinSet<Result<()>>,
     shutdown: &CancellationToken,
-) -> Result<String> {
+) -> Result<(String, Arc<ObjectStore>)> {
     let config = storage_node::server::NodeConfig {
         data_dir: spec.dir.clone(),
         listen: spec.listen,
@@ -88,6 +90,7 @@ pub async fn spawn(
         url: url.clone(),
         az: node.identity().az.clone(),
     };
+    let local = node.store();
     let (registry, store, stop) = (Namespace::clone(ns), node.store(), shutdown.clone());
     tasks.spawn(async move {
         storage_node::heartbeat::run(registry, store, info, HEARTBEAT, stop).await;
@@ -96,7 +99,7 @@ pub async fn spawn(
     let stop = shutdown.clone();
     let app = compute.node_app(&node, &spec.dir, spec.tasks as usize);
     tasks.spawn(async move { node.serve_with(app, stop).await.context("storage node") });
-    Ok(url)
+    Ok((url, local))
 }
 
 /// Runs `tidepool node` until interrupted or a component stops.
@@ -119,7 +122,7 @@ pub async fn run(args: NodeArgs) -> Result<()> {
         listen: args.listen,
         tasks: args.tasks,
     };
-    let url = spawn(spec, &meta.ns, &compute, &mut tasks, &shutdown).await?;
+    let (url, _) = spawn(spec, &meta.ns, &compute, &mut tasks, &shutdown).await?;
     println!("tidepool node: {} serving at {url}", args.id);
     crate::up::serve_until_interrupted(tasks, shutdown).await
 }

@@ -107,6 +107,9 @@ pub async fn run(args: UpArgs) -> Result<()> {
         Err(e) => return Err(e),
     }
     meta.spawn_housekeeping(shutdown.clone());
+    // The gateway reads copies held by this process's nodes straight from
+    // their stores rather than through a loopback HTTP hop.
+    let mut gateway_client = NodeClient::new(ClientOptions::default()).context("node client")?;
     // The sandbox (and its toolbox compilation) only where tasks run.
     if args.nodes > 0 {
         let compute = crate::compute::Compute::new(ns.clone())?;
@@ -118,11 +121,12 @@ pub async fn run(args: UpArgs) -> Result<()> {
                 listen: SocketAddr::new(args.listen.ip(), 0),
                 tasks: node::DEFAULT_TASKS,
             };
-            node::spawn(spec, &ns, &compute, &mut tasks, &shutdown).await?;
+            let (url, store) = node::spawn(spec, &ns, &compute, &mut tasks, &shutdown).await?;
+            gateway_client = gateway_client.with_local_store(&url, store);
         }
     }
 
-    let config = gateway::GatewayConfig::with_default_client(ns.clone()).context("node client")?;
+    let config = gateway::GatewayConfig::new(ns.clone(), gateway_client);
     let gateway = gateway::Gateway::new(config);
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
