@@ -36,6 +36,8 @@ use crate::protocol::{ByteRange, Capacity, ObjectId, PutReceipt, VerifyReport};
 const IO_CHUNK: usize = 256 * 1024;
 /// Incoming frames smaller than this are batched before going to disk.
 const BATCH: usize = 64 * 1024;
+/// How far ahead of a read the disk is asked for the next bytes.
+const READ_AHEAD: u64 = 8 << 20;
 /// Chunks queued between the network and the disk thread, per request.
 const QUEUE_DEPTH: usize = 8;
 
@@ -478,22 +480,44 @@ fn read_file(
     tx: &mpsc::Sender<Result<Bytes, io::Error>>,
 ) -> Result<(), io::Error> {
     file.seek(SeekFrom::Start(start))?;
+    // Keep the disk busy while this thread hashes and hands over chunks:
+    // sequential read-ahead, plus the bytes READ_AHEAD past each read
+    // requested early (a cold read of a large object otherwise waits on
+    // the disk between chunks). Advice only: errors are ignored.
+    let end = start.saturating_add(len);
+    let advise = |from: u64, n: u64, advice| {
+        let n = n.min(end.saturating_sub(from));
+        if let Some(n) = std::num::NonZeroU64::new(n) {
+            let _ = rustix::fs::fadvise(&file, from, Some(n), advice);
+        }
+    };
+    advise(start, len, rustix::fs::Advice::Sequential);
+    advise(start, READ_AHEAD, rustix::fs::Advice::WillNeed);
     let mut hasher = expected.map(|_| blake3::Hasher::new());
     let mut held: Option<Bytes> = None;
     let mut remaining = len;
     while remaining > 0 {
-        let want = remaining.min(IO_CHUNK as u64);
-        // `read_to_end` fills the spare capacity without zeroing it first
-        // (a memset of every byte served otherwise).
-        let mut buf = Vec::with_capacity(want as usize);
-        (&mut file).take(want).read_to_end(&mut buf)?;
-        if (buf.len() as u64) < want {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "object file shorter than its size",
-            ));
+        let want = remaining.min(IO_CHUNK as u64) as usize;
+        // Reads go straight into the chunk's spare capacity (exactly `want`
+        // bytes, as `Vec::with_capacity` guarantees): no memset of every
+        // byte served, and one large read per chunk.
+        let mut buf = Vec::with_capacity(want);
+        while buf.len() < want {
+            match rustix::io::read(&file, rustix::buffer::spare_capacity(&mut buf)) {
+                Ok(0) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "object file shorter than its size",
+                    ));
+                }
+                Ok(_) => {}
+                Err(rustix::io::Errno::INTR) => {}
+                Err(e) => return Err(e.into()),
+            }
         }
-        remaining -= want;
+        remaining -= want as u64;
+        let next = end - remaining + READ_AHEAD - want as u64;
+        advise(next, want as u64, rustix::fs::Advice::WillNeed);
         let chunk = Bytes::from(buf);
         let to_send = match &mut hasher {
             Some(h) => {
