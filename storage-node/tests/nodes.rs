@@ -287,6 +287,39 @@ async fn aborted_upload_leaves_nothing() {
 }
 
 #[tokio::test]
+async fn local_store_writes_are_durable_copies_like_the_nodes() {
+    let (here, there) = (Node::start("here").await, Node::start("there").await);
+    let c = client();
+    c.add_local_store(&here.url, here.store.clone());
+
+    // A replicated write lands in the local store and on the remote node
+    // with the same receipt, and reads back from both.
+    let data = pattern(900_000);
+    let receipts = c
+        .replicate(&[here.target(), there.target()], ID, body(&data, 65536))
+        .await
+        .unwrap();
+    assert_eq!(receipts.len(), 2);
+    assert_eq!(receipts[0].blake3, receipts[1].blake3);
+    assert_eq!(std::fs::read(here.object_file(ID)).unwrap(), data);
+    assert_eq!(std::fs::read(there.object_file(ID)).unwrap(), data);
+    assert_eq!(here.count("tmp"), 0);
+
+    // An upload whose body fails keeps nothing, as on a node.
+    let other = "abcdef01";
+    let err = c
+        .put(&here.url, other, failing_body(&pattern(50_000)))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, ClientError::Status { status: 400, .. }),
+        "{err}"
+    );
+    eventually("temp file removal", || async { here.count("tmp") == 0 }).await;
+    assert!(!here.object_file(other).exists());
+}
+
+#[tokio::test]
 async fn replicate_to_three_nodes() {
     let nodes = [
         Node::start("a").await,
@@ -466,7 +499,8 @@ async fn outcome(
 async fn local_store_reads_answer_exactly_like_the_node() {
     let node = Node::start("local").await;
     let http = client();
-    let local = client().with_local_store(&node.url, node.store.clone());
+    let local = client();
+    local.add_local_store(&node.url, node.store.clone());
     let data = pattern(700_000);
     let r = http.put(&node.url, ID, body(&data, 65536)).await.unwrap();
     let wrong = blake3::hash(b"other").to_hex().to_string();

@@ -55,6 +55,12 @@ impl Compute {
         })
     }
 
+    /// Lets every agent of this process reach the node at `url` in `store`
+    /// directly rather than over HTTP.
+    pub fn add_local_store(&self, url: &str, store: Arc<storage_node::store::ObjectStore>) {
+        self.client.add_local_store(url, store);
+    }
+
     /// The node's router with its compute agent merged in; `max_tasks`
     /// tasks run at once on it.
     pub fn node_app(&self, node: &NodeServer, data: &Path, max_tasks: usize) -> axum::Router {

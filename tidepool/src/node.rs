@@ -67,7 +67,7 @@ pub struct NodeSpec {
 /// Binds the node described by `spec` and adds its server (with the compute
 /// agent) and its heartbeat to `tasks`, both stopping on `shutdown`.
 /// Returns the node's URL and its object store (for readers in this
-/// process, [`storage_node::NodeClient::with_local_store`]).
+/// process, [`storage_node::NodeClient::add_local_store`]).
 pub async fn spawn(
     spec: NodeSpec,
     ns: &Arc<Namespace>,
@@ -91,6 +91,8 @@ pub async fn spawn(
         az: node.identity().az.clone(),
     };
     let local = node.store();
+    // This node's agent writes task outputs (and reads copies) here directly.
+    compute.add_local_store(&url, local.clone());
     let (registry, store, stop) = (Namespace::clone(ns), node.store(), shutdown.clone());
     tasks.spawn(async move {
         storage_node::heartbeat::run(registry, store, info, HEARTBEAT, stop).await;

@@ -107,9 +107,9 @@ pub async fn run(args: UpArgs) -> Result<()> {
         Err(e) => return Err(e),
     }
     meta.spawn_housekeeping(shutdown.clone());
-    // The gateway reads copies held by this process's nodes straight from
-    // their stores rather than through a loopback HTTP hop.
-    let mut gateway_client = NodeClient::new(ClientOptions::default()).context("node client")?;
+    // The gateway and the supervisor's archiver reach copies held by this
+    // process's nodes straight in their stores, not through loopback HTTP.
+    let client = NodeClient::new(ClientOptions::default()).context("node client")?;
     // The sandbox (and its toolbox compilation) only where tasks run.
     if args.nodes > 0 {
         let compute = crate::compute::Compute::new(ns.clone())?;
@@ -122,11 +122,11 @@ pub async fn run(args: UpArgs) -> Result<()> {
                 tasks: node::DEFAULT_TASKS,
             };
             let (url, store) = node::spawn(spec, &ns, &compute, &mut tasks, &shutdown).await?;
-            gateway_client = gateway_client.with_local_store(&url, store);
+            client.add_local_store(&url, store);
         }
     }
 
-    let config = gateway::GatewayConfig::new(ns.clone(), gateway_client);
+    let config = gateway::GatewayConfig::new(ns.clone(), client.clone());
     let gateway = gateway::Gateway::new(config);
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -140,7 +140,6 @@ pub async fn run(args: UpArgs) -> Result<()> {
     });
 
     if !args.no_supervisor {
-        let client = NodeClient::new(ClientOptions::default()).context("node client")?;
         let lease = Duration::from_millis(args.lease_ttl_ms);
         tasks.spawn(crate::compute::supervisor(
             ns.clone(),
