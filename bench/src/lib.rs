@@ -7,7 +7,72 @@
 //! and their ratio. Nothing here asserts a time.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::{Context, Result, bail};
+use tidepool_tests::Cluster;
+
+/// A client for a test cluster's gateway that signs every request as the
+/// Manta CLI does (HTTP Signature with the account's key), so benches time
+/// the server rather than the Node.js CLI.
+pub struct Gateway {
+    /// The underlying HTTP client (TCP_NODELAY).
+    pub http: reqwest::Client,
+    /// The gateway's base URL.
+    pub url: String,
+    signer: auth::sign::RequestSigner,
+}
+
+impl Gateway {
+    /// Signs as `alice` with the private key of the cluster's account.
+    pub fn connect(cluster: &Cluster) -> Result<Gateway> {
+        let key_file = cluster.public_key().with_extension("");
+        let pem =
+            std::fs::read_to_string(&key_file).with_context(|| key_file.display().to_string())?;
+        let key = auth::sign::SigningKey::from_openssh(&pem)?;
+        Ok(Gateway {
+            http: reqwest::Client::builder().tcp_nodelay(true).build()?,
+            url: cluster.url(),
+            signer: auth::sign::RequestSigner::new(key, "alice", None),
+        })
+    }
+
+    /// `date` and `authorization` headers for a request sent now.
+    pub fn headers(&self) -> Result<reqwest::header::HeaderMap> {
+        let date = auth::sign::http_date(SystemTime::now());
+        let mut h = reqwest::header::HeaderMap::new();
+        h.insert("authorization", self.signer.authorization(&date)?.parse()?);
+        h.insert("date", date.parse()?);
+        Ok(h)
+    }
+
+    /// `resp` if it succeeded, else an error naming `what` with the body.
+    pub async fn check(resp: reqwest::Response, what: &str) -> Result<reqwest::Response> {
+        if !resp.status().is_success() {
+            bail!(
+                "{what}: {} {}",
+                resp.status(),
+                resp.text().await.unwrap_or_default()
+            );
+        }
+        Ok(resp)
+    }
+
+    /// Stores `body` at `path` with durability 2.
+    pub async fn put(&self, path: &str, body: impl Into<reqwest::Body>) -> Result<()> {
+        let resp = self
+            .http
+            .put(format!("{}{path}", self.url))
+            .headers(self.headers()?)
+            .header("content-type", "application/octet-stream")
+            .header("durability-level", "2")
+            .body(body)
+            .send()
+            .await?;
+        Self::check(resp, &format!("PUT {path}")).await?;
+        Ok(())
+    }
+}
 
 /// Median wall time of `runs` executions of `f`.
 pub fn median_time(runs: usize, mut f: impl FnMut()) -> Duration {

@@ -37,55 +37,26 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use tidepool_bench::{generate_log, mb_per_s};
+use tidepool_bench::{Gateway, generate_log, mb_per_s};
 use tidepool_tests::{Cluster, md5_b64};
 
 /// What `grep -c` counts in the access log.
 const PATTERN: &str = "/login";
 
-struct Client {
-    http: reqwest::Client,
-    url: String,
-    signer: auth::sign::RequestSigner,
+/// The gateway client with the Jobs API calls this bench makes.
+struct Client(Gateway);
+
+impl std::ops::Deref for Client {
+    type Target = Gateway;
+    fn deref(&self) -> &Gateway {
+        &self.0
+    }
 }
 
 impl Client {
-    fn headers(&self) -> Result<reqwest::header::HeaderMap> {
-        let date = auth::sign::http_date(SystemTime::now());
-        let mut h = reqwest::header::HeaderMap::new();
-        h.insert("authorization", self.signer.authorization(&date)?.parse()?);
-        h.insert("date", date.parse()?);
-        Ok(h)
-    }
-
-    async fn check(resp: reqwest::Response, what: &str) -> Result<reqwest::Response> {
-        if !resp.status().is_success() {
-            bail!(
-                "{what}: {} {}",
-                resp.status(),
-                resp.text().await.unwrap_or_default()
-            );
-        }
-        Ok(resp)
-    }
-
-    async fn put(&self, path: &str, body: impl Into<reqwest::Body>) -> Result<()> {
-        let resp = self
-            .http
-            .put(format!("{}{path}", self.url))
-            .headers(self.headers()?)
-            .header("content-type", "application/octet-stream")
-            .header("durability-level", "2")
-            .body(body)
-            .send()
-            .await?;
-        Self::check(resp, &format!("PUT {path}")).await?;
-        Ok(())
-    }
-
     async fn mkdir(&self, path: &str) -> Result<()> {
         let resp = self
             .http
@@ -94,7 +65,7 @@ impl Client {
             .header("content-type", "application/json; type=directory")
             .send()
             .await?;
-        Self::check(resp, &format!("mkdir {path}")).await?;
+        Gateway::check(resp, &format!("mkdir {path}")).await?;
         Ok(())
     }
 
@@ -105,7 +76,7 @@ impl Client {
             .headers(self.headers()?)
             .send()
             .await?;
-        Ok(Self::check(resp, &format!("GET {path}"))
+        Ok(Gateway::check(resp, &format!("GET {path}"))
             .await?
             .text()
             .await?)
@@ -122,7 +93,7 @@ impl Client {
             .body(body)
             .send()
             .await?;
-        Self::check(resp, &format!("POST {path}")).await
+        Gateway::check(resp, &format!("POST {path}")).await
     }
 
     /// E1: creates a job with `phases` (JSON array); returns its id.
@@ -564,14 +535,7 @@ async fn grep(c: &Client, dir: &Path, mib: u64, object_mib: u64) -> Result<()> {
 async fn main() -> Result<()> {
     let args = args()?;
     let cluster = tokio::task::spawn_blocking(Cluster::start).await??;
-    let key_file = cluster.public_key().with_extension("");
-    let pem = std::fs::read_to_string(&key_file).with_context(|| key_file.display().to_string())?;
-    let key = auth::sign::SigningKey::from_openssh(&pem)?;
-    let client = Arc::new(Client {
-        http: reqwest::Client::builder().tcp_nodelay(true).build()?,
-        url: cluster.url(),
-        signer: auth::sign::RequestSigner::new(key, "alice", None),
-    });
+    let client = Arc::new(Client(Gateway::connect(&cluster)?));
     let dir = PathBuf::from(
         std::env::var("TIDEPOOL_BENCH_DIR").unwrap_or_else(|_| "target/bench-data".into()),
     );

@@ -14,47 +14,24 @@
 //! Prints MB/s for each and the ratio Tidepool/baseline.
 
 use std::io::{Read, Write};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
-use tidepool_bench::mb_per_s;
+use anyhow::{Result, bail};
+use tidepool_bench::{Gateway, mb_per_s};
 use tidepool_tests::{Cluster, payload};
 
-struct Client {
-    http: reqwest::Client,
-    url: String,
-    signer: auth::sign::RequestSigner,
+/// The gateway client with the one call this bench adds.
+struct Client(Gateway);
+
+impl std::ops::Deref for Client {
+    type Target = Gateway;
+    fn deref(&self) -> &Gateway {
+        &self.0
+    }
 }
 
 impl Client {
-    fn headers(&self) -> Result<reqwest::header::HeaderMap> {
-        let date = auth::sign::http_date(SystemTime::now());
-        let mut h = reqwest::header::HeaderMap::new();
-        h.insert("authorization", self.signer.authorization(&date)?.parse()?);
-        h.insert("date", date.parse()?);
-        Ok(h)
-    }
-
-    async fn put(&self, path: &str, body: bytes::Bytes) -> Result<()> {
-        let resp = self
-            .http
-            .put(format!("{}{path}", self.url))
-            .headers(self.headers()?)
-            .header("content-type", "application/octet-stream")
-            .header("durability-level", "2")
-            .body(body)
-            .send()
-            .await?;
-        if !resp.status().is_success() {
-            bail!(
-                "PUT {path}: {} {}",
-                resp.status(),
-                resp.text().await.unwrap_or_default()
-            );
-        }
-        Ok(())
-    }
-
+    /// GETs `path`, counting (not keeping) its bytes.
     async fn get(&self, path: &str) -> Result<u64> {
         let mut resp = self
             .http
@@ -113,14 +90,7 @@ fn baseline_get(dir: &std::path::Path, count: usize) -> Result<Duration> {
 #[tokio::main]
 async fn main() -> Result<()> {
     let cluster = tokio::task::spawn_blocking(Cluster::start).await??;
-    let key_file = cluster.public_key().with_extension("");
-    let pem = std::fs::read_to_string(&key_file).with_context(|| key_file.display().to_string())?;
-    let key = auth::sign::SigningKey::from_openssh(&pem)?;
-    let client = Client {
-        http: reqwest::Client::new(),
-        url: cluster.url(),
-        signer: auth::sign::RequestSigner::new(key, "alice", None),
-    };
+    let client = Client(Gateway::connect(&cluster)?);
     let raw_dir = cluster.root.path().join("raw");
     std::fs::create_dir_all(&raw_dir)?;
 
