@@ -211,11 +211,11 @@ mod tests {
 
     /// Runs `prog` over `input` (as a file operand); returns stdout and status.
     fn run(prog: &str, input: &str) -> (String, i32) {
-        let dir = std::env::temp_dir().join(format!(
-            "awk-test-{}-{:x}",
-            std::process::id(),
-            fxhash(prog)
-        ));
+        // Unique per call: tests run in parallel threads of one process,
+        // and several run the same program over different input.
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("awk-test-{}-{n}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let f = dir.join("input");
         std::fs::write(&f, input).unwrap();
@@ -228,12 +228,6 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         let out = String::from_utf8(buf.borrow().clone()).unwrap();
         (out, code)
-    }
-
-    fn fxhash(s: &str) -> u64 {
-        s.bytes().fold(0xcbf29ce484222325u64, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x100000001b3)
-        })
     }
 
     #[test]

@@ -867,11 +867,10 @@ mod tests {
 
     fn run(script: &str, input: &[u8], quiet: bool) -> Vec<u8> {
         let s = parse(script.as_bytes(), false).unwrap();
-        let dir = std::env::temp_dir().join(format!(
-            "sed-exec-test-{}-{}",
-            std::process::id(),
-            script.len()
-        ));
+        // Unique per call: tests run in parallel threads of one process.
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("sed-exec-test-{}-{n}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let f = dir.join("in");
         std::fs::write(&f, input).unwrap();
