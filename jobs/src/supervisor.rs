@@ -864,8 +864,12 @@ impl Supervisor {
             }
             cur.attempt += 1;
             if retry {
+                // The failed attempt is a task done (spec: `tasks ==
+                // tasksDone` at done, failures covered by `retries`); the
+                // new attempt is a task dispatched.
                 cur.retries += 1;
                 job.stats.retries += 1;
+                job.stats.tasks_done += 1;
                 job.stats.tasks += 1;
             }
             cur.node = Some(node);

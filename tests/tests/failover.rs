@@ -201,6 +201,8 @@ fn kill9_of_a_storage_node_mid_job_retries_on_the_other_copy() {
         st["stats"]["retries"].as_u64().unwrap_or(0) > 0,
         "attempts on the killed node were retried: {st}"
     );
+    // Spec: `tasks == tasksDone` once done, retried attempts included.
+    assert_eq!(st["stats"]["tasks"], st["stats"]["tasksDone"], "{st}");
     let outs = outputs(&d, &id);
     assert_eq!(outs.len(), 1, "one reducer output: {outs:?}");
     let got = cat(&d, &outs);
