@@ -1,9 +1,11 @@
 //! The guest's view of the filesystem and host-side access to it.
 //!
-//! Guests see exactly two trees: the scratch directory mounted read-write
-//! at `/` (so `/tmp/x`, `./x` and `x` all land in scratch), and, for map
-//! phases, the input directory mounted read-only at its guest path (by
-//! default [`DEFAULT_INPUT_GUEST_DIR`]). Nothing else of the host exists:
+//! Guests see the scratch directory mounted read-write at `/` (so `/tmp/x`,
+//! `./x` and `x` all land in scratch) and read-only directories at their
+//! guest paths: for map phases the input directory (by default
+//! [`DEFAULT_INPUT_GUEST_DIR`]), for jobs with assets `/assets`. A path
+//! under a read-only mount's guest path is always that mount's, never
+//! scratch's, so nothing there can be written. Nothing else of the host exists:
 //! `/etc/passwd` is simply `<scratch>/etc/passwd`, which does not exist.
 //!
 //! The host opens files for the shell (redirections, `test -f`, `cd`)
@@ -27,12 +29,13 @@ struct Mount {
     dir: File,
 }
 
-/// The two mounts of one run.
+/// The mounts of one run.
 pub(crate) struct FsLayout {
     pub(crate) scratch_host: PathBuf,
     scratch: Mount,
-    pub(crate) input_host: Option<PathBuf>,
-    input: Option<Mount>,
+    /// Read-only mounts with their host directories, longest guest path
+    /// first (so the most specific mount wins).
+    read_only: Vec<(PathBuf, Mount)>,
 }
 
 fn open_dir(path: &Path) -> io::Result<File> {
@@ -40,38 +43,42 @@ fn open_dir(path: &Path) -> io::Result<File> {
 }
 
 impl FsLayout {
-    pub(crate) fn new(scratch: &Path, input: Option<(&Path, &str)>) -> io::Result<FsLayout> {
-        let input_mount = match input {
-            Some((host, guest)) => Some(Mount {
+    /// Scratch at `/` and `read_only` (host directory, guest path) mounts.
+    pub(crate) fn new(scratch: &Path, read_only: &[(&Path, &str)]) -> io::Result<FsLayout> {
+        let mut ro = Vec::new();
+        for (host, guest) in read_only {
+            let mount = Mount {
                 guest: normalize("/", guest),
                 dir: open_dir(host)?,
-            }),
-            None => None,
-        };
+            };
+            ro.push((host.to_path_buf(), mount));
+        }
+        ro.sort_by_key(|(_, m)| std::cmp::Reverse(m.guest.len()));
         Ok(FsLayout {
             scratch_host: scratch.to_path_buf(),
             scratch: Mount {
                 guest: "/".into(),
                 dir: open_dir(scratch)?,
             },
-            input_host: input.map(|(h, _)| h.to_path_buf()),
-            input: input_mount,
+            read_only: ro,
         })
     }
 
-    /// The input mount's guest path, if any.
-    pub(crate) fn input_guest(&self) -> Option<&str> {
-        self.input.as_ref().map(|m| m.guest.as_str())
+    /// The read-only mounts: host directory and guest path.
+    pub(crate) fn read_only_mounts(&self) -> impl Iterator<Item = (&Path, &str)> {
+        self.read_only
+            .iter()
+            .map(|(host, m)| (host.as_path(), m.guest.as_str()))
     }
 
     /// The mount holding `path` and the path relative to it; the bool is
     /// whether the mount is writable.
     fn locate(&self, cwd: &str, path: &str) -> (&Mount, PathBuf, bool) {
         let abs = normalize(cwd, path);
-        if let Some(m) = &self.input
-            && let Some(rest) = strip_dir_prefix(&abs, &m.guest)
-        {
-            return (m, rel_path(rest), false);
+        for (_, m) in &self.read_only {
+            if let Some(rest) = strip_dir_prefix(&abs, &m.guest) {
+                return (m, rel_path(rest), false);
+            }
         }
         (&self.scratch, rel_path(&abs), true)
     }
@@ -96,7 +103,7 @@ impl FsLayout {
         cap_primitives::fs::open(&m.dir, &rel, &o)
     }
 
-    /// Whether `path` lies in a writable mount (scratch, not the input).
+    /// Whether `path` lies in a writable mount (scratch, not a read-only one).
     pub(crate) fn open_write_allowed(&self, cwd: &str, path: &str) -> bool {
         self.locate(cwd, path).2
     }
@@ -115,13 +122,13 @@ impl FsLayout {
             .collect())
     }
 
-    /// Whether `path` is a directory above the input mount (e.g. `/manta`
+    /// Whether `path` is a directory above a read-only mount (e.g. `/manta`
     /// for `/manta/input`): it exists for guests even if scratch lacks it.
     pub(crate) fn leads_to_mount(&self, cwd: &str, path: &str) -> bool {
         let abs = normalize(cwd, path);
-        self.input
-            .as_ref()
-            .is_some_and(|m| m.guest != abs && strip_dir_prefix(&m.guest, &abs).is_some())
+        self.read_only
+            .iter()
+            .any(|(_, m)| m.guest != abs && strip_dir_prefix(&m.guest, &abs).is_some())
     }
 
     /// Metadata following symlinks (within the mount), as `test -f` wants.
@@ -210,7 +217,7 @@ mod tests {
         let scratch = tempfile::tempdir().unwrap();
         let input = tempfile::tempdir().unwrap();
         std::fs::write(input.path().join("obj"), b"data").unwrap();
-        let fs = FsLayout::new(scratch.path(), Some((input.path(), "/manta/input"))).unwrap();
+        let fs = FsLayout::new(scratch.path(), &[(input.path(), "/manta/input")]).unwrap();
         assert!(fs.open_read("/", "/manta/input/obj").is_ok());
         assert!(fs.open_write("/", "/manta/input/obj", false).is_err());
         // `/etc/passwd` is looked up inside scratch, where it does not exist.

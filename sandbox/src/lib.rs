@@ -118,6 +118,10 @@ pub struct PhaseSpec {
     pub stdin: Input,
     /// Read-only input directory (map phases).
     pub input_dir: Option<InputDir>,
+    /// More read-only directories (a job's assets at `/assets`). Nothing
+    /// under their guest paths can be written, even where scratch would
+    /// have room for it.
+    pub read_only_dirs: Vec<InputDir>,
     /// Private read-write directory, `/` for guests. Created if missing.
     pub scratch: PathBuf,
     /// The whole environment (e.g. `MANTA_INPUT_FILE`); nothing is inherited.
@@ -136,6 +140,7 @@ impl PhaseSpec {
             exec: exec.into(),
             stdin: Input::None,
             input_dir: None,
+            read_only_dirs: Vec::new(),
             scratch: scratch.into(),
             env: Vec::new(),
             assets: HashMap::new(),
@@ -301,12 +306,14 @@ impl Sandbox {
         tokio::fs::create_dir_all(&spec.scratch)
             .await
             .map_err(io_err("creating scratch", &spec.scratch))?;
-        let input = spec
+        let read_only: Vec<(&Path, &str)> = spec
             .input_dir
-            .as_ref()
-            .map(|d| (d.host.as_path(), d.guest.as_str()));
+            .iter()
+            .chain(&spec.read_only_dirs)
+            .map(|d| (d.host.as_path(), d.guest.as_str()))
+            .collect();
         let fs = Arc::new(
-            FsLayout::new(&spec.scratch, input).map_err(io_err("opening", &spec.scratch))?,
+            FsLayout::new(&spec.scratch, &read_only).map_err(io_err("opening", &spec.scratch))?,
         );
         let run = RunShared::new(limits.clone());
 

@@ -103,7 +103,7 @@ async fn instantiate_and_run(
     // at every epoch tick).
     b.allow_blocking_current_thread(true);
     b.preopened_dir(&spec.fs.scratch_host, "/", FsPerms::ReadWrite)?;
-    if let (Some(host), Some(guest)) = (&spec.fs.input_host, spec.fs.input_guest()) {
+    for (host, guest) in spec.fs.read_only_mounts() {
         b.preopened_dir(host, guest, FsPerms::ReadOnly)?;
     }
     let state = StageState {

@@ -6,7 +6,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use sandbox::LimitKind;
+use sandbox::{InputDir, LimitKind};
 
 #[tokio::test]
 async fn infinite_loop_is_stopped_at_the_time_limit() {
@@ -123,6 +123,46 @@ async fn host_files_are_unreachable() {
             .map(|s| !s.starts_with('x'))
             .unwrap_or(true)
     );
+}
+
+#[tokio::test]
+async fn read_only_directories_cannot_be_written_by_guests_or_the_shell() {
+    let mut f = Fixture::new();
+    let assets = f.dir.path().join("assets");
+    std::fs::create_dir(&assets).unwrap();
+    std::fs::write(assets.join("f"), b"asset").unwrap();
+    // fd 3 is scratch at `/`, fd 4 the first read-only mount.
+    f.asset("readro", &wat_read_path(4, "f"))
+        .asset("writero", &wat_write_path(4, "f"))
+        .asset("createro", &wat_write_path(4, "new"))
+        .asset("writescratch", &wat_write_path(3, "f"));
+    let run = |exec: &'static str| {
+        let mut s = f.spec(exec);
+        s.read_only_dirs.push(InputDir {
+            host: assets.clone(),
+            guest: "/assets".into(),
+        });
+        async move { sandbox().run_phase(s).await.expect(exec) }
+    };
+    let r = run("readro").await;
+    assert_eq!((r.exit_status, stdout(&r).as_str()), (0, "asset"));
+    assert_eq!(run("writescratch").await.exit_status, 0, "control");
+    for guest in ["writero", "createro"] {
+        assert_ne!(run(guest).await.exit_status, 0, "{guest} wrote");
+    }
+    for exec in [
+        "echo x > /assets/f",
+        "echo x >> /assets/f",
+        "echo x > /./scratchdir/../assets/f",
+        "cd /assets && echo x > f",
+        "echo x > /assets/new",
+    ] {
+        assert_ne!(run(exec).await.exit_status, 0, "{exec} succeeded");
+    }
+    let r = run("read -r x < /assets/f; echo $x").await;
+    assert_eq!(stdout(&r), "asset\n");
+    assert_eq!(std::fs::read(assets.join("f")).unwrap(), b"asset");
+    assert!(!assets.join("new").exists());
 }
 
 #[tokio::test]

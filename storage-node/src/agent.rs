@@ -15,7 +15,9 @@
 //! stdout goes to a local file and, on success, becomes the output object
 //! (this node plus one peer, then committed in meta); on failure stderr is
 //! saved as the task's stderr object. `init` runs before `exec` in the same
-//! scratch directory.
+//! scratch directory. The phase's assets are fetched into the task
+//! directory and mounted read-only at `/assets` (a `.wasm` asset is also a
+//! command).
 //!
 //! Guarantees: at most `max_tasks` tasks run at once (others wait for a
 //! slot); an answer of 200 means the attempt ran to an outcome (success or a
@@ -54,6 +56,8 @@ use crate::store::ObjectStore;
 pub const TASKS_PATH: &str = "/agent/tasks";
 /// Where a map task's input tree is mounted in the sandbox.
 const INPUT_GUEST: &str = "/manta";
+/// Where a phase's assets are mounted (read-only) in the sandbox.
+const ASSETS_GUEST: &str = "/assets";
 /// Reducer inputs asked per page.
 const FEED_PAGE: u32 = 64;
 /// How long a reducer waits before asking again for inputs not there yet.
@@ -256,13 +260,20 @@ impl Agent {
             }
         }
 
-        let assets = match self.fetch_assets(&req, &scratch).await? {
+        let assets_root = dir.join("assets");
+        let assets = match self.fetch_assets(&req, &assets_root).await? {
             Ok(a) => a,
             Err(message) => {
                 return Ok(self.fail_early(&req, feeder, ErrorCode::TaskInitError, message, None));
             }
         };
+        // Assets are read-only files at their paths (Manta: `/assets/...`).
+        let assets_dir = (!req.assets.is_empty()).then(|| InputDir {
+            host: assets_root,
+            guest: ASSETS_GUEST.into(),
+        });
         spec.assets = assets.clone();
+        spec.read_only_dirs.extend(assets_dir.clone());
 
         if let Some(init) = req.init.as_deref().filter(|s| !s.trim().is_empty()) {
             let mut ispec = PhaseSpec::new(init, scratch.clone());
@@ -273,6 +284,7 @@ impl Agent {
                 .collect();
             ispec.limits = Self::limits(&req);
             ispec.assets = assets;
+            ispec.read_only_dirs.extend(assets_dir);
             let outcome = match self.sandbox.run_phase(ispec).await {
                 Ok(r) if r.success() && r.traps.is_empty() => None,
                 Ok(r) => Some((failure_message(&r), r.stderr)),
@@ -371,22 +383,23 @@ impl Agent {
         Ok(self.response(&req, outcome))
     }
 
-    /// Fetch the phase's assets (as the owner) to `/assets/<path>` in the
-    /// scratch tree; a `.wasm` asset also becomes a command named after its
+    /// Fetch the phase's assets (as the owner) to `<root>/<path>`, shown
+    /// read-only at `/assets/<path>`; a `.wasm` asset also becomes a command named after its
     /// file (without the extension). `Ok(Err(message))` is the task's
     /// `TaskInitError` when an asset cannot be fetched.
     async fn fetch_assets(
         &self,
         req: &TaskRequest,
-        scratch: &Path,
+        root: &Path,
     ) -> Result<Result<std::collections::HashMap<String, PathBuf>, String>, AgentError> {
         let mut commands = std::collections::HashMap::new();
+        tokio::fs::create_dir_all(root).await?;
         for a in &req.assets {
             let name = jobs::naming::normalize(a);
             let readable = meta::path::MantaPath::parse(&name).is_ok_and(|p| {
                 p.login() == req.owner || p.top() == Some(meta::path::TopDir::Public)
             });
-            let dst = scratch.join("assets").join(name.trim_start_matches('/'));
+            let dst = root.join(name.trim_start_matches('/'));
             if let Some(parent) = dst.parent() {
                 tokio::fs::create_dir_all(parent).await?;
             }

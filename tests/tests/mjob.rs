@@ -9,7 +9,7 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use tidepool_tests::{Cluster, ok, run_with_deadline};
+use tidepool_tests::{Cluster, describe, ok, run_with_deadline};
 
 /// Stores `bytes` at `path` (an absolute Manta path) with `mput`.
 fn put(c: &Cluster, path: &str, bytes: &[u8]) {
@@ -147,6 +147,33 @@ fn map_wc_l_over_three_objects() {
     let archived: serde_json::Value =
         serde_json::from_str(&ok(&c.manta("mget", &[&format!("~~/jobs/{id}/job.json")]))).unwrap();
     assert!(archived["timeArchiveDone"].is_string(), "{archived}");
+
+    // A plain asset is a read-only file at /assets/<path>: neither the
+    // shell nor a wasm program can change it.
+    put(&c, "/alice/stor/wc/words.txt", b"asset words\n");
+    let at = "/assets/alice/stor/wc/words.txt";
+    let script = format!(
+        "cat {at}; if echo x > {at}; then echo written; else echo refused; fi; \
+         echo y | tee {at} > /dev/null || echo tee refused; cat {at}"
+    );
+    let out = c.manta_stdin(
+        "mjob",
+        &[
+            "create",
+            "-o",
+            "-s",
+            "/alice/stor/wc/words.txt",
+            "-m",
+            &script,
+        ],
+        b"/alice/stor/wc/obj0\n",
+    );
+    assert_eq!(
+        ok(&out),
+        "asset words\nrefused\ntee refused\nasset words\n",
+        "{}",
+        describe(&out)
+    );
 }
 
 #[test]

@@ -319,7 +319,7 @@ mod tests {
         std::fs::write(scratch.path().join("d/x"), b"").unwrap();
         std::fs::write(input.path().join("obj"), b"").unwrap();
         std::os::unix::fs::symlink("/etc", scratch.path().join("evil")).unwrap();
-        let fs = FsLayout::new(scratch.path(), Some((input.path(), "/manta/input"))).unwrap();
+        let fs = FsLayout::new(scratch.path(), &[(input.path(), "/manta/input")]).unwrap();
         assert_eq!(expand(&fs, "/", "*.txt"), ["a.txt", "b.txt"]);
         assert_eq!(expand(&fs, "/", "/*.log"), ["/c.log"]);
         assert_eq!(expand(&fs, "/", "*/"), ["d/"]);

@@ -100,6 +100,28 @@ pub fn wat_read_path(dirfd: u32, path: &str) -> String {
     )
 }
 
+/// A guest that creates (or truncates) `path` relative to preopened
+/// directory `dirfd` and writes `x` to it; exits with the WASI errno of
+/// the first call that fails, 0 if both succeed.
+pub fn wat_write_path(dirfd: u32, path: &str) -> String {
+    let len = path.len();
+    format!(
+        r#"(module {IMPORTS}
+  (memory (export "memory") 1)
+  (data (i32.const 256) "{path}")
+  (data (i32.const 512) "x")
+  (func (export "_start")
+    (local $e i32)
+    (local.set $e (call $path_open (i32.const {dirfd}) (i32.const 1) (i32.const 256) (i32.const {len})
+      (i32.const 9) (i64.const 64) (i64.const 0) (i32.const 0) (i32.const 16)))
+    (if (local.get $e) (then (call $proc_exit (local.get $e))))
+    (i32.store (i32.const 0) (i32.const 512))
+    (i32.store (i32.const 4) (i32.const 1))
+    (local.set $e (call $fd_write (i32.load (i32.const 16)) (i32.const 0) (i32.const 1) (i32.const 24)))
+    (if (local.get $e) (then (call $proc_exit (local.get $e))))))"#
+    )
+}
+
 /// A test fixture: a temp dir holding scratch and assets.
 pub struct Fixture {
     pub dir: tempfile::TempDir,
