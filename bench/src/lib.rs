@@ -58,6 +58,22 @@ impl Gateway {
         Ok(resp)
     }
 
+    /// GETs `path`, counting (not keeping) its bytes.
+    pub async fn get_counted(&self, path: &str) -> Result<u64> {
+        let resp = self
+            .http
+            .get(format!("{}{path}", self.url))
+            .headers(self.headers()?)
+            .send()
+            .await?;
+        let mut resp = Self::check(resp, &format!("GET {path}")).await?;
+        let mut n = 0u64;
+        while let Some(chunk) = resp.chunk().await? {
+            n += chunk.len() as u64;
+        }
+        Ok(n)
+    }
+
     /// Stores `body` at `path` with durability 2.
     pub async fn put(&self, path: &str, body: impl Into<reqwest::Body>) -> Result<()> {
         let resp = self

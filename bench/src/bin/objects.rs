@@ -20,36 +20,6 @@ use anyhow::{Result, bail};
 use tidepool_bench::{Gateway, mb_per_s};
 use tidepool_tests::{Cluster, payload};
 
-/// The gateway client with the one call this bench adds.
-struct Client(Gateway);
-
-impl std::ops::Deref for Client {
-    type Target = Gateway;
-    fn deref(&self) -> &Gateway {
-        &self.0
-    }
-}
-
-impl Client {
-    /// GETs `path`, counting (not keeping) its bytes.
-    async fn get(&self, path: &str) -> Result<u64> {
-        let mut resp = self
-            .http
-            .get(format!("{}{path}", self.url))
-            .headers(self.headers()?)
-            .send()
-            .await?;
-        if !resp.status().is_success() {
-            bail!("GET {path}: {}", resp.status());
-        }
-        let mut n = 0u64;
-        while let Some(chunk) = resp.chunk().await? {
-            n += chunk.len() as u64;
-        }
-        Ok(n)
-    }
-}
-
 fn baseline_put(dir: &std::path::Path, data: &[u8], count: usize) -> Result<Duration> {
     let t = Instant::now();
     for i in 0..count {
@@ -90,7 +60,7 @@ fn baseline_get(dir: &std::path::Path, count: usize) -> Result<Duration> {
 #[tokio::main]
 async fn main() -> Result<()> {
     let cluster = tokio::task::spawn_blocking(Cluster::start).await??;
-    let client = Client(Gateway::connect(&cluster)?);
+    let client = Gateway::connect(&cluster)?;
     let raw_dir = cluster.root.path().join("raw");
     std::fs::create_dir_all(&raw_dir)?;
 
@@ -117,7 +87,9 @@ async fn main() -> Result<()> {
         async move {
             let t = Instant::now();
             for i in 0..count {
-                let n = client.get(&format!("/alice/stor/b{size}-{i}")).await?;
+                let n = client
+                    .get_counted(&format!("/alice/stor/b{size}-{i}"))
+                    .await?;
                 if n != size as u64 {
                     bail!("GET returned {n} bytes, expected {size}");
                 }
