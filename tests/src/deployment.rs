@@ -13,14 +13,14 @@
 use std::ffi::OsString;
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-use crate::{Cluster, ClusterOptions, module_cache_dir, tidepool_bin};
+use crate::{Cluster, ClusterOptions, module_cache_dir, server_command, tidepool_bin};
 
 /// How long a process may take to say it is serving (it may compile the
 /// toolbox first when the module cache is cold).
@@ -68,17 +68,8 @@ impl Proc {
     }
 
     fn launch(&mut self) -> Result<()> {
-        let mut cmd = Command::new(tidepool_bin());
-        cmd.args(&self.args)
-            // Compiled wasm modules are shared with every other test process.
-            .env("XDG_CACHE_HOME", module_cache_dir())
-            .env(
-                "RUST_LOG",
-                std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
-            )
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        let mut cmd = server_command();
+        cmd.args(&self.args);
         let mut child = cmd
             .spawn()
             .with_context(|| format!("spawn {}", self.name))?;

@@ -81,6 +81,22 @@ pub fn module_cache_dir() -> PathBuf {
         .join("target/tidepool-test-cache")
 }
 
+/// A `tidepool` server process as tests start them: the shared module
+/// cache (compiled wasm is reused across clusters and test processes),
+/// `RUST_LOG` (default `warn`), no stdin, stdout and stderr piped.
+pub fn server_command() -> Command {
+    let mut cmd = Command::new(tidepool_bin());
+    cmd.env("XDG_CACHE_HOME", module_cache_dir())
+        .env(
+            "RUST_LOG",
+            std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+        )
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
+}
+
 /// A running `tidepool up`, with a private HOME holding the account's SSH
 /// key where the Manta CLI looks for it (`~/.ssh`).
 pub struct Cluster {
@@ -163,7 +179,7 @@ impl Cluster {
             Some((_, url)) => url.rsplit(':').next().unwrap_or("0").to_string(),
             None => "0".to_string(),
         };
-        let mut cmd = Command::new(tidepool_bin());
+        let mut cmd = server_command();
         cmd.arg("up")
             .arg("--data")
             .arg(self.data_dir())
@@ -172,18 +188,10 @@ impl Cluster {
             .arg("--account")
             .arg("alice")
             .args(&self.extra_args)
-            .env("HOME", self.home())
-            // Compiled wasm modules are cached across test clusters (the
-            // private HOME would otherwise make each cluster compile the
-            // toolbox again).
-            .env("XDG_CACHE_HOME", module_cache_dir())
-            .env(
-                "RUST_LOG",
-                std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
-            )
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+            // The private HOME holds the key; the module cache is shared
+            // (see server_command), or each cluster would compile the
+            // toolbox again.
+            .env("HOME", self.home());
         let mut child = cmd.spawn().context("spawn tidepool up")?;
         let stdout = child.stdout.take().expect("piped stdout");
         let stderr = child.stderr.take().expect("piped stderr");
