@@ -273,16 +273,14 @@ impl NodeClient {
         }
         let content_length = header_u64(&resp, CONTENT_LENGTH.as_str())?;
         let object_size = header_u64(&resp, HEADER_OBJECT_SIZE)?;
-        Ok(ObjectStream {
+        Ok(ObjectStream::new(
             object_size,
             content_length,
-            prefix: None,
-            inner: checked_length(
+            checked_length(
                 resp.bytes_stream().map_err(ClientError::Transport),
                 content_length,
-            )
-            .boxed(),
-        })
+            ),
+        ))
     }
 
     /// Size of object `id` on the node, or `None` if the node has no copy.
@@ -410,12 +408,11 @@ async fn get_local(
     let bytes = obj
         .stream(range, expected)
         .map_err(|e| ClientError::Local(e.to_string()));
-    Ok(ObjectStream {
+    Ok(ObjectStream::new(
         object_size,
         content_length,
-        prefix: None,
-        inner: checked_length(bytes, content_length).boxed(),
-    })
+        checked_length(bytes, content_length),
+    ))
 }
 
 /// The bytes of an object (or range) coming from one node.
@@ -441,6 +438,19 @@ impl std::fmt::Debug for ObjectStream {
 }
 
 impl ObjectStream {
+    pub(crate) fn new(
+        object_size: u64,
+        content_length: u64,
+        inner: impl Stream<Item = Result<Bytes, ClientError>> + Send + 'static,
+    ) -> Self {
+        Self {
+            object_size,
+            content_length,
+            prefix: None,
+            inner: inner.boxed(),
+        }
+    }
+
     /// Waits for the first chunk, so that a node failing before it sends any
     /// byte is detected while another copy can still be tried. The chunk is
     /// kept and yielded first.

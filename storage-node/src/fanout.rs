@@ -14,7 +14,11 @@
 //!
 //! [`NodeClient::read_first`] tries copies in the given order and moves on
 //! when a node is down, lacks the object, fails before its first byte, or
-//! does not deliver that byte within `first_byte_timeout`.
+//! does not deliver that byte within `first_byte_timeout`. A copy that
+//! fails *after* bytes were delivered (a bad block, a node going away) is
+//! replaced mid-stream: the rest is read from the next copies as a range
+//! starting at the first byte not yet delivered, so the reader sees one
+//! uninterrupted stream, and an error only when no copy can finish it.
 
 use std::time::Duration;
 
@@ -309,10 +313,12 @@ impl NodeClient {
 
     /// Reads object `id` (or `range` of it) from the first of `copies` that
     /// delivers its first byte, trying them in order. Returns the index of
-    /// the copy used and its stream. `expected_blake3` (hex) makes nodes
-    /// verify whole-object reads; a small object (one chunk) that fails
-    /// verification is skipped in favour of the next copy, while a failure
-    /// after the first byte ends the returned stream with an error.
+    /// the copy used and its stream. Copies check every block they send;
+    /// `expected_blake3` (hex) makes copies without block checksums verify
+    /// whole-object reads. A copy failing before its first byte is skipped;
+    /// one failing later is replaced by the next copies from the first
+    /// undelivered byte on, and the stream ends with an error only when none
+    /// of them can deliver the rest.
     pub async fn read_first(
         &self,
         copies: &[NodeTarget],
@@ -326,19 +332,19 @@ impl NodeClient {
         ObjectId::parse(id)?;
         let mut failures = Vec::new();
         for (i, copy) in copies.iter().enumerate() {
-            let attempt = async {
-                let mut stream = self.get(&copy.url, id, range, expected_blake3).await?;
-                stream.prime().await?;
-                Ok::<_, ClientError>(stream)
-            };
-            let limit = self.opts.first_byte_timeout;
-            let attempt = async {
-                tokio::time::timeout(limit, attempt)
-                    .await
-                    .unwrap_or(Err(ClientError::Timeout(limit)))
-            };
-            match attempt.await {
-                Ok(stream) => return Ok((i, stream)),
+            match self.open_copy(copy, id, range, expected_blake3).await {
+                Ok(stream) => {
+                    let rest = Resume {
+                        client: self.clone(),
+                        copies: copies[i + 1..].to_vec(),
+                        id: id.to_owned(),
+                        start: range.map_or(0, |r| r.start),
+                        delivered: 0,
+                        object_size: stream.object_size,
+                        content_length: stream.content_length,
+                    };
+                    return Ok((i, rest.wrap(stream)));
+                }
                 Err(e) => {
                     tracing::warn!(node = %copy.node_id, object = %id, error = %e, "copy unreadable, trying the next");
                     failures.push((copy.node_id.clone(), e));
@@ -346,6 +352,98 @@ impl NodeClient {
             }
         }
         Err(ReadError::AllCopiesFailed { failures })
+    }
+
+    /// Opens `copy` and waits (at most `first_byte_timeout`) for its first
+    /// byte.
+    async fn open_copy(
+        &self,
+        copy: &NodeTarget,
+        id: &str,
+        range: Option<ByteRange>,
+        expected_blake3: Option<&str>,
+    ) -> Result<ObjectStream, ClientError> {
+        let attempt = async {
+            let mut stream = self.get(&copy.url, id, range, expected_blake3).await?;
+            stream.prime().await?;
+            Ok(stream)
+        };
+        let limit = self.opts.first_byte_timeout;
+        tokio::time::timeout(limit, attempt)
+            .await
+            .unwrap_or(Err(ClientError::Timeout(limit)))
+    }
+}
+
+/// The state of a read that may continue from other copies (see the
+/// module docs).
+struct Resume {
+    client: NodeClient,
+    /// Copies not tried yet, in order.
+    copies: Vec<NodeTarget>,
+    id: String,
+    /// Object offset of the stream's first byte.
+    start: u64,
+    /// Bytes yielded so far.
+    delivered: u64,
+    object_size: u64,
+    content_length: u64,
+}
+
+impl Resume {
+    /// `first`, continued from the remaining copies when it fails.
+    fn wrap(self, first: ObjectStream) -> ObjectStream {
+        let (object_size, content_length) = (self.object_size, self.content_length);
+        let inner =
+            futures::stream::unfold((self, Some(first)), |(mut state, current)| async move {
+                let mut current = current?;
+                loop {
+                    match current.next().await {
+                        Some(Ok(chunk)) => {
+                            state.delivered += chunk.len() as u64;
+                            return Some((Ok(chunk), (state, Some(current))));
+                        }
+                        None => return None,
+                        Some(Err(e)) => match state.next_copy(&e).await {
+                            Some(next) => current = next,
+                            None => return Some((Err(e), (state, None))),
+                        },
+                    }
+                }
+            });
+        ObjectStream::new(object_size, content_length, inner)
+    }
+
+    /// Opens the undelivered rest on the next copy that delivers its first
+    /// byte, after the current copy failed with `cause`.
+    async fn next_copy(&mut self, cause: &ClientError) -> Option<ObjectStream> {
+        let rest = ByteRange {
+            start: self.start + self.delivered,
+            len: self.content_length.checked_sub(self.delivered)?,
+        };
+        if rest.len == 0 || self.copies.is_empty() {
+            return None;
+        }
+        tracing::warn!(object = %self.id, offset = rest.start, error = %cause, "copy failed mid-stream, continuing from another");
+        while !self.copies.is_empty() {
+            let copy = self.copies.remove(0);
+            // A range read: block checksums, not the whole-object hash,
+            // check these bytes.
+            let opened = self
+                .client
+                .open_copy(&copy, &self.id, Some(rest), None)
+                .await;
+            match opened {
+                Ok(s) if s.object_size == self.object_size => return Some(s),
+                Ok(s) => {
+                    tracing::warn!(node = %copy.node_id, object = %self.id, size = s.object_size, expected = self.object_size, "copy has another size, trying the next");
+                }
+                Err(e) => {
+                    tracing::warn!(node = %copy.node_id, object = %self.id, error = %e, "copy unreadable, trying the next");
+                }
+            }
+        }
+        None
     }
 }
 

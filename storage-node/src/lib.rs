@@ -32,6 +32,7 @@ pub mod objects;
 pub mod protocol;
 pub mod server;
 pub mod store;
+pub mod sums;
 pub mod task_client;
 
 pub use client::{ClientError, ClientOptions, NodeClient, ObjectStream};

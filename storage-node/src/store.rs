@@ -4,8 +4,9 @@
 //!
 //! ```text
 //! objects/<first 2 hex of id>/<id>   one file per stored copy
-//! tmp/<id>.<random>                  uploads in progress
-//! tombstone/<YYYY-MM-DD>/<id>[.<random>]  deleted copies, kept for recovery
+//! objects/<first 2 hex of id>/<id>.sums  its block checksums (crate::sums)
+//! tmp/<id>.<random>[.sums]           uploads in progress
+//! tombstone/<YYYY-MM-DD>/<id>[.<random>][.sums]  deleted copies, kept for recovery
 //! ```
 //!
 //! Guarantees:
@@ -16,9 +17,15 @@
 //!   removed (or, after a crash, by [`ObjectStore::open`]).
 //! * Bodies are streamed, never held whole in memory; hashing (md5 and
 //!   blake3) and all file I/O run on blocking threads, not async workers.
-//! * A whole-object read with an expected blake3 never ends cleanly on a
-//!   mismatch: the last chunk is held back until the hash is known, and the
-//!   stream ends with an error instead.
+//! * A read never yields a byte that differs from what was written: every
+//!   block is checked against its CRC-32C before it is handed over, whole
+//!   reads and range reads alike, and a bad block ends the stream with an
+//!   error (so a reader can go on from another copy at that offset).
+//! * Copies written before block checksums existed (no `.sums` file) are
+//!   checked against the whole-object blake3 instead: such a read never ends
+//!   cleanly on a mismatch (the last chunk is held back until the hash is
+//!   known, and the stream ends with an error instead); their range reads
+//!   are unchecked.
 
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
@@ -31,9 +38,11 @@ use md5::{Digest as _, Md5};
 use tokio::sync::mpsc;
 
 use crate::protocol::{ByteRange, Capacity, ObjectId, PutReceipt, VerifyReport};
+use crate::sums::{self, SumsReader, SumsWriter};
 
-/// Chunk size for reads and for the writer's buffer.
-const IO_CHUNK: usize = 256 * 1024;
+/// Chunk size for reads and for the writer's buffer (a whole number of
+/// checksum blocks).
+const IO_CHUNK: usize = 4 * sums::BLOCK as usize;
 /// Incoming frames smaller than this are batched before going to disk.
 const BATCH: usize = 64 * 1024;
 /// How far ahead of a read the disk is asked for the next bytes.
@@ -221,7 +230,8 @@ impl ObjectStore {
                 .metadata()
                 .map_err(StoreError::io("stat object"))?
                 .len();
-            Ok(OpenObject { file, size })
+            let sums = open_sums(&path).map_err(StoreError::io("open block checksums"))?;
+            Ok(OpenObject { file, sums, size })
         })
         .await
     }
@@ -246,20 +256,38 @@ impl ObjectStore {
         let path = self.object_path(id);
         blocking(move || {
             let mut file = File::open(&path).map_err(StoreError::io("open object"))?;
+            let len = file
+                .metadata()
+                .map_err(StoreError::io("stat object"))?
+                .len();
+            // Damaged sums make the copy unreadable, so they fail it too.
+            let mut sums = match open_sums(&path).map_err(StoreError::io("open block checksums"))? {
+                Some(f) => SumsReader::new(f, len).map(Some),
+                None => Ok(None),
+            };
+            let block = match &sums {
+                Ok(Some(r)) => r.block(),
+                _ => sums::BLOCK,
+            };
             let mut hasher = blake3::Hasher::new();
-            let mut buf = vec![0u8; IO_CHUNK];
+            let mut buf = vec![0u8; block as usize];
             let mut size = 0u64;
             loop {
-                let n = file.read(&mut buf).map_err(StoreError::io("read object"))?;
+                let n = read_full(&mut file, &mut buf).map_err(StoreError::io("read object"))?;
                 if n == 0 {
                     break;
                 }
                 hasher.update(&buf[..n]);
+                if let Ok(Some(r)) = &mut sums
+                    && let Err(e) = r.check(size / block, &buf[..n])
+                {
+                    sums = Err(e);
+                }
                 size += n as u64;
             }
             let actual = hasher.finalize();
             Ok(VerifyReport {
-                matches: actual == expected,
+                matches: actual == expected && sums.is_ok(),
                 size,
                 blake3: actual.to_hex().to_string(),
             })
@@ -287,6 +315,14 @@ impl ObjectStore {
                 dest = day_dir.join(format!("{name}.{}", uuid::Uuid::new_v4().simple()));
             }
             fs::rename(&src, &dest).map_err(StoreError::io("move object to tombstone"))?;
+            // After the object: a crash in between leaves only an orphan
+            // sums file, never an object without its sums.
+            match fs::rename(sums::sums_path(&src), sums::sums_path(&dest)) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                    return Err(StoreError::io("move block checksums to tombstone")(e));
+                }
+                _ => {}
+            }
             sync_dir(&day_dir)?;
             if let Some(shard) = src.parent() {
                 sync_dir(shard)?;
@@ -372,11 +408,36 @@ impl ObjectStore {
     }
 }
 
-/// An open object file and its size, ready to stream.
+/// An open object file (with its block checksums when it has them) and its
+/// size, ready to stream.
 #[derive(Debug)]
 pub struct OpenObject {
     file: File,
+    sums: Option<File>,
     size: u64,
+}
+
+/// Opens the sums file of the object file at `object`, if it has one.
+fn open_sums(object: &Path) -> io::Result<Option<File>> {
+    match File::open(sums::sums_path(object)) {
+        Ok(f) => Ok(Some(f)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Reads until `buf` is full or the file ends; returns the bytes read.
+fn read_full(file: &mut File, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match file.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
 }
 
 impl OpenObject {
@@ -385,11 +446,15 @@ impl OpenObject {
         self.size
     }
 
-    /// Streams `range` (or the whole object). When `expected` is given and
-    /// the whole object is read, the bytes are checked against it as they
-    /// go, and a mismatch ends the stream with an error *instead of* its last
-    /// chunk, so a consumer can never mistake corrupt data for a complete
-    /// object. A range read cannot be verified and ignores `expected`.
+    /// Streams `range` (or the whole object), each block checked against
+    /// its checksum before it is yielded; a bad block ends the stream with
+    /// an [`io::ErrorKind::InvalidData`] error instead.
+    ///
+    /// A copy without block checksums is checked against `expected` when
+    /// it is given and the whole object is read: a mismatch ends the stream
+    /// with an error *instead of* its last chunk, so a consumer can never
+    /// mistake corrupt data for a complete object. Its range reads are not
+    /// checked.
     pub fn stream(
         self,
         range: Option<ByteRange>,
@@ -399,7 +464,11 @@ impl OpenObject {
         let expected = if range.is_none() { expected } else { None };
         let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
         tokio::task::spawn_blocking(move || {
-            if let Err(e) = read_file(self.file, start, len, expected, &tx) {
+            let read = match self.sums {
+                Some(sums) => read_blocks(self.file, sums, self.size, start, len, &tx),
+                None => read_file(self.file, start, len, expected, &tx),
+            };
+            if let Err(e) = read {
                 // The receiver may be gone (client hung up); nothing to do then.
                 let _ = tx.blocking_send(Err(e));
             }
@@ -435,6 +504,10 @@ fn write_file(
 ) -> Result<PutReceipt, StoreError> {
     let file = File::create_new(tmp).map_err(StoreError::io("create temp file"))?;
     let mut guard = TempGuard(Some(tmp));
+    let (tmp_sums, dest_sums) = (sums::sums_path(tmp), sums::sums_path(dest));
+    let sums_file = File::create_new(&tmp_sums).map_err(StoreError::io("create temp file"))?;
+    let mut sums_guard = TempGuard(Some(&tmp_sums));
+    let mut sums = SumsWriter::new(sums_file).map_err(StoreError::io("write block checksums"))?;
     let mut out = BufWriter::with_capacity(IO_CHUNK, file);
     let mut md5 = Md5::new();
     let mut b3 = blake3::Hasher::new();
@@ -444,6 +517,8 @@ fn write_file(
             Some(WriteMsg::Data(chunk)) => {
                 md5.update(&chunk);
                 b3.update(&chunk);
+                sums.update(&chunk)
+                    .map_err(StoreError::io("write block checksums"))?;
                 out.write_all(&chunk)
                     .map_err(StoreError::io("write temp file"))?;
                 size += chunk.len() as u64;
@@ -457,11 +532,18 @@ fn write_file(
         .map_err(|e| StoreError::io("write temp file")(e.into_error()))?;
     file.sync_all().map_err(StoreError::io("fsync object"))?;
     drop(file);
+    sums.finish()
+        .and_then(|f| f.sync_all())
+        .map_err(StoreError::io("write block checksums"))?;
     let shard = dest
         .parent()
         .ok_or_else(|| StoreError::Task("object path has no parent".into()))?;
     let objects = shard.parent().unwrap_or(shard);
     ensure_dir(shard, objects)?;
+    // Sums first: an object file is never in place without its sums (a
+    // crash in between leaves an orphan sums file, replaced on a re-put).
+    fs::rename(&tmp_sums, &dest_sums).map_err(StoreError::io("rename checksums into place"))?;
+    sums_guard.0 = None;
     fs::rename(tmp, dest).map_err(StoreError::io("rename object into place"))?;
     guard.0 = None;
     sync_dir(shard)?;
@@ -472,38 +554,48 @@ fn write_file(
     })
 }
 
-fn read_file(
-    mut file: File,
-    start: u64,
-    len: u64,
-    expected: Option<blake3::Hash>,
-    tx: &mpsc::Sender<Result<Bytes, io::Error>>,
-) -> Result<(), io::Error> {
-    file.seek(SeekFrom::Start(start))?;
-    // Keep the disk busy while this thread hashes and hands over chunks:
-    // sequential read-ahead, plus the bytes READ_AHEAD past each read
-    // requested early (a cold read of a large object otherwise waits on
-    // the disk between chunks). Advice only: errors are ignored.
-    let end = start.saturating_add(len);
-    let advise = |from: u64, n: u64, advice| {
-        let n = n.min(end.saturating_sub(from));
+/// Sequential reads of `[start, end)` of an open file, with the disk asked
+/// for the bytes ahead of them early.
+struct ChunkReader<'a> {
+    file: &'a File,
+    pos: u64,
+    end: u64,
+}
+
+impl<'a> ChunkReader<'a> {
+    fn new(file: &'a mut File, start: u64, end: u64) -> io::Result<Self> {
+        file.seek(SeekFrom::Start(start))?;
+        let reader = Self {
+            file,
+            pos: start,
+            end,
+        };
+        // Keep the disk busy while this thread checks and hands over
+        // chunks: sequential read-ahead, plus the bytes READ_AHEAD past each
+        // read requested early (a cold read of a large object otherwise
+        // waits on the disk between chunks).
+        reader.advise(start, end - start, rustix::fs::Advice::Sequential);
+        reader.advise(start, READ_AHEAD, rustix::fs::Advice::WillNeed);
+        Ok(reader)
+    }
+
+    /// Advice only: errors are ignored.
+    fn advise(&self, from: u64, n: u64, advice: rustix::fs::Advice) {
+        let n = n.min(self.end.saturating_sub(from));
         if let Some(n) = std::num::NonZeroU64::new(n) {
-            let _ = rustix::fs::fadvise(&file, from, Some(n), advice);
+            let _ = rustix::fs::fadvise(self.file, from, Some(n), advice);
         }
-    };
-    advise(start, len, rustix::fs::Advice::Sequential);
-    advise(start, READ_AHEAD, rustix::fs::Advice::WillNeed);
-    let mut hasher = expected.map(|_| blake3::Hasher::new());
-    let mut held: Option<Bytes> = None;
-    let mut remaining = len;
-    while remaining > 0 {
-        let want = remaining.min(IO_CHUNK as u64) as usize;
+    }
+
+    /// The next `want` bytes (at most what is left before `end`).
+    fn next_chunk(&mut self, want: usize) -> io::Result<Vec<u8>> {
+        let want = (self.end - self.pos).min(want as u64) as usize;
         // Reads go straight into the chunk's spare capacity (exactly `want`
         // bytes, as `Vec::with_capacity` guarantees): no memset of every
         // byte served, and one large read per chunk.
         let mut buf = Vec::with_capacity(want);
         while buf.len() < want {
-            match rustix::io::read(&file, rustix::buffer::spare_capacity(&mut buf)) {
+            match rustix::io::read(self.file, rustix::buffer::spare_capacity(&mut buf)) {
                 Ok(0) => {
                     return Err(io::Error::new(
                         io::ErrorKind::UnexpectedEof,
@@ -515,10 +607,70 @@ fn read_file(
                 Err(e) => return Err(e.into()),
             }
         }
-        remaining -= want as u64;
-        let next = end - remaining + READ_AHEAD - want as u64;
-        advise(next, want as u64, rustix::fs::Advice::WillNeed);
-        let chunk = Bytes::from(buf);
+        self.pos += want as u64;
+        self.advise(
+            self.pos + READ_AHEAD - want as u64,
+            want as u64,
+            rustix::fs::Advice::WillNeed,
+        );
+        Ok(buf)
+    }
+
+    fn done(&self) -> bool {
+        self.pos >= self.end
+    }
+}
+
+/// Streams `[start, start + len)` of an object file with block checksums:
+/// whole blocks are read (so a range read reads at most one block more at
+/// each end) and each is checked before any of its bytes are sent.
+fn read_blocks(
+    mut file: File,
+    sums: File,
+    size: u64,
+    start: u64,
+    len: u64,
+    tx: &mpsc::Sender<Result<Bytes, io::Error>>,
+) -> Result<(), io::Error> {
+    let mut sums = SumsReader::new(sums, size)?;
+    let block = sums.block();
+    let end = start.saturating_add(len).min(size);
+    let first = start / block;
+    let stop = end.div_ceil(block).saturating_mul(block).min(size);
+    let chunk_len = (IO_CHUNK as u64).max(block) / block * block;
+    let mut reader = ChunkReader::new(&mut file, first * block, stop)?;
+    let mut index = first;
+    while !reader.done() {
+        let at = reader.pos;
+        let buf = reader.next_chunk(chunk_len as usize)?;
+        for b in buf.chunks(block as usize) {
+            sums.check(index, b)?;
+            index += 1;
+        }
+        let from = start.saturating_sub(at) as usize;
+        let to = (end.min(at + buf.len() as u64) - at) as usize;
+        let chunk = Bytes::from(buf).slice(from..to);
+        if tx.blocking_send(Ok(chunk)).is_err() {
+            return Ok(()); // reader gone
+        }
+    }
+    Ok(())
+}
+
+/// Streams `[start, start + len)` of an object file without block
+/// checksums (see [`OpenObject::stream`]).
+fn read_file(
+    mut file: File,
+    start: u64,
+    len: u64,
+    expected: Option<blake3::Hash>,
+    tx: &mpsc::Sender<Result<Bytes, io::Error>>,
+) -> Result<(), io::Error> {
+    let mut reader = ChunkReader::new(&mut file, start, start.saturating_add(len))?;
+    let mut hasher = expected.map(|_| blake3::Hasher::new());
+    let mut held: Option<Bytes> = None;
+    while !reader.done() {
+        let chunk = Bytes::from(reader.next_chunk(IO_CHUNK)?);
         let to_send = match &mut hasher {
             Some(h) => {
                 h.update(&chunk);
@@ -661,10 +813,10 @@ mod tests {
             Err(StoreError::NotFound)
         ));
         let day = time::OffsetDateTime::now_utc().date().to_string();
-        assert_eq!(
-            fs::read(dir.path().join("tombstone").join(day).join("ab12")).unwrap(),
-            b"hello world"
-        );
+        let tomb = dir.path().join("tombstone").join(day);
+        assert_eq!(fs::read(tomb.join("ab12")).unwrap(), b"hello world");
+        assert!(tomb.join("ab12.sums").exists());
+        assert!(!dir.path().join("objects/ab/ab12.sums").exists());
     }
 
     #[tokio::test]
@@ -686,30 +838,96 @@ mod tests {
         );
     }
 
+    /// Writes `data` as `oid`, then replaces the stored bytes by `corrupt`
+    /// (a bit rot the store did not see); returns the recorded blake3.
+    async fn stored_then_corrupted(
+        store: &ObjectStore,
+        oid: &ObjectId,
+        data: &[u8],
+        corrupt: &[u8],
+    ) -> blake3::Hash {
+        let receipt = store
+            .write(
+                oid,
+                futures::stream::iter([Ok::<_, io::Error>(Bytes::copy_from_slice(data))]),
+            )
+            .await
+            .unwrap();
+        fs::write(store.object_path(oid), corrupt).unwrap();
+        blake3::Hash::from_hex(&receipt.blake3).unwrap()
+    }
+
+    async fn items(
+        store: &ObjectStore,
+        oid: &ObjectId,
+        range: Option<ByteRange>,
+        expected: Option<blake3::Hash>,
+    ) -> Vec<io::Result<Bytes>> {
+        let obj = store.open_object(oid).await.unwrap();
+        obj.stream(range, expected).collect().await
+    }
+
     #[tokio::test]
-    async fn corrupt_file_ends_in_error_and_withholds_last_chunk() {
+    async fn a_bad_block_is_never_sent_and_other_blocks_still_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ObjectStore::open(dir.path()).await.unwrap();
+        let oid = id("ef57");
+        let block = sums::BLOCK as usize;
+        let data: Vec<u8> = (0..IO_CHUNK * 3 + 10).map(|i| (i % 241) as u8).collect();
+        let bad_at = IO_CHUNK + block + 17;
+        let mut corrupt = data.clone();
+        corrupt[bad_at] ^= 0x80;
+        let expected = stored_then_corrupted(&store, &oid, &data, &corrupt).await;
+
+        // Whole reads, with or without the hash: exactly the good bytes
+        // before the bad block's chunk, then an error.
+        for hash in [Some(expected), None] {
+            let got = items(&store, &oid, None, hash).await;
+            let (ok, err): (Vec<_>, Vec<_>) = got.into_iter().partition(|r| r.is_ok());
+            let sent: Vec<u8> = ok.into_iter().flat_map(|b| b.unwrap()).collect();
+            assert_eq!(err.len(), 1);
+            assert_eq!(
+                err[0].as_ref().unwrap_err().kind(),
+                io::ErrorKind::InvalidData
+            );
+            assert!(sent.len() <= bad_at - bad_at % block);
+            assert!(sent == data[..sent.len()]);
+        }
+        // A range inside the bad block fails; ranges around it read fine.
+        let r = |start: usize, len: usize| {
+            Some(ByteRange {
+                start: start as u64,
+                len: len as u64,
+            })
+        };
+        let bad = items(&store, &oid, r(bad_at, 1), None).await;
+        assert!(bad.iter().all(|i| i.is_err()));
+        let first = bad_at - bad_at % block;
+        for (start, len) in [
+            (0, first),
+            (first + block, data.len() - first - block),
+            (3, 5),
+        ] {
+            let got = read_all(store.open_object(&oid).await.unwrap(), r(start, len), None)
+                .await
+                .unwrap();
+            assert!(got == data[start..start + len], "range {start}+{len}");
+        }
+        assert!(!store.verify(&oid, expected).await.unwrap().matches);
+    }
+
+    #[tokio::test]
+    async fn copies_without_block_sums_are_checked_by_their_hash() {
         let dir = tempfile::tempdir().unwrap();
         let store = ObjectStore::open(dir.path()).await.unwrap();
         let oid = id("ef56");
         let data = vec![7u8; IO_CHUNK * 2 + 10];
-        let receipt = store
-            .write(
-                &oid,
-                futures::stream::iter([Ok::<_, io::Error>(Bytes::from(data.clone()))]),
-            )
-            .await
-            .unwrap();
-        let expected = blake3::Hash::from_hex(&receipt.blake3).unwrap();
         let mut corrupt = data.clone();
         corrupt[5] = 8;
-        fs::write(store.object_path(&oid), &corrupt).unwrap();
+        let expected = stored_then_corrupted(&store, &oid, &data, &corrupt).await;
+        fs::remove_file(sums::sums_path(&store.object_path(&oid))).unwrap();
 
-        let stream = store
-            .open_object(&oid)
-            .await
-            .unwrap()
-            .stream(None, Some(expected));
-        let items: Vec<io::Result<Bytes>> = stream.collect().await;
+        let items = items(&store, &oid, None, Some(expected)).await;
         let ok_bytes: usize = items
             .iter()
             .filter_map(|r| r.as_ref().ok())
@@ -724,6 +942,30 @@ mod tests {
                 .unwrap(),
             corrupt
         );
+        assert!(!store.verify(&oid, expected).await.unwrap().matches);
+        fs::write(store.object_path(&oid), &data).unwrap();
+        assert!(store.verify(&oid, expected).await.unwrap().matches);
+    }
+
+    #[tokio::test]
+    async fn truncated_or_extended_copies_fail_before_the_first_byte() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ObjectStore::open(dir.path()).await.unwrap();
+        let oid = id("ef58");
+        let data = vec![3u8; IO_CHUNK + 5];
+        let mut longer = data.clone();
+        longer.extend_from_slice(&[0; 70_000]);
+        for corrupt in [&data[..IO_CHUNK - 1], &longer[..]] {
+            let expected = stored_then_corrupted(&store, &oid, &data, corrupt).await;
+            let got = items(&store, &oid, None, Some(expected)).await;
+            assert_eq!(got.len(), 1);
+            assert_eq!(
+                got[0].as_ref().unwrap_err().kind(),
+                io::ErrorKind::InvalidData
+            );
+            assert!(!store.verify(&oid, expected).await.unwrap().matches);
+            store.delete(&oid).await.unwrap();
+        }
     }
 
     #[tokio::test]
@@ -817,6 +1059,12 @@ mod tests {
                     let r = Some(ByteRange { start: start as u64, len: rlen as u64 });
                     let part = read_all(store.open_object(&oid).await.unwrap(), r, None).await.unwrap();
                     assert!(part == data[start..start + rlen], "range read differs");
+                    // The same through the path for copies without sums.
+                    fs::remove_file(sums::sums_path(&store.object_path(&oid))).unwrap();
+                    let whole = read_all(store.open_object(&oid).await.unwrap(), None, expected).await.unwrap();
+                    assert!(whole == data, "whole read without sums differs");
+                    let part = read_all(store.open_object(&oid).await.unwrap(), r, None).await.unwrap();
+                    assert!(part == data[start..start + rlen], "range read without sums differs");
                 }
             });
         }

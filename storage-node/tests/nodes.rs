@@ -211,7 +211,7 @@ async fn put_get_range_head_verify_list_delete() {
 
     assert!(c.delete(&node.url, ID).await.unwrap());
     assert!(!node.object_file(ID).exists());
-    assert_eq!(node.count("tombstone"), 1);
+    assert_eq!(node.count("tombstone"), 2, "the copy and its block sums");
     assert!(!c.delete(&node.url, ID).await.unwrap());
     assert!(matches!(
         c.get(&node.url, ID, None, None).await,
@@ -472,6 +472,46 @@ async fn corrupt_copies_are_never_served_as_complete() {
         .unwrap();
     assert_eq!(used, 1);
     assert_eq!(stream.collect_bytes().await.unwrap(), small);
+}
+
+#[tokio::test]
+async fn a_copy_failing_mid_stream_is_continued_from_another() {
+    let nodes = [
+        Node::start("bad").await,
+        Node::start("worse").await,
+        Node::start("good").await,
+    ];
+    let c = client();
+    let data = pattern(1_500_000);
+    let mut r = None;
+    for n in &nodes {
+        r = Some(c.put(&n.url, ID, body(&data, 65536)).await.unwrap());
+    }
+    let hash = r.unwrap().blake3;
+    // Different bad blocks on two copies: the read moves on twice.
+    for (n, at) in [(&nodes[0], 1_000_000), (&nodes[1], 1_400_000)] {
+        let mut flipped = data.clone();
+        flipped[at] ^= 1;
+        std::fs::write(n.object_file(ID), &flipped).unwrap();
+    }
+    let copies: Vec<_> = nodes.iter().map(Node::target).collect();
+    let (used, stream) = c.read_first(&copies, ID, None, Some(&hash)).await.unwrap();
+    assert_eq!(used, 0, "the first copy delivers its first bytes");
+    assert!(stream.collect_bytes().await.unwrap() == data);
+
+    let range = ByteRange {
+        start: 700_001,
+        len: 750_000,
+    };
+    let (_, stream) = c.read_first(&copies, ID, Some(range), None).await.unwrap();
+    assert!(stream.collect_bytes().await.unwrap() == data[700_001..1_450_001]);
+
+    // Without a good copy the stream ends in an error, never cleanly.
+    let (_, stream) = c
+        .read_first(&copies[..2], ID, None, Some(&hash))
+        .await
+        .unwrap();
+    assert!(stream.collect_bytes().await.is_err());
 }
 
 /// What a read answered: the bytes, or the error's status code / kind.

@@ -10,7 +10,9 @@
 //! sides, so the figure is Tidepool's HTTP/copy overhead against a memory
 //! copy) and *cold* (every raw file and every stored copy evicted from the
 //! page cache with `posix_fadvise(DONTNEED)` first, so both read the disk,
-//! as a GET of an object nobody touched recently does).
+//! as a GET of an object nobody touched recently does). The GET passes
+//! alternate between baseline and Tidepool, three rounds, and the median
+//! of each side is reported.
 //! Prints MB/s for each and the ratio Tidepool/baseline.
 
 use std::io::{Read, Write};
@@ -55,6 +57,14 @@ fn baseline_get(dir: &std::path::Path, count: usize) -> Result<Duration> {
         while f.read(&mut buf)? > 0 {}
     }
     Ok(t.elapsed())
+}
+
+/// Timed passes of each GET measurement; the median is reported.
+const ROUNDS: usize = 3;
+
+fn median(mut times: Vec<Duration>) -> Duration {
+    times.sort();
+    times[times.len() / 2]
 }
 
 #[tokio::main]
@@ -106,10 +116,6 @@ async fn main() -> Result<()> {
         let data = bytes::Bytes::from(payload(size, size as u64));
         let total = (size * count) as u64;
         let raw_put = baseline_put(&raw_dir, &data, count)?;
-        let raw_warm = baseline_get(&raw_dir, count)?;
-        evict(&raw_dir)?;
-        let raw_cold = baseline_get(&raw_dir, count)?;
-
         let t = Instant::now();
         for i in 0..count {
             client
@@ -117,12 +123,24 @@ async fn main() -> Result<()> {
                 .await?;
         }
         let tp_put = t.elapsed();
+
         // First pass warms whatever caches Tidepool has (and the metadata
         // store's pages), as the raw warm read had its file cached.
         get_all(size, count).await?;
-        let tp_warm = get_all(size, count).await?;
-        evict(&nodes_dir)?;
-        let tp_cold = get_all(size, count).await?;
+        // The disk's speed drifts by up to 2x within a minute here, so the
+        // two sides take turns, ROUNDS times, and each reports its median.
+        let (mut raw_warm, mut tp_warm, mut raw_cold, mut tp_cold) =
+            (vec![], vec![], vec![], vec![]);
+        for _ in 0..ROUNDS {
+            raw_warm.push(baseline_get(&raw_dir, count)?);
+            tp_warm.push(get_all(size, count).await?);
+            evict(&raw_dir)?;
+            raw_cold.push(baseline_get(&raw_dir, count)?);
+            evict(&nodes_dir)?;
+            tp_cold.push(get_all(size, count).await?);
+        }
+        let [raw_warm, tp_warm, raw_cold, tp_cold] =
+            [raw_warm, tp_warm, raw_cold, tp_cold].map(median);
         let rate = |d| mb_per_s(total, d);
         let (rp, tpp) = (rate(raw_put), rate(tp_put));
         let (rw, tw, rc, tc) = (rate(raw_warm), rate(tp_warm), rate(raw_cold), rate(tp_cold));

@@ -255,9 +255,9 @@ impl Cluster {
             .collect()
     }
 
-    /// Overwrites the copy of `object_id` on node `id` with different bytes
-    /// of the same length (silent corruption).
-    pub fn corrupt_copy(&self, id: &str, object_id: &str) -> Result<()> {
+    /// Overwrites the copy of `object_id` on node `id` from byte `from` on
+    /// with different bytes of the same length (silent corruption).
+    pub fn corrupt_copy(&self, id: &str, object_id: &str, from: usize) -> Result<()> {
         let node = self.nodes.iter().find(|n| n.id == id).context("node")?;
         let path = node
             .data_dir
@@ -265,15 +265,15 @@ impl Cluster {
             .join(&object_id[..2])
             .join(object_id);
         let mut bytes = std::fs::read(&path).with_context(|| format!("{}", path.display()))?;
-        for b in &mut bytes {
+        for b in bytes.iter_mut().skip(from) {
             *b ^= 0x55;
         }
         std::fs::write(&path, bytes)?;
         Ok(())
     }
 
-    /// Files stored under a node's data dir (object copies), excluding
-    /// temporary and tombstoned ones.
+    /// Object copies stored under a node's data dir (by object id),
+    /// excluding temporary and tombstoned ones.
     pub fn node_files(&self, id: &str) -> Vec<String> {
         let node = self.nodes.iter().find(|n| n.id == id).expect("node");
         let mut out = Vec::new();
@@ -282,7 +282,11 @@ impl Cluster {
             for shard in shards.flatten() {
                 if let Ok(files) = std::fs::read_dir(shard.path()) {
                     for f in files.flatten() {
-                        out.push(f.file_name().to_string_lossy().into_owned());
+                        let name = f.file_name().to_string_lossy().into_owned();
+                        // Block checksums belong to the copy beside them.
+                        if !name.ends_with(".sums") {
+                            out.push(name);
+                        }
                     }
                 }
             }
