@@ -4,6 +4,10 @@
 //! * [`store`] — the on-disk layout: one file per copy, written to a temp
 //!   file, fsynced, renamed into place and the directory fsynced before an
 //!   upload is acknowledged; deletes move files to a tombstone area.
+//! * [`sums`] — the per-block CRC-32C file beside each copy, checked on
+//!   every read.
+//! * [`gc`] — deleting copies no name refers to any more (meta's GC
+//!   records) and emptying old tombstone days.
 //! * [`server`] — the node's HTTP service over the store ([`server::NodeServer`]).
 //! * [`client`] — [`client::NodeClient`], the pooled client gateways and
 //!   supervisors use, including replicated writes to N nodes at once and
@@ -17,8 +21,9 @@
 //!
 //! What this crate guarantees to its callers: an acknowledged PUT is durable
 //! on disk with the returned md5/blake3; a failed PUT leaves nothing visible;
-//! a read never delivers corrupt or truncated bytes as a complete object
-//! when the expected blake3 is passed (it ends in an error instead).
+//! a read never delivers a corrupt block, or a truncated object as a
+//! complete one (it ends in an error instead, and reads of several copies
+//! go on from another copy).
 //!
 //! It depends on `meta` (node registry, object names for task I/O), `jobs`
 //! (the task protocol) and `sandbox` (running tasks).
@@ -27,6 +32,7 @@ pub mod agent;
 pub mod builtins;
 pub mod client;
 pub mod fanout;
+pub mod gc;
 pub mod heartbeat;
 pub mod objects;
 pub mod protocol;

@@ -5,16 +5,19 @@
 use std::sync::Arc;
 
 use meta::embedded::EmbeddedKv;
-use meta::namespace::{Namespace, NodeRecord, NodeState, system_now_ms};
+use meta::namespace::{Conditions, Namespace, NodeRecord, NodeState, system_now_ms};
 use meta::path::MantaPath;
 use storage_node::client::{ClientOptions, NodeClient};
 use storage_node::objects::{ObjectError, ObjectIo};
+use storage_node::protocol::ObjectId;
 use storage_node::server::{NodeConfig, NodeServer};
+use storage_node::store::{ObjectStore, StoreError};
 use tokio_util::sync::CancellationToken;
 
 struct Cluster {
     ns: Arc<Namespace>,
     urls: Vec<String>,
+    stores: Vec<Arc<ObjectStore>>,
     _dirs: Vec<tempfile::TempDir>,
     stop: CancellationToken,
 }
@@ -37,7 +40,7 @@ async fn cluster(nodes: usize) -> Cluster {
     let ns = Arc::new(Namespace::new(kv));
     ns.create_account("alice").await.unwrap();
     let stop = CancellationToken::new();
-    let (mut urls, mut dirs) = (Vec::new(), vec![meta_dir]);
+    let (mut urls, mut stores, mut dirs) = (Vec::new(), Vec::new(), vec![meta_dir]);
     for i in 1..=nodes {
         let dir = tempfile::tempdir().unwrap();
         let server = NodeServer::bind(NodeConfig {
@@ -49,12 +52,14 @@ async fn cluster(nodes: usize) -> Cluster {
         .await
         .unwrap();
         urls.push(server.url());
+        stores.push(server.store());
         tokio::spawn(server.serve(stop.clone()));
         dirs.push(dir);
     }
     let c = Cluster {
         ns,
         urls,
+        stores,
         _dirs: dirs,
         stop,
     };
@@ -138,4 +143,82 @@ async fn a_cluster_smaller_than_the_durability_gets_a_copy_on_every_node() {
         .await
         .unwrap();
     assert_eq!(c.copies("/alice/stor/solo").await, Some(1));
+}
+
+/// Copies of objects whose last name went are deleted by each node's GC
+/// pass (the gateway's immediate delete is only best effort), and the
+/// records are then forgotten; copies still named stay.
+#[tokio::test]
+async fn gc_deletes_exactly_the_copies_no_name_refers_to() {
+    let c = cluster(3).await;
+    let io = c.io(3);
+    let path = |p: &str| MantaPath::parse(p).unwrap();
+    let object_of = |name: &'static str| {
+        let ns = c.ns.clone();
+        async move {
+            let e = ns
+                .get(&MantaPath::parse(name).unwrap())
+                .await
+                .unwrap()
+                .unwrap();
+            ObjectId::parse(&e.object().unwrap().object_id.to_string()).unwrap()
+        }
+    };
+    io.put_bytes("/alice/stor/gone", b"a".to_vec())
+        .await
+        .unwrap();
+    io.put_bytes("/alice/stor/over", b"old".to_vec())
+        .await
+        .unwrap();
+    io.put_bytes("/alice/stor/linked", b"l".to_vec())
+        .await
+        .unwrap();
+    let (gone, old, linked) = (
+        object_of("/alice/stor/gone").await,
+        object_of("/alice/stor/over").await,
+        object_of("/alice/stor/linked").await,
+    );
+    io.put_bytes("/alice/stor/over", b"new".to_vec())
+        .await
+        .unwrap();
+    let new = object_of("/alice/stor/over").await;
+    let none = Conditions::default();
+    c.ns.snaplink(
+        &path("/alice/stor/linked"),
+        &path("/alice/stor/link"),
+        &none,
+    )
+    .await
+    .unwrap();
+    c.ns.delete(&path("/alice/stor/gone"), &none).await.unwrap();
+    c.ns.delete(&path("/alice/stor/linked"), &none)
+        .await
+        .unwrap();
+
+    // One copy was already deleted (as the gateway does at once): still
+    // counted as collected.
+    c.stores[1].delete(&gone).await.unwrap();
+    for (i, store) in c.stores.iter().enumerate() {
+        let node = format!("n{}", i + 1);
+        let n = storage_node::gc::collect(&c.ns, store, &node, 1)
+            .await
+            .unwrap();
+        assert_eq!(n, 2, "{node}: the deleted and the overwritten object");
+        assert!(c.ns.gc_pending(&node, 10).await.unwrap().is_empty());
+        for id in [&gone, &old] {
+            assert!(matches!(
+                store.open_object(id).await,
+                Err(StoreError::NotFound)
+            ));
+        }
+        for id in [&new, &linked] {
+            store.open_object(id).await.unwrap();
+        }
+        assert_eq!(
+            storage_node::gc::collect(&c.ns, store, &node, 1)
+                .await
+                .unwrap(),
+            0
+        );
+    }
 }

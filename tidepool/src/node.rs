@@ -65,7 +65,8 @@ pub struct NodeSpec {
 }
 
 /// Binds the node described by `spec` and adds its server (with the compute
-/// agent) and its heartbeat to `tasks`, both stopping on `shutdown`.
+/// agent), its heartbeat and its garbage collector to `tasks`, all stopping
+/// on `shutdown`.
 /// Returns the node's URL and its object store (for readers in this
 /// process, [`storage_node::NodeClient::add_local_store`]).
 pub async fn spawn(
@@ -93,6 +94,12 @@ pub async fn spawn(
     let local = node.store();
     // This node's agent writes task outputs (and reads copies) here directly.
     compute.add_local_store(&url, local.clone());
+    let (gc_ns, store, stop, id) = (ns.clone(), node.store(), shutdown.clone(), spec.id.clone());
+    tasks.spawn(async move {
+        let config = storage_node::gc::GcConfig::default();
+        storage_node::gc::run(gc_ns, store, id, config, stop).await;
+        Ok(())
+    });
     let (registry, store, stop) = (Namespace::clone(ns), node.store(), shutdown.clone());
     tasks.spawn(async move {
         storage_node::heartbeat::run(registry, store, info, HEARTBEAT, stop).await;
