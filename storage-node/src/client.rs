@@ -107,7 +107,7 @@ pub enum ClientError {
     #[error("timed out after {0:?}")]
     Timeout(Duration),
     /// Reading a copy held by this process failed (I/O error, or the copy
-    /// failed its blake3 check mid-stream).
+    /// failed its block or blake3 check mid-stream).
     #[error("local copy: {0}")]
     Local(String),
 }
