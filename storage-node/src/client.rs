@@ -29,8 +29,8 @@ use reqwest::StatusCode;
 use reqwest::header::{CONTENT_LENGTH, RANGE};
 
 use crate::protocol::{
-    ByteRange, ErrorBody, HEADER_OBJECT_SIZE, InvalidObjectId, NodeStatus, ObjectId, ObjectList,
-    PutReceipt, QUERY_BLAKE3, RangeError, VerifyReport, VerifyRequest,
+    ByteRange, CORRUPT_COPY, ErrorBody, HEADER_OBJECT_SIZE, InvalidObjectId, NodeStatus, ObjectId,
+    ObjectList, PutReceipt, QUERY_BLAKE3, RangeError, VerifyReport, VerifyRequest,
 };
 use crate::store::{ObjectStore, StoreError};
 
@@ -384,6 +384,11 @@ async fn get_local(
         .transpose()?;
     let obj = store.open_object(&id).await.map_err(|e| match e {
         StoreError::NotFound => ClientError::NotFound,
+        e @ StoreError::Corrupt(_) => ClientError::Status {
+            status: 500,
+            code: CORRUPT_COPY.into(),
+            message: e.to_string(),
+        },
         e => ClientError::Local(e.to_string()),
     })?;
     let object_size = obj.size();

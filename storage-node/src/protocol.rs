@@ -15,6 +15,10 @@ pub const HEADER_OBJECT_SIZE: &str = "x-object-size";
 /// Query parameter with the expected blake3 (hex) on GET.
 pub const QUERY_BLAKE3: &str = "blake3";
 
+/// Error code of a copy that fails its block checksums as a whole
+/// (truncated or extended), answered before any byte is sent.
+pub const CORRUPT_COPY: &str = "CorruptCopy";
+
 /// Longest accepted object id; UUIDs (36) and hex digests (64) fit.
 pub const MAX_OBJECT_ID_LEN: usize = 128;
 

@@ -32,8 +32,8 @@ use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
 use crate::protocol::{
-    ByteRange, ErrorBody, HEADER_OBJECT_SIZE, NodeStatus, ObjectId, ObjectList, PutReceipt,
-    RangeError, VerifyReport, VerifyRequest,
+    ByteRange, CORRUPT_COPY, ErrorBody, HEADER_OBJECT_SIZE, NodeStatus, ObjectId, ObjectList,
+    PutReceipt, RangeError, VerifyReport, VerifyRequest,
 };
 use crate::store::{ObjectStore, StoreError};
 
@@ -249,6 +249,9 @@ impl IntoResponse for ApiError {
             ApiError::Store(StoreError::Body(_)) => (StatusCode::BAD_REQUEST, "UploadAborted"),
             ApiError::Store(StoreError::NoSpace) => {
                 (StatusCode::INSUFFICIENT_STORAGE, "NotEnoughSpace")
+            }
+            ApiError::Store(StoreError::Corrupt(_)) => {
+                (StatusCode::INTERNAL_SERVER_ERROR, CORRUPT_COPY)
             }
             ApiError::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "InternalError"),
             ApiError::InvalidId(_) => (StatusCode::BAD_REQUEST, "InvalidObjectId"),

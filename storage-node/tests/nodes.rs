@@ -438,15 +438,16 @@ async fn corrupt_copies_are_never_served_as_complete() {
         .await;
     assert!(got.is_err(), "bit flip must not be served as success");
 
-    // Truncated file: also an error, not a short success.
+    // Truncated file: refused before the answer starts, not a short success.
     std::fs::write(bad.object_file(ID), &data[..900_000]).unwrap();
-    let got = c
+    let err = c
         .get(&bad.url, ID, None, Some(&r.blake3))
         .await
-        .unwrap()
-        .collect_bytes()
-        .await;
-    assert!(got.is_err(), "truncation must not be served as success");
+        .unwrap_err();
+    assert!(
+        matches!(&err, ClientError::Status { status: 500, code, .. } if code == "CorruptCopy"),
+        "{err}"
+    );
 
     // Small object: corruption is found before the first byte, so read_first
     // moves on to the good copy.
@@ -609,6 +610,14 @@ async fn local_store_reads_answer_exactly_like_the_node() {
             .as_deref(),
         Some("failed mid-stream")
     );
+    // A truncated copy is refused up front, with the node's answer.
+    std::fs::write(node.object_file(ID), &data[..600_000]).unwrap();
+    for c in [&http, &local] {
+        assert_eq!(
+            outcome(c, &node.url, ID, None, None).await.err().as_deref(),
+            Some("500 CorruptCopy")
+        );
+    }
     let small_id = "c0ffee01";
     let good = Node::start("good").await;
     let r = http
