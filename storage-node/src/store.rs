@@ -30,7 +30,7 @@
 //!   are unchecked.
 
 use std::fs::{self, File};
-use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
+use std::io::{self, BufWriter, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
@@ -287,20 +287,20 @@ impl ObjectStore {
                 _ => sums::BLOCK,
             };
             let mut hasher = blake3::Hasher::new();
-            let mut buf = vec![0u8; block as usize];
             let mut size = 0u64;
-            loop {
-                let n = read_full(&mut file, &mut buf).map_err(StoreError::io("read object"))?;
-                if n == 0 {
-                    break;
-                }
-                hasher.update(&buf[..n]);
+            let mut reader =
+                ChunkReader::new(&mut file, 0, len).map_err(StoreError::io("read object"))?;
+            while !reader.done() {
+                let buf = reader
+                    .next_chunk(chunk_len(block))
+                    .map_err(StoreError::io("read object"))?;
+                hasher.update(&buf);
                 if let Ok(Some(r)) = &mut sums
-                    && let Err(e) = r.check(size / block, &buf[..n])
+                    && let Err(e) = r.check_blocks(size / block, &buf)
                 {
                     sums = Err(e);
                 }
-                size += n as u64;
+                size += buf.len() as u64;
             }
             let actual = hasher.finalize();
             Ok(VerifyReport {
@@ -443,20 +443,6 @@ fn open_sums(object: &Path) -> io::Result<Option<File>> {
     }
 }
 
-/// Reads until `buf` is full or the file ends; returns the bytes read.
-fn read_full(file: &mut File, buf: &mut [u8]) -> io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match file.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
-}
-
 impl OpenObject {
     /// Size of the whole object.
     pub fn size(&self) -> u64 {
@@ -571,6 +557,12 @@ fn write_file(
     })
 }
 
+/// The read size for a copy with `block`-byte checksum blocks: whole
+/// blocks, about [`IO_CHUNK`].
+fn chunk_len(block: u64) -> usize {
+    ((IO_CHUNK as u64).max(block) / block * block) as usize
+}
+
 /// Sequential reads of `[start, end)` of an open file, with the disk asked
 /// for the bytes ahead of them early.
 struct ChunkReader<'a> {
@@ -653,16 +645,11 @@ fn read_blocks(
     let end = start.saturating_add(len).min(size);
     let first = start / block;
     let stop = end.div_ceil(block).saturating_mul(block).min(size);
-    let chunk_len = (IO_CHUNK as u64).max(block) / block * block;
     let mut reader = ChunkReader::new(&mut file, first * block, stop)?;
-    let mut index = first;
     while !reader.done() {
         let at = reader.pos;
-        let buf = reader.next_chunk(chunk_len as usize)?;
-        for b in buf.chunks(block as usize) {
-            sums.check(index, b)?;
-            index += 1;
-        }
+        let buf = reader.next_chunk(chunk_len(block))?;
+        sums.check_blocks(at / block, &buf)?;
         let from = start.saturating_sub(at) as usize;
         let to = (end.min(at + buf.len() as u64) - at) as usize;
         let chunk = Bytes::from(buf).slice(from..to);

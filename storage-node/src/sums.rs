@@ -150,6 +150,17 @@ impl SumsReader {
     }
 }
 
+impl SumsReader {
+    /// Checks `data`, consecutive whole blocks from block `first` on (only
+    /// the object's last block may be short), as [`Self::check`] does.
+    pub(crate) fn check_blocks(&mut self, first: u64, data: &[u8]) -> io::Result<()> {
+        for (i, b) in data.chunks(self.block as usize).enumerate() {
+            self.check(first + i as u64, b)?;
+        }
+        Ok(())
+    }
+}
+
 fn bad(msg: &'static str) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, msg)
 }
