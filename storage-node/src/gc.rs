@@ -19,7 +19,7 @@ use std::time::Duration;
 use meta::namespace::{Namespace, NamespaceError};
 use tokio_util::sync::CancellationToken;
 
-use crate::protocol::ObjectId;
+use crate::protocol::{InvalidObjectId, ObjectId};
 use crate::store::{ObjectStore, StoreError};
 
 /// How often and how much a node collects.
@@ -50,6 +50,9 @@ pub enum GcError {
     /// Metadata could not be read or updated.
     #[error("metadata: {0}")]
     Meta(#[from] NamespaceError),
+    /// A GC record names an object id no copy file can have.
+    #[error(transparent)]
+    InvalidObjectId(#[from] InvalidObjectId),
     /// A copy could not be deleted.
     #[error("delete copy {object}: {source}")]
     Store {
@@ -78,10 +81,7 @@ pub async fn collect(
         }
         for r in &records {
             let object = r.object_id.to_string();
-            let id = ObjectId::parse(&object).map_err(|e| GcError::Store {
-                object: object.clone(),
-                source: StoreError::Task(e.to_string()),
-            })?;
+            let id = ObjectId::parse(&object)?;
             match store.delete(&id).await {
                 Ok(()) | Err(StoreError::NotFound) => {}
                 Err(source) => return Err(GcError::Store { object, source }),
