@@ -874,12 +874,8 @@ async fn metadata_outage_is_503() -> Result<()> {
 async fn corrupt_copy_fails_over() -> Result<()> {
     let c = Cluster::start().await?;
     let r = c.put("/alice/stor/v", b"verified bytes").await?;
-    let etag = header(&r, "etag").unwrap().to_owned();
-    let entry =
-        c.ns.get(&meta::path::MantaPath::parse("/alice/stor/v")?)
-            .await?
-            .unwrap();
-    c.corrupt_copy(&entry.object().unwrap().copies[0], &etag, 0)?;
+    assert_eq!(r.status(), 204);
+    c.corrupt_first_copy("/alice/stor/v", 0).await?;
     // Reads pick copies in random order: try enough times to hit the bad one.
     for _ in 0..8 {
         let (s, body) = c.get_bytes("/alice/stor/v").await?;
@@ -901,12 +897,7 @@ async fn copy_corrupt_mid_object_is_continued_from_another() -> Result<()> {
         .send()
         .await?;
     assert_eq!(r.status(), 204);
-    let etag = header(&r, "etag").unwrap().to_owned();
-    let entry =
-        c.ns.get(&meta::path::MantaPath::parse("/alice/stor/big")?)
-            .await?
-            .unwrap();
-    c.corrupt_copy(&entry.object().unwrap().copies[0], &etag, 2_000_000)?;
+    c.corrupt_first_copy("/alice/stor/big", 2_000_000).await?;
     // Reads pick copies in random order: try enough times to hit the bad one.
     for _ in 0..8 {
         let (s, body) = c.get_bytes("/alice/stor/big").await?;

@@ -255,15 +255,26 @@ impl Cluster {
             .collect()
     }
 
-    /// Overwrites the copy of `object_id` on node `id` from byte `from` on
-    /// with different bytes of the same length (silent corruption).
-    pub fn corrupt_copy(&self, id: &str, object_id: &str, from: usize) -> Result<()> {
-        let node = self.nodes.iter().find(|n| n.id == id).context("node")?;
+    /// Overwrites the first copy of the object at `name` from byte `from`
+    /// on with different bytes of the same length (silent corruption).
+    pub async fn corrupt_first_copy(&self, name: &str, from: usize) -> Result<()> {
+        let entry = self
+            .ns
+            .get(&meta::path::MantaPath::parse(name)?)
+            .await?
+            .context("no such entry")?;
+        let o = entry.object().context("not an object")?;
+        let object_id = o.object_id.to_string();
+        let node = self
+            .nodes
+            .iter()
+            .find(|n| n.id == o.copies[0])
+            .context("node")?;
         let path = node
             .data_dir
             .join("objects")
             .join(&object_id[..2])
-            .join(object_id);
+            .join(&object_id);
         let mut bytes = std::fs::read(&path).with_context(|| format!("{}", path.display()))?;
         for b in bytes.iter_mut().skip(from) {
             *b ^= 0x55;
