@@ -14,10 +14,6 @@
 //!   reads that fail over between copies ([`fanout`]).
 //! * [`heartbeat`] — registration and heartbeats in metadata.
 //! * [`protocol`] — the wire types both sides share.
-//! * [`agent`] — the compute agent: runs job tasks on this node's copies in
-//!   the sandbox and stores their outputs ([`objects`]).
-//! * [`task_client`] — the supervisor's HTTP side of the task protocol and
-//!   the job archive writer.
 //!
 //! What this crate guarantees to its callers: an acknowledged PUT is durable
 //! on disk with the returned md5/blake3; a failed PUT leaves nothing visible;
@@ -25,21 +21,17 @@
 //! complete one (it ends in an error instead, and reads of several copies
 //! go on from another copy).
 //!
-//! It depends on `meta` (node registry, object names for task I/O), `jobs`
-//! (the task protocol) and `sandbox` (running tasks).
+//! It depends on `meta` (node registry, GC records) and nothing that runs
+//! guest code: the compute agent lives in the `compute` crate.
 
-pub mod agent;
-pub mod builtins;
 pub mod client;
 pub mod fanout;
 pub mod gc;
 pub mod heartbeat;
-pub mod objects;
 pub mod protocol;
 pub mod server;
 pub mod store;
 pub mod sums;
-pub mod task_client;
 
 pub use client::{ClientError, ClientOptions, NodeClient, ObjectStream};
 pub use fanout::{CopyReceipt, NodeTarget, ReadError, ReplicateError};

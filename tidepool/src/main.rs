@@ -2,7 +2,7 @@
 //! every piece of logic belongs to a library crate.
 
 mod admin;
-mod compute;
+mod agents;
 mod exec;
 mod keys;
 mod metastore;

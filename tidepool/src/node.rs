@@ -18,7 +18,7 @@ use storage_node::store::ObjectStore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::compute::Compute;
+use crate::agents::Compute;
 use crate::metastore::{Meta, MetaSpec};
 
 /// How often nodes report their capacity; the gateway treats a node silent

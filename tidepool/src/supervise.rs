@@ -39,7 +39,7 @@ pub async fn run(args: SupervisorArgs) -> Result<()> {
     meta.spawn_housekeeping(shutdown.clone());
     let client = NodeClient::new(ClientOptions::default())?;
     let lease = std::time::Duration::from_millis(args.lease_ttl_ms);
-    let sup = crate::compute::supervisor(meta.ns.clone(), client, lease, shutdown.clone())?;
+    let sup = crate::agents::supervisor(meta.ns.clone(), client, lease, shutdown.clone())?;
     let stop = shutdown.clone();
     tokio::spawn(async move {
         let _ = tokio::signal::ctrl_c().await;

@@ -112,7 +112,7 @@ pub async fn run(args: UpArgs) -> Result<()> {
     let client = NodeClient::new(ClientOptions::default()).context("node client")?;
     // The sandbox (and its toolbox compilation) only where tasks run.
     if args.nodes > 0 {
-        let compute = crate::compute::Compute::new(ns.clone())?;
+        let compute = crate::agents::Compute::new(ns.clone())?;
         for i in 1..=args.nodes {
             let spec = node::NodeSpec {
                 id: format!("node{i}"),
@@ -141,7 +141,7 @@ pub async fn run(args: UpArgs) -> Result<()> {
 
     if !args.no_supervisor {
         let lease = Duration::from_millis(args.lease_ttl_ms);
-        tasks.spawn(crate::compute::supervisor(
+        tasks.spawn(crate::agents::supervisor(
             ns.clone(),
             client,
             lease,

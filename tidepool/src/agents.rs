@@ -1,7 +1,7 @@
 //! Compute wiring: the agent each storage node serves next to its objects,
 //! and the job supervisor (with archiving) that dispatches to them. Used by
 //! `tidepool up`, `tidepool node` and `tidepool supervisor`; only wiring,
-//! the logic is in `storage-node` and `jobs`.
+//! the logic is in `compute` and `jobs`.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -11,10 +11,10 @@ use jobs::supervisor::{Supervisor, SupervisorConfig};
 use meta::jobs::JobStore;
 use meta::namespace::Namespace;
 use sandbox::{Sandbox, SandboxConfig};
-use storage_node::agent::{Agent, AgentConfig};
-use storage_node::builtins::TaskRegistry;
-use storage_node::objects::ObjectIo;
-use storage_node::task_client::{HttpExecutor, ObjectArchiveSink};
+use compute::agent::{Agent, AgentConfig};
+use compute::builtins::TaskRegistry;
+use compute::objects::ObjectIo;
+use compute::task_client::{HttpExecutor, ObjectArchiveSink};
 use storage_node::{ClientOptions, NodeClient, NodeServer};
 use tokio_util::sync::CancellationToken;
 
@@ -37,7 +37,7 @@ impl Compute {
         let tools = Arc::new(TaskRegistry::default());
         let sandbox = Sandbox::new(SandboxConfig::with_default_cache_dir())
             .context("start the wasm sandbox")?;
-        let sandbox = storage_node::builtins::install(sandbox, tools.clone());
+        let sandbox = compute::builtins::install(sandbox, tools.clone());
         let warm = sandbox.clone();
         tokio::spawn(async move {
             if let Err(e) = warm.precompile().await {
@@ -83,7 +83,7 @@ impl Compute {
             self.sandbox.clone(),
             self.tools.clone(),
         );
-        storage_node::server::router(node.store(), id).merge(storage_node::agent::routes(agent))
+        storage_node::server::router(node.store(), id).merge(compute::agent::routes(agent))
     }
 }
 

@@ -25,8 +25,8 @@ use meta::path::MantaPath;
 use placement::Candidate;
 use tokio::io::AsyncWrite;
 
-use crate::client::{BoxError, NodeClient};
-use crate::fanout::{NodeTarget, ReadError, ReplicateError};
+use storage_node::client::{BoxError, NodeClient};
+use storage_node::fanout::{NodeTarget, ReadError, ReplicateError};
 
 /// Errors writing or reading a named object.
 #[derive(Debug, thiserror::Error)]

@@ -8,7 +8,7 @@ use meta::embedded::EmbeddedKv;
 use meta::namespace::{Conditions, Namespace, NodeRecord, NodeState, system_now_ms};
 use meta::path::MantaPath;
 use storage_node::client::{ClientOptions, NodeClient};
-use storage_node::objects::{ObjectError, ObjectIo};
+use compute::objects::{ObjectError, ObjectIo};
 use storage_node::protocol::ObjectId;
 use storage_node::server::{NodeConfig, NodeServer};
 use storage_node::store::{ObjectStore, StoreError};

@@ -49,8 +49,8 @@ use tokio::sync::Semaphore;
 
 use crate::builtins::{TASK_ENV, TaskIo, TaskRegistry};
 use crate::objects::{ObjectError, ObjectIo};
-use crate::protocol::{ErrorBody, ObjectId};
-use crate::store::ObjectStore;
+use storage_node::protocol::{ErrorBody, ObjectId};
+use storage_node::store::ObjectStore;
 
 /// The agent's route for running one task attempt.
 pub const TASKS_PATH: &str = "/agent/tasks";
