@@ -4,11 +4,11 @@
 
 use std::sync::Arc;
 
+use compute::objects::{ObjectError, ObjectIo};
 use meta::embedded::EmbeddedKv;
 use meta::namespace::{Conditions, Namespace, NodeRecord, NodeState, system_now_ms};
 use meta::path::MantaPath;
 use storage_node::client::{ClientOptions, NodeClient};
-use compute::objects::{ObjectError, ObjectIo};
 use storage_node::protocol::ObjectId;
 use storage_node::server::{NodeConfig, NodeServer};
 use storage_node::store::{ObjectStore, StoreError};

@@ -7,14 +7,14 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use jobs::supervisor::{Supervisor, SupervisorConfig};
-use meta::jobs::JobStore;
-use meta::namespace::Namespace;
-use sandbox::{Sandbox, SandboxConfig};
 use compute::agent::{Agent, AgentConfig};
 use compute::builtins::TaskRegistry;
 use compute::objects::ObjectIo;
 use compute::task_client::{HttpExecutor, ObjectArchiveSink};
+use jobs::supervisor::{Supervisor, SupervisorConfig};
+use meta::jobs::JobStore;
+use meta::namespace::Namespace;
+use sandbox::{Sandbox, SandboxConfig};
 use storage_node::{ClientOptions, NodeClient, NodeServer};
 use tokio_util::sync::CancellationToken;
 
