@@ -862,6 +862,53 @@ pub(crate) mod tests {
         }
     }
 
+    /// Issue 12 item 6: a GET signed over `(request-target) date` replayed
+    /// within the skew window as a DELETE, or on another path or query,
+    /// does not verify, for every key type; the same capture of a
+    /// date-only signature (what the CLI sends) still would, which is why
+    /// the gateway must run behind TLS beyond loopback.
+    #[test]
+    fn request_target_signatures_cannot_be_replayed_elsewhere() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_790_000_000);
+        let date = http_date(now);
+        let target = "/alice/stor/private/report%201.txt?metadata=true";
+        for name in FIXTURES {
+            let key = fixture(name);
+            let mut store = Store::default();
+            store.add("alice", None, key.public_key().clone());
+            let signer = RequestSigner::new(key, "alice", None);
+            let auth = signer
+                .authorization_with_target("GET", target, &date)
+                .unwrap();
+            assert!(auth.contains("headers=\"(request-target) date\""), "{auth}");
+            let h = headers(&[("date", &date), ("authorization", &auth)]);
+            let later = now + Duration::from_secs(60);
+            let c = caller(run(&store, "GET", target, &h, later));
+            assert_eq!(c.login, "alice", "{name}");
+            for (method, path) in [
+                ("DELETE", target),
+                ("PUT", target),
+                ("HEAD", target),
+                ("GET", "/alice/stor/private/report%201.txt"),
+                ("GET", "/alice/stor/private/other.txt?metadata=true"),
+                ("GET", "/alice/stor/private/report%201.txt?metadata=false"),
+            ] {
+                let err = run(&store, method, path, &h, later).unwrap_err();
+                assert_eq!(
+                    (err.code(), err.http_status()),
+                    ("InvalidSignature", 403),
+                    "{name}: {method} {path}"
+                );
+            }
+            // The CLI's date-only form keeps working (and is not bound to
+            // the target).
+            let date_only = signer.authorization(&date).unwrap();
+            let h = headers(&[("date", &date), ("authorization", &date_only)]);
+            assert!(run(&store, "GET", target, &h, later).is_ok(), "{name}");
+            assert!(run(&store, "DELETE", target, &h, later).is_ok(), "{name}");
+        }
+    }
+
     #[test]
     fn general_header_lists_with_request_target_and_x_date() {
         let now = UNIX_EPOCH + Duration::from_secs(1_790_000_000);

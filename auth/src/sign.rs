@@ -312,6 +312,25 @@ impl RequestSigner {
         self.authorization_for(&["date"], &format!("date: {date}"))
     }
 
+    /// An `Authorization` value that also binds the method and target:
+    /// `headers="(request-target) date"`, so the signature cannot be
+    /// replayed with another method or on another path.
+    /// `raw_path_and_query` is the request target exactly as sent.
+    pub fn authorization_with_target(
+        &self,
+        method: &str,
+        raw_path_and_query: &str,
+        date: &str,
+    ) -> Result<String, SignError> {
+        let names = [crate::header::REQUEST_TARGET, "date"];
+        let signing_string = format!(
+            "{}: {} {raw_path_and_query}\ndate: {date}",
+            names[0],
+            method.to_ascii_lowercase()
+        );
+        self.authorization_for(&names, &signing_string)
+    }
+
     /// `(Date, Authorization)` header values for a request sent at `now`.
     pub fn date_and_authorization(&self, now: SystemTime) -> Result<(String, String), SignError> {
         let date = http_date(now);

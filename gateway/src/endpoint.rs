@@ -9,7 +9,7 @@
 
 use crate::error::ApiError;
 use crate::headers::{
-    self, ByteRange, PutKind, StoredHeaders, content_length, has_durability, max_content_length,
+    self, ByteRange, PutKind, content_length, has_durability, max_content_length,
     parse_content_md5, parse_durability, parse_range,
 };
 use crate::path::{parse_location, parse_path};
@@ -220,16 +220,6 @@ impl Endpoint {
             ),
         }
     }
-}
-
-fn stored(h: &HeaderMap) -> Result<Headers, ApiError> {
-    let s = StoredHeaders::parse(h)?;
-    let mut map: Headers = s.headers.into_iter().collect();
-    if !s.role_tags.is_empty() {
-        // GET/HEAD return the names joined with ", " as muskie did (§2.6).
-        map.insert("role-tag".to_owned(), s.role_tags.join(", "));
-    }
-    Ok(map)
 }
 
 fn not_allowed_on_root(method: &Method, path: &MantaPath) -> ApiError {
@@ -478,7 +468,7 @@ fn parse_put(
         if has_durability(h) {
             return Err(ApiError::InvalidUpdate("durability-level".to_owned()));
         }
-        let headers = stored(h)?;
+        let headers = headers::stored_headers(h)?;
         let content_type = match headers::put_kind(h) {
             PutKind::Object(ct) if h.contains_key(http::header::CONTENT_TYPE) => Some(ct),
             _ => None,
@@ -493,7 +483,7 @@ fn parse_put(
     }
     match headers::put_kind(h) {
         PutKind::Directory => {
-            let headers = stored(h)?;
+            let headers = headers::stored_headers(h)?;
             Ok(Endpoint::PutDirectory { path, headers })
         }
         PutKind::Link => {
@@ -530,7 +520,7 @@ fn parse_put(
             {
                 return Err(ApiError::MaxContentLengthExceeded(cap));
             }
-            let headers = stored(h)?;
+            let headers = headers::stored_headers(h)?;
             Ok(Endpoint::PutObject {
                 path,
                 put: Box::new(ObjectPut {

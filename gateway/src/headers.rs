@@ -9,11 +9,16 @@
 use crate::error::ApiError;
 use base64::Engine as _;
 use http::HeaderMap;
-use meta::namespace::Conditions;
+use meta::namespace::{Conditions, Headers};
 use std::time::UNIX_EPOCH;
 
 /// Total bytes of `m-*` values kept per entry (muskie silently dropped the rest).
 pub const MAX_USER_METADATA_BYTES: usize = 4096;
+/// Total bytes of `m-*` values a request may carry at all: beyond this it is
+/// refused (400 `BadRequest`) rather than silently trimmed. Manta's node front
+/// end refused requests whose headers passed 80 KiB; a request sending 16x
+/// what can be kept is a client bug or an attack, not metadata.
+pub const MAX_USER_METADATA_REQUEST_BYTES: usize = 64 * 1024;
 
 fn header_str<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
     h.get(name).and_then(|v| v.to_str().ok())
@@ -208,6 +213,12 @@ impl StoredHeaders {
             }
             if user {
                 user_bytes += v.len();
+                if user_bytes > MAX_USER_METADATA_REQUEST_BYTES {
+                    return Err(ApiError::BadRequest(format!(
+                        "m-* headers total more than {MAX_USER_METADATA_REQUEST_BYTES} bytes \
+                         (at most {MAX_USER_METADATA_BYTES} are stored)"
+                    )));
+                }
                 if user_bytes > MAX_USER_METADATA_BYTES {
                     continue;
                 }
@@ -226,6 +237,20 @@ impl StoredHeaders {
             .unwrap_or_default();
         Ok(StoredHeaders { headers, role_tags })
     }
+}
+
+/// The headers a write stores with an entry (PUT of an object, directory
+/// or link, metadata updates, multipart-upload create): validated by
+/// [`StoredHeaders::parse`], `role-tag` names joined with `", "` as muskie
+/// returned them (§2.6). Every path that stores client headers goes through
+/// here, so one cap and one set of checks hold for all of them.
+pub fn stored_headers(h: &HeaderMap) -> Result<Headers, ApiError> {
+    let s = StoredHeaders::parse(h)?;
+    let mut map: Headers = s.headers.into_iter().collect();
+    if !s.role_tags.is_empty() {
+        map.insert("role-tag".to_owned(), s.role_tags.join(", "));
+    }
+    Ok(map)
 }
 
 fn valid_disposition(v: &str) -> bool {
@@ -417,6 +442,12 @@ mod tests {
         let big = "x".repeat(3000);
         let s = StoredHeaders::parse(&hm(&[("m-a", &big), ("m-b", &big)])).unwrap();
         assert_eq!(s.headers.len(), 1);
+        // Far more than can be kept is refused, not trimmed.
+        let huge = "x".repeat(MAX_USER_METADATA_REQUEST_BYTES / 2);
+        let err =
+            StoredHeaders::parse(&hm(&[("m-a", &huge), ("m-b", &huge), ("m-c", "x")])).unwrap_err();
+        assert_eq!(err.code(), "BadRequest");
+        assert!(StoredHeaders::parse(&hm(&[("m-a", &huge), ("m-b", &huge)])).is_ok());
     }
 
     #[test]

@@ -21,6 +21,9 @@
 //! gateway::serve(listener, gw, std::future::pending()).await?;
 //! # Ok(()) }
 //! ```
+//!
+//! [`serve_tls`] serves the same router over HTTPS ([`tls`]); anything
+//! beyond loopback should use it (`docs/security.md`).
 
 pub mod access;
 mod blobs;
@@ -32,6 +35,9 @@ pub mod headers;
 pub mod middleware;
 pub mod path;
 pub mod query;
+pub mod tls;
+
+pub use tls::{ServerTls, TlsError};
 
 use axum::Router;
 use endpoint::ParseLimits;
@@ -175,6 +181,21 @@ impl Gateway {
                 middleware::request_context,
             ))
     }
+}
+
+/// Serves the API over HTTPS on `listener` until `shutdown` resolves, then
+/// drains in-flight requests. See [`tls`] for what a failed handshake or a
+/// plain-HTTP client costs (only its own connection).
+pub async fn serve_tls(
+    listener: tokio::net::TcpListener,
+    tls: ServerTls,
+    gateway: Gateway,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let listener = tls::TlsListener::new(listener, tls)?;
+    axum::serve(listener, gateway.router())
+        .with_graceful_shutdown(shutdown)
+        .await
 }
 
 /// Serves the API on `listener` until `shutdown` resolves, then drains

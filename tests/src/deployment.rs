@@ -213,6 +213,7 @@ impl Deployment {
             args: ["--meta", &meta, "--nodes", "0", "--no-supervisor"]
                 .map(String::from)
                 .to_vec(),
+            ..Default::default()
         })?;
         let mut d = Deployment {
             gateway,

@@ -108,6 +108,7 @@ pub struct Cluster {
     /// Everything `tidepool up` printed on stderr so far (for failure messages).
     stderr_log: std::sync::Arc<std::sync::Mutex<String>>,
     extra_args: Vec<String>,
+    tls_cert: Option<PathBuf>,
 }
 
 /// Options for [`Cluster::start_with`].
@@ -117,6 +118,11 @@ pub struct ClusterOptions {
     pub key_type: Option<String>,
     /// Extra arguments for `tidepool up`.
     pub args: Vec<String>,
+    /// Serve HTTPS: a self-signed certificate for `127.0.0.1` and
+    /// `localhost` is generated under the cluster's root and passed with
+    /// `--tls-cert/--tls-key`; clients trust it through
+    /// `NODE_EXTRA_CA_CERTS` (see [`Cluster::tls_cert`]).
+    pub tls: bool,
 }
 
 impl Cluster {
@@ -142,15 +148,35 @@ impl Cluster {
         if !st.success() {
             bail!("ssh-keygen failed");
         }
+        let mut extra_args = opts.args;
+        let tls_cert = if opts.tls {
+            let (cert, key) = self_signed_cert(&root.path().join("tls"))?;
+            extra_args.extend([
+                "--tls-cert".to_owned(),
+                cert.to_string_lossy().into_owned(),
+                "--tls-key".to_owned(),
+                key.to_string_lossy().into_owned(),
+            ]);
+            Some(cert)
+        } else {
+            None
+        };
         let mut c = Cluster {
             child: None,
             root,
             env: Vec::new(),
             stderr_log: Default::default(),
-            extra_args: opts.args,
+            extra_args,
+            tls_cert,
         };
         c.launch()?;
         Ok(c)
+    }
+
+    /// The self-signed certificate the gateway serves, when started with
+    /// [`ClusterOptions::tls`].
+    pub fn tls_cert(&self) -> Option<&Path> {
+        self.tls_cert.as_deref()
     }
 
     /// The data directory given to `tidepool up --data`.
@@ -269,6 +295,14 @@ impl Cluster {
             ),
             ("LC_ALL".to_string(), "C".to_string()),
         ];
+        if let Some(cert) = &self.tls_cert {
+            // Node (the CLI) verifies the self-signed certificate like any
+            // other, with it as an extra root.
+            env.push((
+                "NODE_EXTRA_CA_CERTS".to_string(),
+                cert.to_string_lossy().into_owned(),
+            ));
+        }
         env.extend(self.env.iter().cloned());
         env
     }
@@ -342,6 +376,19 @@ impl Drop for Cluster {
     fn drop(&mut self) {
         self.kill9();
     }
+}
+
+/// Writes a fresh self-signed certificate for `127.0.0.1`, `::1` and
+/// `localhost` and its private key as PEM files `cert.pem`, `key.pem` in
+/// `dir`; returns their paths.
+pub fn self_signed_cert(dir: &Path) -> Result<(PathBuf, PathBuf)> {
+    std::fs::create_dir_all(dir)?;
+    let names = ["127.0.0.1", "::1", "localhost"].map(str::to_owned);
+    let c = rcgen::generate_simple_self_signed(names.to_vec()).context("rcgen")?;
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert, c.cert.pem())?;
+    std::fs::write(&key, c.key_pair.serialize_pem())?;
+    Ok((cert, key))
 }
 
 /// Runs `cmd`, feeding `input`, killing it if it outlives `limit`.

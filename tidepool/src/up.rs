@@ -56,9 +56,22 @@ pub struct UpArgs {
     /// cluster, `tikv://PD1:2379,PD2:2379,...`.
     #[arg(long, default_value = "embedded")]
     pub meta: MetaSpec,
+    /// Serve the gateway over HTTPS with this PEM certificate chain (leaf
+    /// first). Needed for anything beyond loopback: without TLS, requests
+    /// and their signatures travel in clear (docs/security.md).
+    #[arg(long, requires = "tls_key", value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of `--tls-cert`.
+    #[arg(long, requires = "tls_cert", value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
 }
 
 pub async fn run(args: UpArgs) -> Result<()> {
+    // Checked first: a bad certificate must stop startup before anything runs.
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(gateway::ServerTls::from_pem_files(cert, key)?),
+        _ => None,
+    };
     let data = std::path::absolute(&args.data).context("data directory")?;
     let meta = Meta::open(&args.meta, &data).await?;
     let ns = meta.ns.clone();
@@ -131,12 +144,29 @@ pub async fn run(args: UpArgs) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("listen on {}", args.listen))?;
-    let url = format!("http://{}", listener.local_addr()?);
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let url = format!("{scheme}://{}", listener.local_addr()?);
+    if tls.is_none() && !args.listen.ip().is_loopback() {
+        // On stderr as well as in the log: the default log filter shows
+        // errors only, and this must not go unseen.
+        let warning = format!(
+            "WARNING: the gateway serves plain HTTP on {}, beyond loopback: requests, \
+             object data and signatures travel in clear, and a captured signature can be \
+             replayed within the clock-skew window. Use --tls-cert/--tls-key \
+             (docs/security.md).",
+            args.listen
+        );
+        tracing::warn!("{warning}");
+        eprintln!("{warning}");
+    }
     let stop = shutdown.clone();
     tasks.spawn(async move {
-        gateway::serve(listener, gateway, async move { stop.cancelled().await })
-            .await
-            .context("gateway")
+        let stopped = async move { stop.cancelled().await };
+        let served = match tls {
+            Some(tls) => gateway::serve_tls(listener, tls, gateway, stopped).await,
+            None => gateway::serve(listener, gateway, stopped).await,
+        };
+        served.context("gateway")
     });
 
     if !args.no_supervisor {
@@ -157,6 +187,7 @@ pub async fn run(args: UpArgs) -> Result<()> {
         &data,
         &args.meta,
         args.nodes,
+        args.tls_cert.as_deref(),
     );
 
     serve_until_interrupted(tasks, shutdown).await
@@ -191,6 +222,7 @@ fn print_instructions(
     data: &std::path::Path,
     meta: &MetaSpec,
     nodes: u32,
+    tls_cert: Option<&std::path::Path>,
 ) {
     println!(
         "Tidepool is up: gateway {url}, {nodes} storage nodes, data in {}, metadata {meta}",
@@ -201,6 +233,14 @@ fn print_instructions(
     println!("export MANTA_URL={url}");
     println!("export MANTA_USER={login}");
     println!("unset MANTA_SUBUSER MANTA_ROLE MANTA_TLS_INSECURE");
+    if let Some(cert) = tls_cert {
+        let cert = std::path::absolute(cert).unwrap_or_else(|_| cert.to_owned());
+        println!(
+            "# a self-signed certificate? trust it: export NODE_EXTRA_CA_CERTS={}",
+            cert.display()
+        );
+        println!("# (or skip verification, for tests only: export MANTA_TLS_INSECURE=1)");
+    }
     if let KeySource::Generated(public) = key {
         let private = public.with_extension("");
         println!(

@@ -111,6 +111,55 @@ fn encoded(path: &MantaPath) -> String {
     s
 }
 
+/// Create headers the upload keeps: the ones the target object will store
+/// (`m-*`, CORS, `role-tag`, ...) validated and capped by the same function
+/// as a PUT's ([`crate::headers::stored_headers`]), plus the few the upload
+/// itself uses. Anything else is dropped, so a record cannot grow past what
+/// a PUT could store. A name or value that could not be an HTTP header is
+/// refused: it could never be returned on a GET.
+fn checked_headers(given: Map<String, Value>) -> Result<Map<String, Value>, ApiError> {
+    const CONTROL: [&str; 5] = [
+        "content-length",
+        "content-md5",
+        "content-type",
+        "durability-level",
+        "x-durability-level",
+    ];
+    let mut as_http = HeaderMap::new();
+    let mut kept = Map::new();
+    for (k, v) in given {
+        let Some(text) = header_string(&v) else {
+            // Checked again below where a control header's type matters;
+            // a non-scalar stored header is not a header at all.
+            if CONTROL.contains(&k.as_str()) {
+                kept.insert(k, v);
+                continue;
+            }
+            return Err(invalid(format!(
+                "cannot create upload: header {k} must be a string"
+            )));
+        };
+        let name = http::HeaderName::from_bytes(k.as_bytes()).map_err(|_| {
+            invalid(format!(
+                "cannot create upload: {k:?} is not a valid header name"
+            ))
+        })?;
+        let value = HeaderValue::from_str(&text).map_err(|_| {
+            invalid(format!(
+                "cannot create upload: the value of {k} is not a valid header value"
+            ))
+        })?;
+        as_http.append(name, value);
+        if CONTROL.contains(&k.as_str()) {
+            kept.insert(k, v);
+        }
+    }
+    for (k, v) in crate::headers::stored_headers(&as_http)? {
+        kept.insert(k, Value::String(v));
+    }
+    Ok(kept)
+}
+
 pub async fn create(
     cx: &Ctx,
     path: &MantaPath,
@@ -152,6 +201,7 @@ pub async fn create(
             )));
         }
     }
+    let headers = checked_headers(headers)?;
     if let Some(cl) = headers.get("content-length")
         && cl.as_u64().is_none()
     {
