@@ -84,6 +84,10 @@ pub enum ApiError {
     /// A job manifest failed validation (`400 InvalidJob`, jobs spec E1).
     #[error("{0}")]
     InvalidJob(String),
+    /// A job phase's `exec`/`init` is not a script the shell can run
+    /// (`400 InvalidArgumentError`, refused when the job is created).
+    #[error("{0}")]
+    InvalidPhaseScript(String),
     /// The job's state forbids the request (`409`, jobs spec E2-E4).
     #[error("{0}")]
     InvalidJobState(String),
@@ -148,6 +152,7 @@ impl ApiError {
             ApiError::NotEnoughSpace => "NotEnoughSpace",
             ApiError::MetadataUnavailable(_) => "ServiceUnavailable",
             ApiError::InvalidJob(_) => "InvalidJob",
+            ApiError::InvalidPhaseScript(_) => "InvalidArgumentError",
             ApiError::InvalidJobState(_) => "InvalidJobState",
             ApiError::JobNotFound(_) => "ResourceNotFound",
             ApiError::Auth { code, .. } => code,
@@ -178,7 +183,8 @@ impl ApiError {
             | LocationRequired
             | InvalidLink(_)
             | LinkNotObject(_)
-            | InvalidJob(_) => StatusCode::BAD_REQUEST,
+            | InvalidJob(_)
+            | InvalidPhaseScript(_) => StatusCode::BAD_REQUEST,
             InvalidJobState(_) => StatusCode::CONFLICT,
             PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
             MaxContentLengthExceeded(_) => StatusCode::PAYLOAD_TOO_LARGE,

@@ -4,7 +4,12 @@
 //!
 //! Guarantees: any byte string either parses into a [`Manifest`] whose every
 //! field is within the limits of §3.4, or yields a [`ManifestError`] naming
-//! the first failing property — never a panic. Object key order of each
+//! the first failing property — never a panic. Every phase's `exec` and
+//! `init` is parsed as the sandbox will parse it (`shell-syntax`, nesting
+//! bounded, on its own parser thread), so a script that could never run is
+//! refused before any job or task exists ([`ManifestError::Script`]).
+//! [`parse_manifest`] blocks while scripts are parsed: async callers run it
+//! on a blocking thread. Object key order of each
 //! phase is kept for the echo (`phases` as stored: the user's keys in the
 //! user's order, plus `type` when it was missing).
 
@@ -100,12 +105,25 @@ pub enum ManifestError {
     /// The body exceeds [`MAX_MANIFEST_BYTES`].
     #[error("job manifest exceeds {MAX_MANIFEST_BYTES} bytes")]
     TooLarge,
+    /// A phase's `exec` or `init` is not a script the sandbox can run
+    /// (syntax, an unsupported construct, nesting too deep).
+    #[error("property \"{property}\": {message}")]
+    Script {
+        /// `phases[N].exec` or `phases[N].init`.
+        property: String,
+        /// Why, in the shell parser's words.
+        message: String,
+    },
 }
 
 impl ManifestError {
-    /// The Manta error code (always `InvalidJob`).
+    /// The Manta error code: `InvalidArgumentError` for a phase script the
+    /// shell cannot run, `InvalidJob` for everything else.
     pub fn code(&self) -> &'static str {
-        "InvalidJob"
+        match self {
+            ManifestError::Script { .. } => "InvalidArgumentError",
+            _ => "InvalidJob",
+        }
     }
 
     fn prop(property: impl Into<String>, message: impl Into<String>) -> Self {
@@ -329,12 +347,28 @@ pub fn parse_manifest(body: &[u8]) -> Result<Manifest, ManifestError> {
         phases.push(phase);
     }
     stored.push(']');
+    for (i, phase) in phases.iter().enumerate() {
+        check_script(&format!("phases[{i}].exec"), &phase.exec)?;
+        if let Some(init) = &phase.init {
+            check_script(&format!("phases[{i}].init"), init)?;
+        }
+    }
     Ok(Manifest {
         name,
         phases,
         transient,
         phases_json: stored,
     })
+}
+
+/// Parses `script` as the sandbox will, on shell-syntax's parser thread.
+fn check_script(property: &str, script: &str) -> Result<(), ManifestError> {
+    shell_syntax::parse(script)
+        .map(|_| ())
+        .map_err(|e| ManifestError::Script {
+            property: property.to_owned(),
+            message: e.to_string(),
+        })
 }
 
 fn parse_phase(item: &Node, i: usize) -> Result<(Phase, Node), ManifestError> {
@@ -615,6 +649,43 @@ mod tests {
         assert!(check_image("banana").unwrap_err().starts_with("invalid"));
     }
 
+    #[test]
+    fn phase_scripts_are_parsed_at_creation() {
+        let deep = format!(
+            "{}wc -l{}",
+            "if true; then ".repeat(500),
+            "; fi".repeat(500)
+        );
+        for (body, property) in [
+            (
+                serde_json::json!({"phases": [{"exec": deep}]}),
+                "phases[0].exec",
+            ),
+            (
+                serde_json::json!({"phases": [{"exec": "wc"}, {"exec": "cat", "init": deep}]}),
+                "phases[1].init",
+            ),
+            (
+                serde_json::json!({"phases": [{"exec": "echo 'unterminated"}]}),
+                "phases[0].exec",
+            ),
+        ] {
+            let e = parse_manifest(body.to_string().as_bytes()).unwrap_err();
+            assert_eq!(e.code(), "InvalidArgumentError");
+            assert!(
+                matches!(&e, ManifestError::Script { property: p, .. } if p == property),
+                "{e}"
+            );
+        }
+        let e = parse_manifest(
+            serde_json::json!({"phases": [{"exec": deep}]})
+                .to_string()
+                .as_bytes(),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("nested more than 64 levels"), "{e}");
+    }
+
     proptest! {
         #[test]
         fn never_panics(body in prop::collection::vec(any::<u8>(), 0..200)) {
@@ -622,7 +693,7 @@ mod tests {
         }
 
         #[test]
-        fn valid_phases_round_trip(execs in prop::collection::vec(("[ -~]{1,20}", any::<bool>(), 1u32..=128,
+        fn valid_phases_round_trip(execs in prop::collection::vec(("(wc|cat|grep|sort|head)( [a-z0-9./-]{1,5}){0,3}( \\| (wc|sort|uniq)){0,2}", any::<bool>(), 1u32..=128,
                                                                      prop::sample::select(MEMORY_VALUES.to_vec())), 1..5)) {
             let phases: Vec<Value> = execs.iter().map(|(e, reduce, count, mem)| serde_json::json!({
                 "exec": e, "type": if *reduce { "reduce" } else { "map" }, "count": count, "memory": mem

@@ -33,40 +33,5 @@ pub enum SandboxError {
     },
 }
 
-/// Why a phase script was rejected before running.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum ScriptError {
-    /// Not valid shell syntax.
-    #[error("syntax error: {0}")]
-    Syntax(String),
-    /// Valid shell, but a construct this shell does not run.
-    #[error("unsupported shell construct: {construct}{}", fmt_near(.near))]
-    Unsupported { construct: String, near: String },
-}
-
-fn fmt_near(near: &str) -> String {
-    if near.is_empty() {
-        String::new()
-    } else {
-        format!(" (in `{near}`)")
-    }
-}
-
-impl ScriptError {
-    pub(crate) fn unsupported(construct: impl Into<String>, near: impl Into<String>) -> Self {
-        let mut near: String = near.into();
-        if near.len() > 60 {
-            let cut = (0..=60)
-                .rev()
-                .find(|i| near.is_char_boundary(*i))
-                .unwrap_or(0);
-            near.truncate(cut);
-            near.push('…');
-        }
-        ScriptError::Unsupported {
-            construct: construct.into(),
-            near,
-        }
-    }
-}
+/// Why a phase script was rejected before running (from `shell-syntax`).
+pub use shell_syntax::ScriptError;

@@ -277,7 +277,12 @@ impl Sandbox {
     /// failure before the run starts; everything the script does, including
     /// exceeding a limit, is in the report.
     pub async fn run_phase(&self, spec: PhaseSpec) -> Result<RunReport, SandboxError> {
-        let script = shell::parse(&spec.exec)?;
+        // Parsing runs on shell-syntax's own thread (bounded, large stack);
+        // waiting for it is blocking work, so not on this async worker.
+        let exec = spec.exec.clone();
+        let script = tokio::task::spawn_blocking(move || shell_syntax::parse(&exec))
+            .await
+            .map_err(|e| ScriptError::ParserUnavailable(e.to_string()))??;
         let limits = spec.limits;
         let stages = script.max_pipeline() as u64;
         if stages > limits.pipeline_stages {

@@ -17,7 +17,7 @@ use axum::response::Response;
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use http::{HeaderValue, StatusCode, header};
-use jobs::manifest::{MAX_MANIFEST_BYTES, parse_manifest};
+use jobs::manifest::{MAX_MANIFEST_BYTES, ManifestError, parse_manifest};
 use jobs::status::{error_json_live, iso_time, status_json};
 use meta::jobs::{JobRecord, JobState, JobStore, JobStoreError, NewJob};
 use meta::path::MantaPath;
@@ -96,7 +96,15 @@ async fn create(cx: &Ctx, login: &str, body: Body) -> Result<Response, ApiError>
     let bytes = axum::body::to_bytes(body, MAX_MANIFEST_BYTES + 1)
         .await
         .map_err(|_| ApiError::InvalidJob(jobs::manifest::ManifestError::TooLarge.to_string()))?;
-    let m = parse_manifest(&bytes).map_err(|e| ApiError::InvalidJob(e.to_string()))?;
+    // Validation parses every phase script (on shell-syntax's own thread);
+    // waiting for that is blocking work, kept off this async worker.
+    let m = tokio::task::spawn_blocking(move || parse_manifest(&bytes))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(|e| match e {
+            ManifestError::Script { .. } => ApiError::InvalidPhaseScript(e.to_string()),
+            e => ApiError::InvalidJob(e.to_string()),
+        })?;
     let job = cx
         .gw
         .inner

@@ -9,9 +9,9 @@
 
 use futures::future::BoxFuture;
 
-use super::ast::{Piece, TestExpr, Word};
 use super::interp::{Shell, Stop};
 use crate::stage::Stdio;
+use shell_syntax::ast::{Piece, TestExpr, Word};
 
 fn is_ifs(c: char) -> bool {
     matches!(c, ' ' | '\t' | '\n')

@@ -15,7 +15,6 @@ use std::sync::{Arc, Mutex};
 
 use futures::future::BoxFuture;
 
-use super::ast::*;
 use super::builtins;
 use crate::HostBuiltin;
 use crate::engine::{ModuleBytes, Runtime};
@@ -24,6 +23,7 @@ use crate::limits::LimitKind;
 use crate::pipe::{self, PipeReader};
 use crate::run::{RunShared, TaskGuard, drain_out, pump_in};
 use crate::stage::{self, KILLED_STATUS, StageSpec, Stdio};
+use shell_syntax::ast::*;
 
 /// Why execution of a script stops early.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,39 +1,43 @@
-//! The subset of POSIX shell this sandbox runs, as a small tree.
+//! The subset of POSIX shell the sandbox runs, as a small tree.
 //!
-//! Everything in this tree is supported by the interpreter: anything the
-//! parser accepts but this tree cannot express was rejected while lowering,
-//! before the run started.
+//! Everything in this tree is supported by the sandbox's interpreter:
+//! anything the parser accepts but this tree cannot express was rejected
+//! while lowering, before the run started. Its depth is at most
+//! [`MAX_NESTING`](crate::MAX_NESTING) levels, so the interpreter may walk
+//! it recursively. The enums are deliberately not `#[non_exhaustive]`: the
+//! interpreter must match every construct, and a new one must fail to
+//! compile there until it is handled.
 
 /// A sequence of and-or lists (`a; b && c`).
 #[derive(Debug, Clone, Default)]
-pub(crate) struct Script(pub(crate) Vec<AndOr>);
+pub struct Script(pub Vec<AndOr>);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Connector {
+pub enum Connector {
     And,
     Or,
 }
 
 #[derive(Debug, Clone)]
-pub(crate) struct AndOr {
-    pub(crate) first: Pipeline,
-    pub(crate) rest: Vec<(Connector, Pipeline)>,
+pub struct AndOr {
+    pub first: Pipeline,
+    pub rest: Vec<(Connector, Pipeline)>,
 }
 
 #[derive(Debug, Clone)]
-pub(crate) struct Pipeline {
-    pub(crate) bang: bool,
-    pub(crate) cmds: Vec<Command>,
+pub struct Pipeline {
+    pub bang: bool,
+    pub cmds: Vec<Command>,
 }
 
 #[derive(Debug, Clone)]
-pub(crate) struct Command {
-    pub(crate) kind: CommandKind,
-    pub(crate) redirs: Vec<Redir>,
+pub struct Command {
+    pub kind: CommandKind,
+    pub redirs: Vec<Redir>,
 }
 
 #[derive(Debug, Clone)]
-pub(crate) enum CommandKind {
+pub enum CommandKind {
     /// `NAME=value... word...`
     Simple {
         assigns: Vec<(String, Word)>,
@@ -64,7 +68,7 @@ pub(crate) enum CommandKind {
 
 /// `[[ ... ]]` expressions.
 #[derive(Debug, Clone)]
-pub(crate) enum TestExpr {
+pub enum TestExpr {
     And(Box<TestExpr>, Box<TestExpr>),
     Or(Box<TestExpr>, Box<TestExpr>),
     Not(Box<TestExpr>),
@@ -74,10 +78,10 @@ pub(crate) enum TestExpr {
 
 /// A word: pieces concatenated, then (for unquoted expansions) split on blanks.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct Word(pub(crate) Vec<Piece>);
+pub struct Word(pub Vec<Piece>);
 
 #[derive(Debug, Clone)]
-pub(crate) enum Piece {
+pub enum Piece {
     /// Literal text; `quoted` text is never split.
     Text { text: String, quoted: bool },
     /// `$NAME`, `${NAME}`, `$?`, `${NAME:-default}`.
@@ -91,7 +95,7 @@ pub(crate) enum Piece {
 }
 
 #[derive(Debug, Clone)]
-pub(crate) enum Redir {
+pub enum Redir {
     /// `[fd]< file`
     Input(Word),
     /// `<<< word` and here-documents: the expanded text is stdin.
@@ -106,7 +110,7 @@ pub(crate) enum Redir {
 
 impl Script {
     /// The longest pipeline anywhere in the script, including in `$(...)`.
-    pub(crate) fn max_pipeline(&self) -> usize {
+    pub fn max_pipeline(&self) -> usize {
         self.0.iter().map(AndOr::max_pipeline).max().unwrap_or(0)
     }
 }
@@ -188,7 +192,7 @@ impl Word {
     }
 
     /// A word made of one literal (used by builtins that synthesize commands).
-    pub(crate) fn literal(s: &str) -> Word {
+    pub fn literal(s: &str) -> Word {
         Word(vec![Piece::Text {
             text: s.to_owned(),
             quoted: true,

@@ -1,0 +1,13 @@
+//! A `POST /:login/jobs` body: any bytes get a manifest or a
+//! `ManifestError` (phase scripts parsed too), never a panic.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(m) = jobs::manifest::parse_manifest(data) {
+        assert!(!m.phases.is_empty());
+        // The stored phases are JSON the status record echoes.
+        let _: serde_json::Value = serde_json::from_str(&m.phases_json).expect("stored phases");
+    }
+});

@@ -1,0 +1,320 @@
+//! Bounds checked before brush-parser's recursive code sees a script.
+//!
+//! brush-parser is a recursive-descent parser (a PEG grammar over tokens,
+//! a hand-written tokenizer, and a PEG grammar over the characters of each
+//! word). On hostile input each of them recurses once per level of nesting,
+//! so an unbounded script could exhaust any stack. What recurses, read from
+//! brush-parser 0.4's source:
+//!
+//! - **the tokenizer**: once per nested `$(`, `${`, `$[` (and `$((`), to
+//!   find where the expansion ends; backquotes are scanned in a loop;
+//! - **the token grammar**: once per compound command (`if`, `while`,
+//!   `until`, `for`, `select`, `case`, `{`, `(`, `[[`, function bodies,
+//!   `coproc`), per `(` inside `((...))` and `[[ ( ) ]]`, and per `!`
+//!   inside `[[ ]]`; lists, pipelines and `&&`/`||` chains are loops;
+//! - **the word grammar**: once per nested `"`, `$(`, `${`, `$((`, `$[`,
+//!   backquote and `(` inside a word;
+//! - **our lowering** recurses into every `$(...)` and `${x:-...}` by
+//!   parsing their text again.
+//!
+//! The checks here make every one of those depths small before the code
+//! that recurses runs:
+//!
+//! - [`check_size`]: the script is at most [`MAX_SCRIPT_BYTES`], and the
+//!   number of `$(`, `${`, `$[` in it (an upper bound of the tokenizer's
+//!   depth, whatever the quoting) at most [`MAX_EXPANSIONS`];
+//! - [`token_depth`]: over the tokenizer's output — quoting, here-documents
+//!   and comments already resolved exactly as the grammar will see them —
+//!   the nesting of compound commands (a typed stack: `fi` closes only an
+//!   open `if`, and only where the grammar accepts a reserved word),
+//!   counted so that it is never below the grammar's own depth;
+//! - [`check_word`]: a word is at most [`MAX_WORD_OPENERS`] characters that
+//!   can open a level in the word grammar (quote-blind count: an upper
+//!   bound of that grammar's depth).
+//!
+//! Lowering adds the depth of each `$(...)`/`${...}` it enters to the depth
+//! of the script around it ([`crate::lower`]), so the total across levels
+//! stays within [`MAX_NESTING`]. Whatever these counts might still miss
+//! runs on the parser thread's own, large stack ([`crate::PARSER_STACK`]),
+//! never on an async worker's.
+
+use brush_parser::Token;
+
+use crate::ScriptError;
+
+/// Deepest nesting of compound commands, subshells, groups and
+/// substitutions in one script (all levels added up).
+pub const MAX_NESTING: usize = 64;
+/// Largest script accepted (the job manifest is at most 100 000 bytes).
+pub const MAX_SCRIPT_BYTES: usize = 100_000;
+/// Most `$(`, `${`, `$[` in one script.
+pub const MAX_EXPANSIONS: usize = 1024;
+/// Most characters that can open a level of the word grammar
+/// (`$ ( { [ " \``) in one word.
+pub const MAX_WORD_OPENERS: usize = 4096;
+
+/// Size and expansion-count bounds, checked on the raw text.
+pub(crate) fn check_size(src: &str) -> Result<(), ScriptError> {
+    if src.len() > MAX_SCRIPT_BYTES {
+        return Err(ScriptError::TooLarge(src.len()));
+    }
+    // brush-parser's tokenizer takes seconds and gigabytes on a here-doc
+    // tag ending in a carriage return or a form feed (`cat <<\r; `, found
+    // by fuzzing). Control characters other than tab and newline are never
+    // meaningful in a phase script (a CR means CRLF line endings, which
+    // break every command anyway), so they are refused up front.
+    if let Some(c) = src
+        .chars()
+        .find(|c| c.is_ascii_control() && !matches!(c, '\t' | '\n'))
+    {
+        return Err(ScriptError::Syntax(format!(
+            "control character U+{:04X} in script (CRLF line endings?)",
+            u32::from(c)
+        )));
+    }
+    let b = src.as_bytes();
+    let expansions = b
+        .windows(2)
+        .filter(|w| w[0] == b'$' && matches!(w[1], b'(' | b'{' | b'['))
+        .count();
+    if expansions > MAX_EXPANSIONS {
+        return Err(ScriptError::TooDeep(format!(
+            "{expansions} `$(`, `${{` or `$[` expansions; at most {MAX_EXPANSIONS} are accepted"
+        )));
+    }
+    Ok(())
+}
+
+/// Word-grammar bound for one word's text.
+pub(crate) fn check_word(word: &str) -> Result<(), ScriptError> {
+    let openers = word
+        .bytes()
+        .filter(|c| matches!(c, b'$' | b'(' | b'{' | b'[' | b'"' | b'`'))
+        .count();
+    if openers > MAX_WORD_OPENERS {
+        return Err(ScriptError::TooDeep(format!(
+            "a word with {openers} quotes, brackets and expansions; at most {MAX_WORD_OPENERS} are accepted"
+        )));
+    }
+    // brush-parser unwraps `~+N`/`~-N`/`~N` (directory-stack tilde) into
+    // an integer and panics when N does not fit (found by fuzzing). We run
+    // only `~` and `~user`: refused before it sees them.
+    let after_tilde = word
+        .strip_prefix('~')
+        .map(|r| r.trim_start_matches(['+', '-']));
+    if after_tilde.is_some_and(|r| r.starts_with(|c: char| c.is_ascii_digit())) {
+        return Err(ScriptError::unsupported("tilde expansion `~N`", word));
+    }
+    // The word grammar tries each `$((` as arithmetic and then again as a
+    // command substitution: nested ones cost 2^n. We run no arithmetic, so
+    // more than a few (quoted or not) are refused before it runs.
+    let arithmetic = word.matches("$((").count() + word.matches("$[").count();
+    if arithmetic > MAX_WORD_ARITHMETIC {
+        return Err(ScriptError::unsupported(
+            "arithmetic expansion `$((...))`",
+            word,
+        ));
+    }
+    Ok(())
+}
+
+/// Most `$((` or `$[` in one word (each is unsupported; more than a few
+/// nested would make brush-parser's word grammar backtrack exponentially).
+const MAX_WORD_ARITHMETIC: usize = 8;
+
+/// What opened a level of nesting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Open {
+    If,
+    Loop,
+    Brace,
+    Paren,
+    Test,
+}
+
+impl Open {
+    fn name(self) -> &'static str {
+        match self {
+            Open::If => "`if`",
+            Open::Loop => "`while`/`until`/`for`",
+            Open::Brace => "`{ }`",
+            Open::Paren => "`( )`",
+            Open::Test => "`[[ ]]`",
+        }
+    }
+}
+
+/// The deepest nesting in `tokens`, refusing at once when `base` (the depth
+/// of the script around this one) plus it exceeds [`MAX_NESTING`].
+///
+/// Over-counting is harmless (a legitimate script would need more than
+/// [`MAX_NESTING`] unclosed levels to be refused); under-counting is not,
+/// so openers are counted wherever they might open, closers only where
+/// the grammar takes them as closers and only for the opener they close.
+pub(crate) fn token_depth(tokens: &[Token], base: usize) -> Result<usize, ScriptError> {
+    let mut stack: Vec<Open> = Vec::new();
+    // Consecutive `!`: each is a level of recursion inside `[[ ]]`.
+    let mut bangs = 0usize;
+    let mut max = 0usize;
+    let mut at = Position::CommandStart;
+    let mut prev_open_paren = false;
+    for t in tokens {
+        let mut opened = None;
+        let is_open_paren = matches!(t, Token::Operator(op, _) if op == "(");
+        if is_open_paren && prev_open_paren {
+            // brush-parser tries `( (` as an arithmetic command first, and
+            // on unbalanced input that attempt backtracks exponentially
+            // (30 bytes of `(` take minutes). We run no arithmetic, so
+            // refuse it before the parser sees it.
+            return Err(ScriptError::unsupported(
+                "arithmetic command `((...))` (or `( (` with no command between)",
+                "",
+            ));
+        }
+        prev_open_paren = is_open_paren;
+        let next = match t {
+            Token::Operator(op, _) => {
+                bangs = 0;
+                match op.as_str() {
+                    "(" => opened = Some(Open::Paren),
+                    ")" if stack.last() == Some(&Open::Paren) => {
+                        stack.pop();
+                    }
+                    _ => {}
+                }
+                if is_redirection(op) {
+                    // A file name or here-doc tag follows, never a keyword.
+                    Position::Argument
+                } else {
+                    Position::CommandStart
+                }
+            }
+            Token::Word(w, _) => {
+                let w = w.as_str();
+                // `!` as an argument (`echo !`) opens nothing.
+                if w == "!" && at != Position::Argument {
+                    bangs += 1;
+                } else {
+                    bangs = 0;
+                }
+                match at {
+                    // `function NAME`: the name is no keyword; a compound
+                    // command may follow it.
+                    Position::Name => Position::CommandStart,
+                    Position::Argument if w == "]]" => {
+                        if stack.last() == Some(&Open::Test) {
+                            stack.pop();
+                        }
+                        Position::CommandStart
+                    }
+                    // `for NAME do ...` (no `in`, no separator): count
+                    // what follows as a list, whatever came before.
+                    Position::Argument if w == "do" => Position::ListStart,
+                    Position::Argument => Position::Argument,
+                    Position::AfterTime if w == "-p" => Position::CommandStart,
+                    Position::CommandStart | Position::ListStart | Position::AfterTime => {
+                        let closes = match w {
+                            "fi" => Some(Open::If),
+                            "done" => Some(Open::Loop),
+                            "}" => Some(Open::Brace),
+                            "]]" => Some(Open::Test),
+                            _ => None,
+                        };
+                        if let Some(kind) = closes {
+                            // Right after `then`/`do`/`{`... the grammar
+                            // takes no closer (an empty list is an error):
+                            // not popping there only over-counts.
+                            if at != Position::ListStart && stack.last() == Some(&kind) {
+                                stack.pop();
+                            }
+                            Position::CommandStart
+                        } else {
+                            if matches!(w, "case" | "coproc") {
+                                // Not run by the interpreter, and brush-parser
+                                // backtracks exponentially over nested `case`
+                                // items and `coproc` bodies: refused up front.
+                                return Err(ScriptError::unsupported(format!("`{w}`"), ""));
+                            }
+                            opened = match w {
+                                "if" => Some(Open::If),
+                                "while" | "until" | "for" | "select" => Some(Open::Loop),
+                                "{" => Some(Open::Brace),
+                                "[[" => Some(Open::Test),
+                                _ => None,
+                            };
+                            match w {
+                                "function" => Position::Name,
+                                "then" | "else" | "elif" | "do" => Position::ListStart,
+                                "time" => Position::AfterTime,
+                                "!" | "in" => Position::CommandStart,
+                                // `for NAME`, `select NAME`.
+                                "for" | "select" => Position::Argument,
+                                _ if opened.is_some() => Position::ListStart,
+                                _ => Position::Argument,
+                            }
+                        }
+                    }
+                }
+            }
+        };
+        if let Some(kind) = opened {
+            stack.push(kind);
+        }
+        let depth = stack.len() + bangs;
+        if depth > max {
+            max = depth;
+            if base + max > MAX_NESTING {
+                let what = opened.map_or("`!`", Open::name);
+                return Err(ScriptError::TooDeep(format!(
+                    "{what} nested more than {MAX_NESTING} levels deep"
+                )));
+            }
+        }
+        at = next;
+    }
+    Ok(max)
+}
+
+/// brush-parser unwraps an I/O number (`12>file`) into an `i32` and panics
+/// when it does not fit (found by fuzzing). We run only fds 0-2, so larger
+/// ones are refused here, before it sees them.
+pub(crate) fn check_io_numbers(tokens: &[Token]) -> Result<(), ScriptError> {
+    for pair in tokens.windows(2) {
+        let (Token::Word(w, wl), Token::Operator(op, ol)) = (&pair[0], &pair[1]) else {
+            continue;
+        };
+        let contiguous = wl.end.index == ol.start.index;
+        if contiguous
+            && op.starts_with(['<', '>'])
+            && !w.is_empty()
+            && w.bytes().all(|b| b.is_ascii_digit())
+            && w.parse::<i32>().is_err()
+        {
+            return Err(ScriptError::unsupported(format!("file descriptor {w}"), ""));
+        }
+    }
+    Ok(())
+}
+
+/// Where a token stands, as far as reserved words go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Position {
+    /// Where a command (so a reserved word) may begin.
+    CommandStart,
+    /// Right after a keyword that opens a list (`then`, `do`, `{`...): a
+    /// command may begin, a closer may not.
+    ListStart,
+    /// After `function`: a name.
+    Name,
+    /// After `time`: `-p`, or a command.
+    AfterTime,
+    /// Inside a simple command (or after a redirection): plain words.
+    Argument,
+}
+
+fn is_redirection(op: &str) -> bool {
+    matches!(
+        op,
+        "<" | ">" | ">>" | ">|" | "<<" | "<<-" | "<&" | ">&" | "<>" | "&>" | "&>>" | "<<<"
+    )
+}

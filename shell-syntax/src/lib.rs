@@ -1,0 +1,407 @@
+//! POSIX shell syntax for job phases: parses a phase's `exec`/`init` script
+//! into the small tree ([`ast`]) that the sandbox's interpreter runs,
+//! rejecting — with the construct named — everything it does not run.
+//!
+//! What it guarantees:
+//! - **Bounded, whatever the input.** Nesting of every construct the
+//!   underlying parser recurses on is counted and refused past
+//!   [`MAX_NESTING`] levels ([`ScriptError::TooDeep`]), before that parser
+//!   runs (see [`bounds`] for what recurses and how each depth is bounded).
+//! - **Never on the caller's stack.** [`parse`] runs on a thread of its own
+//!   with a [`PARSER_STACK`]-byte stack, so a tokio worker's small stack is
+//!   never what a hostile script meets; a panic in the parser is a
+//!   [`ScriptError::Syntax`], not a crash.
+//! - **No engine.** It depends on the parser alone (no wasm, no I/O), so the
+//!   gateway can check a job's phases when the job is created.
+//!
+//! [`parse`] blocks its caller until the parse is done (a few microseconds
+//! to a few milliseconds); async callers call it from `spawn_blocking`.
+//!
+//! ```
+//! let script = shell_syntax::parse("grep x | wc -l").unwrap();
+//! assert_eq!(script.max_pipeline(), 2);
+//! let deep = format!("{}true{}", "if true; then ".repeat(500), "; fi".repeat(500));
+//! assert!(matches!(
+//!     shell_syntax::parse(&deep),
+//!     Err(shell_syntax::ScriptError::TooDeep(_))
+//! ));
+//! ```
+
+pub mod ast;
+pub mod bounds;
+mod error;
+mod lower;
+
+pub use ast::Script;
+pub use bounds::{MAX_EXPANSIONS, MAX_NESTING, MAX_SCRIPT_BYTES, MAX_WORD_OPENERS};
+pub use error::ScriptError;
+
+/// Stack of the parser thread. Only what a parse touches is ever
+/// committed; the size leaves a wide margin over the deepest parse the
+/// bounds allow (see the `worst_case_*` tests).
+pub const PARSER_STACK: usize = 256 << 20;
+
+/// Parses and lowers a phase script, on a parser thread of its own.
+///
+/// # Errors
+/// [`ScriptError`] naming why the script cannot run.
+pub fn parse(src: &str) -> Result<Script, ScriptError> {
+    let src = src.to_owned();
+    let thread = std::thread::Builder::new()
+        .name("shell-parse".into())
+        .stack_size(PARSER_STACK)
+        .spawn(move || lower::parse_at(&src, 0))
+        .map_err(|e| ScriptError::ParserUnavailable(e.to_string()))?;
+    thread
+        .join()
+        .unwrap_or_else(|_| Err(ScriptError::Syntax("parser failed on this input".into())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn too_deep(src: &str, what: &str) {
+        match parse(src) {
+            Err(ScriptError::TooDeep(m)) => assert!(
+                m.contains(what) || m.contains("expansions; at most"),
+                "{what}: got {m}"
+            ),
+            Err(ScriptError::TooLarge(_)) if src.len() > MAX_SCRIPT_BYTES => {}
+            other => panic!(
+                "{}: expected TooDeep naming {what}, got {other:?}",
+                &src[..40]
+            ),
+        }
+    }
+
+    /// `n` levels of each construct the parser recurses on.
+    fn nested(kind: &str, n: usize) -> String {
+        match kind {
+            "if" => format!("{}true{}", "if true; then ".repeat(n), "; fi".repeat(n)),
+            "elif" => format!(
+                "{}true{}",
+                "if a; then b; elif true; then ".repeat(n),
+                "; else c; fi".repeat(n)
+            ),
+            "while" => format!("{}true{}", "while true; do ".repeat(n), "; done".repeat(n)),
+            "until" => format!("{}true{}", "until true; do ".repeat(n), "; done".repeat(n)),
+            "for" => format!("{}true{}", "for x in a; do ".repeat(n), "; done".repeat(n)),
+            "for-do" => format!("{}true{}", "for x do ".repeat(n), "; done".repeat(n)),
+            "brace" => format!("{}true{}", "{ ".repeat(n), "; }".repeat(n)),
+            "subshell" => format!("{}true{}", "( true; ".repeat(n), ")".repeat(n)),
+            "function" => format!("{}true{}", "f() { ".repeat(n), "; }".repeat(n)),
+            "function-kw" => format!("{}true{}", "function f { ".repeat(n), "; }".repeat(n)),
+            // (`( (` is refused as arithmetic, so `!` between.)
+            "test-paren" => format!("[[ {}x{} ]]", "! ( ".repeat(n), " )".repeat(n)),
+            "test-bang" => format!("[[ {}x ]]", "! ".repeat(n)),
+            "subst" => format!("echo {}x{}", "$(echo ".repeat(n), ")".repeat(n)),
+            "backquote" => {
+                // Each level escapes the backquotes of the next.
+                let mut s = "x".to_owned();
+                for _ in 0..n.min(12) {
+                    s = format!("echo `{}`", s.replace('\\', "\\\\").replace('`', "\\`"));
+                }
+                s
+            }
+            "dq-subst" => format!("echo {}x{}", "\"$(echo ".repeat(n), ")\"".repeat(n)),
+            "param" => format!("echo {}x{}", "${a:-".repeat(n), "}".repeat(n)),
+            "mixed" => format!(
+                "{}true{}",
+                "if a; then while b; do ( { echo $(".repeat(n),
+                ") ; } ); done; fi".repeat(n)
+            ),
+            _ => unreachable!(),
+        }
+    }
+
+    const KINDS: [&str; 17] = [
+        "if",
+        "elif",
+        "while",
+        "until",
+        "for",
+        "for-do",
+        "brace",
+        "subshell",
+        "function",
+        "function-kw",
+        "test-paren",
+        "test-bang",
+        "subst",
+        "dq-subst",
+        "param",
+        "mixed",
+        "backquote",
+    ];
+
+    #[test]
+    fn deep_nesting_of_every_construct_is_refused_by_name() {
+        for (kind, what) in [
+            ("if", "`if`"),
+            ("elif", "`if`"),
+            ("while", "`while`"),
+            ("until", "`until`"),
+            ("for", "`for`"),
+            ("for-do", "`for`"),
+            ("brace", "`{ }`"),
+            ("subshell", "`( )`"),
+            ("function", "nested more than 64"),
+            ("function-kw", "`{ }`"),
+            ("test-paren", "nested more than 64"),
+            ("test-bang", "`!`"),
+            ("subst", "`$(...)`"),
+            ("dq-subst", "`$(...)`"),
+            ("param", "`${x:-...}`"),
+            ("mixed", "nested"),
+        ] {
+            for n in [MAX_NESTING + 1, 500, 5000] {
+                too_deep(&nested(kind, n), what);
+            }
+        }
+    }
+
+    #[test]
+    fn the_issue_reproducer_is_refused() {
+        // Issue 12: 9 KB of 500 nested `if` aborted `tidepool up`.
+        let src = format!(
+            "{}echo x{}",
+            "if true; then ".repeat(500),
+            "; fi".repeat(500)
+        );
+        assert!(src.len() > 8_000);
+        too_deep(&src, "`if` nested more than 64 levels deep");
+    }
+
+    #[test]
+    fn nesting_within_the_bound_parses() {
+        for kind in KINDS {
+            // Deep, but within the bound (each level of these counts once
+            // or twice: compound command plus list, or `$(` plus quote).
+            let src = nested(kind, 12);
+            match parse(&src) {
+                Ok(_) => {}
+                // Functions and `[[ ! ]]`... are valid shell we do not run.
+                Err(ScriptError::Unsupported { .. }) => {}
+                Err(e) => panic!("{kind}: {e}"),
+            }
+        }
+        parse(&nested("if", MAX_NESTING)).unwrap();
+        parse(&nested("brace", MAX_NESTING)).unwrap();
+    }
+
+    #[test]
+    fn keywords_as_words_neither_open_nor_close() {
+        // Arguments named like keywords open nothing (so many sequential
+        // ones are fine) ...
+        let many = "echo if while for { [[ !; grep -w fi x; ".repeat(200);
+        parse(&many).unwrap();
+        let seq = "if a; then b; fi; while c; do d; done; { e; }; (f); ".repeat(200);
+        parse(&seq).unwrap();
+        let heredoc = "cat <<EOF\nif\nif\nwhile\n(\nEOF\n".repeat(100);
+        parse(&heredoc).unwrap();
+        // ... and closers in argument, file-name or function-name position
+        // close nothing: nesting through them is still counted.
+        for level in [
+            "if a; then echo fi; ",
+            "if a; then echo >fi; ",
+            "if a; then x=fi; ",
+            "if a; then function fi { :; }; ",
+            "if a; then time -p if b; then :; fi; ",
+            "while a; do echo done; ",
+            "{ echo }; ",
+        ] {
+            let src = format!("{}:", level.repeat(100));
+            match parse(&src) {
+                Err(ScriptError::TooDeep(_)) => {}
+                other => panic!("{level}: expected TooDeep, got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn exponential_backtracking_inputs_are_refused_fast() {
+        // brush-parser backtracks exponentially on unbalanced `((` and on
+        // nested `case` without `;;`; both are refused before it runs.
+        let t = std::time::Instant::now();
+        for src in [
+            "(".repeat(60),
+            format!("(( {}", "(".repeat(60)),
+            format!("for (( {}", "(".repeat(60)),
+            format!("{}true{}", "case x in x) ".repeat(40), " esac".repeat(40)),
+        ] {
+            assert!(
+                matches!(parse(&src), Err(ScriptError::Unsupported { .. })),
+                "{src}"
+            );
+        }
+        // Generous: each is microseconds; the unrefused inputs take hours.
+        assert!(t.elapsed() < std::time::Duration::from_secs(20));
+    }
+
+    #[test]
+    fn size_and_expansion_counts_are_bounded() {
+        let big = "x".repeat(MAX_SCRIPT_BYTES + 1);
+        assert!(matches!(parse(&big), Err(ScriptError::TooLarge(_))));
+        let many = "echo ${a}".repeat(MAX_EXPANSIONS + 1);
+        assert!(matches!(parse(&many), Err(ScriptError::TooDeep(_))));
+        parse(&"echo ${a}; ".repeat(MAX_EXPANSIONS)).unwrap();
+        let word = format!("echo '{}'", "(".repeat(MAX_WORD_OPENERS + 1));
+        assert!(matches!(parse(&word), Err(ScriptError::TooDeep(_))));
+    }
+
+    /// Fuzzing finding: brush-parser panicked (`unwrap` of an `i32`) on a
+    /// file descriptor number that does not fit.
+    #[test]
+    fn huge_file_descriptor_numbers_are_refused_not_panicked() {
+        for src in ["echo 99999999999>x", "cat 4294967296<x", "a 2147483648>&1"] {
+            match parse(src) {
+                Err(ScriptError::Unsupported { construct, .. }) => {
+                    assert!(construct.contains("file descriptor"), "{src}: {construct}")
+                }
+                other => panic!("{src}: {other:?}"),
+            }
+        }
+        // Not a descriptor: separated from the operator.
+        parse("echo 99999999999 > x").unwrap();
+    }
+
+    /// Fuzzing finding: a here-doc tag ending in CR (or FF) made
+    /// brush-parser's tokenizer run for seconds and grow to gigabytes.
+    #[test]
+    fn control_characters_are_refused_fast() {
+        let t = std::time::Instant::now();
+        for src in [
+            "cat <<\r; ",
+            "c0ife\x01\0<<\r;\0 ",
+            "wc -l\r\n",
+            "c<<\x0c\x0c\x0c;\x0c\x0co ${a-$:{e]",
+        ] {
+            assert!(matches!(parse(src), Err(ScriptError::Syntax(_))), "{src:?}");
+        }
+        assert!(t.elapsed() < std::time::Duration::from_secs(5));
+    }
+
+    /// Fuzzing finding: brush-parser panicked on a `~-N` whose N does not
+    /// fit an integer.
+    #[test]
+    fn directory_stack_tildes_are_refused_not_panicked() {
+        for src in [
+            "~-111055555555555555555555555555555555511",
+            "echo ~+99999999999999999999",
+            "echo ~1",
+        ] {
+            assert!(
+                matches!(parse(src), Err(ScriptError::Unsupported { .. })),
+                "{src}"
+            );
+        }
+        parse("echo ~ ~/x").unwrap();
+    }
+
+    /// The deepest recursion the bounds let through (the tokenizer at
+    /// [`MAX_EXPANSIONS`] nested `$(`, the word grammar at
+    /// [`MAX_WORD_OPENERS`]) fits a quarter of [`PARSER_STACK`].
+    #[test]
+    fn worst_case_fits_a_quarter_of_the_parser_stack() {
+        let inputs = [
+            format!(
+                "echo {}x{}",
+                "$(echo ".repeat(MAX_EXPANSIONS),
+                ")".repeat(MAX_EXPANSIONS)
+            ),
+            format!(
+                "echo {}x{}",
+                "${a:-".repeat(MAX_EXPANSIONS),
+                "}".repeat(MAX_EXPANSIONS)
+            ),
+            format!(
+                "echo {}x{}",
+                "\"$(echo ".repeat(MAX_EXPANSIONS),
+                ")\"".repeat(MAX_EXPANSIONS)
+            ),
+            format!(
+                "echo $({}a{})",
+                "( ".repeat(MAX_WORD_OPENERS / 2 - 2),
+                " )".repeat(MAX_WORD_OPENERS / 2 - 2)
+            ),
+        ];
+        for src in inputs {
+            let r = std::thread::Builder::new()
+                .stack_size(PARSER_STACK / 4)
+                .spawn(move || lower::parse_at(&src, 0).map(|_| ()))
+                .unwrap()
+                .join()
+                .unwrap();
+            assert!(r.is_err(), "refused, not overflowed: {r:?}");
+        }
+    }
+
+    fn fragment() -> impl Strategy<Value = &'static str> {
+        prop::sample::select(vec![
+            "if a; then ",
+            "; fi",
+            "while a; do ",
+            "until a; do ",
+            "; done",
+            "for x in a; do ",
+            "for x do ",
+            "{ ",
+            "; }",
+            "(",
+            ")",
+            "( ",
+            " )",
+            "$(",
+            "${a:-",
+            "}",
+            "`",
+            "\"",
+            "'",
+            "[[ ",
+            " ]]",
+            "! ",
+            "case x in a) ",
+            ";;",
+            " esac",
+            "f() ",
+            "function g ",
+            "<<E\n",
+            "\nE\n",
+            " | ",
+            " && ",
+            " || ",
+            "; ",
+            "\n",
+            "echo x",
+            "\\",
+            "$((",
+            "))",
+            "time -p ",
+            "coproc ",
+        ])
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+        /// Random nestings of every recursive construct: an answer, never
+        /// a panic, an overflow or a hang.
+        #[test]
+        fn random_nestings_never_crash(parts in prop::collection::vec(fragment(), 0..400)) {
+            let src: String = parts.concat();
+            let _ = parse(&src);
+        }
+
+        /// The same fragments repeated far past the bound.
+        #[test]
+        fn deep_repetitions_never_crash(
+            open in prop::collection::vec(fragment(), 1..4),
+            close in prop::collection::vec(fragment(), 0..3),
+            n in 60usize..3000,
+        ) {
+            let src = format!("{}x{}", open.concat().repeat(n), close.concat().repeat(n));
+            let _ = parse(&src);
+        }
+    }
+}
