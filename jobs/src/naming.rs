@@ -4,8 +4,60 @@
 //! Guarantees: normalization is idempotent, keeps a leading and a trailing
 //! slash, and never produces `.`/`..` or empty segments; output names are
 //! always under `/<login>/jobs/<id>/stor/` and end in the task id.
+//!
+//! [`readable_by`] and [`writable_by`] are the one rule of which object
+//! names a job's owner may read (its own tree and any `/public`) and write
+//! (its own tree): the supervisor applies it to every input before any
+//! phase reads it, and the agent to every name in a task it is given.
 
+use meta::path::{MantaPath, TopDir};
 use uuid::Uuid;
+
+/// Why an object name is refused for a job's owner.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum NameDenied {
+    /// Not an object path (`/<login>/<top>/<name>...`).
+    #[error("malformed object name: {0}")]
+    Malformed(String),
+    /// The owner may not access it.
+    #[error("permission denied: {0}")]
+    Forbidden(String),
+}
+
+/// Normalizes `name` and parses it as an object path below a top directory.
+fn object_path(name: &str) -> Result<(String, MantaPath), NameDenied> {
+    let quoted = || serde_json::Value::String(name.to_owned()).to_string();
+    let norm = normalize(name);
+    match MantaPath::parse(&norm) {
+        Ok(p) if p.top().is_some() && !p.rest().is_empty() => Ok((norm, p)),
+        _ => Err(NameDenied::Malformed(quoted())),
+    }
+}
+
+/// `name` normalized and parsed, if `owner` may read it: it is in the
+/// owner's tree or in some account's `/public`.
+pub fn readable_by(owner: &str, name: &str) -> Result<(String, MantaPath), NameDenied> {
+    let (norm, p) = object_path(name)?;
+    if p.login() != owner && p.top() != Some(TopDir::Public) {
+        return Err(NameDenied::Forbidden(
+            serde_json::Value::String(name.to_owned()).to_string(),
+        ));
+    }
+    Ok((norm, p))
+}
+
+/// `name` normalized and parsed, if `owner` may write it: it is in the
+/// owner's tree.
+pub fn writable_by(owner: &str, name: &str) -> Result<(String, MantaPath), NameDenied> {
+    let (norm, p) = object_path(name)?;
+    if p.login() != owner {
+        return Err(NameDenied::Forbidden(
+            serde_json::Value::String(name.to_owned()).to_string(),
+        ));
+    }
+    Ok((norm, p))
+}
 
 /// Collapse repeated slashes and `.`/`..` segments; keep a trailing slash.
 /// `..` above the root stays at the root.

@@ -38,7 +38,6 @@ use meta::jobs::{
     TaskOutput, TaskRecord, TaskState,
 };
 use meta::namespace::Namespace;
-use meta::path::{MantaPath, TopDir};
 use placement::Candidate;
 use tokio::sync::mpsc;
 use uuid::Uuid;
@@ -569,33 +568,25 @@ impl Supervisor {
         Ok(None)
     }
 
-    /// Resolve an input name to an object the owner may read.
+    /// Resolve an input name to an object the owner may read. Every name a
+    /// phase will read goes through here first, whether it becomes a map
+    /// task or a reducer input ([`naming::readable_by`] is the rule).
     async fn resolve(
         &self,
         owner: &str,
         name: &str,
     ) -> Result<Result<Resolved, Rejected>, JobsError> {
-        let norm = naming::normalize(name);
         let reject = |code, message: String| Ok(Err(Rejected { code, message }));
         let q = serde_json::Value::String(name.to_owned()).to_string();
-        let Ok(path) = MantaPath::parse(&norm) else {
-            return reject(
-                ErrorCode::ResourceNotFoundError,
-                format!("malformed object name: {q}"),
-            );
+        let (norm, path) = match naming::readable_by(owner, name) {
+            Ok(p) => p,
+            Err(e @ naming::NameDenied::Malformed(_)) => {
+                return reject(ErrorCode::ResourceNotFoundError, e.to_string());
+            }
+            Err(e @ naming::NameDenied::Forbidden(_)) => {
+                return reject(ErrorCode::AuthorizationError, e.to_string());
+            }
         };
-        if path.top().is_none() || path.rest().is_empty() {
-            return reject(
-                ErrorCode::ResourceNotFoundError,
-                format!("malformed object name: {q}"),
-            );
-        }
-        if path.login() != owner && path.top() != Some(TopDir::Public) {
-            return reject(
-                ErrorCode::AuthorizationError,
-                format!("permission denied: {q}"),
-            );
-        }
         match self.ns.get(&path).await? {
             None => reject(
                 ErrorCode::ResourceNotFoundError,
@@ -1001,10 +992,27 @@ impl Supervisor {
                             p0input: p0.clone(),
                             ..Default::default()
                         })),
-                        Some(r) => routed.push((r, o.name.clone())),
-                        None => {
-                            let r = (Uuid::new_v4().as_u128() % u128::from(ph.count.max(1))) as u32;
-                            routed.push((r, o.name.clone()));
+                        r => {
+                            // The same check as a map input: a reducer
+                            // reads only what the owner may read.
+                            match self.resolve(&ctx.owner, &o.name).await? {
+                                Ok(res) => {
+                                    let r = r.unwrap_or_else(|| {
+                                        (Uuid::new_v4().as_u128() % u128::from(ph.count.max(1)))
+                                            as u32
+                                    });
+                                    routed.push((r, res.name));
+                                }
+                                Err(rej) => prepared.push(Err(JobErrorRecord {
+                                    phase: np,
+                                    what: what_for(np, &o.name, p0.as_deref()),
+                                    code: rej.code.as_str().into(),
+                                    message: rej.message,
+                                    input: Some(o.name.clone()),
+                                    p0input: p0.clone(),
+                                    ..Default::default()
+                                })),
+                            }
                         }
                     },
                 }

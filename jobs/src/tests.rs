@@ -795,3 +795,113 @@ async fn run_loop_claims_and_finishes_new_jobs() {
         .expect("join")
         .expect("run ok");
 }
+
+/// Answers map tasks by emitting `names` as outputs (as `mcat` does: names,
+/// not bytes) and records every input a reducer is fed.
+struct EmitNames {
+    names: Vec<String>,
+    fed: Mutex<Vec<String>>,
+}
+
+#[async_trait]
+impl crate::executor::TaskExecutor for EmitNames {
+    async fn execute(
+        &self,
+        node: &str,
+        req: crate::protocol::TaskRequest,
+        feed: Arc<dyn crate::executor::ReducerFeed>,
+    ) -> Result<crate::protocol::TaskResponse, ExecError> {
+        use crate::protocol::{EmittedOutput, ReducerInputsRequest, TaskInput, TaskOutcome};
+        let outputs = match req.input {
+            TaskInput::Map { .. } => self
+                .names
+                .iter()
+                .map(|n| EmittedOutput {
+                    name: n.clone(),
+                    reducer: None,
+                })
+                .collect(),
+            TaskInput::Reduce { reducer } => {
+                let mut from = 0;
+                loop {
+                    let page = feed
+                        .page(ReducerInputsRequest {
+                            job_id: req.job_id,
+                            phase: req.phase,
+                            reducer,
+                            from,
+                            limit: 100,
+                        })
+                        .await?;
+                    self.fed.lock().expect("lock").extend(page.inputs);
+                    from = page.next;
+                    if page.ended {
+                        break;
+                    }
+                }
+                Vec::new()
+            }
+        };
+        Ok(crate::protocol::TaskResponse {
+            task_id: req.task_id,
+            attempt: req.attempt,
+            node: node.to_owned(),
+            outcome: TaskOutcome::Success { outputs },
+        })
+    }
+}
+
+#[tokio::test]
+async fn names_emitted_into_a_reducer_are_authorized_for_the_owner() {
+    let e = env().await;
+    e.ns.create_account("other").await.expect("account");
+    e.object("/tpuser/stor/in", "1\n").await;
+    e.object("/tpuser/stor/mine", "2\n").await;
+    e.object("/other/stor/secret", "3\n").await;
+    e.object("/other/public/shared", "4\n").await;
+    let exec = Arc::new(EmitNames {
+        names: vec![
+            "/other/stor/secret".into(),
+            "/tpuser/stor/mine".into(),
+            "/other/public/shared".into(),
+            "/tpuser/stor/nothing-here".into(),
+            "/tpuser/stor/../../other/stor/secret".into(),
+        ],
+        fed: Mutex::default(),
+    });
+    let sup = Supervisor::new(cfg("s1"), e.store.clone(), e.ns.clone(), exec.clone());
+    let id = e
+        .job(
+            r#"{"phases":[{"exec":"mcat"},{"type":"reduce","exec":"cat"}]}"#,
+            &["/tpuser/stor/in"],
+        )
+        .await;
+    drive(&sup, id).await;
+    let fed = exec.fed.lock().expect("lock").clone();
+    assert_eq!(
+        fed,
+        vec![
+            "/tpuser/stor/mine".to_owned(),
+            "/other/public/shared".to_owned()
+        ],
+        "the reducer is fed only what the owner may read"
+    );
+    let errs: Vec<_> = e
+        .store
+        .errors(&id, 0, 100)
+        .await
+        .expect("errors")
+        .into_iter()
+        .map(|(_, e)| (e.code, e.input.unwrap_or_default(), e.phase))
+        .collect();
+    assert_eq!(errs.len(), 3, "{errs:?}");
+    for (code, input, phase) in &errs {
+        assert_eq!(*phase, 1, "{errs:?}");
+        let want = if input.contains("nothing-here") {
+            "ResourceNotFoundError"
+        } else {
+            "AuthorizationError"
+        };
+        assert_eq!(code, want, "{input}: {errs:?}");
+    }
+}
