@@ -1199,3 +1199,46 @@ async fn stalled_upload_times_out() -> Result<()> {
     assert_eq!(c.get_bytes("/alice/stor/stall").await?.0, 404);
     Ok(())
 }
+
+/// A job whose phase script the shell refuses (here nested deeper than the
+/// parser's bound) is refused at creation with 400 `InvalidArgumentError`
+/// naming the phase, and no job exists; an ordinary one is created.
+#[tokio::test]
+async fn job_phase_scripts_are_parsed_at_creation() -> Result<()> {
+    let c = Cluster::start().await?;
+    let deep = format!(
+        "{}wc -l{}",
+        "if true; then ".repeat(500),
+        "; fi".repeat(500)
+    );
+    for phases in [
+        serde_json::json!([{ "exec": deep }]),
+        serde_json::json!([{ "exec": "wc -l", "init": deep }]),
+        serde_json::json!([{ "exec": "wc -l" }, { "type": "reduce", "exec": deep }]),
+    ] {
+        let body = serde_json::json!({ "phases": phases }).to_string();
+        let r = c
+            .alice(Method::POST, "/alice/jobs")
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await?;
+        assert_eq!(
+            error_code(r).await?,
+            (400, "InvalidArgumentError".to_owned()),
+            "{phases}"
+        );
+    }
+    let r = c.alice(Method::GET, "/alice/jobs").send().await?;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.bytes().await?.len(), 0, "no job was created");
+    let body = serde_json::json!({ "phases": [{ "exec": "wc -l" }] }).to_string();
+    let r = c
+        .alice(Method::POST, "/alice/jobs")
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await?;
+    assert_eq!(r.status(), 201);
+    Ok(())
+}

@@ -297,6 +297,29 @@ fn enum_number(node: &Node, property: &str, allowed: &[u64]) -> Result<u32, Mani
 /// # Errors
 /// The first failing property, in Manta's words (see the module docs).
 pub fn parse_manifest(body: &[u8]) -> Result<Manifest, ManifestError> {
+    let manifest = parse_unchecked(body)?;
+    for (i, phase) in manifest.phases.iter().enumerate() {
+        check_script(&format!("phases[{i}].exec"), &phase.exec)?;
+        if let Some(init) = &phase.init {
+            check_script(&format!("phases[{i}].init"), init)?;
+        }
+    }
+    Ok(manifest)
+}
+
+/// The phases of a job already stored, as [`parse_manifest`] reads them
+/// but without parsing their scripts again: a stored job whose script the
+/// shell refuses (one created before scripts were checked at creation)
+/// must fail in its tasks, with the reason in their stderr, not stop the
+/// supervisor from driving it.
+///
+/// # Errors
+/// As [`parse_manifest`], less [`ManifestError::Script`].
+pub fn parse_stored_phases(phases_json: &str) -> Result<Manifest, ManifestError> {
+    parse_unchecked(format!(r#"{{"phases":{phases_json}}}"#).as_bytes())
+}
+
+fn parse_unchecked(body: &[u8]) -> Result<Manifest, ManifestError> {
     if body.len() > MAX_MANIFEST_BYTES {
         return Err(ManifestError::TooLarge);
     }
@@ -347,12 +370,6 @@ pub fn parse_manifest(body: &[u8]) -> Result<Manifest, ManifestError> {
         phases.push(phase);
     }
     stored.push(']');
-    for (i, phase) in phases.iter().enumerate() {
-        check_script(&format!("phases[{i}].exec"), &phase.exec)?;
-        if let Some(init) = &phase.init {
-            check_script(&format!("phases[{i}].init"), init)?;
-        }
-    }
     Ok(Manifest {
         name,
         phases,

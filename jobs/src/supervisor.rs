@@ -45,7 +45,7 @@ use uuid::Uuid;
 use crate::JobsError;
 use crate::archive::ArchiveSink;
 use crate::executor::{ExecError, ReducerFeed, TaskExecutor};
-use crate::manifest::{Phase, PhaseKind, parse_manifest};
+use crate::manifest::{Phase, PhaseKind, parse_stored_phases};
 use crate::naming;
 use crate::protocol::{
     ErrorCode, ReducerInputsPage, ReducerInputsRequest, TaskInput, TaskLimits, TaskOutcome,
@@ -326,7 +326,7 @@ impl Supervisor {
         let Some(job) = self.store.get_job(&id).await? else {
             return Err(JobsError::Store(JobStoreError::NotFound(id)));
         };
-        let manifest = parse_manifest(format!(r#"{{"phases":{}}}"#, job.phases_json).as_bytes())?;
+        let manifest = parse_stored_phases(&job.phases_json)?;
         let (tx, mut rx) = mpsc::unbounded_channel();
         let mut ctx = JobCtx {
             id,
