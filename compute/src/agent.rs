@@ -19,6 +19,20 @@
 //! directory and mounted read-only at `/assets` (a `.wasm` asset is also a
 //! command).
 //!
+//! Trust: the route is served behind the node's cluster-credential check
+//! (every request signed, see `storage_node::server`), and each attempt
+//! must also carry a task grant the supervisor signed over the exact
+//! request bytes for this node ([`cluster_auth::grant`]). The grant is
+//! checked before the body is parsed; a missing, forged or altered grant is
+//! `403 {"code":"InvalidGrant"}` and nothing runs. Owner, input, assets and
+//! output names are then taken from the verified request only, and every
+//! object name in it is checked as a Manta path the owner may use
+//! ([`jobs::naming::readable_by`], [`jobs::naming::writable_by`]) before
+//! anything is created on the host: a bad name is `400
+//! {"code":"InvalidTask"}`. Host paths under the task directory are built
+//! from the validated path segments only. A reducer reads only inputs the
+//! owner may read.
+//!
 //! Guarantees: at most `max_tasks` tasks run at once (others wait for a
 //! slot); an answer of 200 means the attempt ran to an outcome (success or a
 //! user failure) and its objects are committed; any infrastructure failure
@@ -32,10 +46,12 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::Router;
+use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use cluster_auth::{ClusterKey, GrantVerifier};
 use jobs::executor::ReducerFeed;
 use jobs::protocol::{
     EmittedOutput, ErrorCode, ReducerInputsRequest, TaskInput, TaskOutcome, TaskRequest,
@@ -79,6 +95,8 @@ pub struct AgentConfig {
     pub work_dir: PathBuf,
     /// Tasks run at once.
     pub max_tasks: usize,
+    /// The cluster credential task grants are checked with.
+    pub cluster_key: ClusterKey,
 }
 
 /// The agent; share it as `Arc<Agent>`.
@@ -90,6 +108,7 @@ pub struct Agent {
     sandbox: Sandbox,
     tools: Arc<TaskRegistry>,
     slots: Arc<Semaphore>,
+    grants: GrantVerifier,
 }
 
 impl std::fmt::Debug for Agent {
@@ -113,6 +132,10 @@ pub enum AgentError {
     /// A local file operation failed.
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// The task request is not one the agent may run (a malformed or
+    /// unauthorized name); nothing was created for it.
+    #[error("invalid task: {0}")]
+    InvalidTask(String),
     /// The sandbox could not start the run.
     #[error("sandbox: {0}")]
     Sandbox(String),
@@ -120,12 +143,16 @@ pub enum AgentError {
 
 impl IntoResponse for AgentError {
     fn into_response(self) -> Response {
+        let (status, code) = match &self {
+            AgentError::InvalidTask(_) => (StatusCode::BAD_REQUEST, "InvalidTask"),
+            _ => (StatusCode::SERVICE_UNAVAILABLE, "AgentError"),
+        };
         tracing::warn!(error = %self, "task attempt failed on this node");
         let body = ErrorBody {
-            code: "AgentError".into(),
+            code: code.into(),
             message: self.to_string(),
         };
-        (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
+        (status, Json(body)).into_response()
     }
 }
 
@@ -171,6 +198,7 @@ impl Agent {
         tools: Arc<TaskRegistry>,
     ) -> Arc<Self> {
         let slots = Arc::new(Semaphore::new(cfg.max_tasks.max(1)));
+        let grants = GrantVerifier::new(&cfg.cluster_key, &cfg.node_id);
         Arc::new(Agent {
             cfg,
             store,
@@ -179,6 +207,7 @@ impl Agent {
             sandbox,
             tools,
             slots,
+            grants,
         })
     }
 
@@ -191,8 +220,11 @@ impl Agent {
         l
     }
 
-    /// Run one attempt to its outcome.
+    /// Run one attempt to its outcome. The request's names are validated
+    /// first ([`validate`]); an invalid one is [`AgentError::InvalidTask`]
+    /// and nothing is created.
     pub async fn run(self: &Arc<Self>, req: TaskRequest) -> Result<TaskResponse, AgentError> {
+        let input_rel = validate(&req)?;
         let _slot = self
             .slots
             .clone()
@@ -236,12 +268,11 @@ impl Agent {
         let mut feeder = None;
         match &req.input {
             TaskInput::Map {
-                object,
-                object_id,
-                size,
+                object_id, size, ..
             } => {
                 let root = dir.join("input");
-                let file = root.join(object.trim_start_matches('/'));
+                // Built from validated segments only (no `..`, no `/`).
+                let file = root.join(input_rel.unwrap_or_default());
                 self.link_input(object_id, *size, &file).await?;
                 spec.input_dir = Some(InputDir {
                     host: root,
@@ -253,8 +284,9 @@ impl Agent {
                 let (w, r) = tokio::io::duplex(FEED_BUFFER);
                 let me = self.clone();
                 let (job, phase, reducer) = (req.job_id, req.phase, *reducer);
+                let owner = req.owner.clone();
                 feeder = Some(tokio::spawn(async move {
-                    me.feed_reducer(job, phase, reducer, w).await
+                    me.feed_reducer(&owner, job, phase, reducer, w).await
                 }));
                 spec.stdin = Input::Reader(Box::new(r));
             }
@@ -395,30 +427,32 @@ impl Agent {
         let mut commands = std::collections::HashMap::new();
         tokio::fs::create_dir_all(root).await?;
         for a in &req.assets {
-            let name = jobs::naming::normalize(a);
-            let readable = meta::path::MantaPath::parse(&name).is_ok_and(|p| {
-                p.login() == req.owner || p.top() == Some(meta::path::TopDir::Public)
-            });
-            let dst = root.join(name.trim_start_matches('/'));
-            if let Some(parent) = dst.parent() {
-                tokio::fs::create_dir_all(parent).await?;
-            }
-            let fetched = if readable {
-                let mut f = tokio::fs::File::create(&dst).await?;
-                let r = self.io.copy_to(&name, &mut f).await;
-                f.flush().await?;
-                r
-            } else {
-                Err(ObjectError::InvalidName(name.clone()))
+            let checked = jobs::naming::readable_by(&req.owner, a);
+            let name = checked
+                .as_ref()
+                .map_or_else(|_| jobs::naming::normalize(a), |(n, _)| n.clone());
+            let fetched = match &checked {
+                Ok((name, path)) => {
+                    // Built from validated segments only (no `..`, no `/`).
+                    let dst = root.join(host_relative(path));
+                    if let Some(parent) = dst.parent() {
+                        tokio::fs::create_dir_all(parent).await?;
+                    }
+                    let mut f = tokio::fs::File::create(&dst).await?;
+                    let r = self.io.copy_to(name, &mut f).await;
+                    f.flush().await?;
+                    r.map(|r| r.map(|n| (n, dst)))
+                }
+                Err(_) => Err(ObjectError::InvalidName(name.clone())),
             };
-            let status = match fetched {
-                Ok(Ok(_)) => None,
+            let (status, dst) = match fetched {
+                Ok(Ok((_, dst))) => (None, Some(dst)),
                 Ok(Err(e)) => return Err(e.into()),
                 Err(ObjectError::Namespace(meta::namespace::NamespaceError::NotFound(_))) => {
-                    Some(404)
+                    (Some(404), None)
                 }
-                Err(ObjectError::InvalidName(_)) => Some(403),
-                Err(ObjectError::IsDirectory(_)) => Some(400),
+                Err(ObjectError::InvalidName(_)) => (Some(403), None),
+                Err(ObjectError::IsDirectory(_)) => (Some(400), None),
                 Err(e) => return Err(e.into()),
             };
             if let Some(code) = status {
@@ -432,6 +466,7 @@ impl Agent {
                 .next()
                 .and_then(|f| f.strip_suffix(".wasm"))
                 && !stem.is_empty()
+                && let Some(dst) = dst
             {
                 commands.insert(stem.to_owned(), dst);
             }
@@ -518,8 +553,12 @@ impl Agent {
     }
 
     /// Stream every input of reducer `reducer` into `w`, then close it.
+    /// Only names `owner` may read are read; any other ends the feed with
+    /// an error (the supervisor authorizes every reducer input before it is
+    /// routed, so this is the second of two checks).
     async fn feed_reducer(
         &self,
+        owner: &str,
         job: uuid::Uuid,
         phase: u32,
         reducer: u32,
@@ -539,7 +578,11 @@ impl Agent {
                 .await
                 .map_err(|e| e.to_string())?;
             for name in &page.inputs {
-                match self.io.copy_to(name, &mut w).await {
+                let name = match jobs::naming::readable_by(owner, name) {
+                    Ok((name, _)) => name,
+                    Err(e) => return Err(e.to_string()),
+                };
+                match self.io.copy_to(&name, &mut w).await {
                     Ok(Ok(_)) => {}
                     // The reducer stopped reading: its result stands.
                     Ok(Err(_)) => return Ok(()),
@@ -559,16 +602,78 @@ impl Agent {
     }
 }
 
+/// `path`'s login and segments as a relative host path. Every segment
+/// was validated by [`meta::path::MantaPath`] (non-empty, not `.`/`..`, no
+/// `/` or NUL), so the result stays below whatever it is joined to.
+fn host_relative(path: &meta::path::MantaPath) -> PathBuf {
+    std::iter::once(path.login())
+        .chain(path.segments())
+        .collect()
+}
+
+/// Checks every name of `req` before anything is created for it: the
+/// owner is a valid login, a map input is a normalized object path the
+/// owner may read, stdout/stderr objects are normalized object paths in
+/// the owner's tree. Returns a map task's input as a relative host path.
+/// (Assets are checked as they are fetched: an unreadable asset is the
+/// task's `TaskInitError`, as in Manta.)
+pub fn validate(req: &TaskRequest) -> Result<Option<PathBuf>, AgentError> {
+    use jobs::naming::{readable_by, writable_by};
+    let invalid = |why: String| AgentError::InvalidTask(why);
+    if !meta::path::valid_login(&req.owner) {
+        return Err(invalid(format!("invalid owner {:?}", req.owner)));
+    }
+    for name in [&req.stdout_object, &req.stderr_object] {
+        let (norm, _) = writable_by(&req.owner, name).map_err(|e| invalid(e.to_string()))?;
+        if norm != *name {
+            return Err(invalid(format!("output name {name:?} is not normalized")));
+        }
+    }
+    match &req.input {
+        TaskInput::Map { object, .. } => {
+            let (norm, path) =
+                readable_by(&req.owner, object).map_err(|e| invalid(e.to_string()))?;
+            if norm != *object {
+                return Err(invalid(format!("input name {object:?} is not normalized")));
+            }
+            Ok(Some(host_relative(&path)))
+        }
+        TaskInput::Reduce { .. } => Ok(None),
+    }
+}
+
+/// `POST /agent/tasks`: checks the grant over the raw body, then parses and
+/// runs the attempt. The request itself was authenticated by the node's
+/// middleware before this handler was called.
 async fn run_task(
     State(agent): State<Arc<Agent>>,
-    Json(req): Json<TaskRequest>,
-) -> Result<Json<TaskResponse>, AgentError> {
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<TaskResponse>, Response> {
+    if let Err(e) = agent
+        .grants
+        .verify(headers.get(cluster_auth::GRANT_HEADER), &body)
+    {
+        tracing::warn!(error = %e, "refused a task without a valid grant");
+        let body = ErrorBody {
+            code: "InvalidGrant".into(),
+            message: e.to_string(),
+        };
+        return Err((StatusCode::FORBIDDEN, Json(body)).into_response());
+    }
+    let req: TaskRequest = serde_json::from_slice(&body).map_err(|e| {
+        let body = ErrorBody {
+            code: "InvalidTask".into(),
+            message: format!("task request: {e}"),
+        };
+        (StatusCode::BAD_REQUEST, Json(body)).into_response()
+    })?;
     // Detached so a supervisor hanging up does not cut a task off midway
     // through committing its objects.
     let handle = tokio::spawn(async move { agent.run(req).await });
     match handle.await {
-        Ok(r) => r.map(Json),
-        Err(e) => Err(AgentError::Sandbox(format!("task panicked: {e}"))),
+        Ok(r) => r.map(Json).map_err(IntoResponse::into_response),
+        Err(e) => Err(AgentError::Sandbox(format!("task panicked: {e}")).into_response()),
     }
 }
 

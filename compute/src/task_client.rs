@@ -8,12 +8,19 @@
 //! or answering an error — is [`ExecError::NodeUnavailable`], which the
 //! supervisor retries on another node. Reducer inputs are not sent over
 //! this channel: agents read them from the job tables themselves.
+//!
+//! Every attempt is sent signed twice over with the cluster credential: the
+//! request itself ([`cluster_auth::request`], as every internal request)
+//! and a task grant over the exact body bytes for the chosen node
+//! ([`cluster_auth::grant`]), which the agent checks before it reads the
+//! request.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use cluster_auth::{ClusterKey, GrantSigner, RequestSigner};
 use jobs::archive::{ArchiveError, ArchiveSink, ArchiveWriter};
 use jobs::executor::{ExecError, ReducerFeed, TaskExecutor};
 use jobs::protocol::{TaskRequest, TaskResponse};
@@ -28,11 +35,14 @@ use crate::objects::ObjectIo;
 pub struct HttpExecutor {
     ns: Arc<Namespace>,
     http: reqwest::Client,
+    requests: RequestSigner,
+    grants: GrantSigner,
 }
 
 impl HttpExecutor {
-    /// An executor finding node URLs in `ns`.
-    pub fn new(ns: Arc<Namespace>) -> Result<Self, reqwest::Error> {
+    /// An executor finding node URLs in `ns`, signing requests and task
+    /// grants with `cluster_key`.
+    pub fn new(ns: Arc<Namespace>, cluster_key: &ClusterKey) -> Result<Self, reqwest::Error> {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(4))
             .tcp_keepalive(Duration::from_secs(15))
@@ -40,7 +50,12 @@ impl HttpExecutor {
             // bounds them.
             .pool_idle_timeout(Duration::from_secs(60))
             .build()?;
-        Ok(HttpExecutor { ns, http })
+        Ok(HttpExecutor {
+            ns,
+            http,
+            requests: RequestSigner::new(cluster_key),
+            grants: GrantSigner::new(cluster_key),
+        })
     }
 }
 
@@ -60,11 +75,27 @@ impl TaskExecutor for HttpExecutor {
             .map_err(|e| unavailable(e.to_string()))?
             .ok_or_else(|| unavailable("not registered".into()))?;
         let url = format!("{}{TASKS_PATH}", rec.url.trim_end_matches('/'));
-        let resp = self
+        let body = serde_json::to_vec(&req).map_err(|e| unavailable(e.to_string()))?;
+        let grant = self.grants.grant(node, &body);
+        let mut http_req = self
             .http
             .post(url)
-            .json(&req)
-            .send()
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header(cluster_auth::GRANT_HEADER, grant)
+            .body(body)
+            .build()
+            .map_err(|e| unavailable(e.to_string()))?;
+        let path_and_query = match http_req.url().query() {
+            Some(q) => format!("{}?{q}", http_req.url().path()),
+            None => http_req.url().path().to_owned(),
+        };
+        let auth = self.requests.header_value("POST", &path_and_query);
+        http_req
+            .headers_mut()
+            .insert(cluster_auth::AUTH_HEADER, auth);
+        let resp = self
+            .http
+            .execute(http_req)
             .await
             .map_err(|e| unavailable(e.to_string()))?;
         if !resp.status().is_success() {

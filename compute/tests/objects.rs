@@ -20,6 +20,7 @@ struct Cluster {
     stores: Vec<Arc<ObjectStore>>,
     _dirs: Vec<tempfile::TempDir>,
     stop: CancellationToken,
+    key: storage_node::ClusterKey,
 }
 
 impl Drop for Cluster {
@@ -40,6 +41,7 @@ async fn cluster(nodes: usize) -> Cluster {
     let ns = Arc::new(Namespace::new(kv));
     ns.create_account("alice").await.unwrap();
     let stop = CancellationToken::new();
+    let key = storage_node::ClusterKey::generate();
     let (mut urls, mut stores, mut dirs) = (Vec::new(), Vec::new(), vec![meta_dir]);
     for i in 1..=nodes {
         let dir = tempfile::tempdir().unwrap();
@@ -48,6 +50,7 @@ async fn cluster(nodes: usize) -> Cluster {
             listen: "127.0.0.1:0".parse().unwrap(),
             node_id: format!("n{i}"),
             az: format!("az{i}"),
+            cluster_key: key.clone(),
         })
         .await
         .unwrap();
@@ -62,6 +65,7 @@ async fn cluster(nodes: usize) -> Cluster {
         stores,
         _dirs: dirs,
         stop,
+        key,
     };
     for i in 1..=nodes {
         c.heartbeat(i, system_now_ms()).await;
@@ -87,7 +91,7 @@ impl Cluster {
     }
 
     fn io(&self, durability: usize) -> ObjectIo {
-        let client = NodeClient::new(ClientOptions::default()).unwrap();
+        let client = NodeClient::new(ClientOptions::default(), &self.key).unwrap();
         ObjectIo::new(self.ns.clone(), client, Some("n1".into()), durability)
     }
 

@@ -45,6 +45,8 @@ async fn main() -> Result<()> {
     )
     .await?;
     let stop = CancellationToken::new();
+    // A throwaway cluster credential shared by this toy's nodes and gateway.
+    let cluster_key = storage_node::ClusterKey::generate();
     for (i, az) in ["az-a", "az-b", "az-c"].iter().enumerate() {
         let id = format!("node{i}");
         let server = storage_node::NodeServer::bind(storage_node::NodeConfig {
@@ -52,6 +54,7 @@ async fn main() -> Result<()> {
             listen: "127.0.0.1:0".parse()?,
             node_id: id.clone(),
             az: (*az).into(),
+            cluster_key: cluster_key.clone(),
         })
         .await?;
         ns.register_node(&NodeRecord {
@@ -67,7 +70,7 @@ async fn main() -> Result<()> {
         let s = stop.clone();
         tokio::spawn(async move { server.serve(s).await });
     }
-    let mut cfg = gateway::GatewayConfig::with_default_client(ns)?;
+    let mut cfg = gateway::GatewayConfig::with_default_client(ns, &cluster_key)?;
     // No heartbeats in this toy: registrations stay fresh.
     cfg.node_heartbeat_timeout = Duration::from_secs(365 * 24 * 3600);
     let listener = tokio::net::TcpListener::bind(&listen).await?;

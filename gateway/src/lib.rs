@@ -15,7 +15,9 @@
 //! Wiring (what the `tidepool` binary does):
 //! ```no_run
 //! # async fn demo(ns: std::sync::Arc<meta::namespace::Namespace>) -> Result<(), Box<dyn std::error::Error>> {
-//! let nodes = storage_node::NodeClient::new(storage_node::ClientOptions::default())?;
+//! // Node requests are signed with the deployment's cluster credential.
+//! let key = storage_node::ClusterKey::load(std::path::Path::new("/var/lib/tidepool/cluster.key"))?;
+//! let nodes = storage_node::NodeClient::new(storage_node::ClientOptions::default(), &key)?;
 //! let gw = gateway::Gateway::new(gateway::GatewayConfig::new(ns, nodes));
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
 //! gateway::serve(listener, gw, std::future::pending()).await?;
@@ -92,11 +94,12 @@ impl std::fmt::Debug for GatewayConfig {
 
 impl GatewayConfig {
     /// [`GatewayConfig::new`] with a storage-node client using default
-    /// timeouts.
+    /// timeouts, signing node requests with `cluster_key`.
     pub fn with_default_client(
         namespace: Arc<Namespace>,
+        cluster_key: &storage_node::ClusterKey,
     ) -> Result<GatewayConfig, storage_node::ClientError> {
-        let client = NodeClient::new(storage_node::ClientOptions::default())?;
+        let client = NodeClient::new(storage_node::ClientOptions::default(), cluster_key)?;
         Ok(GatewayConfig::new(namespace, client))
     }
 

@@ -28,6 +28,8 @@ use futures::{Stream, StreamExt, TryStreamExt};
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_LENGTH, RANGE};
 
+use cluster_auth::{ClusterKey, RequestSigner};
+
 use crate::protocol::{
     ByteRange, CORRUPT_COPY, ErrorBody, HEADER_OBJECT_SIZE, InvalidObjectId, NodeStatus, ObjectId,
     ObjectList, PutReceipt, QUERY_BLAKE3, RangeError, VerifyReport, VerifyRequest,
@@ -133,13 +135,16 @@ pub struct NodeClient {
     http: reqwest::Client,
     pub(crate) opts: ClientOptions,
     request_id: Option<reqwest::header::HeaderValue>,
+    /// Signs every request with the cluster credential.
+    signer: RequestSigner,
     /// Nodes served by this process, by base URL; shared by all clones.
     local: Arc<RwLock<HashMap<String, Arc<ObjectStore>>>>,
 }
 
 impl NodeClient {
-    /// Builds a client with `opts`.
-    pub fn new(opts: ClientOptions) -> Result<Self, ClientError> {
+    /// Builds a client with `opts` that signs every request with
+    /// `cluster_key`.
+    pub fn new(opts: ClientOptions, cluster_key: &ClusterKey) -> Result<Self, ClientError> {
         let http = reqwest::Client::builder()
             .connect_timeout(opts.connect_timeout)
             .read_timeout(opts.read_timeout)
@@ -153,6 +158,7 @@ impl NodeClient {
             http,
             opts,
             request_id: None,
+            signer: RequestSigner::new(cluster_key),
             local: Arc::default(),
         })
     }
@@ -189,6 +195,22 @@ impl NodeClient {
             Some(id) => req.header("x-request-id", id.clone()),
             None => req,
         }
+    }
+
+    /// Signs the request `rb` with the cluster credential (over its final
+    /// method, path and query) and sends it.
+    async fn send(&self, rb: reqwest::RequestBuilder) -> Result<reqwest::Response, ClientError> {
+        let mut req = rb.build().map_err(ClientError::Transport)?;
+        let url = req.url();
+        let path_and_query = match url.query() {
+            Some(q) => format!("{}?{q}", url.path()),
+            None => url.path().to_owned(),
+        };
+        let value = self
+            .signer
+            .header_value(req.method().as_str(), &path_and_query);
+        req.headers_mut().insert(cluster_auth::AUTH_HEADER, value);
+        self.http.execute(req).await.map_err(ClientError::Transport)
     }
 
     /// The options this client was built with.
@@ -229,11 +251,11 @@ impl NodeClient {
         }
         let url = object_url(node_url, id)?;
         let resp = self
-            .request(reqwest::Method::PUT, url)
-            .body(reqwest::Body::wrap_stream(body.map_err(Into::into)))
-            .send()
-            .await
-            .map_err(ClientError::Transport)?;
+            .send(
+                self.request(reqwest::Method::PUT, url)
+                    .body(reqwest::Body::wrap_stream(body.map_err(Into::into))),
+            )
+            .await?;
         json_answer(resp).await
     }
 
@@ -258,7 +280,7 @@ impl NodeClient {
         if let Some(r) = range {
             req = req.header(RANGE, r.header_value());
         }
-        let resp = req.send().await.map_err(ClientError::Transport)?;
+        let resp = self.send(req).await?;
         let resp = check_status(resp).await?;
         let expected_status = if range.is_some() {
             StatusCode::PARTIAL_CONTENT
@@ -286,10 +308,8 @@ impl NodeClient {
     /// Size of object `id` on the node, or `None` if the node has no copy.
     pub async fn head(&self, node_url: &str, id: &str) -> Result<Option<u64>, ClientError> {
         let resp = self
-            .request(reqwest::Method::HEAD, object_url(node_url, id)?)
-            .send()
-            .await
-            .map_err(ClientError::Transport)?;
+            .send(self.request(reqwest::Method::HEAD, object_url(node_url, id)?))
+            .await?;
         match check_status(resp).await {
             Ok(resp) => header_u64(&resp, HEADER_OBJECT_SIZE).map(Some),
             Err(ClientError::NotFound) => Ok(None),
@@ -301,10 +321,8 @@ impl NodeClient {
     /// node had no copy (deleting is idempotent for callers like GC).
     pub async fn delete(&self, node_url: &str, id: &str) -> Result<bool, ClientError> {
         let resp = self
-            .request(reqwest::Method::DELETE, object_url(node_url, id)?)
-            .send()
-            .await
-            .map_err(ClientError::Transport)?;
+            .send(self.request(reqwest::Method::DELETE, object_url(node_url, id)?))
+            .await?;
         match check_status(resp).await {
             Ok(_) => Ok(true),
             Err(ClientError::NotFound) => Ok(false),
@@ -321,24 +339,19 @@ impl NodeClient {
         expected_blake3: &str,
     ) -> Result<VerifyReport, ClientError> {
         let url = format!("{}/verify", object_url(node_url, id)?);
-        let resp = self
+        let req = self
             .request(reqwest::Method::POST, url)
             .json(&VerifyRequest {
                 blake3: expected_blake3.to_owned(),
-            })
-            .send()
-            .await
-            .map_err(ClientError::Transport)?;
+            });
+        let resp = self.send(req).await?;
         json_answer(resp).await
     }
 
     /// The node's identity and capacity.
     pub async fn status(&self, node_url: &str) -> Result<NodeStatus, ClientError> {
-        let resp = self
-            .request(reqwest::Method::GET, format!("{}/status", base(node_url)))
-            .send()
-            .await
-            .map_err(ClientError::Transport)?;
+        let req = self.request(reqwest::Method::GET, format!("{}/status", base(node_url)));
+        let resp = self.send(req).await?;
         json_answer(resp).await
     }
 
@@ -356,7 +369,7 @@ impl NodeClient {
         if let Some(after) = after {
             req = req.query(&[("after", after)]);
         }
-        let resp = req.send().await.map_err(ClientError::Transport)?;
+        let resp = self.send(req).await?;
         Ok(json_answer::<ObjectList>(resp).await?.ids)
     }
 }

@@ -15,6 +15,11 @@
 //! * [`heartbeat`] — registration and heartbeats in metadata.
 //! * [`protocol`] — the wire types both sides share.
 //!
+//! Every request to a node is signed with the cluster credential
+//! ([`cluster_auth`]); the server refuses unsigned, wrongly signed and
+//! replayed requests with 401 before any handler runs, and
+//! [`client::NodeClient`] signs everything it sends.
+//!
 //! What this crate guarantees to its callers: an acknowledged PUT is durable
 //! on disk with the returned md5/blake3; a failed PUT leaves nothing visible;
 //! a read never delivers a corrupt block, or a truncated object as a
@@ -34,6 +39,7 @@ pub mod store;
 pub mod sums;
 
 pub use client::{ClientError, ClientOptions, NodeClient, ObjectStream};
+pub use cluster_auth::ClusterKey;
 pub use fanout::{CopyReceipt, NodeTarget, ReadError, ReplicateError};
 pub use protocol::{ByteRange, Capacity, NodeStatus, PutReceipt};
 pub use server::{NodeConfig, NodeServer};

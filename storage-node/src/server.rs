@@ -12,6 +12,14 @@
 //! | `GET /objects?after=&limit=` | [`ObjectList`] |
 //! | `GET /status` | [`NodeStatus`] |
 //!
+//! Every request, to these routes and to any merged in by
+//! [`NodeServer::serve_with`] (the compute agent's), must carry the cluster
+//! credential's signature ([`cluster_auth::request`]): it is checked in the
+//! outermost layer, before any handler runs or any body byte is read, and a
+//! request without a valid, fresh, never-used signature gets `401
+//! {"code":"NotAuthenticated"}` and touches nothing. The port must still
+//! never be public: see `docs/internal-auth.md`.
+//!
 //! Errors are `{"code","message"}` bodies ([`ErrorBody`]) with stable codes.
 //! Durability and integrity guarantees are those of [`crate::store`]; in
 //! particular a GET whose file fails its blake3 check is aborted mid-body
@@ -28,6 +36,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
+use cluster_auth::{AuthError, ClusterKey, RequestVerifier};
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
@@ -52,6 +61,8 @@ pub struct NodeConfig {
     pub node_id: String,
     /// This node's availability zone.
     pub az: String,
+    /// The cluster credential every request must be signed with.
+    pub cluster_key: ClusterKey,
 }
 
 /// Identity a node reports about itself.
@@ -88,6 +99,7 @@ pub struct NodeServer {
     addr: SocketAddr,
     store: Arc<ObjectStore>,
     identity: NodeIdentity,
+    verifier: Arc<RequestVerifier>,
 }
 
 impl NodeServer {
@@ -110,6 +122,7 @@ impl NodeServer {
                 node_id: config.node_id,
                 az: config.az,
             },
+            verifier: Arc::new(RequestVerifier::new(&config.cluster_key)),
         })
     }
 
@@ -141,7 +154,8 @@ impl NodeServer {
     }
 
     /// Like [`NodeServer::serve`] but with a caller-extended router (e.g.
-    /// the node's router merged with the compute agent's routes).
+    /// the node's router merged with the compute agent's routes). Every
+    /// route of `app` is behind the cluster credential check.
     pub async fn serve_with(
         self,
         app: Router,
@@ -156,6 +170,10 @@ impl NodeServer {
                 tracing::debug!(error = %e, "TCP_NODELAY on an accepted connection");
             }
         });
+        let app = app.layer(axum::middleware::from_fn_with_state(
+            self.verifier.clone(),
+            require_cluster_auth,
+        ));
         axum::serve(listener, app)
             .with_graceful_shutdown(async move { shutdown.cancelled().await })
             .await
@@ -192,6 +210,41 @@ pub fn router(store: Arc<ObjectStore>, identity: NodeIdentity) -> Router {
         .layer(axum::middleware::from_fn(trace_request))
         .with_state(state)
 }
+
+/// Refuses, before any handler runs and before any body byte is read,
+/// every request that does not carry a valid, fresh, unused signature made
+/// with the cluster credential.
+async fn require_cluster_auth(
+    State(verifier): State<Arc<RequestVerifier>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let path_and_query = req.uri().path_and_query().map_or("/", |pq| pq.as_str());
+    match verifier.verify(req.method().as_str(), path_and_query, req.headers()) {
+        Ok(()) => next.run(req).await,
+        Err(e) => {
+            tracing::warn!(
+                method = %req.method(),
+                path = %req.uri().path(),
+                error = %e,
+                "refused an unauthenticated internal request"
+            );
+            let (status, code) = match e {
+                AuthError::Busy => (StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable"),
+                _ => (StatusCode::UNAUTHORIZED, NOT_AUTHENTICATED),
+            };
+            let body = ErrorBody {
+                code: code.to_owned(),
+                message: e.to_string(),
+            };
+            (status, Json(body)).into_response()
+        }
+    }
+}
+
+/// The error code of a request refused for lack of a valid cluster
+/// signature.
+pub const NOT_AUTHENTICATED: &str = "NotAuthenticated";
 
 /// Header correlating a node request with the gateway request behind it.
 const REQUEST_ID: &str = "x-request-id";

@@ -29,6 +29,7 @@ impl Node {
             listen: "127.0.0.1:0".parse().unwrap(),
             node_id: id.into(),
             az: format!("az-{id}"),
+            cluster_key: key().clone(),
         })
         .await
         .unwrap();
@@ -102,11 +103,47 @@ async fn dead_url() -> String {
     url
 }
 
+/// The cluster credential of every node and client in these tests.
+fn key() -> &'static storage_node::ClusterKey {
+    static KEY: std::sync::OnceLock<storage_node::ClusterKey> = std::sync::OnceLock::new();
+    KEY.get_or_init(storage_node::ClusterKey::generate)
+}
+
+/// `path?query` of `url`, as it goes on the request line.
+fn path_and_query(url: &str) -> String {
+    let u = reqwest::Url::parse(url).unwrap();
+    match u.query() {
+        Some(q) => format!("{}?{q}", u.path()),
+        None => u.path().to_owned(),
+    }
+}
+
+/// A raw request to a node, signed with `key` as the node client would.
+fn signed_with(
+    key: &storage_node::ClusterKey,
+    method: reqwest::Method,
+    url: &str,
+) -> reqwest::RequestBuilder {
+    let auth =
+        cluster_auth::RequestSigner::new(key).header_value(method.as_str(), &path_and_query(url));
+    reqwest::Client::new()
+        .request(method, url)
+        .header(cluster_auth::AUTH_HEADER, auth)
+}
+
+/// A raw request signed with the tests' cluster key.
+fn signed(method: reqwest::Method, url: &str) -> reqwest::RequestBuilder {
+    signed_with(key(), method, url)
+}
+
 fn client() -> NodeClient {
-    NodeClient::new(ClientOptions {
-        stall_timeout: Duration::from_secs(10),
-        ..ClientOptions::default()
-    })
+    NodeClient::new(
+        ClientOptions {
+            stall_timeout: Duration::from_secs(10),
+            ..ClientOptions::default()
+        },
+        key(),
+    )
     .unwrap()
 }
 
@@ -244,9 +281,7 @@ async fn empty_object_and_bad_requests() {
         Err(ClientError::InvalidObjectId(_))
     ));
     // The server does too, and rejects ranges outside the object.
-    let http = reqwest::Client::new();
-    let resp = http
-        .get(format!("{}/objects/zz..", node.url))
+    let resp = signed(reqwest::Method::GET, &format!("{}/objects/zz..", node.url))
         .send()
         .await
         .unwrap();
@@ -255,8 +290,7 @@ async fn empty_object_and_bad_requests() {
     assert_eq!(err.code, "InvalidObjectId");
     // HEAD announces the size in the standard header too.
     c.put(&node.url, "cc", body(b"12345", 2)).await.unwrap();
-    let resp = http
-        .head(format!("{}/objects/cc", node.url))
+    let resp = signed(reqwest::Method::HEAD, &format!("{}/objects/cc", node.url))
         .send()
         .await
         .unwrap();
@@ -655,6 +689,7 @@ async fn restart_cleans_interrupted_uploads() {
         listen: "127.0.0.1:0".parse().unwrap(),
         node_id: "n".into(),
         az: "z".into(),
+        cluster_key: key().clone(),
     })
     .await
     .unwrap();
@@ -680,12 +715,15 @@ async fn a_stalled_node_fails_replication_and_memory_stays_bounded() {
         Ok::<_, io::Error>(chunk.clone())
     });
 
-    let c = NodeClient::new(ClientOptions {
-        stall_timeout: Duration::from_millis(300),
-        // The best-effort delete on the stalled node cannot succeed either.
-        cleanup_timeout: Duration::from_millis(300),
-        ..ClientOptions::default()
-    })
+    let c = NodeClient::new(
+        ClientOptions {
+            stall_timeout: Duration::from_millis(300),
+            // The best-effort delete on the stalled node cannot succeed either.
+            cleanup_timeout: Duration::from_millis(300),
+            ..ClientOptions::default()
+        },
+        key(),
+    )
     .unwrap();
     let targets = [good.target(), NodeTarget::new("stalled", &stalled_url)];
     let err = tokio::time::timeout(Duration::from_secs(30), c.replicate(&targets, ID, body))
@@ -715,10 +753,13 @@ async fn a_stalled_node_fails_replication_and_memory_stays_bounded() {
 async fn read_first_skips_a_node_that_hangs() {
     let (hung_url, holder) = hanging_node().await;
     let good = Node::start("good").await;
-    let c = NodeClient::new(ClientOptions {
-        first_byte_timeout: Duration::from_millis(300),
-        ..ClientOptions::default()
-    })
+    let c = NodeClient::new(
+        ClientOptions {
+            first_byte_timeout: Duration::from_millis(300),
+            ..ClientOptions::default()
+        },
+        key(),
+    )
     .unwrap();
     c.put(&good.url, ID, body(b"hello", 5)).await.unwrap();
     let copies = [NodeTarget::new("hung", &hung_url), good.target()];
@@ -734,16 +775,14 @@ async fn request_ids_travel_to_the_node_and_back() {
 
     // The node echoes the caller's id (or makes one up).
     let node = Node::start("n1").await;
-    let http = reqwest::Client::new();
     let url = format!("{}/status", node.url);
-    let resp = http
-        .get(&url)
+    let resp = signed(reqwest::Method::GET, &url)
         .header("x-request-id", "req-42")
         .send()
         .await
         .unwrap();
     assert_eq!(resp.headers()["x-request-id"], "req-42");
-    let resp = http.get(&url).send().await.unwrap();
+    let resp = signed(reqwest::Method::GET, &url).send().await.unwrap();
     assert!(!resp.headers()["x-request-id"].is_empty());
 
     // The client sends the id it was given: capture its raw request.
@@ -771,4 +810,132 @@ async fn request_ids_travel_to_the_node_and_back() {
     assert_eq!(found, None);
     let head = capture.await.unwrap();
     assert!(head.contains("x-request-id: req-43"), "{head}");
+}
+
+/// Asserts `resp` is the node's refusal of an unauthenticated request.
+async fn assert_refused(resp: reqwest::Response, what: &str) {
+    assert_eq!(resp.status(), 401, "{what}");
+    let err: storage_node::protocol::ErrorBody = resp.json().await.unwrap();
+    assert_eq!(err.code, "NotAuthenticated", "{what}");
+}
+
+#[tokio::test]
+async fn requests_without_the_cluster_credential_touch_nothing() {
+    use reqwest::Method;
+
+    let node = Node::start("n1").await;
+    let c = client();
+    let original = pattern(10_000);
+    c.put(&node.url, ID, body(&original, 4096)).await.unwrap();
+    let file = node.object_file(ID);
+    let before = std::fs::read(&file).unwrap();
+    let obj = format!("{}/objects/{ID}", node.url);
+    let attempts = [
+        (Method::GET, format!("{}/objects?limit=10", node.url)),
+        (Method::GET, obj.clone()),
+        (Method::HEAD, obj.clone()),
+        (Method::PUT, obj.clone()),
+        (Method::DELETE, obj.clone()),
+        (Method::POST, format!("{obj}/verify")),
+        (Method::GET, format!("{}/status", node.url)),
+        (Method::POST, format!("{}/agent/tasks", node.url)),
+    ];
+    let http = reqwest::Client::new();
+    let stranger = storage_node::ClusterKey::generate();
+    for (method, url) in &attempts {
+        let what = format!("{method} {url}");
+        // No credential at all.
+        let resp = http
+            .request(method.clone(), url)
+            .body(b"forged bytes".to_vec())
+            .send()
+            .await
+            .unwrap();
+        if *method == Method::HEAD {
+            assert_eq!(resp.status(), 401, "{what}");
+        } else {
+            assert_refused(resp, &what).await;
+        }
+        // Signed with another cluster's key.
+        let resp = signed_with(&stranger, method.clone(), url)
+            .body(b"forged bytes".to_vec())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 401, "wrong key: {what}");
+        // A genuine signature for another method or path.
+        let resp = signed(Method::GET, &format!("{}/status", node.url))
+            .build()
+            .unwrap();
+        let auth = resp.headers()[cluster_auth::AUTH_HEADER].clone();
+        let resp = http
+            .request(method.clone(), url)
+            .header(cluster_auth::AUTH_HEADER, auth)
+            .body(b"forged bytes".to_vec())
+            .send()
+            .await
+            .unwrap();
+        if !(*method == Method::GET && url.ends_with("/status")) {
+            assert_eq!(resp.status(), 401, "borrowed signature: {what}");
+        }
+    }
+    // A stale or future timestamp is refused too.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    for secs in [now - 600, now + 600] {
+        let auth = cluster_auth::RequestSigner::new(key()).header_value_at(
+            "DELETE",
+            &path_and_query(&obj),
+            secs,
+        );
+        let resp = http
+            .delete(&obj)
+            .header(cluster_auth::AUTH_HEADER, auth)
+            .send()
+            .await
+            .unwrap();
+        assert_refused(resp, "skewed DELETE").await;
+    }
+    // Nothing was overwritten, deleted or left behind.
+    assert_eq!(std::fs::read(&file).unwrap(), before);
+    assert_eq!(node.count("tombstone"), 0);
+    assert_eq!(node.count("tmp"), 0);
+    let back = c.get(&node.url, ID, None, None).await.unwrap();
+    assert_eq!(back.collect_bytes().await.unwrap(), original);
+}
+
+#[tokio::test]
+async fn a_signed_request_is_accepted_once() {
+    let node = Node::start("n1").await;
+    let c = client();
+    c.put(&node.url, ID, body(b"keep me", 7)).await.unwrap();
+    // A captured DELETE works once...
+    let url = format!("{}/objects/{ID}", node.url);
+    let req = signed(reqwest::Method::GET, &url).build().unwrap();
+    let captured = signed(reqwest::Method::DELETE, &url).build().unwrap();
+    let auth = captured.headers()[cluster_auth::AUTH_HEADER].clone();
+    let http = reqwest::Client::new();
+    assert_eq!(http.execute(req).await.unwrap().status(), 200);
+    let first = http
+        .delete(&url)
+        .header(cluster_auth::AUTH_HEADER, auth.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(first.status(), 204);
+    c.put(&node.url, ID, body(b"written again", 13))
+        .await
+        .unwrap();
+    // ...and its replay is refused: the new copy stays.
+    let replay = http
+        .delete(&url)
+        .header(cluster_auth::AUTH_HEADER, auth)
+        .send()
+        .await
+        .unwrap();
+    assert_refused(replay, "replayed DELETE").await;
+    let back = c.get(&node.url, ID, None, None).await.unwrap();
+    assert_eq!(back.collect_bytes().await.unwrap(), b"written again");
 }

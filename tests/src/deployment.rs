@@ -9,6 +9,9 @@
 //! own tokio runtime (there are no TiKV binaries on a test machine); every
 //! `tidepool` process reaches it over gRPC with `--meta tikv://...`
 //! exactly as it would reach a real cluster.
+//!
+//! Every process gets the same cluster key file (`--cluster-key`), made
+//! with `tidepool admin cluster init` as an operator would.
 
 use std::ffi::OsString;
 use std::io::{BufRead, BufReader};
@@ -189,6 +192,8 @@ pub struct Deployment {
     pub supervisors: Vec<Proc>,
     meta: String,
     lease_ttl_ms: u64,
+    /// Holds `cluster.key`, shared by every process.
+    key_dir: tempfile::TempDir,
     // Declared last: dropped after every process is gone.
     tikv: Option<tikv_test_server::TestCluster>,
     runtime: tokio::runtime::Runtime,
@@ -208,11 +213,35 @@ impl Deployment {
             .context("start the TiKV test server")?;
         let meta = format!("tikv://{}", tikv.pd_endpoint());
         warm_module_cache();
+        let key_dir = tempfile::Builder::new()
+            .prefix("tidepool-cluster-key-")
+            .tempdir()
+            .context("cluster key directory")?;
+        let key_file = key_dir.path().join("cluster.key");
+        let mut init = Command::new(tidepool_bin());
+        init.arg("admin")
+            .arg("cluster")
+            .arg("init")
+            .arg("--out")
+            .arg(&key_file);
+        let out = crate::run_with_deadline(&mut init, None, Duration::from_secs(60));
+        if !out.status.success() {
+            bail!("tidepool admin cluster init: {}", crate::describe(&out));
+        }
+        let key_arg = key_file.to_string_lossy().into_owned();
         let gateway = Cluster::start_with(ClusterOptions {
             key_type: None,
-            args: ["--meta", &meta, "--nodes", "0", "--no-supervisor"]
-                .map(String::from)
-                .to_vec(),
+            args: [
+                "--meta",
+                &meta,
+                "--nodes",
+                "0",
+                "--no-supervisor",
+                "--cluster-key",
+                &key_arg,
+            ]
+            .map(String::from)
+            .to_vec(),
             ..Default::default()
         })?;
         let mut d = Deployment {
@@ -221,6 +250,7 @@ impl Deployment {
             supervisors: Vec::new(),
             meta,
             lease_ttl_ms: opts.lease_ttl_ms,
+            key_dir,
             tikv: Some(tikv),
             runtime,
         };
@@ -240,6 +270,8 @@ impl Deployment {
                 format!("az{i}").into(),
                 "--tasks".into(),
                 opts.tasks_per_node.to_string().into(),
+                "--cluster-key".into(),
+                d.cluster_key_file().into_os_string(),
             ];
             let p = Proc::start(&format!("node{i}"), args, "tidepool node: ")?;
             d.nodes.push(p);
@@ -249,6 +281,11 @@ impl Deployment {
         }
         d.wait_writable()?;
         Ok(d)
+    }
+
+    /// The cluster key file every process of the deployment uses.
+    pub fn cluster_key_file(&self) -> PathBuf {
+        self.key_dir.path().join("cluster.key")
     }
 
     /// The `--meta` value every process of the deployment uses.
@@ -273,6 +310,8 @@ impl Deployment {
             self.meta.clone().into(),
             "--lease-ttl-ms".into(),
             self.lease_ttl_ms.to_string().into(),
+            "--cluster-key".into(),
+            self.cluster_key_file().into_os_string(),
         ];
         let p = Proc::start(&format!("supervisor{n}"), args, "tidepool supervisor: ")?;
         self.supervisors.push(p);

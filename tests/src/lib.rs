@@ -105,6 +105,8 @@ pub struct Cluster {
     pub root: tempfile::TempDir,
     /// `MANTA_URL`, `MANTA_USER`, `MANTA_KEY_ID` as printed by `tidepool up`.
     pub env: Vec<(String, String)>,
+    /// Every line `tidepool up` printed on stdout up to its exports.
+    pub printed: Vec<String>,
     /// Everything `tidepool up` printed on stderr so far (for failure messages).
     stderr_log: std::sync::Arc<std::sync::Mutex<String>>,
     extra_args: Vec<String>,
@@ -165,6 +167,7 @@ impl Cluster {
             child: None,
             root,
             env: Vec::new(),
+            printed: Vec::new(),
             stderr_log: Default::default(),
             extra_args,
             tls_cert,
@@ -240,6 +243,7 @@ impl Cluster {
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(120);
         let mut env = Vec::new();
+        let mut printed = Vec::new();
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             let line = match rx.recv_timeout(left) {
@@ -249,6 +253,7 @@ impl Cluster {
                     self.stderr_log.lock().unwrap()
                 ),
             };
+            printed.push(line.clone());
             if let Some(rest) = line.trim().strip_prefix("export ") {
                 if let Some((k, v)) = rest.split_once('=') {
                     env.push((
@@ -264,6 +269,7 @@ impl Cluster {
         // Keep draining stdout so the server never blocks on a full pipe.
         std::thread::spawn(move || while rx.recv().is_ok() {});
         self.env = env;
+        self.printed = printed;
         Ok(())
     }
 
@@ -274,6 +280,21 @@ impl Cluster {
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.clone())
             .unwrap_or_default()
+    }
+
+    /// The storage nodes `tidepool up` runs, as `(id, url)` from the lines
+    /// it prints (`storage node ID at URL ...`).
+    pub fn node_urls(&self) -> Vec<(String, String)> {
+        self.printed
+            .iter()
+            .filter_map(|l| {
+                let rest = l.strip_prefix("storage node ")?;
+                let mut it = rest.split_whitespace();
+                let id = it.next()?;
+                (it.next()? == "at").then_some(())?;
+                Some((id.to_owned(), it.next()?.to_owned()))
+            })
+            .collect()
     }
 
     /// The gateway's base URL.

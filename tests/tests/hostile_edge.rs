@@ -276,7 +276,7 @@ fn plain_http_beyond_loopback_warns() {
 
     let dir = tempfile::tempdir().unwrap();
     let mut child = server_command()
-        .args(["up", "--listen", "0.0.0.0:0", "--nodes", "0", "--data"])
+        .args(["up", "--listen", "0.0.0.0:0", "--nodes", "1", "--data"])
         .arg(dir.path().join("data"))
         .env("HOME", dir.path())
         .spawn()

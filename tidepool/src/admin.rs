@@ -35,6 +35,22 @@ pub enum AdminCommand {
     Key(KeyCommand),
     /// Lists accounts, their keys, and the storage nodes.
     List,
+    /// The cluster credential internal requests are signed with.
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
+}
+
+#[derive(Subcommand)]
+pub enum ClusterCommand {
+    /// Creates a new random cluster key file (mode 0600) for a
+    /// multi-process deployment; give it to every `tidepool node`,
+    /// `tidepool supervisor` and `tidepool up --nodes 0` with
+    /// `--cluster-key`. Never overwrites an existing file.
+    Init {
+        /// Where to write the key.
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -94,6 +110,12 @@ pub async fn ensure_account_key(
 }
 
 pub async fn run(args: AdminArgs) -> Result<()> {
+    // Needs no metadata: the key is a file.
+    if let AdminCommand::Cluster(ClusterCommand::Init { out }) = &args.command {
+        cluster_auth::ClusterKey::create(out)?;
+        println!("cluster key written to {}", out.display());
+        return Ok(());
+    }
     let ns = Meta::open(&args.meta, &args.data).await?.ns;
     match args.command {
         AdminCommand::Account(AccountCommand::Add { login }) => {
@@ -116,6 +138,7 @@ pub async fn run(args: AdminArgs) -> Result<()> {
                 key.fingerprint_md5, key.fingerprint_sha256
             );
         }
+        AdminCommand::Cluster(ClusterCommand::Init { .. }) => {}
         AdminCommand::List => {
             for account in ns.list_accounts().await? {
                 let state = if account.disabled { " (disabled)" } else { "" };

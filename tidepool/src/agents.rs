@@ -7,6 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
+use cluster_auth::ClusterKey;
 use compute::agent::{Agent, AgentConfig};
 use compute::builtins::TaskRegistry;
 use compute::objects::ObjectIo;
@@ -29,11 +30,14 @@ pub struct Compute {
     tools: Arc<TaskRegistry>,
     client: NodeClient,
     jobs: JobStore,
+    cluster_key: ClusterKey,
 }
 
 impl Compute {
-    /// Sets up the sandbox (compiling the toolbox in the background).
-    pub fn new(ns: Arc<Namespace>) -> Result<Compute> {
+    /// Sets up the sandbox (compiling the toolbox in the background); the
+    /// nodes and agents it serves check requests and task grants against
+    /// `cluster_key`, and its client signs with it.
+    pub fn new(ns: Arc<Namespace>, cluster_key: &ClusterKey) -> Result<Compute> {
         let tools = Arc::new(TaskRegistry::default());
         let sandbox = Sandbox::new(SandboxConfig::with_default_cache_dir())
             .context("start the wasm sandbox")?;
@@ -44,7 +48,8 @@ impl Compute {
                 tracing::warn!(error = %e, "precompiling the toolbox failed");
             }
         });
-        let client = NodeClient::new(ClientOptions::default()).context("node client")?;
+        let client =
+            NodeClient::new(ClientOptions::default(), cluster_key).context("node client")?;
         let jobs = JobStore::new(ns.kv().clone());
         Ok(Compute {
             ns,
@@ -52,6 +57,7 @@ impl Compute {
             tools,
             client,
             jobs,
+            cluster_key: cluster_key.clone(),
         })
     }
 
@@ -59,6 +65,11 @@ impl Compute {
     /// directly rather than over HTTP.
     pub fn add_local_store(&self, url: &str, store: Arc<storage_node::store::ObjectStore>) {
         self.client.add_local_store(url, store);
+    }
+
+    /// The cluster credential this process's nodes check requests with.
+    pub fn cluster_key(&self) -> &ClusterKey {
+        &self.cluster_key
     }
 
     /// The node's router with its compute agent merged in; `max_tasks`
@@ -76,6 +87,7 @@ impl Compute {
                 node_id: id.node_id.clone(),
                 work_dir: data.join("tasks"),
                 max_tasks,
+                cluster_key: self.cluster_key.clone(),
             },
             node.store(),
             io,
@@ -89,14 +101,16 @@ impl Compute {
 
 /// A job supervisor over `ns` (archiving finished jobs through `client`),
 /// holding job leases for `lease_ttl`, that runs until `shutdown`;
-/// restarted after a metadata failure.
+/// restarted after a metadata failure. Tasks are sent signed, with grants,
+/// by `cluster_key`.
 pub fn supervisor(
     ns: Arc<Namespace>,
     client: NodeClient,
+    cluster_key: &ClusterKey,
     lease_ttl: std::time::Duration,
     shutdown: CancellationToken,
 ) -> Result<impl Future<Output = Result<()>> + use<>> {
-    let exec = HttpExecutor::new(ns.clone()).context("task client")?;
+    let exec = HttpExecutor::new(ns.clone(), cluster_key).context("task client")?;
     let io = ObjectIo::new(ns.clone(), client, None, OUTPUT_DURABILITY);
     let mut cfg = SupervisorConfig::new(format!("supervisor-{}", uuid_like()));
     cfg.lease_ttl = lease_ttl;

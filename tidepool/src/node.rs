@@ -3,6 +3,11 @@
 //! supervisors are separate processes sharing one metadata cluster. Also
 //! the per-node wiring `tidepool up` starts for each of its nodes.
 //!
+//! Every request to the node (objects and the compute agent) must be signed
+//! with the cluster credential given by `--cluster-key`. The node listens
+//! where `--listen` says: that port must never be reachable from outside
+//! the deployment's private network (see `docs/internal-auth.md`).
+//!
 //! Once serving it prints `tidepool node: ID serving at URL` on stdout
 //! (deployment scripts and tests read the URL from it).
 
@@ -36,9 +41,14 @@ pub struct NodeArgs {
     /// The node's directory (object files, task scratch space).
     #[arg(long)]
     pub data: PathBuf,
-    /// Listen address (port 0 picks a free port).
+    /// Listen address (port 0 picks a free port). Internal protocol only:
+    /// never expose it publicly.
     #[arg(long, default_value = "127.0.0.1:0")]
     pub listen: SocketAddr,
+    /// The deployment's cluster key file (`tidepool admin cluster init`),
+    /// readable by its owner only.
+    #[arg(long, env = cluster_auth::KEY_FILE_ENV)]
+    pub cluster_key: PathBuf,
     /// Node id, unique in the deployment; keep it across restarts.
     #[arg(long)]
     pub id: String,
@@ -81,6 +91,7 @@ pub async fn spawn(
         listen: spec.listen,
         node_id: spec.id.clone(),
         az: spec.az,
+        cluster_key: compute.cluster_key().clone(),
     };
     let node = storage_node::server::NodeServer::bind(config)
         .await
@@ -121,7 +132,8 @@ pub async fn run(args: NodeArgs) -> Result<()> {
     }
     let dir = std::path::absolute(&args.data).context("node directory")?;
     let meta = Meta::open(&args.meta, Path::new(&dir)).await?;
-    let compute = Compute::new(meta.ns.clone())?;
+    let key = cluster_auth::ClusterKey::load(&args.cluster_key)?;
+    let compute = Compute::new(meta.ns.clone(), &key)?;
     let shutdown = CancellationToken::new();
     let mut tasks = JoinSet::new();
     let spec = NodeSpec {

@@ -27,6 +27,10 @@ pub struct SupervisorArgs {
     /// once this has passed without a renewal.
     #[arg(long, default_value_t = DEFAULT_LEASE_TTL_MS, value_parser = clap::value_parser!(u64).range(100..))]
     pub lease_ttl_ms: u64,
+    /// The deployment's cluster key file (`tidepool admin cluster init`);
+    /// default `DATA/cluster.key`, as `tidepool up` creates it.
+    #[arg(long, env = cluster_auth::KEY_FILE_ENV)]
+    pub cluster_key: Option<PathBuf>,
 }
 
 /// Default job lease (ms).
@@ -37,9 +41,13 @@ pub async fn run(args: SupervisorArgs) -> Result<()> {
     let meta = Meta::open(&args.meta, &data).await?;
     let shutdown = CancellationToken::new();
     meta.spawn_housekeeping(shutdown.clone());
-    let client = NodeClient::new(ClientOptions::default())?;
+    let key_file = args
+        .cluster_key
+        .unwrap_or_else(|| data.join(crate::up::CLUSTER_KEY_FILE));
+    let key = cluster_auth::ClusterKey::load(&key_file)?;
+    let client = NodeClient::new(ClientOptions::default(), &key)?;
     let lease = std::time::Duration::from_millis(args.lease_ttl_ms);
-    let sup = crate::agents::supervisor(meta.ns.clone(), client, lease, shutdown.clone())?;
+    let sup = crate::agents::supervisor(meta.ns.clone(), client, &key, lease, shutdown.clone())?;
     let stop = shutdown.clone();
     tokio::spawn(async move {
         let _ = tokio::signal::ctrl_c().await;

@@ -7,6 +7,12 @@
 //! deployment: `--nodes 0 --no-supervisor` leaves storage nodes to
 //! `tidepool node` processes and jobs to `tidepool supervisor` processes.
 //!
+//! Internal requests (gateway → nodes, supervisor → agents) are signed with
+//! the cluster credential: `DATA/cluster.key`, created (mode 0600) on first
+//! start, or `--cluster-key FILE` (required with `--nodes 0`, where the
+//! nodes run elsewhere and share it). The storage nodes this process runs
+//! listen on loopback only, whatever `--listen` says for the gateway.
+//!
 //! Restarting with the same `--data` keeps every object: metadata lives in
 //! `DATA/meta.redb`, node `i`'s files in `DATA/nodes/node{i}`.
 
@@ -64,7 +70,15 @@ pub struct UpArgs {
     /// The PEM private key of `--tls-cert`.
     #[arg(long, requires = "tls_cert", value_name = "FILE")]
     pub tls_key: Option<PathBuf>,
+    /// Cluster key file shared with the deployment's other processes
+    /// (`tidepool admin cluster init`); default `DATA/cluster.key`,
+    /// created if missing. Required with `--nodes 0`.
+    #[arg(long, env = cluster_auth::KEY_FILE_ENV)]
+    pub cluster_key: Option<PathBuf>,
 }
+
+/// The cluster key `tidepool up` keeps in its data directory.
+pub const CLUSTER_KEY_FILE: &str = "cluster.key";
 
 pub async fn run(args: UpArgs) -> Result<()> {
     // Checked first: a bad certificate must stop startup before anything runs.
@@ -73,6 +87,17 @@ pub async fn run(args: UpArgs) -> Result<()> {
         _ => None,
     };
     let data = std::path::absolute(&args.data).context("data directory")?;
+    let cluster_key = match &args.cluster_key {
+        Some(file) => cluster_auth::ClusterKey::load(file)?,
+        None if args.nodes == 0 => anyhow::bail!(
+            "--nodes 0 needs --cluster-key FILE (the key the deployment's nodes use; \
+             `tidepool admin cluster init --out FILE` makes one)"
+        ),
+        None => {
+            std::fs::create_dir_all(&data).context("data directory")?;
+            cluster_auth::ClusterKey::load_or_create(&data.join(CLUSTER_KEY_FILE))?
+        }
+    };
     let meta = Meta::open(&args.meta, &data).await?;
     let ns = meta.ns.clone();
 
@@ -122,20 +147,24 @@ pub async fn run(args: UpArgs) -> Result<()> {
     meta.spawn_housekeeping(shutdown.clone());
     // The gateway and the supervisor's archiver reach copies held by this
     // process's nodes straight in their stores, not through loopback HTTP.
-    let client = NodeClient::new(ClientOptions::default()).context("node client")?;
+    let client = NodeClient::new(ClientOptions::default(), &cluster_key).context("node client")?;
+    let mut node_urls = Vec::new();
     // The sandbox (and its toolbox compilation) only where tasks run.
     if args.nodes > 0 {
-        let compute = crate::agents::Compute::new(ns.clone())?;
+        let compute = crate::agents::Compute::new(ns.clone(), &cluster_key)?;
         for i in 1..=args.nodes {
             let spec = node::NodeSpec {
                 id: format!("node{i}"),
                 az: format!("az{i}"),
                 dir: data.join("nodes").join(format!("node{i}")),
-                listen: SocketAddr::new(args.listen.ip(), 0),
+                // Internal protocol: loopback only, whatever the gateway's
+                // --listen is (the gateway reaches them in-process or here).
+                listen: SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), 0),
                 tasks: node::DEFAULT_TASKS,
             };
             let (url, store) = node::spawn(spec, &ns, &compute, &mut tasks, &shutdown).await?;
             client.add_local_store(&url, store);
+            node_urls.push((format!("node{i}"), url));
         }
     }
 
@@ -174,6 +203,7 @@ pub async fn run(args: UpArgs) -> Result<()> {
         tasks.spawn(crate::agents::supervisor(
             ns.clone(),
             client,
+            &cluster_key,
             lease,
             shutdown.clone(),
         )?);
@@ -186,8 +216,8 @@ pub async fn run(args: UpArgs) -> Result<()> {
         &key,
         &data,
         &args.meta,
-        args.nodes,
         args.tls_cert.as_deref(),
+        &node_urls,
     );
 
     serve_until_interrupted(tasks, shutdown).await
@@ -221,13 +251,17 @@ fn print_instructions(
     key: &KeySource,
     data: &std::path::Path,
     meta: &MetaSpec,
-    nodes: u32,
     tls_cert: Option<&std::path::Path>,
+    nodes: &[(String, String)],
 ) {
     println!(
-        "Tidepool is up: gateway {url}, {nodes} storage nodes, data in {}, metadata {meta}",
+        "Tidepool is up: gateway {url}, {} storage nodes, data in {}, metadata {meta}",
+        nodes.len(),
         data.display()
     );
+    for (id, node_url) in nodes {
+        println!("storage node {id} at {node_url} (internal: cluster key required, loopback only)");
+    }
     println!("Point Manta's CLI (npm install manta@5.4.2) at it by pasting:");
     println!();
     println!("export MANTA_URL={url}");

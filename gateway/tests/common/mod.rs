@@ -110,6 +110,7 @@ impl Cluster {
         let alice = add_key(&ns, "alice", "ed25519").await?;
         let bob = add_key(&ns, "bob", "rsa_2048").await?;
 
+        let cluster_key = storage_node::ClusterKey::generate();
         let mut nodes = Vec::new();
         for (i, az) in ["az-a", "az-b", "az-c"].iter().enumerate() {
             let id = format!("node{i}");
@@ -119,6 +120,7 @@ impl Cluster {
                 listen: "127.0.0.1:0".parse()?,
                 node_id: id.clone(),
                 az: (*az).to_owned(),
+                cluster_key: cluster_key.clone(),
             })
             .await?;
             let url = server.url();
@@ -146,7 +148,8 @@ impl Cluster {
             });
         }
 
-        let node_client = storage_node::NodeClient::new(storage_node::ClientOptions::default())?;
+        let node_client =
+            storage_node::NodeClient::new(storage_node::ClientOptions::default(), &cluster_key)?;
         let mut cfg = gateway::GatewayConfig::new(ns.clone(), node_client);
         cfg.max_content_length = 64 << 20;
         // Nodes in tests never heartbeat; keep them all "fresh".
