@@ -209,16 +209,16 @@ pub async fn run(args: UpArgs) -> Result<()> {
         )?);
     }
 
-    print_instructions(
-        &url,
-        &login,
-        &ssh_key.fingerprint_md5,
-        &key,
-        &data,
-        &args.meta,
-        args.tls_cert.as_deref(),
-        &node_urls,
-    );
+    print_instructions(&Deployed {
+        url: &url,
+        login: &login,
+        fingerprint: &ssh_key.fingerprint_md5,
+        key: &key,
+        data: &data,
+        meta: &args.meta,
+        tls_cert: args.tls_cert.as_deref(),
+        nodes: &node_urls,
+    });
 
     serve_until_interrupted(tasks, shutdown).await
 }
@@ -244,16 +244,30 @@ pub async fn serve_until_interrupted(
     Ok(())
 }
 
-fn print_instructions(
-    url: &str,
-    login: &str,
-    fingerprint: &str,
-    key: &KeySource,
-    data: &std::path::Path,
-    meta: &MetaSpec,
-    tls_cert: Option<&std::path::Path>,
-    nodes: &[(String, String)],
-) {
+/// What `up` started, for the lines it prints.
+struct Deployed<'a> {
+    url: &'a str,
+    login: &'a str,
+    fingerprint: &'a str,
+    key: &'a KeySource,
+    data: &'a std::path::Path,
+    meta: &'a MetaSpec,
+    tls_cert: Option<&'a std::path::Path>,
+    /// `(node id, node URL)` of the nodes in this process.
+    nodes: &'a [(String, String)],
+}
+
+fn print_instructions(d: &Deployed<'_>) {
+    let Deployed {
+        url,
+        login,
+        fingerprint,
+        key,
+        data,
+        meta,
+        tls_cert,
+        nodes,
+    } = *d;
     println!(
         "Tidepool is up: gateway {url}, {} storage nodes, data in {}, metadata {meta}",
         nodes.len(),
