@@ -296,6 +296,129 @@ pub(crate) fn check_io_numbers(tokens: &[Token]) -> Result<(), ScriptError> {
     Ok(())
 }
 
+/// Expansions we do not run, refused in each word's text before
+/// brush-parser's grammars see them.
+///
+/// brush-parser backtracks for seconds on a few hundred bytes of array
+/// subscripts inside `${...}` (`${e[ -f ${d/ ...}`, 110 bytes: 11 s) and on
+/// `$[...]` arithmetic around words that look like array assignments (a
+/// 1.4 KB script: 3 s); both found by fuzzing. Neither runs here (only
+/// `$X`, `${X}`, `${X:-y}` and `${X-y}` do), so they are refused up front,
+/// with the same message lowering would give, in linear time.
+///
+/// The scan follows quoting as the word grammar does (nothing expands
+/// inside `'...'` or `$'...'`, a backslash escapes the next character, and
+/// `$(...)` and backquotes open a fresh quoting context), so a literal
+/// `'${a[1]}'` is still accepted.
+pub(crate) fn check_expansions(tokens: &[Token]) -> Result<(), ScriptError> {
+    for t in tokens {
+        if let Token::Word(w, _) = t {
+            check_word_expansions(w)?;
+        }
+    }
+    Ok(())
+}
+
+/// One quoting context of [`check_word_expansions`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Quoting {
+    /// Unquoted, or inside `$(...)` with this many open `(`.
+    Plain(usize),
+    Double,
+    Backquote,
+}
+
+fn check_word_expansions(word: &str) -> Result<(), ScriptError> {
+    let b = word.as_bytes();
+    let mut stack = vec![Quoting::Plain(0)];
+    let mut i = 0;
+    while i < b.len() {
+        let top = *stack.last().unwrap_or(&Quoting::Plain(0));
+        let c = b[i];
+        match c {
+            b'\\' => {
+                i += 2;
+                continue;
+            }
+            b'\'' if top != Quoting::Double => {
+                // Single quotes (and `$'...'`, whose `\'` escapes) run to the
+                // next quote; nothing inside expands.
+                let ansi = i > 0 && b[i - 1] == b'$';
+                i += 1;
+                while i < b.len() && b[i] != b'\'' {
+                    i += if ansi && b[i] == b'\\' { 2 } else { 1 };
+                }
+            }
+            b'"' if top == Quoting::Double => {
+                stack.pop();
+            }
+            b'"' => stack.push(Quoting::Double),
+            b'`' if top == Quoting::Backquote => {
+                stack.pop();
+            }
+            b'`' => stack.push(Quoting::Backquote),
+            b'(' => {
+                if let Quoting::Plain(n) = top {
+                    if let Some(t) = stack.last_mut() {
+                        *t = Quoting::Plain(n + 1);
+                    }
+                }
+            }
+            b')' => match top {
+                Quoting::Plain(0) if stack.len() > 1 => {
+                    stack.pop();
+                }
+                Quoting::Plain(n) if n > 0 => {
+                    if let Some(t) = stack.last_mut() {
+                        *t = Quoting::Plain(n - 1);
+                    }
+                }
+                _ => {}
+            },
+            b'$' => match b.get(i + 1) {
+                Some(b'(') => {
+                    stack.push(Quoting::Plain(0));
+                    i += 2;
+                    continue;
+                }
+                Some(b'[') => {
+                    return Err(ScriptError::unsupported(
+                        "arithmetic expansion `$[...]`",
+                        word,
+                    ));
+                }
+                Some(b'{') if !supported_parameter(&b[i + 2..]) => {
+                    return Err(ScriptError::unsupported(
+                        "parameter expansion operator `${...}` (only `$X`, `${X}`, `${X:-y}`, `${X-y}`)",
+                        word,
+                    ));
+                }
+                _ => {}
+            },
+            _ => {}
+        }
+        i += 1;
+    }
+    Ok(())
+}
+
+/// Whether `rest` (what follows `${`) starts a parameter expansion we run:
+/// a name, a positional number or a special parameter, then `}`, `:-`
+/// or `-`.
+fn supported_parameter(rest: &[u8]) -> bool {
+    let name = match rest.first() {
+        Some(c) if c.is_ascii_alphabetic() || *c == b'_' => rest
+            .iter()
+            .take_while(|c| c.is_ascii_alphanumeric() || **c == b'_')
+            .count(),
+        Some(c) if c.is_ascii_digit() => rest.iter().take_while(|c| c.is_ascii_digit()).count(),
+        Some(b'?' | b'#' | b'$' | b'@' | b'*' | b'-' | b'!') => 1,
+        _ => return false,
+    };
+    let after = &rest[name..];
+    after.starts_with(b"}") || after.starts_with(b":-") || after.starts_with(b"-")
+}
+
 /// Where a token stands, as far as reserved words go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Position {

@@ -48,7 +48,7 @@ impl Drop for DepthScope {
     }
 }
 
-fn options() -> ParserOptions {
+pub(crate) fn options() -> ParserOptions {
     ParserOptions {
         enable_extended_globbing: false,
         ..ParserOptions::default()
@@ -61,6 +61,7 @@ pub(crate) fn parse_at(src: &str, base: usize) -> Result<Script, ScriptError> {
     let opts = options();
     let tokens = tokenize(src, &opts)?;
     bounds::check_io_numbers(&tokens)?;
+    bounds::check_expansions(&tokens)?;
     let depth = bounds::token_depth(&tokens, base)?;
     let _scope = DepthScope::enter(base + depth, "`$(...)`")?;
     // The parser is third-party code fed untrusted text; a panic in it must
