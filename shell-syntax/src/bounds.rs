@@ -72,6 +72,7 @@ pub(crate) fn check_size(src: &str) -> Result<(), ScriptError> {
             u32::from(c)
         )));
     }
+    check_heredoc_tags(src)?;
     let b = src.as_bytes();
     let expansions = b
         .windows(2)
@@ -81,6 +82,52 @@ pub(crate) fn check_size(src: &str) -> Result<(), ScriptError> {
         return Err(ScriptError::TooDeep(format!(
             "{expansions} `$(`, `${{` or `$[` expansions; at most {MAX_EXPANSIONS} are accepted"
         )));
+    }
+    Ok(())
+}
+
+/// Refuses here-documents whose delimiter is made only of quotes (`<<''`,
+/// `<<""`, `<<$''`): brush-parser's tokenizer never returns on some of them
+/// (`a <<'' | `, found by fuzzing). An empty delimiter ends the document at
+/// the first empty line, which no phase script needs. Quote-blind, so a
+/// literal `"<<''"` inside a string is refused too; `<<<''` (a here-string)
+/// is not a here-document and passes.
+fn check_heredoc_tags(src: &str) -> Result<(), ScriptError> {
+    let b = src.as_bytes();
+    let mut i = 0;
+    while let Some(at) = src[i..].find("<<").map(|p| p + i) {
+        let mut j = at + 2;
+        if b.get(j) == Some(&b'<') {
+            // `<<<`: a here-string.
+            i = j + 1;
+            continue;
+        }
+        if b.get(j) == Some(&b'-') {
+            j += 1;
+        }
+        while matches!(b.get(j), Some(b' ' | b'\t')) {
+            j += 1;
+        }
+        let tag_end = b[j..]
+            .iter()
+            .position(|c| {
+                matches!(
+                    c,
+                    b' ' | b'\t' | b'\n' | b';' | b'|' | b'&' | b'<' | b'>' | b'(' | b')'
+                )
+            })
+            .map_or(b.len(), |p| p + j);
+        let tag = &b[j..tag_end];
+        if !tag.is_empty()
+            && tag.iter().all(|c| matches!(c, b'\'' | b'"' | b'$'))
+            && tag.iter().any(|c| *c != b'$')
+        {
+            return Err(ScriptError::unsupported(
+                "here-document with an empty delimiter",
+                &src[at..tag_end],
+            ));
+        }
+        i = at + 2;
     }
     Ok(())
 }

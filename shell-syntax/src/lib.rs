@@ -327,6 +327,32 @@ mod tests {
         );
     }
 
+    /// Fuzzing finding: brush-parser's tokenizer never returns on
+    /// `a <<'' | ` (a quote-only here-doc delimiter, then an operator that
+    /// wants more input).
+    #[test]
+    fn quote_only_heredoc_delimiters_are_refused_before_the_tokenizer() {
+        for src in [
+            "a <<''<=   |&&| ",
+            " iu$n tru<<'' _-[| a ",
+            "cat <<\"\" | x",
+            "cat <<- $'' ;",
+        ] {
+            assert!(
+                matches!(bounds::check_size(src), Err(ScriptError::Unsupported { construct, .. }) if construct.contains("empty delimiter")),
+                "{src:?}"
+            );
+        }
+        for src in [
+            "cat <<<'' | wc -c",
+            "cat <<'EOF'\nx\nEOF\n",
+            "cat <<\"E\"\nx\nE\n",
+            "cat <<$x\nx\n$x\n",
+        ] {
+            assert!(bounds::check_size(src).is_ok(), "{src:?}");
+        }
+    }
+
     #[test]
     fn supported_and_quoted_expansions_pass_the_pre_check() {
         for src in [
