@@ -4,7 +4,11 @@
 
 use libfuzzer_sys::fuzz_target;
 
+#[path = "contained_panics.rs"]
+mod contained_panics;
+
 fuzz_target!(|data: &[u8]| {
+    contained_panics::install();
     if let Ok(m) = jobs::manifest::parse_manifest(data) {
         assert!(!m.phases.is_empty());
         // The stored phases are JSON the status record echoes.

@@ -86,12 +86,15 @@ pub(crate) fn check_size(src: &str) -> Result<(), ScriptError> {
     Ok(())
 }
 
-/// Refuses here-documents whose delimiter is made only of quotes (`<<''`,
-/// `<<""`, `<<$''`): brush-parser's tokenizer never returns on some of them
-/// (`a <<'' | `, found by fuzzing). An empty delimiter ends the document at
-/// the first empty line, which no phase script needs. Quote-blind, so a
-/// literal `"<<''"` inside a string is refused too; `<<<''` (a here-string)
-/// is not a here-document and passes.
+/// Refuses here-documents whose delimiter is missing (`x << ( y`) or made
+/// only of quotes (`<<''`, `<<""`, `<<$''`): brush-parser's tokenizer never
+/// returns on some of them (`a <<'' | ` loops; `echo $(x << ( Z;)` grows
+/// without bound, gigabytes in seconds; both found by fuzzing). An empty
+/// delimiter ends the document at the first empty line, which no phase
+/// script needs, and a missing one is a syntax error in any shell.
+/// Quote-blind on purpose (a quote can hide a here-document from a simple
+/// scan but not from the tokenizer), so a literal `"<<''"` inside a string
+/// is refused too; `<<<` (a here-string) is not a here-document and passes.
 fn check_heredoc_tags(src: &str) -> Result<(), ScriptError> {
     let b = src.as_bytes();
     let mut i = 0;
@@ -118,10 +121,13 @@ fn check_heredoc_tags(src: &str) -> Result<(), ScriptError> {
             })
             .map_or(b.len(), |p| p + j);
         let tag = &b[j..tag_end];
-        if !tag.is_empty()
-            && tag.iter().all(|c| matches!(c, b'\'' | b'"' | b'$'))
-            && tag.iter().any(|c| *c != b'$')
-        {
+        if tag.is_empty() {
+            return Err(ScriptError::unsupported(
+                "here-document without a delimiter",
+                &src[at..tag_end.min(at + 8).max(at + 2)],
+            ));
+        }
+        if tag.iter().all(|c| matches!(c, b'\'' | b'"' | b'$')) && tag.iter().any(|c| *c != b'$') {
             return Err(ScriptError::unsupported(
                 "here-document with an empty delimiter",
                 &src[at..tag_end],

@@ -343,7 +343,15 @@ mod tests {
                 "{src:?}"
             );
         }
+        // And a missing one: the tokenizer's memory grows without bound.
+        for src in ["echo $(x << ( Z;)5 ", "x <<- ( y", "x <<", "x <<;"] {
+            assert!(
+                matches!(bounds::check_size(src), Err(ScriptError::Unsupported { construct, .. }) if construct.contains("without a delimiter")),
+                "{src:?}"
+            );
+        }
         for src in [
+            "echo $((1<<2))",
             "cat <<<'' | wc -c",
             "cat <<'EOF'\nx\nEOF\n",
             "cat <<\"E\"\nx\nE\n",
