@@ -92,6 +92,15 @@ pub(crate) fn check_size(src: &str) -> Result<(), ScriptError> {
 /// without bound, gigabytes in seconds; both found by fuzzing). An empty
 /// delimiter ends the document at the first empty line, which no phase
 /// script needs, and a missing one is a syntax error in any shell.
+///
+/// Here-documents inside `$(...)` or `$[...]` make the tokenizer queue
+/// here-document tokens without consuming input until memory runs out (a
+/// 100-byte script: 2 GB; fuzzing, three shapes). Telling "inside" from
+/// "after" needs the quoting rules the tokenizer gets wrong, so any
+/// here-document after a `$(`, `$[` or backquote is refused: a phase reads
+/// its input from stdin, and one that wants a here-document can put it
+/// first.
+///
 /// Quote-blind on purpose (a quote can hide a here-document from a simple
 /// scan but not from the tokenizer), so a literal `"<<''"` inside a string
 /// is refused too; `<<<` (a here-string) is not a here-document and passes.
@@ -131,6 +140,17 @@ fn check_heredoc_tags(src: &str) -> Result<(), ScriptError> {
             return Err(ScriptError::unsupported(
                 "here-document with an empty delimiter",
                 &src[at..tag_end],
+            ));
+        }
+        let before = &b[..at];
+        if before.contains(&b'`')
+            || before
+                .windows(2)
+                .any(|w| w[0] == b'$' && matches!(w[1], b'(' | b'['))
+        {
+            return Err(ScriptError::unsupported(
+                "`<<` (here-document) after a command substitution or arithmetic (`$(...)`, backquotes, `$((...))`, `$[...]`)",
+                &src[at..(at + 8).min(src.len())],
             ));
         }
         i = at + 2;

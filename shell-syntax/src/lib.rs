@@ -350,8 +350,22 @@ mod tests {
                 "{src:?}"
             );
         }
+        // Inside (or after) a command substitution: the tokenizer queues
+        // here-document tokens until memory runs out.
         for src in [
+            "x=1; ec[cho \"$} $(e<<-  h[Da4 $'tdiq x -\\ \\'&n x -(`\\  > ot\">.u0\\'&%tt1' ",
+            "if. tr[T[Token::Wo$(w...p rute; eph <<-    !   @nif ; ru)e;hp",
+            "echo $(cat <<EOF\nx\nEOF\n)",
+            "x=`date`; cat <<EOF\n$x\nEOF\n",
             "echo $((1<<2))",
+        ] {
+            assert!(
+                matches!(bounds::check_size(src), Err(ScriptError::Unsupported { construct, .. }) if construct.contains("after a command substitution")),
+                "{src:?}"
+            );
+        }
+        for src in [
+            "cat <<EOF | wc -l\n$(date)\nEOF\n",
             "cat <<<'' | wc -c",
             "cat <<'EOF'\nx\nEOF\n",
             "cat <<\"E\"\nx\nE\n",
