@@ -133,7 +133,7 @@ fn check_heredoc_tags(src: &str) -> Result<(), ScriptError> {
         if tag.is_empty() {
             return Err(ScriptError::unsupported(
                 "here-document without a delimiter",
-                &src[at..tag_end.min(at + 8).max(at + 2)],
+                &src[at..],
             ));
         }
         if tag.iter().all(|c| matches!(c, b'\'' | b'"' | b'$')) && tag.iter().any(|c| *c != b'$') {
@@ -150,7 +150,7 @@ fn check_heredoc_tags(src: &str) -> Result<(), ScriptError> {
         {
             return Err(ScriptError::unsupported(
                 "`<<` (here-document) after a command substitution or arithmetic (`$(...)`, backquotes, `$((...))`, `$[...]`)",
-                &src[at..(at + 8).min(src.len())],
+                &src[at..],
             ));
         }
         i = at + 2;

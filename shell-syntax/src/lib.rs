@@ -358,6 +358,8 @@ mod tests {
             "echo $(cat <<EOF\nx\nEOF\n)",
             "x=`date`; cat <<EOF\n$x\nEOF\n",
             "echo $((1<<2))",
+            // (Fuzzing: the message's excerpt once cut inside a character.)
+            "e+$$(,e+$['_keempty pipeline<<\u{4d1}e<<\u{4d1}::Word(whil>bfaoke<<+$$(,e",
         ] {
             assert!(
                 matches!(bounds::check_size(src), Err(ScriptError::Unsupported { construct, .. }) if construct.contains("after a command substitution")),
