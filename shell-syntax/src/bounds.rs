@@ -387,7 +387,35 @@ pub(crate) fn check_expansions(tokens: &[Token]) -> Result<(), ScriptError> {
     for t in tokens {
         if let Token::Word(w, _) = t {
             check_word_expansions(w)?;
+            check_subscript_brackets(w)?;
         }
+    }
+    Ok(())
+}
+
+/// Most `[` in a word that starts like an array element (`name[`).
+const MAX_SUBSCRIPT_BRACKETS: usize = 8;
+
+/// brush-parser's token grammar tries every word that starts with `name[`
+/// as an array-element assignment, and on nested `[` with backslashes
+/// that attempt doubles in cost with each `[` (20 of them: 2 s, found by
+/// fuzzing). We run no arrays; a glob such as `f[0-9].txt` needs a few
+/// brackets, so past [`MAX_SUBSCRIPT_BRACKETS`] such a word is refused.
+fn check_subscript_brackets(word: &str) -> Result<(), ScriptError> {
+    let name = word
+        .bytes()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == b'_')
+        .count();
+    let starts_like_subscript = name > 0
+        && !word.as_bytes()[0].is_ascii_digit()
+        && word.as_bytes().get(name) == Some(&b'[');
+    if starts_like_subscript && word.matches('[').count() > MAX_SUBSCRIPT_BRACKETS {
+        return Err(ScriptError::unsupported(
+            format!(
+                "more than {MAX_SUBSCRIPT_BRACKETS} `[` in a word that starts like an array element (`name[`); quote it"
+            ),
+            word,
+        ));
     }
     Ok(())
 }

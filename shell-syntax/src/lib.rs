@@ -377,6 +377,29 @@ mod tests {
         }
     }
 
+    /// Fuzzing finding: `echo a[p\:n[p\:n[...` costs the token grammar
+    /// twice as much per `[` (it tries the word as an array assignment).
+    #[test]
+    fn bracket_heavy_subscript_words_are_refused_before_the_parser() {
+        let slow = format!("echo a[{}", "p\\:n[".repeat(20));
+        let tokens =
+            brush_parser::uncached_tokenize_str(&slow, &lower::options().tokenizer_options())
+                .expect("tokenizes");
+        assert!(
+            matches!(bounds::check_expansions(&tokens), Err(ScriptError::Unsupported { construct, .. }) if construct.contains("array element")),
+        );
+        for ok in [
+            "ls f[0-9][0-9].txt",
+            "grep 'a[b[c[d[e[f[g[h[i[j' x",
+            "echo [[[[[[[[[[[[",
+        ] {
+            let tokens =
+                brush_parser::uncached_tokenize_str(ok, &lower::options().tokenizer_options())
+                    .expect("tokenizes");
+            assert!(bounds::check_expansions(&tokens).is_ok(), "{ok:?}");
+        }
+    }
+
     #[test]
     fn supported_and_quoted_expansions_pass_the_pre_check() {
         for src in [
