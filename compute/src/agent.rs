@@ -33,6 +33,12 @@
 //! from the validated path segments only. A reducer reads only inputs the
 //! owner may read.
 //!
+//! Phases (`init`, `exec`) run through a [`PhaseRunner`]: with
+//! [`AgentConfig::worker`] set (as nodes run) in the agent's pool of task
+//! worker processes ([`crate::workers`]), so a host fault a guest triggers
+//! kills one worker, and the attempt ends as a retryable `InternalError`
+//! ("task worker crashed: ...") instead of taking the node down.
+//!
 //! Guarantees: at most `max_tasks` tasks run at once (others wait for a
 //! slot); an answer of 200 means the attempt ran to an outcome (success or a
 //! user failure) and its objects are committed; any infrastructure failure
@@ -59,12 +65,14 @@ use jobs::protocol::{
 };
 use jobs::supervisor::StoreFeed;
 use meta::jobs::JobStore;
-use sandbox::{Input, InputDir, LimitKind, Limits, Output, PhaseSpec, RunReport, Sandbox};
+use sandbox::{InputDir, LimitKind, Limits, RunReport, Sandbox};
 use tokio::io::AsyncWriteExt as _;
 use tokio::sync::Semaphore;
 
 use crate::builtins::{TASK_ENV, TaskIo, TaskRegistry};
 use crate::objects::{ObjectError, ObjectIo};
+use crate::runner::{InProcess, PhaseError, PhaseInput, PhaseJob, PhaseOutput, PhaseRunner};
+use crate::workers::{WorkerPool, WorkerProgram};
 use storage_node::protocol::{ErrorBody, ObjectId};
 use storage_node::store::ObjectStore;
 
@@ -97,6 +105,10 @@ pub struct AgentConfig {
     pub max_tasks: usize,
     /// The cluster credential task grants are checked with.
     pub cluster_key: ClusterKey,
+    /// The program of the worker processes that run the tasks' phases (one
+    /// per task slot); `None` runs them in this process, where a host fault
+    /// a guest triggers takes the process down.
+    pub worker: Option<WorkerProgram>,
 }
 
 /// The agent; share it as `Arc<Agent>`.
@@ -105,7 +117,7 @@ pub struct Agent {
     store: Arc<ObjectStore>,
     io: ObjectIo,
     jobs: JobStore,
-    sandbox: Sandbox,
+    runner: Arc<dyn PhaseRunner>,
     tools: Arc<TaskRegistry>,
     slots: Arc<Semaphore>,
     grants: GrantVerifier,
@@ -199,12 +211,21 @@ impl Agent {
     ) -> Arc<Self> {
         let slots = Arc::new(Semaphore::new(cfg.max_tasks.max(1)));
         let grants = GrantVerifier::new(&cfg.cluster_key, &cfg.node_id);
+        // The agent's sandbox keeps the real builtins; workers call them.
+        let runner: Arc<dyn PhaseRunner> = match &cfg.worker {
+            Some(w) => Arc::new(WorkerPool::new(
+                w.clone(),
+                cfg.max_tasks.max(1),
+                Some(sandbox),
+            )),
+            None => Arc::new(InProcess(sandbox)),
+        };
         Arc::new(Agent {
             cfg,
             store,
             io,
             jobs,
-            sandbox,
+            runner,
             tools,
             slots,
             grants,
@@ -260,11 +281,11 @@ impl Agent {
         let mut env = req.env.clone();
         env.push((TASK_ENV.to_owned(), token.token.clone()));
 
-        let mut spec = PhaseSpec::new(req.exec.clone(), scratch.clone());
+        let mut spec = PhaseJob::new(req.exec.clone(), scratch.clone());
         spec.env = env.clone();
         spec.limits = Self::limits(&req);
         let stdout_file = dir.join("stdout");
-        spec.stdout = Output::File(stdout_file.clone());
+        spec.stdout = PhaseOutput::File(stdout_file.clone());
         let mut feeder = None;
         match &req.input {
             TaskInput::Map {
@@ -278,7 +299,7 @@ impl Agent {
                     host: root,
                     guest: INPUT_GUEST.into(),
                 });
-                spec.stdin = Input::File(file);
+                spec.stdin = PhaseInput::File(file);
             }
             TaskInput::Reduce { reducer } => {
                 let (w, r) = tokio::io::duplex(FEED_BUFFER);
@@ -288,7 +309,7 @@ impl Agent {
                 feeder = Some(tokio::spawn(async move {
                     me.feed_reducer(&owner, job, phase, reducer, w).await
                 }));
-                spec.stdin = Input::Reader(Box::new(r));
+                spec.stdin = PhaseInput::Stream(Box::new(r));
             }
         }
 
@@ -308,7 +329,7 @@ impl Agent {
         spec.read_only_dirs.extend(assets_dir.clone());
 
         if let Some(init) = req.init.as_deref().filter(|s| !s.trim().is_empty()) {
-            let mut ispec = PhaseSpec::new(init, scratch.clone());
+            let mut ispec = PhaseJob::new(init, scratch.clone());
             ispec.env = env
                 .iter()
                 .filter(|(k, _)| !k.starts_with("MANTA_INPUT_"))
@@ -317,13 +338,21 @@ impl Agent {
             ispec.limits = Self::limits(&req);
             ispec.assets = assets;
             ispec.read_only_dirs.extend(assets_dir);
-            let outcome = match self.sandbox.run_phase(ispec).await {
+            let outcome = match self.runner.run(ispec).await {
                 Ok(r) if r.success() && r.traps.is_empty() => None,
                 Ok(r) => Some((failure_message(&r), r.stderr)),
-                Err(sandbox::SandboxError::Script(e)) => Some((
-                    "user command exited with code 2".into(),
-                    e.to_string().into_bytes(),
-                )),
+                Err(PhaseError::Script(e)) => {
+                    Some(("user command exited with code 2".into(), e.into_bytes()))
+                }
+                Err(PhaseError::Crashed(message)) => {
+                    return Ok(self.fail_early(
+                        &req,
+                        feeder,
+                        ErrorCode::InternalError,
+                        message,
+                        None,
+                    ));
+                }
                 Err(e) => return Err(AgentError::Sandbox(e.to_string())),
             };
             if let Some((message, stderr)) = outcome {
@@ -342,7 +371,7 @@ impl Agent {
         // A cancelled job's running tasks are stopped (spec §4.12): the run
         // is dropped, which kills its instances.
         let run = tokio::select! {
-            r = self.sandbox.run_phase(spec) => Some(r),
+            r = self.runner.run(spec) => Some(r),
             () = self.cancelled(req.job_id) => None,
         };
         let Some(run) = run else {
@@ -351,7 +380,12 @@ impl Agent {
         };
         let report = match run {
             Ok(r) => Ok(r),
-            Err(sandbox::SandboxError::Script(e)) => Err(e.to_string()),
+            Err(PhaseError::Script(e)) => Err(e),
+            // The attempt is lost, not the user's failure: retried
+            // (InternalError) on another copy, up to the job's retries.
+            Err(PhaseError::Crashed(message)) => {
+                return Ok(self.fail_early(&req, feeder, ErrorCode::InternalError, message, None));
+            }
             Err(e) => return Err(AgentError::Sandbox(e.to_string())),
         };
         let fed = match feeder {

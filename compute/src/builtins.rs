@@ -27,6 +27,8 @@ use crate::objects::ObjectIo;
 
 /// Environment variable carrying the task token.
 pub const TASK_ENV: &str = "TIDEPOOL_TASK";
+/// The names of the in-task tools [`install`] adds.
+pub const TOOL_NAMES: [&str; 7] = ["mpipe", "mcat", "mtee", "msplit", "mput", "mget", "mls"];
 /// Highest reducer index + 1 an emit may name (spec §4.2).
 const MAX_REDUCERS: u32 = 128;
 /// Chunk size when streaming stdin.

@@ -9,6 +9,19 @@
 //!   (task outputs, archives): durable copies first, then one meta commit.
 //! * [`task_client`] — the supervisor's HTTP side of the task protocol and
 //!   the job archive writer.
+//! * [`runner`], [`workers`], [`proxy`], [`frame`] — where phases run: in
+//!   task worker processes the agent supervises (one per task slot, long
+//!   lived, replaced when they die), their in-task builtins proxied back to
+//!   the agent over a private unix socket.
+//!
+//! Process model: guest code never runs in the process holding the
+//! gateway, the metadata and the agent. A host fault a guest or a script
+//! triggers (stack overflow, abort, a wasmtime bug, a panic in a builtin's
+//! worker side) kills one worker: the phase it ran fails as
+//! `InternalError` "task worker crashed: signal N (NAME)", which the
+//! supervisor retries on another copy up to the job's retry budget and then
+//! records as the task's error. `tidepool exec` runs phases through the
+//! same worker pool.
 //!
 //! It stands on `storage-node` (copies and the node client), `jobs` (the
 //! task protocol), `sandbox` (running guest code) and `meta` (names). The
@@ -16,5 +29,9 @@
 
 pub mod agent;
 pub mod builtins;
+pub mod frame;
 pub mod objects;
+pub mod proxy;
+pub mod runner;
 pub mod task_client;
+pub mod workers;

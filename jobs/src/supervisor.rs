@@ -16,7 +16,11 @@
 //! lease, so a supervisor that lost its lease cannot write. A supervisor
 //! that takes over re-dispatches every unfinished task it finds; a result
 //! that arrives for an already-finished task is ignored, so outputs are
-//! never committed twice. Inputs and tasks are read in pages.
+//! never committed twice. Inputs and tasks are read in pages. An attempt
+//! in flight when its supervisor stopped counts as a retry (the count is in
+//! the task's record), and a task found in flight with its retries used up
+//! fails with [`LOST_ATTEMPTS`]: a task that crashes whatever runs it ends
+//! the job with an error instead of being re-dispatched forever.
 //!
 //! Open input idle for `idle_close` (1 h) is ended automatically.
 //! Archiving a done job is [`crate::archive::archive_job`]; a supervisor
@@ -128,6 +132,11 @@ struct Completion {
     node: String,
     result: Result<TaskResponse, ExecError>,
 }
+
+/// The error of a task whose attempts were lost with the process running
+/// them on every try (counted in meta, so across supervisor restarts).
+pub const LOST_ATTEMPTS: &str =
+    "task attempts were lost on every retry (the process running it stopped each time)";
 
 /// The supervisor; share it as `Arc<Supervisor>`.
 pub struct Supervisor {
@@ -480,6 +489,22 @@ impl Supervisor {
             let page = self.store.tasks(&ctx.id, after, 256).await?;
             for t in &page {
                 let was_sent = matches!(t.state, TaskState::Dispatched | TaskState::Running);
+                if was_sent && t.retries >= self.cfg.max_retries {
+                    // Its attempts keep being lost with the process that ran
+                    // them (a task that crashes its host would otherwise be
+                    // re-dispatched after every restart, forever).
+                    let outcome = TaskOutcome::Failure {
+                        code: ErrorCode::InternalError,
+                        message: LOST_ATTEMPTS.into(),
+                        stderr: None,
+                        core: None,
+                    };
+                    let node = t.node.clone().unwrap_or_default();
+                    for n in self.commit(ctx, t.clone(), outcome, node).await? {
+                        self.dispatch(ctx, n);
+                    }
+                    continue;
+                }
                 if t.reducer.is_none() && !t.state.is_finished() {
                     let t = self.reassign(ctx, t.clone(), false).await?;
                     if let Some(t) = t {
@@ -854,6 +879,13 @@ impl Supervisor {
                 cur.tried.push(p.clone());
             }
             cur.attempt += 1;
+            if !retry && matches!(cur.state, TaskState::Dispatched | TaskState::Running) {
+                // A takeover: the attempt in flight when the previous owner
+                // stopped is lost. It counts against the task's retries (in
+                // meta, so the bound in `recover` holds across restarts);
+                // the job's counters stay as they were.
+                cur.retries += 1;
+            }
             if retry {
                 // The failed attempt is a task done (spec: `tasks ==
                 // tasksDone` at done, failures covered by `retries`); the

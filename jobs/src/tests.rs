@@ -691,6 +691,75 @@ async fn another_supervisor_takes_over_after_the_lease_expires() {
     assert_eq!(e.outputs(&id, 0).await.len(), 6);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_lost_with_its_supervisor_every_time_fails_after_its_retries() {
+    let e = env().await;
+    e.object("/tpuser/stor/x", "l\n").await;
+    let id = e
+        .job(r#"{"phases":[{"exec":"wc -l"}]}"#, &["/tpuser/stor/x"])
+        .await;
+    // Every attempt hangs (as if it took its process down), and each
+    // supervisor dies while the attempt is in flight.
+    let gate = Arc::new(Gate::default());
+    let started = Arc::new(AtomicU64::new(0));
+    let held: Arc<dyn PhaseRunner> = {
+        let (gate, started) = (gate.clone(), started.clone());
+        Arc::new(move |exec: &str, env: &[(String, String)], stdin: &[u8]| {
+            started.fetch_add(1, Ordering::SeqCst);
+            gate.wait();
+            run_phase(exec, env, stdin)
+        })
+    };
+    let max_retries = cfg("x").max_retries;
+    for round in 0..=u64::from(max_retries) {
+        let s = Supervisor::new(
+            cfg(&format!("S{round}")),
+            e.store.clone(),
+            e.ns.clone(),
+            Arc::new(InProcessExecutor::new(e.blobs.clone(), held.clone())),
+        );
+        e.now.fetch_add(31_000, Ordering::SeqCst);
+        assert_eq!(s.claim_jobs(10).await.expect("claim"), vec![id]);
+        let run = {
+            let s = s.clone();
+            tokio::spawn(async move { s.drive(id).await })
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while started.load(Ordering::SeqCst) <= round {
+            assert!(
+                Instant::now() < deadline,
+                "round {round} never ran the task"
+            );
+            tokio::task::yield_now().await;
+        }
+        run.abort();
+        assert!(run.await.is_err(), "the supervisor was killed");
+    }
+    // The next owner does not dispatch it again: the task fails.
+    let last = e.supervisor("last", e.executor());
+    e.now.fetch_add(31_000, Ordering::SeqCst);
+    assert_eq!(last.claim_jobs(10).await.expect("claim"), vec![id]);
+    drive(&last, id).await;
+    gate.open();
+    assert_eq!(
+        started.load(Ordering::SeqCst),
+        u64::from(max_retries) + 1,
+        "no attempt after the retries"
+    );
+    let j = e.record(&id).await;
+    assert_eq!(j.state, JobState::Done);
+    assert_eq!(
+        (j.stats.tasks, j.stats.tasks_done, j.stats.errors),
+        (1, 1, 1)
+    );
+    let errs = e.store.errors(&id, 0, 10).await.expect("errors");
+    assert_eq!(errs.len(), 1);
+    let err = &errs[0].1;
+    assert_eq!(err.code, "InternalError");
+    assert_eq!(err.message, crate::supervisor::LOST_ATTEMPTS);
+    assert_eq!(err.input.as_deref(), Some("/tpuser/stor/x"));
+}
+
 #[tokio::test]
 async fn cancelled_job_ends_done_with_cancel_errors() {
     let e = env().await;

@@ -104,7 +104,7 @@ pub enum Output {
 }
 
 /// A host directory shown read-only to guests at `guest`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct InputDir {
     pub host: PathBuf,
     pub guest: String,
@@ -151,7 +151,8 @@ impl PhaseSpec {
 }
 
 /// The outcome of a run that started (a rejected script is an `Err`).
-#[derive(Debug, Clone)]
+/// Serializable, so a process running phases for another can report it.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub struct RunReport {
     /// The shell's exit status; [`KILLED_STATUS`] when a limit stopped the run.
@@ -209,6 +210,34 @@ impl std::fmt::Debug for BuiltinCall<'_> {
         f.debug_struct("BuiltinCall")
             .field("args", &self.args)
             .field("cwd", &self.cwd)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A builtin call made by a phase running in another process, for
+/// [`Sandbox::run_builtin`]: what the builtin would have seen in that phase.
+pub struct BuiltinRequest {
+    /// The builtin's name.
+    pub name: String,
+    /// argv; `args[0]` is the command name.
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
+    /// The shell's working directory (a guest path).
+    pub cwd: String,
+    /// The phase's scratch directory (the guest's `/`).
+    pub scratch: PathBuf,
+    /// The phase's read-only mounts (input directory and assets).
+    pub read_only: Vec<InputDir>,
+    pub stdin: Option<PipeReader>,
+    pub stdout: PipeWriter,
+    pub stderr: PipeWriter,
+}
+
+impl std::fmt::Debug for BuiltinRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BuiltinRequest")
+            .field("name", &self.name)
+            .field("args", &self.args)
             .finish_non_exhaustive()
     }
 }
@@ -271,6 +300,34 @@ impl Sandbox {
             .instance_pre("wasi-coreutils", coreutils_module())
             .await
             .map(|_| ())
+    }
+
+    /// Runs the host builtin `req.name` outside a phase, on behalf of a
+    /// phase running elsewhere (another process) with the same directories:
+    /// it sees the same confined files (`open_read`) as it would inside
+    /// that phase. `None` when no builtin of that name is registered or the
+    /// directories cannot be opened.
+    pub async fn run_builtin(&self, req: BuiltinRequest) -> Option<i32> {
+        let b = self.builtins.get(&req.name)?.clone();
+        let read_only: Vec<(&Path, &str)> = req
+            .read_only
+            .iter()
+            .map(|d| (d.host.as_path(), d.guest.as_str()))
+            .collect();
+        let fs = FsLayout::new(&req.scratch, &read_only).ok()?;
+        let stdio = Stdio {
+            stdin: req.stdin,
+            stdout: req.stdout,
+            stderr: req.stderr,
+        };
+        let call = BuiltinCall {
+            args: &req.args,
+            env: &req.env,
+            cwd: &req.cwd,
+            fs: &fs,
+            stdio: &stdio,
+        };
+        Some(b.run(call).await)
     }
 
     /// Parses and runs one phase. `Err` only for a rejected script or a host

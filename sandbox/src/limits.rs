@@ -12,7 +12,7 @@ use std::time::Duration;
 use crate::error::SandboxError;
 
 /// Limits applied to one run of a phase.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub struct Limits {
     /// Wall-clock time for the whole run.
@@ -48,7 +48,7 @@ impl Default for Limits {
 
 /// Which limit a run exceeded. The `key` strings are the `--limit` names and
 /// are stable.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub enum LimitKind {
     WallTime,
@@ -102,7 +102,7 @@ impl fmt::Display for LimitKind {
 
 /// A limit that stopped a run: which, its value, and how much was used when
 /// it tripped (time in milliseconds, stages as a count, everything else in bytes).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct LimitReport {
     pub kind: LimitKind,
     pub limit: u64,

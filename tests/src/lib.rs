@@ -111,6 +111,7 @@ pub struct Cluster {
     stderr_log: std::sync::Arc<std::sync::Mutex<String>>,
     extra_args: Vec<String>,
     tls_cert: Option<PathBuf>,
+    extra_env: Vec<(String, String)>,
 }
 
 /// Options for [`Cluster::start_with`].
@@ -125,6 +126,8 @@ pub struct ClusterOptions {
     /// `--tls-cert/--tls-key`; clients trust it through
     /// `NODE_EXTRA_CA_CERTS` (see [`Cluster::tls_cert`]).
     pub tls: bool,
+    /// Extra environment of `tidepool up` (e.g. test-only fault switches).
+    pub env: Vec<(String, String)>,
 }
 
 impl Cluster {
@@ -171,6 +174,7 @@ impl Cluster {
             stderr_log: Default::default(),
             extra_args,
             tls_cert,
+            extra_env: opts.env,
         };
         c.launch()?;
         Ok(c)
@@ -217,6 +221,7 @@ impl Cluster {
             .arg("--account")
             .arg("alice")
             .args(&self.extra_args)
+            .envs(self.extra_env.iter().map(|(k, v)| (k, v)))
             // The private HOME holds the key; the module cache is shared
             // (see server_command), or each cluster would compile the
             // toolbox again.
@@ -371,6 +376,18 @@ impl Cluster {
             format!("{}:{}", modules.display(), nested.display()),
         );
         run_with_deadline(&mut node, None, Duration::from_secs(600))
+    }
+
+    /// The pid of the running `tidepool up`.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Whether `tidepool up` is still running (not exited or crashed).
+    pub fn is_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
     }
 
     /// Stops the process abruptly, as `kill -9` would.

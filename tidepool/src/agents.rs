@@ -12,6 +12,7 @@ use compute::agent::{Agent, AgentConfig};
 use compute::builtins::TaskRegistry;
 use compute::objects::ObjectIo;
 use compute::task_client::{HttpExecutor, ObjectArchiveSink};
+use compute::workers::WorkerProgram;
 use jobs::supervisor::{Supervisor, SupervisorConfig};
 use meta::jobs::JobStore;
 use meta::namespace::Namespace;
@@ -31,6 +32,7 @@ pub struct Compute {
     client: NodeClient,
     jobs: JobStore,
     cluster_key: ClusterKey,
+    worker: WorkerProgram,
 }
 
 impl Compute {
@@ -58,6 +60,7 @@ impl Compute {
             client,
             jobs,
             cluster_key: cluster_key.clone(),
+            worker: worker_program()?,
         })
     }
 
@@ -88,6 +91,7 @@ impl Compute {
                 work_dir: data.join("tasks"),
                 max_tasks,
                 cluster_key: self.cluster_key.clone(),
+                worker: Some(self.worker.clone()),
             },
             node.store(),
             io,
@@ -146,4 +150,31 @@ fn uuid_like() -> String {
         .map(|d| d.as_nanos())
         .unwrap_or(0);
     format!("{}-{t:x}", std::process::id())
+}
+
+/// The hidden subcommand task workers run as.
+pub const WORKER_COMMAND: &str = "compute-worker";
+
+/// This binary, as a task worker.
+pub fn worker_program() -> Result<WorkerProgram> {
+    let program = std::env::current_exe().context("locating the tidepool binary")?;
+    Ok(WorkerProgram {
+        program,
+        args: vec![WORKER_COMMAND.to_owned()],
+    })
+}
+
+/// `tidepool compute-worker`: runs phases for the agent that started it
+/// (see `compute::workers`), its builtins proxied to `builtins`.
+pub async fn worker(builtins: Option<std::path::PathBuf>, no_cache: bool) -> Result<()> {
+    let config = if no_cache {
+        SandboxConfig::default()
+    } else {
+        SandboxConfig::with_default_cache_dir()
+    };
+    let sandbox = Sandbox::new(config).context("start the wasm sandbox")?;
+    let sandbox = compute::proxy::install_proxies(sandbox, builtins);
+    compute::workers::serve(sandbox)
+        .await
+        .context("task worker control channel")
 }

@@ -8,6 +8,11 @@
 //! directory removed afterwards) is the guest's `/`. Stdout of the phase
 //! goes to our stdout, its stderr to our stderr; our exit status is the
 //! phase's (137 when a limit stopped it, with the limit printed on stderr).
+//!
+//! The phase runs in a task worker process through the same pool code as
+//! a node's agent (`compute::workers`), so what is tested here is what
+//! runs in a job; the in-task builtins (`mcat`, ...) fail as they do
+//! outside a job.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -15,7 +20,9 @@ use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use clap::Args;
-use sandbox::{Input, InputDir, Limits, Output, PhaseSpec, Sandbox, SandboxConfig};
+use compute::runner::{PhaseError, PhaseInput, PhaseJob, PhaseOutput, PhaseRunner as _};
+use compute::workers::WorkerPool;
+use sandbox::{InputDir, Limits};
 
 #[derive(Args)]
 pub struct ExecArgs {
@@ -83,7 +90,7 @@ async fn run_async(args: ExecArgs) -> anyhow::Result<i32> {
         ("PATH".to_owned(), "/bin".to_owned()),
         ("MANTA_NO_AUTH".to_owned(), "true".to_owned()),
     ];
-    let mut spec = PhaseSpec::new(args.pipeline, scratch);
+    let mut spec = PhaseJob::new(args.pipeline, scratch);
     if let Some(input) = &args.input {
         let input = input
             .canonicalize()
@@ -100,20 +107,23 @@ async fn run_async(args: ExecArgs) -> anyhow::Result<i32> {
             host: dir.to_path_buf(),
             guest: INPUT_GUEST_DIR.to_owned(),
         });
-        spec.stdin = Input::File(input.clone());
+        spec.stdin = PhaseInput::File(input.clone());
     }
     spec.env = env;
     spec.assets = assets;
     spec.limits = limits;
-    spec.stdout = Output::Writer(Box::new(tokio::io::stdout()));
+    spec.stdout = PhaseOutput::Stream(Box::new(tokio::io::stdout()));
 
-    let config = if args.no_cache {
-        SandboxConfig::default()
-    } else {
-        SandboxConfig::with_default_cache_dir()
+    let mut program = crate::agents::worker_program()?;
+    if args.no_cache {
+        program.args.push("--no-cache".into());
+    }
+    let pool = WorkerPool::new(program, 1, None);
+    let report = match pool.run(spec).await {
+        Ok(r) => r,
+        Err(PhaseError::Script(e)) => bail!("{e}"),
+        Err(e) => return Err(e.into()),
     };
-    let sandbox = Sandbox::new(config)?;
-    let report = sandbox.run_phase(spec).await?;
 
     let mut err = std::io::stderr().lock();
     err.write_all(&report.stderr)?;

@@ -35,6 +35,19 @@ enum Command {
     Supervisor(supervise::SupervisorArgs),
     /// Run one storage node (with its compute agent) against shared metadata.
     Node(node::NodeArgs),
+    /// A task worker process of a compute agent (started by the agent).
+    #[command(name = "compute-worker", hide = true)]
+    ComputeWorker(WorkerArgs),
+}
+
+#[derive(clap::Args)]
+struct WorkerArgs {
+    /// The agent's builtin socket.
+    #[arg(long)]
+    builtins: Option<std::path::PathBuf>,
+    /// Don't cache compiled modules on disk.
+    #[arg(long)]
+    no_cache: bool,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -49,6 +62,9 @@ fn main() -> anyhow::Result<()> {
         Command::Admin(args) => runtime()?.block_on(admin::run(args)),
         Command::Supervisor(args) => runtime()?.block_on(supervise::run(args)),
         Command::Node(args) => runtime()?.block_on(node::run(args)),
+        Command::ComputeWorker(args) => {
+            runtime()?.block_on(agents::worker(args.builtins, args.no_cache))
+        }
     }
 }
 

@@ -1,0 +1,596 @@
+//! Task worker processes: sandbox phases run apart from the agent, so a
+//! host fault a guest (or a script) triggers — a stack overflow, an abort,
+//! a wasmtime bug, a panic in a builtin — costs one task attempt, never
+//! the process holding the store's gateway and metadata.
+//!
+//! The agent side is [`WorkerPool`], a [`PhaseRunner`]: as many long-lived
+//! workers as the agent has task slots, each running one phase at a time
+//! (spawned on first need, so a pool costs nothing until tasks come; a
+//! process per task would cost more than the tasks themselves). A worker
+//! is the agent's program started with [`WorkerProgram::args`] (for
+//! `tidepool`, its hidden `compute-worker` subcommand), which calls
+//! [`serve`]. The agent talks to it over the worker's stdin and stdout in
+//! [`crate::frame`]s:
+//!
+//! | frame | direction | payload |
+//! | --- | --- | --- |
+//! | `Run` | agent → worker | the phase (JSON): exec, mounts, environment, limits, stdin/stdout as a path or "stream" |
+//! | `Stdin`, `StdinEnd` | agent → worker | a streamed stdin (a reducer's inputs) |
+//! | `Stdout` | worker → agent | a streamed stdout (`tidepool exec`) |
+//! | `Stderr` | worker → agent | the run's stderr, in chunks, just before its report |
+//! | `Report` | worker → agent | the [`sandbox::RunReport`] (without stderr) or why there is none (JSON) |
+//!
+//! A map task's input and its stdout file are paths the worker opens
+//! itself. Builtins run in the agent through [`crate::proxy`].
+//!
+//! Guarantees:
+//! - A worker that dies (signal, abort, exit) or breaks the protocol fails
+//!   the phase it ran with [`PhaseError::Crashed`] ("task worker crashed:
+//!   signal 6 (SIGABRT)"), is reaped, and is replaced by a fresh one on the
+//!   next run; other workers and their phases are unaffected.
+//! - Dropping a run (a cancelled job) kills its worker; it is replaced.
+//! - A worker found dead while idle is replaced before it is given a phase,
+//!   so an idle crash never costs a task.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::{ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use sandbox::{InputDir, Limits, RunReport, Sandbox};
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
+use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+use tokio::sync::{OnceCell, Semaphore, mpsc};
+use tokio_util::sync::CancellationToken;
+
+use crate::builtins::TASK_ENV;
+use crate::frame::{Frame, FrameError, Kind, read_frame, write_frame};
+use crate::proxy::{BuiltinServer, TaskFiles};
+use crate::runner::{PhaseError, PhaseInput, PhaseJob, PhaseOutput, PhaseRunner};
+
+/// Bytes of a streamed stdin/stdout per frame.
+const CHUNK: usize = 64 * 1024;
+/// Buffer between the control channel and a phase's streams.
+const STREAM_BUFFER: usize = 256 * 1024;
+/// How long a worker whose control channel closed has to exit before it
+/// is killed.
+const EXIT_GRACE: Duration = Duration::from_secs(5);
+/// The argument naming the builtin socket.
+pub const BUILTINS_ARG: &str = "--builtins";
+
+/// The program a pool starts its workers with.
+#[derive(Debug, Clone)]
+pub struct WorkerProgram {
+    /// The executable (for `tidepool`, `std::env::current_exe()`).
+    pub program: PathBuf,
+    /// Its arguments (for `tidepool`, `["compute-worker"]`);
+    /// [`BUILTINS_ARG`] and the socket are appended when builtins are served.
+    pub args: Vec<String>,
+}
+
+/// Stdin and stdout of a phase, as told to the worker.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+enum WireIn {
+    None,
+    File(PathBuf),
+    Stream,
+}
+
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+enum WireOut {
+    Discard,
+    File(PathBuf),
+    Stream,
+}
+
+/// A [`PhaseJob`] on the wire.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct WireJob {
+    exec: String,
+    stdin: WireIn,
+    input_dir: Option<InputDir>,
+    read_only_dirs: Vec<InputDir>,
+    scratch: PathBuf,
+    env: Vec<(String, String)>,
+    assets: HashMap<String, PathBuf>,
+    limits: Limits,
+    stdout: WireOut,
+}
+
+/// The worker's answer.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+enum WireResult {
+    Report(RunReport),
+    Script(String),
+    Host(String),
+}
+
+/// Splits a job into what the worker is told and the streams the agent
+/// relays.
+type Streams = (
+    Option<Box<dyn AsyncRead + Send + Unpin>>,
+    Option<Box<dyn AsyncWrite + Send + Unpin>>,
+);
+
+fn to_wire(job: PhaseJob) -> (WireJob, Streams) {
+    let (stdin, rd) = match job.stdin {
+        PhaseInput::None => (WireIn::None, None),
+        PhaseInput::File(p) => (WireIn::File(p), None),
+        PhaseInput::Stream(r) => (WireIn::Stream, Some(r)),
+    };
+    let (stdout, wr) = match job.stdout {
+        PhaseOutput::Discard => (WireOut::Discard, None),
+        PhaseOutput::File(p) => (WireOut::File(p), None),
+        PhaseOutput::Stream(w) => (WireOut::Stream, Some(w)),
+    };
+    let wire = WireJob {
+        exec: job.exec,
+        stdin,
+        input_dir: job.input_dir,
+        read_only_dirs: job.read_only_dirs,
+        scratch: job.scratch,
+        env: job.env,
+        assets: job.assets,
+        limits: job.limits,
+        stdout,
+    };
+    (wire, (rd, wr))
+}
+
+/// The pool of an agent (or of `tidepool exec`).
+pub struct WorkerPool {
+    program: WorkerProgram,
+    /// Serves the builtins of the workers' tasks (`None`: no builtins).
+    builtins_from: Option<Sandbox>,
+    builtins: OnceCell<Arc<BuiltinServer>>,
+    slots: Semaphore,
+    idle: Mutex<Vec<Worker>>,
+}
+
+impl std::fmt::Debug for WorkerPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkerPool")
+            .field("program", &self.program)
+            .finish_non_exhaustive()
+    }
+}
+
+impl WorkerPool {
+    /// A pool of at most `size` workers of `program`; their tasks' builtin
+    /// calls are served by the builtins of `builtins` (the agent's
+    /// sandbox, with [`crate::builtins::install`]ed tools), if any.
+    pub fn new(program: WorkerProgram, size: usize, builtins: Option<Sandbox>) -> WorkerPool {
+        WorkerPool {
+            program,
+            builtins_from: builtins,
+            builtins: OnceCell::new(),
+            slots: Semaphore::new(size.max(1)),
+            idle: Mutex::new(Vec::new()),
+        }
+    }
+
+    async fn server(&self) -> Result<Option<&Arc<BuiltinServer>>, PhaseError> {
+        let Some(sb) = &self.builtins_from else {
+            return Ok(None);
+        };
+        let s = self
+            .builtins
+            .get_or_try_init(|| async { BuiltinServer::start(sb.clone()) })
+            .await
+            .map_err(|e| PhaseError::Host(format!("builtin socket: {e}")))?;
+        Ok(Some(s))
+    }
+
+    /// An idle live worker, or a new one.
+    async fn take(&self) -> Result<Worker, PhaseError> {
+        loop {
+            let w = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+            let Some(mut w) = w else { break };
+            if matches!(w.child.try_wait(), Ok(None)) {
+                return Ok(w);
+            }
+            tracing::warn!("an idle task worker died; replacing it");
+        }
+        let socket = self.server().await?.map(|s| s.socket().to_path_buf());
+        let mut cmd = Command::new(&self.program.program);
+        cmd.args(&self.program.args);
+        if let Some(s) = socket {
+            cmd.arg(BUILTINS_ARG).arg(s);
+        }
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true);
+        let mut child = cmd.spawn().map_err(|e| {
+            PhaseError::Host(format!(
+                "starting task worker {}: {e}",
+                self.program.program.display()
+            ))
+        })?;
+        let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
+            return Err(PhaseError::Host("task worker has no stdio".into()));
+        };
+        Ok(Worker {
+            child,
+            stdin,
+            stdout,
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl PhaseRunner for WorkerPool {
+    async fn run(&self, job: PhaseJob) -> Result<RunReport, PhaseError> {
+        let _slot = self
+            .slots
+            .acquire()
+            .await
+            .map_err(|e| PhaseError::Host(e.to_string()))?;
+        let token = job
+            .env
+            .iter()
+            .rev()
+            .find(|(k, _)| k == TASK_ENV)
+            .map(|(_, v)| v.clone());
+        let _registered = match (token, self.server().await?) {
+            (Some(t), Some(s)) => Some(
+                s.register(
+                    &t,
+                    TaskFiles {
+                        scratch: job.scratch.clone(),
+                        read_only: job
+                            .input_dir
+                            .iter()
+                            .chain(&job.read_only_dirs)
+                            .cloned()
+                            .collect(),
+                    },
+                ),
+            ),
+            _ => None,
+        };
+        let stderr_cap = job.limits.stderr_bytes;
+        let (wire, streams) = to_wire(job);
+        let run = Frame::json(Kind::Run, &wire).map_err(|e| PhaseError::Host(e.to_string()))?;
+        let mut w = self.take().await?;
+        if write_frame(&mut w.stdin, &run).await.is_err() {
+            // Died between the liveness check and now: the phase never
+            // reached it, so a fresh worker runs it.
+            let _ = w.end().await;
+            w = self.take().await?;
+            if write_frame(&mut w.stdin, &run).await.is_err() {
+                return Err(PhaseError::Crashed(w.end().await));
+            }
+        }
+        match w.exchange(streams, stderr_cap).await {
+            Ok(r) => {
+                self.idle.lock().unwrap_or_else(|p| p.into_inner()).push(w);
+                match r {
+                    WireResult::Report(r) => Ok(r),
+                    WireResult::Script(s) => Err(PhaseError::Script(s)),
+                    WireResult::Host(s) => Err(PhaseError::Host(s)),
+                }
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "task worker control channel failed");
+                let why = w.end().await;
+                tracing::warn!(%why, "task worker crashed");
+                Err(PhaseError::Crashed(why))
+            }
+        }
+    }
+}
+
+/// One worker process and its control channel.
+struct Worker {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: ChildStdout,
+}
+
+impl Worker {
+    /// After `Run`: relays the streams until the report.
+    async fn exchange(
+        &mut self,
+        streams: Streams,
+        stderr_cap: u64,
+    ) -> Result<WireResult, FrameError> {
+        let (stdin, stdout) = streams;
+        let Worker {
+            stdin: ctl_in,
+            stdout: ctl_out,
+            ..
+        } = self;
+        let stop = CancellationToken::new();
+        let feed = async {
+            let Some(mut r) = stdin else { return };
+            let mut buf = vec![0u8; CHUNK];
+            loop {
+                // Stop only between frames: the channel stays whole for the
+                // next phase (stale stdin frames are skipped by the worker).
+                let n = tokio::select! {
+                    biased;
+                    () = stop.cancelled() => return,
+                    n = r.read(&mut buf) => n,
+                };
+                let f = match n {
+                    Ok(0) | Err(_) => Frame::empty(Kind::StdinEnd),
+                    Ok(n) => Frame::new(Kind::Stdin, buf[..n].to_vec()),
+                };
+                let end = f.kind == Kind::StdinEnd;
+                if write_frame(ctl_in, &f).await.is_err() || end {
+                    return;
+                }
+            }
+        };
+        let read = async {
+            let mut out = stdout;
+            let mut stderr = Vec::new();
+            let r = loop {
+                let Some(f) = read_frame(ctl_out).await? else {
+                    break Err(FrameError::Truncated);
+                };
+                match f.kind {
+                    Kind::Stdout => {
+                        if let Some(w) = &mut out
+                            && w.write_all(&f.payload).await.is_err()
+                        {
+                            // The caller stopped reading; the phase's stdout
+                            // limit still bounds what the worker sends.
+                            out = None;
+                        }
+                    }
+                    Kind::Stderr => {
+                        // The worker keeps stderr within its limit already;
+                        // this only bounds a worker gone wrong.
+                        let room = usize::try_from(stderr_cap)
+                            .unwrap_or(usize::MAX)
+                            .saturating_sub(stderr.len());
+                        stderr.extend_from_slice(&f.payload[..f.payload.len().min(room)]);
+                    }
+                    Kind::Report => {
+                        break f.parse::<WireResult>().map(|mut r| {
+                            if let WireResult::Report(r) = &mut r {
+                                r.stderr = std::mem::take(&mut stderr);
+                            }
+                            r
+                        });
+                    }
+                    _ => break Err(FrameError::BadPayload("worker frame")),
+                }
+            };
+            if let Some(w) = &mut out {
+                let _ = w.flush().await;
+            }
+            stop.cancel();
+            r
+        };
+        let ((), r) = tokio::join!(feed, read);
+        r
+    }
+
+    /// Ends the worker (killing it if it has not exited) and says how it
+    /// ended.
+    async fn end(mut self) -> String {
+        drop(self.stdin);
+        let status = match tokio::time::timeout(EXIT_GRACE, self.child.wait()).await {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = self.child.start_kill();
+                self.child.wait().await
+            }
+        };
+        match status {
+            Ok(s) => format!("task worker crashed: {}", describe(s)),
+            Err(e) => format!("task worker crashed: {e}"),
+        }
+    }
+}
+
+/// "signal 6 (SIGABRT)", "exit status 3".
+pub fn describe(status: ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt as _;
+    if let Some(sig) = status.signal() {
+        let name = match sig {
+            1 => "SIGHUP",
+            2 => "SIGINT",
+            3 => "SIGQUIT",
+            4 => "SIGILL",
+            5 => "SIGTRAP",
+            6 => "SIGABRT",
+            7 => "SIGBUS",
+            8 => "SIGFPE",
+            9 => "SIGKILL",
+            11 => "SIGSEGV",
+            13 => "SIGPIPE",
+            15 => "SIGTERM",
+            _ => "unknown signal",
+        };
+        return format!("signal {sig} ({name})");
+    }
+    match status.code() {
+        Some(c) => format!("exit status {c}"),
+        None => "unknown exit".into(),
+    }
+}
+
+/// A worker's main loop: reads phases from stdin, runs them in `sandbox`
+/// (whose builtins are [`crate::proxy`]s), writes reports to stdout. Returns
+/// when stdin ends (the agent is gone or let it go).
+pub async fn serve(sandbox: Sandbox) -> Result<(), FrameError> {
+    // Frames are read by one task, so a run ending never cuts a frame.
+    let (ftx, mut frames) = mpsc::channel::<Result<Frame, FrameError>>(16);
+    tokio::spawn(async move {
+        let mut input = tokio::io::stdin();
+        loop {
+            let f = match read_frame(&mut input).await {
+                Ok(Some(f)) => Ok(f),
+                Ok(None) => return,
+                Err(e) => Err(e),
+            };
+            let stop = f.is_err();
+            if ftx.send(f).await.is_err() || stop {
+                return;
+            }
+        }
+    });
+    let (otx, mut orx) = mpsc::channel::<Frame>(16);
+    let writer = tokio::spawn(async move {
+        let mut out = tokio::io::stdout();
+        while let Some(f) = orx.recv().await {
+            if write_frame(&mut out, &f).await.is_err() {
+                return;
+            }
+        }
+    });
+    let warm = sandbox.clone();
+    tokio::spawn(async move {
+        let _ = warm.precompile().await;
+    });
+    let r = async {
+        while let Some(f) = frames.recv().await {
+            let f = f?;
+            match f.kind {
+                Kind::Run => {
+                    let job: WireJob = f.parse()?;
+                    let mut result = run_one(&sandbox, job, &mut frames, &otx).await?;
+                    // stderr (up to its limit, which may be large) goes in
+                    // chunks ahead of the report.
+                    if let WireResult::Report(r) = &mut result {
+                        for c in std::mem::take(&mut r.stderr).chunks(CHUNK) {
+                            if otx.send(Frame::new(Kind::Stderr, c)).await.is_err() {
+                                return Ok(());
+                            }
+                        }
+                    }
+                    let report = Frame::json(Kind::Report, &result)?;
+                    if otx.send(report).await.is_err() {
+                        return Ok(());
+                    }
+                }
+                // The rest of a stream the last phase did not read.
+                Kind::Stdin | Kind::StdinEnd => {}
+                _ => return Err(FrameError::BadPayload("agent frame")),
+            }
+        }
+        Ok::<(), FrameError>(())
+    }
+    .await;
+    drop(otx);
+    let _ = writer.await;
+    r
+}
+
+/// Runs one phase, relaying its streams.
+async fn run_one(
+    sandbox: &Sandbox,
+    job: WireJob,
+    frames: &mut mpsc::Receiver<Result<Frame, FrameError>>,
+    out: &mpsc::Sender<Frame>,
+) -> Result<WireResult, FrameError> {
+    #[cfg(debug_assertions)]
+    test_fault(&job.exec);
+    let mut pj = PhaseJob::new(job.exec, job.scratch);
+    let mut stdin_w = None;
+    pj.stdin = match job.stdin {
+        WireIn::None => PhaseInput::None,
+        WireIn::File(p) => PhaseInput::File(p),
+        WireIn::Stream => {
+            let (w, r) = tokio::io::duplex(STREAM_BUFFER);
+            stdin_w = Some(w);
+            PhaseInput::Stream(Box::new(r))
+        }
+    };
+    let mut stdout_pump = None;
+    pj.stdout = match job.stdout {
+        WireOut::Discard => PhaseOutput::Discard,
+        WireOut::File(p) => PhaseOutput::File(p),
+        WireOut::Stream => {
+            let (w, mut r) = tokio::io::duplex(STREAM_BUFFER);
+            let out = out.clone();
+            stdout_pump = Some(tokio::spawn(async move {
+                let mut buf = vec![0u8; CHUNK];
+                while let Ok(n) = r.read(&mut buf).await {
+                    if n == 0
+                        || out
+                            .send(Frame::new(Kind::Stdout, buf[..n].to_vec()))
+                            .await
+                            .is_err()
+                    {
+                        return;
+                    }
+                }
+            }));
+            PhaseOutput::Stream(Box::new(w))
+        }
+    };
+    pj.input_dir = job.input_dir;
+    pj.read_only_dirs = job.read_only_dirs;
+    pj.env = job.env;
+    pj.assets = job.assets;
+    pj.limits = job.limits;
+
+    let run = sandbox.run_phase(pj.into_spec());
+    tokio::pin!(run);
+    let result = loop {
+        tokio::select! {
+            r = &mut run => break r,
+            f = frames.recv() => {
+                let Some(f) = f else {
+                    // The agent is gone: nobody wants this run.
+                    return Err(FrameError::Truncated);
+                };
+                let f = f?;
+                match f.kind {
+                    Kind::Stdin => {
+                        if let Some(w) = &mut stdin_w {
+                            tokio::select! {
+                                r = w.write_all(&f.payload) => if r.is_err() { stdin_w = None },
+                                r = &mut run => break r,
+                            }
+                        }
+                    }
+                    Kind::StdinEnd => stdin_w = None,
+                    _ => return Err(FrameError::BadPayload("frame during a run")),
+                }
+            }
+        }
+    };
+    drop(stdin_w);
+    if let Some(p) = stdout_pump {
+        let _ = p.await;
+    }
+    Ok(match result {
+        Ok(r) => WireResult::Report(r),
+        Err(sandbox::SandboxError::Script(e)) => WireResult::Script(e.to_string()),
+        Err(e) => WireResult::Host(e.to_string()),
+    })
+}
+
+/// Test-only fault injection, compiled into debug builds only and armed
+/// only by the worker's environment (which guests never set): a phase
+/// whose script contains `tidepool-test-abort-always` aborts its worker;
+/// one containing `tidepool-test-abort-once` aborts it the first time that
+/// script is seen (a marker file in `$TIDEPOOL_TEST_WORKER_FAULTS`).
+#[cfg(debug_assertions)]
+fn test_fault(exec: &str) {
+    let Some(dir) = std::env::var_os("TIDEPOOL_TEST_WORKER_FAULTS") else {
+        return;
+    };
+    if exec.contains("tidepool-test-abort-always") {
+        std::process::abort();
+    }
+    if exec.contains("tidepool-test-abort-once") {
+        let name = blake3::hash(exec.as_bytes()).to_hex();
+        let marker = std::path::Path::new(&dir).join(name.as_str());
+        if std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(marker)
+            .is_ok()
+        {
+            std::process::abort();
+        }
+    }
+}
