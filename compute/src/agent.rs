@@ -246,6 +246,9 @@ impl Agent {
     /// and nothing is created.
     pub async fn run(self: &Arc<Self>, req: TaskRequest) -> Result<TaskResponse, AgentError> {
         let input_rel = validate(&req)?;
+        // An owner whose phases keep crashing their worker waits here,
+        // holding no slot.
+        self.runner.admit(&req.owner).await;
         let _slot = self
             .slots
             .clone()
@@ -282,6 +285,7 @@ impl Agent {
         env.push((TASK_ENV.to_owned(), token.token.clone()));
 
         let mut spec = PhaseJob::new(req.exec.clone(), scratch.clone());
+        spec.account = Some(req.owner.clone());
         spec.env = env.clone();
         spec.limits = Self::limits(&req);
         let stdout_file = dir.join("stdout");
@@ -330,6 +334,7 @@ impl Agent {
 
         if let Some(init) = req.init.as_deref().filter(|s| !s.trim().is_empty()) {
             let mut ispec = PhaseJob::new(init, scratch.clone());
+            ispec.account = Some(req.owner.clone());
             ispec.env = env
                 .iter()
                 .filter(|(k, _)| !k.starts_with("MANTA_INPUT_"))

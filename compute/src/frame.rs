@@ -39,10 +39,12 @@ pub enum Kind {
     Exit = 8,
     /// Worker → agent: nobody reads the builtin's stdout any more.
     StdoutClosed = 9,
+    /// Agent → worker: the builtin reads its stdin; send the next chunk.
+    StdinWant = 10,
 }
 
 impl Kind {
-    const ALL: [Kind; 9] = [
+    const ALL: [Kind; 10] = [
         Kind::Run,
         Kind::Stdin,
         Kind::StdinEnd,
@@ -52,6 +54,7 @@ impl Kind {
         Kind::Stderr,
         Kind::Exit,
         Kind::StdoutClosed,
+        Kind::StdinWant,
     ];
 
     fn from_u8(b: u8) -> Option<Kind> {

@@ -194,31 +194,67 @@ async fn session(sandbox: &Sandbox, tasks: &Tasks, conn: UnixStream) -> Result<(
     let (err_w, err_r) = pipe::pipe(pipe::DEFAULT_CAPACITY);
     let out_closed = CancellationToken::new();
     let lost = CancellationToken::new();
+    // Frames are read by a task of their own (a frame read is not
+    // cancel-safe); the loop below waits on them and on the builtin.
+    let (ftx, mut frames) = tokio::sync::mpsc::channel(4);
+    let frame_reader = tokio::spawn(async move {
+        loop {
+            let f = read_frame(&mut rd).await;
+            let end = !matches!(f, Ok(Some(_)));
+            if ftx.send(f).await.is_err() || end {
+                return;
+            }
+        }
+    });
+    let _frame_reader = AbortOnDrop(frame_reader);
     let reader = tokio::spawn({
-        let (out_closed, lost) = (out_closed.clone(), lost.clone());
+        let (out_closed, lost, wr) = (out_closed.clone(), lost.clone(), wr.clone());
+        let mut in_w = call.stdin.then_some(in_w);
         async move {
-            let mut in_w = Some(in_w);
+            // stdin is fetched from the worker only as the builtin reads it
+            // (one chunk per wait on an empty pipe), so a builtin that does
+            // not read leaves the phase's stdin to the commands after it.
+            let mut asked = false;
             loop {
-                match read_frame(&mut rd).await {
-                    Ok(Some(f)) => match f.kind {
-                        Kind::Stdin => {
-                            if let Some(w) = &in_w
-                                && !w.write_all(&f.payload).await
-                            {
-                                in_w = None;
-                            }
+                let want = async {
+                    match &in_w {
+                        Some(w) if !asked => w.wanted().await,
+                        _ => std::future::pending().await,
+                    }
+                };
+                tokio::select! {
+                    wanted = want => {
+                        if !wanted {
+                            in_w = None;
+                        } else if send(&wr, &Frame::empty(Kind::StdinWant)).await.is_ok() {
+                            asked = true;
+                        } else {
+                            lost.cancel();
+                            return;
                         }
-                        Kind::StdinEnd => in_w = None,
-                        Kind::StdoutClosed => out_closed.cancel(),
+                    }
+                    f = frames.recv() => match f {
+                        Some(Ok(Some(f))) => match f.kind {
+                            Kind::Stdin => {
+                                asked = false;
+                                if let Some(w) = &in_w
+                                    && !w.write_all(&f.payload).await
+                                {
+                                    in_w = None;
+                                }
+                            }
+                            Kind::StdinEnd => in_w = None,
+                            Kind::StdoutClosed => out_closed.cancel(),
+                            _ => {
+                                lost.cancel();
+                                return;
+                            }
+                        },
                         _ => {
                             lost.cancel();
                             return;
                         }
                     },
-                    _ => {
-                        lost.cancel();
-                        return;
-                    }
                 }
             }
         }
@@ -345,18 +381,20 @@ impl HostBuiltin for ProxyBuiltin {
             return fail(&call, &self.name, &format!("calling the task agent: {e}")).await;
         }
         let stdin = call.stdin().cloned();
+        // The agent asks for stdin chunk by chunk as its builtin reads.
+        let (want_tx, mut wants) = tokio::sync::mpsc::channel::<()>(4);
         let feed = async {
-            if let Some(s) = stdin {
-                while let Some(c) = s.read_chunk(CHUNK).await {
-                    if send(&wr, &Frame::new(Kind::Stdin, c.to_vec()))
-                        .await
-                        .is_err()
-                    {
-                        return;
-                    }
+            let Some(s) = stdin else { return };
+            while wants.recv().await.is_some() {
+                let f = match s.read_chunk(CHUNK).await {
+                    Some(c) => Frame::new(Kind::Stdin, c.to_vec()),
+                    None => Frame::empty(Kind::StdinEnd),
+                };
+                let end = f.kind == Kind::StdinEnd;
+                if send(&wr, &f).await.is_err() || end {
+                    return;
                 }
             }
-            let _ = send(&wr, &Frame::empty(Kind::StdinEnd)).await;
         };
         let recv = async {
             let mut out_open = true;
@@ -376,6 +414,11 @@ impl HostBuiltin for ProxyBuiltin {
                         call.stderr().write_all(&f.payload).await;
                     }
                     Kind::Exit => return f.exit_status().ok(),
+                    Kind::StdinWant => {
+                        // Full only if the agent asks faster than stdin
+                        // comes, which it does not (one ask per chunk).
+                        let _ = want_tx.try_send(());
+                    }
                     _ => return None,
                 }
             }
@@ -489,14 +532,10 @@ mod tests {
         .await;
         assert_eq!(r.stdout.as_deref(), Some(&b"HELLO\nstatus 3\n"[..]));
         assert_eq!(String::from_utf8_lossy(&r.stderr), "args=a,b token=tok-1\n");
-        let big = "x".repeat(300_000);
-        let r = run(
-            &worker,
-            &scratch,
-            &format!("echo {big} | upper"),
-            &[(TASK_ENV, "tok-1")],
-        )
-        .await;
+        // A stdin larger than any buffer on the way crosses whole.
+        std::fs::write(scratch.join("big"), "x".repeat(300_000) + "\n")
+            .unwrap_or_else(|e| panic!("{e}"));
+        let r = run(&worker, &scratch, "upper < big", &[(TASK_ENV, "tok-1")]).await;
         assert_eq!(r.stdout.map(|o| o.len()), Some(300_001));
 
         // A builtin the agent does not have.

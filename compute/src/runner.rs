@@ -54,6 +54,9 @@ pub struct PhaseJob {
     pub assets: HashMap<String, PathBuf>,
     pub limits: Limits,
     pub stdout: PhaseOutput,
+    /// Whose phase this is (the job's owner), for runners that keep
+    /// account-level state ([`PhaseRunner::admit`]); never sent to guests.
+    pub account: Option<String>,
 }
 
 impl PhaseJob {
@@ -70,6 +73,7 @@ impl PhaseJob {
             assets: HashMap::new(),
             limits: Limits::default(),
             stdout: PhaseOutput::Discard,
+            account: None,
         }
     }
 
@@ -133,6 +137,12 @@ impl From<sandbox::SandboxError> for PhaseError {
 pub trait PhaseRunner: Send + Sync + std::fmt::Debug {
     /// Runs one phase. Dropping the future stops the run.
     async fn run(&self, job: PhaseJob) -> Result<RunReport, PhaseError>;
+
+    /// Resolves when a phase of `account` may start. A runner that backs
+    /// off an account whose phases crash what runs them waits here; call
+    /// it before taking a task slot, so a backed-off account never holds
+    /// a slot another account could use.
+    async fn admit(&self, _account: &str) {}
 }
 
 /// Runs phases in this process's sandbox: a host fault a guest triggers

@@ -29,14 +29,24 @@
 //!   signal 6 (SIGABRT)"), is reaped, and is replaced by a fresh one on the
 //!   next run; other workers and their phases are unaffected.
 //! - Dropping a run (a cancelled job) kills its worker; it is replaced.
+//! - A worker that has not reported a minute after its phase's wall time
+//!   (which it enforces itself) is killed as stuck, failing the phase with
+//!   [`PhaseError::Crashed`]; a hung worker never holds a slot for good.
 //! - A worker found dead while idle is replaced before it is given a phase,
 //!   so an idle crash never costs a task.
+//! - A crash frees its slot at once, so crashes never shrink the pool. An
+//!   account whose phase crashed a worker is backed off: its next phases
+//!   on this pool wait ([`PhaseRunner::admit`], before they take a slot)
+//!   0.5 s, doubling with each further crash up to 16 s, forgotten after
+//!   a quiet 32 s. So one account's crashing tasks cost it time and cost
+//!   at most a few worker restarts a second, while other accounts' phases
+//!   start without waiting.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use sandbox::{InputDir, Limits, RunReport, Sandbox};
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
@@ -56,6 +66,17 @@ const STREAM_BUFFER: usize = 256 * 1024;
 /// How long a worker whose control channel closed has to exit before it
 /// is killed.
 const EXIT_GRACE: Duration = Duration::from_secs(5);
+/// How long past its phase's wall time a worker may take to report before
+/// the agent kills it as stuck.
+const WATCHDOG_GRACE: Duration = Duration::from_secs(60);
+/// The first wait of an account after a phase of its crashed a worker.
+const CRASH_BACKOFF_MIN: Duration = Duration::from_millis(500);
+/// The longest such wait.
+const CRASH_BACKOFF_MAX: Duration = Duration::from_secs(16);
+/// An account with no crash for this long starts again from the minimum.
+const CRASH_FORGET: Duration = Duration::from_secs(32);
+/// Accounts remembered at once (the map is pruned beyond this).
+const CRASH_ACCOUNTS: usize = 4096;
 /// The argument naming the builtin socket.
 pub const BUILTINS_ARG: &str = "--builtins";
 
@@ -67,6 +88,10 @@ pub struct WorkerProgram {
     /// Its arguments (for `tidepool`, `["compute-worker"]`);
     /// [`BUILTINS_ARG`] and the socket are appended when builtins are served.
     pub args: Vec<String>,
+    /// The worker's whole environment: the agent's own is not inherited,
+    /// so nothing the agent was given (a cluster key file's path, tokens,
+    /// credentials of its operator) reaches a process that runs guests.
+    pub env: Vec<(String, String)>,
 }
 
 /// Stdin and stdout of a phase, as told to the worker.
@@ -146,6 +171,25 @@ pub struct WorkerPool {
     builtins: OnceCell<Arc<BuiltinServer>>,
     slots: Semaphore,
     idle: Mutex<Vec<Worker>>,
+    crashes: Mutex<HashMap<String, Crashes>>,
+}
+
+/// An account's recent worker crashes on one pool.
+#[derive(Debug, Clone, Copy)]
+struct Crashes {
+    /// Crashes in a row (none more than [`CRASH_FORGET`] apart).
+    count: u32,
+    last: Instant,
+    /// Its phases wait until then.
+    until: Instant,
+}
+
+/// The wait after the `count`th crash in a row.
+fn backoff(count: u32) -> Duration {
+    let doublings = count.saturating_sub(1).min(16);
+    CRASH_BACKOFF_MIN
+        .saturating_mul(1 << doublings)
+        .min(CRASH_BACKOFF_MAX)
 }
 
 impl std::fmt::Debug for WorkerPool {
@@ -167,7 +211,44 @@ impl WorkerPool {
             builtins: OnceCell::new(),
             slots: Semaphore::new(size.max(1)),
             idle: Mutex::new(Vec::new()),
+            crashes: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Counts a crash of a phase of `account`.
+    fn crashed(&self, account: &str) {
+        let now = Instant::now();
+        let mut map = self.crashes.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() >= CRASH_ACCOUNTS && !map.contains_key(account) {
+            map.retain(|_, c| now.duration_since(c.last) < CRASH_FORGET);
+        }
+        if map.len() >= CRASH_ACCOUNTS && !map.contains_key(account) {
+            // Still full of recent crashers: forget the one waiting least.
+            let soonest = map
+                .iter()
+                .min_by_key(|(_, c)| c.until)
+                .map(|(k, _)| k.clone());
+            if let Some(k) = soonest {
+                map.remove(&k);
+            }
+        }
+        let c = map.entry(account.to_owned()).or_insert(Crashes {
+            count: 0,
+            last: now,
+            until: now,
+        });
+        if now.duration_since(c.last) >= CRASH_FORGET {
+            c.count = 0;
+        }
+        c.count = c.count.saturating_add(1);
+        c.last = now;
+        c.until = now + backoff(c.count);
+        tracing::warn!(
+            account,
+            crashes = c.count,
+            wait_ms = backoff(c.count).as_millis() as u64,
+            "backing off an account whose phases crash their worker"
+        );
     }
 
     async fn server(&self) -> Result<Option<&Arc<BuiltinServer>>, PhaseError> {
@@ -194,7 +275,9 @@ impl WorkerPool {
         }
         let socket = self.server().await?.map(|s| s.socket().to_path_buf());
         let mut cmd = Command::new(&self.program.program);
-        cmd.args(&self.program.args);
+        cmd.args(&self.program.args)
+            .env_clear()
+            .envs(self.program.env.iter().map(|(k, v)| (k, v)));
         if let Some(s) = socket {
             cmd.arg(BUILTINS_ARG).arg(s);
         }
@@ -221,7 +304,33 @@ impl WorkerPool {
 
 #[async_trait::async_trait]
 impl PhaseRunner for WorkerPool {
+    async fn admit(&self, account: &str) {
+        loop {
+            let until = self
+                .crashes
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(account)
+                .map(|c| c.until);
+            match until {
+                Some(t) if t > Instant::now() => tokio::time::sleep_until(t.into()).await,
+                _ => return,
+            }
+        }
+    }
+
     async fn run(&self, job: PhaseJob) -> Result<RunReport, PhaseError> {
+        let account = job.account.clone();
+        let r = self.run_in_worker(job).await;
+        if let (Err(PhaseError::Crashed(_)), Some(a)) = (&r, &account) {
+            self.crashed(a);
+        }
+        r
+    }
+}
+
+impl WorkerPool {
+    async fn run_in_worker(&self, job: PhaseJob) -> Result<RunReport, PhaseError> {
         let _slot = self
             .slots
             .acquire()
@@ -251,6 +360,7 @@ impl PhaseRunner for WorkerPool {
             _ => None,
         };
         let stderr_cap = job.limits.stderr_bytes;
+        let wall_time = job.limits.wall_time;
         let (wire, streams) = to_wire(job);
         let run = Frame::json(Kind::Run, &wire).map_err(|e| PhaseError::Host(e.to_string()))?;
         let mut w = self.take().await?;
@@ -263,7 +373,22 @@ impl PhaseRunner for WorkerPool {
                 return Err(PhaseError::Crashed(w.end().await));
             }
         }
-        match w.exchange(streams, stderr_cap).await {
+        let exchanged = tokio::time::timeout(wall_time.saturating_add(WATCHDOG_GRACE), async {
+            w.exchange(streams, stderr_cap).await
+        })
+        .await;
+        let Ok(exchanged) = exchanged else {
+            // The worker enforces the wall time itself; one that has not
+            // answered well after it is stuck, and its slot is not lost.
+            w.kill().await;
+            let why = format!(
+                "task worker did not answer within the phase's wall time (+{} s) and was killed",
+                WATCHDOG_GRACE.as_secs()
+            );
+            tracing::warn!(%why, "task worker stuck");
+            return Err(PhaseError::Crashed(why));
+        };
+        match exchanged {
             Ok(r) => {
                 self.idle.lock().unwrap_or_else(|p| p.into_inner()).push(w);
                 match r {
@@ -368,6 +493,12 @@ impl Worker {
         };
         let ((), r) = tokio::join!(feed, read);
         r
+    }
+
+    /// Kills the worker and reaps it.
+    async fn kill(mut self) {
+        let _ = self.child.start_kill();
+        let _ = self.child.wait().await;
     }
 
     /// Ends the worker (killing it if it has not exited) and says how it

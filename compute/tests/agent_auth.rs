@@ -81,6 +81,8 @@ async fn node() -> Node {
             work_dir: work_dir.clone(),
             max_tasks: 1,
             cluster_key: key.clone(),
+            // In process: these tests are about what reaches a phase.
+            worker: None,
         },
         server.store(),
         io,

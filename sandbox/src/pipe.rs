@@ -209,6 +209,25 @@ impl PipeWriter {
         Some(n)
     }
 
+    /// Waits until a reader waits on the empty pipe (`true`: bytes are
+    /// wanted now) or every reader is gone (`false`). For a writer that
+    /// fetches its bytes from elsewhere and must fetch only what is read
+    /// (a builtin running in another process than its phase's stdin).
+    pub async fn wanted(&self) -> bool {
+        poll_fn(|cx| {
+            let mut s = self.0.lock();
+            if s.readers == 0 {
+                return Poll::Ready(false);
+            }
+            if s.buf.is_empty() && !s.read_wakers.is_empty() {
+                return Poll::Ready(true);
+            }
+            s.write_wakers.push(cx.waker().clone());
+            Poll::Pending
+        })
+        .await
+    }
+
     /// Writes all of `data`, waiting for the reader; `false` if the reader went away.
     pub async fn write_all(&self, mut data: &[u8]) -> bool {
         while !data.is_empty() {
@@ -246,6 +265,8 @@ impl PipeReader {
             return Poll::Ready(());
         }
         s.read_wakers.push(cx.waker().clone());
+        // A writer waiting in `wanted` learns that bytes are asked for.
+        s.wake_writers();
         Poll::Pending
     }
 
@@ -465,6 +486,27 @@ mod tests {
         }
         producer.await.unwrap();
         assert_eq!(got, b"hello world");
+    }
+
+    #[tokio::test]
+    async fn wanted_only_when_a_reader_waits_on_an_empty_pipe() {
+        let (w, r) = pipe(16);
+        // Nobody reads yet: not wanted.
+        use futures::FutureExt as _;
+        assert!(
+            w.wanted().now_or_never().is_none(),
+            "no reader waits, nothing is wanted"
+        );
+        let reader = tokio::spawn(async move {
+            let first = r.read_chunk(16).await;
+            (first, r)
+        });
+        assert!(w.wanted().await, "a reader waits");
+        assert!(w.write_all(b"abc").await);
+        let (first, r) = reader.await.unwrap();
+        assert_eq!(first.as_deref(), Some(&b"abc"[..]));
+        drop(r);
+        assert!(!w.wanted().await, "no reader left");
     }
 
     #[tokio::test]

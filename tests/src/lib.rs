@@ -416,6 +416,89 @@ impl Drop for Cluster {
     }
 }
 
+/// A second account's client identity on a [`Cluster`]: its own HOME
+/// with its own key, `MANTA_USER` = its login.
+pub struct Tenant {
+    pub login: String,
+    pub home: PathBuf,
+    pub key_id: String,
+}
+
+impl Cluster {
+    /// Creates `login`'s key pair and registers account and key with
+    /// `tidepool admin` (the server is restarted around it: embedded
+    /// metadata has one writer).
+    pub fn add_tenant(&mut self, login: &str) -> Result<Tenant> {
+        let home = self.root.path().join(format!("{login}-home"));
+        let ssh = home.join(".ssh");
+        std::fs::create_dir_all(&ssh)?;
+        let key = ssh.join("id_ed25519");
+        let st = Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-C", login, "-f"])
+            .arg(&key)
+            .status()
+            .context("ssh-keygen")?;
+        if !st.success() {
+            bail!("ssh-keygen failed");
+        }
+        let pubkey = key.with_extension("pub");
+        let fp = Command::new("ssh-keygen")
+            .args(["-l", "-E", "md5", "-f"])
+            .arg(&pubkey)
+            .output()
+            .context("ssh-keygen -l")?;
+        let fp = String::from_utf8_lossy(&fp.stdout).into_owned();
+        let key_id = fp
+            .split_whitespace()
+            .nth(1)
+            .and_then(|f| f.strip_prefix("MD5:"))
+            .with_context(|| format!("md5 fingerprint in {fp:?}"))?
+            .to_owned();
+        self.kill9();
+        let pubkey = pubkey.to_string_lossy().into_owned();
+        for args in [
+            &["account", "add", login][..],
+            &["key", "add", login, &pubkey],
+        ] {
+            let mut cmd = Command::new(tidepool_bin());
+            cmd.arg("admin")
+                .arg("--data")
+                .arg(self.data_dir())
+                .args(args);
+            let out = run_with_deadline(&mut cmd, None, Duration::from_secs(60));
+            if !out.status.success() {
+                bail!("tidepool admin {args:?}: {}", describe(&out));
+            }
+        }
+        self.launch()?;
+        Ok(Tenant {
+            login: login.to_owned(),
+            home,
+            key_id,
+        })
+    }
+}
+
+impl Tenant {
+    /// A `Command` for one of Manta's CLI tools acting as this tenant.
+    pub fn manta_cmd(&self, c: &Cluster, tool: &str) -> Command {
+        let mut cmd = c.manta_cmd(tool);
+        cmd.env("HOME", &self.home)
+            .env("MANTA_USER", &self.login)
+            .env("MANTA_KEY_ID", &self.key_id);
+        cmd
+    }
+
+    /// Runs a Manta CLI tool as this tenant, with `input` on its stdin.
+    pub fn manta(&self, c: &Cluster, tool: &str, args: &[&str], input: &[u8]) -> Output {
+        run_with_deadline(
+            self.manta_cmd(c, tool).args(args),
+            Some(input),
+            Duration::from_secs(300),
+        )
+    }
+}
+
 /// Writes a fresh self-signed certificate for `127.0.0.1`, `::1` and
 /// `localhost` and its private key as PEM files `cert.pem`, `key.pem` in
 /// `dir`; returns their paths.

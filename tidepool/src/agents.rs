@@ -155,12 +155,31 @@ fn uuid_like() -> String {
 /// The hidden subcommand task workers run as.
 pub const WORKER_COMMAND: &str = "compute-worker";
 
+/// The only variables of our environment a task worker gets: where its
+/// module cache is (`HOME`, `XDG_CACHE_HOME`), temporary files, logging.
+/// Everything else (e.g. `TIDEPOOL_CLUSTER_KEY_FILE`) stays with us.
+const WORKER_ENV: &[&str] = &[
+    "HOME",
+    "XDG_CACHE_HOME",
+    "TMPDIR",
+    "RUST_LOG",
+    "RUST_BACKTRACE",
+    // Debug builds only read it (see compute::workers).
+    #[cfg(debug_assertions)]
+    "TIDEPOOL_TEST_WORKER_FAULTS",
+];
+
 /// This binary, as a task worker.
 pub fn worker_program() -> Result<WorkerProgram> {
     let program = std::env::current_exe().context("locating the tidepool binary")?;
+    let env = WORKER_ENV
+        .iter()
+        .filter_map(|k| Some(((*k).to_owned(), std::env::var(k).ok()?)))
+        .collect();
     Ok(WorkerProgram {
         program,
         args: vec![WORKER_COMMAND.to_owned()],
+        env,
     })
 }
 
