@@ -153,6 +153,37 @@ pub struct InProcess(pub Sandbox);
 #[async_trait::async_trait]
 impl PhaseRunner for InProcess {
     async fn run(&self, job: PhaseJob) -> Result<RunReport, PhaseError> {
+        #[cfg(debug_assertions)]
+        test_fault(&job.exec);
         Ok(self.0.run_phase(job.into_spec()).await?)
+    }
+}
+
+/// Test-only fault injection, compiled into debug builds only and armed
+/// only by the environment of the process running the phase (which guests
+/// never set): a phase whose script contains `tidepool-test-abort-always`
+/// aborts that process, a task worker or, with [`InProcess`], the agent's
+/// own; one containing `tidepool-test-abort-once` aborts it the first time
+/// that script is seen (a marker file in `$TIDEPOOL_TEST_WORKER_FAULTS`).
+/// A host fault a guest could trigger, made on purpose.
+#[cfg(debug_assertions)]
+pub(crate) fn test_fault(exec: &str) {
+    let Some(dir) = std::env::var_os("TIDEPOOL_TEST_WORKER_FAULTS") else {
+        return;
+    };
+    if exec.contains("tidepool-test-abort-always") {
+        std::process::abort();
+    }
+    if exec.contains("tidepool-test-abort-once") {
+        let name = blake3::hash(exec.as_bytes()).to_hex();
+        let marker = std::path::Path::new(&dir).join(name.as_str());
+        if std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(marker)
+            .is_ok()
+        {
+            std::process::abort();
+        }
     }
 }

@@ -621,7 +621,7 @@ async fn run_one(
     out: &mpsc::Sender<Frame>,
 ) -> Result<WireResult, FrameError> {
     #[cfg(debug_assertions)]
-    test_fault(&job.exec);
+    crate::runner::test_fault(&job.exec);
     let mut pj = PhaseJob::new(job.exec, job.scratch);
     let mut stdin_w = None;
     pj.stdin = match job.stdin {
@@ -697,31 +697,4 @@ async fn run_one(
         Err(sandbox::SandboxError::Script(e)) => WireResult::Script(e.to_string()),
         Err(e) => WireResult::Host(e.to_string()),
     })
-}
-
-/// Test-only fault injection, compiled into debug builds only and armed
-/// only by the worker's environment (which guests never set): a phase
-/// whose script contains `tidepool-test-abort-always` aborts its worker;
-/// one containing `tidepool-test-abort-once` aborts it the first time that
-/// script is seen (a marker file in `$TIDEPOOL_TEST_WORKER_FAULTS`).
-#[cfg(debug_assertions)]
-fn test_fault(exec: &str) {
-    let Some(dir) = std::env::var_os("TIDEPOOL_TEST_WORKER_FAULTS") else {
-        return;
-    };
-    if exec.contains("tidepool-test-abort-always") {
-        std::process::abort();
-    }
-    if exec.contains("tidepool-test-abort-once") {
-        let name = blake3::hash(exec.as_bytes()).to_hex();
-        let marker = std::path::Path::new(&dir).join(name.as_str());
-        if std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(marker)
-            .is_ok()
-        {
-            std::process::abort();
-        }
-    }
 }
