@@ -461,10 +461,10 @@ fn check_word_expansions(word: &str) -> Result<(), ScriptError> {
             }
             b'`' => stack.push(Quoting::Backquote),
             b'(' => {
-                if let Quoting::Plain(n) = top {
-                    if let Some(t) = stack.last_mut() {
-                        *t = Quoting::Plain(n + 1);
-                    }
+                if let Quoting::Plain(n) = top
+                    && let Some(t) = stack.last_mut()
+                {
+                    *t = Quoting::Plain(n + 1);
                 }
             }
             b')' => match top {
