@@ -182,7 +182,10 @@ pub(crate) fn check_word(word: &str) -> Result<(), ScriptError> {
     // command substitution: nested ones cost 2^n. We run no arithmetic, so
     // more than a few (quoted or not) are refused before it runs.
     let arithmetic = word.matches("$((").count() + word.matches("$[").count();
-    if arithmetic > MAX_WORD_ARITHMETIC {
+    // Inside arithmetic every `(` is another level the word grammar tries
+    // two ways (`$((((...` in a here-document body: >10 s, fuzzing).
+    let parens_in_arithmetic = arithmetic > 0 && word.matches('(').count() > MAX_ARITHMETIC_PARENS;
+    if arithmetic > MAX_WORD_ARITHMETIC || parens_in_arithmetic {
         return Err(ScriptError::unsupported(
             "arithmetic expansion `$((...))`",
             word,
@@ -196,6 +199,8 @@ pub(crate) fn check_word(word: &str) -> Result<(), ScriptError> {
 /// backtracks on each in turn: six side by side, not even nested, took
 /// 0.85 s in a release build (fuzzing).
 const MAX_WORD_ARITHMETIC: usize = 2;
+/// Most `(` in a word that has a `$((` or `$[`.
+const MAX_ARITHMETIC_PARENS: usize = 8;
 
 /// What opened a level of nesting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -409,6 +409,12 @@ mod tests {
             bounds::check_word(word),
             Err(ScriptError::Unsupported { construct, .. }) if construct.contains("arithmetic")
         ));
+        // Or one, then a run of `(` (in a here-document body: >10 s).
+        let heredoc = format!("hallo c[e$(({}1-+1)c)-)h", "(".repeat(80));
+        assert!(matches!(
+            bounds::check_word(&heredoc),
+            Err(ScriptError::Unsupported { construct, .. }) if construct.contains("arithmetic")
+        ));
         // One or two (a `$( (` subshell written without the space) pass.
         assert!(bounds::check_word("$((echo a) ; echo b)").is_ok());
     }
