@@ -387,6 +387,12 @@ impl Cluster {
         self.launch()
     }
 
+    /// The process id of the running `tidepool up` (for reading its
+    /// `/proc` status in resource tests).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// What the server printed on stderr so far.
     pub fn server_log(&self) -> String {
         self.stderr_log.lock().unwrap().clone()
