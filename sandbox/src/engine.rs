@@ -708,9 +708,11 @@ mod tests {
         let run = |mode: u32| -> (bool, usize) {
             let root = tempfile::tempdir().unwrap();
             std::fs::set_permissions(root.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
-            let mut cfg = SandboxConfig::default();
-            cfg.cache_dir = Some(root.path().to_path_buf());
-            cfg.max_instances = 4;
+            let cfg = SandboxConfig {
+                cache_dir: Some(root.path().to_path_buf()),
+                max_instances: 4,
+                ..SandboxConfig::default()
+            };
             let r = Arc::new(Runtime::new(&cfg).unwrap());
             let dir = r.disk_dir.clone().unwrap();
             trusted_dir(&dir).unwrap();

@@ -9,9 +9,9 @@
 //!   [`DEFAULT_INPUT_GUEST_DIR`]), pipes for stdio, the explicit
 //!   environment, and nothing else: no sockets, no other files.
 //! - **Every run is bounded** by [`Limits`]: wall time, memory (summed over
-//!   every instance of the run), stdout, stderr, scratch bytes, disk (scratch
-//!   + stdout file + what builtins charge through [`DiskBudget`]), pipeline
-//!   stages and argument-list size.
+//!   every instance of the run), stdout, stderr, scratch bytes, disk (scratch,
+//!   the stdout file and what builtins charge through [`DiskBudget`]),
+//!   pipeline stages and argument-list size.
 //!   The first limit exceeded stops the whole run; the [`RunReport`] names
 //!   it with the amount used and keeps the stderr written so far.
 //! - **Unsupported shell is rejected before anything runs**, with the

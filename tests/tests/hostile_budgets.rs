@@ -156,7 +156,7 @@ fn a_tenants_wide_busy_pipelines_do_not_fail_another_tenants_job() {
         inputs.push_str(&p);
         inputs.push('\n');
     }
-    let exec = format!("while :; do :; done | {}", vec!["cat"; 63].join(" | "));
+    let exec = format!("while :; do :; done | {}", ["cat"; 63].join(" | "));
     let bob = create(&c, "bob", &["-m", &exec], &inputs);
     // Bob's tasks are running (each has its task directory) before alice
     // comes.
@@ -228,7 +228,7 @@ fn memory_is_one_budget_summed_over_a_tasks_stages() {
 
     // Eight stages, each allocating until stopped.
     let grow = r#"awk 'BEGIN { while (1) a[i++] = sprintf("%1000d", i) }'"#;
-    let exec = vec![grow; 8].join(" | ");
+    let exec = [grow; 8].join(" | ");
     let id = create(
         &c,
         "alice",
