@@ -39,8 +39,16 @@
 //! kills one worker, and the attempt ends as a retryable `InternalError`
 //! ("task worker crashed: ...") instead of taking the node down.
 //!
-//! Guarantees: at most `max_tasks` tasks run at once (others wait for a
-//! slot); an answer of 200 means the attempt ran to an outcome (success or a
+//! Guarantees: at most `max_tasks` tasks and `max_stages` wasm instances
+//! run at once, shared fairly between accounts ([`crate::fair`]): a task
+//! waits for its share (until its job is cancelled or its time runs out),
+//! it never fails because another tenant filled the node; a pipeline wider
+//! than the node is refused with a `TaskInitError`. Each task has one
+//! memory budget (the phase's `memory`, summed over its stages) and one
+//! disk budget (the phase's `disk`: scratch, stdout file, `msplit` spools
+//! and in-task uploads together; the assets, streamed to disk, are bounded
+//! by it too). An answer of 200 means the attempt ran to an outcome
+//! (success or a
 //! user failure) and its objects are committed; any infrastructure failure
 //! (input copy missing, a write that could not be made durable) is a `503`
 //! so the supervisor retries elsewhere. The per-task directory is removed
@@ -67,9 +75,9 @@ use jobs::supervisor::StoreFeed;
 use meta::jobs::JobStore;
 use sandbox::{InputDir, LimitKind, Limits, RunReport, Sandbox};
 use tokio::io::AsyncWriteExt as _;
-use tokio::sync::Semaphore;
 
 use crate::builtins::{TASK_ENV, TaskIo, TaskRegistry};
+use crate::fair::{Admission, Capacity};
 use crate::objects::{ObjectError, ObjectIo};
 use crate::runner::{InProcess, PhaseError, PhaseInput, PhaseJob, PhaseOutput, PhaseRunner};
 use crate::workers::{WorkerPool, WorkerProgram};
@@ -109,7 +117,21 @@ pub struct AgentConfig {
     /// per task slot); `None` runs them in this process, where a host fault
     /// a guest triggers takes the process down.
     pub worker: Option<WorkerProgram>,
+    /// Wasm instances (pipeline stages) run at once on this node.
+    pub max_stages: u32,
+    /// Largest `memory` (MB) a task may have here; more is refused with
+    /// Manta's "not enough memory available".
+    pub max_task_memory_mb: u32,
+    /// Bytes per GB of a phase's `disk` (1 GiB; smaller only in tests).
+    pub disk_unit: u64,
 }
+
+/// Default [`AgentConfig::max_task_memory_mb`]: Manta's largest `memory`.
+pub const DEFAULT_MAX_TASK_MEMORY_MB: u32 = 8192;
+/// Default [`AgentConfig::disk_unit`].
+pub const DISK_UNIT: u64 = 1 << 30;
+/// Largest `.wasm` asset a task may fetch as a command.
+pub const MAX_WASM_ASSET_BYTES: u64 = sandbox::MAX_MODULE_BYTES;
 
 /// The agent; share it as `Arc<Agent>`.
 pub struct Agent {
@@ -119,7 +141,7 @@ pub struct Agent {
     jobs: JobStore,
     runner: Arc<dyn PhaseRunner>,
     tools: Arc<TaskRegistry>,
-    slots: Arc<Semaphore>,
+    admission: Admission,
     grants: GrantVerifier,
 }
 
@@ -188,7 +210,7 @@ fn failure_message(r: &RunReport) -> String {
     }
     match r.limit_exceeded.as_ref().map(|l| l.kind) {
         Some(LimitKind::Memory) => "user task ran out of memory".into(),
-        Some(LimitKind::Scratch | LimitKind::Stdout) => {
+        Some(LimitKind::Scratch | LimitKind::Stdout | LimitKind::Disk) => {
             "user task ran out of local disk space".into()
         }
         Some(_) => "user command terminated by SIGKILL".into(),
@@ -209,7 +231,10 @@ impl Agent {
         sandbox: Sandbox,
         tools: Arc<TaskRegistry>,
     ) -> Arc<Self> {
-        let slots = Arc::new(Semaphore::new(cfg.max_tasks.max(1)));
+        let admission = Admission::new(Capacity {
+            stages: cfg.max_stages.max(1),
+            tasks: u32::try_from(cfg.max_tasks.max(1)).unwrap_or(u32::MAX),
+        });
         let grants = GrantVerifier::new(&cfg.cluster_key, &cfg.node_id);
         // The agent's sandbox keeps the real builtins; workers call them.
         let runner: Arc<dyn PhaseRunner> = match &cfg.worker {
@@ -227,18 +252,36 @@ impl Agent {
             jobs,
             runner,
             tools,
-            slots,
+            admission,
             grants,
         })
     }
 
-    fn limits(req: &TaskRequest) -> Limits {
+    /// The task's budgets: its memory (summed over every stage) and its
+    /// disk (one budget for scratch, stdout and what the in-task tools
+    /// write); `waited` (for admission) comes off its time.
+    fn limits(&self, req: &TaskRequest, waited: Duration) -> Limits {
         let mut l = Limits::default();
-        l.wall_time = TASK_WALL_TIME;
+        let disk = u64::from(req.limits.disk_gb).saturating_mul(self.cfg.disk_unit);
+        l.wall_time = TASK_WALL_TIME.saturating_sub(waited);
         l.memory_bytes = u64::from(req.limits.memory_mb) << 20;
-        l.scratch_bytes = u64::from(req.limits.disk_gb) << 30;
-        l.stdout_bytes = u64::from(req.limits.disk_gb) << 30;
+        l.scratch_bytes = disk;
+        l.stdout_bytes = disk;
+        l.disk_bytes = disk;
         l
+    }
+
+    /// Wasm instances the task runs at once: its widest pipeline (`exec`
+    /// or `init`). A script the shell rejects counts as one; it fails when
+    /// run. Parsed on a blocking thread (the parser has its own stack).
+    async fn stages(req: &TaskRequest) -> u32 {
+        let (exec, init) = (req.exec.clone(), req.init.clone());
+        let width = move || {
+            let width = |s: &str| sandbox::pipeline_stages(s).unwrap_or(1);
+            width(&exec).max(init.as_deref().map_or(1, width))
+        };
+        let w = tokio::task::spawn_blocking(width).await.unwrap_or(1);
+        u32::try_from(w).unwrap_or(u32::MAX)
     }
 
     /// Run one attempt to its outcome. The request's names are validated
@@ -247,14 +290,38 @@ impl Agent {
     pub async fn run(self: &Arc<Self>, req: TaskRequest) -> Result<TaskResponse, AgentError> {
         let input_rel = validate(&req)?;
         // An owner whose phases keep crashing their worker waits here,
-        // holding no slot.
+        // holding no share of the node.
         self.runner.admit(&req.owner).await;
-        let _slot = self
-            .slots
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|e| AgentError::Sandbox(e.to_string()))?;
+        if req.limits.memory_mb > self.cfg.max_task_memory_mb {
+            let message = "failed to dispatch task: not enough memory available".into();
+            return Ok(self.fail_early::<()>(&req, None, ErrorCode::TaskInitError, message, None));
+        }
+        // Wait for this account's share of the node; a cancelled job stops
+        // waiting, and the wait comes off the task's time.
+        let stages = Self::stages(&req).await;
+        let queued = std::time::Instant::now();
+        let admitted = tokio::select! {
+            p = self.admission.acquire(&req.owner, stages) => p,
+            () = self.cancelled(req.job_id) => {
+                let message = "job was cancelled".into();
+                let code = ErrorCode::JobCancelledError;
+                return Ok(self.fail_early::<()>(&req, None, code, message, None));
+            }
+            () = tokio::time::sleep(TASK_WALL_TIME) => {
+                let message = "user command terminated by SIGKILL".into();
+                let code = ErrorCode::UserTaskError;
+                return Ok(self.fail_early::<()>(&req, None, code, message, None));
+            }
+        };
+        let _permit = match admitted {
+            Ok(p) => p,
+            Err(refused) => {
+                let message = format!("failed to dispatch task: {refused}");
+                let code = ErrorCode::TaskInitError;
+                return Ok(self.fail_early::<()>(&req, None, code, message, None));
+            }
+        };
+        let waited = queued.elapsed();
         let dir = self
             .cfg
             .work_dir
@@ -287,7 +354,7 @@ impl Agent {
         let mut spec = PhaseJob::new(req.exec.clone(), scratch.clone());
         spec.account = Some(req.owner.clone());
         spec.env = env.clone();
-        spec.limits = Self::limits(&req);
+        spec.limits = self.limits(&req, waited);
         let stdout_file = dir.join("stdout");
         spec.stdout = PhaseOutput::File(stdout_file.clone());
         let mut feeder = None;
@@ -340,10 +407,15 @@ impl Agent {
                 .filter(|(k, _)| !k.starts_with("MANTA_INPUT_"))
                 .cloned()
                 .collect();
-            ispec.limits = Self::limits(&req);
+            ispec.limits = self.limits(&req, waited);
             ispec.assets = assets;
             ispec.read_only_dirs.extend(assets_dir);
             let outcome = match self.runner.run(ispec).await {
+                Ok(r) if r.infrastructure_error.is_some() => {
+                    return Err(AgentError::Sandbox(
+                        r.infrastructure_error.unwrap_or_default(),
+                    ));
+                }
                 Ok(r) if r.success() && r.traps.is_empty() => None,
                 Ok(r) => Some((failure_message(&r), r.stderr)),
                 Err(PhaseError::Script(e)) => {
@@ -384,6 +456,12 @@ impl Agent {
             return Ok(self.fail_early(&req, feeder, ErrorCode::JobCancelledError, message, None));
         };
         let report = match run {
+            // The host failed the run (no instance free): retry elsewhere.
+            Ok(r) if r.infrastructure_error.is_some() => {
+                return Err(AgentError::Sandbox(
+                    r.infrastructure_error.unwrap_or_default(),
+                ));
+            }
             Ok(r) => Ok(r),
             Err(PhaseError::Script(e)) => Err(e),
             // The attempt is lost, not the user's failure: retried
@@ -464,12 +542,23 @@ impl Agent {
         root: &Path,
     ) -> Result<Result<std::collections::HashMap<String, PathBuf>, String>, AgentError> {
         let mut commands = std::collections::HashMap::new();
+        let mut budget = u64::from(req.limits.disk_gb).saturating_mul(self.cfg.disk_unit);
         tokio::fs::create_dir_all(root).await?;
         for a in &req.assets {
             let checked = jobs::naming::readable_by(&req.owner, a);
             let name = checked
                 .as_ref()
                 .map_or_else(|_| jobs::naming::normalize(a), |(n, _)| n.clone());
+            let is_wasm = name.ends_with(".wasm");
+            // Streamed to disk, never held whole; a `.wasm` command may be
+            // at most MAX_WASM_ASSET_BYTES, and all assets together at most
+            // the task's disk budget.
+            let cap = if is_wasm {
+                MAX_WASM_ASSET_BYTES.min(budget)
+            } else {
+                budget
+            };
+            let mut over = false;
             let fetched = match &checked {
                 Ok((name, path)) => {
                     // Built from validated segments only (no `..`, no `/`).
@@ -477,13 +566,28 @@ impl Agent {
                     if let Some(parent) = dst.parent() {
                         tokio::fs::create_dir_all(parent).await?;
                     }
-                    let mut f = tokio::fs::File::create(&dst).await?;
+                    let mut f = Bounded::new(tokio::fs::File::create(&dst).await?, cap);
                     let r = self.io.copy_to(name, &mut f).await;
-                    f.flush().await?;
+                    over = f.over;
+                    f.inner.flush().await?;
+                    if let Ok(Ok(n)) = &r {
+                        budget = budget.saturating_sub(*n);
+                    }
                     r.map(|r| r.map(|n| (n, dst)))
                 }
                 Err(_) => Err(ObjectError::InvalidName(name.clone())),
             };
+            if over {
+                let what = if is_wasm && cap == MAX_WASM_ASSET_BYTES {
+                    format!("a .wasm command may be at most {MAX_WASM_ASSET_BYTES} bytes")
+                } else {
+                    "assets exceed the task's disk quota".to_owned()
+                };
+                return Ok(Err(format!(
+                    "failed to dispatch task: asset {} is too large ({what})",
+                    serde_json::Value::String(a.clone())
+                )));
+            }
             let (status, dst) = match fetched {
                 Ok(Ok((_, dst))) => (None, Some(dst)),
                 Ok(Err(e)) => return Err(e.into()),
@@ -678,6 +782,57 @@ pub fn validate(req: &TaskRequest) -> Result<Option<PathBuf>, AgentError> {
             Ok(Some(host_relative(&path)))
         }
         TaskInput::Reduce { .. } => Ok(None),
+    }
+}
+
+/// A writer that refuses bytes past `cap` (and notes that it did).
+struct Bounded<W> {
+    inner: W,
+    left: u64,
+    over: bool,
+}
+
+impl<W> Bounded<W> {
+    fn new(inner: W, cap: u64) -> Self {
+        Bounded {
+            inner,
+            left: cap,
+            over: false,
+        }
+    }
+}
+
+impl<W: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Bounded<W> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        if buf.len() as u64 > self.left {
+            self.over = true;
+            return std::task::Poll::Ready(Err(std::io::Error::new(
+                std::io::ErrorKind::FileTooLarge,
+                "size bound reached",
+            )));
+        }
+        let me = &mut *self;
+        let r = std::pin::Pin::new(&mut me.inner).poll_write(cx, buf);
+        if let std::task::Poll::Ready(Ok(n)) = &r {
+            me.left -= *n as u64;
+        }
+        r
+    }
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
 

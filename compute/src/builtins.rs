@@ -7,8 +7,14 @@
 //! Guarantees: writes go only to the owner's own tree, reads to the
 //! owner's tree or any `/public`; emitted outputs (`mpipe`, `mcat`,
 //! `msplit`) are recorded on the task, which then does not capture stdout;
-//! data is streamed (msplit's partitions go through scratch files), never
-//! held whole; a reducer index must be below 128.
+//! data is streamed (msplit's partitions go through spool files in the
+//! task's directory), never held whole; a reducer index must be below 128.
+//!
+//! Everything a tool writes on the task's behalf is charged to the task's
+//! one disk budget ([`sandbox::DiskBudget`]) before it is written: msplit's
+//! spool bytes and the bytes of `mput`/`mpipe`/`mtee` uploads. Once the
+//! budget is used up the write stops with `disk quota exceeded` and the
+//! task is stopped as having run out of local disk space.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -19,7 +25,7 @@ use jobs::protocol::EmittedOutput;
 use md5::Digest as _;
 use meta::namespace::{Headers, ListOptions, SortBy, TypeFilter};
 use meta::path::{MantaPath, TopDir};
-use sandbox::{BuiltinCall, HostBuiltin, Sandbox};
+use sandbox::{BuiltinCall, DiskBudget, HostBuiltin, Sandbox};
 use tokio::io::AsyncWriteExt as _;
 use tokio::sync::mpsc;
 
@@ -170,8 +176,14 @@ pub fn install(mut sandbox: Sandbox, reg: Arc<TaskRegistry>) -> Sandbox {
     sandbox
 }
 
-/// A failure, printed as `<tool>: <message>` with status 1.
+/// A failure, printed as `<tool>: <message>` with status 1; an empty
+/// message means it was already told (the disk budget writes its own).
 struct Fail(String);
+
+/// The disk budget refused a write (it said so on stderr itself).
+fn quota_exceeded<E>(_: E) -> Fail {
+    Fail(String::new())
+}
 
 impl<E: std::fmt::Display> From<E> for Fail {
     fn from(e: E) -> Self {
@@ -208,6 +220,7 @@ impl HostBuiltin for Builtin {
         };
         match r {
             Ok(()) => 0,
+            Err(Fail(m)) if m.is_empty() => 1,
             Err(Fail(m)) => {
                 call.stderr()
                     .write_all(format!("{name}: {m}\n").as_bytes())
@@ -291,32 +304,64 @@ fn getopt(args: &[String], with_value: &str) -> Result<Parsed, Fail> {
     Ok((opts, rest))
 }
 
-/// stdin as a byte stream (for uploads), optionally copied to stdout.
+/// stdin as a byte stream (for uploads), optionally copied to stdout;
+/// every chunk is charged to the task's disk budget first. The pump ends
+/// with the budget's refusal, if that is what stopped it.
 fn stdin_stream(
     call: &BuiltinCall<'_>,
     tee: bool,
 ) -> (
     mpsc::Receiver<Result<Bytes, std::io::Error>>,
-    impl std::future::Future<Output = ()> + Send + 'static,
+    impl std::future::Future<Output = Option<sandbox::DiskFull>> + Send + 'static,
 ) {
     let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(8);
     let stdin = call.stdin().cloned();
     let stdout = call.stdout().clone();
+    let budget = call.disk_budget();
     let pump = async move {
-        let Some(stdin) = stdin else {
-            return;
-        };
+        let stdin = stdin?;
         while let Some(chunk) = stdin.read_chunk(CHUNK).await {
+            if let Err(e) = budget.charge(chunk.len() as u64) {
+                let _ = tx.send(Err(std::io::Error::other(e.clone()))).await;
+                return Some(e);
+            }
             if tee && !stdout.write_all(&chunk).await {
                 let _ = tx.send(Err(std::io::Error::other("stdout closed"))).await;
-                return;
+                return None;
             }
             if tx.send(Ok(chunk)).await.is_err() {
-                return;
+                return None;
             }
         }
+        None
     };
     (rx, pump)
+}
+
+/// A file's bytes as an upload body, each chunk charged to `budget`
+/// first: past the budget the stream ends with an error (`ErrorKind::
+/// QuotaExceeded`, carrying the [`sandbox::DiskFull`] message).
+fn charged(
+    budget: DiskBudget,
+    file: std::fs::File,
+) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> + Send {
+    use futures::StreamExt as _;
+    tokio_util::io::ReaderStream::new(tokio::fs::File::from_std(file)).map(move |chunk| {
+        let chunk = chunk?;
+        budget
+            .charge(chunk.len() as u64)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::QuotaExceeded, e))?;
+        Ok(chunk)
+    })
+}
+
+/// An upload's failure; when the disk budget stopped it, that was told.
+fn upload_failed(budget: &DiskBudget, e: crate::objects::ObjectError) -> Fail {
+    if budget.remaining() == 0 {
+        quota_exceeded(e)
+    } else {
+        Fail(e.to_string())
+    }
 }
 
 fn rx_stream(
@@ -342,7 +387,10 @@ async fn upload_stdin(
     let upload = task
         .io
         .put_stream(path, &content_type, headers, rx_stream(rx), mkdirs);
-    let (res, ()) = tokio::join!(upload, pump);
+    let (res, full) = tokio::join!(upload, pump);
+    if let Some(full) = full {
+        return Err(quota_exceeded(full));
+    }
     res?;
     Ok(())
 }
@@ -377,13 +425,17 @@ async fn mpipe(call: &BuiltinCall<'_>, task: &TaskIo) -> Result<(), Fail> {
     may_write(task, &path)?;
     if let Some((_, f)) = opts.iter().find(|(c, _)| *c == 'f') {
         let file = call.open_read(f)?;
-        let stream = tokio_util::io::ReaderStream::new(tokio::fs::File::from_std(file));
+        let budget = call.disk_budget();
+        let stream = charged(budget.clone(), file);
         let h = parse_headers(&opts)?;
         let ct = h
             .get("content-type")
             .cloned()
             .unwrap_or_else(|| "application/octet-stream".into());
-        task.io.put_stream(&path, &ct, h, stream, mkdirs).await?;
+        task.io
+            .put_stream(&path, &ct, h, stream, mkdirs)
+            .await
+            .map_err(|e| upload_failed(&budget, e))?;
     } else {
         upload_stdin(call, task, &path, parse_headers(&opts)?, mkdirs, false).await?;
     }
@@ -428,11 +480,13 @@ async fn mput(call: &BuiltinCall<'_>, task: &TaskIo) -> Result<(), Fail> {
     let mkdirs = opts.iter().any(|(c, _)| *c == 'p');
     if let Some((_, f)) = opts.iter().find(|(c, _)| *c == 'f') {
         let file = call.open_read(f)?;
-        let stream = tokio_util::io::ReaderStream::new(tokio::fs::File::from_std(file));
+        let budget = call.disk_budget();
+        let stream = charged(budget.clone(), file);
         let h = parse_headers(&opts)?;
         task.io
             .put_stream(&path, "application/octet-stream", h, stream, mkdirs)
-            .await?;
+            .await
+            .map_err(|e| upload_failed(&budget, e))?;
         return Ok(());
     }
     upload_stdin(call, task, &path, parse_headers(&opts)?, mkdirs, false).await
@@ -538,6 +592,8 @@ async fn msplit(call: &BuiltinCall<'_>, task: &TaskIo) -> Result<(), Fail> {
             .map_err(|_| Fail(format!("invalid field list {f:?}")))?,
         None => vec![1],
     };
+    let budget = call.disk_budget();
+    // Inside the task's directory (removed with the task however it ends).
     let dir = task
         .work_dir
         .join(format!("msplit-{}", uuid::Uuid::new_v4()));
@@ -570,6 +626,10 @@ async fn msplit(call: &BuiltinCall<'_>, task: &TaskIo) -> Result<(), Fail> {
                 } else {
                     partition(&key, n)
                 };
+                // The spool is disk the task uses: charged before written.
+                budget
+                    .charge(line.len() as u64 + 1)
+                    .map_err(quota_exceeded)?;
                 let f = &mut files[r as usize];
                 f.write_all(&line).await?;
                 f.write_all(b"\n").await?;

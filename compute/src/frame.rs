@@ -88,14 +88,35 @@ impl Frame {
         Frame::new(Kind::Exit, status.to_be_bytes().to_vec())
     }
 
+    /// An [`Kind::Exit`] frame for a builtin that charged `disk_charged`
+    /// bytes to its task's disk budget.
+    pub fn exit_charged(status: i32, disk_charged: u64) -> Frame {
+        let mut payload = status.to_be_bytes().to_vec();
+        payload.extend_from_slice(&disk_charged.to_be_bytes());
+        Frame::new(Kind::Exit, payload)
+    }
+
     /// The status of an [`Kind::Exit`] frame.
     pub fn exit_status(&self) -> Result<i32, FrameError> {
-        let b: [u8; 4] = self
-            .payload
-            .as_slice()
-            .try_into()
-            .map_err(|_| FrameError::BadPayload("exit status"))?;
-        Ok(i32::from_be_bytes(b))
+        Ok(self.exit_parts()?.0)
+    }
+
+    /// The disk bytes an [`Kind::Exit`] frame says were charged (0 when
+    /// it does not say).
+    pub fn exit_disk_charged(&self) -> Result<u64, FrameError> {
+        Ok(self.exit_parts()?.1)
+    }
+
+    fn exit_parts(&self) -> Result<(i32, u64), FrameError> {
+        let bad = || FrameError::BadPayload("exit status");
+        let p = self.payload.as_slice();
+        let status: [u8; 4] = p.get(..4).ok_or_else(bad)?.try_into().map_err(|_| bad())?;
+        let charged = match p.len() {
+            4 => 0,
+            12 => u64::from_be_bytes(p[4..].try_into().map_err(|_| bad())?),
+            _ => return Err(bad()),
+        };
+        Ok((i32::from_be_bytes(status), charged))
     }
 
     /// A frame whose payload is `value` as JSON.
@@ -287,5 +308,10 @@ mod tests {
         // Exit status.
         assert_eq!(Frame::exit(-3).exit_status().ok(), Some(-3));
         assert!(Frame::new(Kind::Exit, vec![1]).exit_status().is_err());
+        assert!(Frame::new(Kind::Exit, vec![0; 9]).exit_status().is_err());
+        let f = Frame::exit_charged(2, 1 << 40);
+        assert_eq!(f.exit_status().ok(), Some(2));
+        assert_eq!(f.exit_disk_charged().ok(), Some(1 << 40));
+        assert_eq!(Frame::exit(0).exit_disk_charged().ok(), Some(0));
     }
 }

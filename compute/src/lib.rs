@@ -5,6 +5,8 @@
 //! * [`builtins`] — Manta's in-task tools (`mcat`, `mpipe`, `mtee`,
 //!   `msplit`, `mput`, `mget`, `mls`) as sandbox host builtins acting as the
 //!   job's owner.
+//! * [`fair`] — admission of tasks to a node's wasm instances, with a fair
+//!   share per account.
 //! * [`objects`] — named objects written and read from inside the cluster
 //!   (task outputs, archives): durable copies first, then one meta commit.
 //! * [`task_client`] — the supervisor's HTTP side of the task protocol and
@@ -29,6 +31,7 @@
 
 pub mod agent;
 pub mod builtins;
+pub mod fair;
 pub mod frame;
 pub mod objects;
 pub mod proxy;

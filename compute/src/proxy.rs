@@ -27,7 +27,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sandbox::pipe::{self, PipeReader};
-use sandbox::{BuiltinCall, BuiltinRequest, HostBuiltin, InputDir, Sandbox};
+use sandbox::{BuiltinCall, BuiltinOutcome, BuiltinRequest, HostBuiltin, InputDir, Sandbox};
 use tokio::net::UnixStream;
 use tokio::net::unix::OwnedWriteHalf;
 use tokio_util::sync::CancellationToken;
@@ -50,6 +50,8 @@ struct WireCall {
     cwd: String,
     /// Whether the command has a stdin.
     stdin: bool,
+    /// What is left of the task's disk budget in the worker's run.
+    disk_remaining: u64,
 }
 
 /// The directories of a task running in a worker, for its builtin calls.
@@ -271,6 +273,7 @@ async fn session(sandbox: &Sandbox, tasks: &Tasks, conn: UnixStream) -> Result<(
         stdin: call.stdin.then_some(in_r),
         stdout: out_w,
         stderr: err_w,
+        disk_remaining: call.disk_remaining,
     };
     let pumps = async {
         tokio::join!(
@@ -287,15 +290,24 @@ async fn session(sandbox: &Sandbox, tasks: &Tasks, conn: UnixStream) -> Result<(
         // The worker is gone: stop here, so nothing half-done is committed.
         () = lost.cancelled() => return Ok(()),
     };
-    let code = match code {
-        Some(c) => c,
+    let outcome = match code {
+        Some(o) => o,
         None => {
             let msg = format!("{name}: command not found\n");
             send(&wr, &Frame::new(Kind::Stderr, msg.into_bytes())).await?;
-            127
+            BuiltinOutcome {
+                status: 127,
+                disk_charged: 0,
+            }
         }
     };
-    send(&wr, &Frame::exit(code)).await
+    // What the builtin wrote for the task goes back to the worker's run,
+    // so the task keeps one disk budget across both processes.
+    send(
+        &wr,
+        &Frame::exit_charged(outcome.status, outcome.disk_charged),
+    )
+    .await
 }
 
 /// Relays `r` as `kind` frames until it ends (every writer gone) or `stop`.
@@ -372,6 +384,7 @@ impl HostBuiltin for ProxyBuiltin {
             env: call.env.to_vec(),
             cwd: call.cwd.to_owned(),
             stdin: call.stdin().is_some(),
+            disk_remaining: call.disk_budget().remaining(),
         };
         let sent = match Frame::json(Kind::Call, &wire) {
             Ok(f) => send(&wr, &f).await,
@@ -413,7 +426,11 @@ impl HostBuiltin for ProxyBuiltin {
                     Kind::Stderr => {
                         call.stderr().write_all(&f.payload).await;
                     }
-                    Kind::Exit => return f.exit_status().ok(),
+                    Kind::Exit => {
+                        let status = f.exit_status().ok()?;
+                        call.charge_disk_written_elsewhere(f.exit_disk_charged().unwrap_or(0));
+                        return Some(status);
+                    }
                     Kind::StdinWant => {
                         // Full only if the agent asks faster than stdin
                         // comes, which it does not (one ask per chunk).

@@ -83,6 +83,9 @@ async fn node() -> Node {
             cluster_key: key.clone(),
             // In process: these tests are about what reaches a phase.
             worker: None,
+            max_stages: compute::fair::DEFAULT_NODE_STAGES,
+            max_task_memory_mb: compute::agent::DEFAULT_MAX_TASK_MEMORY_MB,
+            disk_unit: compute::agent::DISK_UNIT,
         },
         server.store(),
         io,

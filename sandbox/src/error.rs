@@ -35,3 +35,13 @@ pub enum SandboxError {
 
 /// Why a phase script was rejected before running (from `shell-syntax`).
 pub use shell_syntax::ScriptError;
+
+/// A host builtin's write refused because the run's disk budget
+/// ([`Limits::disk_bytes`](crate::Limits::disk_bytes)) is used up.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("disk quota of {limit} bytes exceeded")]
+#[non_exhaustive]
+pub struct DiskFull {
+    /// The run's disk budget in bytes.
+    pub limit: u64,
+}

@@ -8,15 +8,20 @@
 //!   the input directory read-only (at [`InputDir::guest`], by default
 //!   [`DEFAULT_INPUT_GUEST_DIR`]), pipes for stdio, the explicit
 //!   environment, and nothing else: no sockets, no other files.
-//! - **Every run is bounded** by [`Limits`]: wall time, memory per instance,
-//!   stdout, stderr, scratch bytes, pipeline stages and argument-list size.
+//! - **Every run is bounded** by [`Limits`]: wall time, memory (summed over
+//!   every instance of the run), stdout, stderr, scratch bytes, disk (scratch,
+//!   the stdout file and what builtins charge through [`DiskBudget`]),
+//!   pipeline stages and argument-list size.
 //!   The first limit exceeded stops the whole run; the [`RunReport`] names
 //!   it with the amount used and keeps the stderr written so far.
 //! - **Unsupported shell is rejected before anything runs**, with the
 //!   construct named ([`ScriptError::Unsupported`]).
 //! - **Cheap instances:** one engine per [`Sandbox`], pooling allocation,
 //!   modules compiled once per content hash (in memory, and on disk with
-//!   [`SandboxConfig::cache_dir`]).
+//!   [`SandboxConfig::cache_dir`]); both caches are bounded, and a `.wasm`
+//!   command larger than [`MAX_MODULE_BYTES`] is refused. An exhausted
+//!   instance pool is a host failure ([`RunReport::infrastructure_error`]),
+//!   never blamed on the guest.
 //!
 //! It must not depend on the object store or the job system: those call it
 //! (and add their in-task tools through [`HostBuiltin`]).
@@ -55,8 +60,8 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
-pub use engine::SandboxConfig;
-pub use error::{SandboxError, ScriptError};
+pub use engine::{MAX_MODULE_BYTES, SandboxConfig};
+pub use error::{DiskFull, SandboxError, ScriptError};
 pub use fs::DEFAULT_INPUT_GUEST_DIR;
 pub use limits::{LimitKind, LimitReport, Limits, parse_duration, parse_size};
 pub use stage::{KILLED_STATUS, TRAP_STATUS};
@@ -168,6 +173,10 @@ pub struct RunReport {
     /// One line per command that trapped ("dumped core").
     pub traps: Vec<String>,
     pub elapsed: Duration,
+    /// Set when the host, not the guest, stopped the run (e.g. no wasm
+    /// instance could be allocated): the attempt should be retried, not
+    /// reported as the user's failure.
+    pub infrastructure_error: Option<String>,
 }
 
 impl RunReport {
@@ -186,9 +195,31 @@ pub struct BuiltinCall<'a> {
     pub cwd: &'a str,
     fs: &'a FsLayout,
     stdio: &'a Stdio,
+    run: &'a Arc<RunShared>,
 }
 
 impl BuiltinCall<'_> {
+    /// The run's disk budget: a builtin charges what it writes on the run's
+    /// behalf (spool files, uploads) before writing it.
+    pub fn disk_budget(&self) -> DiskBudget {
+        DiskBudget {
+            run: self.run.clone(),
+            report: Some((
+                self.stdio.stderr.clone(),
+                self.args.first().cloned().unwrap_or_default(),
+            )),
+        }
+    }
+    /// Charges `bytes` that were written for this command in another
+    /// process (a builtin the agent ran for a worker, which has already
+    /// told the command's stderr if it ran out): over the budget, the run
+    /// stops with [`LimitKind::Disk`].
+    pub fn charge_disk_written_elsewhere(&self, bytes: u64) {
+        if bytes > 0 {
+            self.run.charge_disk(bytes);
+        }
+    }
+
     /// stdin, if the command has one.
     pub fn stdin(&self) -> Option<&PipeReader> {
         self.stdio.stdin.as_ref()
@@ -231,6 +262,21 @@ pub struct BuiltinRequest {
     pub stdin: Option<PipeReader>,
     pub stdout: PipeWriter,
     pub stderr: PipeWriter,
+    /// What is left of the phase's disk budget when the call starts
+    /// ([`DiskBudget::remaining`] in the calling process): the builtin's
+    /// writes are charged against it here, and the caller charges what
+    /// [`BuiltinOutcome::disk_charged`] says to its own run.
+    pub disk_remaining: u64,
+}
+
+/// How a [`Sandbox::run_builtin`] call ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BuiltinOutcome {
+    /// The builtin's exit status.
+    pub status: i32,
+    /// Bytes the builtin charged to the disk budget (including a charge
+    /// that was refused, so the caller's run trips its limit too).
+    pub disk_charged: u64,
 }
 
 impl std::fmt::Debug for BuiltinRequest {
@@ -240,6 +286,65 @@ impl std::fmt::Debug for BuiltinRequest {
             .field("args", &self.args)
             .finish_non_exhaustive()
     }
+}
+
+/// The disk budget of one run ([`Limits::disk_bytes`]), shared by scratch,
+/// the stdout file and every host builtin of the run.
+#[derive(Clone)]
+pub struct DiskBudget {
+    run: Arc<RunShared>,
+    /// The command's stderr and name, told when the budget refuses it.
+    report: Option<(PipeWriter, String)>,
+}
+
+impl DiskBudget {
+    /// Charges `bytes` about to be written. `Err` once the run's budget is
+    /// used up: the command's stderr then says so (`NAME: disk quota of N
+    /// bytes exceeded`, written before anything can stop the run), the run
+    /// is stopped and reported with [`LimitKind::Disk`], and the caller
+    /// must not write the bytes.
+    pub fn charge(&self, bytes: u64) -> Result<(), DiskFull> {
+        let full = DiskFull {
+            limit: self.run.limits.disk_bytes,
+        };
+        if self.run.disk_used().saturating_add(bytes) > full.limit
+            && let Some((stderr, name)) = &self.report
+        {
+            // Synchronously into the pipe's buffer: the run may be torn
+            // down at this command's next await.
+            let _ = stderr.push(format!("{name}: {full}\n").as_bytes());
+        }
+        if self.run.charge_disk(bytes) {
+            Ok(())
+        } else {
+            Err(full)
+        }
+    }
+
+    /// Bytes still available.
+    pub fn remaining(&self) -> u64 {
+        self.run
+            .limits
+            .disk_bytes
+            .saturating_sub(self.run.disk_used())
+    }
+}
+
+impl std::fmt::Debug for DiskBudget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DiskBudget")
+            .field("limit", &self.run.limits.disk_bytes)
+            .field("used", &self.run.disk_used())
+            .finish()
+    }
+}
+
+/// The widest pipeline of `exec` (the wasm instances it can run at once),
+/// for admission before a run; `Err` if the shell rejects the script.
+/// Blocks while the script is parsed on `shell-syntax`'s parser thread:
+/// call it off the async workers.
+pub fn pipeline_stages(exec: &str) -> Result<u64, ScriptError> {
+    Ok(shell_syntax::parse(exec)?.max_pipeline() as u64)
 }
 
 /// A command implemented by the host (e.g. Manta's `mcat`, `mpipe`), found
@@ -307,7 +412,7 @@ impl Sandbox {
     /// it sees the same confined files (`open_read`) as it would inside
     /// that phase. `None` when no builtin of that name is registered or the
     /// directories cannot be opened.
-    pub async fn run_builtin(&self, req: BuiltinRequest) -> Option<i32> {
+    pub async fn run_builtin(&self, req: BuiltinRequest) -> Option<BuiltinOutcome> {
         let b = self.builtins.get(&req.name)?.clone();
         let read_only: Vec<(&Path, &str)> = req
             .read_only
@@ -320,14 +425,25 @@ impl Sandbox {
             stdout: req.stdout,
             stderr: req.stderr,
         };
+        // A run of its own that holds only this call's disk budget: the
+        // phase's run (memory, scratch, stdout) lives in the caller.
+        let run = RunShared::new(Limits {
+            disk_bytes: req.disk_remaining,
+            ..Limits::default()
+        });
         let call = BuiltinCall {
             args: &req.args,
             env: &req.env,
             cwd: &req.cwd,
             fs: &fs,
             stdio: &stdio,
+            run: &run,
         };
-        Some(b.run(call).await)
+        let status = b.run(call).await;
+        Some(BuiltinOutcome {
+            status,
+            disk_charged: run.disk_charged(),
+        })
     }
 
     /// Parses and runs one phase. `Err` only for a rejected script or a host
@@ -355,6 +471,7 @@ impl Sandbox {
                 stdout_bytes: 0,
                 traps: Vec::new(),
                 elapsed: Duration::ZERO,
+                infrastructure_error: None,
             });
         }
         let io_err = |context: &'static str, path: &Path| {
@@ -398,6 +515,8 @@ impl Sandbox {
             Output::Capture => (drain(Box::new(capture.clone())), true),
             Output::Writer(w) => (drain(w), false),
             Output::File(p) => {
+                run.stdout_on_disk
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
                 let f = tokio::fs::File::create(&p)
                     .await
                     .map_err(io_err("creating stdout file", &p))?;
@@ -472,6 +591,7 @@ impl Sandbox {
         if used > limits.scratch_bytes {
             run.trip(LK::Scratch, used);
         }
+        run.note_scratch(used);
         // Every writer is gone once the script's future is dropped (stage
         // tasks are aborted with it), so the drains finish promptly.
         let stdout_bytes = match tokio::time::timeout(DRAIN_GRACE, out_task.join()).await {
@@ -491,6 +611,7 @@ impl Sandbox {
             stdout_bytes,
             traps: run.traps(),
             elapsed: run.started.elapsed(),
+            infrastructure_error: run.infra_failure(),
         })
     }
 }
@@ -513,6 +634,9 @@ async fn watch_scratch(fs: Arc<FsLayout>, run: Arc<RunShared>) {
             .unwrap_or(0);
         if used > limit {
             run.trip(LK::Scratch, used);
+            return;
+        }
+        if !run.note_scratch(used) {
             return;
         }
     }

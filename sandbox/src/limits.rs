@@ -4,6 +4,13 @@
 //! Every limit has a default sized for a Manta-like task (1 GiB of memory,
 //! 8 GiB of disk). A run that exceeds any limit is stopped as a whole; the
 //! first limit hit wins and is reported with how much was used.
+//!
+//! Memory and disk are budgets of the whole run, not of one command: the
+//! linear memories of every wasm instance alive at once are summed against
+//! `memory_bytes`, and `disk_bytes` is charged by the scratch tree (its
+//! largest size seen), the stdout file (when stdout goes to a file), and
+//! whatever host builtins write on the run's behalf (spool files, uploads;
+//! see [`crate::DiskBudget`]).
 
 use std::fmt;
 use std::str::FromStr;
@@ -17,7 +24,7 @@ use crate::error::SandboxError;
 pub struct Limits {
     /// Wall-clock time for the whole run.
     pub wall_time: Duration,
-    /// Linear memory per wasm instance, in bytes.
+    /// Linear memory of all wasm instances of the run together, in bytes.
     pub memory_bytes: u64,
     /// Bytes the run may write to its stdout.
     pub stdout_bytes: u64,
@@ -25,6 +32,9 @@ pub struct Limits {
     pub stderr_bytes: u64,
     /// Bytes the scratch directory may hold.
     pub scratch_bytes: u64,
+    /// Bytes the run may put on disk in all: scratch, a stdout file, and
+    /// what host builtins charge (spools, uploads).
+    pub disk_bytes: u64,
     /// Commands in one pipeline.
     pub pipeline_stages: u64,
     /// Bytes of one command's argument list plus environment (like `ARG_MAX`),
@@ -40,6 +50,7 @@ impl Default for Limits {
             stdout_bytes: 8 << 30,
             stderr_bytes: 1 << 20,
             scratch_bytes: 8 << 30,
+            disk_bytes: 8 << 30,
             pipeline_stages: 64,
             args_bytes: 2 << 20,
         }
@@ -56,18 +67,20 @@ pub enum LimitKind {
     Stdout,
     Stderr,
     Scratch,
+    Disk,
     PipelineStages,
     Args,
 }
 
 impl LimitKind {
     /// All kinds, in the order they are documented.
-    pub const ALL: [LimitKind; 7] = [
+    pub const ALL: [LimitKind; 8] = [
         LimitKind::WallTime,
         LimitKind::Memory,
         LimitKind::Stdout,
         LimitKind::Stderr,
         LimitKind::Scratch,
+        LimitKind::Disk,
         LimitKind::PipelineStages,
         LimitKind::Args,
     ];
@@ -80,6 +93,7 @@ impl LimitKind {
             LimitKind::Stdout => "stdout",
             LimitKind::Stderr => "stderr",
             LimitKind::Scratch => "scratch",
+            LimitKind::Disk => "disk",
             LimitKind::PipelineStages => "stages",
             LimitKind::Args => "args",
         }
@@ -129,6 +143,7 @@ impl Limits {
             LimitKind::Stdout => self.stdout_bytes,
             LimitKind::Stderr => self.stderr_bytes,
             LimitKind::Scratch => self.scratch_bytes,
+            LimitKind::Disk => self.disk_bytes,
             LimitKind::PipelineStages => self.pipeline_stages,
             LimitKind::Args => self.args_bytes,
         }
@@ -145,7 +160,7 @@ impl Limits {
             .into_iter()
             .find(|k| k.key() == key.trim())
             .ok_or_else(|| {
-                bad("unknown key (time, memory, stdout, stderr, scratch, stages, args)")
+                bad("unknown key (time, memory, stdout, stderr, scratch, disk, stages, args)")
             })?;
         let value = value.trim();
         match kind {
@@ -162,6 +177,7 @@ impl Limits {
                     LimitKind::Stdout => self.stdout_bytes = n,
                     LimitKind::Stderr => self.stderr_bytes = n,
                     LimitKind::Scratch => self.scratch_bytes = n,
+                    LimitKind::Disk => self.disk_bytes = n,
                     _ => self.args_bytes = n,
                 }
             }
@@ -237,8 +253,9 @@ mod tests {
 
     #[test]
     fn set_by_key() {
-        let l: Limits = "time=2s,memory=64M,stages=3".parse().unwrap();
+        let l: Limits = "time=2s,memory=64M,stages=3,disk=1G".parse().unwrap();
         assert_eq!(l.wall_time, Duration::from_secs(2));
+        assert_eq!(l.disk_bytes, 1 << 30);
         assert_eq!(l.memory_bytes, 64 << 20);
         assert_eq!(l.pipeline_stages, 3);
         assert!("bogus=1".parse::<Limits>().is_err());

@@ -1,6 +1,14 @@
 //! State shared by everything running on behalf of one phase run: the
-//! limits, the first limit that tripped, cancellation, trap records, and
-//! the host tasks that move bytes between pipes and files.
+//! limits, the first limit that tripped, cancellation, trap records, the
+//! run's memory and disk budgets, and the host tasks that move bytes
+//! between pipes and files.
+//!
+//! The budgets are one counter per run, shared by every stage and host
+//! builtin of it: memory is the sum of the linear memories alive now (an
+//! instance gives its share back when it ends); disk is the scratch tree's
+//! largest size seen plus every byte charged to it (the stdout file, spools
+//! and uploads of builtins), which is never given back, so rewriting a
+//! spool or re-uploading cannot launder the budget.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -19,6 +27,16 @@ pub(crate) struct RunShared {
     tripped: Mutex<Option<LimitReport>>,
     pub(crate) cancel: CancellationToken,
     traps: Mutex<Vec<String>>,
+    /// Linear memory of the run's live instances, in bytes.
+    mem_used: AtomicU64,
+    /// Largest scratch size seen (by measuring, or by bytes redirected into it).
+    scratch_seen: AtomicU64,
+    /// Bytes charged to the disk budget besides scratch.
+    disk_charged: AtomicU64,
+    /// Whether stdout is a host file (then it counts as disk).
+    pub(crate) stdout_on_disk: std::sync::atomic::AtomicBool,
+    /// A host failure that stopped the run (not the guest's doing).
+    infra: Mutex<Option<String>>,
 }
 
 impl RunShared {
@@ -29,7 +47,79 @@ impl RunShared {
             tripped: Mutex::new(None),
             cancel: CancellationToken::new(),
             traps: Mutex::new(Vec::new()),
+            mem_used: AtomicU64::new(0),
+            scratch_seen: AtomicU64::new(0),
+            disk_charged: AtomicU64::new(0),
+            stdout_on_disk: std::sync::atomic::AtomicBool::new(false),
+            infra: Mutex::new(None),
         })
+    }
+
+    /// Takes `bytes` more linear memory for one instance; `false` (and the
+    /// memory limit tripped) when the run's total would pass the limit.
+    pub(crate) fn grow_memory(&self, bytes: u64) -> bool {
+        let total = self.mem_used.fetch_add(bytes, Ordering::AcqRel) + bytes;
+        if total > self.limits.memory_bytes {
+            self.mem_used.fetch_sub(bytes, Ordering::AcqRel);
+            self.trip(LimitKind::Memory, total);
+            return false;
+        }
+        true
+    }
+
+    /// Gives back memory of an instance that ended.
+    pub(crate) fn release_memory(&self, bytes: u64) {
+        self.mem_used.fetch_sub(bytes, Ordering::AcqRel);
+    }
+
+    /// Bytes on disk counted so far: scratch's largest size plus charges.
+    pub(crate) fn disk_used(&self) -> u64 {
+        self.scratch_seen
+            .load(Ordering::Acquire)
+            .saturating_add(self.disk_charged.load(Ordering::Acquire))
+    }
+
+    fn check_disk(&self) -> bool {
+        let used = self.disk_used();
+        if used > self.limits.disk_bytes {
+            self.trip(LimitKind::Disk, used);
+            return false;
+        }
+        true
+    }
+
+    /// Records that scratch holds (at least) `bytes`; `false` (and the disk
+    /// limit tripped) when the run's disk use passes its budget.
+    pub(crate) fn note_scratch(&self, bytes: u64) -> bool {
+        self.scratch_seen.fetch_max(bytes, Ordering::AcqRel);
+        self.check_disk()
+    }
+
+    /// Charges `bytes` written outside scratch to the disk budget; `false`
+    /// (and the disk limit tripped) when that passes the budget.
+    /// Bytes charged to the disk budget besides scratch.
+    pub(crate) fn disk_charged(&self) -> u64 {
+        self.disk_charged.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn charge_disk(&self, bytes: u64) -> bool {
+        self.disk_charged.fetch_add(bytes, Ordering::AcqRel);
+        self.check_disk()
+    }
+
+    /// Stops the run for a host failure (e.g. no wasm instance available):
+    /// the report carries it so the caller can retry elsewhere.
+    pub(crate) fn fail_infra(&self, why: String) {
+        let mut i = self.infra.lock().unwrap_or_else(|e| e.into_inner());
+        if i.is_none() {
+            *i = Some(why);
+        }
+        drop(i);
+        self.cancel.cancel();
+    }
+
+    pub(crate) fn infra_failure(&self) -> Option<String> {
+        self.infra.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Records that `kind` was exceeded (first one wins) and stops the run.
@@ -150,6 +240,18 @@ pub(crate) async fn drain_out(
         let chunk = &buf[..n];
         let before = counter.fetch_add(chunk.len() as u64, Ordering::Relaxed);
         let allowed = limit.saturating_sub(before).min(chunk.len() as u64) as usize;
+        // The same bytes count against the run's disk budget: redirections
+        // land in scratch, stdout in its file when it has one.
+        let on_disk = match kind {
+            LimitKind::Scratch => run.note_scratch(before + allowed as u64),
+            LimitKind::Stdout if run.stdout_on_disk.load(Ordering::Relaxed) => {
+                run.charge_disk(allowed as u64)
+            }
+            _ => true,
+        };
+        if !on_disk {
+            break;
+        }
         dst.write_all(&chunk[..allowed]).await?;
         written += allowed as u64;
         if allowed < chunk.len() {

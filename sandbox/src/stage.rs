@@ -65,6 +65,14 @@ pub(crate) async fn run_stage(rt: Arc<Runtime>, run: Arc<RunShared>, spec: Stage
             if let Some(exit) = e.downcast_ref::<I32Exit>() {
                 return exit.0;
             }
+            // No free slot in the engine's instance pool: the host is
+            // overloaded, which is no fault of this guest.
+            if e.chain()
+                .any(|c| c.is::<wasmtime::PoolConcurrencyLimitError>())
+            {
+                run.fail_infra(format!("{name}: no wasm instance available ({e})"));
+                return KILLED_STATUS;
+            }
             let why = match e.downcast_ref::<wasmtime::Trap>() {
                 Some(trap) => format!("wasm trap: {trap}"),
                 None => format!("{:#}", e)
@@ -108,10 +116,7 @@ async fn instantiate_and_run(
     }
     let state = StageState {
         wasi: b.build_p1(),
-        limiter: MemoryLimiter {
-            max_bytes: run.limits.memory_bytes,
-            run: run.clone(),
-        },
+        limiter: MemoryLimiter::new(run.clone()),
         fast,
     };
     let mut store = Store::new(&rt.engine, state);

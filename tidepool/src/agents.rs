@@ -28,6 +28,7 @@ const OUTPUT_DURABILITY: usize = 2;
 pub struct Compute {
     ns: Arc<Namespace>,
     sandbox: Sandbox,
+    disk_unit: u64,
     tools: Arc<TaskRegistry>,
     client: NodeClient,
     jobs: JobStore,
@@ -36,13 +37,19 @@ pub struct Compute {
 }
 
 impl Compute {
-    /// Sets up the sandbox (compiling the toolbox in the background); the
-    /// nodes and agents it serves check requests and task grants against
-    /// `cluster_key`, and its client signs with it.
-    pub fn new(ns: Arc<Namespace>, cluster_key: &ClusterKey) -> Result<Compute> {
+    /// Sets up the sandbox for `nodes` nodes of this process (compiling
+    /// the toolbox in the background): its instance pool holds every
+    /// node's [`compute::fair::DEFAULT_NODE_STAGES`], so admission, not
+    /// the pool, is what makes a task wait. The nodes and agents it serves
+    /// check requests and task grants against `cluster_key`, and its
+    /// client signs with it.
+    pub fn new(ns: Arc<Namespace>, nodes: u32, cluster_key: &ClusterKey) -> Result<Compute> {
         let tools = Arc::new(TaskRegistry::default());
-        let sandbox = Sandbox::new(SandboxConfig::with_default_cache_dir())
-            .context("start the wasm sandbox")?;
+        let mut config = SandboxConfig::with_default_cache_dir();
+        config.max_instances = nodes
+            .max(1)
+            .saturating_mul(compute::fair::DEFAULT_NODE_STAGES);
+        let sandbox = Sandbox::new(config).context("start the wasm sandbox")?;
         let sandbox = compute::builtins::install(sandbox, tools.clone());
         let warm = sandbox.clone();
         tokio::spawn(async move {
@@ -56,12 +63,20 @@ impl Compute {
         Ok(Compute {
             ns,
             sandbox,
+            disk_unit: compute::agent::DISK_UNIT,
             tools,
             client,
             jobs,
             cluster_key: cluster_key.clone(),
             worker: worker_program()?,
         })
+    }
+
+    /// Bytes per GB of a phase's `disk` for this process's agents (tests
+    /// use a small unit to exercise the quota quickly).
+    pub fn with_disk_unit(mut self, bytes: u64) -> Compute {
+        self.disk_unit = bytes.max(1);
+        self
     }
 
     /// Lets every agent of this process reach the node at `url` in `store`
@@ -92,6 +107,9 @@ impl Compute {
                 max_tasks,
                 cluster_key: self.cluster_key.clone(),
                 worker: Some(self.worker.clone()),
+                max_stages: compute::fair::DEFAULT_NODE_STAGES,
+                max_task_memory_mb: compute::agent::DEFAULT_MAX_TASK_MEMORY_MB,
+                disk_unit: self.disk_unit,
             },
             node.store(),
             io,

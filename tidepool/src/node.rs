@@ -133,7 +133,7 @@ pub async fn run(args: NodeArgs) -> Result<()> {
     let dir = std::path::absolute(&args.data).context("node directory")?;
     let meta = Meta::open(&args.meta, Path::new(&dir)).await?;
     let key = cluster_auth::ClusterKey::load(&args.cluster_key)?;
-    let compute = Compute::new(meta.ns.clone(), &key)?;
+    let compute = Compute::new(meta.ns.clone(), 1, &key)?;
     let shutdown = CancellationToken::new();
     let mut tasks = JoinSet::new();
     let spec = NodeSpec {

@@ -75,6 +75,10 @@ pub struct UpArgs {
     /// created if missing. Required with `--nodes 0`.
     #[arg(long, env = cluster_auth::KEY_FILE_ENV)]
     pub cluster_key: Option<PathBuf>,
+    /// Bytes per GB of a job phase's `disk` quota. Only for tests, which
+    /// exercise the quota with a small unit.
+    #[arg(long, hide = true, default_value_t = compute::agent::DISK_UNIT, value_parser = clap::value_parser!(u64).range(1..))]
+    pub task_disk_unit: u64,
 }
 
 /// The cluster key `tidepool up` keeps in its data directory.
@@ -151,7 +155,8 @@ pub async fn run(args: UpArgs) -> Result<()> {
     let mut node_urls = Vec::new();
     // The sandbox (and its toolbox compilation) only where tasks run.
     if args.nodes > 0 {
-        let compute = crate::agents::Compute::new(ns.clone(), &cluster_key)?;
+        let compute = crate::agents::Compute::new(ns.clone(), args.nodes, &cluster_key)?
+            .with_disk_unit(args.task_disk_unit);
         for i in 1..=args.nodes {
             let spec = node::NodeSpec {
                 id: format!("node{i}"),

@@ -358,6 +358,7 @@ impl Shell {
                     cwd: &self.cwd,
                     fs: &self.ctx.fs,
                     stdio: io,
+                    run: &self.ctx.run,
                 };
                 self.status = b.run(call).await;
                 return if self.ctx.run.is_stopped() {
@@ -423,10 +424,7 @@ impl Shell {
             {
                 return Ok(Some(b.clone()));
             }
-            let bytes = tokio::fs::read(path)
-                .await
-                .map_err(|e| format!("cannot read asset {}: {e}", path.display()))?;
-            let b = ModuleBytes::owned(bytes);
+            let b = ModuleBytes::file(path).await?;
             self.ctx
                 .asset_cache
                 .lock()
