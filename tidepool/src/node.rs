@@ -29,8 +29,10 @@ use crate::metastore::{Meta, MetaSpec};
 /// How often nodes report their capacity; the gateway treats a node silent
 /// for longer than its heartbeat timeout (30 s) as down.
 const HEARTBEAT: Duration = Duration::from_secs(5);
-/// Job tasks a storage node runs at once, unless told otherwise.
-pub const DEFAULT_TASKS: u32 = 4;
+/// Job tasks a storage node runs at once, unless told otherwise. One
+/// account holds at most three quarters of them (`compute::fair`), so 5
+/// lets a lone account run 4, and another account start at once.
+pub const DEFAULT_TASKS: u32 = 5;
 
 #[derive(Args)]
 pub struct NodeArgs {
