@@ -60,9 +60,9 @@ use crate::proxy::{BuiltinServer, TaskFiles};
 use crate::runner::{PhaseError, PhaseInput, PhaseJob, PhaseOutput, PhaseRunner};
 
 /// Bytes of a streamed stdin/stdout per frame.
-const CHUNK: usize = 64 * 1024;
+const CHUNK: usize = 1 << 20;
 /// Buffer between the control channel and a phase's streams.
-const STREAM_BUFFER: usize = 256 * 1024;
+const STREAM_BUFFER: usize = 4 << 20;
 /// How long a worker whose control channel closed has to exit before it
 /// is killed.
 const EXIT_GRACE: Duration = Duration::from_secs(5);
