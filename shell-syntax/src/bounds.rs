@@ -106,6 +106,13 @@ pub(crate) fn check_size(src: &str) -> Result<(), ScriptError> {
 /// is refused too; `<<<` (a here-string) is not a here-document and passes.
 fn check_heredoc_tags(src: &str) -> Result<(), ScriptError> {
     let b = src.as_bytes();
+    // Where the first `$(`, `$[` or backquote is, found once: scanning the
+    // prefix again for every `<<` was quadratic in the script's size.
+    let first_subst = b
+        .iter()
+        .enumerate()
+        .position(|(k, c)| *c == b'`' || (*c == b'$' && matches!(b.get(k + 1), Some(b'(' | b'['))))
+        .unwrap_or(usize::MAX);
     let mut i = 0;
     while let Some(at) = src[i..].find("<<").map(|p| p + i) {
         let mut j = at + 2;
@@ -142,12 +149,10 @@ fn check_heredoc_tags(src: &str) -> Result<(), ScriptError> {
                 &src[at..tag_end],
             ));
         }
-        let before = &b[..at];
-        if before.contains(&b'`')
-            || before
-                .windows(2)
-                .any(|w| w[0] == b'$' && matches!(w[1], b'(' | b'['))
-        {
+        // Same test as before: a `$(`/`$[` counts once both its bytes lie
+        // before the `<<`, a backquote once it does.
+        let subst_before = first_subst < at && (b[first_subst] == b'`' || first_subst + 1 < at);
+        if subst_before {
             return Err(ScriptError::unsupported(
                 "`<<` (here-document) after a command substitution or arithmetic (`$(...)`, backquotes, `$((...))`, `$[...]`)",
                 &src[at..],
