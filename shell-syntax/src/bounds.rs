@@ -395,11 +395,32 @@ pub(crate) fn check_io_numbers(tokens: &[Token]) -> Result<(), ScriptError> {
 /// inside `'...'` or `$'...'`, a backslash escapes the next character, and
 /// `$(...)` and backquotes open a fresh quoting context), so a literal
 /// `'${a[1]}'` is still accepted.
+///
+/// A here-document body comes from the tokenizer as the word after its
+/// delimiter (`<<`, delimiter, body, end tag): it is scanned as a body is
+/// read ([`check_heredoc_body`]'s rules), or not at all when the
+/// delimiter is quoted (nothing in it expands).
 pub(crate) fn check_expansions(tokens: &[Token]) -> Result<(), ScriptError> {
+    let mut heredoc_tag: Option<bool> = None;
+    let mut after_heredoc_op = false;
     for t in tokens {
-        if let Token::Word(w, _) = t {
-            check_word_expansions(w)?;
-            check_subscript_brackets(w)?;
+        match t {
+            Token::Operator(op, _) => {
+                after_heredoc_op = op == "<<" || op == "<<-";
+            }
+            Token::Word(w, _) if after_heredoc_op => {
+                after_heredoc_op = false;
+                heredoc_tag = Some(w.contains(['\'', '"', '\\']));
+                check_word_expansions(w)?;
+            }
+            Token::Word(w, _) => match heredoc_tag.take() {
+                Some(true) => {}
+                Some(false) => scan_expansions(w, Quoting::HereDocument)?,
+                None => {
+                    check_word_expansions(w)?;
+                    check_subscript_brackets(w)?;
+                }
+            },
         }
     }
     Ok(())
@@ -432,6 +453,14 @@ fn check_subscript_brackets(word: &str) -> Result<(), ScriptError> {
     Ok(())
 }
 
+/// The bounds [`check_expansions`] applies to each word, for the body of
+/// an expanding here-document, where quotes and parentheses are text and
+/// only `$`, backquotes and backslashes are special.
+pub(crate) fn check_heredoc_body(body: &str) -> Result<(), ScriptError> {
+    check_word(body)?;
+    scan_expansions(body, Quoting::HereDocument)
+}
+
 /// One quoting context of [`check_word_expansions`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Quoting {
@@ -439,28 +468,39 @@ enum Quoting {
     Plain(usize),
     Double,
     Backquote,
+    /// The top level of a here-document body.
+    HereDocument,
 }
 
 fn check_word_expansions(word: &str) -> Result<(), ScriptError> {
+    scan_expansions(word, Quoting::Plain(0))
+}
+
+/// Refuses the expansions we do not run, and a `$(` that is never closed.
+///
+/// An unclosed `$(` is a syntax error to any shell, but brush-parser's word
+/// grammar finds that out by trying every `(` after it both ways: `$(a(`
+/// then 16 `(` took 0.6 s, four `$(a(` then 16 `(` over a minute, and a
+/// few `$(` left open inside `${x-...}` 17 s (fuzzing; in here-document
+/// bodies and in words the tokenizer lets through). Refused here, in
+/// linear time, before that grammar runs.
+fn scan_expansions(word: &str, root: Quoting) -> Result<(), ScriptError> {
     let b = word.as_bytes();
-    let mut stack = vec![Quoting::Plain(0)];
+    let mut stack = vec![root];
     let mut i = 0;
     while i < b.len() {
-        let top = *stack.last().unwrap_or(&Quoting::Plain(0));
+        let top = *stack.last().unwrap_or(&root);
         let c = b[i];
         match c {
             b'\\' => {
                 i += 2;
                 continue;
             }
+            b'\'' | b'"' | b'(' | b')' if top == Quoting::HereDocument => {}
             b'\'' if top != Quoting::Double => {
-                // Single quotes (and `$'...'`, whose `\'` escapes) run to the
-                // next quote; nothing inside expands.
-                let ansi = i > 0 && b[i - 1] == b'$';
-                i += 1;
-                while i < b.len() && b[i] != b'\'' {
-                    i += if ansi && b[i] == b'\\' { 2 } else { 1 };
-                }
+                // Single quotes run to the next quote; nothing inside
+                // expands.
+                i = skip_single_quoted(b, i + 1, false);
             }
             b'"' if top == Quoting::Double => {
                 stack.pop();
@@ -489,6 +529,15 @@ fn check_word_expansions(word: &str) -> Result<(), ScriptError> {
                 _ => {}
             },
             b'$' => match b.get(i + 1) {
+                // `$$` (the shell's pid), not a `$` before what follows.
+                Some(b'$') => {
+                    i += 2;
+                    continue;
+                }
+                // `$'...'`, whose `\'` does not end it.
+                Some(b'\'') if !matches!(top, Quoting::Double | Quoting::HereDocument) => {
+                    i = skip_single_quoted(b, i + 2, true);
+                }
                 Some(b'(') => {
                     stack.push(Quoting::Plain(0));
                     i += 2;
@@ -512,7 +561,22 @@ fn check_word_expansions(word: &str) -> Result<(), ScriptError> {
         }
         i += 1;
     }
+    if stack.iter().skip(1).any(|q| matches!(q, Quoting::Plain(_))) {
+        return Err(ScriptError::Syntax(format!(
+            "unterminated command substitution `$(` in `{}`",
+            crate::error::excerpt(word.to_owned())
+        )));
+    }
     Ok(())
+}
+
+/// Where the single-quoted text starting at `from` ends: at its closing
+/// quote (or the end of `b`); in `$'...'` (`ansi`) a backslash escapes.
+fn skip_single_quoted(b: &[u8], mut from: usize, ansi: bool) -> usize {
+    while from < b.len() && b[from] != b'\'' {
+        from += if ansi && b[from] == b'\\' { 2 } else { 1 };
+    }
+    from
 }
 
 /// Whether `rest` (what follows `${`) starts a parameter expansion we run:

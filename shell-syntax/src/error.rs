@@ -39,18 +39,22 @@ fn fmt_near(near: &str) -> String {
 
 impl ScriptError {
     pub(crate) fn unsupported(construct: impl Into<String>, near: impl Into<String>) -> Self {
-        let mut near: String = near.into();
-        if near.len() > 60 {
-            let cut = (0..=60)
-                .rev()
-                .find(|i| near.is_char_boundary(*i))
-                .unwrap_or(0);
-            near.truncate(cut);
-            near.push('…');
-        }
         ScriptError::Unsupported {
             construct: construct.into(),
-            near,
+            near: excerpt(near.into()),
         }
     }
+}
+
+/// The start of `text`, at most 60 bytes, for an error message.
+pub(crate) fn excerpt(mut text: String) -> String {
+    if text.len() > 60 {
+        let cut = (0..=60)
+            .rev()
+            .find(|i| text.is_char_boundary(*i))
+            .unwrap_or(0);
+        text.truncate(cut);
+        text.push('…');
+    }
+    text
 }

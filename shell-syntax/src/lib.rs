@@ -419,6 +419,45 @@ mod tests {
         assert!(bounds::check_word("$((echo a) ; echo b)").is_ok());
     }
 
+    /// Fuzzing findings: an unclosed `$(` followed by `(`s costs the word
+    /// grammar 2^n (four `$(a(` then 16 `(`: over a minute), in a
+    /// here-document body and in a word the tokenizer let through alike
+    /// (`${x-...}` with `$(` left open: 17 s). It is refused before the
+    /// grammar runs; closed ones, parentheses and all, still parse.
+    #[test]
+    fn parens_in_unclosed_substitutions_are_bounded() {
+        let slow = [
+            format!("{}{}", "$(a(".repeat(4), "(".repeat(16)),
+            format!("x $(a{}", "<(".repeat(30)),
+            "$(a(((((((()".repeat(50),
+        ];
+        for body in &slow {
+            let src = format!("cat <<EOF\n{body}\nEOF\n");
+            match parse(&src) {
+                Err(ScriptError::Syntax(m)) => {
+                    assert!(m.contains("unterminated command substitution"), "{m}")
+                }
+                other => panic!("{src:?}: {other:?}"),
+            }
+            // (On a command line the tokenizer finds the open quote first.)
+            let src = format!("echo \"{body}\"");
+            assert!(matches!(parse(&src), Err(ScriptError::Syntax(_))), "{src}");
+        }
+        // The fuzzer's own input: no here-document, a double-quoted word.
+        let found = "= |print0||x ;[y\"\\hell>|$x\nc[e$(k11[@ech[:OF\nhello $(+c[e$(k11[@$]\nOF\nhello c$+([e$(k11[@$`\nEO11[@ech[:OF\nhello $(+c[e$(k11[@$]\nOF\nhello c$+([e$(k11O-\"\\'\"s";
+        assert!(parse(found).is_err());
+        // The same parens without a command substitution are text, and a
+        // few with one still parse.
+        parse(&format!("cat <<EOF\n{}\nEOF\n", "(a) ".repeat(100))).unwrap();
+        parse("cat <<EOF\nat $(date) ($(hostname)) (UTC)\nEOF\n").unwrap();
+        parse("echo \"$(date) ($(hostname)) (UTC)\"").unwrap();
+        let closed = format!("echo \"$(echo a; {} echo b)\"", "(true); ".repeat(40));
+        parse(&closed).unwrap();
+        parse(&format!("cat <<EOF\n{closed} it's (\nEOF\n")).unwrap();
+        // A quoted delimiter means no expansion at all: no bound.
+        parse(&format!("cat <<'EOF'\n$(a{}\nEOF\n", "(".repeat(100))).unwrap();
+    }
+
     #[test]
     fn supported_and_quoted_expansions_pass_the_pre_check() {
         for src in [

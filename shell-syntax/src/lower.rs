@@ -331,7 +331,7 @@ fn lower_redir(r: &b::IoRedirect) -> Result<Redir, ScriptError> {
         b::IoRedirect::HereDocument(fd, doc) => {
             fd_of(*fd, 0, &near)?;
             let word = if doc.requires_expansion {
-                bounds::check_word(&doc.doc.value)?;
+                bounds::check_heredoc_body(&doc.doc.value)?;
                 let pieces = bw::parse_heredoc(&doc.doc.value, &options())
                     .map_err(|e| ScriptError::Syntax(e.to_string()))?;
                 lower_pieces(&pieces, true, &doc.doc.value)?
