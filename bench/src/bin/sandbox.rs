@@ -4,8 +4,8 @@
 //! Each pipeline runs through `tidepool exec --input FILE` (input on stdin,
 //! output to a file, module cache warm) and through `bash -c` with GNU
 //! tools (`LC_ALL=C`, input on stdin, output to a file). Prints seconds for
-//! both, the ratio, and whether the outputs are identical. `sync` runs
-//! (untimed) before every command.
+//! both (the median of three runs each), the ratio, and whether the outputs
+//! are identical. `sync` runs (untimed) before every command.
 //!
 //! Then the cost of one short wasm command with a cached module: a phase
 //! running a minimal module (`_start` returns at once) `N` times in a shell
@@ -18,6 +18,17 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
 use tidepool_bench::generate_log;
+
+/// Runs of each pipeline, on each side; the median is printed (one run
+/// of a 0.1 s pipeline varied by a quarter from run to run).
+const RUNS: usize = 3;
+
+/// The median of `runs` timings.
+fn median_of(runs: usize, mut time: impl FnMut() -> Result<Duration>) -> Result<Duration> {
+    let mut all = (0..runs).map(|_| time()).collect::<Result<Vec<_>>>()?;
+    all.sort();
+    Ok(all[all.len() / 2])
+}
 
 /// Runs `cmd` with stdout into `out` (a file: large outputs are not held
 /// in memory) and returns the wall time.
@@ -93,28 +104,32 @@ fn main() -> Result<()> {
         "pipeline", "gnu s", "wasm s", "ratio", "same out"
     );
     for (label, pipeline) in cases {
-        let gnu = time_cmd(
-            Command::new("bash")
-                .args(["-c", pipeline])
-                .env("LC_ALL", "C")
-                .env("PATH", gnu_path())
-                .stdin(std::fs::File::open(&input)?),
-            &gnu_file,
-        )?;
-        let wasm = time_cmd(
-            Command::new(&bin)
-                .arg("exec")
-                .arg("--input")
-                .arg(&input)
-                .arg("--scratch")
-                .arg(&scratch)
-                .arg("--limit")
-                .arg("time=3600s")
-                .arg("--limit")
-                .arg("stdout=64G")
-                .arg(pipeline),
-            &wasm_file,
-        )?;
+        let gnu = median_of(RUNS, || {
+            time_cmd(
+                Command::new("bash")
+                    .args(["-c", pipeline])
+                    .env("LC_ALL", "C")
+                    .env("PATH", gnu_path())
+                    .stdin(std::fs::File::open(&input)?),
+                &gnu_file,
+            )
+        })?;
+        let wasm = median_of(RUNS, || {
+            time_cmd(
+                Command::new(&bin)
+                    .arg("exec")
+                    .arg("--input")
+                    .arg(&input)
+                    .arg("--scratch")
+                    .arg(&scratch)
+                    .arg("--limit")
+                    .arg("time=3600s")
+                    .arg("--limit")
+                    .arg("stdout=64G")
+                    .arg(pipeline),
+                &wasm_file,
+            )
+        })?;
         println!(
             "{:<16} {:>10.3} {:>10.3} {:>8.2} {:>10}",
             label,
