@@ -33,8 +33,14 @@ pub enum PhaseOutput {
     Discard,
     /// Created or truncated host file.
     File(PathBuf),
-    /// A writer of the caller (e.g. `tidepool exec`'s stdout).
+    /// A writer of the caller, relayed to it (a worker's output crosses
+    /// the control channel).
     Stream(Box<dyn AsyncWrite + Send + Unpin>),
+    /// This process's own stdout (`tidepool exec`'s). A worker writes it
+    /// directly, with no relay, when its pool's program was made with
+    /// [`crate::workers::WorkerProgram::share_stdout`]; in-process it is
+    /// [`tokio::io::stdout`].
+    OwnStdout,
 }
 
 /// One run of a phase: a [`PhaseSpec`] whose streams can be forwarded.
@@ -89,6 +95,7 @@ impl PhaseJob {
             PhaseOutput::Discard => Output::Discard,
             PhaseOutput::File(p) => Output::File(p),
             PhaseOutput::Stream(w) => Output::Writer(w),
+            PhaseOutput::OwnStdout => Output::Writer(Box::new(tokio::io::stdout())),
         };
         spec.input_dir = self.input_dir;
         spec.read_only_dirs = self.read_only_dirs;

@@ -341,3 +341,54 @@ fn a_worker_killed_mid_task_costs_its_task_one_attempt() {
     assert_eq!(zombies_of(pid), Vec::<u32>::new(), "unreaped workers");
     store_alive(&mut c);
 }
+
+/// `tidepool exec`'s worker writes the phase's stdout straight into exec's
+/// own stdout (an inherited descriptor, not a relay): a file opened for
+/// appending keeps what was in it and gets the output after it, and
+/// stderr and the exit status still come back through the control channel.
+#[test]
+fn exec_writes_its_own_stdout_directly() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.txt");
+    std::fs::write(&input, "b\na\nc\n").unwrap();
+    let out = dir.path().join("out.txt");
+    std::fs::write(&out, "kept\n").unwrap();
+    let appended = std::fs::OpenOptions::new().append(true).open(&out).unwrap();
+    let run = Command::new(tidepool_tests::tidepool_bin())
+        .arg("exec")
+        .arg("--input")
+        .arg(&input)
+        .arg("sort; echo oops >&2; exit 3")
+        .stdout(appended)
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(3), "{}", describe(&run));
+    assert_eq!(String::from_utf8_lossy(&run.stderr), "oops\n");
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "kept\na\nb\nc\n");
+
+    // A reader that goes away early ends the phase (the guest's writes
+    // fail) instead of leaving it writing into nothing, and exec exits
+    // rather than dying of SIGPIPE.
+    let mut child = Command::new(tidepool_tests::tidepool_bin())
+        .args(["exec", "yes"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 4];
+    std::io::Read::read_exact(child.stdout.as_mut().unwrap(), &mut first).unwrap();
+    assert_eq!(&first, b"y\ny\n");
+    drop(child.stdout.take());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "exec did not end after its reader left"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.code().is_some(), "{status:?}");
+}

@@ -198,12 +198,21 @@ pub fn worker_program() -> Result<WorkerProgram> {
         program,
         args: vec![WORKER_COMMAND.to_owned()],
         env,
+        stdout: None,
     })
 }
 
 /// `tidepool compute-worker`: runs phases for the agent that started it
 /// (see `compute::workers`), its builtins proxied to `builtins`.
-pub async fn worker(builtins: Option<std::path::PathBuf>, no_cache: bool) -> Result<()> {
+pub async fn worker(
+    builtins: Option<std::path::PathBuf>,
+    no_cache: bool,
+    stdout_fd: Option<i32>,
+) -> Result<()> {
+    let shared_stdout = stdout_fd
+        .map(compute::workers::inherited_stdout)
+        .transpose()
+        .context("the shared stdout")?;
     let config = if no_cache {
         SandboxConfig::default()
     } else {
@@ -211,7 +220,7 @@ pub async fn worker(builtins: Option<std::path::PathBuf>, no_cache: bool) -> Res
     };
     let sandbox = Sandbox::new(config).context("start the wasm sandbox")?;
     let sandbox = compute::proxy::install_proxies(sandbox, builtins);
-    compute::workers::serve(sandbox)
+    compute::workers::serve(sandbox, shared_stdout)
         .await
         .context("task worker control channel")
 }

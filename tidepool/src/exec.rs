@@ -112,12 +112,15 @@ async fn run_async(args: ExecArgs) -> anyhow::Result<i32> {
     spec.env = env;
     spec.assets = assets;
     spec.limits = limits;
-    spec.stdout = PhaseOutput::Stream(Box::new(tokio::io::stdout()));
+    spec.stdout = PhaseOutput::OwnStdout;
 
     let mut program = crate::agents::worker_program()?;
     if args.no_cache {
         program.args.push("--no-cache".into());
     }
+    program
+        .share_stdout()
+        .context("sharing stdout with the task worker")?;
     let pool = WorkerPool::new(program, 1, None);
     let report = match pool.run(spec).await {
         Ok(r) => r,

@@ -48,6 +48,9 @@ struct WorkerArgs {
     /// Don't cache compiled modules on disk.
     #[arg(long)]
     no_cache: bool,
+    /// An inherited descriptor that is the spawning process's stdout.
+    #[arg(long)]
+    stdout_fd: Option<i32>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -63,7 +66,7 @@ fn main() -> anyhow::Result<()> {
         Command::Supervisor(args) => runtime()?.block_on(supervise::run(args)),
         Command::Node(args) => runtime()?.block_on(node::run(args)),
         Command::ComputeWorker(args) => {
-            runtime()?.block_on(agents::worker(args.builtins, args.no_cache))
+            runtime()?.block_on(agents::worker(args.builtins, args.no_cache, args.stdout_fd))
         }
     }
 }
