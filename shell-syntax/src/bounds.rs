@@ -149,6 +149,18 @@ fn check_heredoc_tags(src: &str) -> Result<(), ScriptError> {
                 &src[at..tag_end],
             ));
         }
+        // A delimiter is taken literally, but brush-parser's tokenizer reads
+        // an expansion in it as one (`<<EOF$(...`), and on an unclosed one
+        // grows without bound (fuzzing: 2 GB from 120 bytes).
+        let expands = tag.iter().enumerate().any(|(k, c)| {
+            *c == b'`' || (*c == b'$' && matches!(b.get(j + k + 1), Some(b'(' | b'[' | b'{')))
+        });
+        if expands {
+            return Err(ScriptError::unsupported(
+                "here-document delimiter with an expansion (`$(`, `${`, `$[` or a backquote)",
+                &src[at..],
+            ));
+        }
         // Same test as before: a `$(`/`$[` counts once both its bytes lie
         // before the `<<`, a backquote once it does.
         let subst_before = first_subst < at && (b[first_subst] == b'`' || first_subst + 1 < at);

@@ -375,6 +375,19 @@ mod tests {
         ] {
             assert!(bounds::check_size(src).is_ok(), "{src:?}");
         }
+        // Fuzzing (2 GB from 120 bytes): an expansion in the delimiter.
+        for src in [
+            "if true; then\t$x echo=o cat <<EaORx$(\t;\t e\tRx$(\t$x11\t",
+            "cat <<E$(x\n",
+            "cat <<E${x}\nx\n",
+            "cat <<-`x`\n",
+            "cat << $[1\n",
+        ] {
+            assert!(
+                matches!(bounds::check_size(src), Err(ScriptError::Unsupported { construct, .. }) if construct.contains("delimiter with an expansion")),
+                "{src:?}"
+            );
+        }
     }
 
     /// Fuzzing finding: `echo a[p\:n[p\:n[...` costs the token grammar
