@@ -7,9 +7,10 @@
 //! directories get their special cases (§3); every header a handler uses
 //! is validated here. Nothing reads the body.
 
+use crate::disposition::InvalidDisposition;
 use crate::error::ApiError;
 use crate::headers::{
-    self, ByteRange, PutKind, content_length, has_durability, max_content_length,
+    self, ByteRange, DispositionRule, PutKind, content_length, has_durability, max_content_length,
     parse_content_md5, parse_durability, parse_range,
 };
 use crate::path::{parse_location, parse_path};
@@ -174,6 +175,9 @@ pub enum Endpoint {
     PutMetadata {
         path: MantaPath,
         update: MetadataUpdate,
+        /// `Content-Disposition`, normalized or refused: applied (or its
+        /// error answered) only if the target turns out to be an object.
+        disposition: Option<Result<String, InvalidDisposition>>,
     },
     PutObject {
         path: MantaPath,
@@ -468,7 +472,7 @@ fn parse_put(
         if has_durability(h) {
             return Err(ApiError::InvalidUpdate("durability-level".to_owned()));
         }
-        let headers = headers::stored_headers(h)?;
+        let headers = headers::stored_headers_with(h, DispositionRule::Ignore)?;
         let content_type = match headers::put_kind(h) {
             PutKind::Object(ct) if h.contains_key(http::header::CONTENT_TYPE) => Some(ct),
             _ => None,
@@ -479,11 +483,12 @@ fn parse_put(
                 content_type,
                 headers,
             },
+            disposition: headers::disposition(h),
         });
     }
     match headers::put_kind(h) {
         PutKind::Directory => {
-            let headers = headers::stored_headers(h)?;
+            let headers = headers::stored_headers_with(h, DispositionRule::Ignore)?;
             Ok(Endpoint::PutDirectory { path, headers })
         }
         PutKind::Link => {

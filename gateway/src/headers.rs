@@ -6,6 +6,7 @@
 //! Guarantees: nothing here panics on client input; every value a handler
 //! receives has been validated.
 
+use crate::disposition::InvalidDisposition;
 use crate::error::ApiError;
 use base64::Engine as _;
 use http::HeaderMap;
@@ -193,8 +194,30 @@ fn is_user_meta(name: &str) -> bool {
     })
 }
 
+/// What a write does with `Content-Disposition`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DispositionRule {
+    /// Objects: parsed whole, stored normalized ([`crate::disposition`]),
+    /// refused (400) when it does not parse.
+    Normalize,
+    /// Directories (and updates whose target is not known yet): never
+    /// stored, never an error.
+    Ignore,
+}
+
+/// `Content-Disposition` of a request, normalized; `None` when absent.
+pub fn disposition(h: &HeaderMap) -> Option<Result<String, InvalidDisposition>> {
+    let v = h.get(http::header::CONTENT_DISPOSITION)?;
+    Some(crate::disposition::normalize_bytes(v.as_bytes()))
+}
+
 impl StoredHeaders {
+    /// The headers an object write stores ([`DispositionRule::Normalize`]).
     pub fn parse(h: &HeaderMap) -> Result<StoredHeaders, ApiError> {
+        StoredHeaders::parse_with(h, DispositionRule::Normalize)
+    }
+
+    pub fn parse_with(h: &HeaderMap, rule: DispositionRule) -> Result<StoredHeaders, ApiError> {
         let mut headers: Vec<(String, String)> = Vec::new();
         let mut user_bytes = 0usize;
         for (name, value) in h {
@@ -203,14 +226,17 @@ impl StoredHeaders {
             if !user && !STORED_HEADERS.contains(&name) {
                 continue;
             }
+            if name == "content-disposition" {
+                if rule == DispositionRule::Normalize {
+                    let v = crate::disposition::normalize_bytes(value.as_bytes())
+                        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+                    headers.push((name.to_owned(), v));
+                }
+                continue;
+            }
             let Ok(v) = std::str::from_utf8(value.as_bytes()) else {
                 continue;
             };
-            if name == "content-disposition" && !valid_disposition(v) {
-                return Err(ApiError::BadRequest(
-                    "Content-Disposition invalid".to_owned(),
-                ));
-            }
             if user {
                 user_bytes += v.len();
                 if user_bytes > MAX_USER_METADATA_REQUEST_BYTES {
@@ -245,19 +271,17 @@ impl StoredHeaders {
 /// returned them (§2.6). Every path that stores client headers goes through
 /// here, so one cap and one set of checks hold for all of them.
 pub fn stored_headers(h: &HeaderMap) -> Result<Headers, ApiError> {
-    let s = StoredHeaders::parse(h)?;
+    stored_headers_with(h, DispositionRule::Normalize)
+}
+
+/// [`stored_headers`] with an explicit rule for `Content-Disposition`.
+pub fn stored_headers_with(h: &HeaderMap, rule: DispositionRule) -> Result<Headers, ApiError> {
+    let s = StoredHeaders::parse_with(h, rule)?;
     let mut map: Headers = s.headers.into_iter().collect();
     if !s.role_tags.is_empty() {
         map.insert("role-tag".to_owned(), s.role_tags.join(", "));
     }
     Ok(map)
-}
-
-fn valid_disposition(v: &str) -> bool {
-    let t = v.split(';').next().unwrap_or("").trim();
-    !t.is_empty()
-        && t.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_".contains(c))
 }
 
 // ------------------------------------------------- PUT routing by type

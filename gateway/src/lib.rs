@@ -29,6 +29,7 @@
 
 pub mod access;
 mod blobs;
+pub mod disposition;
 pub mod endpoint;
 pub mod error;
 pub mod format;

@@ -1,7 +1,8 @@
-//! The public edge against a real cluster (issue 12, items 6 and 7):
+//! The public edge against a real cluster. Issue 12, items 6 and 7:
 //! signatures that bind the request target cannot be replayed as another
 //! request, and multipart-upload headers meet the same validation and caps
-//! as a PUT's.
+//! as a PUT's. Issue 14: edge behaviours where Manta's own server (muskie)
+//! answered differently from a naive implementation.
 
 mod common;
 
@@ -237,5 +238,131 @@ async fn mpu_create_headers_are_validated_like_put() -> Result<()> {
         .send()
         .await?;
     assert_eq!(r.status(), 204);
+    Ok(())
+}
+
+fn header_of(r: &reqwest::Response, name: &str) -> Option<String> {
+    r.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+/// Issue 14, Content-Disposition: parsed whole on PUT, metadata update
+/// and multipart create (`attachment;` is 400 BadRequest and stores
+/// nothing); a path in `filename` is stripped; on directories the header
+/// is ignored entirely, valid or not.
+#[tokio::test]
+async fn content_disposition_is_parsed_normalized_and_ignored_on_directories() -> Result<()> {
+    let c = Cluster::start().await?;
+    let r = c
+        .alice(Method::PUT, "/alice/stor/f")
+        .header(
+            "content-disposition",
+            "attachment; filename=\"/root/my-file.txt\"",
+        )
+        .body(&b"data"[..])
+        .send()
+        .await?;
+    assert_eq!(r.status(), 204);
+    let r = c.alice(Method::HEAD, "/alice/stor/f").send().await?;
+    assert_eq!(
+        header_of(&r, "content-disposition").as_deref(),
+        Some("attachment; filename=\"my-file.txt\"")
+    );
+    // The listing shows the stored form too.
+    let (_, body) = c.get_bytes("/alice/stor").await?;
+    let line: serde_json::Value =
+        serde_json::from_slice(body.split(|b| *b == b'\n').next().unwrap())?;
+    assert_eq!(
+        line["contentDisposition"],
+        "attachment; filename=\"my-file.txt\""
+    );
+
+    for bad in [
+        "attachment;",
+        "attachment; filename",
+        "attachment; filename=a; filename=b",
+    ] {
+        let r = c
+            .alice(Method::PUT, "/alice/stor/g")
+            .header("content-disposition", bad)
+            .body(&b"data"[..])
+            .send()
+            .await?;
+        assert_eq!(
+            error_code(r).await?,
+            (400, "BadRequest".to_owned()),
+            "{bad}"
+        );
+        let r = c
+            .alice(Method::PUT, "/alice/stor/f?metadata=true")
+            .header("content-disposition", bad)
+            .send()
+            .await?;
+        assert_eq!(
+            error_code(r).await?,
+            (400, "BadRequest".to_owned()),
+            "{bad}"
+        );
+        let r = mpu_create(
+            &c,
+            serde_json::json!({"objectPath": "/alice/stor/u", "headers": {"content-disposition": bad}}),
+        )
+        .await?;
+        assert_eq!(
+            error_code(r).await?,
+            (400, "BadRequest".to_owned()),
+            "{bad}"
+        );
+    }
+    assert_eq!(c.get_bytes("/alice/stor/g").await?.0, 404);
+    // A refused update changed nothing.
+    let r = c.alice(Method::HEAD, "/alice/stor/f").send().await?;
+    assert_eq!(
+        header_of(&r, "content-disposition").as_deref(),
+        Some("attachment; filename=\"my-file.txt\"")
+    );
+    // A valid update is normalized like a PUT.
+    let r = c
+        .alice(Method::PUT, "/alice/stor/f?metadata=true")
+        .header("content-disposition", "inline; filename=\"a/b/c.txt\"")
+        .send()
+        .await?;
+    assert_eq!(r.status(), 204);
+    let r = c.alice(Method::HEAD, "/alice/stor/f").send().await?;
+    assert_eq!(
+        header_of(&r, "content-disposition").as_deref(),
+        Some("inline; filename=\"c.txt\"")
+    );
+
+    // Directories: never stored, never an error.
+    for (i, cd) in ["attachment;", "attachment; filename=x"].iter().enumerate() {
+        let dir = format!("/alice/stor/d{i}");
+        let r = c
+            .alice(Method::PUT, &dir)
+            .header("content-type", "application/json; type=directory")
+            .header("content-disposition", *cd)
+            .send()
+            .await?;
+        assert_eq!(r.status(), 204, "{cd}");
+        let r = c
+            .alice(Method::PUT, &format!("{dir}?metadata=true"))
+            .header("content-disposition", *cd)
+            .header("m-k", "v")
+            .send()
+            .await?;
+        assert_eq!(r.status(), 204, "{cd}");
+        let r = c.alice(Method::HEAD, &dir).send().await?;
+        assert_eq!(header_of(&r, "content-disposition"), None);
+        assert_eq!(header_of(&r, "m-k").as_deref(), Some("v"));
+    }
+    // An update of a missing path is still 404, whatever the header.
+    let r = c
+        .alice(Method::PUT, "/alice/stor/missing?metadata=true")
+        .header("content-disposition", "attachment;")
+        .send()
+        .await?;
+    assert_eq!(error_code(r).await?, (404, "ResourceNotFound".to_owned()));
     Ok(())
 }

@@ -296,3 +296,86 @@ fn rsa_and_ecdsa_keys_authenticate_the_cli() {
         assert!(ls.contains("stor/"), "{key_type}: {ls}");
     }
 }
+
+/// `minfo`'s value of a header (lowercase name), if shown.
+fn info_header(info: &str, name: &str) -> Option<String> {
+    info.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.trim()
+            .eq_ignore_ascii_case(name)
+            .then(|| v.trim().to_owned())
+    })
+}
+
+/// Issue 14: Content-Disposition through the CLI. `mput -H` stores it
+/// parsed, with the path stripped from the file name; a header that does
+/// not parse (`attachment;`) is refused by `mput`, `mchattr` and
+/// `mmpu create`; on directories (`mmkdir -H`, `mchattr` of a directory)
+/// it is ignored, never stored and never an error.
+#[test]
+fn content_disposition_through_the_cli() {
+    let c = Cluster::start().unwrap();
+    let f = file(&c, "f", b"hello\n");
+    ok(&c.manta(
+        "mput",
+        &[
+            "-H",
+            "content-disposition: attachment; filename=\"/root/my-file.txt\"",
+            "-f",
+            &f,
+            "~~/stor/f",
+        ],
+    ));
+    let info = ok(&c.manta("minfo", &["~~/stor/f"]));
+    assert_eq!(
+        info_header(&info, "content-disposition").as_deref(),
+        Some("attachment; filename=\"my-file.txt\""),
+        "{info}"
+    );
+    let err = failed(&c.manta(
+        "mput",
+        &[
+            "-H",
+            "content-disposition: attachment;",
+            "-f",
+            &f,
+            "~~/stor/g",
+        ],
+    ));
+    assert!(err.contains("BadRequest"), "{err}");
+    failed(&c.manta("mget", &["~~/stor/g"]));
+    let err = failed(&c.manta(
+        "mchattr",
+        &["-H", "content-disposition: attachment;", "~~/stor/f"],
+    ));
+    assert!(err.contains("BadRequest"), "{err}");
+    let err = failed(&c.manta(
+        "mmpu",
+        &[
+            "create",
+            "-H",
+            "content-disposition: attachment;",
+            "~~/stor/u",
+        ],
+    ));
+    // mmpu prints only the message of the 400.
+    assert!(err.contains("Content-Disposition invalid"), "{err}");
+
+    ok(&c.manta(
+        "mmkdir",
+        &["-H", "content-disposition: attachment;", "~~/stor/d"],
+    ));
+    ok(&c.manta(
+        "mchattr",
+        &[
+            "-H",
+            "content-disposition: attachment; filename=x",
+            "-H",
+            "m-k: v",
+            "~~/stor/d",
+        ],
+    ));
+    let info = ok(&c.manta("minfo", &["~~/stor/d"]));
+    assert_eq!(info_header(&info, "content-disposition"), None, "{info}");
+    assert_eq!(info_header(&info, "m-k").as_deref(), Some("v"), "{info}");
+}

@@ -217,7 +217,11 @@ async fn pipeline(gw: Gateway, req: Request) -> Result<Response, ApiError> {
             entries::put_directory(&cx, &path, &headers).await
         }
         Endpoint::PutLink { path, link } => entries::put_link(&cx, &path, &link).await,
-        Endpoint::PutMetadata { path, update } => entries::put_metadata(&cx, &path, &update).await,
+        Endpoint::PutMetadata {
+            path,
+            update,
+            disposition,
+        } => entries::put_metadata(&cx, &path, update, disposition).await,
         Endpoint::PutObject { path, put } => {
             objects::put_object(&cx, &path, &put, req.into_body()).await
         }
