@@ -321,12 +321,7 @@ pub fn put_kind(h: &HeaderMap) -> PutKind {
             }
         }
     }
-    if !ct.contains('/') {
-        // muskie replaced a bare value with a MIME lookup; without a table we
-        // keep the safe default rather than store a malformed type.
-        return PutKind::Object(DEFAULT_CONTENT_TYPE.to_owned());
-    }
-    PutKind::Object(ct.to_owned())
+    PutKind::Object(crate::mime::normalize(ct))
 }
 
 #[cfg(test)]

@@ -36,6 +36,7 @@ pub mod format;
 mod handlers;
 pub mod headers;
 pub mod middleware;
+pub mod mime;
 pub mod path;
 pub mod query;
 pub mod tls;

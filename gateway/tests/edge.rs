@@ -366,3 +366,68 @@ async fn content_disposition_is_parsed_normalized_and_ignored_on_directories() -
     assert_eq!(error_code(r).await?, (404, "ResourceNotFound".to_owned()));
     Ok(())
 }
+
+/// Issue 14, Content-Type: a value that is not `type/subtype` is looked up
+/// as a file extension (`jpg` is `image/jpeg`), or else stored as
+/// `application/octet-stream` (`argle/`, `/*`); on PUT, metadata update
+/// and multipart upload alike.
+#[tokio::test]
+async fn content_type_without_a_subtype_is_looked_up() -> Result<()> {
+    let c = Cluster::start().await?;
+    for (sent, stored) in [
+        ("jpg", "image/jpeg"),
+        ("argle/", "application/octet-stream"),
+        ("/*", "application/octet-stream"),
+        ("text/plain; charset=utf-8", "text/plain; charset=utf-8"),
+    ] {
+        let r = c
+            .alice(Method::PUT, "/alice/stor/o")
+            .header("content-type", sent)
+            .body(&b"data"[..])
+            .send()
+            .await?;
+        assert_eq!(r.status(), 204, "{sent}");
+        let r = c.alice(Method::GET, "/alice/stor/o").send().await?;
+        assert_eq!(
+            header_of(&r, "content-type").as_deref(),
+            Some(stored),
+            "{sent}"
+        );
+    }
+    let r = c
+        .alice(Method::PUT, "/alice/stor/o?metadata=true")
+        .header("content-type", "png")
+        .send()
+        .await?;
+    assert_eq!(r.status(), 204);
+    let r = c.alice(Method::HEAD, "/alice/stor/o").send().await?;
+    assert_eq!(header_of(&r, "content-type").as_deref(), Some("image/png"));
+
+    let r = mpu_create(
+        &c,
+        serde_json::json!({"objectPath": "/alice/stor/m", "headers": {"content-type": "pdf"}}),
+    )
+    .await?;
+    assert_eq!(r.status(), 201);
+    let v: serde_json::Value = serde_json::from_slice(&r.bytes().await?)?;
+    let dir = v["partsDirectory"].as_str().unwrap_or_default().to_owned();
+    let r = c
+        .alice(Method::PUT, &format!("{dir}/0"))
+        .body(&b"part"[..])
+        .send()
+        .await?;
+    let etag = header_of(&r, "etag").unwrap_or_default();
+    let r = c
+        .alice(Method::POST, &format!("{dir}/commit"))
+        .header("content-type", "application/json")
+        .body(serde_json::json!({ "parts": [etag] }).to_string())
+        .send()
+        .await?;
+    assert_eq!(r.status(), 201);
+    let r = c.alice(Method::HEAD, "/alice/stor/m").send().await?;
+    assert_eq!(
+        header_of(&r, "content-type").as_deref(),
+        Some("application/pdf")
+    );
+    Ok(())
+}

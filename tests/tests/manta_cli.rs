@@ -379,3 +379,40 @@ fn content_disposition_through_the_cli() {
     assert_eq!(info_header(&info, "content-disposition"), None, "{info}");
     assert_eq!(info_header(&info, "m-k").as_deref(), Some("v"), "{info}");
 }
+
+/// Issue 14: a content type that is not `type/subtype` is looked up as an
+/// extension (`mput -H "content-type: jpg"` stores `image/jpeg`), and one
+/// that is not found is stored as `application/octet-stream`.
+#[test]
+fn content_type_extensions_through_the_cli() {
+    let c = Cluster::start().unwrap();
+    let f = file(&c, "f", b"bytes");
+    for (sent, stored) in [
+        ("jpg", "image/jpeg"),
+        ("argle/", "application/octet-stream"),
+    ] {
+        ok(&c.manta(
+            "mput",
+            &[
+                "-H",
+                &format!("content-type: {sent}"),
+                "-f",
+                &f,
+                "~~/stor/o",
+            ],
+        ));
+        let info = ok(&c.manta("minfo", &["~~/stor/o"]));
+        assert_eq!(
+            info_header(&info, "content-type").as_deref(),
+            Some(stored),
+            "{info}"
+        );
+    }
+    ok(&c.manta("mchattr", &["-H", "content-type: png", "~~/stor/o"]));
+    let info = ok(&c.manta("minfo", &["~~/stor/o"]));
+    assert_eq!(
+        info_header(&info, "content-type").as_deref(),
+        Some("image/png"),
+        "{info}"
+    );
+}

@@ -523,7 +523,7 @@ pub async fn commit(
     for (k, v) in &r.headers {
         let Some(v) = header_string(v) else { continue };
         if k == "content-type" {
-            content_type = v;
+            content_type = crate::mime::normalize(&v);
         } else if k.starts_with("m-")
             || k == "role-tag"
             || k == "cache-control"
