@@ -431,3 +431,79 @@ async fn content_type_without_a_subtype_is_looked_up() -> Result<()> {
     );
     Ok(())
 }
+
+/// Issue 14, CORS on ordinary requests: with `Origin`, a method missing
+/// from the stored `access-control-allow-methods` gets no CORS header at
+/// all; `-max-age` and `-allow-headers` go only to the preflight.
+#[tokio::test]
+async fn cors_headers_follow_the_stored_methods() -> Result<()> {
+    let c = Cluster::start().await?;
+    let r = c
+        .alice(Method::PUT, "/alice/stor/c")
+        .header("access-control-allow-origin", "https://a.example")
+        .header("access-control-allow-methods", "GET, OPTIONS")
+        .header("access-control-allow-headers", "x-foo")
+        .header("access-control-expose-headers", "m-a")
+        .header("access-control-max-age", "60")
+        .body(&b"data"[..])
+        .send()
+        .await?;
+    assert_eq!(r.status(), 204);
+    let cors = |r: &reqwest::Response| {
+        let mut v: Vec<(String, String)> = r
+            .headers()
+            .iter()
+            .filter(|(k, _)| k.as_str().starts_with("access-control-"))
+            .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_owned()))
+            .collect();
+        v.sort();
+        v
+    };
+    let r = c
+        .alice(Method::GET, "/alice/stor/c")
+        .header("origin", "https://a.example")
+        .send()
+        .await?;
+    assert_eq!(r.status(), 200);
+    let pair = |k: &str, v: &str| (k.to_owned(), v.to_owned());
+    assert_eq!(
+        cors(&r),
+        vec![
+            pair("access-control-allow-methods", "GET, OPTIONS"),
+            pair("access-control-allow-origin", "https://a.example"),
+            pair("access-control-expose-headers", "m-a"),
+        ]
+    );
+    // HEAD is not among the methods: nothing.
+    let r = c
+        .alice(Method::HEAD, "/alice/stor/c")
+        .header("origin", "https://a.example")
+        .send()
+        .await?;
+    assert_eq!(r.status(), 200);
+    assert_eq!(cors(&r), vec![]);
+    // Another origin: nothing either.
+    let r = c
+        .alice(Method::GET, "/alice/stor/c")
+        .header("origin", "https://b.example")
+        .send()
+        .await?;
+    assert_eq!(cors(&r), vec![]);
+    // The preflight carries max-age and allow-headers.
+    let r = c
+        .alice(Method::OPTIONS, "/alice/stor/c")
+        .header("origin", "https://a.example")
+        .header("access-control-request-method", "GET")
+        .send()
+        .await?;
+    let got = cors(&r);
+    assert!(
+        got.contains(&pair("access-control-max-age", "60")),
+        "{got:?}"
+    );
+    assert!(
+        got.contains(&pair("access-control-allow-headers", "x-foo")),
+        "{got:?}"
+    );
+    Ok(())
+}

@@ -95,7 +95,8 @@ fn raw_target(req: &Request) -> &str {
 
 /// The axum handler for every route.
 pub(crate) async fn handle(State(gw): State<Gateway>, req: Request) -> Response {
-    let is_put = req.method() == Method::PUT;
+    let method = req.method().clone();
+    let is_put = method == Method::PUT;
     let announced_empty = req
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -104,7 +105,7 @@ pub(crate) async fn handle(State(gw): State<Gateway>, req: Request) -> Response 
     match pipeline(gw, req).await {
         Ok(mut resp) => {
             if let Some(origin) = origin {
-                apply_cors(&origin, is_put, resp.headers_mut());
+                apply_cors(&origin, &method, resp.headers_mut());
             }
             resp
         }
@@ -122,36 +123,49 @@ pub(crate) async fn handle(State(gw): State<Gateway>, req: Request) -> Response 
     }
 }
 
-/// CORS for requests with `Origin` (spec §9): the stored
-/// `access-control-allow-origin` list is reduced to the caller's origin
-/// (`*` matches any), and every `access-control-*` header is dropped when
-/// nothing matches; successful writes echo the origin.
-fn apply_cors(origin: &HeaderValue, is_write: bool, h: &mut HeaderMap) {
-    let allowed = h
+/// Whether a comma-separated CORS list holds `want` (or `*` when `star`).
+fn cors_lists(v: &HeaderValue, want: &str, star: bool) -> bool {
+    v.to_str().is_ok_and(|l| {
+        l.split(',')
+            .map(str::trim)
+            .any(|a| a == want || (star && a == "*"))
+    })
+}
+
+/// CORS for requests with `Origin` (spec §9), as muskie answered them:
+/// the stored `access-control-allow-origin` list is reduced to the
+/// caller's origin (`*` matches any); when it does not match, or when a
+/// stored `access-control-allow-methods` does not list the request's
+/// method, no `access-control-*` header is sent at all. `-max-age` and
+/// `-allow-headers` only answer preflights (`OPTIONS`). Successful writes
+/// of entries without an origin list echo the origin.
+fn apply_cors(origin: &HeaderValue, method: &Method, h: &mut HeaderMap) {
+    let preflight = *method == Method::OPTIONS;
+    let o = origin.to_str().unwrap_or("");
+    let origin_ok = h
         .get(header::ACCESS_CONTROL_ALLOW_ORIGIN)
-        .and_then(|v| v.to_str().ok())
-        .map(|list| {
-            let o = origin.to_str().unwrap_or("");
-            list.split(',').map(str::trim).any(|a| a == "*" || a == o)
-        });
-    match allowed {
-        Some(true) => {
-            h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
+        .map(|v| cors_lists(v, o, true));
+    let method_ok = preflight
+        || h.get(header::ACCESS_CONTROL_ALLOW_METHODS)
+            .is_none_or(|v| cors_lists(v, method.as_str(), false));
+    if origin_ok == Some(false) || !method_ok {
+        let names: Vec<http::HeaderName> = h
+            .keys()
+            .filter(|k| k.as_str().starts_with("access-control-"))
+            .cloned()
+            .collect();
+        for n in names {
+            h.remove(n);
         }
-        Some(false) => {
-            let names: Vec<http::HeaderName> = h
-                .keys()
-                .filter(|k| k.as_str().starts_with("access-control-"))
-                .cloned()
-                .collect();
-            for n in names {
-                h.remove(n);
-            }
-        }
-        None if is_write => {
-            h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
-        }
-        None => {}
+        return;
+    }
+    if !preflight {
+        h.remove(header::ACCESS_CONTROL_MAX_AGE);
+        h.remove(header::ACCESS_CONTROL_ALLOW_HEADERS);
+    }
+    let is_write = matches!(*method, Method::PUT | Method::POST | Method::DELETE);
+    if origin_ok == Some(true) || is_write {
+        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
     }
 }
 
@@ -277,20 +291,48 @@ mod tests {
     #[test]
     fn cors_reduces_to_the_origin() {
         let o = HeaderValue::from_static("https://a.example");
+        let get = Method::GET;
         let mut h = stored("https://b.example, https://a.example");
-        apply_cors(&o, false, &mut h);
+        apply_cors(&o, &get, &mut h);
         assert_eq!(h[header::ACCESS_CONTROL_ALLOW_ORIGIN], "https://a.example");
+        // max-age only answers preflights.
+        assert!(!h.contains_key("access-control-max-age"), "{h:?}");
         let mut h = stored("*");
-        apply_cors(&o, false, &mut h);
+        apply_cors(&o, &Method::OPTIONS, &mut h);
         assert_eq!(h[header::ACCESS_CONTROL_ALLOW_ORIGIN], "https://a.example");
+        assert_eq!(h["access-control-max-age"], "60");
         let mut h = stored("https://b.example");
-        apply_cors(&o, false, &mut h);
+        apply_cors(&o, &get, &mut h);
         assert!(h.is_empty(), "{h:?}");
         let mut h = HeaderMap::new();
-        apply_cors(&o, true, &mut h);
+        apply_cors(&o, &Method::PUT, &mut h);
         assert_eq!(h[header::ACCESS_CONTROL_ALLOW_ORIGIN], "https://a.example");
         let mut h = HeaderMap::new();
-        apply_cors(&o, false, &mut h);
+        apply_cors(&o, &get, &mut h);
         assert!(h.is_empty());
+    }
+
+    #[test]
+    fn cors_needs_the_method_listed() {
+        let o = HeaderValue::from_static("https://a.example");
+        let with_methods = || {
+            let mut h = stored("*");
+            h.insert(
+                header::ACCESS_CONTROL_ALLOW_METHODS,
+                HeaderValue::from_static("GET, PUT"),
+            );
+            h.insert(
+                header::ACCESS_CONTROL_EXPOSE_HEADERS,
+                HeaderValue::from_static("m-a"),
+            );
+            h
+        };
+        let mut h = with_methods();
+        apply_cors(&o, &Method::GET, &mut h);
+        assert_eq!(h[header::ACCESS_CONTROL_ALLOW_ORIGIN], "https://a.example");
+        assert_eq!(h[header::ACCESS_CONTROL_EXPOSE_HEADERS], "m-a");
+        let mut h = with_methods();
+        apply_cors(&o, &Method::HEAD, &mut h);
+        assert!(h.is_empty(), "{h:?}");
     }
 }
