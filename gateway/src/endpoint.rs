@@ -10,8 +10,8 @@
 use crate::disposition::InvalidDisposition;
 use crate::error::ApiError;
 use crate::headers::{
-    self, ByteRange, DispositionRule, PutKind, content_length, has_durability, max_content_length,
-    parse_content_md5, parse_durability, parse_range,
+    self, ByteRange, DispositionRule, PutKind, RangeRefusal, content_length, has_durability,
+    max_content_length, parse_content_md5, parse_durability, parse_range,
 };
 use crate::path::{parse_location, parse_path};
 use crate::query::Query;
@@ -156,12 +156,16 @@ pub enum Endpoint {
     /// GET of an object (maybe ranged) or a directory listing.
     Get {
         path: MantaPath,
-        range: Option<ByteRange>,
+        /// Refused only once the caller may see the object (§6.2).
+        range: Result<Option<ByteRange>, RangeRefusal>,
+        /// `Accept`, checked against an object's type (406).
+        accept: Option<String>,
         conditions: Conditions,
         query: Query,
     },
     Head {
         path: MantaPath,
+        accept: Option<String>,
         conditions: Conditions,
     },
     PutDirectory {
@@ -226,6 +230,13 @@ impl Endpoint {
     }
 }
 
+/// A non-empty `Accept` (an empty one accepts anything, like none).
+fn accept(h: &HeaderMap) -> Option<String> {
+    let v = h.get(http::header::ACCEPT)?;
+    let s = String::from_utf8_lossy(v.as_bytes()).trim().to_owned();
+    (!s.is_empty()).then_some(s)
+}
+
 fn not_allowed_on_root(method: &Method, path: &MantaPath) -> ApiError {
     ApiError::OperationNotAllowedOnRootDirectory {
         method: method.as_str().to_owned(),
@@ -260,11 +271,16 @@ pub fn parse(
     match *method {
         Method::GET => Ok(Endpoint::Get {
             path,
-            range: parse_range(h)?,
+            range: parse_range(h),
+            accept: accept(h),
             conditions,
             query,
         }),
-        Method::HEAD => Ok(Endpoint::Head { path, conditions }),
+        Method::HEAD => Ok(Endpoint::Head {
+            path,
+            accept: accept(h),
+            conditions,
+        }),
         Method::DELETE => {
             if path.is_root() {
                 return Err(not_allowed_on_root(method, &path));
@@ -471,6 +487,12 @@ fn parse_put(
         }
         if has_durability(h) {
             return Err(ApiError::InvalidUpdate("durability-level".to_owned()));
+        }
+        // muskie refused any content-length; `0` is let through because
+        // today's clients (node >= 0.12's http, hyper) announce an empty
+        // body that way, and the CLI's `mchattr` sends one.
+        if content_length(h).is_some_and(|n| n > 0) {
+            return Err(ApiError::InvalidUpdate("content-length".to_owned()));
         }
         let headers = headers::stored_headers_with(h, DispositionRule::Ignore)?;
         let content_type = match headers::put_kind(h) {

@@ -102,6 +102,75 @@ pub fn normalize(ct: &str) -> String {
     by_extension(ext).unwrap_or(DEFAULT_CONTENT_TYPE).to_owned()
 }
 
+/// A media type or range: `type`, `subtype` (lowercase) and parameters
+/// (lowercase names).
+type MediaParts = (String, String, Vec<(String, String)>);
+
+/// The parts of a media type or media range; `None` when it is not one.
+fn media_parts(s: &str) -> Option<MediaParts> {
+    let mut parts = s.split(';');
+    let (t, sub) = parts.next()?.trim().split_once('/')?;
+    let (t, sub) = (
+        t.trim().to_ascii_lowercase(),
+        sub.trim().to_ascii_lowercase(),
+    );
+    if !is_token(&t) || !is_token(&sub) {
+        return None;
+    }
+    let params = parts
+        .filter_map(|p| {
+            let (k, v) = p.split_once('=')?;
+            Some((
+                k.trim().to_ascii_lowercase(),
+                v.trim().trim_matches('"').to_owned(),
+            ))
+        })
+        .collect();
+    Some((t, sub, params))
+}
+
+/// Whether an `Accept` value admits `content_type`, the way restify's
+/// `req.accepts` (the `negotiator` module) decided it for muskie: the most
+/// specific matching range decides, and it must have `q > 0`. Ranges that
+/// do not parse match nothing.
+pub fn accepts(accept: &str, content_type: &str) -> bool {
+    let Some((ct, csub, cparams)) = media_parts(content_type) else {
+        // A stored type that is not a media type cannot be negotiated.
+        return true;
+    };
+    let mut best: Option<(u8, f32)> = None;
+    for range in accept.split(',') {
+        let Some((t, sub, params)) = media_parts(range) else {
+            continue;
+        };
+        let mut q = 1.0f32;
+        let mut other = Vec::new();
+        for (k, v) in params {
+            if k == "q" {
+                q = v.parse().unwrap_or(0.0);
+            } else {
+                other.push((k, v));
+            }
+        }
+        let type_ok = t == "*" || t == ct;
+        let sub_ok = sub == "*" || sub == csub;
+        let params_ok = other.iter().all(|(k, v)| {
+            cparams
+                .iter()
+                .any(|(ck, cv)| ck == k && cv.eq_ignore_ascii_case(v))
+        });
+        if !(type_ok && sub_ok && params_ok) {
+            continue;
+        }
+        let specificity =
+            (u8::from(t == ct) << 2) | (u8::from(sub == csub) << 1) | u8::from(!other.is_empty());
+        if best.is_none_or(|(s, _)| specificity > s) {
+            best = Some((specificity, q));
+        }
+    }
+    best.is_some_and(|(_, q)| q > 0.0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -124,7 +193,29 @@ mod tests {
         assert_eq!(normalize("*/*"), "*/*");
     }
 
+    #[test]
+    fn negotiation() {
+        assert!(accepts("*/*", "text/plain"));
+        assert!(accepts("text/*", "text/plain; charset=utf-8"));
+        assert!(accepts("application/json, */*", "image/png"));
+        assert!(accepts("image/png;q=0.5", "image/png"));
+        assert!(!accepts("application/json", "text/plain"));
+        assert!(!accepts("image/*", "text/plain"));
+        assert!(!accepts("text/plain;q=0, */*", "text/plain"));
+        assert!(accepts("text/plain;q=0, */*", "text/html"));
+        assert!(!accepts(
+            "text/plain; charset=latin1",
+            "text/plain; charset=utf-8"
+        ));
+        assert!(!accepts("garbage", "text/plain"));
+    }
+
     proptest! {
+        #[test]
+        fn accepts_never_panics(a in "[ -~]{0,40}", c in "[ -~]{0,30}") {
+            let _ = accepts(&a, &c);
+        }
+
         #[test]
         fn always_a_media_type(s in "[ -~]{0,30}") {
             let n = normalize(&s);

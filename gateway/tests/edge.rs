@@ -507,3 +507,152 @@ async fn cors_headers_follow_the_stored_methods() -> Result<()> {
     );
     Ok(())
 }
+
+/// Issue 14, ranges and negotiation. A malformed `Range` is 416 with
+/// `Content-Range: bytes */SIZE`, but only once the caller may see the
+/// object: anonymous or other-account requests, and missing paths, get
+/// exactly what they get without `Range`. `Accept` that the object's type
+/// cannot satisfy is 406; a declared length no node has room for is 507
+/// before the body is read; a body on a metadata update is 400
+/// InvalidUpdate.
+#[tokio::test]
+async fn ranges_negotiation_space_and_update_lengths() -> Result<()> {
+    let c = Cluster::start().await?;
+    let r = c
+        .alice(Method::PUT, "/alice/stor/r")
+        .header("content-type", "text/plain")
+        .body(&b"hello world!"[..])
+        .send()
+        .await?;
+    assert_eq!(r.status(), 204);
+    let r = c
+        .alice(Method::PUT, "/alice/public/p")
+        .header("content-type", "text/plain")
+        .body(&b"public bytes"[..])
+        .send()
+        .await?;
+    assert_eq!(r.status(), 204);
+
+    for range in ["bytes=x-y", "bytes=5-2", "items=0-1", "bytes=0-1,3-4"] {
+        // Strangers and missing paths: as without Range.
+        let anon = c
+            .req(None, Method::GET, "/alice/stor/r")
+            .header("range", range);
+        assert_eq!(error_code(anon.send().await?).await?.0, 403, "{range}");
+        let bob = c
+            .req(Some(&c.bob), Method::GET, "/alice/stor/r")
+            .header("range", range);
+        assert_eq!(error_code(bob.send().await?).await?.0, 403, "{range}");
+        let anon = c
+            .req(None, Method::GET, "/alice/public/missing")
+            .header("range", range);
+        assert_eq!(
+            error_code(anon.send().await?).await?,
+            (404, "ResourceNotFound".to_owned()),
+            "{range}"
+        );
+        let own = c
+            .alice(Method::GET, "/alice/stor/missing")
+            .header("range", range);
+        assert_eq!(error_code(own.send().await?).await?.0, 404, "{range}");
+        // The owner, and anyone on /public, learn the size.
+        for (req, size) in [
+            (c.alice(Method::GET, "/alice/stor/r"), 12),
+            (c.req(None, Method::GET, "/alice/public/p"), 12),
+        ] {
+            let r = req.header("range", range).send().await?;
+            if range.contains(',') {
+                assert_eq!(error_code(r).await?, (501, "NotImplemented".to_owned()));
+                continue;
+            }
+            assert_eq!(
+                header_of(&r, "content-range").as_deref(),
+                Some(format!("bytes */{size}").as_str()),
+                "{range}"
+            );
+            assert_eq!(
+                error_code(r).await?,
+                (416, "RangeNotSatisfiable".to_owned())
+            );
+        }
+    }
+    // A good range still works.
+    let r = c
+        .alice(Method::GET, "/alice/stor/r")
+        .header("range", "bytes=6-")
+        .send()
+        .await?;
+    assert_eq!(r.status(), 206);
+    assert_eq!(&r.bytes().await?[..], b"world!");
+
+    // Negotiation: objects only, after authorization.
+    for accept in ["application/json", "image/*", "text/plain;q=0"] {
+        let r = c
+            .alice(Method::GET, "/alice/stor/r")
+            .header("accept", accept)
+            .send()
+            .await?;
+        assert_eq!(
+            error_code(r).await?,
+            (406, "NotAcceptable".to_owned()),
+            "{accept}"
+        );
+        let r = c
+            .alice(Method::HEAD, "/alice/stor/r")
+            .header("accept", accept)
+            .send()
+            .await?;
+        assert_eq!(r.status(), 406, "{accept}");
+        let r = c
+            .req(None, Method::GET, "/alice/stor/r")
+            .header("accept", accept)
+            .send()
+            .await?;
+        assert_eq!(r.status(), 403, "{accept}");
+    }
+    for accept in ["text/*", "*/*", "application/json, text/plain;q=0.1"] {
+        let r = c
+            .alice(Method::GET, "/alice/stor/r")
+            .header("accept", accept)
+            .send()
+            .await?;
+        assert_eq!(r.status(), 200, "{accept}");
+    }
+    let r = c
+        .alice(Method::GET, "/alice/stor")
+        .header("accept", "image/png")
+        .send()
+        .await?;
+    assert_eq!(r.status(), 200, "directories are not negotiated");
+
+    // A body on a metadata update.
+    let r = c
+        .alice(Method::PUT, "/alice/stor/r?metadata=true")
+        .header("m-a", "b")
+        .body(&b"hello"[..])
+        .send()
+        .await?;
+    assert_eq!(error_code(r).await?, (400, "InvalidUpdate".to_owned()));
+    let r = c.alice(Method::HEAD, "/alice/stor/r").send().await?;
+    assert_eq!(header_of(&r, "m-a"), None);
+
+    // No node has room for the declared length: 507 before the body.
+    for mut n in c.ns.list_nodes().await? {
+        n.capacity_total = 1 << 20;
+        n.capacity_used = 0;
+        c.ns.register_node(&n).await?;
+    }
+    let head = c.signed_head(
+        "PUT",
+        "/alice/stor/big",
+        "Content-Length: 2097152\r\nExpect: 100-continue\r\n",
+    );
+    let answer = c.raw_exchange(&head).await?;
+    assert!(answer.starts_with("HTTP/1.1 507"), "{answer}");
+    assert!(answer.contains("NotEnoughSpace"), "{answer}");
+    assert!(!answer.contains("100 Continue"), "{answer}");
+    assert_eq!(c.get_bytes("/alice/stor/big").await?.0, 404);
+    // What fits still goes in.
+    assert_eq!(c.put("/alice/stor/small", b"fits").await?.status(), 204);
+    Ok(())
+}

@@ -169,6 +169,23 @@ fn apply_cors(origin: &HeaderValue, method: &Method, h: &mut HeaderMap) {
     }
 }
 
+/// `406 NotAcceptable` when `Accept` does not admit the object's type.
+fn negotiate(
+    entry: &Entry,
+    accept: Option<&str>,
+    path: &meta::path::MantaPath,
+) -> Result<(), ApiError> {
+    if let (Some(accept), Some(o)) = (accept, entry.object())
+        && !crate::mime::accepts(accept, &o.content_type)
+    {
+        return Err(ApiError::NotAcceptable {
+            path: path.to_string(),
+            content_type: o.content_type.clone(),
+        });
+    }
+    Ok(())
+}
+
 async fn pipeline(gw: Gateway, req: Request) -> Result<Response, ApiError> {
     let ns = gw.inner.namespace.clone();
     let caller = {
@@ -205,23 +222,33 @@ async fn pipeline(gw: Gateway, req: Request) -> Result<Response, ApiError> {
         Endpoint::Get {
             path,
             range,
+            accept,
             conditions,
             query,
         } => {
+            // Order as muskie's: lookup (404), negotiation (406),
+            // conditionals, then the range (416) — all after authorization,
+            // so none of them tells a stranger whether the path exists.
             let entry = entries::require_entry(&cx, &path).await?;
             if entry.is_directory() {
                 return entries::list_directory(&cx, &path, &entry, &query).await;
             }
+            negotiate(&entry, accept.as_deref(), &path)?;
             if let Some(resp) = entries::check_read(&entry, &conditions, &path)? {
                 return Ok(resp);
             }
             objects::get_object(&cx, &entry, range).await
         }
-        Endpoint::Head { path, conditions } => {
+        Endpoint::Head {
+            path,
+            accept,
+            conditions,
+        } => {
             let entry = entries::require_entry(&cx, &path).await?;
             if entry.is_directory() {
                 return entries::head_directory(&cx, &path, &entry).await;
             }
+            negotiate(&entry, accept.as_deref(), &path)?;
             if let Some(resp) = entries::check_read(&entry, &conditions, &path)? {
                 return Ok(resp);
             }
