@@ -656,3 +656,35 @@ async fn ranges_negotiation_space_and_update_lengths() -> Result<()> {
     assert_eq!(c.put("/alice/stor/small", b"fits").await?.status(), 204);
     Ok(())
 }
+
+/// Issue 14, key errors: a keyId whose last part is not a fingerprint of
+/// any key is `403 KeyDoesNotExist` (after the account checks), as muskie
+/// answered, not `InvalidKeyId`.
+#[tokio::test]
+async fn unknown_key_ids_are_key_does_not_exist() -> Result<()> {
+    let c = Cluster::start().await?;
+    let date = Cluster::date_now();
+    let auth = c.alice.authorization(&date)?;
+    let start = auth.find("/alice/keys/").expect("keyId") + "/alice/keys/".len();
+    let end = start + auth[start..].find('"').expect("end of keyId");
+    for (key_id, expected) in [
+        ("/alice/keys/not-a-fingerprint", "KeyDoesNotExist"),
+        ("/nobody/keys/not-a-fingerprint", "AccountDoesNotExist"),
+        ("/alice/bob/carol/keys/x", "InvalidKeyId"),
+    ] {
+        let forged = format!(
+            "{}{key_id}{}",
+            &auth[..start - "/alice/keys/".len()],
+            &auth[end..]
+        );
+        let r = c
+            .http
+            .get(format!("{}/alice/stor", c.base))
+            .header("date", &date)
+            .header("authorization", forged)
+            .send()
+            .await?;
+        assert_eq!(error_code(r).await?, (403, expected.to_owned()), "{key_id}");
+    }
+    Ok(())
+}
