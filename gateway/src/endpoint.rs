@@ -123,6 +123,11 @@ pub enum Endpoint {
         path: MantaPath,
         op: JobOp,
     },
+    /// `POST /:login/tokens`: a token standing for the caller. `path` is
+    /// the account root (only the account itself may ask).
+    CreateToken {
+        path: MantaPath,
+    },
     /// `POST /:login/uploads` (§10.3).
     MpuCreate {
         path: MantaPath,
@@ -209,6 +214,7 @@ impl Endpoint {
             | Endpoint::Delete { path, .. }
             | Endpoint::Options { path }
             | Endpoint::MpuCreate { path }
+            | Endpoint::CreateToken { path }
             | Endpoint::MpuRedirect { path, .. }
             | Endpoint::MpuState { path, .. }
             | Endpoint::MpuCommit { path, .. }
@@ -252,6 +258,15 @@ pub fn parse(
     h: &HeaderMap,
     limits: ParseLimits,
 ) -> Result<Endpoint, ApiError> {
+    if *method == Method::POST
+        && let Some(login) = raw_path
+            .strip_prefix('/')
+            .and_then(|p| p.trim_end_matches('/').strip_suffix("/tokens"))
+        && !login.contains('/')
+    {
+        let path = parse_path(&format!("/{login}"))?;
+        return Ok(Endpoint::CreateToken { path });
+    }
     let path = parse_path(raw_path)?;
     let query = Query::parse(raw_query);
     if path.is_account_root() && !matches!(*method, Method::GET | Method::HEAD) {

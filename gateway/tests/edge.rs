@@ -688,3 +688,69 @@ async fn unknown_key_ids_are_key_does_not_exist() -> Result<()> {
     }
     Ok(())
 }
+
+/// Issue 14, tokens: `POST /:login/tokens` answers `201 {"token": ...}`
+/// to the account itself only; `Authorization: Token` then acts as that
+/// account and nobody else; a token that is not one the gateway made, was
+/// altered, or whose key was removed is `403 InvalidAuthenticationToken`;
+/// a token cannot mint another.
+#[tokio::test]
+async fn auth_tokens() -> Result<()> {
+    let c = Cluster::start().await?;
+    let r = c.alice(Method::POST, "/alice/tokens").send().await?;
+    assert_eq!(r.status(), 201);
+    let v: serde_json::Value = serde_json::from_slice(&r.bytes().await?)?;
+    let token = v["token"].as_str().expect("token").to_owned();
+
+    let r = c.alice(Method::POST, "/bob/tokens").send().await?;
+    assert_eq!(
+        error_code(r).await?,
+        (403, "AuthorizationFailed".to_owned())
+    );
+    let r = c.req(None, Method::POST, "/alice/tokens").send().await?;
+    assert_eq!(error_code(r).await?.0, 403);
+
+    let with = |t: &str, method: Method, path: &str| {
+        c.http
+            .request(method, format!("{}{path}", c.base))
+            .header("date", Cluster::date_now())
+            .header("authorization", format!("Token {t}"))
+    };
+    let r = with(&token, Method::PUT, "/alice/stor/t")
+        .body(&b"by token"[..])
+        .send()
+        .await?;
+    assert_eq!(r.status(), 204);
+    assert_eq!(c.get_bytes("/alice/stor/t").await?.1, b"by token");
+    let r = with(&token, Method::GET, "/alice/stor/t").send().await?;
+    assert_eq!(&r.bytes().await?[..], b"by token");
+    let r = with(&token, Method::GET, "/bob/stor").send().await?;
+    assert_eq!(
+        error_code(r).await?,
+        (403, "AuthorizationFailed".to_owned())
+    );
+    let r = with(&token, Method::POST, "/alice/tokens").send().await?;
+    assert_eq!(error_code(r).await?.0, 403);
+
+    let mut altered = token.clone().into_bytes();
+    let last = altered.len() - 1;
+    altered[last] = if altered[last] == b'A' { b'B' } else { b'A' };
+    let altered = String::from_utf8(altered)?;
+    for bad in ["nonsense", "a.b", altered.as_str()] {
+        let r = with(bad, Method::GET, "/alice/stor").send().await?;
+        assert_eq!(
+            error_code(r).await?,
+            (403, "InvalidAuthenticationToken".to_owned()),
+            "{bad}"
+        );
+    }
+    // Removing the key that minted it revokes the token.
+    let key = c.ns.list_keys("alice", None).await?.remove(0);
+    c.ns.remove_key("alice", None, &key.fingerprint_md5).await?;
+    let r = with(&token, Method::GET, "/alice/stor").send().await?;
+    assert_eq!(
+        error_code(r).await?,
+        (403, "InvalidAuthenticationToken".to_owned())
+    );
+    Ok(())
+}

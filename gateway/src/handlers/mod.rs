@@ -186,24 +186,123 @@ fn negotiate(
     Ok(())
 }
 
+/// Unix seconds of `t` (0 before the epoch).
+fn unix_secs(t: std::time::SystemTime) -> i64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// `Authorization: Token <token>`: the caller a token stands for, once
+/// its MAC and expiry check and the key that minted it still exists.
+/// `Ok(None)` for any other scheme (left to `auth::authenticate`).
+async fn token_caller(
+    gw: &Gateway,
+    headers: &HeaderMap,
+    keys: &MetaKeys,
+) -> Result<Option<auth::Caller>, ApiError> {
+    let Some((scheme, token)) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().split_once(' '))
+    else {
+        return Ok(None);
+    };
+    if !scheme.eq_ignore_ascii_case("token") {
+        return Ok(None);
+    }
+    let now = gw.now();
+    if let Some(date) = headers.get(header::DATE) {
+        let date = date.to_str().map_err(|_| {
+            auth_error(auth::AuthError::InvalidHeader(
+                "Date header is invalid".into(),
+            ))
+        })?;
+        auth::check_date("date", date, now).map_err(auth_error)?;
+    }
+    let invalid = |why: &str| auth_error(auth::AuthError::InvalidAuthToken(why.to_owned()));
+    let claims =
+        auth::token::verify(&gw.inner.token_key, token, unix_secs(now)).map_err(auth_error)?;
+    let fingerprint =
+        auth::Fingerprint::parse(&claims.fingerprint).ok_or_else(|| invalid("bad key"))?;
+    let algorithm =
+        auth::Algorithm::parse(&claims.algorithm).ok_or_else(|| invalid("bad algorithm"))?;
+    use auth::KeyLookup as _;
+    let looked_up = keys
+        .lookup(&claims.login, claims.subuser.as_deref(), &fingerprint)
+        .await;
+    match looked_up {
+        Ok(Some(k)) if k.matches(&fingerprint) => Ok(Some(auth::Caller {
+            login: claims.login,
+            subuser: claims.subuser,
+            fingerprint,
+            algorithm,
+            presigned: None,
+        })),
+        // The minting key was removed: the token goes with it.
+        Ok(_) => Err(invalid("the key that made it is gone")),
+        Err(auth::LookupError::Unavailable(m)) => Err(ApiError::MetadataUnavailable(m)),
+        Err(auth::LookupError::AccountBlocked) => {
+            Err(auth_error(auth::AuthError::AccountBlocked {
+                login: claims.login,
+            }))
+        }
+        Err(_) => Err(invalid("its account or user is gone")),
+    }
+}
+
+/// `POST /:login/tokens`: `201 {"token": ...}` for the signing caller.
+fn create_token(cx: &Ctx, by_token: bool) -> Result<Response, ApiError> {
+    let caller = cx
+        .caller
+        .as_ref()
+        .ok_or_else(|| ApiError::internal("anonymous token request passed authorization"))?;
+    if by_token {
+        // A token must not renew itself forever: minting needs a key.
+        return Err(ApiError::Auth {
+            status: StatusCode::FORBIDDEN,
+            code: "AuthorizationFailed".to_owned(),
+            message: "a token cannot be used to create a token".to_owned(),
+        });
+    }
+    let claims = auth::token::TokenClaims {
+        login: caller.login.clone(),
+        subuser: caller.subuser.clone(),
+        fingerprint: caller.fingerprint.to_string(),
+        algorithm: caller.algorithm.to_string(),
+        expires: unix_secs(cx.gw.now()).saturating_add(auth::token::TOKEN_TTL_SECS),
+    };
+    let token = auth::token::issue(&cx.gw.inner.token_key, &claims)
+        .ok_or_else(|| ApiError::internal("caller names cannot be put in a token"))?;
+    let body =
+        serde_json::to_vec(&serde_json::json!({ "token": token })).map_err(ApiError::internal)?;
+    Ok(crate::error::json_response(StatusCode::CREATED, body))
+}
+
 async fn pipeline(gw: Gateway, req: Request) -> Result<Response, ApiError> {
     let ns = gw.inner.namespace.clone();
-    let caller = {
-        let parts = auth::RequestParts {
-            method: req.method().as_str(),
-            raw_path_and_query: raw_target(&req),
-            headers: req.headers(),
-            now: gw.now(),
+    let by_token;
+    let caller =
+        if let Some(c) = token_caller(&gw, req.headers(), &MetaKeys { ns: ns.clone() }).await? {
+            by_token = true;
+            Some(c)
+        } else {
+            by_token = false;
+            let parts = auth::RequestParts {
+                method: req.method().as_str(),
+                raw_path_and_query: raw_target(&req),
+                headers: req.headers(),
+                now: gw.now(),
+            };
+            let keys = MetaKeys { ns: ns.clone() };
+            match auth::authenticate(&parts, &keys)
+                .await
+                .map_err(auth_error)?
+            {
+                auth::AuthOutcome::Anonymous => None,
+                auth::AuthOutcome::Authenticated(c) => Some(c),
+            }
         };
-        let keys = MetaKeys { ns: ns.clone() };
-        match auth::authenticate(&parts, &keys)
-            .await
-            .map_err(auth_error)?
-        {
-            auth::AuthOutcome::Anonymous => None,
-            auth::AuthOutcome::Authenticated(c) => Some(c),
-        }
-    };
     let ep = endpoint::parse(
         req.method(),
         req.uri().path(),
@@ -219,6 +318,7 @@ async fn pipeline(gw: Gateway, req: Request) -> Result<Response, ApiError> {
     }
     let cx = Ctx { gw, ns, caller };
     match ep {
+        Endpoint::CreateToken { .. } => create_token(&cx, by_token),
         Endpoint::Get {
             path,
             range,
