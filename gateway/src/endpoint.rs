@@ -395,6 +395,15 @@ fn upload_id(s: &str) -> Option<uuid::Uuid> {
     (id.to_string() == s).then_some(id)
 }
 
+/// Whether `prefix` is a valid upload prefix directory for `id`: 1 to 4
+/// of its leading hex digits (muskie's prefix length is configurable;
+/// Tidepool makes 1, and answers the others as unknown uploads).
+fn prefix_of(prefix: &str, id: &uuid::Uuid) -> bool {
+    (1..=4).contains(&prefix.len())
+        && prefix.bytes().all(|b| b.is_ascii_hexdigit())
+        && id.to_string().starts_with(prefix)
+}
+
 /// Routes the multipart-upload endpoints under `/:login/uploads`; `None`
 /// for requests that are ordinary directory/object operations there.
 fn parse_uploads(
@@ -409,6 +418,7 @@ fn parse_uploads(
             "{method} is not allowed on {path}"
         ))))
     };
+    let not_found = || Some(Err(ApiError::ResourceNotFound(path.to_string())));
     let redirect = |id: &uuid::Uuid, tail: Option<&str>| {
         let mut location = format!("/{}/uploads/{}/{id}", path.login(), upload_prefix(id));
         if let Some(t) = tail {
@@ -423,23 +433,21 @@ fn parse_uploads(
     match rest {
         [] if *method == Method::POST => Some(Ok(Endpoint::MpuCreate { path: path.clone() })),
         [] if *method == Method::PUT => not_allowed(),
-        [id] => match upload_id(id) {
-            Some(_) if *method == Method::DELETE => not_allowed(),
-            Some(id) => redirect(&id, None),
-            None => None,
-        },
+        // `/:login/uploads/<id>`: every method is redirected to the parts
+        // directory (DELETE too, as muskie's redirect route).
+        [id] => upload_id(id).and_then(|id| redirect(&id, None)),
         [id, part] if upload_id(id).is_some() && part_number(part).is_some() => {
             redirect(&upload_id(id)?, Some(part))
         }
-        [prefix, id] => match upload_id(id) {
-            Some(uid) if *prefix == upload_prefix(&uid) => match *method {
-                Method::GET | Method::HEAD => None,
-                _ => not_allowed(),
-            },
-            _ => None,
+        // Under a prefix directory only upload ids live: anything else,
+        // or an id under a prefix that is not its own, is no upload.
+        [prefix, id, ..] if !upload_id(id).is_some_and(|u| prefix_of(prefix, &u)) => not_found(),
+        [_, _] => match *method {
+            Method::GET | Method::HEAD => None,
+            _ => not_allowed(),
         },
-        [prefix, id, leaf] => {
-            let uid = upload_id(id).filter(|u| *prefix == upload_prefix(u))?;
+        [_, id, leaf] => {
+            let uid = upload_id(id)?;
             let upload = UploadRef {
                 id: uid,
                 dir: path.parent()?,
@@ -450,6 +458,7 @@ fn parse_uploads(
                 ("state", _) => not_allowed(),
                 ("commit", &Method::POST) => Some(Ok(Endpoint::MpuCommit { path: p, upload })),
                 ("abort", &Method::POST) => Some(Ok(Endpoint::MpuAbort { path: p, upload })),
+                ("commit" | "abort", _) => not_allowed(),
                 (n, &Method::PUT) => {
                     if part_number(n).is_none() {
                         return Some(Err(ApiError::MultipartUploadInvalidArgument(format!(
@@ -479,10 +488,13 @@ fn parse_uploads(
                         }),
                     )
                 }
+                // Parts are written, listed and committed, never read back.
+                (n, &Method::GET) if part_number(n).is_some() => not_allowed(),
                 (_, &Method::DELETE) => not_allowed(),
                 _ => None,
             }
         }
+        [_, _, _, ..] => not_found(),
         _ => None,
     }
 }
@@ -812,15 +824,51 @@ mod tests {
                 .code(),
             "MethodNotAllowed"
         );
+        assert!(matches!(
+            get(Method::DELETE, &format!("/alice/uploads/{id}")).unwrap(),
+            Endpoint::MpuRedirect { .. }
+        ));
+        for leaf in ["abort", "commit"] {
+            for m in [Method::GET, Method::HEAD] {
+                assert_eq!(
+                    get(m, &format!("/alice/uploads/6/{id}/{leaf}"))
+                        .unwrap_err()
+                        .code(),
+                    "MethodNotAllowed"
+                );
+            }
+        }
+        assert_eq!(
+            get(Method::GET, &format!("/alice/uploads/6/{id}/0"))
+                .unwrap_err()
+                .code(),
+            "MethodNotAllowed"
+        );
+        // Longer prefixes (muskie's is configurable) route too.
+        assert!(matches!(
+            get(Method::GET, &format!("/alice/uploads/6ad0/{id}/state")).unwrap(),
+            Endpoint::MpuState { .. }
+        ));
+        for bad in ["6ad0f", "6g", "7"] {
+            assert_eq!(
+                get(Method::GET, &format!("/alice/uploads/{bad}/{id}/state"))
+                    .unwrap_err()
+                    .code(),
+                "ResourceNotFound",
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            get(Method::PUT, "/alice/uploads/6/not-a-uuid")
+                .unwrap_err()
+                .code(),
+            "ResourceNotFound"
+        );
         assert_eq!(
             get(Method::PUT, "/alice/uploads").unwrap_err().code(),
             "MethodNotAllowed"
         );
-        // A wrong prefix is just a path (404 later), not an upload.
-        assert!(matches!(
-            get(Method::GET, &format!("/alice/uploads/7/{id}/state")).unwrap(),
-            Endpoint::Get { .. }
-        ));
+
         // Uppercase ids are not the CLI's UUIDs.
         assert!(matches!(
             get(

@@ -754,3 +754,158 @@ async fn auth_tokens() -> Result<()> {
     );
     Ok(())
 }
+
+/// Creates an upload for `target` with one part and returns (parts
+/// directory, etag of the part).
+async fn upload_one_part(c: &Cluster, target: &str) -> Result<(String, String)> {
+    let r = mpu_create(c, serde_json::json!({ "objectPath": target })).await?;
+    assert_eq!(r.status(), 201, "create for {target}");
+    let v: serde_json::Value = serde_json::from_slice(&r.bytes().await?)?;
+    let dir = v["partsDirectory"].as_str().unwrap_or_default().to_owned();
+    let r = c
+        .alice(Method::PUT, &format!("{dir}/0"))
+        .body(&b"part"[..])
+        .send()
+        .await?;
+    assert_eq!(r.status(), 204);
+    Ok((dir, header_of(&r, "etag").unwrap_or_default()))
+}
+
+async fn commit(c: &Cluster, dir: &str, body: &str) -> Result<reqwest::Response> {
+    Ok(c.alice(Method::POST, &format!("{dir}/commit"))
+        .header("content-type", "application/json")
+        .body(body.to_owned())
+        .send()
+        .await?)
+}
+
+/// Issue 14, multipart uploads as muskie answered them: the target is
+/// checked at commit, not create (root directory, missing parent, another
+/// account); an upload for an unknown account is AccountDoesNotExist; a
+/// commit without `parts` is 409; DELETE of `/:login/uploads/:id`
+/// redirects; GET/HEAD of `abort`/`commit` and GET of a part are 405;
+/// non-upload names under a prefix directory, and ids under a prefix that
+/// is not theirs (1-4 hex digits), are 404.
+#[tokio::test]
+async fn multipart_edges() -> Result<()> {
+    let c = Cluster::start().await?;
+    for (target, expected) in [
+        ("/alice/stor", (400, "OperationNotAllowedOnDirectory")),
+        ("/alice", (400, "OperationNotAllowedOnDirectory")),
+        ("/alice/stor/nodir/x", (404, "DirectoryDoesNotExist")),
+        ("/bob/stor/x", (403, "AuthorizationFailed")),
+    ] {
+        let (dir, etag) = upload_one_part(&c, target).await?;
+        let r = commit(
+            &c,
+            &dir,
+            &serde_json::json!({ "parts": [etag] }).to_string(),
+        )
+        .await?;
+        assert_eq!(
+            error_code(r).await?,
+            (expected.0, expected.1.to_owned()),
+            "{target}"
+        );
+    }
+    let (s, _) = c
+        .req(Some(&c.bob), Method::GET, "/bob/stor/x")
+        .send()
+        .await
+        .map(|r| (r.status(), ()))?;
+    assert_eq!(s, 404, "nothing was written in bob's tree");
+
+    let r = c
+        .alice(Method::POST, "/nobody/uploads")
+        .header("content-type", "application/json")
+        .body(r#"{"objectPath": "/nobody/stor/x"}"#)
+        .send()
+        .await?;
+    assert_eq!(
+        error_code(r).await?,
+        (403, "AccountDoesNotExist".to_owned())
+    );
+    let r = c
+        .alice(Method::POST, "/bob/uploads")
+        .header("content-type", "application/json")
+        .body(r#"{"objectPath": "/bob/stor/x"}"#)
+        .send()
+        .await?;
+    assert_eq!(
+        error_code(r).await?,
+        (403, "AuthorizationFailed".to_owned())
+    );
+
+    // A commit needs its parts array; nothing is committed without one.
+    let (dir, etag) = upload_one_part(&c, "/alice/stor/m").await?;
+    for body in ["{}", "", r#"{"parts": "x"}"#] {
+        let r = commit(&c, &dir, body).await?;
+        assert_eq!(
+            error_code(r).await?,
+            (409, "MultipartUploadInvalidArgument".to_owned()),
+            "{body:?}"
+        );
+    }
+    assert_eq!(c.get_bytes("/alice/stor/m").await?.0, 404);
+
+    // Routing.
+    let id = dir.rsplit('/').next().unwrap_or_default().to_owned();
+    let prefix = &id[..1];
+    let r = c
+        .alice(Method::DELETE, &format!("/alice/uploads/{id}"))
+        .send()
+        .await?;
+    assert_eq!(r.status(), 301);
+    assert_eq!(header_of(&r, "location"), Some(dir.clone()));
+    for (method, tail) in [
+        (Method::GET, "abort"),
+        (Method::HEAD, "abort"),
+        (Method::GET, "commit"),
+        (Method::HEAD, "commit"),
+        (Method::GET, "0"),
+    ] {
+        let r = c
+            .alice(method.clone(), &format!("{dir}/{tail}"))
+            .send()
+            .await?;
+        assert_eq!(r.status(), 405, "{method} {tail}");
+    }
+    for path in [
+        format!("/alice/uploads/{prefix}/not-an-id"),
+        format!("/alice/uploads/{prefix}/not-an-id/state"),
+    ] {
+        let r = c.alice(Method::PUT, &path).body(&b"x"[..]).send().await?;
+        assert_eq!(
+            error_code(r).await?,
+            (404, "ResourceNotFound".to_owned()),
+            "{path}"
+        );
+    }
+    let other = if prefix == "0" { "1" } else { "0" };
+    for p in [
+        id[..4].to_owned(),
+        id[..2].to_owned(),
+        other.to_owned(),
+        id[..5].to_owned(),
+    ] {
+        let r = c
+            .alice(Method::GET, &format!("/alice/uploads/{p}/{id}/state"))
+            .send()
+            .await?;
+        assert_eq!(
+            error_code(r).await?,
+            (404, "ResourceNotFound".to_owned()),
+            "{p}"
+        );
+    }
+    // The upload itself still commits.
+    let r = commit(
+        &c,
+        &dir,
+        &serde_json::json!({ "parts": [etag] }).to_string(),
+    )
+    .await?;
+    assert_eq!(r.status(), 201);
+    assert_eq!(c.get_bytes("/alice/stor/m").await?.1, b"part");
+    Ok(())
+}

@@ -310,6 +310,13 @@ async fn pipeline(gw: Gateway, req: Request) -> Result<Response, ApiError> {
         req.headers(),
         gw.inner.limits,
     )?;
+    if matches!(ep, Endpoint::MpuCreate { .. })
+        && caller.as_ref().map(|c| c.login.as_str()) != Some(ep.path().login())
+    {
+        // muskie resolved the owner before authorizing: an upload for an
+        // account that does not exist is AccountDoesNotExist.
+        ns.active_account(ep.path().login()).await?;
+    }
     authorize(caller.as_ref(), ep.path(), ep.is_read())?;
     if caller.as_ref().map(|c| c.login.as_str()) != Some(ep.path().login()) {
         // Someone else's tree (only /public reads get here): the owner must
