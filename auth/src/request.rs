@@ -181,7 +181,7 @@ pub fn prepare(parts: &RequestParts<'_>) -> Result<Prepared, AuthError> {
                     role: req.role,
                     role_tag: req.role_tag,
                 }),
-                unknown_key: None,
+                unknown_key: req.unknown_key,
             })))
         }
     }
@@ -216,16 +216,7 @@ fn prepare_signed(parts: &RequestParts<'_>) -> Result<PendingSignature, AuthErro
         })?;
         check_date("x-date", x_date, parts.now)?;
     }
-    let (key_id, unknown_key) = match KeyId::parse(&params.key_id) {
-        Ok(k) => (k, None),
-        Err(e) => match KeyId::parse_unknown_key(&params.key_id) {
-            Some((login, subuser)) => (
-                KeyId::new(&login, subuser.as_deref(), Fingerprint::Md5([0; 16])),
-                Some(params.key_id.clone()),
-            ),
-            None => return Err(e),
-        },
-    };
+    let (key_id, unknown_key) = KeyId::parse_or_unknown(&params.key_id)?;
     let signing_string = signing_string(
         &params.headers,
         parts.method,

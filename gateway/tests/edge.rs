@@ -686,6 +686,35 @@ async fn unknown_key_ids_are_key_does_not_exist() -> Result<()> {
             .await?;
         assert_eq!(error_code(r).await?, (403, expected.to_owned()), "{key_id}");
     }
+    // The same for a presigned URL's keyId.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs() as i64;
+    let host = c.addr.to_string();
+    let pq = c.alice.presign(&auth::sign::Presign {
+        methods: &["GET"],
+        host: &host,
+        raw_path: "/alice/stor",
+        expires: now + 600,
+        role: None,
+    })?;
+    let (path, query) = pq.split_once('?').expect("query");
+    let query: Vec<String> = query
+        .split('&')
+        .map(|kv| {
+            if kv.starts_with("keyId=") {
+                "keyId=%2Falice%2Fkeys%2Fnope".to_owned()
+            } else {
+                kv.to_owned()
+            }
+        })
+        .collect();
+    let r = c
+        .http
+        .get(format!("{}{path}?{}", c.base, query.join("&")))
+        .send()
+        .await?;
+    assert_eq!(error_code(r).await?, (403, "KeyDoesNotExist".to_owned()));
     Ok(())
 }
 
