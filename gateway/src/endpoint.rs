@@ -891,12 +891,32 @@ mod tests {
 
     proptest! {
         #[test]
+        fn upload_shapes_never_panic(prefix in "[0-9a-g-]{0,6}", leaf in "[ -~]{0,8}", extra in "[ -~]{0,8}") {
+            let id = "6ad0f13e-80f2-4d18-b432-85ed63108af1";
+            for p in [
+                format!("/alice/uploads/{prefix}/{id}/{leaf}"),
+                format!("/alice/uploads/{prefix}/{id}"),
+                format!("/alice/uploads/{id}/{leaf}"),
+                format!("/alice/uploads/{prefix}/{id}/{leaf}/{extra}"),
+            ] {
+                for m in [Method::GET, Method::PUT, Method::DELETE, Method::HEAD, Method::POST] {
+                    let _ = parse(&m, &p, None, &HeaderMap::new(), LIMITS);
+                }
+            }
+        }
+
+        #[test]
         fn never_panics(path in "/[ -~]{0,60}", q in proptest::option::of("[ -~]{0,40}"), ct in "[ -~]{0,40}", d in "[ -~]{0,5}") {
+            // Upload and token routes too: their shapes with random parts.
+            let upload = format!("/alice/uploads{path}");
+            let token = format!("{path}/tokens");
             let mut h = HeaderMap::new();
             if let Ok(v) = HeaderValue::from_str(&ct) { h.insert("content-type", v); }
             if let Ok(v) = HeaderValue::from_str(&d) { h.insert("durability-level", v); }
-            for m in [Method::GET, Method::PUT, Method::DELETE, Method::HEAD] {
-                let _ = parse(&m, &path, q.as_deref(), &h, LIMITS);
+            for m in [Method::GET, Method::PUT, Method::DELETE, Method::HEAD, Method::POST, Method::OPTIONS] {
+                for p in [&path, &upload, &token] {
+                    let _ = parse(&m, p, q.as_deref(), &h, LIMITS);
+                }
             }
         }
     }
