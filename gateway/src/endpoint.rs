@@ -115,6 +115,88 @@ impl JobOp {
     }
 }
 
+/// What a CORS preflight (`OPTIONS`) asks for.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Preflight {
+    /// `Origin`.
+    pub origin: Option<String>,
+    /// `Access-Control-Request-Method`.
+    pub method: Option<String>,
+    /// `Access-Control-Request-Headers`, split on commas (empty names kept
+    /// out).
+    pub headers: Vec<String>,
+}
+
+impl Preflight {
+    fn parse(h: &HeaderMap) -> Preflight {
+        let get = |name: &str| {
+            h.get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(str::to_owned)
+        };
+        Preflight {
+            origin: get("origin"),
+            method: get("access-control-request-method"),
+            headers: get("access-control-request-headers")
+                .map(|v| {
+                    v.split(',')
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default(),
+        }
+    }
+
+    /// Whether this is a PUT preflight (answered from the parent's
+    /// headers: the object may not exist yet).
+    pub fn is_put(&self) -> bool {
+        self.method.as_deref() == Some("PUT")
+    }
+
+    /// The CORS headers answering this preflight from an entry's stored
+    /// headers, as muskie's `preflightRequest`: nothing unless `Origin` and
+    /// the requested method are given, the origin is in the stored
+    /// `access-control-allow-origin` (or it is `*`), the method in
+    /// `access-control-allow-methods`, and every requested header in
+    /// `access-control-allow-headers`.
+    pub fn answer(&self, stored: &Headers) -> Vec<(&'static str, String)> {
+        let list = |v: &str| -> Vec<String> { v.split(',').map(|s| s.trim().to_owned()).collect() };
+        let (Some(origin), Some(method)) = (&self.origin, &self.method) else {
+            return Vec::new();
+        };
+        let (Some(allow_origin), Some(allow_methods)) = (
+            stored.get("access-control-allow-origin"),
+            stored.get("access-control-allow-methods"),
+        ) else {
+            return Vec::new();
+        };
+        let allow_headers = stored.get("access-control-allow-headers");
+        let origin_ok = list(allow_origin).iter().any(|o| o == origin || o == "*");
+        let method_ok = list(allow_methods).iter().any(|m| m == method);
+        let headers_ok = self.headers.iter().all(|h| {
+            allow_headers.is_some_and(|a| list(a).iter().any(|x| x.eq_ignore_ascii_case(h)))
+        });
+        if !(origin_ok && method_ok && headers_ok) {
+            return Vec::new();
+        }
+        let mut out = vec![
+            ("access-control-allow-origin", origin.clone()),
+            ("access-control-allow-methods", allow_methods.clone()),
+        ];
+        if let Some(a) = allow_headers {
+            out.push(("access-control-allow-headers", a.clone()));
+        }
+        if let Some(m) = stored.get("access-control-max-age") {
+            out.push(("access-control-max-age", m.clone()));
+        }
+        out
+    }
+}
+
 /// One request, typed.
 #[derive(Debug, Clone)]
 pub enum Endpoint {
@@ -196,8 +278,10 @@ pub enum Endpoint {
         path: MantaPath,
         conditions: Conditions,
     },
+    /// A CORS preflight.
     Options {
         path: MantaPath,
+        preflight: Preflight,
     },
 }
 
@@ -212,7 +296,7 @@ impl Endpoint {
             | Endpoint::PutMetadata { path, .. }
             | Endpoint::PutObject { path, .. }
             | Endpoint::Delete { path, .. }
-            | Endpoint::Options { path }
+            | Endpoint::Options { path, .. }
             | Endpoint::MpuCreate { path }
             | Endpoint::CreateToken { path }
             | Endpoint::MpuRedirect { path, .. }
@@ -302,7 +386,10 @@ pub fn parse(
             }
             Ok(Endpoint::Delete { path, conditions })
         }
-        Method::OPTIONS => Ok(Endpoint::Options { path }),
+        Method::OPTIONS => Ok(Endpoint::Options {
+            path,
+            preflight: Preflight::parse(h),
+        }),
         Method::PUT => parse_put(path, &query, h, conditions, limits),
         _ => Err(ApiError::MethodNotAllowed(format!(
             "{method} is not allowed"

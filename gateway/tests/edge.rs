@@ -496,14 +496,61 @@ async fn cors_headers_follow_the_stored_methods() -> Result<()> {
         .header("access-control-request-method", "GET")
         .send()
         .await?;
-    let got = cors(&r);
-    assert!(
-        got.contains(&pair("access-control-max-age", "60")),
-        "{got:?}"
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        cors(&r),
+        vec![
+            pair("access-control-allow-headers", "x-foo"),
+            pair("access-control-allow-methods", "GET, OPTIONS"),
+            pair("access-control-allow-origin", "https://a.example"),
+            pair("access-control-max-age", "60"),
+        ]
     );
-    assert!(
-        got.contains(&pair("access-control-allow-headers", "x-foo")),
-        "{got:?}"
+    // Preflights that the stored rules do not allow: 200, no CORS headers.
+    for (origin, method, headers) in [
+        (Some("https://a.example"), Some("DELETE"), None),
+        (Some("https://b.example"), Some("GET"), None),
+        (Some("https://a.example"), Some("GET"), Some("x-bar")),
+        (None, Some("GET"), None),
+        (Some("https://a.example"), None, None),
+    ] {
+        let mut req = c.alice(Method::OPTIONS, "/alice/stor/c");
+        if let Some(o) = origin {
+            req = req.header("origin", o);
+        }
+        if let Some(m) = method {
+            req = req.header("access-control-request-method", m);
+        }
+        if let Some(h) = headers {
+            req = req.header("access-control-request-headers", h);
+        }
+        let r = req.send().await?;
+        assert_eq!(r.status(), 200);
+        assert_eq!(cors(&r), vec![], "{origin:?} {method:?} {headers:?}");
+    }
+    // A PUT preflight is answered from the parent directory's rules (the
+    // object need not exist yet).
+    let r = c
+        .alice(Method::PUT, "/alice/stor/up")
+        .header("content-type", "application/json; type=directory")
+        .header("access-control-allow-origin", "*")
+        .header("access-control-allow-methods", "PUT")
+        .send()
+        .await?;
+    assert_eq!(r.status(), 204);
+    let r = c
+        .alice(Method::OPTIONS, "/alice/stor/up/new-file")
+        .header("origin", "https://a.example")
+        .header("access-control-request-method", "PUT")
+        .send()
+        .await?;
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        cors(&r),
+        vec![
+            pair("access-control-allow-methods", "PUT"),
+            pair("access-control-allow-origin", "https://a.example"),
+        ]
     );
     Ok(())
 }

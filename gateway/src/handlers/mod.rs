@@ -389,18 +389,18 @@ async fn pipeline(gw: Gateway, req: Request) -> Result<Response, ApiError> {
         Endpoint::MpuPart { path, upload, put } => {
             mpu::put_part(&cx, &path, &upload, &put, req.into_body()).await
         }
-        Endpoint::Options { path } => {
-            // CORS preflights: answered from the stored headers of the entry.
-            let entry = entries::require_entry(&cx, &path).await?;
+        Endpoint::Options { path, preflight } => {
+            // CORS preflights, answered from the stored headers of the entry
+            // (of its parent for a PUT: the object may not exist yet).
+            let target = match path.parent() {
+                Some(parent) if preflight.is_put() => parent,
+                _ => path,
+            };
+            let entry = entries::require_entry(&cx, &target).await?;
             let mut resp = Response::new(Body::empty());
-            for (k, v) in &entry.headers {
-                if k.starts_with("access-control-")
-                    && let (Ok(n), Ok(v)) = (
-                        http::HeaderName::from_bytes(k.as_bytes()),
-                        HeaderValue::from_str(v),
-                    )
-                {
-                    resp.headers_mut().insert(n, v);
+            for (k, v) in preflight.answer(&entry.headers) {
+                if let Ok(v) = HeaderValue::from_str(&v) {
+                    resp.headers_mut().insert(k, v);
                 }
             }
             Ok(resp)
