@@ -602,9 +602,10 @@ fn parse_put(
         if has_durability(h) {
             return Err(ApiError::InvalidUpdate("durability-level".to_owned()));
         }
-        // muskie refused any content-length; `0` is let through because
-        // today's clients (node >= 0.12's http, hyper) announce an empty
-        // body that way, and the CLI's `mchattr` sends one.
+        // muskie refused any content-length (node-manta's chattr sends its
+        // empty body chunked because of it, MANTA-2929); `0` is let through
+        // since other HTTP stacks (Python's requests, hyper) announce an
+        // empty PUT body that way, and it carries no update.
         if content_length(h).is_some_and(|n| n > 0) {
             return Err(ApiError::InvalidUpdate("content-length".to_owned()));
         }
