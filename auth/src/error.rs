@@ -73,6 +73,11 @@ pub enum AuthError {
     /// is not a key/signature problem. The string is the full message.
     #[error("{0}")]
     InvalidQueryStringAuthentication(String),
+    /// `403 InvalidAuthenticationToken`: an `Authorization: Token` that is
+    /// not one this service issued, or has expired. The string says why
+    /// (for logs; the client sees a fixed message).
+    #[error("the authentication token you provided is not valid")]
+    InvalidAuthToken(String),
     /// `503 ServiceUnavailable`: the key store could not answer. The string is
     /// the cause, for logs only; [`AuthError::message`] hides it from clients.
     #[error("key lookup unavailable: {0}")]
@@ -94,6 +99,7 @@ impl AuthError {
             AuthError::UserDoesNotExist { .. } => "UserDoesNotExist",
             AuthError::AccountBlocked { .. } => "AccountBlocked",
             AuthError::InvalidQueryStringAuthentication(_) => "InvalidQueryStringAuthentication",
+            AuthError::InvalidAuthToken(_) => "InvalidAuthenticationToken",
             AuthError::Unavailable(_) => "ServiceUnavailable",
         }
     }
@@ -111,7 +117,8 @@ impl AuthError {
             | AuthError::AccountDoesNotExist { .. }
             | AuthError::UserDoesNotExist { .. }
             | AuthError::AccountBlocked { .. }
-            | AuthError::InvalidQueryStringAuthentication(_) => 403,
+            | AuthError::InvalidQueryStringAuthentication(_)
+            | AuthError::InvalidAuthToken(_) => 403,
         }
     }
 

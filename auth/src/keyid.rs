@@ -56,6 +56,38 @@ impl KeyId {
             fingerprint,
         })
     }
+    /// The account and subuser of a keyId that has Manta's shape
+    /// (`/<login>[/<user>]/keys/<something>`) but whose last part is not a
+    /// fingerprint. muskie looked such a key up like any other and answered
+    /// `KeyDoesNotExist` (after the account checks), not `InvalidKeyId`.
+    pub fn parse_unknown_key(raw: &str) -> Option<(String, Option<String>)> {
+        let segments: Vec<&str> = raw.strip_prefix('/')?.split('/').collect();
+        match segments.as_slice() {
+            [login, "keys", fp] if !fp.is_empty() => Some((decode_part(login)?, None)),
+            [login, user, "keys", fp] if !fp.is_empty() => {
+                Some((decode_part(login)?, Some(decode_part(user)?)))
+            }
+            _ => None,
+        }
+    }
+
+    /// [`KeyId::parse`], except that a keyId of Manta's shape whose last
+    /// part is not a fingerprint gives a `KeyId` with a placeholder
+    /// fingerprint and the keyId's text: the caller must then answer
+    /// `KeyDoesNotExist` once the account checks passed.
+    pub fn parse_or_unknown(raw: &str) -> Result<(KeyId, Option<String>), AuthError> {
+        match KeyId::parse(raw) {
+            Ok(k) => Ok((k, None)),
+            Err(e) => match KeyId::parse_unknown_key(raw) {
+                Some((login, subuser)) => Ok((
+                    KeyId::new(&login, subuser.as_deref(), Fingerprint::Md5([0; 16])),
+                    Some(raw.to_owned()),
+                )),
+                None => Err(e),
+            },
+        }
+    }
+
     /// A keyId for an account key (MD5 fingerprint, as the CLI sends it).
     pub fn new(login: &str, subuser: Option<&str>, fingerprint: Fingerprint) -> KeyId {
         KeyId {

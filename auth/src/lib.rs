@@ -41,6 +41,7 @@ pub mod keyid;
 pub mod presigned;
 pub mod request;
 pub mod sign;
+pub mod token;
 
 pub use algorithm::Algorithm;
 pub use clock::{MAX_SKEW_SECS, check_date};

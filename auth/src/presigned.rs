@@ -88,6 +88,9 @@ pub struct PresignedRequest {
     pub expires: i64,
     /// The parsed keyId.
     pub key_id: KeyId,
+    /// Set when the keyId names no fingerprint (see
+    /// [`KeyId::parse_or_unknown`]).
+    pub unknown_key: Option<String>,
     /// The base64 signature (with `+` restored where the query turned it
     /// into a space).
     pub signature: String,
@@ -178,13 +181,14 @@ pub fn prepare(
         .ok_or_else(|| qs_error(format!("{upper} is not a supported signing algorithm")))?;
 
     // Step 6: keyId and the signing string.
-    let key_id = KeyId::parse(&key_id)?;
+    let (key_id, unknown_key) = KeyId::parse_or_unknown(&key_id)?;
     let host = host.ok_or_else(|| qs_error("a Host header is required".into()))?;
     let signing_string = signing_string(&methods, host, raw_path, &params);
     Ok(PresignedRequest {
         algorithm,
         expires,
         key_id,
+        unknown_key,
         // Base64 never contains spaces; a space here was a raw `+` that the
         // query decoding turned into one (see spec §2.8 pitfalls).
         signature: signature.replace(' ', "+"),

@@ -126,6 +126,11 @@ pub struct PendingSignature {
     pub signature: String,
     /// Set for presigned URLs.
     pub presigned: Option<PresignInfo>,
+    /// Set when the keyId names no fingerprint at all (its text, shown in
+    /// the error): `key_id`'s fingerprint is then a placeholder, the
+    /// account is still looked up and checked, and the answer is
+    /// `KeyDoesNotExist`.
+    pub unknown_key: Option<String>,
 }
 
 /// The outcome of [`prepare`].
@@ -176,6 +181,7 @@ pub fn prepare(parts: &RequestParts<'_>) -> Result<Prepared, AuthError> {
                     role: req.role,
                     role_tag: req.role_tag,
                 }),
+                unknown_key: req.unknown_key,
             })))
         }
     }
@@ -210,7 +216,7 @@ fn prepare_signed(parts: &RequestParts<'_>) -> Result<PendingSignature, AuthErro
         })?;
         check_date("x-date", x_date, parts.now)?;
     }
-    let key_id = KeyId::parse(&params.key_id)?;
+    let (key_id, unknown_key) = KeyId::parse_or_unknown(&params.key_id)?;
     let signing_string = signing_string(
         &params.headers,
         parts.method,
@@ -232,6 +238,7 @@ fn prepare_signed(parts: &RequestParts<'_>) -> Result<PendingSignature, AuthErro
         signing_string,
         signature: params.signature,
         presigned: None,
+        unknown_key,
     })
 }
 
@@ -243,6 +250,11 @@ impl PendingSignature {
         looked_up: Result<Option<PublicKey>, LookupError>,
     ) -> Result<Caller, AuthError> {
         let login = &self.key_id.login;
+        if let (Some(raw), Ok(_)) = (&self.unknown_key, &looked_up) {
+            return Err(AuthError::KeyDoesNotExist {
+                key_id: raw.clone(),
+            });
+        }
         let key = match looked_up {
             Ok(Some(key)) if key.matches(&self.key_id.fingerprint) => key,
             // A store that answers with another key must not make it usable.
@@ -609,6 +621,35 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn key_ids_that_are_not_fingerprints_do_not_exist() {
+        let (date, auth, _) = VECTORS[2];
+        let key = PublicKey::from_openssh(ED25519).unwrap();
+        let fp = key.fingerprint_md5();
+        for (replacement, code, message) in [
+            (
+                "/alice/keys/not-a-fingerprint".to_owned(),
+                "KeyDoesNotExist",
+                "/alice/keys/not-a-fingerprint does not exist",
+            ),
+            (
+                "/nobody/keys/nope".to_owned(),
+                "AccountDoesNotExist",
+                "nobody does not exist",
+            ),
+        ] {
+            let h = headers(&[
+                ("date", date),
+                (
+                    "authorization",
+                    &auth.replace(&format!("/alice/keys/{fp}"), &replacement),
+                ),
+            ]);
+            let err = run(&spec_store(), "GET", "/", &h, at(date)).unwrap_err();
+            assert_eq!((err.code(), err.message().as_str()), (code, message));
+        }
+    }
+
+    #[test]
     fn key_ids_in_sha256_form_find_the_same_key() {
         let (date, auth, _) = VECTORS[2];
         let key = PublicKey::from_openssh(ED25519).unwrap();
@@ -690,7 +731,7 @@ pub(crate) mod tests {
             ),
             (
                 "Signature keyId=\"/alice/keys/x\",algorithm=\"rsa-sha256\",headers=\"date x-missing\",signature=\"c2ln\"",
-                "InvalidKeyId",
+                "InvalidHeader",
             ),
             (
                 "Signature keyId=\"/alice/keys/5a:4c:27:b4:10:75:8a:f2:b2:e9:96:8c:83:2b:dc:31\",algorithm=\"ed25519-sha512\",headers=\"date x-missing\",signature=\"c2ln\"",

@@ -137,7 +137,7 @@ impl ClusterKey {
     /// The key for one purpose: HMAC-SHA256(secret, label). Distinct labels
     /// give independent keys, so a signature made for one purpose is
     /// worthless for another.
-    pub(crate) fn derive(&self, label: &str) -> [u8; 32] {
+    pub fn derive(&self, label: &str) -> [u8; 32] {
         let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.secret)
             .expect("HMAC accepts keys of any length");
         mac.update(b"tidepool cluster-auth v1: ");

@@ -7,10 +7,11 @@
 //! directories get their special cases (§3); every header a handler uses
 //! is validated here. Nothing reads the body.
 
+use crate::disposition::InvalidDisposition;
 use crate::error::ApiError;
 use crate::headers::{
-    self, ByteRange, PutKind, content_length, has_durability, max_content_length,
-    parse_content_md5, parse_durability, parse_range,
+    self, ByteRange, DispositionRule, PutKind, RangeRefusal, content_length, has_durability,
+    max_content_length, parse_content_md5, parse_durability, parse_range,
 };
 use crate::path::{parse_location, parse_path};
 use crate::query::Query;
@@ -114,6 +115,88 @@ impl JobOp {
     }
 }
 
+/// What a CORS preflight (`OPTIONS`) asks for.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Preflight {
+    /// `Origin`.
+    pub origin: Option<String>,
+    /// `Access-Control-Request-Method`.
+    pub method: Option<String>,
+    /// `Access-Control-Request-Headers`, split on commas (empty names kept
+    /// out).
+    pub headers: Vec<String>,
+}
+
+impl Preflight {
+    fn parse(h: &HeaderMap) -> Preflight {
+        let get = |name: &str| {
+            h.get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(str::to_owned)
+        };
+        Preflight {
+            origin: get("origin"),
+            method: get("access-control-request-method"),
+            headers: get("access-control-request-headers")
+                .map(|v| {
+                    v.split(',')
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default(),
+        }
+    }
+
+    /// Whether this is a PUT preflight (answered from the parent's
+    /// headers: the object may not exist yet).
+    pub fn is_put(&self) -> bool {
+        self.method.as_deref() == Some("PUT")
+    }
+
+    /// The CORS headers answering this preflight from an entry's stored
+    /// headers, as muskie's `preflightRequest`: nothing unless `Origin` and
+    /// the requested method are given, the origin is in the stored
+    /// `access-control-allow-origin` (or it is `*`), the method in
+    /// `access-control-allow-methods`, and every requested header in
+    /// `access-control-allow-headers`.
+    pub fn answer(&self, stored: &Headers) -> Vec<(&'static str, String)> {
+        let list = |v: &str| -> Vec<String> { v.split(',').map(|s| s.trim().to_owned()).collect() };
+        let (Some(origin), Some(method)) = (&self.origin, &self.method) else {
+            return Vec::new();
+        };
+        let (Some(allow_origin), Some(allow_methods)) = (
+            stored.get("access-control-allow-origin"),
+            stored.get("access-control-allow-methods"),
+        ) else {
+            return Vec::new();
+        };
+        let allow_headers = stored.get("access-control-allow-headers");
+        let origin_ok = list(allow_origin).iter().any(|o| o == origin || o == "*");
+        let method_ok = list(allow_methods).iter().any(|m| m == method);
+        let headers_ok = self.headers.iter().all(|h| {
+            allow_headers.is_some_and(|a| list(a).iter().any(|x| x.eq_ignore_ascii_case(h)))
+        });
+        if !(origin_ok && method_ok && headers_ok) {
+            return Vec::new();
+        }
+        let mut out = vec![
+            ("access-control-allow-origin", origin.clone()),
+            ("access-control-allow-methods", allow_methods.clone()),
+        ];
+        if let Some(a) = allow_headers {
+            out.push(("access-control-allow-headers", a.clone()));
+        }
+        if let Some(m) = stored.get("access-control-max-age") {
+            out.push(("access-control-max-age", m.clone()));
+        }
+        out
+    }
+}
+
 /// One request, typed.
 #[derive(Debug, Clone)]
 pub enum Endpoint {
@@ -121,6 +204,11 @@ pub enum Endpoint {
     Job {
         path: MantaPath,
         op: JobOp,
+    },
+    /// `POST /:login/tokens`: a token standing for the caller. `path` is
+    /// the account root (only the account itself may ask).
+    CreateToken {
+        path: MantaPath,
     },
     /// `POST /:login/uploads` (§10.3).
     MpuCreate {
@@ -155,12 +243,16 @@ pub enum Endpoint {
     /// GET of an object (maybe ranged) or a directory listing.
     Get {
         path: MantaPath,
-        range: Option<ByteRange>,
+        /// Refused only once the caller may see the object (§6.2).
+        range: Result<Option<ByteRange>, RangeRefusal>,
+        /// `Accept`, checked against an object's type (406).
+        accept: Option<String>,
         conditions: Conditions,
         query: Query,
     },
     Head {
         path: MantaPath,
+        accept: Option<String>,
         conditions: Conditions,
     },
     PutDirectory {
@@ -174,6 +266,9 @@ pub enum Endpoint {
     PutMetadata {
         path: MantaPath,
         update: MetadataUpdate,
+        /// `Content-Disposition`, normalized or refused: applied (or its
+        /// error answered) only if the target turns out to be an object.
+        disposition: Option<Result<String, InvalidDisposition>>,
     },
     PutObject {
         path: MantaPath,
@@ -183,8 +278,10 @@ pub enum Endpoint {
         path: MantaPath,
         conditions: Conditions,
     },
+    /// A CORS preflight.
     Options {
         path: MantaPath,
+        preflight: Preflight,
     },
 }
 
@@ -199,8 +296,9 @@ impl Endpoint {
             | Endpoint::PutMetadata { path, .. }
             | Endpoint::PutObject { path, .. }
             | Endpoint::Delete { path, .. }
-            | Endpoint::Options { path }
+            | Endpoint::Options { path, .. }
             | Endpoint::MpuCreate { path }
+            | Endpoint::CreateToken { path }
             | Endpoint::MpuRedirect { path, .. }
             | Endpoint::MpuState { path, .. }
             | Endpoint::MpuCommit { path, .. }
@@ -222,6 +320,13 @@ impl Endpoint {
     }
 }
 
+/// A non-empty `Accept` (an empty one accepts anything, like none).
+fn accept(h: &HeaderMap) -> Option<String> {
+    let v = h.get(http::header::ACCEPT)?;
+    let s = String::from_utf8_lossy(v.as_bytes()).trim().to_owned();
+    (!s.is_empty()).then_some(s)
+}
+
 fn not_allowed_on_root(method: &Method, path: &MantaPath) -> ApiError {
     ApiError::OperationNotAllowedOnRootDirectory {
         method: method.as_str().to_owned(),
@@ -237,6 +342,15 @@ pub fn parse(
     h: &HeaderMap,
     limits: ParseLimits,
 ) -> Result<Endpoint, ApiError> {
+    if *method == Method::POST
+        && let Some(login) = raw_path
+            .strip_prefix('/')
+            .and_then(|p| p.trim_end_matches('/').strip_suffix("/tokens"))
+        && !login.contains('/')
+    {
+        let path = parse_path(&format!("/{login}"))?;
+        return Ok(Endpoint::CreateToken { path });
+    }
     let path = parse_path(raw_path)?;
     let query = Query::parse(raw_query);
     if path.is_account_root() && !matches!(*method, Method::GET | Method::HEAD) {
@@ -256,18 +370,26 @@ pub fn parse(
     match *method {
         Method::GET => Ok(Endpoint::Get {
             path,
-            range: parse_range(h)?,
+            range: parse_range(h),
+            accept: accept(h),
             conditions,
             query,
         }),
-        Method::HEAD => Ok(Endpoint::Head { path, conditions }),
+        Method::HEAD => Ok(Endpoint::Head {
+            path,
+            accept: accept(h),
+            conditions,
+        }),
         Method::DELETE => {
             if path.is_root() {
                 return Err(not_allowed_on_root(method, &path));
             }
             Ok(Endpoint::Delete { path, conditions })
         }
-        Method::OPTIONS => Ok(Endpoint::Options { path }),
+        Method::OPTIONS => Ok(Endpoint::Options {
+            path,
+            preflight: Preflight::parse(h),
+        }),
         Method::PUT => parse_put(path, &query, h, conditions, limits),
         _ => Err(ApiError::MethodNotAllowed(format!(
             "{method} is not allowed"
@@ -360,6 +482,15 @@ fn upload_id(s: &str) -> Option<uuid::Uuid> {
     (id.to_string() == s).then_some(id)
 }
 
+/// Whether `prefix` is a valid upload prefix directory for `id`: 1 to 4
+/// of its leading hex digits (muskie's prefix length is configurable;
+/// Tidepool makes 1, and answers the others as unknown uploads).
+fn prefix_of(prefix: &str, id: &uuid::Uuid) -> bool {
+    (1..=4).contains(&prefix.len())
+        && prefix.bytes().all(|b| b.is_ascii_hexdigit())
+        && id.to_string().starts_with(prefix)
+}
+
 /// Routes the multipart-upload endpoints under `/:login/uploads`; `None`
 /// for requests that are ordinary directory/object operations there.
 fn parse_uploads(
@@ -374,6 +505,7 @@ fn parse_uploads(
             "{method} is not allowed on {path}"
         ))))
     };
+    let not_found = || Some(Err(ApiError::ResourceNotFound(path.to_string())));
     let redirect = |id: &uuid::Uuid, tail: Option<&str>| {
         let mut location = format!("/{}/uploads/{}/{id}", path.login(), upload_prefix(id));
         if let Some(t) = tail {
@@ -388,23 +520,21 @@ fn parse_uploads(
     match rest {
         [] if *method == Method::POST => Some(Ok(Endpoint::MpuCreate { path: path.clone() })),
         [] if *method == Method::PUT => not_allowed(),
-        [id] => match upload_id(id) {
-            Some(_) if *method == Method::DELETE => not_allowed(),
-            Some(id) => redirect(&id, None),
-            None => None,
-        },
+        // `/:login/uploads/<id>`: every method is redirected to the parts
+        // directory (DELETE too, as muskie's redirect route).
+        [id] => upload_id(id).and_then(|id| redirect(&id, None)),
         [id, part] if upload_id(id).is_some() && part_number(part).is_some() => {
             redirect(&upload_id(id)?, Some(part))
         }
-        [prefix, id] => match upload_id(id) {
-            Some(uid) if *prefix == upload_prefix(&uid) => match *method {
-                Method::GET | Method::HEAD => None,
-                _ => not_allowed(),
-            },
-            _ => None,
+        // Under a prefix directory only upload ids live: anything else,
+        // or an id under a prefix that is not its own, is no upload.
+        [prefix, id, ..] if !upload_id(id).is_some_and(|u| prefix_of(prefix, &u)) => not_found(),
+        [_, _] => match *method {
+            Method::GET | Method::HEAD => None,
+            _ => not_allowed(),
         },
-        [prefix, id, leaf] => {
-            let uid = upload_id(id).filter(|u| *prefix == upload_prefix(u))?;
+        [_, id, leaf] => {
+            let uid = upload_id(id)?;
             let upload = UploadRef {
                 id: uid,
                 dir: path.parent()?,
@@ -415,6 +545,7 @@ fn parse_uploads(
                 ("state", _) => not_allowed(),
                 ("commit", &Method::POST) => Some(Ok(Endpoint::MpuCommit { path: p, upload })),
                 ("abort", &Method::POST) => Some(Ok(Endpoint::MpuAbort { path: p, upload })),
+                ("commit" | "abort", _) => not_allowed(),
                 (n, &Method::PUT) => {
                     if part_number(n).is_none() {
                         return Some(Err(ApiError::MultipartUploadInvalidArgument(format!(
@@ -444,10 +575,13 @@ fn parse_uploads(
                         }),
                     )
                 }
+                // Parts are written, listed and committed, never read back.
+                (n, &Method::GET) if part_number(n).is_some() => not_allowed(),
                 (_, &Method::DELETE) => not_allowed(),
                 _ => None,
             }
         }
+        [_, _, _, ..] => not_found(),
         _ => None,
     }
 }
@@ -468,7 +602,14 @@ fn parse_put(
         if has_durability(h) {
             return Err(ApiError::InvalidUpdate("durability-level".to_owned()));
         }
-        let headers = headers::stored_headers(h)?;
+        // muskie refused any content-length (node-manta's chattr sends its
+        // empty body chunked because of it, MANTA-2929); `0` is let through
+        // since other HTTP stacks (Python's requests, hyper) announce an
+        // empty PUT body that way, and it carries no update.
+        if content_length(h).is_some_and(|n| n > 0) {
+            return Err(ApiError::InvalidUpdate("content-length".to_owned()));
+        }
+        let headers = headers::stored_headers_with(h, DispositionRule::Ignore)?;
         let content_type = match headers::put_kind(h) {
             PutKind::Object(ct) if h.contains_key(http::header::CONTENT_TYPE) => Some(ct),
             _ => None,
@@ -479,11 +620,12 @@ fn parse_put(
                 content_type,
                 headers,
             },
+            disposition: headers::disposition(h),
         });
     }
     match headers::put_kind(h) {
         PutKind::Directory => {
-            let headers = headers::stored_headers(h)?;
+            let headers = headers::stored_headers_with(h, DispositionRule::Ignore)?;
             Ok(Endpoint::PutDirectory { path, headers })
         }
         PutKind::Link => {
@@ -770,15 +912,51 @@ mod tests {
                 .code(),
             "MethodNotAllowed"
         );
+        assert!(matches!(
+            get(Method::DELETE, &format!("/alice/uploads/{id}")).unwrap(),
+            Endpoint::MpuRedirect { .. }
+        ));
+        for leaf in ["abort", "commit"] {
+            for m in [Method::GET, Method::HEAD] {
+                assert_eq!(
+                    get(m, &format!("/alice/uploads/6/{id}/{leaf}"))
+                        .unwrap_err()
+                        .code(),
+                    "MethodNotAllowed"
+                );
+            }
+        }
+        assert_eq!(
+            get(Method::GET, &format!("/alice/uploads/6/{id}/0"))
+                .unwrap_err()
+                .code(),
+            "MethodNotAllowed"
+        );
+        // Longer prefixes (muskie's is configurable) route too.
+        assert!(matches!(
+            get(Method::GET, &format!("/alice/uploads/6ad0/{id}/state")).unwrap(),
+            Endpoint::MpuState { .. }
+        ));
+        for bad in ["6ad0f", "6g", "7"] {
+            assert_eq!(
+                get(Method::GET, &format!("/alice/uploads/{bad}/{id}/state"))
+                    .unwrap_err()
+                    .code(),
+                "ResourceNotFound",
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            get(Method::PUT, "/alice/uploads/6/not-a-uuid")
+                .unwrap_err()
+                .code(),
+            "ResourceNotFound"
+        );
         assert_eq!(
             get(Method::PUT, "/alice/uploads").unwrap_err().code(),
             "MethodNotAllowed"
         );
-        // A wrong prefix is just a path (404 later), not an upload.
-        assert!(matches!(
-            get(Method::GET, &format!("/alice/uploads/7/{id}/state")).unwrap(),
-            Endpoint::Get { .. }
-        ));
+
         // Uppercase ids are not the CLI's UUIDs.
         assert!(matches!(
             get(
@@ -801,12 +979,32 @@ mod tests {
 
     proptest! {
         #[test]
+        fn upload_shapes_never_panic(prefix in "[0-9a-g-]{0,6}", leaf in "[ -~]{0,8}", extra in "[ -~]{0,8}") {
+            let id = "6ad0f13e-80f2-4d18-b432-85ed63108af1";
+            for p in [
+                format!("/alice/uploads/{prefix}/{id}/{leaf}"),
+                format!("/alice/uploads/{prefix}/{id}"),
+                format!("/alice/uploads/{id}/{leaf}"),
+                format!("/alice/uploads/{prefix}/{id}/{leaf}/{extra}"),
+            ] {
+                for m in [Method::GET, Method::PUT, Method::DELETE, Method::HEAD, Method::POST] {
+                    let _ = parse(&m, &p, None, &HeaderMap::new(), LIMITS);
+                }
+            }
+        }
+
+        #[test]
         fn never_panics(path in "/[ -~]{0,60}", q in proptest::option::of("[ -~]{0,40}"), ct in "[ -~]{0,40}", d in "[ -~]{0,5}") {
+            // Upload and token routes too: their shapes with random parts.
+            let upload = format!("/alice/uploads{path}");
+            let token = format!("{path}/tokens");
             let mut h = HeaderMap::new();
             if let Ok(v) = HeaderValue::from_str(&ct) { h.insert("content-type", v); }
             if let Ok(v) = HeaderValue::from_str(&d) { h.insert("durability-level", v); }
-            for m in [Method::GET, Method::PUT, Method::DELETE, Method::HEAD] {
-                let _ = parse(&m, &path, q.as_deref(), &h, LIMITS);
+            for m in [Method::GET, Method::PUT, Method::DELETE, Method::HEAD, Method::POST, Method::OPTIONS] {
+                for p in [&path, &upload, &token] {
+                    let _ = parse(&m, p, q.as_deref(), &h, LIMITS);
+                }
             }
         }
     }

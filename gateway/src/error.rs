@@ -59,6 +59,9 @@ pub enum ApiError {
     LinkNotObject(String),
     #[error("{0}")]
     RangeNotSatisfiable(String),
+    /// The object's type is not one the request's `Accept` admits.
+    #[error("{path} is {content_type}, which the request does not accept")]
+    NotAcceptable { path: String, content_type: String },
     #[error("{0} was being concurrently updated")]
     ConcurrentRequest(String),
     #[error("{0} has reached the maximum number of entries")]
@@ -140,6 +143,7 @@ impl ApiError {
             ApiError::SourceObjectNotFound(_) => "SourceObjectNotFound",
             ApiError::LinkNotObject(_) => "LinkNotObject",
             ApiError::RangeNotSatisfiable(_) => "RangeNotSatisfiable",
+            ApiError::NotAcceptable { .. } => "NotAcceptable",
             ApiError::ConcurrentRequest(_) => "ConcurrentRequest",
             ApiError::DirectoryLimitExceeded(_) => "DirectoryLimitExceeded",
             ApiError::NotImplemented(_) => "NotImplemented",
@@ -190,6 +194,7 @@ impl ApiError {
             MaxContentLengthExceeded(_) => StatusCode::PAYLOAD_TOO_LARGE,
             QueryParameterForbidden(_) => StatusCode::FORBIDDEN,
             RangeNotSatisfiable(_) => StatusCode::RANGE_NOT_SATISFIABLE,
+            NotAcceptable { .. } => StatusCode::NOT_ACCEPTABLE,
             ConcurrentRequest(_) | DirectoryLimitExceeded(_) => StatusCode::CONFLICT,
             NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
             MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
@@ -253,6 +258,19 @@ impl From<meta::namespace::NamespaceError> for ApiError {
             N::Undetermined(p) => ApiError::MetadataUnavailable(format!("outcome unknown for {p}")),
             N::InvalidPath(pe) => crate::path::path_error(pe, "path"),
             other => ApiError::internal(other),
+        }
+    }
+}
+
+impl From<crate::headers::RangeRefusal> for ApiError {
+    fn from(r: crate::headers::RangeRefusal) -> Self {
+        match r {
+            crate::headers::RangeRefusal::Malformed => {
+                ApiError::RangeNotSatisfiable("invalid range".to_owned())
+            }
+            crate::headers::RangeRefusal::Multiple => {
+                ApiError::NotImplemented("multi-range requests not supported".to_owned())
+            }
         }
     }
 }

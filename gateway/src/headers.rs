@@ -6,6 +6,7 @@
 //! Guarantees: nothing here panics on client input; every value a handler
 //! receives has been validated.
 
+use crate::disposition::InvalidDisposition;
 use crate::error::ApiError;
 use base64::Engine as _;
 use http::HeaderMap;
@@ -35,19 +36,28 @@ pub enum ByteRange {
     Suffix(u64),
 }
 
+/// Why a `Range` header cannot be served. Kept apart from [`ApiError`]
+/// so the refusal can wait until after authorization and lookup: a
+/// malformed range must not answer before a 403 or 404 would.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RangeRefusal {
+    /// Not a `bytes=a-b` form muskie's storage nodes understood: 416.
+    Malformed,
+    /// More than one range (`NotImplemented`, as muskie's verifyRange).
+    Multiple,
+}
+
 /// Parses `Range:`. `Ok(None)` when absent.
-pub fn parse_range(h: &HeaderMap) -> Result<Option<ByteRange>, ApiError> {
+pub fn parse_range(h: &HeaderMap) -> Result<Option<ByteRange>, RangeRefusal> {
     let Some(raw) = h.get(http::header::RANGE) else {
         return Ok(None);
     };
-    let bad = || ApiError::RangeNotSatisfiable("invalid range".to_owned());
+    let bad = || RangeRefusal::Malformed;
     let s = raw.to_str().map_err(|_| bad())?.trim();
-    let spec = s.strip_prefix("bytes=").ok_or_else(bad)?;
-    if spec.contains(',') {
-        return Err(ApiError::NotImplemented(
-            "multiple ranges are not supported".to_owned(),
-        ));
+    if s.contains(',') {
+        return Err(RangeRefusal::Multiple);
     }
+    let spec = s.strip_prefix("bytes=").ok_or_else(bad)?;
     let (a, b) = spec.trim().split_once('-').ok_or_else(bad)?;
     let num = |x: &str| x.trim().parse::<u64>().map_err(|_| bad());
     let r = match (a.trim().is_empty(), b.trim().is_empty()) {
@@ -193,8 +203,30 @@ fn is_user_meta(name: &str) -> bool {
     })
 }
 
+/// What a write does with `Content-Disposition`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DispositionRule {
+    /// Objects: parsed whole, stored normalized ([`crate::disposition`]),
+    /// refused (400) when it does not parse.
+    Normalize,
+    /// Directories (and updates whose target is not known yet): never
+    /// stored, never an error.
+    Ignore,
+}
+
+/// `Content-Disposition` of a request, normalized; `None` when absent.
+pub fn disposition(h: &HeaderMap) -> Option<Result<String, InvalidDisposition>> {
+    let v = h.get(http::header::CONTENT_DISPOSITION)?;
+    Some(crate::disposition::normalize_bytes(v.as_bytes()))
+}
+
 impl StoredHeaders {
+    /// The headers an object write stores ([`DispositionRule::Normalize`]).
     pub fn parse(h: &HeaderMap) -> Result<StoredHeaders, ApiError> {
+        StoredHeaders::parse_with(h, DispositionRule::Normalize)
+    }
+
+    pub fn parse_with(h: &HeaderMap, rule: DispositionRule) -> Result<StoredHeaders, ApiError> {
         let mut headers: Vec<(String, String)> = Vec::new();
         let mut user_bytes = 0usize;
         for (name, value) in h {
@@ -203,14 +235,17 @@ impl StoredHeaders {
             if !user && !STORED_HEADERS.contains(&name) {
                 continue;
             }
+            if name == "content-disposition" {
+                if rule == DispositionRule::Normalize {
+                    let v = crate::disposition::normalize_bytes(value.as_bytes())
+                        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+                    headers.push((name.to_owned(), v));
+                }
+                continue;
+            }
             let Ok(v) = std::str::from_utf8(value.as_bytes()) else {
                 continue;
             };
-            if name == "content-disposition" && !valid_disposition(v) {
-                return Err(ApiError::BadRequest(
-                    "Content-Disposition invalid".to_owned(),
-                ));
-            }
             if user {
                 user_bytes += v.len();
                 if user_bytes > MAX_USER_METADATA_REQUEST_BYTES {
@@ -245,19 +280,17 @@ impl StoredHeaders {
 /// returned them (§2.6). Every path that stores client headers goes through
 /// here, so one cap and one set of checks hold for all of them.
 pub fn stored_headers(h: &HeaderMap) -> Result<Headers, ApiError> {
-    let s = StoredHeaders::parse(h)?;
+    stored_headers_with(h, DispositionRule::Normalize)
+}
+
+/// [`stored_headers`] with an explicit rule for `Content-Disposition`.
+pub fn stored_headers_with(h: &HeaderMap, rule: DispositionRule) -> Result<Headers, ApiError> {
+    let s = StoredHeaders::parse_with(h, rule)?;
     let mut map: Headers = s.headers.into_iter().collect();
     if !s.role_tags.is_empty() {
         map.insert("role-tag".to_owned(), s.role_tags.join(", "));
     }
     Ok(map)
-}
-
-fn valid_disposition(v: &str) -> bool {
-    let t = v.split(';').next().unwrap_or("").trim();
-    !t.is_empty()
-        && t.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_".contains(c))
 }
 
 // ------------------------------------------------- PUT routing by type
@@ -297,12 +330,7 @@ pub fn put_kind(h: &HeaderMap) -> PutKind {
             }
         }
     }
-    if !ct.contains('/') {
-        // muskie replaced a bare value with a MIME lookup; without a table we
-        // keep the safe default rather than store a malformed type.
-        return PutKind::Object(DEFAULT_CONTENT_TYPE.to_owned());
-    }
-    PutKind::Object(ct.to_owned())
+    PutKind::Object(crate::mime::normalize(ct))
 }
 
 #[cfg(test)]
@@ -325,9 +353,9 @@ mod tests {
         assert_eq!(r("bytes=0-4").unwrap(), Some(ByteRange::FromTo(0, Some(4))));
         assert_eq!(r("bytes=5-").unwrap(), Some(ByteRange::FromTo(5, None)));
         assert_eq!(r("bytes=-3").unwrap(), Some(ByteRange::Suffix(3)));
-        assert_eq!(r("bytes=0-1,3-4").unwrap_err().code(), "NotImplemented");
+        assert_eq!(r("bytes=0-1,3-4").unwrap_err(), RangeRefusal::Multiple);
         for bad in ["bytes=4-2", "bytes=-", "items=0-1", "bytes=a-b", "bytes=0"] {
-            assert_eq!(r(bad).unwrap_err().code(), "RangeNotSatisfiable", "{bad}");
+            assert_eq!(r(bad).unwrap_err(), RangeRefusal::Malformed, "{bad}");
         }
         assert_eq!(parse_range(&HeaderMap::new()).unwrap(), None);
         assert_eq!(ByteRange::FromTo(0, Some(4)).resolve(12).unwrap(), (0, 4));

@@ -29,12 +29,14 @@
 
 pub mod access;
 mod blobs;
+pub mod disposition;
 pub mod endpoint;
 pub mod error;
 pub mod format;
 mod handlers;
 pub mod headers;
 pub mod middleware;
+pub mod mime;
 pub mod path;
 pub mod query;
 pub mod tls;
@@ -78,6 +80,10 @@ pub struct GatewayConfig {
     pub server_name: String,
     /// "Now" for authentication; the system clock by default.
     pub clock: Clock,
+    /// The secret `POST /:login/tokens` tokens are MACed with. Random per
+    /// process by default; [`GatewayConfig::tokens_from_cluster_key`]
+    /// makes every gateway of a deployment accept the same tokens.
+    pub token_key: auth::token::TokenKey,
 }
 
 impl std::fmt::Debug for GatewayConfig {
@@ -116,9 +122,20 @@ impl GatewayConfig {
             upload_idle_timeout: Duration::from_secs(45),
             server_name: "tidepool".to_owned(),
             clock: Arc::new(SystemTime::now),
+            token_key: auth::token::TokenKey::new(
+                storage_node::ClusterKey::generate().derive(TOKEN_KEY_LABEL),
+            ),
         }
     }
+
+    /// Derives the token secret from the deployment's cluster secret.
+    pub fn tokens_from_cluster_key(&mut self, key: &storage_node::ClusterKey) {
+        self.token_key = auth::token::TokenKey::new(key.derive(TOKEN_KEY_LABEL));
+    }
 }
+
+/// The cluster-key derivation label of the auth-token secret.
+const TOKEN_KEY_LABEL: &str = "gateway auth tokens";
 
 pub(crate) struct Inner {
     pub namespace: Arc<Namespace>,
@@ -131,6 +148,7 @@ pub(crate) struct Inner {
     pub suspects: blobs::Suspects,
     /// The job tables (same metadata store as the namespace).
     pub jobs: meta::jobs::JobStore,
+    pub token_key: auth::token::TokenKey,
 }
 
 /// The gateway: cheap to clone, shares one configuration.
@@ -164,6 +182,7 @@ impl Gateway {
                 upload_idle_timeout: cfg.upload_idle_timeout,
                 server_name,
                 clock: cfg.clock,
+                token_key: cfg.token_key,
             }),
         }
     }

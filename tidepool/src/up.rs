@@ -173,7 +173,8 @@ pub async fn run(args: UpArgs) -> Result<()> {
         }
     }
 
-    let config = gateway::GatewayConfig::new(ns.clone(), client.clone());
+    let mut config = gateway::GatewayConfig::new(ns.clone(), client.clone());
+    config.tokens_from_cluster_key(&cluster_key);
     let gateway = gateway::Gateway::new(config);
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await

@@ -6,6 +6,7 @@
 //! (`min(limit, remaining)` entries, inclusive marker) as newline JSON.
 
 use super::{Ctx, entry_headers, no_content};
+use crate::disposition::InvalidDisposition;
 use crate::endpoint::LinkPut;
 use crate::error::ApiError;
 use crate::format::{DIRECTORY_CONTENT_TYPE, ListRecord, http_date_ms};
@@ -59,9 +60,21 @@ pub async fn delete(cx: &Ctx, path: &MantaPath, cond: &Conditions) -> Result<Res
 pub async fn put_metadata(
     cx: &Ctx,
     path: &MantaPath,
-    update: &MetadataUpdate,
+    mut update: MetadataUpdate,
+    disposition: Option<Result<String, InvalidDisposition>>,
 ) -> Result<Response, ApiError> {
-    let entry = cx.ns.put_metadata(path, update).await?;
+    if let Some(d) = disposition {
+        // Manta ignored Content-Disposition on directories entirely, valid
+        // or not; the entry's kind is read first to know which applies (a
+        // delete and mkdir racing in between at worst stores a harmless
+        // header on the new directory).
+        let is_object = cx.ns.get(path).await?.is_some_and(|e| !e.is_directory());
+        if is_object {
+            let d = d.map_err(|e| ApiError::BadRequest(e.to_string()))?;
+            update.headers.insert("content-disposition".to_owned(), d);
+        }
+    }
+    let entry = cx.ns.put_metadata(path, &update).await?;
     Ok(write_answer(&entry))
 }
 

@@ -95,7 +95,8 @@ fn raw_target(req: &Request) -> &str {
 
 /// The axum handler for every route.
 pub(crate) async fn handle(State(gw): State<Gateway>, req: Request) -> Response {
-    let is_put = req.method() == Method::PUT;
+    let method = req.method().clone();
+    let is_put = method == Method::PUT;
     let announced_empty = req
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -104,7 +105,7 @@ pub(crate) async fn handle(State(gw): State<Gateway>, req: Request) -> Response 
     match pipeline(gw, req).await {
         Ok(mut resp) => {
             if let Some(origin) = origin {
-                apply_cors(&origin, is_put, resp.headers_mut());
+                apply_cors(&origin, &method, resp.headers_mut());
             }
             resp
         }
@@ -122,57 +123,186 @@ pub(crate) async fn handle(State(gw): State<Gateway>, req: Request) -> Response 
     }
 }
 
-/// CORS for requests with `Origin` (spec §9): the stored
-/// `access-control-allow-origin` list is reduced to the caller's origin
-/// (`*` matches any), and every `access-control-*` header is dropped when
-/// nothing matches; successful writes echo the origin.
-fn apply_cors(origin: &HeaderValue, is_write: bool, h: &mut HeaderMap) {
-    let allowed = h
+/// Whether a comma-separated CORS list holds `want` (or `*` when `star`).
+fn cors_lists(v: &HeaderValue, want: &str, star: bool) -> bool {
+    v.to_str().is_ok_and(|l| {
+        l.split(',')
+            .map(str::trim)
+            .any(|a| a == want || (star && a == "*"))
+    })
+}
+
+/// CORS for requests with `Origin` (spec §9), as muskie answered them:
+/// the stored `access-control-allow-origin` list is reduced to the
+/// caller's origin (`*` matches any); when it does not match, or when a
+/// stored `access-control-allow-methods` does not list the request's
+/// method, no `access-control-*` header is sent at all. `-max-age` and
+/// `-allow-headers` only answer preflights (`OPTIONS`). Successful writes
+/// of entries without an origin list echo the origin.
+fn apply_cors(origin: &HeaderValue, method: &Method, h: &mut HeaderMap) {
+    let preflight = *method == Method::OPTIONS;
+    let o = origin.to_str().unwrap_or("");
+    let origin_ok = h
         .get(header::ACCESS_CONTROL_ALLOW_ORIGIN)
-        .and_then(|v| v.to_str().ok())
-        .map(|list| {
-            let o = origin.to_str().unwrap_or("");
-            list.split(',').map(str::trim).any(|a| a == "*" || a == o)
-        });
-    match allowed {
-        Some(true) => {
-            h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
+        .map(|v| cors_lists(v, o, true));
+    let method_ok = preflight
+        || h.get(header::ACCESS_CONTROL_ALLOW_METHODS)
+            .is_none_or(|v| cors_lists(v, method.as_str(), false));
+    if origin_ok == Some(false) || !method_ok {
+        let names: Vec<http::HeaderName> = h
+            .keys()
+            .filter(|k| k.as_str().starts_with("access-control-"))
+            .cloned()
+            .collect();
+        for n in names {
+            h.remove(n);
         }
-        Some(false) => {
-            let names: Vec<http::HeaderName> = h
-                .keys()
-                .filter(|k| k.as_str().starts_with("access-control-"))
-                .cloned()
-                .collect();
-            for n in names {
-                h.remove(n);
-            }
-        }
-        None if is_write => {
-            h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
-        }
-        None => {}
+        return;
     }
+    if !preflight {
+        h.remove(header::ACCESS_CONTROL_MAX_AGE);
+        h.remove(header::ACCESS_CONTROL_ALLOW_HEADERS);
+    }
+    let is_write = matches!(*method, Method::PUT | Method::POST | Method::DELETE);
+    if origin_ok == Some(true) || is_write {
+        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
+    }
+}
+
+/// `406 NotAcceptable` when `Accept` does not admit the object's type.
+fn negotiate(
+    entry: &Entry,
+    accept: Option<&str>,
+    path: &meta::path::MantaPath,
+) -> Result<(), ApiError> {
+    if let (Some(accept), Some(o)) = (accept, entry.object())
+        && !crate::mime::accepts(accept, &o.content_type)
+    {
+        return Err(ApiError::NotAcceptable {
+            path: path.to_string(),
+            content_type: o.content_type.clone(),
+        });
+    }
+    Ok(())
+}
+
+/// Unix seconds of `t` (0 before the epoch).
+fn unix_secs(t: std::time::SystemTime) -> i64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// `Authorization: Token <token>`: the caller a token stands for, once
+/// its MAC and expiry check and the key that minted it still exists.
+/// `Ok(None)` for any other scheme (left to `auth::authenticate`).
+async fn token_caller(
+    gw: &Gateway,
+    headers: &HeaderMap,
+    keys: &MetaKeys,
+) -> Result<Option<auth::Caller>, ApiError> {
+    let Some((scheme, token)) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().split_once(' '))
+    else {
+        return Ok(None);
+    };
+    if !scheme.eq_ignore_ascii_case("token") {
+        return Ok(None);
+    }
+    let now = gw.now();
+    if let Some(date) = headers.get(header::DATE) {
+        let date = date.to_str().map_err(|_| {
+            auth_error(auth::AuthError::InvalidHeader(
+                "Date header is invalid".into(),
+            ))
+        })?;
+        auth::check_date("date", date, now).map_err(auth_error)?;
+    }
+    let invalid = |why: &str| auth_error(auth::AuthError::InvalidAuthToken(why.to_owned()));
+    let claims =
+        auth::token::verify(&gw.inner.token_key, token, unix_secs(now)).map_err(auth_error)?;
+    let fingerprint =
+        auth::Fingerprint::parse(&claims.fingerprint).ok_or_else(|| invalid("bad key"))?;
+    let algorithm =
+        auth::Algorithm::parse(&claims.algorithm).ok_or_else(|| invalid("bad algorithm"))?;
+    use auth::KeyLookup as _;
+    let looked_up = keys
+        .lookup(&claims.login, claims.subuser.as_deref(), &fingerprint)
+        .await;
+    match looked_up {
+        Ok(Some(k)) if k.matches(&fingerprint) => Ok(Some(auth::Caller {
+            login: claims.login,
+            subuser: claims.subuser,
+            fingerprint,
+            algorithm,
+            presigned: None,
+        })),
+        // The minting key was removed: the token goes with it.
+        Ok(_) => Err(invalid("the key that made it is gone")),
+        Err(auth::LookupError::Unavailable(m)) => Err(ApiError::MetadataUnavailable(m)),
+        Err(auth::LookupError::AccountBlocked) => {
+            Err(auth_error(auth::AuthError::AccountBlocked {
+                login: claims.login,
+            }))
+        }
+        Err(_) => Err(invalid("its account or user is gone")),
+    }
+}
+
+/// `POST /:login/tokens`: `201 {"token": ...}` for the signing caller.
+fn create_token(cx: &Ctx, by_token: bool) -> Result<Response, ApiError> {
+    let caller = cx
+        .caller
+        .as_ref()
+        .ok_or_else(|| ApiError::internal("anonymous token request passed authorization"))?;
+    if by_token {
+        // A token must not renew itself forever: minting needs a key.
+        return Err(ApiError::Auth {
+            status: StatusCode::FORBIDDEN,
+            code: "AuthorizationFailed".to_owned(),
+            message: "a token cannot be used to create a token".to_owned(),
+        });
+    }
+    let claims = auth::token::TokenClaims {
+        login: caller.login.clone(),
+        subuser: caller.subuser.clone(),
+        fingerprint: caller.fingerprint.to_string(),
+        algorithm: caller.algorithm.to_string(),
+        expires: unix_secs(cx.gw.now()).saturating_add(auth::token::TOKEN_TTL_SECS),
+    };
+    let token = auth::token::issue(&cx.gw.inner.token_key, &claims)
+        .ok_or_else(|| ApiError::internal("caller names cannot be put in a token"))?;
+    let body =
+        serde_json::to_vec(&serde_json::json!({ "token": token })).map_err(ApiError::internal)?;
+    Ok(crate::error::json_response(StatusCode::CREATED, body))
 }
 
 async fn pipeline(gw: Gateway, req: Request) -> Result<Response, ApiError> {
     let ns = gw.inner.namespace.clone();
-    let caller = {
-        let parts = auth::RequestParts {
-            method: req.method().as_str(),
-            raw_path_and_query: raw_target(&req),
-            headers: req.headers(),
-            now: gw.now(),
+    let by_token;
+    let caller =
+        if let Some(c) = token_caller(&gw, req.headers(), &MetaKeys { ns: ns.clone() }).await? {
+            by_token = true;
+            Some(c)
+        } else {
+            by_token = false;
+            let parts = auth::RequestParts {
+                method: req.method().as_str(),
+                raw_path_and_query: raw_target(&req),
+                headers: req.headers(),
+                now: gw.now(),
+            };
+            let keys = MetaKeys { ns: ns.clone() };
+            match auth::authenticate(&parts, &keys)
+                .await
+                .map_err(auth_error)?
+            {
+                auth::AuthOutcome::Anonymous => None,
+                auth::AuthOutcome::Authenticated(c) => Some(c),
+            }
         };
-        let keys = MetaKeys { ns: ns.clone() };
-        match auth::authenticate(&parts, &keys)
-            .await
-            .map_err(auth_error)?
-        {
-            auth::AuthOutcome::Anonymous => None,
-            auth::AuthOutcome::Authenticated(c) => Some(c),
-        }
-    };
     let ep = endpoint::parse(
         req.method(),
         req.uri().path(),
@@ -180,6 +310,13 @@ async fn pipeline(gw: Gateway, req: Request) -> Result<Response, ApiError> {
         req.headers(),
         gw.inner.limits,
     )?;
+    if matches!(ep, Endpoint::MpuCreate { .. })
+        && caller.as_ref().map(|c| c.login.as_str()) != Some(ep.path().login())
+    {
+        // muskie resolved the owner before authorizing: an upload for an
+        // account that does not exist is AccountDoesNotExist.
+        ns.active_account(ep.path().login()).await?;
+    }
     authorize(caller.as_ref(), ep.path(), ep.is_read())?;
     if caller.as_ref().map(|c| c.login.as_str()) != Some(ep.path().login()) {
         // Someone else's tree (only /public reads get here): the owner must
@@ -188,26 +325,37 @@ async fn pipeline(gw: Gateway, req: Request) -> Result<Response, ApiError> {
     }
     let cx = Ctx { gw, ns, caller };
     match ep {
+        Endpoint::CreateToken { .. } => create_token(&cx, by_token),
         Endpoint::Get {
             path,
             range,
+            accept,
             conditions,
             query,
         } => {
+            // Order as muskie's: lookup (404), negotiation (406),
+            // conditionals, then the range (416) — all after authorization,
+            // so none of them tells a stranger whether the path exists.
             let entry = entries::require_entry(&cx, &path).await?;
             if entry.is_directory() {
                 return entries::list_directory(&cx, &path, &entry, &query).await;
             }
+            negotiate(&entry, accept.as_deref(), &path)?;
             if let Some(resp) = entries::check_read(&entry, &conditions, &path)? {
                 return Ok(resp);
             }
             objects::get_object(&cx, &entry, range).await
         }
-        Endpoint::Head { path, conditions } => {
+        Endpoint::Head {
+            path,
+            accept,
+            conditions,
+        } => {
             let entry = entries::require_entry(&cx, &path).await?;
             if entry.is_directory() {
                 return entries::head_directory(&cx, &path, &entry).await;
             }
+            negotiate(&entry, accept.as_deref(), &path)?;
             if let Some(resp) = entries::check_read(&entry, &conditions, &path)? {
                 return Ok(resp);
             }
@@ -217,7 +365,11 @@ async fn pipeline(gw: Gateway, req: Request) -> Result<Response, ApiError> {
             entries::put_directory(&cx, &path, &headers).await
         }
         Endpoint::PutLink { path, link } => entries::put_link(&cx, &path, &link).await,
-        Endpoint::PutMetadata { path, update } => entries::put_metadata(&cx, &path, &update).await,
+        Endpoint::PutMetadata {
+            path,
+            update,
+            disposition,
+        } => entries::put_metadata(&cx, &path, update, disposition).await,
         Endpoint::PutObject { path, put } => {
             objects::put_object(&cx, &path, &put, req.into_body()).await
         }
@@ -237,18 +389,18 @@ async fn pipeline(gw: Gateway, req: Request) -> Result<Response, ApiError> {
         Endpoint::MpuPart { path, upload, put } => {
             mpu::put_part(&cx, &path, &upload, &put, req.into_body()).await
         }
-        Endpoint::Options { path } => {
-            // CORS preflights: answered from the stored headers of the entry.
-            let entry = entries::require_entry(&cx, &path).await?;
+        Endpoint::Options { path, preflight } => {
+            // CORS preflights, answered from the stored headers of the entry
+            // (of its parent for a PUT: the object may not exist yet).
+            let target = match path.parent() {
+                Some(parent) if preflight.is_put() => parent,
+                _ => path,
+            };
+            let entry = entries::require_entry(&cx, &target).await?;
             let mut resp = Response::new(Body::empty());
-            for (k, v) in &entry.headers {
-                if k.starts_with("access-control-")
-                    && let (Ok(n), Ok(v)) = (
-                        http::HeaderName::from_bytes(k.as_bytes()),
-                        HeaderValue::from_str(v),
-                    )
-                {
-                    resp.headers_mut().insert(n, v);
+            for (k, v) in preflight.answer(&entry.headers) {
+                if let Ok(v) = HeaderValue::from_str(&v) {
+                    resp.headers_mut().insert(k, v);
                 }
             }
             Ok(resp)
@@ -273,20 +425,48 @@ mod tests {
     #[test]
     fn cors_reduces_to_the_origin() {
         let o = HeaderValue::from_static("https://a.example");
+        let get = Method::GET;
         let mut h = stored("https://b.example, https://a.example");
-        apply_cors(&o, false, &mut h);
+        apply_cors(&o, &get, &mut h);
         assert_eq!(h[header::ACCESS_CONTROL_ALLOW_ORIGIN], "https://a.example");
+        // max-age only answers preflights.
+        assert!(!h.contains_key("access-control-max-age"), "{h:?}");
         let mut h = stored("*");
-        apply_cors(&o, false, &mut h);
+        apply_cors(&o, &Method::OPTIONS, &mut h);
         assert_eq!(h[header::ACCESS_CONTROL_ALLOW_ORIGIN], "https://a.example");
+        assert_eq!(h["access-control-max-age"], "60");
         let mut h = stored("https://b.example");
-        apply_cors(&o, false, &mut h);
+        apply_cors(&o, &get, &mut h);
         assert!(h.is_empty(), "{h:?}");
         let mut h = HeaderMap::new();
-        apply_cors(&o, true, &mut h);
+        apply_cors(&o, &Method::PUT, &mut h);
         assert_eq!(h[header::ACCESS_CONTROL_ALLOW_ORIGIN], "https://a.example");
         let mut h = HeaderMap::new();
-        apply_cors(&o, false, &mut h);
+        apply_cors(&o, &get, &mut h);
         assert!(h.is_empty());
+    }
+
+    #[test]
+    fn cors_needs_the_method_listed() {
+        let o = HeaderValue::from_static("https://a.example");
+        let with_methods = || {
+            let mut h = stored("*");
+            h.insert(
+                header::ACCESS_CONTROL_ALLOW_METHODS,
+                HeaderValue::from_static("GET, PUT"),
+            );
+            h.insert(
+                header::ACCESS_CONTROL_EXPOSE_HEADERS,
+                HeaderValue::from_static("m-a"),
+            );
+            h
+        };
+        let mut h = with_methods();
+        apply_cors(&o, &Method::GET, &mut h);
+        assert_eq!(h[header::ACCESS_CONTROL_ALLOW_ORIGIN], "https://a.example");
+        assert_eq!(h[header::ACCESS_CONTROL_EXPOSE_HEADERS], "m-a");
+        let mut h = with_methods();
+        apply_cors(&o, &Method::HEAD, &mut h);
+        assert!(h.is_empty(), "{h:?}");
     }
 }

@@ -173,13 +173,10 @@ pub async fn create(
         .and_then(Value::as_str)
         .filter(|s| !s.is_empty())
         .ok_or_else(|| invalid("cannot create upload: objectPath is required"))?;
+    // Only its syntax is checked now: whether the target may be written
+    // (a root, a missing parent, another account's tree) is decided at
+    // commit, as muskie did.
     let target = parse_path(object_path)?;
-    if target.is_root() {
-        return Err(invalid(
-            "cannot create upload: objectPath is a root directory",
-        ));
-    }
-    crate::access::authorize(cx.caller.as_ref(), &target, false)?;
     let mut headers = Map::new();
     if let Some(hv) = v.get("headers") {
         let obj = hv
@@ -402,8 +399,12 @@ pub async fn commit(
     only_account(cx, path)?;
     let mut r = load(cx, upload).await?;
     let target = parse_path(&r.target)?;
-    // 1. Target checks, as for a PUT.
-    let parent = target.parent().ok_or_else(|| invalid("target is a root"))?;
+    // 1. Target checks, as for a PUT: who may write it first, so nothing
+    // about another account's tree is looked up.
+    crate::access::authorize(cx.caller.as_ref(), &target, false)?;
+    let Some(parent) = target.parent().filter(|_| !target.is_account_root()) else {
+        return Err(ApiError::OperationNotAllowedOnDirectory(target.to_string()));
+    };
     match cx.ns.get(&parent).await? {
         None => return Err(ApiError::DirectoryDoesNotExist(parent.to_string())),
         Some(p) if !p.is_directory() => {
@@ -423,7 +424,7 @@ pub async fn commit(
     // 2. Body.
     let v = read_json(body, h).await?;
     let parts: Vec<String> = match v.get("parts") {
-        None => Vec::new(),
+        None => return Err(invalid("parts is required")),
         Some(Value::Array(a)) if a.len() <= MAX_PARTS => a
             .iter()
             .map(|p| p.as_str().filter(|s| !s.is_empty()).map(str::to_owned))
@@ -523,7 +524,7 @@ pub async fn commit(
     for (k, v) in &r.headers {
         let Some(v) = header_string(v) else { continue };
         if k == "content-type" {
-            content_type = v;
+            content_type = crate::mime::normalize(&v);
         } else if k.starts_with("m-")
             || k == "role-tag"
             || k == "cache-control"

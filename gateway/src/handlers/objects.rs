@@ -17,7 +17,7 @@ use crate::blobs;
 use crate::endpoint::ObjectPut;
 use crate::error::ApiError;
 use crate::format::{b64, http_date_ms};
-use crate::headers::ByteRange;
+use crate::headers::{ByteRange, RangeRefusal};
 use axum::body::Body;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode, header};
@@ -145,12 +145,17 @@ pub fn head_object(entry: &Entry) -> Response {
 pub async fn get_object(
     cx: &Ctx,
     entry: &Entry,
-    range: Option<ByteRange>,
+    range: Result<Option<ByteRange>, RangeRefusal>,
 ) -> Result<Response, ApiError> {
     let Some(o) = entry.object() else {
         return Err(ApiError::internal("get_object on a directory"));
     };
-    let resolved = match range.map(|r| r.resolve(o.size)).transpose() {
+    let range = match range {
+        Ok(r) => Ok(r),
+        Err(RangeRefusal::Multiple) => return Err(RangeRefusal::Multiple.into()),
+        Err(malformed) => Err(ApiError::from(malformed)),
+    };
+    let resolved = match range.and_then(|r| r.map(|r| r.resolve(o.size)).transpose()) {
         Ok(r) => r,
         Err(e) => {
             let mut resp = e.into_response();

@@ -247,6 +247,35 @@ impl Cluster {
         Ok((s, r.bytes().await?.to_vec()))
     }
 
+    /// Sends `head` on a fresh connection and reads until the server
+    /// closes it (or 10 s pass).
+    pub async fn raw_exchange(&self, head: &str) -> Result<String> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut sock = tokio::net::TcpStream::connect(self.addr).await?;
+        sock.write_all(head.as_bytes()).await?;
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let n = tokio::time::timeout_at(deadline, sock.read(&mut chunk)).await??;
+            if n == 0 {
+                break;
+            }
+            buf.extend_from_slice(&chunk[..n]);
+        }
+        Ok(String::from_utf8_lossy(&buf).into_owned())
+    }
+
+    /// A request head signed as alice, `extra` being more header lines.
+    pub fn signed_head(&self, method: &str, path: &str, extra: &str) -> String {
+        let date = Self::date_now();
+        let auth = self.alice.authorization(&date).expect("sign");
+        format!(
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nDate: {date}\r\nAuthorization: {auth}\r\n{extra}\r\n",
+            self.addr
+        )
+    }
+
     /// Names in a listing body.
     pub fn names(body: &[u8]) -> Vec<String> {
         String::from_utf8_lossy(body)
