@@ -48,6 +48,7 @@ mod fastio;
 mod fs;
 mod limits;
 pub mod pipe;
+mod python;
 mod run;
 mod shell;
 mod stage;
@@ -64,6 +65,7 @@ pub use engine::{MAX_MODULE_BYTES, SandboxConfig};
 pub use error::{DiskFull, SandboxError, ScriptError};
 pub use fs::DEFAULT_INPUT_GUEST_DIR;
 pub use limits::{LimitKind, LimitReport, Limits, parse_duration, parse_size};
+pub use python::{PYTHON_COMMANDS, PythonInstall, STDLIB_GUEST_DIR};
 pub use stage::{KILLED_STATUS, TRAP_STATUS};
 
 use engine::{ModuleBytes, Runtime};
