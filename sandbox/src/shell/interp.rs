@@ -408,6 +408,10 @@ impl Shell {
                 )],
                 _ => Vec::new(),
             };
+            let argv = match bytes_kind {
+                ModuleKind::Python => crate::python::argv_for(argv, &env),
+                ModuleKind::Other => argv,
+            };
             let spec = StageSpec {
                 name,
                 pre,
