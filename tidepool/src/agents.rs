@@ -49,6 +49,8 @@ impl Compute {
         config.max_instances = nodes
             .max(1)
             .saturating_mul(compute::fair::DEFAULT_NODE_STAGES);
+        // Phases run in workers; an agent without one runs them here.
+        config.python = python_install();
         let sandbox = Sandbox::new(config).context("start the wasm sandbox")?;
         let sandbox = compute::builtins::install(sandbox, tools.clone());
         let warm = sandbox.clone();
