@@ -176,7 +176,8 @@ fn uuid_like() -> String {
 pub const WORKER_COMMAND: &str = "compute-worker";
 
 /// The only variables of our environment a task worker gets: where its
-/// module cache is (`HOME`, `XDG_CACHE_HOME`), temporary files, logging.
+/// module cache is (`HOME`, `XDG_CACHE_HOME`), temporary files, logging
+/// (and, set by [`worker_program`], where the Python interpreter is).
 /// Everything else (e.g. `TIDEPOOL_CLUSTER_KEY_FILE`) stays with us.
 const WORKER_ENV: &[&str] = &[
     "HOME",
