@@ -214,8 +214,37 @@ fn failure_message(r: &RunReport) -> String {
             "user task ran out of local disk space".into()
         }
         Some(_) => "user command terminated by SIGKILL".into(),
-        None => format!("user command exited with code {}", r.exit_status),
+        None => match python_exception(&r.stderr) {
+            Some(exc) => format!("user command exited with code {} ({exc})", r.exit_status),
+            None => format!("user command exited with code {}", r.exit_status),
+        },
     }
+}
+
+/// The exception a Python traceback on `stderr` ended with (its last
+/// unindented line after the last `Traceback (most recent call last):`,
+/// e.g. `ZeroDivisionError: division by zero`), at most 200 bytes, so a
+/// task's error names it as a Python user expects.
+fn python_exception(stderr: &[u8]) -> Option<String> {
+    const HEAD: &str = "Traceback (most recent call last):";
+    let text = String::from_utf8_lossy(stderr);
+    let tail = &text[text.rfind(HEAD)? + HEAD.len()..];
+    let line = tail
+        .lines()
+        .rfind(|l| !l.is_empty() && !l.starts_with([' ', '\t']))?;
+    let name = line.split(':').next().unwrap_or(line);
+    let is_name = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.');
+    if !is_name {
+        return None;
+    }
+    let mut end = line.len().min(200);
+    while !line.is_char_boundary(end) {
+        end -= 1;
+    }
+    Some(line[..end].to_owned())
 }
 
 impl Agent {
@@ -876,4 +905,29 @@ pub fn routes(agent: Arc<Agent>) -> Router {
     Router::new()
         .route(TASKS_PATH, post(run_task))
         .with_state(agent)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::python_exception;
+
+    #[test]
+    fn python_exception_is_the_last_line_of_the_last_traceback() {
+        let err = b"warming up\nTraceback (most recent call last):\n  File \"<string>\", line 1, in <module>\n    1/0\n    ~^~\nZeroDivisionError: division by zero\n";
+        assert_eq!(
+            python_exception(err).as_deref(),
+            Some("ZeroDivisionError: division by zero")
+        );
+        let chained = b"Traceback (most recent call last):\n  x\nKeyError: 'a'\n\nDuring handling of the above exception, another exception occurred:\n\nTraceback (most recent call last):\n  File \"j.py\", line 3\npandas.errors.ParserError: bad\n";
+        assert_eq!(
+            python_exception(chained).as_deref(),
+            Some("pandas.errors.ParserError: bad")
+        );
+        assert_eq!(python_exception(b"sort: no such file\n"), None);
+        let long = format!(
+            "Traceback (most recent call last):\nValueError: {}\n",
+            "é".repeat(300)
+        );
+        assert!(python_exception(long.as_bytes()).unwrap().len() <= 200);
+    }
 }

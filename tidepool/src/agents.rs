@@ -49,6 +49,8 @@ impl Compute {
         config.max_instances = nodes
             .max(1)
             .saturating_mul(compute::fair::DEFAULT_NODE_STAGES);
+        // Phases run in workers; an agent without one runs them here.
+        config.python = python_install();
         let sandbox = Sandbox::new(config).context("start the wasm sandbox")?;
         let sandbox = compute::builtins::install(sandbox, tools.clone());
         let warm = sandbox.clone();
@@ -174,7 +176,8 @@ fn uuid_like() -> String {
 pub const WORKER_COMMAND: &str = "compute-worker";
 
 /// The only variables of our environment a task worker gets: where its
-/// module cache is (`HOME`, `XDG_CACHE_HOME`), temporary files, logging.
+/// module cache is (`HOME`, `XDG_CACHE_HOME`), temporary files, logging
+/// (and, set by [`worker_program`], where the Python interpreter is).
 /// Everything else (e.g. `TIDEPOOL_CLUSTER_KEY_FILE`) stays with us.
 const WORKER_ENV: &[&str] = &[
     "HOME",
@@ -187,6 +190,44 @@ const WORKER_ENV: &[&str] = &[
     "TIDEPOOL_TEST_WORKER_FAULTS",
 ];
 
+/// Names the directory of the installed Python interpreter
+/// (`scripts/setup` makes `.tools/python` in the repository); empty turns
+/// `python3` off.
+pub const PYTHON_DIR_ENV: &str = "TIDEPOOL_PYTHON_DIR";
+
+/// Where the interpreter is installed: `$TIDEPOOL_PYTHON_DIR`, else the
+/// first `.tools/python` above this binary or the working directory that
+/// holds an install.
+pub fn python_dir() -> Option<std::path::PathBuf> {
+    if let Some(d) = std::env::var_os(PYTHON_DIR_ENV) {
+        return (!d.is_empty()).then(|| d.into());
+    }
+    let exe = std::env::current_exe().ok();
+    let cwd = std::env::current_dir().ok();
+    [exe, cwd]
+        .into_iter()
+        .flatten()
+        .flat_map(|p| {
+            p.ancestors()
+                .map(|a| a.join(".tools/python"))
+                .collect::<Vec<_>>()
+        })
+        .find(|d| d.join("artifacts").is_dir())
+}
+
+/// The sandbox's interpreter, if one is installed (a broken install is
+/// logged and leaves `python3` not found).
+pub fn python_install() -> Option<sandbox::PythonInstall> {
+    let dir = python_dir()?;
+    match sandbox::PythonInstall::open(&dir) {
+        Ok(p) => Some(p),
+        Err(why) => {
+            tracing::warn!(%why, "python3 is not available");
+            None
+        }
+    }
+}
+
 /// This binary, as a task worker.
 pub fn worker_program() -> Result<WorkerProgram> {
     let program = std::env::current_exe().context("locating the tidepool binary")?;
@@ -194,6 +235,13 @@ pub fn worker_program() -> Result<WorkerProgram> {
         .iter()
         .filter_map(|k| Some(((*k).to_owned(), std::env::var(k).ok()?)))
         .collect();
+    let mut env: Vec<(String, String)> = env;
+    // The worker finds the interpreter where we did (it cannot look from
+    // our working directory or environment).
+    env.retain(|(k, _)| k != PYTHON_DIR_ENV);
+    if let Some(dir) = python_dir() {
+        env.push((PYTHON_DIR_ENV.to_owned(), dir.display().to_string()));
+    }
     Ok(WorkerProgram {
         program,
         args: vec![WORKER_COMMAND.to_owned()],
@@ -213,11 +261,12 @@ pub async fn worker(
         .map(compute::workers::inherited_stdout)
         .transpose()
         .context("the shared stdout")?;
-    let config = if no_cache {
+    let mut config = if no_cache {
         SandboxConfig::default()
     } else {
         SandboxConfig::with_default_cache_dir()
     };
+    config.python = python_install();
     let sandbox = Sandbox::new(config).context("start the wasm sandbox")?;
     let sandbox = compute::proxy::install_proxies(sandbox, builtins);
     compute::workers::serve(sandbox, shared_stdout)

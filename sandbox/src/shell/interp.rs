@@ -36,6 +36,12 @@ pub(crate) enum Stop {
 
 pub(crate) type Flow = Result<(), Stop>;
 
+/// Whether a resolved command is the installed interpreter.
+enum ModuleKind {
+    Python,
+    Other,
+}
+
 /// What every shell of one run shares.
 pub(crate) struct PhaseCtx {
     pub(crate) rt: Arc<Runtime>,
@@ -381,6 +387,11 @@ impl Shell {
                     return Ok(());
                 }
             };
+            let bytes_kind = if matches!(bytes, ModuleBytes::Installed(..)) {
+                ModuleKind::Python
+            } else {
+                ModuleKind::Other
+            };
             let pre = match self.ctx.rt.instance_pre(&name, bytes).await {
                 Ok(p) => p,
                 Err(e) => {
@@ -389,6 +400,18 @@ impl Shell {
                     return Ok(());
                 }
             };
+            // The installed interpreter sees its stdlib read-only.
+            let extra_read_only = match (&bytes_kind, &self.ctx.rt.python) {
+                (ModuleKind::Python, Some(py)) => vec![(
+                    py.stdlib_dir().to_path_buf(),
+                    crate::python::STDLIB_GUEST_DIR.to_owned(),
+                )],
+                _ => Vec::new(),
+            };
+            let argv = match bytes_kind {
+                ModuleKind::Python => crate::python::argv_for(argv, &env),
+                ModuleKind::Other => argv,
+            };
             let spec = StageSpec {
                 name,
                 pre,
@@ -396,6 +419,7 @@ impl Shell {
                 env,
                 io: io.clone(),
                 fs: self.ctx.fs.clone(),
+                extra_read_only,
             };
             // Each wasm command gets its own task: pipeline stages run in parallel.
             let task = TaskGuard::spawn(stage::run_stage(
@@ -434,6 +458,11 @@ impl Shell {
         }
         if is_coreutils_tool(name) {
             return Ok(Some(crate::coreutils_module()));
+        }
+        if crate::python::is_python(name)
+            && let Some(py) = &self.ctx.rt.python
+        {
+            return py.module_bytes().await.map(Some);
         }
         Ok(None)
     }
