@@ -156,7 +156,16 @@ impl Client {
                 let at = Instant::now();
                 let stats = &st["stats"];
                 if stats["errors"] != 0 || stats["outputs"] != outputs {
-                    bail!("job {id} finished with unexpected stats: {st}");
+                    // The first errors say why; a bare count does not.
+                    let errors = self
+                        .get_text(&format!("/alice/jobs/{id}/live/err"))
+                        .await
+                        .unwrap_or_else(|e| format!("(errors unavailable: {e})"));
+                    let first: Vec<&str> = errors.lines().take(3).collect();
+                    bail!(
+                        "job {id} finished with unexpected stats: {st}\nfirst errors:\n{}",
+                        first.join("\n")
+                    );
                 }
                 return Ok((at, st));
             }
