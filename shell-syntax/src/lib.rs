@@ -287,12 +287,12 @@ mod tests {
     }
 
     /// Array subscripts and `$[` send brush-parser's grammars into seconds
-    /// of backtracking (fuzzing: `fuzz/slow/`); they are refused by the
+    /// of backtracking (fuzzing: `fuzz/corpus/*/seed-regress-*`); they are refused by the
     /// quote-aware pre-check, before the parser runs.
     #[test]
     fn unsupported_expansions_are_refused_before_the_parser() {
         for src in [
-            include_str!("../../fuzz/slow/shell_parse-05b6f6ca"),
+            include_str!("../../fuzz/corpus/shell_parse/seed-regress-05b6f6ca"),
             "echo ${e[1]}",
             "echo \"${a[@]}\"",
             "echo ${#x}",
@@ -319,8 +319,10 @@ mod tests {
                 "{src:?}"
             );
         }
-        let manifest: serde_json::Value =
-            serde_json::from_str(include_str!("../../fuzz/slow/job_manifest-e37b3c58")).unwrap();
+        let manifest: serde_json::Value = serde_json::from_str(include_str!(
+            "../../fuzz/corpus/job_manifest/seed-regress-e37b3c58"
+        ))
+        .unwrap();
         let exec = manifest["phases"][0]["exec"].as_str().unwrap();
         assert!(
             matches!(parse(exec), Err(ScriptError::Unsupported { construct, .. }) if construct.contains("$["))
