@@ -171,3 +171,62 @@ fn fingerprint(pubkey: &std::path::Path) -> String {
         .expect("md5 fingerprint")
         .to_owned()
 }
+
+/// A job of `who` over `inputs`; its state, errors and output bytes.
+fn run_job(c: &Cluster, who: &Tenant, args: &[&str], inputs: &str) -> (String, String, String) {
+    let mut create = vec!["create"];
+    create.extend_from_slice(args);
+    let id = ok(&who.manta(c, "mjob", &create, inputs.as_bytes()))
+        .trim()
+        .to_owned();
+    let watched = who.manta(c, "mjob", &["watch", &id], b"");
+    let status: serde_json::Value = serde_json::from_slice(&watched.stdout)
+        .unwrap_or_else(|e| panic!("mjob watch: {e}: {}", failed(&watched)));
+    let errors = ok(&who.manta(c, "mjob", &["errors", &id], b""));
+    let mut out = String::new();
+    for name in ok(&who.manta(c, "mjob", &["outputs", &id], b"")).lines() {
+        out.push_str(&ok(&who.manta(c, "mget", &[name], b"")));
+    }
+    (status["state"].to_string(), errors, out)
+}
+
+#[test]
+fn an_operators_job_reads_other_accounts_and_an_ordinary_job_does_not() {
+    let mut c = Cluster::start().unwrap();
+    let bob = c.add_tenant("bob").unwrap();
+    let eve = c.add_tenant("eve").unwrap();
+    let op = c.add_tenant("op").unwrap();
+    ok(&bob.manta(&c, "mput", &["~~/stor/secret"], b"bob's secret\n"));
+    ok(&op.manta(&c, "mput", &["~~/stor/seed"], b"seed\n"));
+    ok(&eve.manta(&c, "mput", &["~~/stor/seed"], b"seed\n"));
+    c.admin(&["account", "add", "op", "--operator"]).unwrap();
+
+    // Map input (supervisor and agent), reducer input (supervisor and the
+    // agent's reducer feed), and an in-task tool (mcat emits bob's object
+    // as the map's output, which the reducer then reads).
+    let cases: [(&[&str], String); 3] = [
+        (&["-m", "cat"], "/bob/stor/secret\n".to_owned()),
+        (&["-r", "cat"], "/bob/stor/secret\n".to_owned()),
+        (
+            &["-m", "mcat /bob/stor/secret", "-r", "cat"],
+            "/{me}/stor/seed\n".to_owned(),
+        ),
+    ];
+    for (args, inputs) in &cases {
+        let (state, errors, out) = run_job(&c, &op, args, &inputs.replace("{me}", "op"));
+        assert_eq!(state, "\"done\"", "{args:?}");
+        assert_eq!(errors, "", "{args:?}");
+        assert_eq!(
+            out, "bob's secret\n",
+            "op's job {args:?} reads bob's object"
+        );
+
+        let (state, errors, out) = run_job(&c, &eve, args, &inputs.replace("{me}", "eve"));
+        assert_eq!(state, "\"done\"", "{args:?}");
+        assert!(
+            errors.contains("AuthorizationError") && errors.contains("/bob/stor/secret"),
+            "eve's job {args:?} is refused bob's object: {errors}"
+        );
+        assert!(!out.contains("secret"), "eve's job {args:?}: {out}");
+    }
+}
