@@ -373,6 +373,7 @@ impl Agent {
         let task_io = Arc::new(TaskIo::new(
             self.io.clone(),
             req.owner.clone(),
+            req.operator,
             output_base,
             tmp,
         ));
@@ -406,8 +407,10 @@ impl Agent {
                 let me = self.clone();
                 let (job, phase, reducer) = (req.job_id, req.phase, *reducer);
                 let owner = req.owner.clone();
+                let operator = req.operator;
                 feeder = Some(tokio::spawn(async move {
-                    me.feed_reducer(&owner, job, phase, reducer, w).await
+                    me.feed_reducer(&owner, operator, job, phase, reducer, w)
+                        .await
                 }));
                 spec.stdin = PhaseInput::Stream(Box::new(r));
             }
@@ -574,7 +577,7 @@ impl Agent {
         let mut budget = u64::from(req.limits.disk_gb).saturating_mul(self.cfg.disk_unit);
         tokio::fs::create_dir_all(root).await?;
         for a in &req.assets {
-            let checked = jobs::naming::readable_by(&req.owner, a);
+            let checked = jobs::naming::readable_by(&req.owner, req.operator, a);
             let name = checked
                 .as_ref()
                 .map_or_else(|_| jobs::naming::normalize(a), |(n, _)| n.clone());
@@ -731,6 +734,7 @@ impl Agent {
     async fn feed_reducer(
         &self,
         owner: &str,
+        operator: bool,
         job: uuid::Uuid,
         phase: u32,
         reducer: u32,
@@ -750,7 +754,7 @@ impl Agent {
                 .await
                 .map_err(|e| e.to_string())?;
             for name in &page.inputs {
-                let name = match jobs::naming::readable_by(owner, name) {
+                let name = match jobs::naming::readable_by(owner, operator, name) {
                     Ok((name, _)) => name,
                     Err(e) => return Err(e.to_string()),
                 };
@@ -803,8 +807,8 @@ pub fn validate(req: &TaskRequest) -> Result<Option<PathBuf>, AgentError> {
     }
     match &req.input {
         TaskInput::Map { object, .. } => {
-            let (norm, path) =
-                readable_by(&req.owner, object).map_err(|e| invalid(e.to_string()))?;
+            let (norm, path) = readable_by(&req.owner, req.operator, object)
+                .map_err(|e| invalid(e.to_string()))?;
             if norm != *object {
                 return Err(invalid(format!("input name {object:?} is not normalized")));
             }

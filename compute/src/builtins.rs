@@ -5,7 +5,8 @@
 //! environment ([`TASK_ENV`]); outside a task they fail.
 //!
 //! Guarantees: writes go only to the owner's own tree, reads to the
-//! owner's tree or any `/public`; emitted outputs (`mpipe`, `mcat`,
+//! owner's tree or any `/public` (any tree for an operator's job:
+//! [`jobs::naming::may_read`], the rule the supervisor and agent apply); emitted outputs (`mpipe`, `mcat`,
 //! `msplit`) are recorded on the task, which then does not capture stdout;
 //! data is streamed (msplit's partitions go through spool files in the
 //! task's directory), never held whole; a reducer index must be below 128.
@@ -24,7 +25,7 @@ use bytes::Bytes;
 use jobs::protocol::EmittedOutput;
 use md5::Digest as _;
 use meta::namespace::{Headers, ListOptions, SortBy, TypeFilter};
-use meta::path::{MantaPath, TopDir};
+use meta::path::MantaPath;
 use sandbox::{BuiltinCall, DiskBudget, HostBuiltin, Sandbox};
 use tokio::io::AsyncWriteExt as _;
 use tokio::sync::mpsc;
@@ -47,6 +48,8 @@ pub struct TaskIo {
     pub io: ObjectIo,
     /// The job's owner.
     pub owner: String,
+    /// The job reads with an operator's reach.
+    pub operator: bool,
     /// `MANTA_OUTPUT_BASE`.
     pub output_base: String,
     /// A task-private host directory for temporary files.
@@ -56,10 +59,17 @@ pub struct TaskIo {
 
 impl TaskIo {
     /// Tool context for one task.
-    pub fn new(io: ObjectIo, owner: String, output_base: String, work_dir: PathBuf) -> Self {
+    pub fn new(
+        io: ObjectIo,
+        owner: String,
+        operator: bool,
+        output_base: String,
+        work_dir: PathBuf,
+    ) -> Self {
         TaskIo {
             io,
             owner,
+            operator,
             output_base,
             work_dir,
             emits: Mutex::new(Vec::new()),
@@ -254,7 +264,7 @@ fn may_write(task: &TaskIo, path: &str) -> Result<(), Fail> {
 
 fn may_read(task: &TaskIo, path: &str) -> Result<(), Fail> {
     let p = MantaPath::parse(path).map_err(|_| Fail(format!("{path}: invalid path")))?;
-    if p.login() != task.owner && p.top() != Some(TopDir::Public) {
+    if !jobs::naming::may_read(&task.owner, task.operator, &p) {
         return Err(Fail(format!("{path}: permission denied")));
     }
     Ok(())

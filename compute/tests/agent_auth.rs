@@ -112,6 +112,7 @@ fn request(owner: &str, object: &str) -> TaskRequest {
     TaskRequest {
         job_id: job,
         owner: owner.into(),
+        operator: false,
         phase: 0,
         task_id: task,
         attempt: 0,

@@ -3,9 +3,18 @@
 //!
 //! Policy (spec §2.7; full RBAC is out of scope): an account and its
 //! subusers have full access to the account's own tree; anyone, signed or
-//! anonymous, may GET/HEAD/OPTIONS under `/:login/public`; nothing else.
-//! `Role` / `role-tag` headers are parsed and `role-tag` is stored, but roles
-//! grant nothing yet.
+//! anonymous, may GET/HEAD/OPTIONS under `/:login/public`; an operator
+//! account may do anything in every account (muskie's authorizer allowed
+//! every action to a caller that is an account, not a subuser, with
+//! `isOperator`); nothing else. `Role` / `role-tag` headers are parsed and
+//! `role-tag` is stored, but roles grant nothing yet.
+//!
+//! Guarantees: whether a caller is an operator is read from its stored
+//! account record ([`meta::namespace::Account::operator`]) and from nothing
+//! the request carries (no header, query parameter, key name or subuser
+//! name); a subuser of an operator account is not an operator. The record
+//! is read only when the owner and public rules have already refused, so
+//! requests in one's own tree cost no extra lookup.
 
 use crate::error::ApiError;
 use auth::{AuthError, Caller, Fingerprint, KeyLookup, LookupError, PublicKey};
@@ -87,13 +96,31 @@ fn forbidden(who: &str, path: &MantaPath) -> ApiError {
     }
 }
 
-/// Decides whether `caller` (None = anonymous) may do a request on `path`.
-/// `is_read` is true for GET/HEAD/OPTIONS.
-pub fn authorize(caller: Option<&Caller>, path: &MantaPath, is_read: bool) -> Result<(), ApiError> {
+/// How an authorized request was let through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Grant {
+    /// The caller's own account (account or subuser).
+    Owner,
+    /// A read under some account's `/public`.
+    Public,
+    /// An operator account in another account's tree.
+    Operator,
+}
+
+/// The decision for a caller whose operator status is known: `operator`
+/// must come from the caller's stored account record.
+pub fn decide(
+    caller: Option<&Caller>,
+    operator: bool,
+    path: &MantaPath,
+    is_read: bool,
+) -> Result<Grant, ApiError> {
     let public_read = is_read && path.top() == Some(meta::path::TopDir::Public);
     match caller {
-        Some(c) if c.login == path.login() => Ok(()),
-        _ if public_read => Ok(()),
+        Some(c) if c.login == path.login() => Ok(Grant::Owner),
+        _ if public_read => Ok(Grant::Public),
+        // Manta's rule: only the account itself, never one of its subusers.
+        Some(c) if operator && c.subuser.is_none() => Ok(Grant::Operator),
         None => Err(forbidden("anonymous", path)),
         Some(c) => {
             let who = match &c.subuser {
@@ -101,6 +128,39 @@ pub fn authorize(caller: Option<&Caller>, path: &MantaPath, is_read: bool) -> Re
                 None => c.login.clone(),
             };
             Err(forbidden(&who, path))
+        }
+    }
+}
+
+/// Whether `caller` is an operator: an account (not a subuser) whose
+/// stored record says so. An account that is gone or disabled is not.
+pub async fn is_operator(ns: &Namespace, caller: Option<&Caller>) -> Result<bool, ApiError> {
+    let Some(c) = caller.filter(|c| c.subuser.is_none()) else {
+        return Ok(false);
+    };
+    match ns.get_account(&c.login).await? {
+        Some(a) => Ok(a.operator && !a.disabled),
+        None => Ok(false),
+    }
+}
+
+/// Decides whether `caller` (None = anonymous) may do a request on `path`.
+/// `is_read` is true for GET/HEAD/OPTIONS. The caller's account record is
+/// read only if the owner and public rules refuse.
+pub async fn authorize(
+    ns: &Namespace,
+    caller: Option<&Caller>,
+    path: &MantaPath,
+    is_read: bool,
+) -> Result<Grant, ApiError> {
+    match decide(caller, false, path, is_read) {
+        Ok(g) => Ok(g),
+        Err(denied) => {
+            if is_operator(ns, caller).await? {
+                decide(caller, true, path, is_read)
+            } else {
+                Err(denied)
+            }
         }
     }
 }
@@ -125,18 +185,51 @@ mod tests {
         let public = MantaPath::parse("/alice/public/x").unwrap();
         let alice = caller("alice");
         let bob = caller("bob");
-        assert!(authorize(Some(&alice), &stor, false).is_ok());
-        assert!(authorize(Some(&alice), &public, false).is_ok());
-        assert!(authorize(None, &public, true).is_ok());
-        assert!(authorize(Some(&bob), &public, true).is_ok());
-        let e = authorize(Some(&bob), &public, false).unwrap_err();
+        assert_eq!(
+            decide(Some(&alice), false, &stor, false).unwrap(),
+            Grant::Owner
+        );
+        assert!(decide(Some(&alice), false, &public, false).is_ok());
+        assert_eq!(decide(None, false, &public, true).unwrap(), Grant::Public);
+        assert!(decide(Some(&bob), false, &public, true).is_ok());
+        let e = decide(Some(&bob), false, &public, false).unwrap_err();
         assert_eq!(e.code(), "AuthorizationFailed");
-        let e = authorize(None, &stor, true).unwrap_err();
+        let e = decide(None, false, &stor, true).unwrap_err();
         assert_eq!(
             e.to_string(),
             "anonymous is not allowed to access /alice/stor/x"
         );
         assert_eq!(e.status(), StatusCode::FORBIDDEN);
-        assert!(authorize(Some(&bob), &stor, true).is_err());
+        assert!(decide(Some(&bob), false, &stor, true).is_err());
+    }
+
+    #[test]
+    fn operators() {
+        let stor = MantaPath::parse("/alice/stor/x").unwrap();
+        let op = caller("op");
+        // An operator account may read and write in another account.
+        assert_eq!(
+            decide(Some(&op), true, &stor, true).unwrap(),
+            Grant::Operator
+        );
+        assert_eq!(
+            decide(Some(&op), true, &stor, false).unwrap(),
+            Grant::Operator
+        );
+        // Its subusers may not, whatever they are called.
+        for name in ["operator", "operators", "_operator", "admin"] {
+            let sub = Caller {
+                subuser: Some(name.to_owned()),
+                ..caller("op")
+            };
+            let e = decide(Some(&sub), true, &stor, true).unwrap_err();
+            assert_eq!(e.code(), "AuthorizationFailed");
+            assert_eq!(
+                e.to_string(),
+                format!("op/{name} is not allowed to access /alice/stor/x")
+            );
+        }
+        // Anonymous never is.
+        assert!(decide(None, true, &stor, true).is_err());
     }
 }

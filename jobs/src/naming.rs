@@ -6,9 +6,12 @@
 //! always under `/<login>/jobs/<id>/stor/` and end in the task id.
 //!
 //! [`readable_by`] and [`writable_by`] are the one rule of which object
-//! names a job's owner may read (its own tree and any `/public`) and write
-//! (its own tree): the supervisor applies it to every input before any
-//! phase reads it, and the agent to every name in a task it is given.
+//! names a job's owner may read (its own tree and any `/public`; every
+//! account's tree for an operator's job, as Manta's jobs read with their
+//! creator's principal) and write (its own tree, operator or not): the
+//! supervisor applies it to every input before any phase reads it, the
+//! agent to every name in a task it is given, and the in-task tools to
+//! every path they touch ([`may_read`]).
 
 use meta::path::{MantaPath, TopDir};
 use uuid::Uuid;
@@ -35,11 +38,22 @@ fn object_path(name: &str) -> Result<(String, MantaPath), NameDenied> {
     }
 }
 
-/// `name` normalized and parsed, if `owner` may read it: it is in the
-/// owner's tree or in some account's `/public`.
-pub fn readable_by(owner: &str, name: &str) -> Result<(String, MantaPath), NameDenied> {
+/// Whether a job of `owner` (`operator`: created by an operator account)
+/// may read `path`: its owner's tree, any `/public`, or anything for an
+/// operator's job.
+pub fn may_read(owner: &str, operator: bool, path: &MantaPath) -> bool {
+    operator || path.login() == owner || path.top() == Some(TopDir::Public)
+}
+
+/// `name` normalized and parsed, if a job of `owner` may read it
+/// ([`may_read`]).
+pub fn readable_by(
+    owner: &str,
+    operator: bool,
+    name: &str,
+) -> Result<(String, MantaPath), NameDenied> {
     let (norm, p) = object_path(name)?;
-    if p.login() != owner && p.top() != Some(TopDir::Public) {
+    if !may_read(owner, operator, &p) {
         return Err(NameDenied::Forbidden(
             serde_json::Value::String(name.to_owned()).to_string(),
         ));
@@ -249,6 +263,26 @@ mod tests {
         });
         assert!(red.iter().all(|(k, _)| !k.starts_with("MANTA_INPUT")));
         assert!(red.contains(&("MANTA_REDUCER".into(), "2".into())));
+    }
+
+    #[test]
+    fn operator_jobs_read_everywhere_and_write_only_at_home() {
+        let bob = "/bob/stor/private";
+        assert!(matches!(
+            readable_by("op", false, bob),
+            Err(NameDenied::Forbidden(_))
+        ));
+        assert_eq!(readable_by("op", true, bob).unwrap().0, bob);
+        assert!(readable_by("op", false, "/bob/public/x").is_ok());
+        assert!(matches!(
+            writable_by("op", bob),
+            Err(NameDenied::Forbidden(_))
+        ));
+        // Still only object names.
+        assert!(matches!(
+            readable_by("op", true, "/bob/stor"),
+            Err(NameDenied::Malformed(_))
+        ));
     }
 
     #[test]

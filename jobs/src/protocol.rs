@@ -95,6 +95,11 @@ pub struct TaskRequest {
     pub job_id: Uuid,
     /// Job owner (`MANTA_USER`, and the identity tools act as).
     pub owner: String,
+    /// The job's reads reach every account (its owner created it as an
+    /// operator, [`meta::jobs::NewJob::operator`]); covered by the grant
+    /// like every other field.
+    #[serde(default)]
+    pub operator: bool,
     /// Phase index.
     pub phase: u32,
     /// Task id (the suffix of its output names).

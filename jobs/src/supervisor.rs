@@ -165,6 +165,8 @@ impl std::fmt::Debug for Supervisor {
 struct JobCtx {
     id: Uuid,
     owner: String,
+    /// Reads reach every account ([`naming::may_read`]).
+    operator: bool,
     phases: Vec<Phase>,
     tx: mpsc::UnboundedSender<Completion>,
     inflight: HashSet<Uuid>,
@@ -340,6 +342,7 @@ impl Supervisor {
         let mut ctx = JobCtx {
             id,
             owner: job.owner.clone(),
+            operator: job.operator,
             phases: manifest.phases,
             tx,
             inflight: HashSet::new(),
@@ -599,11 +602,12 @@ impl Supervisor {
     async fn resolve(
         &self,
         owner: &str,
+        operator: bool,
         name: &str,
     ) -> Result<Result<Resolved, Rejected>, JobsError> {
         let reject = |code, message: String| Ok(Err(Rejected { code, message }));
         let q = serde_json::Value::String(name.to_owned()).to_string();
-        let (norm, path) = match naming::readable_by(owner, name) {
+        let (norm, path) = match naming::readable_by(owner, operator, name) {
             Ok(p) => p,
             Err(e @ naming::NameDenied::Malformed(_)) => {
                 return reject(ErrorCode::ResourceNotFoundError, e.to_string());
@@ -690,7 +694,7 @@ impl Supervisor {
         }
         let mut items = Vec::with_capacity(inputs.len());
         for (_, name) in &inputs {
-            let resolved = self.resolve(&ctx.owner, name).await?;
+            let resolved = self.resolve(&ctx.owner, ctx.operator, name).await?;
             let item = match (phase0.kind, resolved) {
                 (PhaseKind::Reduce, Ok(r)) => Item::Reduce(r.name),
                 (_, res) => match self
@@ -783,6 +787,7 @@ impl Supervisor {
         let req = TaskRequest {
             job_id: ctx.id,
             owner: ctx.owner.clone(),
+            operator: ctx.operator,
             phase: task.phase,
             task_id: task.id,
             attempt: task.attempt,
@@ -1008,7 +1013,7 @@ impl Supervisor {
                 match &next_phase {
                     None => {}
                     Some(ph) if ph.kind == PhaseKind::Map => {
-                        let res = self.resolve(&ctx.owner, &o.name).await?;
+                        let res = self.resolve(&ctx.owner, ctx.operator, &o.name).await?;
                         prepared.push(self.new_map_task(ctx, np, res, &o.name, p0.clone()).await?);
                     }
                     Some(ph) => match o.reducer {
@@ -1027,7 +1032,7 @@ impl Supervisor {
                         r => {
                             // The same check as a map input: a reducer
                             // reads only what the owner may read.
-                            match self.resolve(&ctx.owner, &o.name).await? {
+                            match self.resolve(&ctx.owner, ctx.operator, &o.name).await? {
                                 Ok(res) => {
                                     let r = r.unwrap_or_else(|| {
                                         (Uuid::new_v4().as_u128() % u128::from(ph.count.max(1)))

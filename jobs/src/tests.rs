@@ -225,6 +225,7 @@ impl Env {
                 phases_json: m.phases_json.clone(),
                 phase_count: m.phases.len() as u32,
                 transient: m.transient,
+                operator: false,
             })
             .await
             .expect("create");
@@ -773,6 +774,7 @@ async fn cancelled_job_ends_done_with_cancel_errors() {
                 phases_json: m.phases_json,
                 phase_count: 1,
                 transient: false,
+                operator: false,
             })
             .await
             .expect("create");
@@ -801,6 +803,7 @@ async fn idle_open_input_is_closed_automatically() {
             phases_json: m.phases_json,
             phase_count: 1,
             transient: false,
+            operator: false,
         })
         .await
         .expect("create");

@@ -565,6 +565,37 @@ pub async fn ns_accounts_and_keys(kv: Arc<dyn Kv>) {
     ));
     ns.set_account_disabled(&l, false).await.expect("enable");
     ns.active_account(&l).await.expect("active");
+
+    // The operator flag: off at creation, on and off only through
+    // set_account_operator, and it survives other account updates.
+    assert!(!ns.active_account(&l).await.expect("active").operator);
+    assert!(
+        ns.set_account_operator(&l, true)
+            .await
+            .expect("operator")
+            .operator
+    );
+    ns.set_account_disabled(&l, true).await.expect("disable op");
+    let a = ns.set_account_disabled(&l, false).await.expect("enable op");
+    assert!(a.operator, "disable/enable keeps the operator flag");
+    assert!(
+        ns.get_account(&l)
+            .await
+            .expect("get")
+            .expect("exists")
+            .operator
+    );
+    assert!(
+        !ns.set_account_operator(&l, false)
+            .await
+            .expect("revoke")
+            .operator
+    );
+    assert!(!ns.active_account(&l).await.expect("active").operator);
+    assert!(matches!(
+        ns.set_account_operator("nobodyhere", true).await,
+        Err(NamespaceError::AccountNotFound(_))
+    ));
     assert!(matches!(
         ns.active_account("nobodyhere").await,
         Err(NamespaceError::AccountNotFound(_))

@@ -492,6 +492,26 @@ impl Cluster {
     }
 }
 
+impl Cluster {
+    /// Runs `tidepool admin ARGS` on this cluster's data (the server is
+    /// stopped around it: embedded metadata has one writer) and returns
+    /// what it printed.
+    pub fn admin(&mut self, args: &[&str]) -> Result<String> {
+        self.kill9();
+        let mut cmd = Command::new(tidepool_bin());
+        cmd.arg("admin")
+            .arg("--data")
+            .arg(self.data_dir())
+            .args(args);
+        let out = run_with_deadline(&mut cmd, None, Duration::from_secs(60));
+        self.launch()?;
+        if !out.status.success() {
+            bail!("tidepool admin {args:?}: {}", describe(&out));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+}
+
 impl Tenant {
     /// A `Command` for one of Manta's CLI tools acting as this tenant.
     pub fn manta_cmd(&self, c: &Cluster, tool: &str) -> Command {

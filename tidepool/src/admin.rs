@@ -56,7 +56,24 @@ pub enum ClusterCommand {
 #[derive(Subcommand)]
 pub enum AccountCommand {
     /// Creates an account with its top directories (stor, public, jobs, reports, uploads).
-    Add { login: String },
+    Add {
+        login: String,
+        /// Make it an operator: it may read, list, write and delete in
+        /// every account, as Manta's operators could (also applies to an
+        /// existing account).
+        #[arg(long)]
+        operator: bool,
+    },
+    /// Makes an existing account an operator, or (`--revoke`) an ordinary
+    /// account again.
+    Operator {
+        login: String,
+        /// Take the operator flag away.
+        #[arg(long)]
+        revoke: bool,
+    },
+    /// Lists accounts with their state (disabled, operator).
+    List,
 }
 
 #[derive(Subcommand)]
@@ -109,6 +126,19 @@ pub async fn ensure_account_key(
     Ok(())
 }
 
+/// ` (disabled, operator)`, ` (operator)`, ... or nothing.
+fn account_state(a: &meta::namespace::Account) -> String {
+    let flags: Vec<&str> = [(a.disabled, "disabled"), (a.operator, "operator")]
+        .into_iter()
+        .filter_map(|(on, name)| on.then_some(name))
+        .collect();
+    if flags.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", flags.join(", "))
+    }
+}
+
 pub async fn run(args: AdminArgs) -> Result<()> {
     // Needs no metadata: the key is a file.
     if let AdminCommand::Cluster(ClusterCommand::Init { out }) = &args.command {
@@ -118,12 +148,29 @@ pub async fn run(args: AdminArgs) -> Result<()> {
     }
     let ns = Meta::open(&args.meta, &args.data).await?.ns;
     match args.command {
-        AdminCommand::Account(AccountCommand::Add { login }) => {
+        AdminCommand::Account(AccountCommand::Add { login, operator }) => {
             if ns.get_account(&login).await?.is_some() {
                 println!("account {login} exists");
             } else {
                 ns.create_account(&login).await?;
                 println!("account {login} created");
+            }
+            if operator {
+                ns.set_account_operator(&login, true).await?;
+                println!("account {login} is an operator");
+            }
+        }
+        AdminCommand::Account(AccountCommand::Operator { login, revoke }) => {
+            ns.set_account_operator(&login, !revoke).await?;
+            if revoke {
+                println!("account {login} is no longer an operator");
+            } else {
+                println!("account {login} is an operator");
+            }
+        }
+        AdminCommand::Account(AccountCommand::List) => {
+            for account in ns.list_accounts().await? {
+                println!("account {}{}", account.login, account_state(&account));
             }
         }
         AdminCommand::Key(KeyCommand::Add {
@@ -141,8 +188,7 @@ pub async fn run(args: AdminArgs) -> Result<()> {
         AdminCommand::Cluster(ClusterCommand::Init { .. }) => {}
         AdminCommand::List => {
             for account in ns.list_accounts().await? {
-                let state = if account.disabled { " (disabled)" } else { "" };
-                println!("account {}{state}", account.login);
+                println!("account {}{}", account.login, account_state(&account));
                 for key in ns.list_keys(&account.login, None).await? {
                     println!(
                         "  key {} {} {}",

@@ -81,7 +81,7 @@ pub async fn put_metadata(
 pub async fn put_link(cx: &Ctx, path: &MantaPath, link: &LinkPut) -> Result<Response, ApiError> {
     // The caller needs read access to the source (cross-account only when
     // public); the target was authorized like any write.
-    crate::access::authorize(cx.caller.as_ref(), &link.source, true)?;
+    crate::access::authorize(&cx.ns, cx.caller.as_ref(), &link.source, true).await?;
     let out = cx
         .ns
         .snaplink(&link.source, path, &link.conditions)

@@ -105,6 +105,11 @@ async fn create(cx: &Ctx, login: &str, body: Body) -> Result<Response, ApiError>
             ManifestError::Script { .. } => ApiError::InvalidPhaseScript(e.to_string()),
             e => ApiError::InvalidJob(e.to_string()),
         })?;
+    // Manta's job kept its creator's principal, operator flag included; an
+    // operator's job in another account's tree does not get it (that
+    // account would then own a job reading everyone's objects).
+    let operator = cx.caller.as_ref().is_some_and(|c| c.login == login)
+        && crate::access::is_operator(&cx.ns, cx.caller.as_ref()).await?;
     let job = cx
         .gw
         .inner
@@ -115,6 +120,7 @@ async fn create(cx: &Ctx, login: &str, body: Body) -> Result<Response, ApiError>
             phases_json: m.phases_json,
             phase_count: u32::try_from(m.phases.len()).unwrap_or(u32::MAX),
             transient: m.transient,
+            operator,
         })
         .await?;
     // The job's directory and its `stor/` (where outputs go), as Manta

@@ -13,7 +13,7 @@ mod mpu;
 mod objects;
 
 use crate::Gateway;
-use crate::access::{MetaKeys, auth_error, authorize};
+use crate::access::{Grant, MetaKeys, auth_error, authorize};
 use crate::endpoint::{self, Endpoint};
 use crate::error::ApiError;
 use crate::format::http_date_ms;
@@ -317,11 +317,23 @@ async fn pipeline(gw: Gateway, req: Request) -> Result<Response, ApiError> {
         // account that does not exist is AccountDoesNotExist.
         ns.active_account(ep.path().login()).await?;
     }
-    authorize(caller.as_ref(), ep.path(), ep.is_read())?;
-    if caller.as_ref().map(|c| c.login.as_str()) != Some(ep.path().login()) {
-        // Someone else's tree (only /public reads get here): the owner must
-        // exist and be active.
-        ns.active_account(ep.path().login()).await?;
+    let grant = authorize(&ns, caller.as_ref(), ep.path(), ep.is_read()).await?;
+    match grant {
+        Grant::Owner => {}
+        // Someone else's public tree: the owner must exist and be active.
+        Grant::Public => {
+            ns.active_account(ep.path().login()).await?;
+        }
+        // muskie let an operator into an owner's tree even when the owner
+        // was blocked; it must still exist.
+        Grant::Operator => {
+            if ns.get_account(ep.path().login()).await?.is_none() {
+                return Err(meta::namespace::NamespaceError::AccountNotFound(
+                    ep.path().login().to_owned(),
+                )
+                .into());
+            }
+        }
     }
     let cx = Ctx { gw, ns, caller };
     match ep {

@@ -401,7 +401,7 @@ pub async fn commit(
     let target = parse_path(&r.target)?;
     // 1. Target checks, as for a PUT: who may write it first, so nothing
     // about another account's tree is looked up.
-    crate::access::authorize(cx.caller.as_ref(), &target, false)?;
+    crate::access::authorize(&cx.ns, cx.caller.as_ref(), &target, false).await?;
     let Some(parent) = target.parent().filter(|_| !target.is_account_root()) else {
         return Err(ApiError::OperationNotAllowedOnDirectory(target.to_string()));
     };

@@ -45,6 +45,7 @@ async fn new_job(store: &JobStore, owner: &str, phases: u32) -> JobRecord {
             phases_json: r#"[{"exec":"wc","type":"map"}]"#.into(),
             phase_count: phases,
             transient: false,
+            operator: false,
         })
         .await
         .expect("create job")

@@ -146,6 +146,10 @@ pub struct NewJob {
     pub phase_count: u32,
     /// The manifest's `transient` flag.
     pub transient: bool,
+    /// The owner was an operator account when it created the job (and
+    /// created it in its own tree): the job's reads reach every account,
+    /// as Manta's jobs kept the creating principal.
+    pub operator: bool,
 }
 
 /// The process-wide change signals behind [`JobStore::changes`] (index 0:

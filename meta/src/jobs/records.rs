@@ -117,6 +117,10 @@ pub struct JobRecord {
     /// Whether the supervisor has created the reducers of every reduce phase.
     #[serde(default)]
     pub reducers_created: bool,
+    /// See [`NewJob::operator`](super::NewJob::operator); records written
+    /// before it existed read as `false`.
+    #[serde(default)]
+    pub operator: bool,
 }
 
 impl JobRecord {
@@ -124,6 +128,7 @@ impl JobRecord {
         JobRecord {
             id,
             owner: new.owner.clone(),
+            operator: new.operator,
             name: new.name.clone(),
             phases_json: new.phases_json.clone(),
             phase_count: new.phase_count,

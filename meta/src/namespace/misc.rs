@@ -115,6 +115,7 @@ impl Namespace {
             login: login.to_owned(),
             uuid: Uuid::new_v4(),
             disabled: false,
+            operator: false,
             created_ms: now,
         };
         txn.put(key, encode(&account))
@@ -183,6 +184,22 @@ impl Namespace {
             };
             let mut a: Account = decode(&v)?;
             a.disabled = disabled;
+            txn.put(key, encode(&a)).await.map_err(kv_err(login))?;
+            Ok(a)
+        })
+    }
+
+    /// Make an account an operator (or an ordinary account again). The one
+    /// way the flag changes: no request path of the gateway calls this.
+    pub async fn set_account_operator(&self, login: &str, operator: bool) -> NsResult<Account> {
+        check_login(login)?;
+        in_txn!(self, login, txn => async {
+            let key = keys::account_key(login);
+            let Some(v) = txn.get_for_update(&key).await.map_err(kv_err(login))? else {
+                return Err(NamespaceError::AccountNotFound(login.to_owned()));
+            };
+            let mut a: Account = decode(&v)?;
+            a.operator = operator;
             txn.put(key, encode(&a)).await.map_err(kv_err(login))?;
             Ok(a)
         })

@@ -241,6 +241,13 @@ pub struct Account {
     /// Disabled accounts are refused (`403 AccountBlocked`).
     #[serde(default)]
     pub disabled: bool,
+    /// An operator account may read, list, write and delete in every
+    /// account (Manta's `operators` group). Set only by
+    /// [`Namespace::set_account_operator`](super::Namespace::set_account_operator),
+    /// which only `tidepool admin` calls; records written before this field
+    /// existed read as `false`.
+    #[serde(default)]
+    pub operator: bool,
     /// Creation time, ms.
     pub created_ms: u64,
 }
