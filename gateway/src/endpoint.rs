@@ -140,13 +140,7 @@ impl Preflight {
             origin: get("origin"),
             method: get("access-control-request-method"),
             headers: get("access-control-request-headers")
-                .map(|v| {
-                    v.split(',')
-                        .map(str::trim)
-                        .filter(|s| !s.is_empty())
-                        .map(str::to_owned)
-                        .collect()
-                })
+                .map(|v| crate::headers::comma_list(&v))
                 .unwrap_or_default(),
         }
     }

@@ -262,13 +262,7 @@ impl StoredHeaders {
         }
         headers.sort();
         let role_tags = header_str(h, "role-tag")
-            .map(|v| {
-                v.split(',')
-                    .map(str::trim)
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_owned)
-                    .collect()
-            })
+            .map(comma_list)
             .unwrap_or_default();
         Ok(StoredHeaders { headers, role_tags })
     }
@@ -331,6 +325,16 @@ pub fn put_kind(h: &HeaderMap) -> PutKind {
         }
     }
     PutKind::Object(crate::mime::normalize(ct))
+}
+
+/// The non-empty, trimmed items of a comma-separated header value
+/// (`role-tag`, `access-control-request-headers`).
+pub(crate) fn comma_list(v: &str) -> Vec<String> {
+    v.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 #[cfg(test)]

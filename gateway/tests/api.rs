@@ -122,23 +122,6 @@ async fn content_md5_mismatch_commits_nothing() -> Result<()> {
     Ok(())
 }
 
-async fn raw_exchange(c: &Cluster, head: &str) -> Result<String> {
-    let mut sock = tokio::net::TcpStream::connect(c.addr).await?;
-    sock.write_all(head.as_bytes()).await?;
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    // Read until the server closes (Connection: close) or a deadline.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let n = tokio::time::timeout_at(deadline, sock.read(&mut chunk)).await??;
-        if n == 0 {
-            break;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    }
-    Ok(String::from_utf8_lossy(&buf).into_owned())
-}
-
 fn signed_head(c: &Cluster, method: &str, path: &str, extra: &str) -> String {
     let date = Cluster::date_now();
     let auth = c.alice.authorization(&date).expect("sign");
@@ -159,7 +142,7 @@ async fn no_continue_before_checks() -> Result<()> {
         "/alice/stor/nodir/x",
         "Content-Length: 5\r\nExpect: 100-continue\r\n",
     );
-    let answer = raw_exchange(&c, &head).await?;
+    let answer = c.raw_exchange(&head).await?;
     assert!(answer.starts_with("HTTP/1.1 404"), "{answer}");
     assert!(!answer.contains("100 Continue"), "{answer}");
     assert!(
@@ -750,7 +733,7 @@ async fn path_tricks_store_nothing() -> Result<()> {
             path,
             "Content-Length: 4\r\nConnection: close\r\n",
         );
-        let answer = raw_exchange(&c, &format!("{head}evil")).await?;
+        let answer = c.raw_exchange(&format!("{head}evil")).await?;
         assert!(answer.starts_with("HTTP/1.1 400"), "{path}: {answer}");
         assert!(answer.contains("InvalidResource"), "{path}: {answer}");
     }
@@ -1122,7 +1105,7 @@ async fn multipart_upload() -> Result<()> {
         &format!("{dir2}/0"),
         "Content-Length: 5\r\nExpect: 100-continue\r\n",
     );
-    let answer = raw_exchange(&c, &head).await?;
+    let answer = c.raw_exchange(&head).await?;
     assert!(answer.starts_with("HTTP/1.1 409"), "{answer}");
     assert!(!answer.contains("100 Continue"), "{answer}");
 
@@ -1168,7 +1151,7 @@ async fn not_enough_live_nodes_is_503_before_body() -> Result<()> {
         "/alice/stor/x",
         "Content-Length: 5\r\nExpect: 100-continue\r\nx-durability-level: 2\r\n",
     );
-    let answer = raw_exchange(&c, &head).await?;
+    let answer = c.raw_exchange(&head).await?;
     assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
     assert!(!answer.contains("100 Continue"), "{answer}");
     assert!(
@@ -1193,7 +1176,7 @@ async fn not_enough_live_nodes_is_503_before_body() -> Result<()> {
 async fn stalled_upload_times_out() -> Result<()> {
     let c = Cluster::start().await?;
     let head = signed_head(&c, "PUT", "/alice/stor/stall", "Content-Length: 10\r\n");
-    let answer = raw_exchange(&c, &format!("{head}12345")).await?;
+    let answer = c.raw_exchange(&format!("{head}12345")).await?;
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     assert!(answer.contains("UploadTimeout"), "{answer}");
     assert_eq!(c.get_bytes("/alice/stor/stall").await?.0, 404);

@@ -16,6 +16,14 @@ async fn error_code(r: reqwest::Response) -> Result<(u16, String)> {
     Ok((status, v["code"].as_str().unwrap_or("").to_owned()))
 }
 
+/// Sends `req` and asserts Manta's error answer `(status, code)`; `ctx`
+/// names the case in the failure message.
+async fn expect_error(req: reqwest::RequestBuilder, want: (u16, &str), ctx: &str) -> Result<()> {
+    let got = error_code(req.send().await?).await?;
+    assert_eq!((got.0, got.1.as_str()), want, "{ctx}");
+    Ok(())
+}
+
 /// Item 6: a GET signed over `(request-target) host date`, captured and
 /// replayed within the skew window with another method or on another path,
 /// is refused with Manta's error and changes nothing.
@@ -61,15 +69,16 @@ async fn request_target_signature_cannot_be_replayed() -> Result<()> {
         );
     }
     // Another Host (a capture replayed against another gateway name).
-    let r = c
-        .http
-        .get(format!("{}{target}", c.base))
-        .header("host", "elsewhere.example")
-        .header("date", &date)
-        .header("authorization", &auth)
-        .send()
-        .await?;
-    assert_eq!(error_code(r).await?, (403, "InvalidSignature".to_owned()));
+    expect_error(
+        c.http
+            .get(format!("{}{target}", c.base))
+            .header("host", "elsewhere.example")
+            .header("date", &date)
+            .header("authorization", &auth),
+        (403, "InvalidSignature"),
+        "",
+    )
+    .await?;
     // Nothing was deleted or overwritten.
     assert_eq!(
         c.get_bytes(target).await?,
@@ -87,14 +96,15 @@ async fn request_target_signature_cannot_be_replayed() -> Result<()> {
         .send()
         .await?;
     assert_eq!(r.status(), 200);
-    let r = c
-        .http
-        .delete(format!("{}{target}", c.base))
-        .header("date", &date)
-        .header("authorization", &with_target)
-        .send()
-        .await?;
-    assert_eq!(error_code(r).await?, (403, "InvalidSignature".to_owned()));
+    expect_error(
+        c.http
+            .delete(format!("{}{target}", c.base))
+            .header("date", &date)
+            .header("authorization", &with_target),
+        (403, "InvalidSignature"),
+        "",
+    )
+    .await?;
     assert_eq!(c.alice(Method::GET, target).send().await?.status(), 200);
     Ok(())
 }
@@ -284,27 +294,21 @@ async fn content_disposition_is_parsed_normalized_and_ignored_on_directories() -
         "attachment; filename",
         "attachment; filename=a; filename=b",
     ] {
-        let r = c
-            .alice(Method::PUT, "/alice/stor/g")
-            .header("content-disposition", bad)
-            .body(&b"data"[..])
-            .send()
-            .await?;
-        assert_eq!(
-            error_code(r).await?,
-            (400, "BadRequest".to_owned()),
-            "{bad}"
-        );
-        let r = c
-            .alice(Method::PUT, "/alice/stor/f?metadata=true")
-            .header("content-disposition", bad)
-            .send()
-            .await?;
-        assert_eq!(
-            error_code(r).await?,
-            (400, "BadRequest".to_owned()),
-            "{bad}"
-        );
+        expect_error(
+            c.alice(Method::PUT, "/alice/stor/g")
+                .header("content-disposition", bad)
+                .body(&b"data"[..]),
+            (400, "BadRequest"),
+            bad,
+        )
+        .await?;
+        expect_error(
+            c.alice(Method::PUT, "/alice/stor/f?metadata=true")
+                .header("content-disposition", bad),
+            (400, "BadRequest"),
+            bad,
+        )
+        .await?;
         let r = mpu_create(
             &c,
             serde_json::json!({"objectPath": "/alice/stor/u", "headers": {"content-disposition": bad}}),
@@ -358,12 +362,13 @@ async fn content_disposition_is_parsed_normalized_and_ignored_on_directories() -
         assert_eq!(header_of(&r, "m-k").as_deref(), Some("v"));
     }
     // An update of a missing path is still 404, whatever the header.
-    let r = c
-        .alice(Method::PUT, "/alice/stor/missing?metadata=true")
-        .header("content-disposition", "attachment;")
-        .send()
-        .await?;
-    assert_eq!(error_code(r).await?, (404, "ResourceNotFound".to_owned()));
+    expect_error(
+        c.alice(Method::PUT, "/alice/stor/missing?metadata=true")
+            .header("content-disposition", "attachment;"),
+        (404, "ResourceNotFound"),
+        "",
+    )
+    .await?;
     Ok(())
 }
 
@@ -634,16 +639,13 @@ async fn ranges_negotiation_space_and_update_lengths() -> Result<()> {
 
     // Negotiation: objects only, after authorization.
     for accept in ["application/json", "image/*", "text/plain;q=0"] {
-        let r = c
-            .alice(Method::GET, "/alice/stor/r")
-            .header("accept", accept)
-            .send()
-            .await?;
-        assert_eq!(
-            error_code(r).await?,
-            (406, "NotAcceptable".to_owned()),
-            "{accept}"
-        );
+        expect_error(
+            c.alice(Method::GET, "/alice/stor/r")
+                .header("accept", accept),
+            (406, "NotAcceptable"),
+            accept,
+        )
+        .await?;
         let r = c
             .alice(Method::HEAD, "/alice/stor/r")
             .header("accept", accept)
@@ -673,13 +675,14 @@ async fn ranges_negotiation_space_and_update_lengths() -> Result<()> {
     assert_eq!(r.status(), 200, "directories are not negotiated");
 
     // A body on a metadata update.
-    let r = c
-        .alice(Method::PUT, "/alice/stor/r?metadata=true")
-        .header("m-a", "b")
-        .body(&b"hello"[..])
-        .send()
-        .await?;
-    assert_eq!(error_code(r).await?, (400, "InvalidUpdate".to_owned()));
+    expect_error(
+        c.alice(Method::PUT, "/alice/stor/r?metadata=true")
+            .header("m-a", "b")
+            .body(&b"hello"[..]),
+        (400, "InvalidUpdate"),
+        "",
+    )
+    .await?;
     let r = c.alice(Method::HEAD, "/alice/stor/r").send().await?;
     assert_eq!(header_of(&r, "m-a"), None);
 
@@ -756,12 +759,12 @@ async fn unknown_key_ids_are_key_does_not_exist() -> Result<()> {
             }
         })
         .collect();
-    let r = c
-        .http
-        .get(format!("{}{path}?{}", c.base, query.join("&")))
-        .send()
-        .await?;
-    assert_eq!(error_code(r).await?, (403, "KeyDoesNotExist".to_owned()));
+    expect_error(
+        c.http.get(format!("{}{path}?{}", c.base, query.join("&"))),
+        (403, "KeyDoesNotExist"),
+        "",
+    )
+    .await?;
     Ok(())
 }
 
@@ -778,11 +781,12 @@ async fn auth_tokens() -> Result<()> {
     let v: serde_json::Value = serde_json::from_slice(&r.bytes().await?)?;
     let token = v["token"].as_str().expect("token").to_owned();
 
-    let r = c.alice(Method::POST, "/bob/tokens").send().await?;
-    assert_eq!(
-        error_code(r).await?,
-        (403, "AuthorizationFailed".to_owned())
-    );
+    expect_error(
+        c.alice(Method::POST, "/bob/tokens"),
+        (403, "AuthorizationFailed"),
+        "",
+    )
+    .await?;
     let r = c.req(None, Method::POST, "/alice/tokens").send().await?;
     assert_eq!(error_code(r).await?.0, 403);
 
@@ -891,26 +895,22 @@ async fn multipart_edges() -> Result<()> {
         .map(|r| (r.status(), ()))?;
     assert_eq!(s, 404, "nothing was written in bob's tree");
 
-    let r = c
-        .alice(Method::POST, "/nobody/uploads")
-        .header("content-type", "application/json")
-        .body(r#"{"objectPath": "/nobody/stor/x"}"#)
-        .send()
-        .await?;
-    assert_eq!(
-        error_code(r).await?,
-        (403, "AccountDoesNotExist".to_owned())
-    );
-    let r = c
-        .alice(Method::POST, "/bob/uploads")
-        .header("content-type", "application/json")
-        .body(r#"{"objectPath": "/bob/stor/x"}"#)
-        .send()
-        .await?;
-    assert_eq!(
-        error_code(r).await?,
-        (403, "AuthorizationFailed".to_owned())
-    );
+    expect_error(
+        c.alice(Method::POST, "/nobody/uploads")
+            .header("content-type", "application/json")
+            .body(r#"{"objectPath": "/nobody/stor/x"}"#),
+        (403, "AccountDoesNotExist"),
+        "",
+    )
+    .await?;
+    expect_error(
+        c.alice(Method::POST, "/bob/uploads")
+            .header("content-type", "application/json")
+            .body(r#"{"objectPath": "/bob/stor/x"}"#),
+        (403, "AuthorizationFailed"),
+        "",
+    )
+    .await?;
 
     // A commit needs its parts array; nothing is committed without one.
     let (dir, etag) = upload_one_part(&c, "/alice/stor/m").await?;
@@ -950,12 +950,12 @@ async fn multipart_edges() -> Result<()> {
         format!("/alice/uploads/{prefix}/not-an-id"),
         format!("/alice/uploads/{prefix}/not-an-id/state"),
     ] {
-        let r = c.alice(Method::PUT, &path).body(&b"x"[..]).send().await?;
-        assert_eq!(
-            error_code(r).await?,
-            (404, "ResourceNotFound".to_owned()),
-            "{path}"
-        );
+        expect_error(
+            c.alice(Method::PUT, &path).body(&b"x"[..]),
+            (404, "ResourceNotFound"),
+            &path,
+        )
+        .await?;
     }
     let other = if prefix == "0" { "1" } else { "0" };
     for p in [
@@ -964,15 +964,12 @@ async fn multipart_edges() -> Result<()> {
         other.to_owned(),
         id[..5].to_owned(),
     ] {
-        let r = c
-            .alice(Method::GET, &format!("/alice/uploads/{p}/{id}/state"))
-            .send()
-            .await?;
-        assert_eq!(
-            error_code(r).await?,
-            (404, "ResourceNotFound".to_owned()),
-            "{p}"
-        );
+        expect_error(
+            c.alice(Method::GET, &format!("/alice/uploads/{p}/{id}/state")),
+            (404, "ResourceNotFound"),
+            &p,
+        )
+        .await?;
     }
     // The upload itself still commits.
     let r = commit(

@@ -60,37 +60,31 @@ pub fn tidepool_bin() -> PathBuf {
 /// The folder holding Manta's CLI commands (`mput`, `mls`, ...), installed
 /// by `scripts/setup` into `.tools/`; `TIDEPOOL_MANTA_BIN` overrides.
 pub fn manta_bin_dir() -> PathBuf {
-    if let Ok(p) = std::env::var("TIDEPOOL_MANTA_BIN") {
-        return PathBuf::from(p);
-    }
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root");
-    root.join(".tools/manta/node_modules/manta/bin")
+    workspace_path("TIDEPOOL_MANTA_BIN", ".tools/manta/node_modules/manta/bin")
 }
 
 /// Where `tidepool up` processes started by tests cache compiled modules:
 /// `TIDEPOOL_TEST_CACHE`, else `target/tidepool-test-cache` of the workspace.
 pub fn module_cache_dir() -> PathBuf {
-    if let Ok(p) = std::env::var("TIDEPOOL_TEST_CACHE") {
-        return PathBuf::from(p);
-    }
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-        .join("target/tidepool-test-cache")
+    workspace_path("TIDEPOOL_TEST_CACHE", "target/tidepool-test-cache")
 }
 
 /// The Python interpreter `scripts/setup` installs (`.tools/python` of the
 /// workspace); `TIDEPOOL_PYTHON_DIR` overrides.
 pub fn python_dir() -> PathBuf {
-    if let Ok(p) = std::env::var("TIDEPOOL_PYTHON_DIR") {
+    workspace_path("TIDEPOOL_PYTHON_DIR", ".tools/python")
+}
+
+/// `rel` under the workspace root, unless the environment variable `env`
+/// names another place.
+fn workspace_path(env: &str, rel: &str) -> PathBuf {
+    if let Ok(p) = std::env::var(env) {
         return PathBuf::from(p);
     }
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .expect("workspace root")
-        .join(".tools/python")
+        .join(rel)
 }
 
 /// A `tidepool` server process as tests start them: the shared module
@@ -365,6 +359,12 @@ impl Cluster {
         )
     }
 
+    /// Stores `bytes` at `path` (an absolute Manta path) with `mput`;
+    /// panics, with what the tool said, if it fails.
+    pub fn mput(&self, path: &str, bytes: &[u8]) {
+        ok(&self.manta_stdin("mput", &[path], bytes));
+    }
+
     /// Runs a Manta CLI tool with `input` on its stdin.
     pub fn manta_stdin(&self, tool: &str, args: &[&str], input: &[u8]) -> Output {
         run_with_deadline(
@@ -469,21 +469,11 @@ impl Cluster {
             .to_owned();
         self.kill9();
         let pubkey = pubkey.to_string_lossy().into_owned();
-        for args in [
-            &["account", "add", login][..],
-            &["key", "add", login, &pubkey],
-        ] {
-            let mut cmd = Command::new(tidepool_bin());
-            cmd.arg("admin")
-                .arg("--data")
-                .arg(self.data_dir())
-                .args(args);
-            let out = run_with_deadline(&mut cmd, None, Duration::from_secs(60));
-            if !out.status.success() {
-                bail!("tidepool admin {args:?}: {}", describe(&out));
-            }
-        }
+        let added = self
+            .admin_stopped(&["account", "add", login])
+            .and_then(|_| self.admin_stopped(&["key", "add", login, &pubkey]));
         self.launch()?;
+        added?;
         Ok(Tenant {
             login: login.to_owned(),
             home,
@@ -498,13 +488,19 @@ impl Cluster {
     /// what it printed.
     pub fn admin(&mut self, args: &[&str]) -> Result<String> {
         self.kill9();
+        let out = self.admin_stopped(args);
+        self.launch()?;
+        out
+    }
+
+    /// `tidepool admin ARGS` while the server is already stopped.
+    fn admin_stopped(&self, args: &[&str]) -> Result<String> {
         let mut cmd = Command::new(tidepool_bin());
         cmd.arg("admin")
             .arg("--data")
             .arg(self.data_dir())
             .args(args);
         let out = run_with_deadline(&mut cmd, None, Duration::from_secs(60));
-        self.launch()?;
         if !out.status.success() {
             bail!("tidepool admin {args:?}: {}", describe(&out));
         }
@@ -543,6 +539,19 @@ pub fn self_signed_cert(dir: &Path) -> Result<(PathBuf, PathBuf)> {
     std::fs::write(&cert, c.cert.pem())?;
     std::fs::write(&key, c.key_pair.serialize_pem())?;
     Ok((cert, key))
+}
+
+/// Runs `script` with the host's `sh` (GNU tools) in the C locale, `input`
+/// on stdin: the reference a job's output is compared with. Panics, with
+/// what the shell said, if it fails.
+pub fn host_sh(script: &str, input: &[u8]) -> String {
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c").arg(script).env("LC_ALL", "C");
+    ok(&run_with_deadline(
+        &mut cmd,
+        Some(input),
+        Duration::from_secs(60),
+    ))
 }
 
 /// Runs `cmd`, feeding `input`, killing it if it outlives `limit`.

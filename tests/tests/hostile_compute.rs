@@ -34,10 +34,6 @@ const WORKER_ENV: [&str; 7] = [
     "TIDEPOOL_PYTHON_DIR",
 ];
 
-fn put(c: &Cluster, path: &str, bytes: &[u8]) {
-    ok(&c.manta_stdin("mput", &[path], bytes));
-}
-
 fn faulty_cluster() -> (Cluster, tempfile::TempDir) {
     let faults = tempfile::tempdir().unwrap();
     let c = Cluster::start_with(ClusterOptions {
@@ -80,7 +76,7 @@ fn outputs(c: &Cluster, id: &str) -> Vec<String> {
 /// The gateway still answers and the server process still runs.
 fn store_alive(c: &mut Cluster) {
     assert!(c.is_running(), "tidepool up died:\n{}", c.server_log());
-    put(c, "/alice/stor/hc/after", b"still here\n");
+    c.mput("/alice/stor/hc/after", b"still here\n");
     assert_eq!(
         ok(&c.manta("mget", &["/alice/stor/hc/after"])),
         "still here\n"
@@ -117,7 +113,7 @@ fn a_worker_abort_costs_its_task_one_attempt() {
     let mut inputs = String::new();
     for i in 1..=3 {
         let p = format!("/alice/stor/hc/in{i}");
-        put(&c, &p, "x\n".repeat(i).as_bytes());
+        c.mput(&p, "x\n".repeat(i).as_bytes());
         inputs.push_str(&p);
         inputs.push('\n');
     }
@@ -147,7 +143,7 @@ fn a_task_that_always_crashes_its_worker_fails_after_its_retries() {
     let (mut c, _faults) = faulty_cluster();
     let bob = c.add_tenant("bob").unwrap();
     ok(&c.manta("mmkdir", &["-p", "~~/stor/hc"]));
-    put(&c, "/alice/stor/hc/a", b"a\n");
+    c.mput("/alice/stor/hc/a", b"a\n");
     let id = ok(&c.manta_stdin(
         "mjob",
         &["create", "-m", "wc -l # tidepool-test-abort-always"],
@@ -278,7 +274,7 @@ fn wait_for(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
 fn a_worker_killed_mid_task_costs_its_task_one_attempt() {
     let (mut c, _faults) = faulty_cluster();
     ok(&c.manta("mmkdir", &["-p", "~~/stor/hc"]));
-    put(&c, "/alice/stor/hc/in", b"one\ntwo\n");
+    c.mput("/alice/stor/hc/in", b"one\ntwo\n");
     // Attempt 1 uploads without end (`mput` runs in the agent, fed through
     // the worker's builtin proxy) until its worker is killed; once the go
     // object exists (put before the kill) an attempt just counts lines,
@@ -293,7 +289,7 @@ fn a_worker_killed_mid_task_costs_its_task_one_attempt() {
             .iter()
             .any(|(_, len)| *len >= 1 << 20)
     });
-    put(&c, "/alice/stor/hc/go", b"go\n");
+    c.mput("/alice/stor/hc/go", b"go\n");
     let pid = c.pid().unwrap();
     let workers = workers_of(pid);
     assert!(!workers.is_empty(), "a task worker runs the task");

@@ -57,10 +57,6 @@ fn hostile_scripts() -> Vec<(String, &'static str)> {
     ]
 }
 
-fn put(c: &Cluster, path: &str, bytes: &[u8]) {
-    ok(&c.manta_stdin("mput", &[path], bytes));
-}
-
 /// A job over `/alice/stor/in` with an ordinary phase still works, with
 /// the right output.
 fn ordinary_job_works(c: &Cluster) {
@@ -75,7 +71,7 @@ fn ordinary_job_works(c: &Cluster) {
 #[test]
 fn deep_phase_scripts_are_refused_at_create_and_the_server_keeps_serving() {
     let c = Cluster::start().unwrap();
-    put(&c, "/alice/stor/in", b"a\nb\nc\n");
+    c.mput("/alice/stor/in", b"a\nb\nc\n");
 
     for (script, reason) in hostile_scripts() {
         for args in [
@@ -145,7 +141,7 @@ fn plant_job(c: &Cluster, exec: &str) -> String {
 #[test]
 fn a_bad_script_that_reaches_a_task_fails_the_task_not_the_process() {
     let mut c = Cluster::start().unwrap();
-    put(&c, "/alice/stor/in", b"a\nb\nc\n");
+    c.mput("/alice/stor/in", b"a\nb\nc\n");
     c.kill9();
     let id = plant_job(&c, &nested_if(500));
     c.restart().unwrap();

@@ -6,26 +6,9 @@
 //! with the same pipeline run locally by GNU tools (`sh -c`), never with
 //! numbers written into the test.
 
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use tidepool_tests::{Cluster, describe, ok, run_with_deadline};
-
-/// Stores `bytes` at `path` (an absolute Manta path) with `mput`.
-fn put(c: &Cluster, path: &str, bytes: &[u8]) {
-    ok(&c.manta_stdin("mput", &[path], bytes));
-}
-
-/// Runs `script` with GNU tools in the C locale, `input` on stdin.
-fn gnu(script: &str, input: &[u8]) -> String {
-    let mut cmd = Command::new("sh");
-    cmd.arg("-c")
-        .arg(script)
-        .env("LC_ALL", "C")
-        .stdin(Stdio::piped());
-    let out = run_with_deadline(&mut cmd, Some(input), Duration::from_secs(60));
-    ok(&out)
-}
+use tidepool_tests::{Cluster, describe, host_sh, ok};
 
 fn sorted_lines(s: &str) -> Vec<String> {
     let mut v: Vec<String> = s.lines().map(str::to_owned).collect();
@@ -92,13 +75,13 @@ fn map_wc_l_over_three_objects() {
     let mut inputs = String::new();
     for (i, b) in bodies.iter().enumerate() {
         let p = format!("/alice/stor/wc/obj{i}");
-        put(&c, &p, b);
+        c.mput(&p, b);
         inputs.push_str(&p);
         inputs.push('\n');
     }
     let out = c.manta_stdin("mjob", &["create", "-o", "-m", "wc -l"], inputs.as_bytes());
     let got = ok(&out);
-    let want: String = bodies.iter().map(|b| gnu("wc -l", b)).collect();
+    let want: String = bodies.iter().map(|b| host_sh("wc -l", b)).collect();
     assert_eq!(got.lines().count(), 3, "one output line per input: {got:?}");
     assert_eq!(
         sorted_lines(&got)
@@ -150,7 +133,7 @@ fn map_wc_l_over_three_objects() {
 
     // A plain asset is a read-only file at /assets/<path>: neither the
     // shell nor a wasm program can change it.
-    put(&c, "/alice/stor/wc/words.txt", b"asset words\n");
+    c.mput("/alice/stor/wc/words.txt", b"asset words\n");
     let at = "/assets/alice/stor/wc/words.txt";
     let script = format!(
         "cat {at}; if echo x > {at}; then echo written; else echo refused; fi; \
@@ -185,7 +168,7 @@ fn apache_logs_map_awk_reduce_sort_uniq_c() {
     for i in 0..4u64 {
         let log = apache_log(i + 11, 300 + 50 * i as usize);
         let p = format!("/alice/stor/logs/access{i}.log");
-        put(&c, &p, &log);
+        c.mput(&p, &log);
         all.extend_from_slice(&log);
         inputs.push_str(&p);
         inputs.push('\n');
@@ -203,7 +186,7 @@ fn apache_logs_map_awk_reduce_sort_uniq_c() {
         inputs.as_bytes(),
     );
     let got = ok(&out);
-    let want = gnu("awk '{print $1}' | sort | uniq -c", &all);
+    let want = host_sh("awk '{print $1}' | sort | uniq -c", &all);
     assert_eq!(got, want, "per-IP request counts equal GNU's");
 
     // Manta's other classic: grep -w /login per log.
@@ -213,7 +196,7 @@ fn apache_logs_map_awk_reduce_sort_uniq_c() {
         inputs.as_bytes(),
     );
     let got = ok(&out);
-    let want = gnu("grep -w /login", &all);
+    let want = host_sh("grep -w /login", &all);
     assert_eq!(sorted_lines(&got), sorted_lines(&want));
 }
 
@@ -221,7 +204,7 @@ fn apache_logs_map_awk_reduce_sort_uniq_c() {
 fn failing_exec_yields_an_error_with_stderr() {
     let c = Cluster::start().unwrap();
     ok(&c.manta("mmkdir", &["-p", "~~/stor/f"]));
-    put(&c, "/alice/stor/f/a", b"some text\n");
+    c.mput("/alice/stor/f/a", b"some text\n");
     let id = ok(&c.manta_stdin(
         "mjob",
         &["create", "-m", "cat /no/such/file"],
@@ -251,7 +234,7 @@ fn failing_exec_yields_an_error_with_stderr() {
         .unwrap_or_else(|| panic!("a UserTaskError: {errors}"));
     assert_eq!(user["what"], "phase 0: input \"/alice/stor/f/a\"");
     assert_eq!(user["input"], "/alice/stor/f/a");
-    let code = gnu("cat /no/such/file 2>/dev/null; echo $?", b"");
+    let code = host_sh("cat /no/such/file 2>/dev/null; echo $?", b"");
     assert_eq!(
         user["message"],
         format!("user command exited with code {}", code.trim())
@@ -300,7 +283,7 @@ fn text_objects(c: &Cluster, dir: &str, n: usize) -> (String, Vec<u8>) {
         }
         text.push('\n');
         let p = format!("/alice/stor/{dir}/t{i:02}.txt");
-        put(c, &p, text.as_bytes());
+        c.mput(&p, text.as_bytes());
         all.extend_from_slice(text.as_bytes());
         inputs.push_str(&p);
         inputs.push('\n');
@@ -349,7 +332,7 @@ fn mpipe_mcat_and_map_map_reduce() {
         ],
         inputs.as_bytes(),
     ));
-    let want = gnu("wc -w", &all);
+    let want = host_sh("wc -w", &all);
     assert_eq!(got.trim(), want.trim());
 }
 
@@ -372,7 +355,7 @@ fn word_frequency_with_four_msplit_reducers() {
         inputs.as_bytes(),
     );
     let got = ok(&out);
-    let want = gnu("tr -s ' ' '\\n' | sort | uniq -c", &all);
+    let want = host_sh("tr -s ' ' '\\n' | sort | uniq -c", &all);
     assert_eq!(sorted_lines(&got), sorted_lines(&want));
     // Top 10 by count, as the classic example prints it.
     let top = |s: &str| {

@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use tidepool_tests::{Cluster, describe, ok, run_with_deadline};
+use tidepool_tests::{Cluster, describe, host_sh, ok, run_with_deadline};
 
 /// Objects in the scale test.
 const OBJECTS: usize = 10_000;
@@ -184,17 +184,6 @@ fn build_wordcount() -> PathBuf {
         .expect("cargo reported the wordcount .wasm")
 }
 
-/// Runs `script` with GNU tools in the C locale, `input` on stdin.
-fn gnu(script: &str, input: &[u8]) -> String {
-    let mut cmd = Command::new("sh");
-    cmd.arg("-c").arg(script).env("LC_ALL", "C");
-    ok(&run_with_deadline(
-        &mut cmd,
-        Some(input),
-        Duration::from_secs(60),
-    ))
-}
-
 #[test]
 fn sdk_wordcount_runs_as_a_wasm_asset() {
     let wasm = build_wordcount();
@@ -247,7 +236,7 @@ fn sdk_wordcount_runs_as_a_wasm_asset() {
         ],
         inputs.as_bytes(),
     ));
-    let want = gnu(
+    let want = host_sh(
         "tr A-Z a-z | tr -s ' \\t\\n' '\\n' | sed '/^$/d' | sort | uniq -c | awk '{print $2 \"\\t\" $1}'",
         &all,
     );

@@ -15,7 +15,7 @@ use std::sync::Once;
 use std::time::Duration;
 
 use tidepool_tests::{
-    Cluster, describe, module_cache_dir, ok, python_dir, run_with_deadline, tidepool_bin,
+    Cluster, describe, host_sh, module_cache_dir, ok, python_dir, run_with_deadline, tidepool_bin,
 };
 
 /// `tidepool exec ARGS` with the tests' module cache and interpreter.
@@ -41,24 +41,6 @@ fn warm() {
         let out = exec(&["python3 -c pass"]);
         assert!(out.status.success(), "{}", describe(&out));
     });
-}
-
-fn put(c: &Cluster, path: &str, bytes: &[u8]) {
-    ok(&c.manta_stdin("mput", &[path], bytes));
-}
-
-/// Runs `script` with the host's `sh` in the C locale, `input` on stdin.
-fn host_sh(script: &str, input: &[u8]) -> String {
-    let mut cmd = Command::new("sh");
-    cmd.arg("-c")
-        .arg(script)
-        .env("LC_ALL", "C")
-        .stdin(Stdio::piped());
-    ok(&run_with_deadline(
-        &mut cmd,
-        Some(input),
-        Duration::from_secs(60),
-    ))
 }
 
 /// A CSV with a `k,v` header and `rows` deterministic rows.
@@ -99,7 +81,7 @@ fn python_phases_in_jobs() {
     for i in 0..4u64 {
         let body = csv(i + 3, 500 + 100 * i as usize);
         let p = format!("/alice/stor/py/part{i}.csv");
-        put(&c, &p, &body);
+        c.mput(&p, &body);
         all.extend_from_slice(&body);
         inputs.push_str(&p);
         inputs.push('\n');
@@ -116,8 +98,7 @@ fn python_phases_in_jobs() {
     assert_eq!(got.lines().count(), 7, "{got:?}");
 
     // --- a script asset, and a zip of a pure-Python package on PYTHONPATH.
-    put(
-        &c,
+    c.mput(
         "/alice/stor/py/job.py",
         b"import sys\nfrom greet import hello\nn = sum(1 for _ in sys.stdin)\nprint(hello(n))\n",
     );
@@ -125,7 +106,7 @@ fn python_phases_in_jobs() {
         "greet/__init__.py",
         "def hello(n):\n    return f'hello from a zip: {n} lines'\n",
     )]);
-    put(&c, "/alice/stor/py/greet.zip", &zip);
+    c.mput("/alice/stor/py/greet.zip", &zip);
     let out = job(
         &c,
         &[
@@ -205,7 +186,7 @@ tryit("escape", lambda: open("/../../../../etc/passwd").read())
 tryit("proc", lambda: open("/proc/self/environ").read())
 print(sorted(os.listdir("/")))
 "#;
-    put(&c, "/alice/stor/py/probe.py", probe.as_bytes());
+    c.mput("/alice/stor/py/probe.py", probe.as_bytes());
     let out = job(
         &c,
         &[

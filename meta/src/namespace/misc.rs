@@ -176,22 +176,22 @@ impl Namespace {
 
     /// Disable (or re-enable) an account.
     pub async fn set_account_disabled(&self, login: &str, disabled: bool) -> NsResult<Account> {
-        check_login(login)?;
-        in_txn!(self, login, txn => async {
-            let key = keys::account_key(login);
-            let Some(v) = txn.get_for_update(&key).await.map_err(kv_err(login))? else {
-                return Err(NamespaceError::AccountNotFound(login.to_owned()));
-            };
-            let mut a: Account = decode(&v)?;
-            a.disabled = disabled;
-            txn.put(key, encode(&a)).await.map_err(kv_err(login))?;
-            Ok(a)
-        })
+        self.update_account(login, |a| a.disabled = disabled).await
     }
 
     /// Make an account an operator (or an ordinary account again). The one
     /// way the flag changes: no request path of the gateway calls this.
     pub async fn set_account_operator(&self, login: &str, operator: bool) -> NsResult<Account> {
+        self.update_account(login, |a| a.operator = operator).await
+    }
+
+    /// Read-modify-write of an account record in one transaction (`change`
+    /// may run again when the transaction retries).
+    async fn update_account(
+        &self,
+        login: &str,
+        change: impl Fn(&mut Account) + Send + Sync,
+    ) -> NsResult<Account> {
         check_login(login)?;
         in_txn!(self, login, txn => async {
             let key = keys::account_key(login);
@@ -199,7 +199,7 @@ impl Namespace {
                 return Err(NamespaceError::AccountNotFound(login.to_owned()));
             };
             let mut a: Account = decode(&v)?;
-            a.operator = operator;
+            change(&mut a);
             txn.put(key, encode(&a)).await.map_err(kv_err(login))?;
             Ok(a)
         })
