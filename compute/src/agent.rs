@@ -304,6 +304,16 @@ impl Agent {
     /// or `init`). A script the shell rejects counts as one; it fails when
     /// run. Parsed on a blocking thread (the parser has its own stack).
     async fn stages(req: &TaskRequest) -> u32 {
+        let recent = |s: &str| sandbox::recent_pipeline_stages(s);
+        if let Some(e) = recent(&req.exec) {
+            let i = match req.init.as_deref() {
+                None => Some(1),
+                Some(init) => recent(init),
+            };
+            if let Some(i) = i {
+                return u32::try_from(e.max(i)).unwrap_or(u32::MAX);
+            }
+        }
         let (exec, init) = (req.exec.clone(), req.init.clone());
         let width = move || {
             let width = |s: &str| sandbox::pipeline_stages(s).unwrap_or(1);

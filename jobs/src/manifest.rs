@@ -378,9 +378,11 @@ fn parse_unchecked(body: &[u8]) -> Result<Manifest, ManifestError> {
     })
 }
 
-/// Parses `script` as the sandbox will, on shell-syntax's parser thread.
+/// Parses `script` as the sandbox will, on shell-syntax's parser thread
+/// (shared: where the agents run in this process, their first task finds
+/// it parsed).
 fn check_script(property: &str, script: &str) -> Result<(), ManifestError> {
-    shell_syntax::parse(script)
+    shell_syntax::parse_shared(script)
         .map(|_| ())
         .map_err(|e| ManifestError::Script {
             property: property.to_owned(),

@@ -345,10 +345,16 @@ impl std::fmt::Debug for DiskBudget {
 
 /// The widest pipeline of `exec` (the wasm instances it can run at once),
 /// for admission before a run; `Err` if the shell rejects the script.
-/// Blocks while the script is parsed on `shell-syntax`'s parser thread:
-/// call it off the async workers.
+/// May block while the script is parsed on `shell-syntax`'s parser
+/// thread: call it off the async workers, or [`recent_pipeline_stages`]
+/// first.
 pub fn pipeline_stages(exec: &str) -> Result<u64, ScriptError> {
-    Ok(shell_syntax::parse(exec)?.max_pipeline() as u64)
+    Ok(shell_syntax::parse_shared(exec)?.max_pipeline() as u64)
+}
+
+/// [`pipeline_stages`] if `exec` was parsed recently; never blocks.
+pub fn recent_pipeline_stages(exec: &str) -> Option<u64> {
+    shell_syntax::recent(exec).map(|s| s.max_pipeline() as u64)
 }
 
 /// A command implemented by the host (e.g. Manta's `mcat`, `mpipe`), found
@@ -456,10 +462,16 @@ impl Sandbox {
     pub async fn run_phase(&self, spec: PhaseSpec) -> Result<RunReport, SandboxError> {
         // Parsing runs on shell-syntax's own thread (bounded, large stack);
         // waiting for it is blocking work, so not on this async worker.
-        let exec = spec.exec.clone();
-        let script = tokio::task::spawn_blocking(move || shell_syntax::parse(&exec))
-            .await
-            .map_err(|e| ScriptError::ParserUnavailable(e.to_string()))??;
+        // Every task of a phase runs the same script: usually parsed already.
+        let script = match shell_syntax::recent(&spec.exec) {
+            Some(s) => s,
+            None => {
+                let exec = spec.exec.clone();
+                tokio::task::spawn_blocking(move || shell_syntax::parse_shared(&exec))
+                    .await
+                    .map_err(|e| ScriptError::ParserUnavailable(e.to_string()))??
+            }
+        };
         let limits = spec.limits;
         let stages = script.max_pipeline() as u64;
         if stages > limits.pipeline_stages {

@@ -16,6 +16,9 @@
 //!
 //! [`parse`] blocks its caller until the parse is done (a few microseconds
 //! to a few milliseconds); async callers call it from `spawn_blocking`.
+//! [`parse_shared`] does the same but remembers the last scripts it
+//! parsed ([`recent`] looks one up without blocking): every task of a
+//! phase runs the same script, and a parse costs a thread.
 //!
 //! ```
 //! let script = shell_syntax::parse("grep x | wc -l").unwrap();
@@ -36,6 +39,9 @@ pub use ast::Script;
 pub use bounds::{MAX_EXPANSIONS, MAX_NESTING, MAX_SCRIPT_BYTES, MAX_WORD_OPENERS};
 pub use error::ScriptError;
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+
 /// Stack of the parser thread. Only what a parse touches is ever
 /// committed; the size leaves a wide margin over the deepest parse the
 /// bounds allow (see the `worst_case_*` tests).
@@ -55,6 +61,80 @@ pub fn parse(src: &str) -> Result<Script, ScriptError> {
     thread
         .join()
         .unwrap_or_else(|_| Err(ScriptError::Syntax("parser failed on this input".into())))
+}
+
+/// How many parsed scripts [`parse_shared`] keeps.
+const RECENT_SCRIPTS: usize = 64;
+
+/// The longest script [`parse_shared`] keeps (phases are mostly one
+/// line): what the cache can hold stays a few megabytes of trees even
+/// when every entry is a hostile tenant's.
+const RECENT_SCRIPT_BYTES: usize = 8 << 10;
+
+/// Scripts [`parse_shared`] parsed, by source, with when each was last
+/// used (a counter), so the least recently used one goes first.
+struct Recent {
+    scripts: HashMap<String, (Arc<Script>, u64)>,
+    clock: u64,
+}
+
+fn recent_scripts() -> MutexGuard<'static, Recent> {
+    static RECENT: OnceLock<Mutex<Recent>> = OnceLock::new();
+    RECENT
+        .get_or_init(|| {
+            Mutex::new(Recent {
+                scripts: HashMap::new(),
+                clock: 0,
+            })
+        })
+        .lock()
+        // The map is consistent whatever a panicking holder did: entries
+        // are inserted and removed whole.
+        .unwrap_or_else(|e| e.into_inner())
+}
+
+/// The script [`parse_shared`] parsed from `src`, if it still holds it.
+/// Never blocks on a parse: async callers try this first.
+pub fn recent(src: &str) -> Option<Arc<Script>> {
+    let mut r = recent_scripts();
+    r.clock += 1;
+    let now = r.clock;
+    let (script, used) = r.scripts.get_mut(src)?;
+    *used = now;
+    Some(script.clone())
+}
+
+/// [`parse`], remembering the result for the next caller with the same
+/// source (the last [`RECENT_SCRIPTS`] scripts, least recently used
+/// evicted first, and only scripts of at most [`RECENT_SCRIPT_BYTES`]).
+/// Parsing is a pure function of the source, so a shared
+/// result is exactly what a fresh parse would give; rejected scripts are
+/// not kept.
+///
+/// # Errors
+/// [`ScriptError`] naming why the script cannot run.
+pub fn parse_shared(src: &str) -> Result<Arc<Script>, ScriptError> {
+    if let Some(s) = recent(src) {
+        return Ok(s);
+    }
+    let script = Arc::new(parse(src)?);
+    if src.len() > RECENT_SCRIPT_BYTES {
+        return Ok(script);
+    }
+    let mut r = recent_scripts();
+    r.clock += 1;
+    let now = r.clock;
+    if r.scripts.len() >= RECENT_SCRIPTS
+        && let Some(oldest) = r
+            .scripts
+            .iter()
+            .min_by_key(|(_, (_, used))| *used)
+            .map(|(k, _)| k.clone())
+    {
+        r.scripts.remove(&oldest);
+    }
+    r.scripts.insert(src.to_owned(), (script.clone(), now));
+    Ok(script)
 }
 
 #[cfg(test)]
@@ -135,6 +215,26 @@ mod tests {
         "mixed",
         "backquote",
     ];
+
+    #[test]
+    fn shared_parses_are_reused_and_bounded() {
+        let a = parse_shared("echo keep | wc -c").unwrap();
+        assert!(Arc::ptr_eq(&a, &parse_shared("echo keep | wc -c").unwrap()));
+        assert_eq!(a.max_pipeline(), 2);
+        for i in 0..2 * RECENT_SCRIPTS {
+            parse_shared(&format!("echo {i}")).unwrap();
+            // Used all along: never the least recently used one.
+            assert!(recent("echo keep | wc -c").is_some(), "evicted at {i}");
+        }
+        assert!(recent_scripts().scripts.len() <= RECENT_SCRIPTS);
+        assert!(recent("echo 0").is_none());
+        let long = format!("echo {}", "x".repeat(RECENT_SCRIPT_BYTES));
+        assert!(parse_shared(&long).is_ok());
+        assert!(recent(&long).is_none());
+        // Rejected scripts are errors every time, and not kept.
+        assert!(parse_shared("if true").is_err());
+        assert!(recent("if true").is_none());
+    }
 
     #[test]
     fn deep_nesting_of_every_construct_is_refused_by_name() {
