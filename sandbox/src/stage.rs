@@ -59,6 +59,7 @@ pub(crate) async fn run_stage(rt: Arc<Runtime>, run: Arc<RunShared>, spec: Stage
     }
     let stderr = spec.io.stderr.clone();
     let name = spec.name.clone();
+    let _ticking = rt.guest_running();
     match instantiate_and_run(&rt, &run, spec).await {
         Ok(code) => code,
         Err(e) => {
