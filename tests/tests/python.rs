@@ -288,7 +288,7 @@ fn python_limits_are_named() {
                 "disk=32M",
                 "python3 -c 'f = open(\"/big\", \"wb\")\nwhile True: f.write(bytes(2**20)); f.flush()'",
             ],
-            "limit exceeded",
+            "disk limit exceeded",
         ),
     ];
     for (args, want) in cases {
