@@ -133,6 +133,23 @@ impl SubuserAccess {
         &self.base.active_roles
     }
 
+    /// The roles a job this subuser creates runs with.
+    pub fn job_roles(&self) -> meta::jobs::JobRoles {
+        meta::jobs::JobRoles {
+            subuser: self.who.rsplit('/').next().unwrap_or_default().to_owned(),
+            roles: self
+                .active
+                .iter()
+                .map(|r| {
+                    (
+                        r.name.clone(),
+                        r.rules.iter().map(|x| x.text.clone()).collect(),
+                    )
+                })
+                .collect(),
+        }
+    }
+
     /// The decision for `action` on `path` tagged `tags`.
     pub fn check(
         &self,

@@ -30,6 +30,8 @@ pub(crate) struct Ctx {
     pub ns: Arc<Namespace>,
     /// `None` for anonymous requests.
     pub caller: Option<auth::Caller>,
+    /// A subuser in its own account: its active roles.
+    pub roles: Option<crate::roles::SubuserAccess>,
 }
 
 impl Ctx {
@@ -351,6 +353,7 @@ async fn pipeline(
     // What the client asked to tag its write with, before a subuser's
     // default tags are added.
     let tags_requested = !crate::roles::requested_tags(&ep).is_empty();
+    let mut roles = None;
     if grant == Grant::Owner
         && let Some(c) = caller.as_ref().filter(|c| c.subuser.is_some())
     {
@@ -376,12 +379,18 @@ async fn pipeline(
         .await?;
         if let Some(access) = access {
             access.authorize(&ns, &mut ep).await?;
+            roles = Some(access);
         }
     }
     if tags_requested {
         crate::roles::check_role_tags(&ns, &ep).await?;
     }
-    let cx = Ctx { gw, ns, caller };
+    let cx = Ctx {
+        gw,
+        ns,
+        caller,
+        roles,
+    };
     match ep {
         Endpoint::CreateToken { .. } => create_token(&cx, by_token),
         Endpoint::Get {
