@@ -60,6 +60,18 @@ impl Subuser {
 
     /// Runs a CLI tool as this subuser, with `MANTA_ROLE` when `role` is set.
     fn run(&self, c: &Cluster, role: Option<&str>, tool: &str, args: &[&str]) -> Output {
+        self.run_with(c, role, tool, args, b"written by a subuser\n")
+    }
+
+    /// [`Subuser::run`] with `input` on stdin.
+    fn run_with(
+        &self,
+        c: &Cluster,
+        role: Option<&str>,
+        tool: &str,
+        args: &[&str],
+        input: &[u8],
+    ) -> Output {
         let mut cmd = c.manta_cmd(tool);
         cmd.env("HOME", &self.home)
             .env("MANTA_USER", &self.login)
@@ -72,7 +84,7 @@ impl Subuser {
         }
         tidepool_tests::run_with_deadline(
             &mut cmd,
-            Some(b"written by a subuser\n"),
+            Some(input),
             std::time::Duration::from_secs(300),
         )
     }
@@ -361,4 +373,88 @@ fn roles_policies_and_tags_decide_what_a_subuser_may_do() {
             .status
             .success()
     );
+}
+
+#[test]
+fn a_subusers_job_reads_only_what_its_roles_allow() {
+    let mut c = Cluster::start().unwrap();
+    let bob = c.add_tenant("bob").unwrap();
+    let analyst = Subuser::add(&mut c, "bob", "analyst");
+    for args in [
+        &[
+            "policy",
+            "add",
+            "bob",
+            "jobs",
+            "--rule",
+            "CAN createjob and listjobs /bob/jobs",
+            "--rule",
+            "CAN getjob, managejob, putobject, putdirectory and getobject",
+        ][..],
+        &[
+            "role",
+            "add",
+            "bob",
+            "jobbers",
+            "--default-member",
+            "analyst",
+            "--policy",
+            "jobs",
+        ],
+    ] {
+        c.admin(args).unwrap();
+    }
+    ok(&bob.manta(
+        &c,
+        "mput",
+        &["-H", "role-tag: jobbers", "~~/stor/open"],
+        b"open\n",
+    ));
+    ok(&bob.manta(&c, "mput", &["~~/stor/closed"], b"closed\n"));
+
+    // With a role active that allows nothing, creating a job is refused.
+    c.admin(&["role", "add", "bob", "other", "--member", "analyst"])
+        .unwrap();
+    assert_code(
+        &analyst.run_with(&c, Some("other"), "mjob", &["create", "-m", "cat"], b""),
+        // mjob prints the message only (NoMatchingRoleTag's).
+        "mjob create: error",
+        "None of your active roles are present on the resource.",
+    );
+
+    let id = ok(&analyst.run_with(
+        &c,
+        None,
+        "mjob",
+        &["create", "-m", "cat"],
+        b"/bob/stor/open\n/bob/stor/closed\n",
+    ))
+    .trim()
+    .to_owned();
+    let watched = analyst.run(&c, None, "mjob", &["watch", &id]);
+    let status: serde_json::Value = serde_json::from_slice(&watched.stdout)
+        .unwrap_or_else(|e| panic!("mjob watch: {e}: {}", failed(&watched)));
+    assert_eq!(status["state"], "done", "{status}");
+    let errors = ok(&analyst.run(&c, None, "mjob", &["errors", &id]));
+    assert!(
+        errors.contains("AuthorizationError") && errors.contains("/bob/stor/closed"),
+        "the untagged input is refused: {errors}"
+    );
+    assert!(!errors.contains("/bob/stor/open"), "{errors}");
+    let outputs = ok(&analyst.run(&c, None, "mjob", &["outputs", &id]));
+    let outputs: Vec<&str> = outputs.lines().collect();
+    assert_eq!(outputs.len(), 1, "{outputs:?}");
+    assert_eq!(ok(&bob.manta(&c, "mget", &[outputs[0]], b"")), "open\n");
+
+    // The owner's job reads both.
+    let id = ok(&bob.manta(
+        &c,
+        "mjob",
+        &["create", "-m", "cat"],
+        b"/bob/stor/open\n/bob/stor/closed\n",
+    ))
+    .trim()
+    .to_owned();
+    ok(&bob.manta(&c, "mjob", &["watch", &id], b""));
+    assert_eq!(ok(&bob.manta(&c, "mjob", &["errors", &id], b"")), "");
 }
