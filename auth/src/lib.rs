@@ -6,7 +6,8 @@
 //! [`RequestParts`], implements [`KeyLookup`] over `meta`, calls
 //! [`authenticate`], and maps an [`AuthError`] to HTTP with its
 //! [`AuthError::code`] / [`AuthError::message`] / [`AuthError::http_status`].
-//! The [`sign`] module is the client side (tests, tools).
+//! The [`sign`] module is the client side (tests, tools). [`policy`] is
+//! Manta's rule language and [`rbac`] the subuser access decision.
 //!
 //! ```
 //! use auth::{Prepared, PublicKey, RequestParts, prepare};
@@ -38,7 +39,9 @@ pub mod error;
 pub mod header;
 pub mod key;
 pub mod keyid;
+pub mod policy;
 pub mod presigned;
+pub mod rbac;
 pub mod request;
 pub mod sign;
 pub mod token;

@@ -1,13 +1,12 @@
 //! Authentication (via the `auth` crate, keys from `meta`) and
 //! authorization (who may touch which path).
 //!
-//! Policy (spec §2.7; full RBAC is out of scope): an account and its
-//! subusers have full access to the account's own tree; anyone, signed or
-//! anonymous, may GET/HEAD/OPTIONS under `/:login/public`; an operator
-//! account may do anything in every account (muskie's authorizer allowed
-//! every action to a caller that is an account, not a subuser, with
-//! `isOperator`); nothing else. `Role` / `role-tag` headers are parsed and
-//! `role-tag` is stored, but roles grant nothing yet.
+//! Policy (spec §2.7): an account has full access to its own tree, and
+//! its subusers pass this gate there too, to be judged by their roles in
+//! [`crate::roles`]; anyone, signed or anonymous, may GET/HEAD/OPTIONS
+//! under `/:login/public`; an operator account may do anything in every
+//! account (muskie's authorizer allowed every action to a caller that is
+//! an account, not a subuser, with `isOperator`); nothing else.
 //!
 //! Guarantees: whether a caller is an operator is read from its stored
 //! account record ([`meta::namespace::Account::operator`]) and from nothing
@@ -99,7 +98,8 @@ fn forbidden(who: &str, path: &MantaPath) -> ApiError {
 /// How an authorized request was let through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Grant {
-    /// The caller's own account (account or subuser).
+    /// The caller's own account (the account itself, or one of its
+    /// subusers, whom [`crate::roles`] judges next).
     Owner,
     /// A read under some account's `/public`.
     Public,

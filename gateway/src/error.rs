@@ -105,12 +105,52 @@ pub enum ApiError {
         code: String,
         message: String,
     },
+    /// A subuser refused by its roles (Manta RBAC): `InvalidRole` (409),
+    /// `NoMatchingRoleTag` or `AuthorizationFailed` (403). Built with
+    /// [`ApiError::rbac`].
+    #[error("{}", rbac_message(denied, who, path))]
+    Rbac {
+        denied: auth::rbac::Denied,
+        /// `login/subuser`.
+        who: String,
+        /// The resource path.
+        path: String,
+    },
+    /// `409 InvalidRoleTag`: a `role-tag` naming no role of the owner.
+    #[error("Role tag \"{0}\" is invalid.")]
+    InvalidRoleTag(String),
+    /// `403 MissingPermission`: a subuser's job needs `putobject` and
+    /// `putdirectory` (muskie's ensurePutAccess).
+    #[error("missing role allowing {0}")]
+    MissingPermission(String),
     /// Anything unexpected: the cause is logged, the client sees a generic message.
     #[error("internal error")]
     Internal(String),
 }
 
+fn rbac_message(d: &auth::rbac::Denied, who: &str, path: &str) -> String {
+    match d {
+        auth::rbac::Denied::NotAllowed => format!("{who} is not allowed to access {path}"),
+        other => other.to_string(),
+    }
+}
+
 impl ApiError {
+    /// An RBAC refusal. A rule that cannot be evaluated (it names a
+    /// condition this request lacks) is muskie's 500, with the cause logged.
+    pub fn rbac(denied: auth::rbac::Denied, who: &str, path: &str) -> Self {
+        match denied {
+            auth::rbac::Denied::Evaluation(e) => {
+                ApiError::Internal(format!("evaluating a rule for {who} on {path}: {e}"))
+            }
+            denied => ApiError::Rbac {
+                denied,
+                who: who.to_owned(),
+                path: path.to_owned(),
+            },
+        }
+    }
+
     /// Wraps an unexpected failure; the cause only reaches the log.
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         ApiError::Internal(cause.to_string())
@@ -160,6 +200,13 @@ impl ApiError {
             ApiError::InvalidJobState(_) => "InvalidJobState",
             ApiError::JobNotFound(_) => "ResourceNotFound",
             ApiError::Auth { code, .. } => code,
+            ApiError::Rbac { denied, .. } => match denied {
+                auth::rbac::Denied::InvalidRole(_) => "InvalidRole",
+                auth::rbac::Denied::NoMatchingRoleTag => "NoMatchingRoleTag",
+                _ => "AuthorizationFailed",
+            },
+            ApiError::InvalidRoleTag(_) => "InvalidRoleTag",
+            ApiError::MissingPermission(_) => "MissingPermission",
             ApiError::Internal(_) => "InternalError",
         }
     }
@@ -206,6 +253,12 @@ impl ApiError {
             NotEnoughNodes { .. } | MetadataUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             NotEnoughSpace => StatusCode::INSUFFICIENT_STORAGE,
             Auth { status, .. } => *status,
+            Rbac {
+                denied: auth::rbac::Denied::InvalidRole(_),
+                ..
+            }
+            | InvalidRoleTag(_) => StatusCode::CONFLICT,
+            Rbac { .. } | MissingPermission(_) => StatusCode::FORBIDDEN,
             Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

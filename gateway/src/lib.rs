@@ -39,6 +39,7 @@ pub mod middleware;
 pub mod mime;
 pub mod path;
 pub mod query;
+pub mod roles;
 pub mod tls;
 
 pub use tls::{ServerTls, TlsError};
@@ -215,9 +216,14 @@ pub async fn serve_tls(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let listener = tls::TlsListener::new(listener, tls)?;
-    axum::serve(listener, gateway.router())
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::serve(
+        listener,
+        gateway
+            .router()
+            .into_make_service_with_connect_info::<roles::Peer>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }
 
 /// Serves the API on `listener` until `shutdown` resolves, then drains
@@ -236,7 +242,13 @@ pub async fn serve(
             tracing::debug!(error = %e, "TCP_NODELAY on an accepted connection");
         }
     });
-    axum::serve(listener, gateway.router())
-        .with_graceful_shutdown(shutdown)
-        .await
+    // The peer address is the `sourceip` of access-control conditions.
+    axum::serve(
+        listener,
+        gateway
+            .router()
+            .into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }

@@ -226,6 +226,7 @@ mod tests {
                 phase_count: 1,
                 transient: false,
                 operator: false,
+                roles: None,
             })
             .await
             .expect("create");

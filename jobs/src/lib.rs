@@ -14,6 +14,7 @@ pub mod executor;
 pub mod manifest;
 pub mod naming;
 pub mod protocol;
+pub mod roles;
 pub mod status;
 pub mod supervisor;
 

@@ -174,6 +174,7 @@ mod tests {
             id: Uuid::parse_str("a62ba79e-4d5b-4773-bff9-ecae0fe30dfa").expect("uuid"),
             owner: "alice".into(),
             operator: false,
+            roles: None,
             name: "word count".into(),
             phases_json: r#"[{"exec":"wc","type":"map"}]"#.into(),
             phase_count: 1,

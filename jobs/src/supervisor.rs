@@ -167,6 +167,8 @@ struct JobCtx {
     owner: String,
     /// Reads reach every account ([`naming::may_read`]).
     operator: bool,
+    /// A subuser's job: the roles its reads are judged by ([`crate::roles`]).
+    roles: Option<crate::roles::JobAccess>,
     phases: Vec<Phase>,
     tx: mpsc::UnboundedSender<Completion>,
     inflight: HashSet<Uuid>,
@@ -343,6 +345,7 @@ impl Supervisor {
             id,
             owner: job.owner.clone(),
             operator: job.operator,
+            roles: job.roles.as_ref().map(crate::roles::JobAccess::new),
             phases: manifest.phases,
             tx,
             inflight: HashSet::new(),
@@ -601,10 +604,10 @@ impl Supervisor {
     /// task or a reducer input ([`naming::readable_by`] is the rule).
     async fn resolve(
         &self,
-        owner: &str,
-        operator: bool,
+        ctx: &JobCtx,
         name: &str,
     ) -> Result<Result<Resolved, Rejected>, JobsError> {
+        let (owner, operator) = (ctx.owner.as_str(), ctx.operator);
         let reject = |code, message: String| Ok(Err(Rejected { code, message }));
         let q = serde_json::Value::String(name.to_owned()).to_string();
         let (norm, path) = match naming::readable_by(owner, operator, name) {
@@ -621,6 +624,17 @@ impl Supervisor {
                 ErrorCode::ResourceNotFoundError,
                 format!("no such object: {q}"),
             ),
+            Some(e)
+                if ctx
+                    .roles
+                    .as_ref()
+                    .is_some_and(|r| !r.may_read(owner, &ctx.id, &path, &e.headers)) =>
+            {
+                reject(
+                    ErrorCode::AuthorizationError,
+                    format!("{q}: none of the job's roles allows getobject"),
+                )
+            }
             Some(e) => match e.object() {
                 None => reject(
                     ErrorCode::InvalidArgumentError,
@@ -694,7 +708,7 @@ impl Supervisor {
         }
         let mut items = Vec::with_capacity(inputs.len());
         for (_, name) in &inputs {
-            let resolved = self.resolve(&ctx.owner, ctx.operator, name).await?;
+            let resolved = self.resolve(ctx, name).await?;
             let item = match (phase0.kind, resolved) {
                 (PhaseKind::Reduce, Ok(r)) => Item::Reduce(r.name),
                 (_, res) => match self
@@ -1013,7 +1027,7 @@ impl Supervisor {
                 match &next_phase {
                     None => {}
                     Some(ph) if ph.kind == PhaseKind::Map => {
-                        let res = self.resolve(&ctx.owner, ctx.operator, &o.name).await?;
+                        let res = self.resolve(ctx, &o.name).await?;
                         prepared.push(self.new_map_task(ctx, np, res, &o.name, p0.clone()).await?);
                     }
                     Some(ph) => match o.reducer {
@@ -1032,7 +1046,7 @@ impl Supervisor {
                         r => {
                             // The same check as a map input: a reducer
                             // reads only what the owner may read.
-                            match self.resolve(&ctx.owner, ctx.operator, &o.name).await? {
+                            match self.resolve(ctx, &o.name).await? {
                                 Ok(res) => {
                                     let r = r.unwrap_or_else(|| {
                                         (Uuid::new_v4().as_u128() % u128::from(ph.count.max(1)))

@@ -226,6 +226,7 @@ impl Env {
                 phase_count: m.phases.len() as u32,
                 transient: m.transient,
                 operator: false,
+                roles: None,
             })
             .await
             .expect("create");
@@ -775,6 +776,7 @@ async fn cancelled_job_ends_done_with_cancel_errors() {
                 phase_count: 1,
                 transient: false,
                 operator: false,
+                roles: None,
             })
             .await
             .expect("create");
@@ -804,6 +806,7 @@ async fn idle_open_input_is_closed_automatically() {
             phase_count: 1,
             transient: false,
             operator: false,
+            roles: None,
         })
         .await
         .expect("create");

@@ -59,6 +59,7 @@ where
     ns_rmdir_races_create(make().await).await;
     ns_directory_limit(make().await).await;
     ns_nodes(make().await).await;
+    ns_roles_and_policies(make().await).await;
 }
 
 // ---------------------------------------------------------------- helpers
@@ -1338,3 +1339,131 @@ fn _assert_send(ns: &Namespace, p: &MantaPath) {
 
 #[allow(dead_code)]
 fn _assert_txn_object_safe(_: &dyn Txn) {}
+
+/// Roles and policies: references are checked, removal cascades, and a
+/// subuser's access is the roles it is a member of.
+pub async fn ns_roles_and_policies(kv: Arc<dyn Kv>) {
+    let (ns, l) = ns_with_account(kv).await;
+    let v = |x: &[&str]| x.iter().map(|s| (*s).to_owned()).collect::<Vec<String>>();
+    ns.create_subuser(&l, "bob").await.expect("subuser");
+    ns.create_subuser(&l, "carol").await.expect("subuser");
+    // A role may only name existing subusers and policies.
+    assert!(matches!(
+        ns.put_role(&l, "readers", &v(&["nobody"]), &[], &[]).await,
+        Err(NamespaceError::SubuserNotFound(_))
+    ));
+    assert!(matches!(
+        ns.put_role(&l, "readers", &v(&["bob"]), &[], &v(&["nopolicy"]))
+            .await,
+        Err(NamespaceError::InvalidArgument(_))
+    ));
+    assert!(matches!(
+        ns.put_role(&l, "readers", &v(&["bob"]), &v(&["carol"]), &[])
+            .await,
+        Err(NamespaceError::InvalidArgument(_))
+    ));
+    assert!(matches!(
+        ns.put_role(&l, "a,b", &[], &[], &[]).await,
+        Err(NamespaceError::InvalidArgument(_))
+    ));
+    let p = ns
+        .put_policy(&l, "read", &v(&["CAN getobject", "CAN getdirectory"]))
+        .await
+        .expect("policy");
+    let p2 = ns
+        .put_policy(&l, "read", &v(&["CAN getobject"]))
+        .await
+        .expect("replace");
+    assert_eq!(p.uuid, p2.uuid, "replacing keeps the id");
+    ns.put_policy(&l, "write", &v(&["CAN putobject"]))
+        .await
+        .expect("policy");
+    ns.put_role(
+        &l,
+        "readers",
+        &v(&["bob", "carol"]),
+        &v(&["bob"]),
+        &v(&["read"]),
+    )
+    .await
+    .expect("role");
+    ns.put_role(&l, "writers", &v(&["carol"]), &[], &v(&["write", "read"]))
+        .await
+        .expect("role");
+    assert_eq!(
+        ns.list_roles(&l)
+            .await
+            .expect("list")
+            .iter()
+            .map(|r| r.name.as_str())
+            .collect::<Vec<_>>(),
+        ["readers", "writers"]
+    );
+    assert_eq!(ns.list_policies(&l).await.expect("list").len(), 2);
+    let bob = ns.subuser_access(&l, "bob").await.expect("access");
+    assert_eq!(bob.member_of(), v(&["readers"]));
+    assert_eq!(bob.defaults("bob"), v(&["readers"]));
+    assert_eq!(bob.roles[0].1[0].rules, v(&["CAN getobject"]));
+    let carol = ns.subuser_access(&l, "carol").await.expect("access");
+    assert_eq!(carol.member_of(), v(&["readers", "writers"]));
+    assert!(carol.defaults("carol").is_empty());
+    assert_eq!(carol.roles[1].1.len(), 2);
+    // Removing a policy takes it out of the roles.
+    assert!(ns.delete_policy(&l, "write").await.expect("rm"));
+    assert!(!ns.delete_policy(&l, "write").await.expect("rm again"));
+    assert_eq!(
+        ns.get_role(&l, "writers")
+            .await
+            .expect("get")
+            .expect("role")
+            .policies,
+        v(&["read"])
+    );
+    // Removing a subuser removes its keys and memberships.
+    let key = SshKey {
+        fingerprint_md5: "ff:11:22:33:44:55:66:77:88:99:aa:bb:cc:dd:ee:01".into(),
+        fingerprint_sha256: "SHA256:bobkey".into(),
+        public_key: "ssh-ed25519 AAAA bob".into(),
+        name: "bob".into(),
+    };
+    ns.add_key(&l, Some("bob"), &key).await.expect("key");
+    assert!(ns.delete_subuser(&l, "bob").await.expect("rm"));
+    assert!(ns.get_subuser(&l, "bob").await.expect("get").is_none());
+    assert!(
+        ns.get_key(&l, Some("bob"), "SHA256:bobkey")
+            .await
+            .expect("get")
+            .is_none()
+    );
+    assert!(
+        ns.list_keys(&l, Some("bob"))
+            .await
+            .expect("keys")
+            .is_empty()
+    );
+    let readers = ns
+        .get_role(&l, "readers")
+        .await
+        .expect("get")
+        .expect("role");
+    assert_eq!(
+        (readers.members, readers.default_members),
+        (v(&["carol"]), v(&[]))
+    );
+    assert!(
+        ns.subuser_access(&l, "bob")
+            .await
+            .expect("access")
+            .roles
+            .is_empty()
+    );
+    assert!(ns.delete_role(&l, "readers").await.expect("rm"));
+    assert!(ns.get_role(&l, "readers").await.expect("get").is_none());
+    assert_eq!(
+        ns.subuser_access(&l, "carol")
+            .await
+            .expect("access")
+            .member_of(),
+        v(&["writers"])
+    );
+}

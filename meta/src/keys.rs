@@ -18,6 +18,8 @@
 //! | `0x71 login 0 subuser 0 md5fp` | SSH key (subuser empty for account keys) |
 //! | `0x72 login 0 subuser 0 sha256fp` | index: SHA256 fingerprint → md5 fingerprint |
 //! | `0x73 login 0 subuser` | subuser |
+//! | `0x74 login 0 role` | RBAC role |
+//! | `0x75 login 0 policy` | RBAC policy |
 //!
 //! Guarantees (property-tested below): `dk` is a fixed 16 bytes, so names
 //! follow it raw with no escaping; entry keys of one directory sort exactly
@@ -50,6 +52,10 @@ pub const TAG_SSH_KEY: u8 = 0x71;
 pub const TAG_SSH_KEY_SHA256: u8 = 0x72;
 /// Subusers.
 pub const TAG_SUBUSER: u8 = 0x73;
+/// RBAC role records.
+pub const TAG_ROLE: u8 = 0x74;
+/// RBAC policy records.
+pub const TAG_POLICY: u8 = 0x75;
 
 /// Length of a directory key.
 pub const DK_LEN: usize = 16;
@@ -287,6 +293,38 @@ pub fn subusers_range(login: &str) -> KeyRange {
     k.extend_from_slice(login.as_bytes());
     k.push(0);
     KeyRange::prefix(&k)
+}
+
+fn named_key(tag: u8, login: &str, name: &str) -> Vec<u8> {
+    let mut k = vec![tag];
+    k.extend_from_slice(login.as_bytes());
+    k.push(0);
+    k.extend_from_slice(name.as_bytes());
+    k
+}
+
+fn named_range(tag: u8, login: &str) -> KeyRange {
+    KeyRange::prefix(&named_key(tag, login, ""))
+}
+
+/// Key of a role record.
+pub fn role_key(login: &str, name: &str) -> Vec<u8> {
+    named_key(TAG_ROLE, login, name)
+}
+
+/// All roles of an account.
+pub fn roles_range(login: &str) -> KeyRange {
+    named_range(TAG_ROLE, login)
+}
+
+/// Key of a policy record.
+pub fn policy_key(login: &str, name: &str) -> Vec<u8> {
+    named_key(TAG_POLICY, login, name)
+}
+
+/// All policies of an account.
+pub fn policies_range(login: &str) -> KeyRange {
+    named_range(TAG_POLICY, login)
 }
 
 /// The smallest key greater than every key starting with `prefix`, or `None`

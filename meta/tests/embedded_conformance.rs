@@ -66,6 +66,7 @@ each_on_fresh_store!(
     ns_rmdir_races_create,
     ns_directory_limit,
     ns_nodes,
+    ns_roles_and_policies,
 );
 
 /// Group commit: conflicting transactions that reach the committer together

@@ -127,6 +127,7 @@ fn plant_job(c: &Cluster, exec: &str) -> String {
                 phase_count: 1,
                 transient: false,
                 operator: false,
+                roles: None,
             })
             .await
             .unwrap();

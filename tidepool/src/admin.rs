@@ -1,4 +1,5 @@
-//! `tidepool admin`: accounts and SSH keys in a deployment's metadata.
+//! `tidepool admin`: accounts, subusers, roles, policies and SSH keys in a
+//! deployment's metadata.
 //!
 //! The embedded metadata file is held by one process at a time, so with it
 //! these commands work on a data directory whose `tidepool up` is stopped;
@@ -33,6 +34,15 @@ pub enum AdminCommand {
     /// SSH keys.
     #[command(subcommand)]
     Key(KeyCommand),
+    /// Subusers of an account (Manta RBAC users).
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Roles of an account: members, default members, policies.
+    #[command(subcommand)]
+    Role(RoleCommand),
+    /// Policies of an account: rules in Manta's language.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
     /// Lists accounts, their keys, and the storage nodes.
     List,
     /// The cluster credential internal requests are signed with.
@@ -78,14 +88,68 @@ pub enum AccountCommand {
 
 #[derive(Subcommand)]
 pub enum KeyCommand {
-    /// Adds an SSH public key (OpenSSH `.pub` file) to an account or one of its subusers.
+    /// Adds an SSH public key (OpenSSH `.pub` file) to an account or one of
+    /// its subusers (created if needed), and prints the `MANTA_*` setup.
     Add {
         login: String,
         pubkey_file: PathBuf,
         /// Register the key for this subuser of the account.
         #[arg(long)]
         subuser: Option<String>,
+        /// The gateway URL to print in the setup (as `tidepool up` printed it).
+        #[arg(long)]
+        url: Option<String>,
     },
+}
+
+#[derive(Subcommand)]
+pub enum UserCommand {
+    /// Creates a subuser of an account.
+    Add { login: String, user: String },
+    /// Lists the subusers of an account with their roles.
+    List { login: String },
+    /// Removes a subuser, its keys and its role memberships.
+    Rm { login: String, user: String },
+}
+
+#[derive(Subcommand)]
+pub enum RoleCommand {
+    /// Creates or replaces a role.
+    Add {
+        login: String,
+        role: String,
+        /// A subuser who may activate the role (repeatable).
+        #[arg(long = "member")]
+        members: Vec<String>,
+        /// A member for whom the role is active by default (repeatable;
+        /// also made a member).
+        #[arg(long = "default-member")]
+        default_members: Vec<String>,
+        /// A policy the role carries (repeatable).
+        #[arg(long = "policy")]
+        policies: Vec<String>,
+    },
+    /// Lists the roles of an account.
+    List { login: String },
+    /// Removes a role (tags naming it then grant nothing).
+    Rm { login: String, role: String },
+}
+
+#[derive(Subcommand)]
+pub enum PolicyCommand {
+    /// Creates or replaces a policy; every rule is checked before storing
+    /// (e.g. `--rule "CAN getobject" --rule "CAN putobject WHEN sourceip = 10.0.0.0/8"`).
+    Add {
+        login: String,
+        policy: String,
+        /// A rule (repeatable).
+        #[arg(long = "rule", required = true)]
+        rules: Vec<String>,
+    },
+    /// Lists the policies of an account with their rules.
+    List { login: String },
+    /// Removes a policy and takes it out of every role.
+    Rm { login: String, policy: String },
 }
 
 /// Reads an OpenSSH public key file into the record the namespace stores.
@@ -177,14 +241,23 @@ pub async fn run(args: AdminArgs) -> Result<()> {
             login,
             pubkey_file,
             subuser,
+            url,
         }) => {
             let key = read_public_key(&pubkey_file)?;
             ensure_account_key(&ns, &login, subuser.as_deref(), &key).await?;
+            let who = match &subuser {
+                Some(u) => format!("{login}/{u}"),
+                None => login.clone(),
+            };
             println!(
-                "key {} ({}) registered for {login}",
+                "key {} ({}) registered for {who}",
                 key.fingerprint_md5, key.fingerprint_sha256
             );
+            print_setup(&login, subuser.as_deref(), &key, url.as_deref());
         }
+        AdminCommand::User(cmd) => rbac_users(&ns, cmd).await?,
+        AdminCommand::Role(cmd) => rbac_roles(&ns, cmd).await?,
+        AdminCommand::Policy(cmd) => rbac_policies(&ns, cmd).await?,
         AdminCommand::Cluster(ClusterCommand::Init { .. }) => {}
         AdminCommand::List => {
             for account in ns.list_accounts().await? {
@@ -210,6 +283,134 @@ pub async fn run(args: AdminArgs) -> Result<()> {
                     "node {} az={} url={} used={}/{} state={:?}",
                     node.id, node.az, node.url, node.capacity_used, node.capacity_total, node.state
                 );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The `MANTA_*` lines for the principal a key was added for.
+fn print_setup(login: &str, subuser: Option<&str>, key: &SshKey, url: Option<&str>) {
+    println!("Point Manta's CLI at it with:");
+    match url {
+        Some(u) => println!("export MANTA_URL={u}"),
+        None => println!("# export MANTA_URL=<the gateway URL tidepool up printed>"),
+    }
+    println!("export MANTA_USER={login}");
+    match subuser {
+        Some(u) => {
+            println!("export MANTA_SUBUSER={u}");
+            println!("unset MANTA_ROLE  # or: export MANTA_ROLE=<role>[,<role>...]");
+        }
+        None => println!("unset MANTA_SUBUSER MANTA_ROLE"),
+    }
+    println!("export MANTA_KEY_ID={}", key.fingerprint_md5);
+}
+
+async fn rbac_users(ns: &Namespace, cmd: UserCommand) -> Result<()> {
+    match cmd {
+        UserCommand::Add { login, user } => {
+            if ns.get_subuser(&login, &user).await?.is_some() {
+                println!("user {login}/{user} exists");
+            } else {
+                ns.create_subuser(&login, &user).await?;
+                println!("user {login}/{user} created");
+            }
+        }
+        UserCommand::List { login } => {
+            let roles = ns.list_roles(&login).await?;
+            for u in ns.list_subusers(&login).await? {
+                let of: Vec<String> = roles
+                    .iter()
+                    .filter(|r| r.members.contains(&u.name))
+                    .map(|r| {
+                        if r.default_members.contains(&u.name) {
+                            format!("{} (default)", r.name)
+                        } else {
+                            r.name.clone()
+                        }
+                    })
+                    .collect();
+                println!("user {}/{} roles: {}", login, u.name, of.join(", "));
+            }
+        }
+        UserCommand::Rm { login, user } => {
+            if ns.delete_subuser(&login, &user).await? {
+                println!("user {login}/{user} removed");
+            } else {
+                anyhow::bail!("user {login}/{user} does not exist");
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn rbac_roles(ns: &Namespace, cmd: RoleCommand) -> Result<()> {
+    match cmd {
+        RoleCommand::Add {
+            login,
+            role,
+            mut members,
+            default_members,
+            policies,
+        } => {
+            for d in &default_members {
+                if !members.contains(d) {
+                    members.push(d.clone());
+                }
+            }
+            ns.put_role(&login, &role, &members, &default_members, &policies)
+                .await?;
+            println!("role {login}/{role} saved");
+        }
+        RoleCommand::List { login } => {
+            for r in ns.list_roles(&login).await? {
+                println!(
+                    "role {} members: {} defaults: {} policies: {}",
+                    r.name,
+                    r.members.join(", "),
+                    r.default_members.join(", "),
+                    r.policies.join(", ")
+                );
+            }
+        }
+        RoleCommand::Rm { login, role } => {
+            if ns.delete_role(&login, &role).await? {
+                println!("role {login}/{role} removed");
+            } else {
+                anyhow::bail!("role {login}/{role} does not exist");
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn rbac_policies(ns: &Namespace, cmd: PolicyCommand) -> Result<()> {
+    match cmd {
+        PolicyCommand::Add {
+            login,
+            policy,
+            rules,
+        } => {
+            for r in &rules {
+                auth::policy::Rule::parse(r)?;
+            }
+            ns.put_policy(&login, &policy, &rules).await?;
+            println!("policy {login}/{policy} saved");
+        }
+        PolicyCommand::List { login } => {
+            for p in ns.list_policies(&login).await? {
+                println!("policy {}", p.name);
+                for r in &p.rules {
+                    println!("  {r}");
+                }
+            }
+        }
+        PolicyCommand::Rm { login, policy } => {
+            if ns.delete_policy(&login, &policy).await? {
+                println!("policy {login}/{policy} removed");
+            } else {
+                anyhow::bail!("policy {login}/{policy} does not exist");
             }
         }
     }

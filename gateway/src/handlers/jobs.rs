@@ -121,14 +121,22 @@ async fn create(cx: &Ctx, login: &str, body: Body) -> Result<Response, ApiError>
             phase_count: u32::try_from(m.phases.len()).unwrap_or(u32::MAX),
             transient: m.transient,
             operator,
+            // A subuser's job reads only what its active roles allow.
+            roles: cx.roles.as_ref().map(|r| r.job_roles()),
         })
         .await?;
     // The job's directory and its `stor/` (where outputs go), as Manta
     // created them; `live/` is served by this API, not stored.
+    // A subuser's job directories are tagged with its active roles, as
+    // muskie's mkdirForJob did, so that the roles reach the job's status.
     let dir = format!("/{login}/jobs/{}", job.id);
+    let mut headers = meta::namespace::Headers::new();
+    if let Some(r) = cx.roles.as_ref().filter(|r| !r.active_names().is_empty()) {
+        headers.insert("role-tag".to_owned(), r.active_names().join(", "));
+    }
     for d in [dir.clone(), format!("{dir}/stor")] {
         let p = MantaPath::parse(&d).map_err(ApiError::internal)?;
-        cx.ns.put_directory(&p, &Default::default()).await?;
+        cx.ns.put_directory(&p, &headers).await?;
     }
     let mut r = status_only(StatusCode::CREATED);
     if let Ok(v) = HeaderValue::from_str(&dir) {

@@ -30,6 +30,8 @@ pub(crate) struct Ctx {
     pub ns: Arc<Namespace>,
     /// `None` for anonymous requests.
     pub caller: Option<auth::Caller>,
+    /// A subuser in its own account: its active roles.
+    pub roles: Option<crate::roles::SubuserAccess>,
 }
 
 impl Ctx {
@@ -102,7 +104,16 @@ pub(crate) async fn handle(State(gw): State<Gateway>, req: Request) -> Response 
         .get(header::CONTENT_LENGTH)
         .is_some_and(|v| v.as_bytes() == b"0");
     let origin = req.headers().get(header::ORIGIN).cloned();
-    match pipeline(gw, req).await {
+    let peer = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip())
+        .or_else(|| {
+            req.extensions()
+                .get::<axum::extract::ConnectInfo<crate::roles::Peer>>()
+                .map(|c| c.0.0.ip())
+        });
+    match pipeline(gw, req, peer).await {
         Ok(mut resp) => {
             if let Some(origin) = origin {
                 apply_cors(&origin, &method, resp.headers_mut());
@@ -279,7 +290,11 @@ fn create_token(cx: &Ctx, by_token: bool) -> Result<Response, ApiError> {
     Ok(crate::error::json_response(StatusCode::CREATED, body))
 }
 
-async fn pipeline(gw: Gateway, req: Request) -> Result<Response, ApiError> {
+async fn pipeline(
+    gw: Gateway,
+    req: Request,
+    peer: Option<std::net::IpAddr>,
+) -> Result<Response, ApiError> {
     let ns = gw.inner.namespace.clone();
     let by_token;
     let caller =
@@ -303,7 +318,7 @@ async fn pipeline(gw: Gateway, req: Request) -> Result<Response, ApiError> {
                 auth::AuthOutcome::Authenticated(c) => Some(c),
             }
         };
-    let ep = endpoint::parse(
+    let mut ep = endpoint::parse(
         req.method(),
         req.uri().path(),
         req.uri().query(),
@@ -335,7 +350,47 @@ async fn pipeline(gw: Gateway, req: Request) -> Result<Response, ApiError> {
             }
         }
     }
-    let cx = Ctx { gw, ns, caller };
+    // What the client asked to tag its write with, before a subuser's
+    // default tags are added.
+    let tags_requested = !crate::roles::requested_tags(&ep).is_empty();
+    let mut roles = None;
+    if grant == Grant::Owner
+        && let Some(c) = caller.as_ref().filter(|c| c.subuser.is_some())
+    {
+        // Only subusers pay for roles: one snapshot read of their roles
+        // and policies, and the target's (or parent's) entry.
+        let requested = match &c.presigned {
+            Some(p) => p.role.clone(),
+            None => req
+                .headers()
+                .get("role")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
+        };
+        let access = crate::roles::SubuserAccess::load(
+            &ns,
+            c,
+            requested.as_deref(),
+            req.headers(),
+            req.method().as_str(),
+            peer,
+            gw.now(),
+        )
+        .await?;
+        if let Some(access) = access {
+            access.authorize(&ns, &mut ep).await?;
+            roles = Some(access);
+        }
+    }
+    if tags_requested {
+        crate::roles::check_role_tags(&ns, &ep).await?;
+    }
+    let cx = Ctx {
+        gw,
+        ns,
+        caller,
+        roles,
+    };
     match ep {
         Endpoint::CreateToken { .. } => create_token(&cx, by_token),
         Endpoint::Get {

@@ -46,6 +46,7 @@ async fn new_job(store: &JobStore, owner: &str, phases: u32) -> JobRecord {
             phase_count: phases,
             transient: false,
             operator: false,
+            roles: None,
         })
         .await
         .expect("create job")

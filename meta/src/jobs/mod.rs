@@ -150,6 +150,20 @@ pub struct NewJob {
     /// created it in its own tree): the job's reads reach every account,
     /// as Manta's jobs kept the creating principal.
     pub operator: bool,
+    /// Set when a subuser created the job: the roles that were active,
+    /// which its reads are then limited to.
+    pub roles: Option<JobRoles>,
+}
+
+/// The access a subuser's job runs with: the creator and the roles that
+/// were active when it created the job, each with its rule texts (Manta
+/// froze the creator's active roles into the job's token).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct JobRoles {
+    /// The creating subuser's login.
+    pub subuser: String,
+    /// `(role name, rule texts)` of each active role.
+    pub roles: Vec<(String, Vec<String>)>,
 }
 
 /// The process-wide change signals behind [`JobStore::changes`] (index 0:

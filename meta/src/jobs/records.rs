@@ -121,6 +121,10 @@ pub struct JobRecord {
     /// before it existed read as `false`.
     #[serde(default)]
     pub operator: bool,
+    /// See [`NewJob::roles`](super::NewJob::roles); `None` for jobs of an
+    /// account (and records written before it existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub roles: Option<super::JobRoles>,
 }
 
 impl JobRecord {
@@ -129,6 +133,7 @@ impl JobRecord {
             id,
             owner: new.owner.clone(),
             operator: new.operator,
+            roles: new.roles.clone(),
             name: new.name.clone(),
             phases_json: new.phases_json.clone(),
             phase_count: new.phase_count,

@@ -25,6 +25,7 @@ mod conditions;
 mod entries;
 mod error;
 mod misc;
+mod rbac;
 mod records;
 mod types;
 

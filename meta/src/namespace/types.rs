@@ -265,6 +265,69 @@ pub struct Subuser {
     pub created_ms: u64,
 }
 
+/// A role of an account (Manta RBAC): who holds it and which policies it
+/// carries. Names are unique inside the account; members are subuser
+/// logins of the same account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Role {
+    /// Owning account.
+    pub login: String,
+    /// Role name (what `role` headers and `role-tag` name).
+    pub name: String,
+    /// Stable id.
+    pub uuid: Uuid,
+    /// Subusers that may activate it.
+    #[serde(default)]
+    pub members: Vec<String>,
+    /// Members for whom it is active when a request names no role
+    /// (every default member is also a member).
+    #[serde(default)]
+    pub default_members: Vec<String>,
+    /// Names of the account's policies it carries.
+    #[serde(default)]
+    pub policies: Vec<String>,
+}
+
+/// A policy of an account: rules in Manta's language (`CAN getobject`,
+/// ...), kept as text; the `auth` crate parses them. It reaches a subuser
+/// only through a role.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Policy {
+    /// Owning account.
+    pub login: String,
+    /// Policy name.
+    pub name: String,
+    /// Stable id.
+    pub uuid: Uuid,
+    /// Rule texts.
+    #[serde(default)]
+    pub rules: Vec<String>,
+}
+
+/// What access control needs about one subuser, read from one snapshot:
+/// the roles it is a member of, each with its policies.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SubuserAccess {
+    /// Roles the subuser is a member of, with their existing policies.
+    pub roles: Vec<(Role, Vec<Policy>)>,
+}
+
+impl SubuserAccess {
+    /// Names of the member roles.
+    pub fn member_of(&self) -> Vec<String> {
+        self.roles.iter().map(|(r, _)| r.name.clone()).collect()
+    }
+
+    /// Names of the roles this subuser holds by default.
+    pub fn defaults(&self, subuser: &str) -> Vec<String> {
+        self.roles
+            .iter()
+            .filter(|(r, _)| r.default_members.iter().any(|m| m == subuser))
+            .map(|(r, _)| r.name.clone())
+            .collect()
+    }
+}
+
 /// An SSH public key registered for an account or subuser. Fingerprints are
 /// computed by the caller (the `auth` crate).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
