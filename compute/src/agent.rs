@@ -71,6 +71,7 @@ use jobs::protocol::{
     EmittedOutput, ErrorCode, ReducerInputsRequest, TaskInput, TaskOutcome, TaskRequest,
     TaskResponse,
 };
+use jobs::roles::JobAccess;
 use jobs::supervisor::StoreFeed;
 use meta::jobs::JobStore;
 use sandbox::{InputDir, LimitKind, Limits, RunReport, Sandbox};
@@ -173,6 +174,9 @@ pub enum AgentError {
     /// The sandbox could not start the run.
     #[error("sandbox: {0}")]
     Sandbox(String),
+    /// The job's record could not be read (its roles, for a subuser's job).
+    #[error("job record: {0}")]
+    JobRecord(String),
 }
 
 impl IntoResponse for AgentError {
@@ -380,13 +384,16 @@ impl Agent {
             .find(|(k, _)| k == "MANTA_OUTPUT_BASE")
             .map(|(_, v)| v.clone())
             .unwrap_or_default();
-        let task_io = Arc::new(TaskIo::new(
-            self.io.clone(),
-            req.owner.clone(),
-            req.operator,
-            output_base,
-            tmp,
-        ));
+        let task_io = Arc::new(
+            TaskIo::new(
+                self.io.clone(),
+                req.owner.clone(),
+                req.operator,
+                output_base,
+                tmp,
+            )
+            .for_job(req.job_id, self.jobs.clone()),
+        );
         let token = self.tools.register(task_io.clone());
         let mut env = req.env.clone();
         env.push((TASK_ENV.to_owned(), token.token.clone()));
@@ -586,8 +593,26 @@ impl Agent {
         let mut commands = std::collections::HashMap::new();
         let mut budget = u64::from(req.limits.disk_gb).saturating_mul(self.cfg.disk_unit);
         tokio::fs::create_dir_all(root).await?;
+        // A subuser's job fetches only the assets its roles allow.
+        let access = match req.assets.is_empty() {
+            true => None,
+            false => self.job_access(&req.job_id).await?,
+        };
         for a in &req.assets {
-            let checked = jobs::naming::readable_by(&req.owner, req.operator, a);
+            let mut checked = jobs::naming::readable_by(&req.owner, req.operator, a);
+            if let (Some(access), Ok((name, path))) = (&access, &checked) {
+                let entry = self
+                    .io
+                    .namespace()
+                    .get(path)
+                    .await
+                    .map_err(ObjectError::from)?;
+                if let Some(e) = entry
+                    && !access.may_read(&req.owner, &req.job_id, path, &e.headers)
+                {
+                    checked = Err(jobs::naming::NameDenied::Forbidden(name.clone()));
+                }
+            }
             let name = checked
                 .as_ref()
                 .map_or_else(|_| jobs::naming::normalize(a), |(n, _)| n.clone());
@@ -690,6 +715,16 @@ impl Agent {
             node: self.cfg.node_id.clone(),
             outcome,
         }
+    }
+
+    /// The roles job `job` reads with, if a subuser created it.
+    async fn job_access(&self, job: &uuid::Uuid) -> Result<Option<JobAccess>, AgentError> {
+        let record = self
+            .jobs
+            .get_job(job)
+            .await
+            .map_err(|e| AgentError::JobRecord(e.to_string()))?;
+        Ok(record.and_then(|r| r.roles.as_ref().map(JobAccess::new)))
     }
 
     /// Resolves once the job is cancelled (or gone); polls the job record.

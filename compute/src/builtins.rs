@@ -6,7 +6,9 @@
 //!
 //! Guarantees: writes go only to the owner's own tree, reads to the
 //! owner's tree or any `/public` (any tree for an operator's job:
-//! [`jobs::naming::may_read`], the rule the supervisor and agent apply); emitted outputs (`mpipe`, `mcat`,
+//! [`jobs::naming::may_read`], the rule the supervisor and agent apply),
+//! and in a subuser's job only to what its active roles allow
+//! ([`jobs::roles::JobAccess`], the supervisor's rule for inputs); emitted outputs (`mpipe`, `mcat`,
 //! `msplit`) are recorded on the task, which then does not capture stdout;
 //! data is streamed (msplit's partitions go through spool files in the
 //! task's directory), never held whole; a reducer index must be below 128.
@@ -29,6 +31,11 @@ use meta::path::MantaPath;
 use sandbox::{BuiltinCall, DiskBudget, HostBuiltin, Sandbox};
 use tokio::io::AsyncWriteExt as _;
 use tokio::sync::mpsc;
+
+use jobs::roles::JobAccess;
+use meta::jobs::JobStore;
+use tokio::sync::OnceCell;
+use uuid::Uuid;
 
 use crate::objects::ObjectIo;
 
@@ -55,6 +62,11 @@ pub struct TaskIo {
     /// A task-private host directory for temporary files.
     pub work_dir: PathBuf,
     emits: Mutex<Vec<EmittedOutput>>,
+    /// The job and where its record is ([`TaskIo::for_job`]).
+    job: Option<(Uuid, JobStore)>,
+    /// The job's roles, read from its record on the first read a tool
+    /// makes (`None` inside: the owner's own job).
+    access: OnceCell<Option<Arc<JobAccess>>>,
 }
 
 impl TaskIo {
@@ -73,7 +85,38 @@ impl TaskIo {
             output_base,
             work_dir,
             emits: Mutex::new(Vec::new()),
+            job: None,
+            access: OnceCell::new(),
         }
+    }
+
+    /// The tools' reads are judged by job `job`'s roles when a subuser
+    /// created it (its record in `jobs`). Without this, as for `tidepool
+    /// exec`, only the owner rule applies.
+    pub fn for_job(mut self, job: Uuid, jobs: JobStore) -> Self {
+        self.job = Some((job, jobs));
+        self
+    }
+
+    /// The roles the job reads with, if a subuser created it. Read once
+    /// per task, and only when a tool reads: most tasks never pay for it.
+    async fn access(&self) -> Result<Option<(Uuid, Arc<JobAccess>)>, Fail> {
+        let Some((job, store)) = &self.job else {
+            return Ok(None);
+        };
+        let access = self
+            .access
+            .get_or_try_init(|| async {
+                let record = store
+                    .get_job(job)
+                    .await
+                    .map_err(|e| Fail(format!("reading the job's record: {e}")))?;
+                Ok::<_, Fail>(
+                    record.and_then(|r| r.roles.as_ref().map(|r| Arc::new(JobAccess::new(r)))),
+                )
+            })
+            .await?;
+        Ok(access.clone().map(|a| (*job, a)))
     }
 
     fn emit(&self, name: String, reducer: Option<u32>) {
@@ -262,10 +305,20 @@ fn may_write(task: &TaskIo, path: &str) -> Result<(), Fail> {
     Ok(())
 }
 
-fn may_read(task: &TaskIo, path: &str) -> Result<(), Fail> {
+async fn may_read(task: &TaskIo, path: &str) -> Result<(), Fail> {
     let p = MantaPath::parse(path).map_err(|_| Fail(format!("{path}: invalid path")))?;
     if !jobs::naming::may_read(&task.owner, task.operator, &p) {
         return Err(Fail(format!("{path}: permission denied")));
+    }
+    if let Some((job, access)) = task.access().await? {
+        // A missing entry is the caller's "not found", as for the owner.
+        if let Some(entry) = task.io.namespace().get(&p).await?
+            && !access.may_read(&task.owner, &job, &p, &entry.headers)
+        {
+            return Err(Fail(format!(
+                "{path}: permission denied (no active role of the job allows getobject)"
+            )));
+        }
     }
     Ok(())
 }
@@ -510,7 +563,7 @@ async fn mget(call: &BuiltinCall<'_>, task: &TaskIo) -> Result<(), Fail> {
     let mut out = call.stdout().clone();
     for raw in &rest {
         let path = object_path(task, raw)?;
-        may_read(task, &path)?;
+        may_read(task, &path).await?;
         match task.io.copy_to(&path, &mut out).await {
             Ok(Ok(_)) => {}
             Ok(Err(_)) => return Ok(()),
@@ -528,7 +581,7 @@ async fn mls(call: &BuiltinCall<'_>, task: &TaskIo) -> Result<(), Fail> {
     let (_, rest) = getopt(call.args, "")?;
     let raw = rest.first().cloned().unwrap_or_else(|| "~~/stor".into());
     let path = object_path(task, &raw)?;
-    may_read(task, &path)?;
+    may_read(task, &path).await?;
     let mp = MantaPath::parse(&path)?;
     let ns = task.io.namespace();
     let Some(entry) = ns.get(&mp).await? else {

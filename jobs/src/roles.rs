@@ -7,8 +7,9 @@
 //! `getobject` on it (through its tags or an explicit-resource rule).
 //! Rules needing a value a job does not have (`sourceip`, `user-agent`)
 //! allow nothing. The job's own `/jobs/<id>/` (its intermediate outputs)
-//! is always readable. Only the supervisor applies this (map and reducer
-//! inputs); see docs/access-control.md for what the agent does not check.
+//! is always readable. The supervisor applies this to map and reducer
+//! inputs, the compute agent to assets and to what the in-task tools read;
+//! see docs/access-control.md.
 
 use std::time::SystemTime;
 

@@ -446,12 +446,73 @@ fn a_subusers_job_reads_only_what_its_roles_allow() {
     assert_eq!(outputs.len(), 1, "{outputs:?}");
     assert_eq!(ok(&bob.manta(&c, "mget", &[outputs[0]], b"")), "open\n");
 
+    // Inside the job, the in-task tools and the assets answer to the same
+    // roles: the tagged object reads, the untagged one is refused.
+    let id = ok(&analyst.run_with(
+        &c,
+        None,
+        "mjob",
+        &[
+            "create",
+            "-m",
+            "mget /bob/stor/closed 2>&1 || echo refused; mget /bob/stor/open",
+        ],
+        b"/bob/stor/open\n",
+    ))
+    .trim()
+    .to_owned();
+    ok(&analyst.run(&c, None, "mjob", &["watch", &id]));
+    let outputs = ok(&analyst.run(&c, None, "mjob", &["outputs", &id]));
+    let outputs: Vec<&str> = outputs.lines().collect();
+    assert_eq!(outputs.len(), 1, "{outputs:?}");
+    assert_eq!(
+        ok(&bob.manta(&c, "mget", &[outputs[0]], b"")),
+        "mget: /bob/stor/closed: permission denied (no active role of the job allows getobject)\nrefused\nopen\n"
+    );
+    let id = ok(&analyst.run_with(
+        &c,
+        None,
+        "mjob",
+        &[
+            "create",
+            "-s",
+            "/bob/stor/closed",
+            "-m",
+            "cat /assets/bob/stor/closed",
+        ],
+        b"/bob/stor/open\n",
+    ))
+    .trim()
+    .to_owned();
+    ok(&analyst.run(&c, None, "mjob", &["watch", &id]));
+    let errors = ok(&analyst.run(&c, None, "mjob", &["errors", &id]));
+    assert!(
+        errors.contains("TaskInitError") && errors.contains("status code 403"),
+        "the untagged asset is refused: {errors}"
+    );
+
     // The owner's job reads both.
     let id = ok(&bob.manta(
         &c,
         "mjob",
         &["create", "-m", "cat"],
         b"/bob/stor/open\n/bob/stor/closed\n",
+    ))
+    .trim()
+    .to_owned();
+    ok(&bob.manta(&c, "mjob", &["watch", &id], b""));
+    assert_eq!(ok(&bob.manta(&c, "mjob", &["errors", &id], b"")), "");
+    let id = ok(&bob.manta(
+        &c,
+        "mjob",
+        &[
+            "create",
+            "-s",
+            "/bob/stor/closed",
+            "-m",
+            "mget /bob/stor/closed; cat /assets/bob/stor/closed",
+        ],
+        b"/bob/stor/open\n",
     ))
     .trim()
     .to_owned();
