@@ -126,6 +126,17 @@ pub fn authorize(active: &[ActiveRole], req: Request<'_>, cx: &Context) -> Resul
     Err(Denied::NotAllowed)
 }
 
+/// The non-empty, trimmed items of a comma-separated header value: the
+/// role names of a `role-tag` (and, in the gateway, the header names of a
+/// CORS preflight).
+pub fn comma_list(v: &str) -> Vec<String> {
+    v.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

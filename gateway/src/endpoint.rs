@@ -140,7 +140,7 @@ impl Preflight {
             origin: get("origin"),
             method: get("access-control-request-method"),
             headers: get("access-control-request-headers")
-                .map(|v| crate::headers::comma_list(&v))
+                .map(|v| auth::rbac::comma_list(&v))
                 .unwrap_or_default(),
         }
     }

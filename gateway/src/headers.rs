@@ -262,7 +262,7 @@ impl StoredHeaders {
         }
         headers.sort();
         let role_tags = header_str(h, "role-tag")
-            .map(comma_list)
+            .map(auth::rbac::comma_list)
             .unwrap_or_default();
         Ok(StoredHeaders { headers, role_tags })
     }
@@ -325,16 +325,6 @@ pub fn put_kind(h: &HeaderMap) -> PutKind {
         }
     }
     PutKind::Object(crate::mime::normalize(ct))
-}
-
-/// The non-empty, trimmed items of a comma-separated header value
-/// (`role-tag`, `access-control-request-headers`).
-pub(crate) fn comma_list(v: &str) -> Vec<String> {
-    v.split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
-        .collect()
 }
 
 #[cfg(test)]

@@ -58,13 +58,7 @@ pub struct SubuserAccess {
 pub fn tags_of(headers: &Headers) -> Vec<String> {
     headers
         .get("role-tag")
-        .map(|v| {
-            v.split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned)
-                .collect()
-        })
+        .map(|v| auth::rbac::comma_list(v))
         .unwrap_or_default()
 }
 

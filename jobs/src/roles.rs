@@ -56,15 +56,9 @@ impl JobAccess {
         if resource.starts_with(&own) {
             return true;
         }
-        let tags: Vec<String> = headers
+        let tags = headers
             .get("role-tag")
-            .map(|v| {
-                v.split(',')
-                    .map(str::trim)
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_owned)
-                    .collect()
-            })
+            .map(|v| rbac::comma_list(v))
             .unwrap_or_default();
         let cx = Context {
             sourceip: None,

@@ -87,6 +87,23 @@ fn workspace_path(env: &str, rel: &str) -> PathBuf {
         .join(rel)
 }
 
+/// The MD5 fingerprint of a public key file (`ssh-keygen -l -E md5`),
+/// as `MANTA_KEY_ID` wants it.
+pub fn md5_fingerprint(pubkey: &Path) -> Result<String> {
+    let out = Command::new("ssh-keygen")
+        .args(["-l", "-E", "md5", "-f"])
+        .arg(pubkey)
+        .output()
+        .context("ssh-keygen -l")?;
+    let fp = String::from_utf8_lossy(&out.stdout).into_owned();
+    Ok(fp
+        .split_whitespace()
+        .nth(1)
+        .and_then(|f| f.strip_prefix("MD5:"))
+        .with_context(|| format!("md5 fingerprint in {fp:?}"))?
+        .to_owned())
+}
+
 /// A `tidepool` server process as tests start them: the shared module
 /// cache (compiled wasm is reused across clusters and test processes),
 /// `RUST_LOG` (default `warn`), no stdin, stdout and stderr piped.
@@ -455,18 +472,7 @@ impl Cluster {
             bail!("ssh-keygen failed");
         }
         let pubkey = key.with_extension("pub");
-        let fp = Command::new("ssh-keygen")
-            .args(["-l", "-E", "md5", "-f"])
-            .arg(&pubkey)
-            .output()
-            .context("ssh-keygen -l")?;
-        let fp = String::from_utf8_lossy(&fp.stdout).into_owned();
-        let key_id = fp
-            .split_whitespace()
-            .nth(1)
-            .and_then(|f| f.strip_prefix("MD5:"))
-            .with_context(|| format!("md5 fingerprint in {fp:?}"))?
-            .to_owned();
+        let key_id = md5_fingerprint(&pubkey)?;
         self.kill9();
         let pubkey = pubkey.to_string_lossy().into_owned();
         let added = self

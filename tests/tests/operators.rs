@@ -3,7 +3,7 @@
 //! an ordinary account gets Manta's `AuthorizationFailed`; nothing a
 //! request carries makes an account an operator, only `tidepool admin`.
 
-use tidepool_tests::{Cluster, Tenant, failed, ok};
+use tidepool_tests::{Cluster, Tenant, failed, md5_fingerprint, ok};
 
 /// The CLI's report of a 403 from muskie's authorizer.
 fn assert_denied(out: &std::process::Output, who: &str, path: &str) {
@@ -139,7 +139,7 @@ fn an_operator_reads_and_lists_other_accounts_and_nobody_else_does() {
     let sub = Tenant {
         login: "op".into(),
         home: sub_home,
-        key_id: fingerprint(&sub_pub),
+        key_id: md5_fingerprint(&sub_pub).unwrap(),
     };
     let out = sub
         .manta_cmd(&c, "mget")
@@ -155,21 +155,6 @@ fn an_operator_reads_and_lists_other_accounts_and_nobody_else_does() {
     assert_shut_out(&c, &op);
     let listed = c.admin(&["account", "list"]).unwrap();
     assert!(listed.lines().any(|l| l == "account op"), "{listed}");
-}
-
-/// The MD5 fingerprint of a public key file, as `MANTA_KEY_ID` wants it.
-fn fingerprint(pubkey: &std::path::Path) -> String {
-    let out = std::process::Command::new("ssh-keygen")
-        .args(["-l", "-E", "md5", "-f"])
-        .arg(pubkey)
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .nth(1)
-        .and_then(|f| f.strip_prefix("MD5:"))
-        .expect("md5 fingerprint")
-        .to_owned()
 }
 
 /// A job of `who` over `inputs`; its state, errors and output bytes.

@@ -5,10 +5,9 @@
 //! policy's `sourceip` condition applies; `MANTA_ROLE` picks the roles; and
 //! every refusal carries Manta's code. The account owner is unaffected.
 
-use std::path::Path;
 use std::process::{Command, Output};
 
-use tidepool_tests::{Cluster, failed, ok};
+use tidepool_tests::{Cluster, failed, md5_fingerprint, ok};
 
 /// A subuser's client identity: its own HOME and key, `MANTA_SUBUSER`.
 struct Subuser {
@@ -42,7 +41,7 @@ impl Subuser {
                 name,
             ])
             .unwrap();
-        let key_id = fingerprint(&public);
+        let key_id = md5_fingerprint(&public).unwrap();
         for line in [
             format!("export MANTA_USER={login}"),
             format!("export MANTA_SUBUSER={name}"),
@@ -88,20 +87,6 @@ impl Subuser {
             std::time::Duration::from_secs(300),
         )
     }
-}
-
-fn fingerprint(pubkey: &Path) -> String {
-    let out = Command::new("ssh-keygen")
-        .args(["-l", "-E", "md5", "-f"])
-        .arg(pubkey)
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .nth(1)
-        .and_then(|f| f.strip_prefix("MD5:"))
-        .expect("md5 fingerprint")
-        .to_owned()
 }
 
 /// A refusal with Manta's code (and, for AuthorizationFailed, its message).
