@@ -71,7 +71,6 @@ use jobs::protocol::{
     EmittedOutput, ErrorCode, ReducerInputsRequest, TaskInput, TaskOutcome, TaskRequest,
     TaskResponse,
 };
-use jobs::roles::JobAccess;
 use jobs::supervisor::StoreFeed;
 use meta::jobs::JobStore;
 use sandbox::{InputDir, LimitKind, Limits, RunReport, Sandbox};
@@ -174,8 +173,9 @@ pub enum AgentError {
     /// The sandbox could not start the run.
     #[error("sandbox: {0}")]
     Sandbox(String),
-    /// The job's record could not be read (its roles, for a subuser's job).
-    #[error("job record: {0}")]
+    /// What a subuser's job may read could not be decided (its record or
+    /// an entry could not be read).
+    #[error("job roles: {0}")]
     JobRecord(String),
 }
 
@@ -308,15 +308,11 @@ impl Agent {
     /// or `init`). A script the shell rejects counts as one; it fails when
     /// run. Parsed on a blocking thread (the parser has its own stack).
     async fn stages(req: &TaskRequest) -> u32 {
+        // Both parsed already (the usual case): no blocking thread.
         let recent = |s: &str| sandbox::recent_pipeline_stages(s);
-        if let Some(e) = recent(&req.exec) {
-            let i = match req.init.as_deref() {
-                None => Some(1),
-                Some(init) => recent(init),
-            };
-            if let Some(i) = i {
-                return u32::try_from(e.max(i)).unwrap_or(u32::MAX);
-            }
+        let init = req.init.as_deref().map_or(Some(1), recent);
+        if let (Some(e), Some(i)) = (recent(&req.exec), init) {
+            return u32::try_from(e.max(i)).unwrap_or(u32::MAX);
         }
         let (exec, init) = (req.exec.clone(), req.init.clone());
         let width = move || {
@@ -434,7 +430,7 @@ impl Agent {
         }
 
         let assets_root = dir.join("assets");
-        let assets = match self.fetch_assets(&req, &assets_root).await? {
+        let assets = match self.fetch_assets(&req, &task_io, &assets_root).await? {
             Ok(a) => a,
             Err(message) => {
                 return Ok(self.fail_early(&req, feeder, ErrorCode::TaskInitError, message, None));
@@ -581,37 +577,29 @@ impl Agent {
         Ok(self.response(&req, outcome))
     }
 
-    /// Fetch the phase's assets (as the owner) to `<root>/<path>`, shown
+    /// Fetch the phase's assets (as the owner; in a subuser's job only what its roles allow) to `<root>/<path>`, shown
     /// read-only at `/assets/<path>`; a `.wasm` asset also becomes a command named after its
     /// file (without the extension). `Ok(Err(message))` is the task's
     /// `TaskInitError` when an asset cannot be fetched.
     async fn fetch_assets(
         &self,
         req: &TaskRequest,
+        task_io: &TaskIo,
         root: &Path,
     ) -> Result<Result<std::collections::HashMap<String, PathBuf>, String>, AgentError> {
         let mut commands = std::collections::HashMap::new();
         let mut budget = u64::from(req.limits.disk_gb).saturating_mul(self.cfg.disk_unit);
         tokio::fs::create_dir_all(root).await?;
-        // A subuser's job fetches only the assets its roles allow.
-        let access = match req.assets.is_empty() {
-            true => None,
-            false => self.job_access(&req.job_id).await?,
-        };
         for a in &req.assets {
             let mut checked = jobs::naming::readable_by(&req.owner, req.operator, a);
-            if let (Some(access), Ok((name, path))) = (&access, &checked) {
-                let entry = self
-                    .io
-                    .namespace()
-                    .get(path)
+            // A subuser's job fetches only the assets its roles allow.
+            if let Ok((name, path)) = &checked
+                && task_io
+                    .roles_refuse(path)
                     .await
-                    .map_err(ObjectError::from)?;
-                if let Some(e) = entry
-                    && !access.may_read(&req.owner, &req.job_id, path, &e.headers)
-                {
-                    checked = Err(jobs::naming::NameDenied::Forbidden(name.clone()));
-                }
+                    .map_err(AgentError::JobRecord)?
+            {
+                checked = Err(jobs::naming::NameDenied::Forbidden(name.clone()));
             }
             let name = checked
                 .as_ref()
@@ -715,16 +703,6 @@ impl Agent {
             node: self.cfg.node_id.clone(),
             outcome,
         }
-    }
-
-    /// The roles job `job` reads with, if a subuser created it.
-    async fn job_access(&self, job: &uuid::Uuid) -> Result<Option<JobAccess>, AgentError> {
-        let record = self
-            .jobs
-            .get_job(job)
-            .await
-            .map_err(|e| AgentError::JobRecord(e.to_string()))?;
-        Ok(record.and_then(|r| r.roles.as_ref().map(JobAccess::new)))
     }
 
     /// Resolves once the job is cancelled (or gone); polls the job record.

@@ -119,6 +119,23 @@ impl TaskIo {
         Ok(access.clone().map(|a| (*job, a)))
     }
 
+    /// Whether the roles of a subuser's job refuse reading `p` (the
+    /// owner's own job: never). A missing entry is not refused: the read
+    /// answers "not found", as for the owner. `Err` when the job's record
+    /// or the entry cannot be read.
+    pub async fn roles_refuse(&self, p: &MantaPath) -> Result<bool, String> {
+        let Some((job, access)) = self.access().await.map_err(|f| f.0)? else {
+            return Ok(false);
+        };
+        let entry = self
+            .io
+            .namespace()
+            .get(p)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(entry.is_some_and(|e| !access.may_read(&self.owner, &job, p, &e.headers)))
+    }
+
     fn emit(&self, name: String, reducer: Option<u32>) {
         self.emits
             .lock()
@@ -310,15 +327,10 @@ async fn may_read(task: &TaskIo, path: &str) -> Result<(), Fail> {
     if !jobs::naming::may_read(&task.owner, task.operator, &p) {
         return Err(Fail(format!("{path}: permission denied")));
     }
-    if let Some((job, access)) = task.access().await? {
-        // A missing entry is the caller's "not found", as for the owner.
-        if let Some(entry) = task.io.namespace().get(&p).await?
-            && !access.may_read(&task.owner, &job, &p, &entry.headers)
-        {
-            return Err(Fail(format!(
-                "{path}: permission denied (no active role of the job allows getobject)"
-            )));
-        }
+    if task.roles_refuse(&p).await.map_err(Fail)? {
+        return Err(Fail(format!(
+            "{path}: permission denied (no active role of the job allows getobject)"
+        )));
     }
     Ok(())
 }
