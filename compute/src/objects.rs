@@ -13,13 +13,12 @@
 //! a node that died but still looks alive by its last heartbeat does not
 //! fail every task writing next to it.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use md5::Digest as _;
+use membership::{ClusterView, Condition, HealthRule, Suspects};
 use meta::namespace::{Conditions, Headers, Namespace, NamespaceError, NewObject};
 use meta::path::MantaPath;
 use placement::Candidate;
@@ -70,9 +69,9 @@ pub struct ObjectIo {
     client: NodeClient,
     local: Option<String>,
     durability: usize,
-    heartbeat_timeout: Duration,
-    /// Peers a write failed on, with when (ms since the epoch).
-    failed: Arc<Mutex<HashMap<String, u64>>>,
+    health: HealthRule,
+    /// Peers a write failed on (the cluster's one suspect rule).
+    suspects: Arc<Suspects>,
 }
 
 /// Attempts of a write whose body can be read again (a file) when a peer
@@ -108,13 +107,15 @@ impl ObjectIo {
             client,
             local,
             durability: durability.max(1),
-            heartbeat_timeout: Duration::from_secs(30),
-            failed: Arc::default(),
+            health: HealthRule::default(),
+            suspects: Arc::default(),
         }
     }
 
-    fn failed(&self) -> std::sync::MutexGuard<'_, HashMap<String, u64>> {
-        self.failed.lock().unwrap_or_else(|p| p.into_inner())
+    /// The same object I/O under the cluster's health rule `health`.
+    pub fn with_health(mut self, health: HealthRule) -> Self {
+        self.health = health;
+        self
     }
 
     /// The peer (not this node, not the body) a replicated write failed
@@ -145,26 +146,19 @@ impl ObjectIo {
     async fn targets(&self, size_hint: Option<u64>) -> Result<Vec<NodeTarget>, ObjectError> {
         let nodes = self.ns.list_nodes().await?;
         let now = meta::namespace::system_now_ms();
-        let healthy = |n: &meta::namespace::NodeRecord| n.is_live(now, self.heartbeat_timeout);
+        let node_count = nodes.len();
+        let view = ClusterView::from_records(nodes, self.health, Some(&self.suspects), now);
         let mut out = Vec::new();
         if let Some(local) = &self.local
-            && let Some(n) = nodes.iter().find(|n| &n.id == local && healthy(n))
+            && let Some(n) = view.get(local)
+            && matches!(n.condition, Condition::Up | Condition::Suspect)
         {
-            out.push(NodeTarget::new(n.id.clone(), n.url.clone()));
+            out.push(NodeTarget::new(n.record.id.clone(), n.record.url.clone()));
         }
-        let failed = self.failed().clone();
-        let peers = |trust_failures: bool| -> Vec<Candidate> {
-            nodes
-                .iter()
-                .filter(|n| Some(&n.id) != self.local.as_ref())
-                .map(|n| {
-                    let failed_since_heartbeat = trust_failures
-                        && failed
-                            .get(n.id.as_str())
-                            .is_some_and(|&at| at >= n.heartbeat_ms);
-                    let ok = healthy(n) && !failed_since_heartbeat;
-                    Candidate::new(n.id.clone(), n.az.clone(), n.free_bytes(), ok)
-                })
+        let peers = |avoid_suspects: bool| -> Vec<Candidate> {
+            view.candidates(avoid_suspects)
+                .into_iter()
+                .filter(|c| Some(&c.id) != self.local.as_ref())
                 .collect()
         };
         // Peers that failed a write since their last heartbeat are used
@@ -174,15 +168,15 @@ impl ObjectIo {
         // A cluster smaller than the durability asked (a one-node dev
         // setup) gets a copy on every node; otherwise a write never settles
         // for fewer copies than asked: it fails, and the task is retried.
-        let wanted = self.durability.min(nodes.len()).max(1);
+        let wanted = self.durability.min(node_count).max(1);
         let want = wanted.saturating_sub(out.len());
         if want > 0 {
             let chosen = [&trusted, &all]
                 .into_iter()
                 .find_map(|others| placement::choose_for_write(others, want, size_hint, seed).ok());
             for id in chosen.into_iter().flatten() {
-                if let Some(n) = nodes.iter().find(|n| n.id == id) {
-                    out.push(NodeTarget::new(n.id.clone(), n.url.clone()));
+                if let Some(n) = view.get(&id) {
+                    out.push(NodeTarget::new(n.record.id.clone(), n.record.url.clone()));
                 }
             }
         }
@@ -265,8 +259,7 @@ impl ObjectIo {
             Ok(r) => r,
             Err(e) => {
                 if let Some(peer) = self.failed_peer(&e) {
-                    let now = meta::namespace::system_now_ms();
-                    self.failed().insert(peer.clone(), now);
+                    self.suspects.mark(peer, meta::namespace::system_now_ms());
                 }
                 return Err(e.into());
             }

@@ -72,7 +72,7 @@ async fn main() -> Result<()> {
     }
     let mut cfg = gateway::GatewayConfig::with_default_client(ns, &cluster_key)?;
     // No heartbeats in this toy: registrations stay fresh.
-    cfg.node_heartbeat_timeout = Duration::from_secs(365 * 24 * 3600);
+    cfg.health.heartbeat_timeout = Duration::from_secs(365 * 24 * 3600);
     let listener = tokio::net::TcpListener::bind(&listen).await?;
     println!(
         "export MANTA_URL=http://{} MANTA_USER={login} MANTA_KEY_ID={}",

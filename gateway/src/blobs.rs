@@ -12,12 +12,13 @@ use crate::error::ApiError;
 use axum::body::Body;
 use bytes::Bytes;
 use futures::{Stream, StreamExt, TryStreamExt};
+use membership::ClusterView;
 use meta::namespace::{CopyRef, NodeRecord, ObjectInfo};
 use placement::{Candidate, PlacementError};
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use storage_node::protocol::ByteRange;
 use storage_node::{NodeTarget, ReadError, ReplicateError};
 
@@ -34,60 +35,30 @@ fn seed() -> u64 {
     uuid::Uuid::new_v4().as_u128() as u64
 }
 
-/// Registered nodes and their placement view, keyed by id.
-/// How long a node that just failed a transfer is treated as unhealthy,
-/// so the next writes avoid it before its stale heartbeat gives it away.
-const SUSPECT_FOR: Duration = Duration::from_secs(15);
-
-/// Nodes that recently failed at the transport level (a local, advisory
-/// cache: losing it on restart only costs one more failed request).
-#[derive(Debug, Default)]
-pub(crate) struct Suspects(Mutex<HashMap<String, Instant>>);
-
-impl Suspects {
-    fn mark(&self, node: &str) {
-        if let Ok(mut m) = self.0.lock() {
-            tracing::warn!(node, "storage node marked suspect");
-            m.insert(node.to_owned(), Instant::now() + SUSPECT_FOR);
-        }
-    }
-
-    fn is_suspect(&self, node: &str) -> bool {
-        match self.0.lock() {
-            Ok(mut m) => match m.get(node) {
-                Some(until) if *until > Instant::now() => true,
-                Some(_) => {
-                    m.remove(node);
-                    false
-                }
-                None => false,
-            },
-            Err(_) => false,
-        }
-    }
+/// The cluster as the gateway sees it now ([`membership`]'s one rule,
+/// with the transfers this gateway saw fail), and the records by id.
+async fn node_view(gw: &Gateway) -> Result<(ClusterView, HashMap<String, NodeRecord>), ApiError> {
+    let nodes = gw.inner.namespace.list_nodes().await?;
+    let by_id = nodes.iter().map(|n| (n.id.clone(), n.clone())).collect();
+    let view =
+        ClusterView::from_records(nodes, gw.inner.health, Some(&gw.inner.suspects), now_ms(gw));
+    Ok((view, by_id))
 }
 
-async fn node_view(
-    gw: &Gateway,
-) -> Result<(Vec<Candidate>, HashMap<String, NodeRecord>), ApiError> {
-    let nodes = gw.inner.namespace.list_nodes().await?;
-    let now_ms = u64::try_from(
+fn now_ms(gw: &Gateway) -> u64 {
+    u64::try_from(
         gw.now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_millis())
             .unwrap_or(0),
     )
-    .unwrap_or(u64::MAX);
-    let candidates = nodes
-        .iter()
-        .map(|n| {
-            let healthy = n.is_live(now_ms, gw.inner.heartbeat_timeout)
-                && !gw.inner.suspects.is_suspect(&n.id);
-            Candidate::new(n.id.clone(), n.az.clone(), n.free_bytes(), healthy)
-        })
-        .collect();
-    let by_id = nodes.into_iter().map(|n| (n.id.clone(), n)).collect();
-    Ok((candidates, by_id))
+    .unwrap_or(u64::MAX)
+}
+
+/// Marks `node` suspect after a transfer to it failed.
+fn suspect(gw: &Gateway, node: &str) {
+    tracing::warn!(node, "storage node marked suspect");
+    gw.inner.suspects.mark(node, now_ms(gw));
 }
 
 /// Chooses `n` distinct nodes for a new object (before the body is read).
@@ -96,9 +67,9 @@ pub(crate) async fn choose_targets(
     n: usize,
     size_hint: Option<u64>,
 ) -> Result<Vec<NodeTarget>, ApiError> {
-    let (candidates, by_id) = node_view(gw).await?;
-    let chosen =
-        placement::choose_for_write(&candidates, n, size_hint, seed()).map_err(|e| match e {
+    let (view, by_id) = node_view(gw).await?;
+    let chosen = placement::choose_for_write(&view.candidates(true), n, size_hint, seed())
+        .map_err(|e| match e {
             PlacementError::NotEnoughNodes { wanted, available } => {
                 ApiError::NotEnoughNodes { wanted, available }
             }
@@ -179,9 +150,9 @@ fn node_failure(gw: &Gateway, e: ReplicateError, wanted: usize) -> ApiError {
         ReplicateError::Node { .. } | ReplicateError::Stalled { .. } => {
             match &e {
                 ReplicateError::Node { node_id, source } if source.is_transport() => {
-                    gw.inner.suspects.mark(node_id)
+                    suspect(gw, node_id)
                 }
-                ReplicateError::Stalled { node_id, .. } => gw.inner.suspects.mark(node_id),
+                ReplicateError::Stalled { node_id, .. } => suspect(gw, node_id),
                 _ => {}
             }
             tracing::warn!(error = %e, "replication failed");
@@ -261,7 +232,17 @@ pub(crate) async fn read(
     o: &ObjectInfo,
     range: Option<(u64, u64)>,
 ) -> Result<impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static + use<>, ApiError> {
-    let (candidates, by_id) = node_view(gw).await?;
+    let (view, by_id) = node_view(gw).await?;
+    // Draining nodes still serve reads; silent, lost and suspect ones are
+    // tried last.
+    let candidates: Vec<Candidate> = view
+        .nodes()
+        .iter()
+        .map(|n| {
+            let id = &n.record.id;
+            Candidate::new(id.clone(), n.record.az.clone(), 0, view.serves_reads(id))
+        })
+        .collect();
     let order = placement::order_for_read(&o.copies, &candidates, seed());
     let targets: Vec<NodeTarget> = order
         .iter()
@@ -291,7 +272,7 @@ pub(crate) async fn read(
                 if let ReadError::AllCopiesFailed { failures } = &e {
                     for (node, err) in failures {
                         if err.is_transport() {
-                            gw.inner.suspects.mark(node);
+                            suspect(gw, node);
                         }
                     }
                 }

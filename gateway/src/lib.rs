@@ -71,9 +71,9 @@ pub struct GatewayConfig {
     /// Largest accepted upload in bytes (`413 MaxContentLengthExceeded`
     /// beyond); a `max-content-length` header can only lower it.
     pub max_content_length: u64,
-    /// A node whose last heartbeat is older than this takes no new copies
-    /// and is tried last for reads.
-    pub node_heartbeat_timeout: Duration,
+    /// The cluster's node health rule (heartbeat timeout): a node it
+    /// calls down takes no new copies and is tried last for reads.
+    pub health: membership::HealthRule,
     /// An upload whose client sends nothing for this long fails with
     /// `408 UploadTimeout` (muskie: 45 s).
     pub upload_idle_timeout: Duration,
@@ -93,7 +93,7 @@ impl std::fmt::Debug for GatewayConfig {
             .field("default_durability", &self.default_durability)
             .field("max_durability", &self.max_durability)
             .field("max_content_length", &self.max_content_length)
-            .field("node_heartbeat_timeout", &self.node_heartbeat_timeout)
+            .field("health", &self.health)
             .field("server_name", &self.server_name)
             .finish_non_exhaustive()
     }
@@ -119,7 +119,7 @@ impl GatewayConfig {
             default_durability: 2,
             max_durability: 6,
             max_content_length: 5 << 30,
-            node_heartbeat_timeout: Duration::from_secs(30),
+            health: membership::HealthRule::default(),
             upload_idle_timeout: Duration::from_secs(45),
             server_name: "tidepool".to_owned(),
             clock: Arc::new(SystemTime::now),
@@ -141,12 +141,12 @@ const TOKEN_KEY_LABEL: &str = "gateway auth tokens";
 pub(crate) struct Inner {
     pub namespace: Arc<Namespace>,
     pub limits: ParseLimits,
-    pub heartbeat_timeout: Duration,
+    pub health: membership::HealthRule,
     pub upload_idle_timeout: Duration,
     pub server_name: HeaderValue,
     pub clock: Clock,
     pub nodes: NodeClient,
-    pub suspects: blobs::Suspects,
+    pub suspects: membership::Suspects,
     /// The job tables (same metadata store as the namespace).
     pub jobs: meta::jobs::JobStore,
     pub token_key: auth::token::TokenKey,
@@ -171,7 +171,7 @@ impl Gateway {
         Gateway {
             inner: Arc::new(Inner {
                 nodes: cfg.node_client,
-                suspects: blobs::Suspects::default(),
+                suspects: membership::Suspects::default(),
                 jobs: meta::jobs::JobStore::new(cfg.namespace.kv().clone()),
                 namespace: cfg.namespace,
                 limits: ParseLimits {
@@ -179,7 +179,7 @@ impl Gateway {
                     max_durability: cfg.max_durability,
                     max_content_length: cfg.max_content_length,
                 },
-                heartbeat_timeout: cfg.node_heartbeat_timeout,
+                health: cfg.health,
                 upload_idle_timeout: cfg.upload_idle_timeout,
                 server_name,
                 clock: cfg.clock,

@@ -1142,7 +1142,7 @@ async fn multipart_upload() -> Result<()> {
 async fn not_enough_live_nodes_is_503_before_body() -> Result<()> {
     let c = Cluster::start().await?;
     for n in ["node1", "node2"] {
-        c.ns.set_node_state(n, meta::namespace::NodeState::Down)
+        c.ns.set_node_state(n, meta::namespace::NodeState::Lost)
             .await?;
     }
     let head = signed_head(

@@ -72,8 +72,8 @@ pub struct SupervisorConfig {
     pub max_retries: u32,
     /// Inputs consumed per transaction.
     pub input_batch: usize,
-    /// A node whose heartbeat is older than this is unhealthy.
-    pub node_timeout: Duration,
+    /// The cluster's node health rule (heartbeat timeout).
+    pub health: membership::HealthRule,
     /// `MANTA_URL` given to tasks.
     pub task_url: String,
     /// Open input with no new inputs for this long (since pickup or the
@@ -91,7 +91,7 @@ impl SupervisorConfig {
             task_timeout: Duration::from_secs(3600),
             max_retries: 2,
             input_batch: 64,
-            node_timeout: Duration::from_secs(60),
+            health: membership::HealthRule::default(),
             task_url: "http://localhost:80/".into(),
             idle_close: Duration::from_secs(3600),
         }
@@ -148,8 +148,8 @@ pub struct Supervisor {
     /// Nodes an attempt failed on (node unreachable, died mid-task or
     /// answered an error), with when: such a node is passed over while
     /// another copy looks alive, until it heartbeats again. Heartbeats
-    /// alone take up to `node_timeout` to show a dead node.
-    suspects: Mutex<HashMap<String, u64>>,
+    /// alone take up to the heartbeat timeout to show a dead node.
+    suspects: membership::Suspects,
     archive: Option<Arc<dyn ArchiveSink>>,
 }
 
@@ -222,7 +222,7 @@ impl Supervisor {
             ns,
             exec,
             load: Mutex::new(HashMap::new()),
-            suspects: Mutex::new(HashMap::new()),
+            suspects: membership::Suspects::default(),
             archive,
         })
     }
@@ -530,36 +530,27 @@ impl Supervisor {
         }
     }
 
-    fn suspects(&self) -> std::sync::MutexGuard<'_, HashMap<String, u64>> {
-        self.suspects.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Placement candidates; with `trust_failures`, a node that failed an
-    /// attempt since its last heartbeat counts as unhealthy too.
+    /// Placement candidates by the cluster's one rule; with
+    /// `trust_failures`, a node that failed an attempt since its last
+    /// heartbeat counts as unhealthy too.
     fn candidates(
         &self,
         nodes: &[meta::namespace::NodeRecord],
         trust_failures: bool,
     ) -> Vec<Candidate> {
         let now = self.store.now_ms();
-        let suspects = self.suspects();
-        nodes
-            .iter()
-            .map(|n| {
-                let failed_since_heartbeat = trust_failures
-                    && suspects
-                        .get(n.id.as_str())
-                        .is_some_and(|&at| at >= n.heartbeat_ms);
-                let healthy = n.is_live(now, self.cfg.node_timeout) && !failed_since_heartbeat;
-                Candidate::new(n.id.clone(), n.az.clone(), n.free_bytes(), healthy)
-            })
-            .collect()
+        membership::ClusterView::from_records(
+            nodes.to_vec(),
+            self.cfg.health,
+            Some(&self.suspects),
+            now,
+        )
+        .candidates(trust_failures)
     }
 
     /// Remember that an attempt on `node` failed for infrastructure reasons.
     fn suspect(&self, node: &str) {
-        let now = self.store.now_ms();
-        self.suspects().insert(node.to_owned(), now);
+        self.suspects.mark(node, self.store.now_ms());
     }
 
     /// Pick a node for a task: a healthy copy (map) or any healthy node

@@ -190,7 +190,9 @@ async fn env() -> Env {
 fn cfg(id: &str) -> SupervisorConfig {
     SupervisorConfig {
         poll_interval: Duration::from_millis(10),
-        node_timeout: Duration::from_secs(86_400),
+        health: membership::HealthRule {
+            heartbeat_timeout: Duration::from_secs(86_400),
+        },
         lease_ttl: Duration::from_secs(30),
         ..SupervisorConfig::new(id)
     }

@@ -27,7 +27,7 @@ use crate::keys;
 use crate::kv::{KeyRange, Kv, KvError, Order, Txn};
 use crate::namespace::{
     Conditions, CopyRef, Entry, Headers, ListOptions, Marker, MetadataUpdate, Namespace,
-    NamespaceError, NewObject, NodeRecord, NodeState, SortBy, SshKey, TypeFilter,
+    NamespaceError, NewObject, NodeRecord, NodeState, SortBy, SshKey, TypeFilter, WorkerRecord,
 };
 use crate::path::MantaPath;
 
@@ -59,6 +59,7 @@ where
     ns_rmdir_races_create(make().await).await;
     ns_directory_limit(make().await).await;
     ns_nodes(make().await).await;
+    ns_upkeep(make().await).await;
     ns_roles_and_policies(make().await).await;
 }
 
@@ -1326,6 +1327,88 @@ pub async fn ns_nodes(kv: Arc<dyn Kv>) {
         .await,
         Err(NamespaceError::InvalidArgument(_))
     ));
+}
+
+/// What the background workers use: the object scan (pages cover every
+/// name once), copy-list compare-and-set with GC records, worker records
+/// keeping an operator's pause flag.
+pub async fn ns_upkeep(kv: Arc<dyn Kv>) {
+    let (ns, l) = ns_with_account(kv).await;
+    let none = Conditions::none();
+    let mut ids = std::collections::BTreeSet::new();
+    for i in 0..7 {
+        let o = new_obj(&["n1", "n2"]);
+        ids.insert(o.object_id);
+        ns.put_object(&p_stor(&l, &format!("o{i}")), o, &none)
+            .await
+            .expect("put");
+    }
+    ns.put_directory(&p_stor(&l, "d"), &Headers::new())
+        .await
+        .expect("mkdir");
+    ns.snaplink(&p_stor(&l, "o0"), &p_stor(&l, "d/link"), &none)
+        .await
+        .expect("link");
+    // Small pages: a name split across pages is still seen exactly once.
+    let mut seen = Vec::new();
+    let mut after: Option<Vec<u8>> = None;
+    loop {
+        let page = ns.scan_objects(after.as_deref(), 3).await.expect("scan");
+        seen.extend(
+            page.objects
+                .into_iter()
+                .filter(|o| ids.contains(&o.object_id)),
+        );
+        match page.next {
+            Some(n) => after = Some(n),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 8, "7 names and one snaplink");
+    let linked: Vec<_> = seen.iter().filter(|o| o.linked).collect();
+    assert_eq!(linked.len(), 2, "the source and the link");
+    let target = seen
+        .iter()
+        .find(|o| !o.linked)
+        .expect("a plain name")
+        .clone();
+    assert_eq!(target.copies, ["n1", "n2"]);
+
+    // Replace n2 by n3; n2's copy gets a GC record.
+    let moved = ns
+        .set_copies(&target, &["n1".into(), "n3".into()], &["n2".into()])
+        .await
+        .expect("set copies");
+    assert!(moved);
+    let gc = ns.gc_pending("n2", 100).await.expect("gc");
+    assert!(gc.iter().any(|r| r.object_id == target.object_id));
+    // The same stale view again changes nothing.
+    let again = ns
+        .set_copies(&target, &["n1".into(), "n4".into()], &[])
+        .await
+        .expect("stale set");
+    assert!(!again);
+
+    // Workers: the pause flag survives the worker's own updates.
+    let rec = WorkerRecord {
+        scope: format!("scope-{}", Uuid::new_v4().simple()),
+        name: "audit".into(),
+        state: "idle".into(),
+        progress: String::new(),
+        last_error: None,
+        passes: 1,
+        updated_ms: 5,
+        paused: false,
+    };
+    assert!(!ns.put_worker(&rec).await.expect("put worker"));
+    let n = ns
+        .set_worker_paused(Some(&rec.scope), "audit", true)
+        .await
+        .expect("pause");
+    assert_eq!(n, 1);
+    assert!(ns.put_worker(&rec).await.expect("put worker again"));
+    let listed = ns.list_workers().await.expect("list workers");
+    assert!(listed.iter().any(|w| w.scope == rec.scope && w.paused));
 }
 
 #[allow(dead_code)]

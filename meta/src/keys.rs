@@ -11,6 +11,7 @@
 //! | `0x10 dk 0x02 mtime(u64) name` | mtime index of the entries (empty value) |
 //! | `0x20 objectid` | shared (snaplinked) object record |
 //! | `0x30 nodeid` | storage node |
+//! | `0x31 len(u16) scope name` | background worker status (scope: node id or process) |
 //! | `0x40 len(u16) nodeid ts(u64) objectid` | GC record: a copy to delete |
 //! | `0x50..=0x57` | reserved: jobs |
 //! | `0x60..=0x62` | reserved: multipart uploads |
@@ -38,6 +39,8 @@ pub const TAG_DIR: u8 = 0x10;
 pub const TAG_OBJECT: u8 = 0x20;
 /// Storage nodes.
 pub const TAG_NODE: u8 = 0x30;
+/// Background worker status records.
+pub const TAG_WORKER: u8 = 0x31;
 /// Garbage-collection records.
 pub const TAG_GC: u8 = 0x40;
 /// Reserved for jobs (`0x50`..=`0x57`); not used yet.
@@ -206,6 +209,33 @@ pub fn node_key(node: &str) -> Vec<u8> {
 /// All storage node records.
 pub fn nodes_range() -> KeyRange {
     KeyRange::new(vec![TAG_NODE], vec![TAG_NODE + 1])
+}
+
+/// Every directory entry of every account (with the counters and mtime
+/// index rows between them: filter with [`any_entry_name`]).
+pub fn all_directories_range() -> KeyRange {
+    KeyRange::new(vec![TAG_DIR], vec![TAG_DIR + 1])
+}
+
+/// The name part of `key` if it is a directory entry key of any directory.
+pub fn any_entry_name(key: &[u8]) -> Option<&[u8]> {
+    let p = 1 + DK_LEN + 1;
+    (key.len() >= p && key[0] == TAG_DIR && key[p - 1] == DIR_ENTRIES).then(|| &key[p..])
+}
+
+/// Key of a background worker's status record. Scopes and names are
+/// validated to at most 255 bytes without NUL.
+pub fn worker_key(scope: &str, name: &str) -> Vec<u8> {
+    let mut k = vec![TAG_WORKER];
+    k.extend_from_slice(&(scope.len() as u16).to_be_bytes());
+    k.extend_from_slice(scope.as_bytes());
+    k.extend_from_slice(name.as_bytes());
+    k
+}
+
+/// All worker status records, by scope then name.
+pub fn workers_range() -> KeyRange {
+    KeyRange::new(vec![TAG_WORKER], vec![TAG_WORKER + 1])
 }
 
 fn gc_node_prefix(node: &str) -> Vec<u8> {

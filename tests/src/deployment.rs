@@ -166,6 +166,8 @@ pub struct DeploymentOptions {
     pub lease_ttl_ms: u64,
     /// `--tasks` of each node.
     pub tasks_per_node: u32,
+    /// Extra arguments of every `tidepool node` (e.g. worker pace).
+    pub node_args: Vec<String>,
 }
 
 impl Default for DeploymentOptions {
@@ -175,6 +177,7 @@ impl Default for DeploymentOptions {
             supervisors: 1,
             lease_ttl_ms: 30_000,
             tasks_per_node: 4,
+            node_args: Vec::new(),
         }
     }
 }
@@ -273,6 +276,10 @@ impl Deployment {
                 "--cluster-key".into(),
                 d.cluster_key_file().into_os_string(),
             ];
+            let args = args
+                .into_iter()
+                .chain(opts.node_args.iter().map(OsString::from))
+                .collect();
             let p = Proc::start(&format!("node{i}"), args, "tidepool node: ")?;
             d.nodes.push(p);
         }
@@ -343,6 +350,18 @@ impl Deployment {
             }
             std::thread::sleep(Duration::from_millis(200));
         }
+    }
+
+    /// Runs `tidepool admin --meta META ARGS` against the running
+    /// deployment and returns what it printed.
+    pub fn admin(&self, args: &[&str]) -> Result<String> {
+        let mut cmd = Command::new(tidepool_bin());
+        cmd.arg("admin").arg("--meta").arg(&self.meta).args(args);
+        let out = crate::run_with_deadline(&mut cmd, None, Duration::from_secs(120));
+        if !out.status.success() {
+            bail!("tidepool admin {args:?}: {}", crate::describe(&out));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
     /// Every process's output, for failure messages.

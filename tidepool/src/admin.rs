@@ -48,6 +48,12 @@ pub enum AdminCommand {
     /// The cluster credential internal requests are signed with.
     #[command(subcommand)]
     Cluster(ClusterCommand),
+    /// Storage nodes: list, drain, lost, undrain.
+    #[command(subcommand)]
+    Node(crate::admin_nodes::NodeCommand),
+    /// Background workers (gc, audit, scrub, repair) of every process.
+    #[command(subcommand)]
+    Workers(crate::admin_nodes::WorkersCommand),
 }
 
 #[derive(Subcommand)]
@@ -259,6 +265,8 @@ pub async fn run(args: AdminArgs) -> Result<()> {
         AdminCommand::Role(cmd) => rbac_roles(&ns, cmd).await?,
         AdminCommand::Policy(cmd) => rbac_policies(&ns, cmd).await?,
         AdminCommand::Cluster(ClusterCommand::Init { .. }) => {}
+        AdminCommand::Node(cmd) => crate::admin_nodes::node(&ns, cmd).await?,
+        AdminCommand::Workers(cmd) => crate::admin_nodes::workers(&ns, cmd).await?,
         AdminCommand::List => {
             for account in ns.list_accounts().await? {
                 println!("account {}{}", account.login, account_state(&account));
@@ -280,7 +288,7 @@ pub async fn run(args: AdminArgs) -> Result<()> {
             }
             for node in ns.list_nodes().await? {
                 println!(
-                    "node {} az={} url={} used={}/{} state={:?}",
+                    "node {} az={} url={} used={}/{} state={}",
                     node.id, node.az, node.url, node.capacity_used, node.capacity_total, node.state
                 );
             }

@@ -60,6 +60,36 @@ pub struct NodeArgs {
     /// Job tasks run at once.
     #[arg(long, default_value_t = DEFAULT_TASKS, value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub tasks: u32,
+    #[command(flatten)]
+    pub upkeep: UpkeepArgs,
+}
+
+/// The pace of a node's background workers (`tidepool up` and `tidepool
+/// node`): durations like `500ms`, `5s`, `10m`, `7d`; rates in bytes per
+/// second like `50M` (0: unlimited).
+#[derive(Args, Clone, Debug)]
+pub struct UpkeepArgs {
+    /// Time between audits of a node's copies against metadata.
+    #[arg(long, default_value = "1h", value_parser = upkeep::parse_duration)]
+    pub audit_every: Duration,
+    /// Time between scrub passes (every copy read and checked).
+    #[arg(long, default_value = "7d", value_parser = upkeep::parse_duration)]
+    pub scrub_every: Duration,
+    /// Time between repair passes.
+    #[arg(long, default_value = "1m", value_parser = upkeep::parse_duration)]
+    pub repair_every: Duration,
+    /// Time between garbage-collection passes.
+    #[arg(long, default_value = "1m", value_parser = upkeep::parse_duration)]
+    pub gc_every: Duration,
+    /// A copy no name refers to is removed by audit only once older than this.
+    #[arg(long, default_value = "1d", value_parser = upkeep::parse_duration)]
+    pub gc_grace: Duration,
+    /// Bytes per second repair copies.
+    #[arg(long, default_value = "64M", value_parser = upkeep::parse_rate)]
+    pub repair_rate: u64,
+    /// Bytes per second scrub reads.
+    #[arg(long, default_value = "32M", value_parser = upkeep::parse_rate)]
+    pub scrub_rate: u64,
 }
 
 /// One storage node to start.
@@ -74,6 +104,8 @@ pub struct NodeSpec {
     pub listen: SocketAddr,
     /// Job tasks run at once.
     pub tasks: u32,
+    /// The pace of its background workers.
+    pub upkeep: UpkeepArgs,
 }
 
 /// Binds the node described by `spec` and adds its server (with the compute
@@ -92,7 +124,7 @@ pub async fn spawn(
         data_dir: spec.dir.clone(),
         listen: spec.listen,
         node_id: spec.id.clone(),
-        az: spec.az,
+        az: spec.az.clone(),
         cluster_key: compute.cluster_key().clone(),
     };
     let node = storage_node::server::NodeServer::bind(config)
@@ -107,12 +139,7 @@ pub async fn spawn(
     let local = node.store();
     // This node's agent writes task outputs (and reads copies) here directly.
     compute.add_local_store(&url, local.clone());
-    let (gc_ns, store, stop, id) = (ns.clone(), node.store(), shutdown.clone(), spec.id.clone());
-    tasks.spawn(async move {
-        let config = storage_node::gc::GcConfig::default();
-        storage_node::gc::run(gc_ns, store, id, config, stop).await;
-        Ok(())
-    });
+    spawn_workers(&spec, &url, ns, compute, local.clone(), tasks, shutdown)?;
     let (registry, store, stop) = (Namespace::clone(ns), node.store(), shutdown.clone());
     tasks.spawn(async move {
         storage_node::heartbeat::run(registry, store, info, HEARTBEAT, stop).await;
@@ -122,6 +149,82 @@ pub async fn spawn(
     let app = compute.node_app(&node, &spec.dir, spec.tasks as usize);
     tasks.spawn(async move { node.serve_with(app, stop).await.context("storage node") });
     Ok((url, local))
+}
+
+/// Starts the node's background workers (gc, audit, scrub, repair) and the
+/// publisher of their status.
+fn spawn_workers(
+    spec: &NodeSpec,
+    url: &str,
+    ns: &Arc<Namespace>,
+    compute: &Compute,
+    store: Arc<ObjectStore>,
+    tasks: &mut JoinSet<Result<()>>,
+    shutdown: &CancellationToken,
+) -> Result<()> {
+    let u = &spec.upkeep;
+    let registry = upkeep::Registry::new(spec.id.clone(), ns.clone());
+    let client = storage_node::NodeClient::new(
+        storage_node::ClientOptions::default(),
+        compute.cluster_key(),
+    )
+    .context("node client for repair")?;
+    client.add_local_store(url, store.clone());
+    let handles = [
+        registry.spawn(
+            upkeep::gc::GcWorker {
+                ns: ns.clone(),
+                store: store.clone(),
+                node_id: spec.id.clone(),
+                every: u.gc_every,
+                config: storage_node::gc::GcConfig::default(),
+            },
+            shutdown.clone(),
+        ),
+        registry.spawn(
+            upkeep::audit::Audit {
+                ns: ns.clone(),
+                store: store.clone(),
+                node_id: spec.id.clone(),
+                every: u.audit_every,
+                grace: u.gc_grace,
+            },
+            shutdown.clone(),
+        ),
+        registry.spawn(
+            upkeep::scrub::Scrub {
+                ns: ns.clone(),
+                store,
+                node_id: spec.id.clone(),
+                every: u.scrub_every,
+                rate: u.scrub_rate,
+            },
+            shutdown.clone(),
+        ),
+        registry.spawn(
+            upkeep::repair::Repair {
+                ns: ns.clone(),
+                client,
+                node_id: spec.id.clone(),
+                every: u.repair_every,
+                rate: u.repair_rate,
+                rule: membership::HealthRule::default(),
+            },
+            shutdown.clone(),
+        ),
+    ];
+    let stop = shutdown.clone();
+    tasks.spawn(async move {
+        registry.run_publisher(stop).await;
+        for h in handles {
+            // A worker that panicked is a bug; it must not take the node down.
+            if let Err(e) = h.await {
+                tracing::error!(error = %e, "a background worker stopped abnormally");
+            }
+        }
+        Ok(())
+    });
+    Ok(())
 }
 
 /// Runs `tidepool node` until interrupted or a component stops.
@@ -144,6 +247,7 @@ pub async fn run(args: NodeArgs) -> Result<()> {
         dir,
         listen: args.listen,
         tasks: args.tasks,
+        upkeep: args.upkeep,
     };
     let (url, _) = spawn(spec, &meta.ns, &compute, &mut tasks, &shutdown).await?;
     println!("tidepool node: {} serving at {url}", args.id);

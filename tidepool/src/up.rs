@@ -79,6 +79,8 @@ pub struct UpArgs {
     /// exercise the quota with a small unit.
     #[arg(long, hide = true, default_value_t = compute::agent::DISK_UNIT, value_parser = clap::value_parser!(u64).range(1..))]
     pub task_disk_unit: u64,
+    #[command(flatten)]
+    pub upkeep: node::UpkeepArgs,
 }
 
 /// The cluster key `tidepool up` keeps in its data directory.
@@ -166,6 +168,7 @@ pub async fn run(args: UpArgs) -> Result<()> {
                 // --listen is (the gateway reaches them in-process or here).
                 listen: SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), 0),
                 tasks: node::DEFAULT_TASKS,
+                upkeep: args.upkeep.clone(),
             };
             let (url, store) = node::spawn(spec, &ns, &compute, &mut tasks, &shutdown).await?;
             client.add_local_store(&url, store);

@@ -153,7 +153,7 @@ impl Cluster {
         let mut cfg = gateway::GatewayConfig::new(ns.clone(), node_client);
         cfg.max_content_length = 64 << 20;
         // Nodes in tests never heartbeat; keep them all "fresh".
-        cfg.node_heartbeat_timeout = Duration::from_secs(3600);
+        cfg.health.heartbeat_timeout = Duration::from_secs(3600);
         cfg.upload_idle_timeout = Duration::from_secs(2);
         let gw = gateway::Gateway::new(cfg);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;

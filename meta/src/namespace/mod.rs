@@ -28,12 +28,14 @@ mod misc;
 mod rbac;
 mod records;
 mod types;
+mod upkeep;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 pub use error::{NamespaceError, NsResult};
 pub use types::*;
+pub use upkeep::{ObjectCopies, ObjectPage, WorkerRecord};
 
 use crate::kv::Kv;
 

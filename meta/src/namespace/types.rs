@@ -349,10 +349,46 @@ pub enum NodeState {
     /// Accepts writes and serves reads.
     #[default]
     Active,
-    /// Serves reads, takes no new writes.
+    /// Serves reads, takes no new writes; repair moves every copy it holds
+    /// to other nodes, after which it can be removed.
     Draining,
-    /// Out of service.
-    Down,
+    /// Gone for good (declared by an operator): its copies count as missing
+    /// and repair makes new ones elsewhere. A lost node that comes back
+    /// takes no work until an operator marks it up again, and its audit
+    /// then removes the copies no name refers to.
+    #[serde(alias = "down")]
+    Lost,
+}
+
+impl NodeState {
+    /// The name operators use: `up`, `draining`, `lost`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NodeState::Active => "up",
+            NodeState::Draining => "draining",
+            NodeState::Lost => "lost",
+        }
+    }
+}
+
+impl std::fmt::Display for NodeState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for NodeState {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "up" | "active" => Ok(NodeState::Active),
+            "draining" => Ok(NodeState::Draining),
+            "lost" => Ok(NodeState::Lost),
+            other => Err(format!(
+                "unknown node state {other:?}: up, draining or lost"
+            )),
+        }
+    }
 }
 
 /// A storage node's registration.
@@ -381,6 +417,13 @@ impl NodeRecord {
     pub fn is_live(&self, now_ms: u64, timeout: std::time::Duration) -> bool {
         let timeout = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
         self.state == NodeState::Active && now_ms.saturating_sub(self.heartbeat_ms) <= timeout
+    }
+
+    /// Whether the node serves reads of the copies it holds: not lost, and
+    /// heard from within `timeout` (a draining node still serves).
+    pub fn is_reachable(&self, now_ms: u64, timeout: std::time::Duration) -> bool {
+        let timeout = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
+        self.state != NodeState::Lost && now_ms.saturating_sub(self.heartbeat_ms) <= timeout
     }
 
     /// Bytes the node can still take.
