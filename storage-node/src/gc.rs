@@ -3,8 +3,8 @@
 //!
 //! When a name is removed or overwritten and its object loses its last
 //! reference, meta writes one GC record per copy in the same transaction.
-//! The gateway deletes those copies at once, best effort; this loop is what
-//! makes it certain. Each node deletes the copies its records name (a copy
+//! The gateway deletes those copies at once, best effort; [`collect`], run
+//! on a schedule by the `upkeep` crate's `gc` worker, is what makes it certain. Each node deletes the copies its records name (a copy
 //! that is already gone counts as deleted) and only then forgets the
 //! records, so a crash, a node that was down, or a metadata outage in
 //! between only means the work is done again later.
@@ -13,20 +13,15 @@
 //! tombstone days older than [`GcConfig::tombstone_days`] are removed here,
 //! which is when the space comes back.
 
-use std::sync::Arc;
-use std::time::Duration;
-
 use meta::namespace::{Namespace, NamespaceError};
-use tokio_util::sync::CancellationToken;
 
 use crate::protocol::{InvalidObjectId, ObjectId};
 use crate::store::{ObjectStore, StoreError};
 
-/// How often and how much a node collects.
+/// How much a node collects per step (the pace is the `upkeep` crate's
+/// `gc` worker's).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct GcConfig {
-    /// Time between passes.
-    pub interval: Duration,
     /// GC records handled per metadata transaction.
     pub batch: usize,
     /// Days deleted copies are kept in the tombstone area (0: only today's).
@@ -36,7 +31,6 @@ pub struct GcConfig {
 impl Default for GcConfig {
     fn default() -> Self {
         Self {
-            interval: Duration::from_secs(60),
             batch: 256,
             tombstone_days: 7,
         }
@@ -89,39 +83,5 @@ pub async fn collect(
         }
         ns.gc_done(&records).await?;
         handled += records.len();
-    }
-}
-
-/// Collects every `config.interval` until `cancel` fires, and removes
-/// tombstone days older than `config.tombstone_days`. Failures are logged
-/// and retried at the next pass.
-pub async fn run(
-    ns: Arc<Namespace>,
-    store: Arc<ObjectStore>,
-    node_id: String,
-    config: GcConfig,
-    cancel: CancellationToken,
-) {
-    let mut ticker = tokio::time::interval(config.interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = cancel.cancelled() => break,
-            _ = ticker.tick() => {}
-        }
-        match collect(&ns, &store, &node_id, config.batch).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(node = %node_id, copies = n, "deleted unreferenced copies"),
-            Err(e) => {
-                tracing::warn!(node = %node_id, error = %e, "garbage collection pass failed; retrying later")
-            }
-        }
-        match store.purge_tombstones(config.tombstone_days).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(node = %node_id, days = n, "removed old tombstone days"),
-            Err(e) => {
-                tracing::warn!(node = %node_id, error = %e, "tombstone purge failed; retrying later")
-            }
-        }
     }
 }
