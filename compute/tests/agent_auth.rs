@@ -65,6 +65,7 @@ async fn node() -> Node {
         capacity_total: 1 << 40,
         capacity_used: 0,
         heartbeat_ms: system_now_ms(),
+        pool_health: None,
         state: NodeState::Active,
     })
     .await

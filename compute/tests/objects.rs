@@ -84,6 +84,7 @@ impl Cluster {
                 capacity_total: 1 << 40,
                 capacity_used: 0,
                 heartbeat_ms: at_ms,
+                pool_health: None,
                 state: NodeState::Active,
             })
             .await

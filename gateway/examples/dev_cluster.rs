@@ -64,6 +64,7 @@ async fn main() -> Result<()> {
             capacity_total: 1 << 40,
             capacity_used: 0,
             heartbeat_ms: meta::namespace::system_now_ms(),
+            pool_health: None,
             state: NodeState::Active,
         })
         .await?;

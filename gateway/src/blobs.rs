@@ -147,6 +147,14 @@ pub(crate) async fn replicate_stream(
 
 fn node_failure(gw: &Gateway, e: ReplicateError, wanted: usize) -> ApiError {
     match e {
+        // A node's disk (or ZFS quota) filled up during the upload.
+        ReplicateError::Node {
+            source: storage_node::ClientError::Status { status: 507, .. },
+            ..
+        } => {
+            tracing::warn!(error = %e, "replication failed: a node is out of space");
+            ApiError::NotEnoughSpace
+        }
         ReplicateError::Node { .. } | ReplicateError::Stalled { .. } => {
             match &e {
                 ReplicateError::Node { node_id, source } if source.is_transport() => {

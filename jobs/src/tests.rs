@@ -169,6 +169,7 @@ async fn env() -> Env {
             capacity_total: 1 << 40,
             capacity_used: 0,
             heartbeat_ms: system_now_ms(),
+            pool_health: None,
             state: NodeState::Active,
         })
         .await

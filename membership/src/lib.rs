@@ -218,11 +218,14 @@ impl ClusterView {
         self.nodes
             .iter()
             .map(|n| {
-                let healthy = match n.condition {
-                    Condition::Up => true,
-                    Condition::Suspect => !avoid_suspects,
-                    _ => false,
-                };
+                // A node on a degraded or faulted ZFS pool keeps serving
+                // what it holds but takes nothing new.
+                let healthy = n.record.storage_ok()
+                    && match n.condition {
+                        Condition::Up => true,
+                        Condition::Suspect => !avoid_suspects,
+                        _ => false,
+                    };
                 Candidate::new(
                     n.record.id.clone(),
                     n.record.az.clone(),
@@ -246,6 +249,7 @@ mod tests {
             capacity_total: 100,
             capacity_used: 0,
             heartbeat_ms,
+            pool_health: None,
             state,
         }
     }

@@ -1296,6 +1296,7 @@ pub async fn ns_nodes(kv: Arc<dyn Kv>) {
         capacity_total: 100,
         capacity_used: 1,
         heartbeat_ms: 0,
+        pool_health: None,
         state: NodeState::Active,
     };
     assert!(matches!(

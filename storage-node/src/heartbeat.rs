@@ -29,6 +29,9 @@ pub struct NodeInfo {
     pub url: String,
     /// Availability zone.
     pub az: String,
+    /// The ZFS pool under the node's files, whose health each heartbeat
+    /// reports (a pool that is not `ONLINE` takes no new copies).
+    pub zfs_pool: Option<String>,
 }
 
 /// Where nodes register and heartbeat.
@@ -44,12 +47,14 @@ pub trait NodeRegistry: Send + Sync {
         capacity: Capacity,
     ) -> impl Future<Output = Result<(), Self::Error>> + Send;
 
-    /// Refreshes the node's heartbeat and capacity. `Ok(false)` when the
-    /// registry has no record of the node (it must register again).
+    /// Refreshes the node's heartbeat, capacity and (on ZFS) pool health.
+    /// `Ok(false)` when the registry has no record of the node (it must
+    /// register again).
     fn heartbeat(
         &self,
         node_id: &str,
         capacity: Capacity,
+        pool_health: Option<&str>,
     ) -> impl Future<Output = Result<bool, Self::Error>> + Send;
 }
 
@@ -71,6 +76,7 @@ impl NodeRegistry for Namespace {
             capacity_total: capacity.total_bytes,
             capacity_used: recorded_used(capacity),
             heartbeat_ms: 0, // set by the heartbeat that follows, with the namespace's clock
+            pool_health: None,
             state,
         })
         .await?;
@@ -84,9 +90,20 @@ impl NodeRegistry for Namespace {
         .map(|_| ())
     }
 
-    async fn heartbeat(&self, node_id: &str, capacity: Capacity) -> Result<bool, NamespaceError> {
-        match Namespace::heartbeat(self, node_id, recorded_used(capacity), capacity.total_bytes)
-            .await
+    async fn heartbeat(
+        &self,
+        node_id: &str,
+        capacity: Capacity,
+        pool_health: Option<&str>,
+    ) -> Result<bool, NamespaceError> {
+        match Namespace::heartbeat_with_pool(
+            self,
+            node_id,
+            recorded_used(capacity),
+            capacity.total_bytes,
+            pool_health,
+        )
+        .await
         {
             Ok(_) => Ok(true),
             Err(NamespaceError::NodeNotFound(_)) => Ok(false),
@@ -127,8 +144,19 @@ pub async fn run<R: NodeRegistry>(
                 continue;
             }
         };
+        let pool_health = match &node.zfs_pool {
+            // A pool zpool cannot report on is not one to write to.
+            Some(pool) => Some(crate::zfs::pool_health(pool).await.unwrap_or_else(|e| {
+                tracing::warn!(pool, error = %e, "cannot read the ZFS pool's health");
+                "UNKNOWN".to_owned()
+            })),
+            None => None,
+        };
         if registered {
-            match registry.heartbeat(&node.node_id, capacity).await {
+            match registry
+                .heartbeat(&node.node_id, capacity, pool_health.as_deref())
+                .await
+            {
                 Ok(true) => continue,
                 Ok(false) => {
                     tracing::warn!(node = %node.node_id, "node record vanished; registering again");
@@ -189,6 +217,7 @@ mod tests {
             node_id: "node-1".into(),
             url: "http://127.0.0.1:9".into(),
             az: "az-a".into(),
+            zfs_pool: None,
         };
         let cancel = CancellationToken::new();
         let task = tokio::spawn(run(

@@ -14,6 +14,8 @@
 //!   reads that fail over between copies ([`fanout`]).
 //! * [`heartbeat`] — registration and heartbeats in metadata.
 //! * [`protocol`] — the wire types both sides share.
+//! * [`zfs`] — a node's files on a ZFS dataset: quota, pool health, scrub,
+//!   snapshots (`zfs`/`zpool` commands).
 //!
 //! Every request to a node is signed with the cluster credential
 //! ([`cluster_auth`]); the server refuses unsigned, wrongly signed and
@@ -37,6 +39,7 @@ pub mod protocol;
 pub mod server;
 pub mod store;
 pub mod sums;
+pub mod zfs;
 
 pub use client::{ClientError, ClientOptions, NodeClient, ObjectStream};
 pub use cluster_auth::ClusterKey;

@@ -87,7 +87,8 @@ impl StoreError {
     fn io(op: &'static str) -> impl FnOnce(io::Error) -> StoreError {
         move |source| match source.kind() {
             io::ErrorKind::NotFound => StoreError::NotFound,
-            io::ErrorKind::StorageFull => StoreError::NoSpace,
+            // A ZFS dataset's quota is a full disk to its writers.
+            io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded => StoreError::NoSpace,
             _ => StoreError::Io { op, source },
         }
     }

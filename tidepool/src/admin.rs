@@ -54,6 +54,14 @@ pub enum AdminCommand {
     /// Background workers (gc, audit, scrub, repair) of every process.
     #[command(subcommand)]
     Workers(crate::admin_nodes::WorkersCommand),
+    /// A consistent backup of the embedded metadata of a data directory on
+    /// ZFS (`tidepool up --zfs`): a snapshot of its dataset, kept, and a
+    /// copy of the metadata file taken from it. Works while `up` runs.
+    Backup {
+        /// Where to write the copy of `meta.redb`.
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -216,6 +224,10 @@ pub async fn run(args: AdminArgs) -> Result<()> {
         println!("cluster key written to {}", out.display());
         return Ok(());
     }
+    // Reads a snapshot, never the live file: no lock on the metadata.
+    if let AdminCommand::Backup { out } = &args.command {
+        return crate::admin_nodes::backup(&args.data, out).await;
+    }
     let ns = Meta::open(&args.meta, &args.data).await?.ns;
     match args.command {
         AdminCommand::Account(AccountCommand::Add { login, operator }) => {
@@ -264,7 +276,7 @@ pub async fn run(args: AdminArgs) -> Result<()> {
         AdminCommand::User(cmd) => rbac_users(&ns, cmd).await?,
         AdminCommand::Role(cmd) => rbac_roles(&ns, cmd).await?,
         AdminCommand::Policy(cmd) => rbac_policies(&ns, cmd).await?,
-        AdminCommand::Cluster(ClusterCommand::Init { .. }) => {}
+        AdminCommand::Cluster(ClusterCommand::Init { .. }) | AdminCommand::Backup { .. } => {}
         AdminCommand::Node(cmd) => crate::admin_nodes::node(&ns, cmd).await?,
         AdminCommand::Workers(cmd) => crate::admin_nodes::workers(&ns, cmd).await?,
         AdminCommand::List => {

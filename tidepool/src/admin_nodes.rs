@@ -1,5 +1,6 @@
-//! `tidepool admin node …` and `tidepool admin workers …`: the cluster view
-//! and the background workers, for operators.
+//! `tidepool admin node …`, `tidepool admin workers …` and `tidepool admin
+//! backup`: the cluster view, the background workers and metadata backups,
+//! for operators.
 //!
 //! Node states are kept in metadata, so with `--meta tikv://…` these work
 //! on a running deployment; every process sees a change within its next
@@ -143,5 +144,38 @@ async fn pause(ns: &Namespace, name: &str, scope: Option<&str>, paused: bool) ->
     }
     let what = if paused { "paused" } else { "resumed" };
     println!("{what} {n} {name} worker(s)");
+    Ok(())
+}
+
+/// Snapshots the ZFS dataset holding `data` and copies `meta.redb` out of
+/// the snapshot to `out`. The snapshot is as consistent as a crash at that
+/// instant, which redb (every commit fsynced) recovers from; it is kept
+/// (`zfs rollback` or `zfs clone` restore it).
+pub async fn backup(data: &std::path::Path, out: &std::path::Path) -> Result<()> {
+    use storage_node::zfs;
+    let data = std::path::absolute(data)?;
+    let Some(dataset) = zfs::dataset_at(&data).await? else {
+        bail!(
+            "{} is not the mount point of a ZFS dataset (start Tidepool with `tidepool up --zfs DATASET`)",
+            data.display()
+        );
+    };
+    let stamp = system_now_ms();
+    let snap = format!("tidepool-backup-{stamp}");
+    zfs::snapshot(&dataset, &snap).await?;
+    let clone = format!("{dataset}-backup-{stamp}");
+    let mount = std::env::temp_dir().join(&snap);
+    let out_file = out.to_path_buf();
+    let copied = zfs::with_snapshot_mounted(&dataset, &snap, &clone, &mount, |dir| {
+        std::fs::copy(dir.join(crate::metastore::EMBEDDED_FILE), &out_file)
+    })
+    .await?;
+    let _ = std::fs::remove_dir(&mount);
+    let bytes =
+        copied.map_err(|e| anyhow::anyhow!("copy the metadata out of the snapshot: {e}"))?;
+    println!(
+        "snapshot {dataset}@{snap} taken; metadata ({bytes} bytes) copied to {}",
+        out.display()
+    );
     Ok(())
 }

@@ -17,6 +17,9 @@ use meta::namespace::Namespace;
 use meta_tikv::{TikvConfig, TikvKv};
 use tokio_util::sync::CancellationToken;
 
+/// The embedded metadata file in a data directory.
+pub const EMBEDDED_FILE: &str = "meta.redb";
+
 /// The value of `--meta`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MetaSpec {
@@ -64,7 +67,7 @@ impl Meta {
             MetaSpec::Embedded => {
                 std::fs::create_dir_all(data)
                     .with_context(|| format!("create {}", data.display()))?;
-                let path = data.join("meta.redb");
+                let path = data.join(EMBEDDED_FILE);
                 let kv = meta::embedded::EmbeddedKv::open(&path)
                     .await
                     .with_context(|| {

@@ -62,6 +62,15 @@ pub struct NodeArgs {
     pub tasks: u32,
     #[command(flatten)]
     pub upkeep: UpkeepArgs,
+    /// Keep the node's files in this ZFS dataset (created if missing,
+    /// mounted at `--data`); its pool's health goes into every heartbeat,
+    /// and the pool is scrubbed on the scrub schedule.
+    #[arg(long, value_name = "DATASET")]
+    pub zfs: Option<String>,
+    /// Quota of the node's ZFS dataset (e.g. `500G`): writes beyond it get
+    /// `507 NotEnoughSpace`.
+    #[arg(long, requires = "zfs", value_parser = upkeep::parse_size)]
+    pub zfs_quota: Option<u64>,
 }
 
 /// The pace of a node's background workers (`tidepool up` and `tidepool
@@ -106,6 +115,8 @@ pub struct NodeSpec {
     pub tasks: u32,
     /// The pace of its background workers.
     pub upkeep: UpkeepArgs,
+    /// Its ZFS dataset (mounted at `dir`) and the dataset's quota.
+    pub zfs: Option<(String, Option<u64>)>,
 }
 
 /// Binds the node described by `spec` and adds its server (with the compute
@@ -120,6 +131,11 @@ pub async fn spawn(
     tasks: &mut JoinSet<Result<()>>,
     shutdown: &CancellationToken,
 ) -> Result<(String, Arc<ObjectStore>)> {
+    if let Some((dataset, quota)) = &spec.zfs {
+        storage_node::zfs::ensure_dataset(dataset, &spec.dir, *quota)
+            .await
+            .with_context(|| format!("ZFS dataset {dataset} for node {}", spec.id))?;
+    }
     let config = storage_node::server::NodeConfig {
         data_dir: spec.dir.clone(),
         listen: spec.listen,
@@ -135,6 +151,10 @@ pub async fn spawn(
         node_id: node.identity().node_id.clone(),
         url: url.clone(),
         az: node.identity().az.clone(),
+        zfs_pool: spec
+            .zfs
+            .as_ref()
+            .map(|(d, _)| storage_node::zfs::pool_of(d).to_owned()),
     };
     let local = node.store();
     // This node's agent writes task outputs (and reads copies) here directly.
@@ -170,7 +190,7 @@ fn spawn_workers(
     )
     .context("node client for repair")?;
     client.add_local_store(url, store.clone());
-    let handles = [
+    let mut handles = vec![
         registry.spawn(
             upkeep::gc::GcWorker {
                 ns: ns.clone(),
@@ -213,6 +233,15 @@ fn spawn_workers(
             shutdown.clone(),
         ),
     ];
+    if let Some((dataset, _)) = &spec.zfs {
+        handles.push(registry.spawn(
+            upkeep::zpool::PoolScrub {
+                pool: storage_node::zfs::pool_of(dataset).to_owned(),
+                every: u.scrub_every,
+            },
+            shutdown.clone(),
+        ));
+    }
     let stop = shutdown.clone();
     tasks.spawn(async move {
         registry.run_publisher(stop).await;
@@ -248,6 +277,7 @@ pub async fn run(args: NodeArgs) -> Result<()> {
         listen: args.listen,
         tasks: args.tasks,
         upkeep: args.upkeep,
+        zfs: args.zfs.map(|d| (d, args.zfs_quota)),
     };
     let (url, _) = spawn(spec, &meta.ns, &compute, &mut tasks, &shutdown).await?;
     println!("tidepool node: {} serving at {url}", args.id);

@@ -81,6 +81,15 @@ pub struct UpArgs {
     pub task_disk_unit: u64,
     #[command(flatten)]
     pub upkeep: node::UpkeepArgs,
+    /// Keep everything on ZFS: the data directory becomes dataset
+    /// `DATASET` (created if missing; the directory must then be empty or
+    /// missing) and node `i` the child dataset `DATASET/node{i}`; `tidepool
+    /// admin backup` snapshots the metadata.
+    #[arg(long, value_name = "DATASET")]
+    pub zfs: Option<String>,
+    /// Quota of each node's dataset (e.g. `500G`).
+    #[arg(long, requires = "zfs", value_parser = upkeep::parse_size)]
+    pub zfs_quota: Option<u64>,
 }
 
 /// The cluster key `tidepool up` keeps in its data directory.
@@ -93,6 +102,12 @@ pub async fn run(args: UpArgs) -> Result<()> {
         _ => None,
     };
     let data = std::path::absolute(&args.data).context("data directory")?;
+    if let Some(dataset) = &args.zfs {
+        // Before anything is written to the data directory.
+        storage_node::zfs::ensure_dataset(dataset, &data, None)
+            .await
+            .with_context(|| format!("ZFS dataset {dataset} for the data directory"))?;
+    }
     let cluster_key = match &args.cluster_key {
         Some(file) => cluster_auth::ClusterKey::load(file)?,
         None if args.nodes == 0 => anyhow::bail!(
@@ -169,6 +184,10 @@ pub async fn run(args: UpArgs) -> Result<()> {
                 listen: SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), 0),
                 tasks: node::DEFAULT_TASKS,
                 upkeep: args.upkeep.clone(),
+                zfs: args
+                    .zfs
+                    .as_ref()
+                    .map(|d| (format!("{d}/node{i}"), args.zfs_quota)),
             };
             let (url, store) = node::spawn(spec, &ns, &compute, &mut tasks, &shutdown).await?;
             client.add_local_store(&url, store);

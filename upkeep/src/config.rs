@@ -57,6 +57,11 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         .ok_or_else(|| format!("duration {s:?} is too long"))
 }
 
+/// Parses a size in bytes: `1048576`, `512K`, `64M`, `2G` (binary units).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    parse_rate(s).map_err(|e| e.replace("rate", "size").replace(" (bytes per second)", ""))
+}
+
 /// Parses a rate in bytes per second: `0` (unlimited), `1048576`, `512K`,
 /// `50M`, `1G` (binary units; a trailing `B` or `/s` is allowed).
 pub fn parse_rate(s: &str) -> Result<u64, String> {

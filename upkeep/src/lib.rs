@@ -12,6 +12,8 @@
 //!   good one, on nodes placement chooses, committed in metadata before any
 //!   old copy is let go.
 //! * [`gc`] — today's garbage collection of freed copies, on the same shape.
+//! * [`zpool`] — `zpool scrub` of the ZFS pool under a node, on the scrub
+//!   schedule.
 //!
 //! Every worker has the shape of [`worker::Worker`]: a named pass run every
 //! so often, with progress, last error and an operator's pause published
@@ -33,10 +35,11 @@ pub mod gc;
 pub mod repair;
 pub mod scrub;
 pub mod worker;
+pub mod zpool;
 
 mod scan;
 
-pub use config::{UpkeepConfig, parse_duration, parse_rate};
+pub use config::{UpkeepConfig, parse_duration, parse_rate, parse_size};
 pub use worker::{Control, Registry, Worker};
 
 /// Why a pass stopped early. The next pass starts over; nothing is lost.
@@ -52,6 +55,9 @@ pub enum UpkeepError {
     /// Garbage collection failed.
     #[error(transparent)]
     Gc(#[from] storage_node::gc::GcError),
+    /// A `zfs`/`zpool` command failed.
+    #[error(transparent)]
+    Zfs(#[from] storage_node::zfs::ZfsError),
     /// The pass was cancelled (the process is stopping).
     #[error("cancelled")]
     Cancelled,

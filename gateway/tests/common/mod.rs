@@ -131,6 +131,7 @@ impl Cluster {
                 capacity_total: 1 << 40,
                 capacity_used: 0,
                 heartbeat_ms: meta::namespace::system_now_ms(),
+                pool_health: None,
                 state: NodeState::Active,
             })
             .await?;

@@ -384,6 +384,18 @@ impl Namespace {
 
     /// Record a heartbeat with current capacity; returns the updated record.
     pub async fn heartbeat(&self, id: &str, used: u64, total: u64) -> NsResult<NodeRecord> {
+        self.heartbeat_with_pool(id, used, total, None).await
+    }
+
+    /// [`Namespace::heartbeat`] that also records the health of the ZFS
+    /// pool under the node (`None` leaves the recorded one).
+    pub async fn heartbeat_with_pool(
+        &self,
+        id: &str,
+        used: u64,
+        total: u64,
+        pool_health: Option<&str>,
+    ) -> NsResult<NodeRecord> {
         check_node_id(id)?;
         in_txn!(self, id, txn => async {
             let key = keys::node_key(id);
@@ -394,6 +406,9 @@ impl Namespace {
             n.capacity_used = used;
             n.capacity_total = total;
             n.heartbeat_ms = self.now_ms();
+            if let Some(h) = pool_health {
+                n.pool_health = Some(h.to_owned());
+            }
             txn.put(key, encode(&n)).await.map_err(kv_err(id))?;
             Ok(n)
         })

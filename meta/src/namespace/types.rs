@@ -409,6 +409,10 @@ pub struct NodeRecord {
     /// State.
     #[serde(default)]
     pub state: NodeState,
+    /// Health of the ZFS pool under the node's files (`ONLINE`,
+    /// `DEGRADED`, ...), when it keeps them on ZFS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool_health: Option<String>,
 }
 
 impl NodeRecord {
@@ -424,6 +428,12 @@ impl NodeRecord {
     pub fn is_reachable(&self, now_ms: u64, timeout: std::time::Duration) -> bool {
         let timeout = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
         self.state != NodeState::Lost && now_ms.saturating_sub(self.heartbeat_ms) <= timeout
+    }
+
+    /// Whether the storage under the node is sound enough for new copies:
+    /// not on ZFS, or on a pool whose health is `ONLINE`.
+    pub fn storage_ok(&self) -> bool {
+        self.pool_health.as_deref().is_none_or(|h| h == "ONLINE")
     }
 
     /// Bytes the node can still take.
@@ -456,6 +466,7 @@ mod tests {
             capacity_total: 100,
             capacity_used: 130,
             heartbeat_ms,
+            pool_health: None,
             state,
         }
     }
