@@ -38,11 +38,7 @@ impl Ctx {
     /// Deletes copies no name refers to any more, in the background. Meta
     /// already holds GC records for them, so a failure here loses nothing.
     pub fn release_copies(&self, freed: Vec<CopyRef>) {
-        if freed.is_empty() {
-            return;
-        }
-        let gw = self.gw.clone();
-        tokio::spawn(async move { gw.delete_copies_best_effort(freed).await });
+        self.gw.release_copies(freed);
     }
 }
 
