@@ -53,7 +53,11 @@ pub(crate) fn no_content() -> Response {
 /// and for objects `Etag`, `Content-Type`, `Content-MD5`, `Durability-Level`.
 pub(crate) fn entry_headers(h: &mut HeaderMap, e: &Entry) {
     for (k, v) in &e.headers {
-        if k == mpu::RECORD_HEADER {
+        // Internal records: upload state and S3 multipart ETags.
+        if k == mpu::RECORD_HEADER
+            || k == crate::s3::names::ETAG_HEADER
+            || k == crate::s3::MPU_RECORD_HEADER
+        {
             continue;
         }
         if let (Ok(name), Ok(value)) = (
