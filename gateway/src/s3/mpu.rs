@@ -375,18 +375,18 @@ pub(crate) async fn complete(
         .ok_or_else(|| {
             S3ApiError::InvalidArgument("The XML you provided did not list any part".into())
         })?;
+    let numbers = listed
+        .iter()
+        .map(|p| p.part_number)
+        .collect::<Option<Vec<i32>>>()
+        .ok_or_else(|| S3ApiError::InvalidPart("a part has no PartNumber".into()))?;
+    if numbers.windows(2).any(|w| w[0] >= w[1]) {
+        return Err(S3ApiError::InvalidPartOrder);
+    }
     let stored_parts = parts(api, &dir).await?;
     let mut infos = Vec::with_capacity(listed.len());
     let mut digest = Md5::new();
-    let mut previous = 0;
-    for (idx, p) in listed.iter().enumerate() {
-        let n = p
-            .part_number
-            .ok_or_else(|| S3ApiError::InvalidPart("a part has no PartNumber".into()))?;
-        if n <= previous {
-            return Err(S3ApiError::InvalidPartOrder);
-        }
-        previous = n;
+    for (idx, (p, n)) in listed.iter().zip(numbers).enumerate() {
         let (_, e) = stored_parts
             .iter()
             .find(|(m, _)| *m == n)
