@@ -663,7 +663,6 @@ impl S3 for S3Api {
                     self.ns().put_directory(&path, &Headers::new()).await?;
                     Ok(CreateBucketOutput {
                         location: Some(format!("/{}", req.input.bucket)),
-                        ..Default::default()
                     })
                 }
             }
