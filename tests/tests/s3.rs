@@ -642,6 +642,18 @@ print("after", st, "<Name>data</Name>" in body)
         "the server still answers: {got}"
     );
     assert!(s.c.is_running(), "the server survived");
+
+    // Subusers hold no S3 keys; a removed key stops working.
+    let refused = s.c.admin(&["s3-key", "add", "alice/sub"]);
+    assert!(
+        refused
+            .as_ref()
+            .is_err_and(|e| e.to_string().contains("subusers")),
+        "{refused:?}"
+    );
+    s.c.admin(&["s3-key", "rm", "bob", &bob.id])
+        .expect("s3-key rm");
+    assert!(ok(&s.python(&bob, &probe)).contains("r InvalidAccessKeyId"));
 }
 
 #[test]

@@ -58,22 +58,23 @@ impl S3Access for Access {
                 "anonymous S3 requests are not allowed: sign with an access key",
             ));
         };
-        let key = lookup(&self.ns, &cred.access_key).await?;
-        match self.ns.active_account(&key.login).await {
-            Ok(_) => {}
-            Err(NamespaceError::AccountBlocked(_)) => {
-                return Err(S3Error::with_message(
-                    S3ErrorCode::AccessDenied,
-                    "this account is disabled",
-                ));
-            }
-            Err(NamespaceError::AccountNotFound(_)) => {
-                return Err(S3ApiError::InvalidAccessKeyId.into());
-            }
-            Err(e) => return Err(S3ApiError::from(e).into()),
-        }
-        cx.extensions_mut().insert(Principal { login: key.login });
+        let principal = principal_for(&self.ns, &cred.access_key).await?;
+        cx.extensions_mut().insert(principal);
         Ok(())
+    }
+}
+
+/// The account an access key acts for: it must exist and be enabled.
+async fn principal_for(ns: &Namespace, access_key: &str) -> S3Result<Principal> {
+    let key = lookup(ns, access_key).await?;
+    match ns.active_account(&key.login).await {
+        Ok(_) => Ok(Principal { login: key.login }),
+        Err(NamespaceError::AccountBlocked(_)) => Err(S3Error::with_message(
+            S3ErrorCode::AccessDenied,
+            "this account is disabled",
+        )),
+        Err(NamespaceError::AccountNotFound(_)) => Err(S3ApiError::InvalidAccessKeyId.into()),
+        Err(e) => Err(S3ApiError::from(e).into()),
     }
 }
 
@@ -104,6 +105,41 @@ pub fn generate_key(login: &str, now_ms: u64) -> S3Key {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn keys_act_for_their_enabled_account_only() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let kv = meta::embedded::EmbeddedKv::open(dir.path().join("meta.redb"))
+            .await
+            .expect("kv");
+        let ns = Namespace::new(Arc::new(kv));
+        ns.create_account("alice").await.expect("alice");
+        let key = generate_key("alice", 1);
+        ns.add_s3_key(&key).await.expect("key");
+        let p = principal_for(&ns, &key.access_key_id)
+            .await
+            .expect("principal");
+        assert_eq!(p.login, "alice");
+        let unknown = principal_for(&ns, "TPUNKNOWN00000000000").await;
+        assert_eq!(
+            unknown.map(|_| ()).unwrap_err().code(),
+            &S3ErrorCode::InvalidAccessKeyId
+        );
+        ns.set_account_disabled("alice", true)
+            .await
+            .expect("disable");
+        let refused = principal_for(&ns, &key.access_key_id).await;
+        assert_eq!(
+            refused.map(|_| ()).unwrap_err().code(),
+            &S3ErrorCode::AccessDenied
+        );
+        // The secret is still found (signatures are checked first), but
+        // nothing runs for a disabled account.
+        let auth = Auth { ns: Arc::new(ns) };
+        assert!(auth.get_secret_key(&key.access_key_id).await.is_ok());
+    }
+
     #[test]
     fn generated_keys_are_valid_and_distinct() {
         let a = super::generate_key("alice", 1);
