@@ -9,9 +9,10 @@
 
 use crate::Gateway;
 use crate::error::ApiError;
-use axum::body::Body;
+use crate::format::b64;
 use bytes::Bytes;
 use futures::{Stream, StreamExt, TryStreamExt};
+use md5::{Digest, Md5};
 use membership::ClusterView;
 use meta::namespace::{CopyRef, NodeRecord, ObjectInfo};
 use placement::{Candidate, PlacementError};
@@ -88,14 +89,19 @@ pub(crate) async fn choose_targets(
 }
 
 /// Streams `body` to every target at once; returns only when all copies are
-/// durable and agree.
-pub(crate) async fn replicate(
+/// durable and agree. Both frontends (Manta's PUT, S3's PutObject and
+/// UploadPart) hand their request body here.
+pub(crate) async fn replicate<S, E>(
     gw: &Gateway,
     targets: &[NodeTarget],
     id: uuid::Uuid,
-    body: Body,
+    body: S,
     cap: u64,
-) -> Result<Stored, ApiError> {
+) -> Result<Stored, ApiError>
+where
+    S: Stream<Item = Result<Bytes, E>> + Send + 'static,
+    E: std::fmt::Display,
+{
     let guard = Arc::new(BodyGuard::default());
     let stream = guarded(body, cap, gw.inner.upload_idle_timeout, guard.clone());
     // On failure `replicate` has already aborted or deleted every copy.
@@ -117,6 +123,69 @@ pub(crate) async fn replicate(
         ))),
         Err(e) => Err(node_failure(gw, e, targets.len())),
     }
+}
+
+/// What storing nothing produces: the empty object needs no copies
+/// (muskie did the same).
+pub(crate) fn empty() -> Stored {
+    Stored {
+        size: 0,
+        md5: b64(&Md5::digest(b"")),
+        blake3: blake3::hash(b"").to_hex().to_string(),
+        copies: Vec::new(),
+    }
+}
+
+/// A new object's bytes on `durability` nodes: placement, then
+/// [`replicate`]. An announced length of 0 stores nothing and never reads
+/// the body (so no `100 Continue` is sent).
+pub(crate) async fn store<S, E>(
+    gw: &Gateway,
+    durability: u32,
+    content_length: Option<u64>,
+    id: uuid::Uuid,
+    body: S,
+    cap: u64,
+) -> Result<Stored, ApiError>
+where
+    S: Stream<Item = Result<Bytes, E>> + Send + 'static,
+    E: std::fmt::Display,
+{
+    if content_length == Some(0) {
+        return Ok(empty());
+    }
+    let targets = choose_targets(gw, durability as usize, content_length).await?;
+    // From here on the body is polled: hyper sends `100 Continue` now.
+    replicate(gw, &targets, id, body, cap).await
+}
+
+/// A new object made of existing ones, in order (a multipart commit of
+/// either frontend): each part is read from its first working copy and
+/// streamed to fresh copies, never buffered whole.
+pub(crate) async fn concat(
+    gw: &Gateway,
+    parts: Vec<ObjectInfo>,
+    durability: u32,
+    id: uuid::Uuid,
+) -> Result<Stored, ApiError> {
+    let total: u64 = parts.iter().map(|o| o.size).sum();
+    if total == 0 {
+        return Ok(empty());
+    }
+    let targets = choose_targets(gw, durability as usize, Some(total)).await?;
+    let reader = gw.clone();
+    let stream = futures::stream::iter(parts)
+        .then(move |o| {
+            let gw = reader.clone();
+            async move {
+                read(&gw, &o, None)
+                    .await
+                    .map_err(|e| std::io::Error::other(e.to_string()))
+            }
+        })
+        .try_flatten()
+        .boxed();
+    replicate_stream(gw, &targets, id, stream).await
 }
 
 /// Like [`replicate`] for a body produced by the gateway itself (a
@@ -195,13 +264,17 @@ struct BodyGuard {
 
 /// The request body as a stream that fails once more than `cap` bytes came,
 /// or when the client sends nothing for `idle` (muskie: 45 s).
-fn guarded(
-    body: Body,
+fn guarded<S, E>(
+    body: S,
     cap: u64,
     idle: Duration,
     guard: Arc<BodyGuard>,
-) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
-    let inner = body.into_data_stream();
+) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static
+where
+    S: Stream<Item = Result<Bytes, E>> + Send + 'static,
+    E: std::fmt::Display,
+{
+    let inner = Box::pin(body);
     futures::stream::unfold((inner, 0u64, false), move |(mut inner, seen, failed)| {
         let guard = guard.clone();
         async move {
@@ -217,7 +290,10 @@ fn guarded(
                     ))
                 }
                 Ok(None) => None,
-                Ok(Some(Err(e))) => Some((Err(std::io::Error::other(e)), (inner, seen, true))),
+                Ok(Some(Err(e))) => Some((
+                    Err(std::io::Error::other(e.to_string())),
+                    (inner, seen, true),
+                )),
                 Ok(Some(Ok(chunk))) => {
                     let seen = seen.saturating_add(chunk.len() as u64);
                     if seen > cap {
@@ -295,6 +371,38 @@ pub(crate) async fn read(
 }
 
 impl Gateway {
+    /// Records a freshly stored object under `path` with one meta commit
+    /// (both frontends' last step of a write). A refused commit deletes the
+    /// new copies; copies the commit freed are deleted in the background.
+    pub(crate) async fn commit_object(
+        &self,
+        path: &meta::path::MantaPath,
+        new: meta::namespace::NewObject,
+        cond: &meta::namespace::Conditions,
+    ) -> Result<meta::namespace::PutOutcome, ApiError> {
+        let (id, copies) = (new.object_id, new.copies.clone());
+        match self.inner.namespace.put_object(path, new, cond).await {
+            Ok(out) => {
+                self.release_copies(out.freed.clone());
+                Ok(out)
+            }
+            Err(e) => {
+                self.delete_orphans(id, &copies);
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Deletes copies no name refers to any more, in the background. Meta
+    /// already holds GC records for them, so a failure here loses nothing.
+    pub(crate) fn release_copies(&self, freed: Vec<CopyRef>) {
+        if freed.is_empty() {
+            return;
+        }
+        let gw = self.clone();
+        tokio::spawn(async move { gw.delete_copies_best_effort(freed).await });
+    }
+
     /// Deletes copies of an object that never got committed, in the
     /// background and best-effort.
     pub(crate) fn delete_orphans(&self, id: uuid::Uuid, nodes: &[String]) {

@@ -40,6 +40,7 @@ pub mod mime;
 pub mod path;
 pub mod query;
 pub mod roles;
+pub mod s3;
 pub mod tls;
 
 pub use tls::{ServerTls, TlsError};

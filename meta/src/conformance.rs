@@ -27,7 +27,8 @@ use crate::keys;
 use crate::kv::{KeyRange, Kv, KvError, Order, Txn};
 use crate::namespace::{
     Conditions, CopyRef, Entry, Headers, ListOptions, Marker, MetadataUpdate, Namespace,
-    NamespaceError, NewObject, NodeRecord, NodeState, SortBy, SshKey, TypeFilter, WorkerRecord,
+    NamespaceError, NewObject, NodeRecord, NodeState, S3Key, SortBy, SshKey, TypeFilter,
+    WorkerRecord,
 };
 use crate::path::MantaPath;
 
@@ -61,6 +62,7 @@ where
     ns_nodes(make().await).await;
     ns_upkeep(make().await).await;
     ns_roles_and_policies(make().await).await;
+    ns_s3_keys(make().await).await;
 }
 
 // ---------------------------------------------------------------- helpers
@@ -1550,4 +1552,68 @@ pub async fn ns_roles_and_policies(kv: Arc<dyn Kv>) {
             .member_of(),
         v(&["writers"])
     );
+}
+
+/// S3 access keys: found by id whoever owns them, listed per account,
+/// unique ids, removable only by their owner.
+pub async fn ns_s3_keys(kv: Arc<dyn Kv>) {
+    let ns = Namespace::new(kv);
+    let (a, b) = (login(), login());
+    ns.create_account(&a).await.expect("account a");
+    ns.create_account(&b).await.expect("account b");
+    let id = |n: u8| format!("TPK{}{}", Uuid::new_v4().simple(), n).to_ascii_uppercase();
+    let key = |login: &str, id: String| S3Key {
+        access_key_id: id,
+        secret: format!("secret-of-{login}"),
+        login: login.to_owned(),
+        created_ms: 7,
+    };
+    let (a1, a2, b1) = (key(&a, id(1)), key(&a, id(2)), key(&b, id(3)));
+    for k in [&a1, &a2, &b1] {
+        ns.add_s3_key(k).await.expect("add s3 key");
+    }
+    // Ids are global: another account cannot take one.
+    let mut stolen = b1.clone();
+    stolen.login = a.clone();
+    assert!(matches!(
+        ns.add_s3_key(&stolen).await,
+        Err(NamespaceError::AlreadyExists(_))
+    ));
+    assert!(matches!(
+        ns.add_s3_key(&key("nosuchaccount", id(4))).await,
+        Err(NamespaceError::AccountNotFound(_))
+    ));
+    assert!(matches!(
+        ns.add_s3_key(&key(&a, "lower-case/id".into())).await,
+        Err(NamespaceError::InvalidArgument(_))
+    ));
+    assert_eq!(
+        ns.get_s3_key(&b1.access_key_id).await.expect("get"),
+        Some(b1.clone())
+    );
+    assert_eq!(
+        ns.get_s3_key("NOSUCHKEY0000000000").await.expect("get"),
+        None
+    );
+    let mut listed = ns.list_s3_keys(&a).await.expect("list");
+    listed.sort_by(|x, y| x.access_key_id.cmp(&y.access_key_id));
+    let mut want = vec![a1.clone(), a2.clone()];
+    want.sort_by(|x, y| x.access_key_id.cmp(&y.access_key_id));
+    assert_eq!(listed, want);
+    // Only the owner removes a key.
+    assert!(!ns.remove_s3_key(&a, &b1.access_key_id).await.expect("rm"));
+    assert!(
+        ns.get_s3_key(&b1.access_key_id)
+            .await
+            .expect("get")
+            .is_some()
+    );
+    assert!(ns.remove_s3_key(&a, &a1.access_key_id).await.expect("rm"));
+    assert!(
+        !ns.remove_s3_key(&a, &a1.access_key_id)
+            .await
+            .expect("rm again")
+    );
+    assert_eq!(ns.get_s3_key(&a1.access_key_id).await.expect("get"), None);
+    assert_eq!(ns.list_s3_keys(&a).await.expect("list"), vec![a2]);
 }

@@ -21,6 +21,8 @@
 //! | `0x73 login 0 subuser` | subuser |
 //! | `0x74 login 0 role` | RBAC role |
 //! | `0x75 login 0 policy` | RBAC policy |
+//! | `0x76 access_key_id` | S3 access key (owner login, secret, creation) |
+//! | `0x77 login 0 access_key_id` | index: an account's S3 access keys (empty value) |
 //!
 //! Guarantees (property-tested below): `dk` is a fixed 16 bytes, so names
 //! follow it raw with no escaping; entry keys of one directory sort exactly
@@ -59,6 +61,11 @@ pub const TAG_SUBUSER: u8 = 0x73;
 pub const TAG_ROLE: u8 = 0x74;
 /// RBAC policy records.
 pub const TAG_POLICY: u8 = 0x75;
+/// S3 access keys by access key id (looked up on every signed S3 request,
+/// before the account is known).
+pub const TAG_S3_KEY: u8 = 0x76;
+/// Index of an account's S3 access keys (for listing them).
+pub const TAG_S3_KEY_BY_LOGIN: u8 = 0x77;
 
 /// Length of a directory key.
 pub const DK_LEN: usize = 16;
@@ -355,6 +362,28 @@ pub fn policy_key(login: &str, name: &str) -> Vec<u8> {
 /// All policies of an account.
 pub fn policies_range(login: &str) -> KeyRange {
     named_range(TAG_POLICY, login)
+}
+
+/// Key of an S3 access key record.
+pub fn s3_key_key(access_key_id: &str) -> Vec<u8> {
+    let mut k = vec![TAG_S3_KEY];
+    k.extend_from_slice(access_key_id.as_bytes());
+    k
+}
+
+/// Index key listing `access_key_id` under its owner.
+pub fn s3_key_index_key(login: &str, access_key_id: &str) -> Vec<u8> {
+    named_key(TAG_S3_KEY_BY_LOGIN, login, access_key_id)
+}
+
+/// All index keys of an account's S3 access keys.
+pub fn s3_key_index_range(login: &str) -> KeyRange {
+    named_range(TAG_S3_KEY_BY_LOGIN, login)
+}
+
+/// The access key id of an index key of `login`.
+pub fn s3_key_index_id<'a>(login: &str, key: &'a [u8]) -> Option<&'a [u8]> {
+    key.strip_prefix(named_key(TAG_S3_KEY_BY_LOGIN, login, "").as_slice())
 }
 
 /// The smallest key greater than every key starting with `prefix`, or `None`

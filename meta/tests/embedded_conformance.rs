@@ -67,6 +67,7 @@ each_on_fresh_store!(
     ns_directory_limit,
     ns_nodes,
     ns_roles_and_policies,
+    ns_s3_keys,
 );
 
 /// Group commit: conflicting transactions that reach the committer together

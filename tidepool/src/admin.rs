@@ -62,6 +62,24 @@ pub enum AdminCommand {
         #[arg(long)]
         out: PathBuf,
     },
+    /// S3 access keys of an account (for the S3 API, `up --s3-listen`).
+    #[command(subcommand, name = "s3-key")]
+    S3Key(S3KeyCommand),
+}
+
+#[derive(Subcommand)]
+pub enum S3KeyCommand {
+    /// Creates a random access key for an account and prints the
+    /// `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` exports (the secret
+    /// is shown only here). Accounts only: subusers cannot hold S3 keys.
+    Add {
+        /// `LOGIN` (an account; `LOGIN/SUBUSER` is refused).
+        login: String,
+    },
+    /// Lists an account's access key ids (never the secrets).
+    List { login: String },
+    /// Removes an access key of an account.
+    Rm { login: String, id: String },
 }
 
 #[derive(Subcommand)]
@@ -279,6 +297,7 @@ pub async fn run(args: AdminArgs) -> Result<()> {
         AdminCommand::Cluster(ClusterCommand::Init { .. }) | AdminCommand::Backup { .. } => {}
         AdminCommand::Node(cmd) => crate::admin_nodes::node(&ns, cmd).await?,
         AdminCommand::Workers(cmd) => crate::admin_nodes::workers(&ns, cmd).await?,
+        AdminCommand::S3Key(cmd) => s3_keys(&ns, cmd).await?,
         AdminCommand::List => {
             for account in ns.list_accounts().await? {
                 println!("account {}{}", account.login, account_state(&account));
@@ -431,6 +450,45 @@ async fn rbac_policies(ns: &Namespace, cmd: PolicyCommand) -> Result<()> {
                 println!("policy {login}/{policy} removed");
             } else {
                 anyhow::bail!("policy {login}/{policy} does not exist");
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn s3_keys(ns: &Namespace, cmd: S3KeyCommand) -> Result<()> {
+    match cmd {
+        S3KeyCommand::Add { login } => {
+            if login.contains('/') {
+                anyhow::bail!("S3 keys belong to accounts: subusers ({login}) cannot hold S3 keys");
+            }
+            let account = ns
+                .get_account(&login)
+                .await?
+                .with_context(|| format!("account {login} does not exist"))?;
+            if account.disabled {
+                anyhow::bail!("account {login} is disabled");
+            }
+            let key = gateway::s3::generate_key(&login, meta::namespace::system_now_ms());
+            ns.add_s3_key(&key).await?;
+            println!("# S3 access key {} for {login}", key.access_key_id);
+            println!("export AWS_ACCESS_KEY_ID={}", key.access_key_id);
+            println!("export AWS_SECRET_ACCESS_KEY={}", key.secret);
+        }
+        S3KeyCommand::List { login } => {
+            for k in ns.list_s3_keys(&login).await? {
+                println!(
+                    "{} created {}",
+                    k.access_key_id,
+                    gateway::format::iso_ms(i64::try_from(k.created_ms).unwrap_or(0))
+                );
+            }
+        }
+        S3KeyCommand::Rm { login, id } => {
+            if ns.remove_s3_key(&login, &id).await? {
+                println!("S3 key {id} of {login} removed");
+            } else {
+                anyhow::bail!("{login} has no S3 key {id}");
             }
         }
     }

@@ -70,6 +70,10 @@ pub struct UpArgs {
     /// The PEM private key of `--tls-cert`.
     #[arg(long, requires = "tls_cert", value_name = "FILE")]
     pub tls_key: Option<PathBuf>,
+    /// Also serve the S3 API on this address (plain HTTP; off unless
+    /// given). Keys: `tidepool admin s3-key add LOGIN`. See docs/s3.md.
+    #[arg(long, value_name = "ADDR")]
+    pub s3_listen: Option<SocketAddr>,
     /// Cluster key file shared with the deployment's other processes
     /// (`tidepool admin cluster init`); default `DATA/cluster.key`,
     /// created if missing. Required with `--nodes 0`.
@@ -216,6 +220,30 @@ pub async fn run(args: UpArgs) -> Result<()> {
         tracing::warn!("{warning}");
         eprintln!("{warning}");
     }
+    let s3_url = match args.s3_listen {
+        None => None,
+        Some(addr) => {
+            let l = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("listen on {addr} (--s3-listen)"))?;
+            let s3_url = format!("http://{}", l.local_addr()?);
+            if !addr.ip().is_loopback() {
+                let warning = format!(
+                    "WARNING: the S3 API serves plain HTTP on {addr}, beyond loopback: \
+                     object data travels in clear. Put a TLS proxy in front of it."
+                );
+                tracing::warn!("{warning}");
+                eprintln!("{warning}");
+            }
+            let (gw, stop) = (gateway.clone(), shutdown.clone());
+            tasks.spawn(async move {
+                gateway::s3::serve(l, gw, async move { stop.cancelled().await })
+                    .await
+                    .context("S3 API")
+            });
+            Some(s3_url)
+        }
+    };
     let stop = shutdown.clone();
     tasks.spawn(async move {
         let stopped = async move { stop.cancelled().await };
@@ -237,6 +265,9 @@ pub async fn run(args: UpArgs) -> Result<()> {
         )?);
     }
 
+    if let Some(s3) = &s3_url {
+        println!("S3 API at {s3} (access keys: tidepool admin s3-key add LOGIN)");
+    }
     print_instructions(&Deployed {
         url: &url,
         login: &login,

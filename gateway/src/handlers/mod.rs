@@ -38,11 +38,7 @@ impl Ctx {
     /// Deletes copies no name refers to any more, in the background. Meta
     /// already holds GC records for them, so a failure here loses nothing.
     pub fn release_copies(&self, freed: Vec<CopyRef>) {
-        if freed.is_empty() {
-            return;
-        }
-        let gw = self.gw.clone();
-        tokio::spawn(async move { gw.delete_copies_best_effort(freed).await });
+        self.gw.release_copies(freed);
     }
 }
 
@@ -57,7 +53,11 @@ pub(crate) fn no_content() -> Response {
 /// and for objects `Etag`, `Content-Type`, `Content-MD5`, `Durability-Level`.
 pub(crate) fn entry_headers(h: &mut HeaderMap, e: &Entry) {
     for (k, v) in &e.headers {
-        if k == mpu::RECORD_HEADER {
+        // Internal records: upload state and S3 multipart ETags.
+        if k == mpu::RECORD_HEADER
+            || k == crate::s3::names::ETAG_HEADER
+            || k == crate::s3::MPU_RECORD_HEADER
+        {
             continue;
         }
         if let (Ok(name), Ok(value)) = (

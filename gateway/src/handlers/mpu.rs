@@ -22,7 +22,6 @@ use crate::format::b64;
 use crate::path::parse_path;
 use axum::body::Body;
 use axum::response::Response;
-use futures::{StreamExt, TryStreamExt};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use md5::{Digest, Md5};
 use meta::namespace::{Conditions, Entry, Headers, NewObject, ObjectInfo};
@@ -486,29 +485,7 @@ pub async fn commit(
     }
     // 6. Stream the parts, in order, to fresh copies.
     let object_id = uuid::Uuid::new_v4();
-    let stored = if total == 0 {
-        blobs::Stored {
-            size: 0,
-            md5: b64(&Md5::digest(b"")),
-            blake3: blake3::hash(b"").to_hex().to_string(),
-            copies: Vec::new(),
-        }
-    } else {
-        let targets = blobs::choose_targets(&cx.gw, r.num_copies as usize, Some(total)).await?;
-        let gw = cx.gw.clone();
-        let stream = futures::stream::iter(infos)
-            .then(move |o| {
-                let gw = gw.clone();
-                async move {
-                    blobs::read(&gw, &o, None)
-                        .await
-                        .map_err(|e| std::io::Error::other(e.to_string()))
-                }
-            })
-            .try_flatten()
-            .boxed();
-        blobs::replicate_stream(&cx.gw, &targets, object_id, stream).await?
-    };
+    let stored = blobs::concat(&cx.gw, infos, r.num_copies, object_id).await?;
     if let Some(md5) = r.headers.get("content-md5").and_then(Value::as_str)
         && md5 != stored.md5
     {
@@ -545,14 +522,9 @@ pub async fn commit(
         copies: stored.copies.clone(),
         durability: u8::try_from(r.num_copies).unwrap_or(u8::MAX),
     };
-    let out = match cx.ns.put_object(&target, new, &Conditions::default()).await {
-        Ok(out) => out,
-        Err(e) => {
-            cx.gw.delete_orphans(object_id, &stored.copies);
-            return Err(e.into());
-        }
-    };
-    cx.release_copies(out.freed);
+    cx.gw
+        .commit_object(&target, new, &Conditions::default())
+        .await?;
     r.parts_md5_summary = Some(b64(&Md5::digest(parts.concat().as_bytes())));
     r.committed_parts = parts;
     r.state = State::Committed;

@@ -21,7 +21,6 @@ use crate::headers::{ByteRange, RangeRefusal};
 use axum::body::Body;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode, header};
-use md5::{Digest, Md5};
 use meta::namespace::{Entry, NewObject};
 use meta::path::MantaPath;
 
@@ -62,21 +61,15 @@ pub async fn put_object(
             max: cx.gw.inner.limits.max_durability,
         })?;
 
-    let stored = if put.content_length == Some(0) {
-        // Nothing to store: the empty object needs no copies (muskie did the
-        // same), and answering without reading means no `100 Continue`.
-        blobs::Stored {
-            size: 0,
-            md5: b64(&Md5::digest(b"")),
-            blake3: blake3::hash(b"").to_hex().to_string(),
-            copies: Vec::new(),
-        }
-    } else {
-        let targets =
-            blobs::choose_targets(&cx.gw, put.durability as usize, put.content_length).await?;
-        // From here on the body is polled: hyper sends `100 Continue` now.
-        blobs::replicate(&cx.gw, &targets, object_id, body, put.cap).await?
-    };
+    let stored = blobs::store(
+        &cx.gw,
+        put.durability,
+        put.content_length,
+        object_id,
+        body.into_data_stream(),
+        put.cap,
+    )
+    .await?;
 
     if let Some(expected) = put.content_md5 {
         let expected = b64(&expected);
@@ -106,14 +99,7 @@ pub async fn put_object(
         copies: stored.copies.clone(),
         durability,
     };
-    let out = match cx.ns.put_object(path, new, &put.conditions).await {
-        Ok(out) => out,
-        Err(e) => {
-            cx.gw.delete_orphans(object_id, &stored.copies);
-            return Err(e.into());
-        }
-    };
-    cx.release_copies(out.freed);
+    let out = cx.gw.commit_object(path, new, &put.conditions).await?;
 
     let mut resp = no_content();
     let h = resp.headers_mut();

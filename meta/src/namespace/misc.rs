@@ -13,7 +13,7 @@ use super::entries::{Step, dir_dk};
 use super::records::{Sha256Index, StoredEntry, StoredGc, decode, encode};
 use super::{
     Account, EntryKind, GcRecord, Headers, Namespace, NamespaceError, NodeRecord, NodeState,
-    NsResult, SshKey, Subuser,
+    NsResult, S3Key, SshKey, Subuser,
 };
 use crate::keys;
 use crate::kv::{KeyRange, KvError, Order, Reader, Txn};
@@ -57,6 +57,15 @@ fn check_login(login: &str) -> NsResult<()> {
     } else {
         Err(crate::path::PathError::InvalidLogin(login.chars().take(64).collect()).into())
     }
+}
+
+/// Access key ids are what AWS issues (20 uppercase alphanumerics); any
+/// 16..=128 of them is accepted, which keeps keys free of NUL and `/`.
+fn valid_access_key_id(id: &str) -> bool {
+    (16..=128).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
 }
 
 fn check_node_id(id: &str) -> NsResult<()> {
@@ -368,6 +377,97 @@ impl Namespace {
             .iter()
             .map(|(_, v)| decode(v))
             .collect()
+    }
+
+    // ------------------------------------------------------------ S3 keys
+
+    /// Register an S3 access key for an existing account. Fails with
+    /// [`NamespaceError::AlreadyExists`] if the id is taken (by anyone).
+    pub async fn add_s3_key(&self, key: &S3Key) -> NsResult<()> {
+        check_login(&key.login)?;
+        if !valid_access_key_id(&key.access_key_id) || key.secret.is_empty() {
+            return Err(NamespaceError::InvalidArgument(
+                "an S3 access key id is 16..=128 uppercase letters and digits, with a secret"
+                    .into(),
+            ));
+        }
+        let login = key.login.as_str();
+        in_txn!(self, login, txn => async {
+            if txn.get(&keys::account_key(login)).await.map_err(kv_err(login))?.is_none() {
+                return Err(NamespaceError::AccountNotFound(login.to_owned()));
+            }
+            let k = keys::s3_key_key(&key.access_key_id);
+            if txn.get_for_update(&k).await.map_err(kv_err(login))?.is_some() {
+                return Err(NamespaceError::AlreadyExists(format!("S3 key {}", key.access_key_id)));
+            }
+            txn.put(k, encode(key)).await.map_err(kv_err(login))?;
+            txn.put(keys::s3_key_index_key(login, &key.access_key_id), Vec::new())
+                .await
+                .map_err(kv_err(login))?;
+            Ok(())
+        })
+    }
+
+    /// The S3 key with this access key id, whoever owns it.
+    pub async fn get_s3_key(&self, access_key_id: &str) -> NsResult<Option<S3Key>> {
+        if !valid_access_key_id(access_key_id) {
+            return Ok(None);
+        }
+        let mut snap = self.kv.snapshot().await.map_err(kv_err(access_key_id))?;
+        match snap
+            .get(&keys::s3_key_key(access_key_id))
+            .await
+            .map_err(kv_err(access_key_id))?
+        {
+            Some(v) => Ok(Some(decode(&v)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// An account's S3 keys, by id.
+    pub async fn list_s3_keys(&self, login: &str) -> NsResult<Vec<S3Key>> {
+        if !valid_login(login) {
+            return Ok(Vec::new());
+        }
+        let mut snap = self.kv.snapshot().await.map_err(kv_err(login))?;
+        let rows = scan_all(&mut *snap, keys::s3_key_index_range(login)).await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for (k, _) in rows {
+            let Some(id) = keys::s3_key_index_id(login, &k) else {
+                continue;
+            };
+            if let Some(v) = snap
+                .get(&keys::s3_key_key(&String::from_utf8_lossy(id)))
+                .await
+                .map_err(kv_err(login))?
+            {
+                out.push(decode(&v)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Remove an S3 key of `login`; false if it does not exist or belongs
+    /// to another account.
+    pub async fn remove_s3_key(&self, login: &str, access_key_id: &str) -> NsResult<bool> {
+        if !valid_login(login) || !valid_access_key_id(access_key_id) {
+            return Ok(false);
+        }
+        in_txn!(self, login, txn => async {
+            let k = keys::s3_key_key(access_key_id);
+            let Some(v) = txn.get_for_update(&k).await.map_err(kv_err(login))? else {
+                return Ok(false);
+            };
+            let key: S3Key = decode(&v)?;
+            if key.login != login {
+                return Ok(false);
+            }
+            txn.delete(k).await.map_err(kv_err(login))?;
+            txn.delete(keys::s3_key_index_key(login, access_key_id))
+                .await
+                .map_err(kv_err(login))?;
+            Ok(true)
+        })
     }
 
     // ------------------------------------------------------------ nodes

@@ -342,6 +342,31 @@ pub struct SshKey {
     pub name: String,
 }
 
+/// An S3 access key of an account (SigV4 needs the secret itself to
+/// recompute signatures, so it is stored as is; meta is inside the trust
+/// boundary, like the cluster key).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct S3Key {
+    /// The public id (`AWS_ACCESS_KEY_ID`): uppercase letters and digits.
+    pub access_key_id: String,
+    /// The shared secret (`AWS_SECRET_ACCESS_KEY`).
+    pub secret: String,
+    /// The owning account.
+    pub login: String,
+    /// Creation time, ms since the Unix epoch.
+    pub created_ms: u64,
+}
+
+impl std::fmt::Debug for S3Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Key")
+            .field("access_key_id", &self.access_key_id)
+            .field("login", &self.login)
+            .field("created_ms", &self.created_ms)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Lifecycle state of a storage node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
