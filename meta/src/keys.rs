@@ -446,6 +446,7 @@ mod tests {
 // | --- | --- |
 // | `0x50 jobid` | job record |
 // | `0x50 jobid 0x01` | supervisor lease |
+// | `0x50 jobid 0x02` | input head (input count, end of input) |
 // | `0x51 jobid phase(u32) taskid` | task |
 // | `0x52 len(u16) nodeid jobid taskid` | per-node dispatch queue entry |
 // | `0x53 jobid 0x00 seq(u64)` | job input, in submission order |
@@ -488,6 +489,15 @@ pub fn job_key(job: &Uuid) -> Vec<u8> {
 pub fn job_lease_key(job: &Uuid) -> Vec<u8> {
     let mut k = tag_id(TAG_JOB, job);
     k.push(0x01);
+    k
+}
+
+/// Key of a job's input head (`0x50 jobid 0x02`): the input counter and
+/// end-of-input flag, kept apart from the job record so that appending
+/// inputs does not conflict with the supervisor's writes of the record.
+pub fn job_input_head_key(job: &Uuid) -> Vec<u8> {
+    let mut k = tag_id(TAG_JOB, job);
+    k.push(0x02);
     k
 }
 

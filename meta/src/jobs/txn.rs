@@ -4,13 +4,23 @@
 //!
 //! Every read that a later write depends on is a `get_for_update`, because
 //! the [`Kv`](crate::kv::Kv) contract does not track plain reads.
+//!
+//! The job record is read together with its [`InputHead`]: the head is
+//! read without a lock and written (by [`JobTxn::put_job`]) only when the
+//! transaction changed one of its fields. A write conflicts with every
+//! transaction that committed a write of the same key after this one
+//! started, so a change made from a stale head cannot commit, while the
+//! supervisor's writes of the record, which leave the head alone, never
+//! conflict with input appends.
+
+use std::collections::HashMap;
 
 use uuid::Uuid;
 
 use super::records::{decode, encode};
 use super::{
-    JobErrorRecord, JobRecord, JobResult, JobStoreError, Lease, ReducerInput, TaskOutput,
-    TaskRecord, TaskState,
+    InputHead, JobErrorRecord, JobRecord, JobResult, JobStoreError, Lease, ReducerInput,
+    TaskOutput, TaskRecord, TaskState,
 };
 use crate::keys;
 use crate::kv::{Order, Txn};
@@ -19,6 +29,9 @@ use crate::kv::{Order, Txn};
 /// or explicitly with [`JobTxn::commit`] / [`JobTxn::rollback`].
 pub struct JobTxn {
     txn: Box<dyn Txn>,
+    /// The input head of each job read in this transaction, as read (or
+    /// absent for a job whose record predates heads).
+    heads: HashMap<Uuid, Option<InputHead>>,
 }
 
 impl std::fmt::Debug for JobTxn {
@@ -29,7 +42,10 @@ impl std::fmt::Debug for JobTxn {
 
 impl JobTxn {
     pub(crate) fn new(txn: Box<dyn Txn>) -> Self {
-        JobTxn { txn }
+        JobTxn {
+            txn,
+            heads: HashMap::new(),
+        }
     }
 
     /// The underlying transaction, for keys this module has no helper for.
@@ -47,17 +63,65 @@ impl JobTxn {
         Ok(self.txn.rollback().await?)
     }
 
-    /// Read and lock the job record.
+    /// Read and lock the job record (its input head overlaid, unlocked).
     pub async fn job_for_update(&mut self, id: &Uuid) -> JobResult<JobRecord> {
-        match self.txn.get_for_update(&keys::job_key(id)).await? {
-            Some(v) => decode(&v),
-            None => Err(JobStoreError::NotFound(*id)),
+        let mut job: JobRecord = match self.txn.get_for_update(&keys::job_key(id)).await? {
+            Some(v) => decode(&v)?,
+            None => return Err(JobStoreError::NotFound(*id)),
+        };
+        let head = match self.txn.get(&keys::job_input_head_key(id)).await? {
+            Some(v) => Some(decode::<InputHead>(&v)?),
+            None => None,
+        };
+        if let Some(h) = &head {
+            h.apply(&mut job);
         }
+        self.heads.insert(*id, head);
+        Ok(job)
     }
 
-    /// Write the job record.
+    /// Read the job record without locking it and lock its input head, for
+    /// appending inputs: the record's state is only read (a job can end
+    /// only after its input ended, which writes the head), so appends
+    /// conflict with nothing but other changes of the head.
+    pub async fn job_for_append(&mut self, id: &Uuid) -> JobResult<JobRecord> {
+        let mut job: JobRecord = match self.txn.get(&keys::job_key(id)).await? {
+            Some(v) => decode(&v)?,
+            None => return Err(JobStoreError::NotFound(*id)),
+        };
+        let head = match self
+            .txn
+            .get_for_update(&keys::job_input_head_key(id))
+            .await?
+        {
+            Some(v) => Some(decode::<InputHead>(&v)?),
+            None => None,
+        };
+        if let Some(h) = &head {
+            h.apply(&mut job);
+        }
+        self.heads.insert(*id, head);
+        Ok(job)
+    }
+
+    /// Write the job record, and its input head if this transaction
+    /// changed a head field (or never read the head: a new job).
     pub async fn put_job(&mut self, job: &JobRecord) -> JobResult<()> {
-        Ok(self.txn.put(keys::job_key(&job.id), encode(job)).await?)
+        self.txn.put(keys::job_key(&job.id), encode(job)).await?;
+        self.put_input_head(job).await
+    }
+
+    /// Write only the input head of `job` (when it changed), leaving the
+    /// record alone: what an append does.
+    pub async fn put_input_head(&mut self, job: &JobRecord) -> JobResult<()> {
+        let head = InputHead::of(job);
+        if self.heads.get(&job.id).copied().flatten() != Some(head) {
+            self.txn
+                .put(keys::job_input_head_key(&job.id), encode(&head))
+                .await?;
+            self.heads.insert(job.id, Some(head));
+        }
+        Ok(())
     }
 
     /// Fail with [`JobStoreError::LeaseLost`] unless `owner` holds an

@@ -1,0 +1,119 @@
+//! Manta's job semantics under concurrency and change, through Manta's
+//! official `mjob` against a real `tidepool up`:
+//!
+//! * many `mjob addinputs` streams into one job at once: no request is
+//!   refused (a metadata conflict is the server's business) and every
+//!   input is accounted for.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use tidepool_tests::{Cluster, describe, ok, run_with_deadline};
+
+fn status(c: &Cluster, id: &str) -> serde_json::Value {
+    serde_json::from_str(&ok(&c.manta("mjob", &["get", id]))).expect("mjob get prints JSON")
+}
+
+fn watch(c: &Cluster, id: &str) {
+    let watched = run_with_deadline(
+        c.manta_cmd("mjob").args(["watch", id]),
+        None,
+        Duration::from_secs(900),
+    );
+    ok(&watched);
+}
+
+/// Streams added by parallel `mjob addinputs` processes.
+const STREAMS: usize = 25;
+/// Names per stream.
+const NAMES: usize = 1000;
+/// Distinct objects the names refer to.
+const OBJECTS: usize = 20;
+
+#[test]
+fn parallel_addinputs_streams_lose_nothing() {
+    let c = Cluster::start().unwrap();
+    ok(&c.manta("mmkdir", &["-p", "~~/stor/many"]));
+    let objects: Vec<String> = (0..OBJECTS)
+        .map(|i| format!("/alice/stor/many/o{i:02}"))
+        .collect();
+    for o in &objects {
+        c.mput(o, format!("{o}\n").as_bytes());
+    }
+    // A reduce-only job: every input goes to the one reducer, which counts
+    // how often it saw each object.
+    let id = ok(&c.manta("mjob", &["create", "--open", "-r", "sort | uniq -c"]))
+        .trim()
+        .to_owned();
+    assert_eq!(id.len(), 36, "mjob create prints the job id: {id:?}");
+    let streams: Vec<String> = (0..STREAMS)
+        .map(|s| {
+            (0..NAMES)
+                .map(|i| format!("{}\n", objects[(s * 7 + i * 3 + i / 11) % OBJECTS]))
+                .collect()
+        })
+        .collect();
+    // 25 processes at once, each with 10 requests of 10 names in flight.
+    let outs: Vec<std::process::Output> = std::thread::scope(|scope| {
+        let handles: Vec<_> = streams
+            .iter()
+            .map(|names| {
+                let (c, id) = (&c, &id);
+                scope.spawn(move || {
+                    c.manta_stdin(
+                        "mjob",
+                        &["addinputs", "--open", "-b", "10", "-p", "10", id],
+                        names.as_bytes(),
+                    )
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("addinputs thread"))
+            .collect()
+    });
+    for out in &outs {
+        assert!(
+            out.status.success(),
+            "every addinputs stream succeeds: {}",
+            describe(out)
+        );
+    }
+    // End input (an empty addinputs without --open).
+    ok(&c.manta_stdin("mjob", &["addinputs", &id], b""));
+    watch(&c, &id);
+
+    let st = status(&c, &id);
+    assert_eq!(st["state"], "done", "{st}");
+    assert_eq!(st["stats"]["errors"], 0, "{st}");
+    assert_eq!(ok(&c.manta("mjob", &["errors", &id])), "");
+
+    let mut sent: Vec<&str> = streams.iter().flat_map(|s| s.lines()).collect();
+    sent.sort_unstable();
+    let listed = ok(&c.manta("mjob", &["inputs", &id]));
+    let mut listed: Vec<&str> = listed.lines().collect();
+    listed.sort_unstable();
+    assert_eq!(
+        listed.len(),
+        STREAMS * NAMES,
+        "mjob inputs lists every input"
+    );
+    assert!(listed == sent, "mjob inputs lists exactly the inputs sent");
+
+    let mut want: BTreeMap<&str, u64> = BTreeMap::new();
+    for n in &sent {
+        *want.entry(n).or_default() += 1;
+    }
+    let outputs = ok(&c.manta("mjob", &["outputs", &id]));
+    assert_eq!(outputs.lines().count(), 1, "{outputs}");
+    let counted = ok(&c.manta("mget", &[outputs.trim()]));
+    let got: BTreeMap<&str, u64> = counted
+        .lines()
+        .filter_map(|l| {
+            let (n, name) = l.trim().split_once(' ')?;
+            Some((name, n.parse().ok()?))
+        })
+        .collect();
+    assert_eq!(got, want, "the reducer saw every input once");
+}
