@@ -37,12 +37,36 @@ pub(crate) struct Ctx {
 impl Ctx {
     /// Deletes copies no name refers to any more, in the background. Meta
     /// already holds GC records for them, so a failure here loses nothing.
+    /// Copies of an object a running job's task has pinned (it runs that
+    /// version) are left to the nodes' GC, which waits for the pin to go.
     pub fn release_copies(&self, freed: Vec<CopyRef>) {
         if freed.is_empty() {
             return;
         }
         let gw = self.gw.clone();
-        tokio::spawn(async move { gw.delete_copies_best_effort(freed).await });
+        let ns = self.ns.clone();
+        tokio::spawn(async move {
+            let mut verdict: std::collections::HashMap<uuid::Uuid, bool> = Default::default();
+            let mut free = Vec::with_capacity(freed.len());
+            for c in freed {
+                let pinned = match verdict.get(&c.object_id) {
+                    Some(&p) => p,
+                    None => {
+                        // Unknown counts as pinned: GC retries it safely.
+                        let p = ns.is_pinned(&c.object_id).await.unwrap_or_else(|e| {
+                            tracing::warn!(error = %e, object = %c.object_id, "pin check failed");
+                            true
+                        });
+                        verdict.insert(c.object_id, p);
+                        p
+                    }
+                };
+                if !pinned {
+                    free.push(c);
+                }
+            }
+            gw.delete_copies_best_effort(free).await
+        });
     }
 }
 

@@ -711,6 +711,9 @@ impl JobStore {
                         if let Some(node) = &task.node {
                             t.raw().delete(keys::dispatch_key(node, &task.job, &task.id)).await?;
                         }
+                        if let Some(object) = &task.object_id {
+                            t.raw().delete(keys::pin_key(object, &task.job, &task.id)).await?;
+                        }
                     }
                     t.raw().delete(k.clone()).await?;
                 }

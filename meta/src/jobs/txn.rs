@@ -24,6 +24,7 @@ use super::{
 };
 use crate::keys;
 use crate::kv::{Order, Txn};
+use crate::namespace::{entry_key_of, entry_object_id};
 
 /// One job-table transaction; end it through [`job_txn!`](crate::job_txn)
 /// or explicitly with [`JobTxn::commit`] / [`JobTxn::rollback`].
@@ -206,6 +207,47 @@ impl JobTxn {
         Ok(())
     }
 
+    /// Check, for a new map task `task` read from `path`, that the name
+    /// still names the object the task was resolved to, locking the name's
+    /// entry. Call it for every new task before writing anything, then
+    /// [`JobTxn::pin`] each: on false, resolve the input again.
+    ///
+    /// Why the lock closes the race with an overwrite: the overwrite writes
+    /// the entry too, so it either committed before this transaction's
+    /// snapshot (the check sees the new object and fails), or it conflicts
+    /// with this transaction, or it commits after the pin and then finds
+    /// the pin when it frees the copies.
+    pub async fn input_still_named(
+        &mut self,
+        task: &TaskRecord,
+        path: &crate::path::MantaPath,
+    ) -> JobResult<bool> {
+        let Some(object) = task.object_id.filter(|_| task.size > 0) else {
+            return Ok(true);
+        };
+        let key = entry_key_of(path).map_err(|e| JobStoreError::Corrupt(e.to_string()))?;
+        let named = match self.txn.get_for_update(&key).await? {
+            Some(v) => entry_object_id(&v).map_err(|e| JobStoreError::Corrupt(e.to_string()))?,
+            None => None,
+        };
+        Ok(named == Some(object))
+    }
+
+    /// Record the pin of new map task `task` on its input object's copies
+    /// (removed when the task finishes, [`JobTxn::finish_task`]). Empty
+    /// objects have no copies and get no pin.
+    pub async fn pin(&mut self, task: &TaskRecord) -> JobResult<()> {
+        if let Some(object) = task
+            .object_id
+            .filter(|_| task.size > 0 && task.reducer.is_none())
+        {
+            self.txn
+                .put(keys::pin_key(&object, &task.job, &task.id), Vec::new())
+                .await?;
+        }
+        Ok(())
+    }
+
     /// Commit a task's result exactly once. Returns false (and writes
     /// nothing) when the task already finished — a duplicate report. On
     /// success the outputs are recorded and, for the last phase, counted as
@@ -237,6 +279,12 @@ impl JobTxn {
         } else {
             TaskState::Failed
         };
+        if let Some(object) = task.object_id.filter(|_| task.reducer.is_none()) {
+            // The task no longer needs its input's copies.
+            self.txn
+                .delete(keys::pin_key(&object, &task.job, &task.id))
+                .await?;
+        }
         job.stats.tasks_done += 1;
         job.adjust_open(task.phase, -1);
         self.put_task(task, previous.as_deref()).await?;
