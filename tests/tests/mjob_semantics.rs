@@ -7,6 +7,7 @@
 //! * an input object overwritten again and again while the job runs: every
 //!   task runs one whole version of it (the one its input resolved to) and
 //!   none fails for lack of a copy.
+//! * an input whose name has a component over 255 bytes runs.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -203,4 +204,31 @@ fn input_overwritten_while_the_job_runs_keeps_every_task_on_one_version() {
     eprintln!("tasks saw {} distinct versions", seen.len());
     // The final version is what the name holds now.
     assert_eq!(ok(&c.manta("mget", &[obj])), version(VERSIONS));
+}
+
+/// An input whose name has a component longer than a file name may be
+/// (Manta allowed up to 1,024 bytes per path) runs like any other: the
+/// task sees it under a mapped name and reads its bytes.
+#[test]
+fn input_with_a_component_over_255_bytes_runs() {
+    let c = Cluster::start().unwrap();
+    let long = format!("{}-{}", "k".repeat(150), "é".repeat(80));
+    assert!(long.len() > 255);
+    let dir = format!("/alice/stor/{long}");
+    ok(&c.manta("mmkdir", &["-p", &dir]));
+    let obj = format!("{dir}/{long}.txt");
+    let body = "one\ntwo\nthree\n";
+    c.mput(&obj, body.as_bytes());
+    let out = c.manta_stdin(
+        "mjob",
+        &[
+            "create",
+            "-o",
+            "-m",
+            "wc -l < $MANTA_INPUT_FILE && cat && echo $MANTA_INPUT_OBJECT",
+        ],
+        format!("{obj}\n").as_bytes(),
+    );
+    let got = ok(&out);
+    assert_eq!(got, format!("3\n{body}{obj}\n"), "{}", describe(&out));
 }
