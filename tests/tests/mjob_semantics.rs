@@ -8,6 +8,9 @@
 //!   task runs one whole version of it (the one its input resolved to) and
 //!   none fails for lack of a copy.
 //! * an input whose name has a component over 255 bytes runs.
+//! * the task's file system and shell as Manta users wrote for them:
+//!   `/tmp` and `/var/tmp` writable, brace expansion, `sleep`, `cmp`,
+//!   `egrep`/`fgrep`; compared with bash and GNU tools on the same input.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -231,4 +234,45 @@ fn input_with_a_component_over_255_bytes_runs() {
     );
     let got = ok(&out);
     assert_eq!(got, format!("3\n{body}{obj}\n"), "{}", describe(&out));
+}
+
+#[test]
+fn task_has_tmp_braces_and_the_missing_commands() {
+    let c = Cluster::start().unwrap();
+    ok(&c.manta("mmkdir", &["-p", "~~/stor/fs"]));
+    let body = "GET /login 200\nPOST /login 302\nGET /index.html 200\nGET /login 404\n";
+    let obj = "/alice/stor/fs/access.log";
+    c.mput(obj, body.as_bytes());
+    let script = "grep /login > /tmp/l.txt && wc -l < /tmp/l.txt; \
+        egrep 'POST|404' $MANTA_INPUT_FILE > /var/tmp/e.txt; cat /var/tmp/e.txt; \
+        fgrep -c 'GET /' $MANTA_INPUT_FILE; \
+        sleep 0.1 && echo {a,b}{1,2} {1..3}; \
+        cp /tmp/l.txt /tmp/m.txt; cmp /tmp/l.txt /tmp/m.txt && echo same; \
+        cmp -s /tmp/l.txt /var/tmp/e.txt; echo $?";
+    let got = ok(&c.manta_stdin(
+        "mjob",
+        &["create", "-o", "-m", script],
+        format!("{obj}\n").as_bytes(),
+    ));
+    // The same script under bash, in a scratch directory standing in for
+    // `/tmp` and `/var/tmp`, with the input at the same relative name.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("tmp")).unwrap();
+    std::fs::create_dir_all(dir.path().join("var/tmp")).unwrap();
+    std::fs::write(dir.path().join("input"), body).unwrap();
+    let local = script
+        .replace("/var/tmp/", "VAR_TMP/")
+        .replace("/tmp/", "tmp/")
+        .replace("VAR_TMP/", "var/tmp/")
+        .replace("$MANTA_INPUT_FILE", "input");
+    let out = std::process::Command::new("bash")
+        .args(["-c", &local])
+        .current_dir(dir.path())
+        .env("LC_ALL", "C")
+        .stdin(std::fs::File::open(dir.path().join("input")).unwrap())
+        .output()
+        .unwrap();
+    let want = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(want.contains("a1 a2 b1 b2 1 2 3"), "{want}");
+    assert_eq!(got, want);
 }
