@@ -11,6 +11,8 @@
 //! * the task's file system and shell as Manta users wrote for them:
 //!   `/tmp` and `/var/tmp` writable, brace expansion, `sleep`, `cmp`,
 //!   `egrep`/`fgrep`; compared with bash and GNU tools on the same input.
+//! * dispatch errors (malformed, missing and directory inputs) carry the
+//!   codes and messages of the jobs spec §4.10.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -275,4 +277,72 @@ fn task_has_tmp_braces_and_the_missing_commands() {
     let want = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(want.contains("a1 a2 b1 b2 1 2 3"), "{want}");
     assert_eq!(got, want);
+}
+
+/// Dispatch errors carry Manta's codes and messages (jobs spec §4.10):
+/// names without an object below a top directory are malformed, a missing
+/// object or owner account is not found, a directory is refused.
+#[test]
+fn dispatch_errors_use_mantas_codes() {
+    let c = Cluster::start().unwrap();
+    ok(&c.manta("mmkdir", &["-p", "~~/stor/somedir"]));
+    let inputs = [
+        (
+            "/alice/stor",
+            "ResourceNotFoundError",
+            "malformed object name: \"/alice/stor\"",
+        ),
+        (
+            "/alice/jobs",
+            "ResourceNotFoundError",
+            "malformed object name: \"/alice/jobs\"",
+        ),
+        (
+            "/alice",
+            "ResourceNotFoundError",
+            "malformed object name: \"/alice\"",
+        ),
+        (
+            "/alice/stor/missing",
+            "ResourceNotFoundError",
+            "no such object: \"/alice/stor/missing\"",
+        ),
+        (
+            "/nosuchaccount/public/x",
+            "ResourceNotFoundError",
+            "no such object: \"/nosuchaccount/public/x\"",
+        ),
+        (
+            "/alice/stor/somedir",
+            "InvalidArgumentError",
+            "objects of type \"directory\" are not supported: \"/alice/stor/somedir\"",
+        ),
+    ];
+    let names: String = inputs.iter().map(|(n, _, _)| format!("{n}\n")).collect();
+    let id = ok(&c.manta_stdin("mjob", &["create", "-m", "wc -l"], names.as_bytes()))
+        .trim()
+        .to_owned();
+    watch(&c, &id);
+    let errors = ok(&c.manta("mjob", &["errors", &id]));
+    let mut got: Vec<(String, String)> = errors
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value =
+                serde_json::from_str(l).unwrap_or_else(|x| panic!("{x}: {l}"));
+            (
+                v["code"].as_str().unwrap_or_default().to_owned(),
+                v["message"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    got.sort();
+    let mut want: Vec<(String, String)> = inputs
+        .iter()
+        .map(|(_, c, m)| ((*c).to_owned(), (*m).to_owned()))
+        .collect();
+    want.sort();
+    assert_eq!(got, want, "{errors}");
+    let st = status(&c, &id);
+    assert_eq!(st["stats"]["errors"], inputs.len() as u64, "{st}");
+    assert_eq!(st["stats"]["tasks"], 0, "{st}");
 }
