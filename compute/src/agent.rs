@@ -803,10 +803,13 @@ impl Agent {
 
 /// `path`'s login and segments as a relative host path. Every segment
 /// was validated by [`meta::path::MantaPath`] (non-empty, not `.`/`..`, no
-/// `/` or NUL), so the result stays below whatever it is joined to.
+/// `/` or NUL), so the result stays below whatever it is joined to; a
+/// segment too long for a file name is mapped as the task's
+/// `$MANTA_INPUT_FILE` names it ([`jobs::naming::file_component`]).
 fn host_relative(path: &meta::path::MantaPath) -> PathBuf {
     std::iter::once(path.login())
         .chain(path.segments())
+        .map(|s| jobs::naming::file_component(s).into_owned())
         .collect()
 }
 

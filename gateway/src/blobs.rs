@@ -400,7 +400,31 @@ impl Gateway {
             return;
         }
         let gw = self.clone();
-        tokio::spawn(async move { gw.delete_copies_best_effort(freed).await });
+        tokio::spawn(async move {
+            // Copies a running job pinned stay until it lets them go; their
+            // GC records free them then.
+            let ns = &gw.inner.namespace;
+            let mut verdict: HashMap<uuid::Uuid, bool> = HashMap::new();
+            let mut free = Vec::with_capacity(freed.len());
+            for c in freed {
+                let pinned = match verdict.get(&c.object_id) {
+                    Some(&p) => p,
+                    None => {
+                        // Unknown counts as pinned: GC retries it safely.
+                        let p = ns.is_pinned(&c.object_id).await.unwrap_or_else(|e| {
+                            tracing::warn!(error = %e, object = %c.object_id, "pin check failed");
+                            true
+                        });
+                        verdict.insert(c.object_id, p);
+                        p
+                    }
+                };
+                if !pinned {
+                    free.push(c);
+                }
+            }
+            gw.delete_copies_best_effort(free).await
+        });
     }
 
     /// Deletes copies of an object that never got committed, in the

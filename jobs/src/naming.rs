@@ -147,9 +147,37 @@ pub fn core_dir(login: &str, job: &Uuid, phase: u32) -> String {
     format!("{}/cores/{phase}", job_stor(login, job))
 }
 
-/// Where a map task's input is visible inside the sandbox.
+/// Where a map task's input is visible inside the sandbox:
+/// `/manta<object path>`, each component as [`file_component`] maps it.
 pub fn input_file(normalized: &str) -> String {
-    format!("/manta{normalized}")
+    let mut out = String::from("/manta");
+    for c in normalized.split('/').filter(|c| !c.is_empty()) {
+        out.push('/');
+        out.push_str(&file_component(c));
+    }
+    out
+}
+
+/// Longest file name component a task's file system takes (Linux's
+/// `NAME_MAX`); object names allow longer components.
+pub const MAX_FILE_COMPONENT: usize = 255;
+
+/// One component of an object path as a file name in a task's file system.
+/// Components up to [`MAX_FILE_COMPONENT`] bytes are kept; a longer one
+/// becomes its first 200 bytes (cut at a character boundary), `~` and 32
+/// hex digits of its blake3 hash, so distinct long names stay distinct and
+/// the input keeps a recognizable name. `$MANTA_INPUT_FILE` names the
+/// mapped path; `$MANTA_INPUT_OBJECT` keeps the real name.
+pub fn file_component(c: &str) -> std::borrow::Cow<'_, str> {
+    if c.len() <= MAX_FILE_COMPONENT {
+        return c.into();
+    }
+    let mut cut = 200;
+    while !c.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let hash = blake3::hash(c.as_bytes()).to_hex();
+    format!("{}~{}", &c[..cut], &hash[..32]).into()
 }
 
 /// What the environment of one task depends on.
@@ -195,6 +223,23 @@ pub fn task_env(spec: &EnvSpec<'_>) -> Vec<(String, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_components_map_to_short_distinct_file_names() {
+        let long_a = "a".repeat(300);
+        let long_b = format!("{}b", "a".repeat(299));
+        let fa = input_file(&format!("/u/stor/{long_a}/x"));
+        let fb = input_file(&format!("/u/stor/{long_b}/x"));
+        assert_ne!(fa, fb);
+        for f in [&fa, &fb] {
+            assert!(f.split('/').all(|c| c.len() <= MAX_FILE_COMPONENT), "{f}");
+            assert!(f.starts_with("/manta/u/stor/aaaa") && f.ends_with("/x"));
+        }
+        assert_eq!(input_file("/u/stor/short"), "/manta/u/stor/short");
+        // A cut never splits a character.
+        let wide = "é".repeat(200);
+        assert!(file_component(&wide).len() <= MAX_FILE_COMPONENT);
+    }
     use proptest::prelude::*;
 
     const J: &str = "a62ba79e-4d5b-4773-bff9-ecae0fe30dfa";

@@ -505,6 +505,7 @@ mod tests {
 // | --- | --- |
 // | `0x50 jobid` | job record |
 // | `0x50 jobid 0x01` | supervisor lease |
+// | `0x50 jobid 0x02` | input head (input count, end of input) |
 // | `0x51 jobid phase(u32) taskid` | task |
 // | `0x52 len(u16) nodeid jobid taskid` | per-node dispatch queue entry |
 // | `0x53 jobid 0x00 seq(u64)` | job input, in submission order |
@@ -513,9 +514,25 @@ mod tests {
 // | `0x55 jobid seq(u64)` | job error, in the order recorded |
 // | `0x56 jobid` | live-job index (jobs not yet archived) |
 // | `0x57 len(u16) owner jobid` | per-owner job index |
+// | `0x58 objectid jobid taskid` | a map task's pin on its input's copies |
 
 /// Job records and supervisor leases.
 pub const TAG_JOB: u8 = 0x50;
+/// Pins: an unfinished map task's hold on its input object's copies.
+pub const TAG_PIN: u8 = 0x58;
+
+/// Key of the pin of `task` (of `job`) on object `object`.
+pub fn pin_key(object: &Uuid, job: &Uuid, task: &Uuid) -> Vec<u8> {
+    let mut k = tag_id(TAG_PIN, object);
+    k.extend_from_slice(job.as_bytes());
+    k.extend_from_slice(task.as_bytes());
+    k
+}
+
+/// Every pin on object `object`.
+pub fn pins_of(object: &Uuid) -> KeyRange {
+    KeyRange::prefix(&tag_id(TAG_PIN, object))
+}
 /// Tasks.
 pub const TAG_TASK: u8 = 0x51;
 /// Per-node dispatch queue.
@@ -547,6 +564,15 @@ pub fn job_key(job: &Uuid) -> Vec<u8> {
 pub fn job_lease_key(job: &Uuid) -> Vec<u8> {
     let mut k = tag_id(TAG_JOB, job);
     k.push(0x01);
+    k
+}
+
+/// Key of a job's input head (`0x50 jobid 0x02`): the input counter and
+/// end-of-input flag, kept apart from the job record so that appending
+/// inputs does not conflict with the supervisor's writes of the record.
+pub fn job_input_head_key(job: &Uuid) -> Vec<u8> {
+    let mut k = tag_id(TAG_JOB, job);
+    k.push(0x02);
     k
 }
 

@@ -6,8 +6,9 @@
 //!   `wasi-coreutils` toolbox, to `.wasm` assets given by name, or (for
 //!   `python3` and `python`) to the operator's installed CPython module
 //!   ([`SandboxConfig::python`], its stdlib mounted read-only at
-//!   [`STDLIB_GUEST_DIR`]), never to host programs. A guest sees the scratch directory at `/` (read-write),
-//!   the input directory read-only (at [`InputDir::guest`], by default
+//!   [`STDLIB_GUEST_DIR`]), never to host programs. A guest sees the
+//!   scratch directory at `/` (read-write, with `/tmp` and `/var/tmp` in
+//!   it), the input directory read-only (at [`InputDir::guest`], by default
 //!   [`DEFAULT_INPUT_GUEST_DIR`]), pipes for stdio, the explicit
 //!   environment, and nothing else: no sockets, no other files.
 //! - **Every run is bounded** by [`Limits`]: wall time, memory (summed over
@@ -380,6 +381,9 @@ impl std::fmt::Debug for Sandbox {
     }
 }
 
+/// Directories every run's scratch has (guest `/tmp`, `/var/tmp`).
+const SCRATCH_DIRS: [&str; 2] = ["tmp", "var/tmp"];
+
 /// How long to wait, after a run ends, for output to reach its destination.
 const DRAIN_GRACE: Duration = Duration::from_secs(30);
 /// How often scratch usage is measured while a run is going, at the
@@ -505,9 +509,14 @@ impl Sandbox {
                 source,
             }
         };
-        tokio::fs::create_dir_all(&spec.scratch)
-            .await
-            .map_err(io_err("creating scratch", &spec.scratch))?;
+        // `/tmp` and `/var/tmp` exist and are writable, as on the Unix tree
+        // Manta's zones had (scratch is the guest's `/`).
+        for dir in SCRATCH_DIRS {
+            let path = spec.scratch.join(dir);
+            tokio::fs::create_dir_all(&path)
+                .await
+                .map_err(io_err("creating scratch", &path))?;
+        }
         let read_only: Vec<(&Path, &str)> = spec
             .input_dir
             .iter()

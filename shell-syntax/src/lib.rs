@@ -32,6 +32,7 @@
 
 pub mod ast;
 pub mod bounds;
+mod brace;
 mod error;
 mod lower;
 

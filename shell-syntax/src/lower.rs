@@ -153,8 +153,11 @@ fn lower_command(c: &b::Command) -> Result<Command, ScriptError> {
                         .values
                         .iter()
                         .flatten()
-                        .map(lower_word)
-                        .collect::<Result<_, _>>()?,
+                        .map(lower_words)
+                        .collect::<Result<Vec<_>, _>>()?
+                        .into_iter()
+                        .flatten()
+                        .collect(),
                     body: lower_list(&f.body.list)?,
                 },
                 b::CompoundCommand::WhileClause(w) => CommandKind::While {
@@ -230,7 +233,7 @@ fn lower_simple(s: &b::SimpleCommand) -> Result<Command, ScriptError> {
         }
     }
     if let Some(w) = &s.word_or_name {
-        words.push(lower_word(w)?);
+        words.extend(lower_words(w)?);
     }
     for item in s.suffix.iter().flat_map(|p| p.0.iter()) {
         lower_item(item, &mut words, &mut redirs)?;
@@ -248,9 +251,9 @@ fn lower_item(
 ) -> Result<(), ScriptError> {
     match item {
         b::CommandPrefixOrSuffixItem::IoRedirect(r) => redirs.push(lower_redir(r)?),
-        b::CommandPrefixOrSuffixItem::Word(w) => words.push(lower_word(w)?),
+        b::CommandPrefixOrSuffixItem::Word(w) => words.extend(lower_words(w)?),
         // `export A=b`: after the command name an assignment is an ordinary word.
-        b::CommandPrefixOrSuffixItem::AssignmentWord(_, w) => words.push(lower_word(w)?),
+        b::CommandPrefixOrSuffixItem::AssignmentWord(_, w) => words.extend(lower_words(w)?),
         b::CommandPrefixOrSuffixItem::ProcessSubstitution(..) => {
             return Err(ScriptError::unsupported(
                 "process substitution `<(...)`",
@@ -405,6 +408,17 @@ fn lower_test(e: &b::ExtendedTestExpr) -> Result<TestExpr, ScriptError> {
     })
 }
 
+/// A command or `for` word after brace expansion: one or more words.
+fn lower_words(w: &b::Word) -> Result<Vec<Word>, ScriptError> {
+    crate::brace::expand(&w.value)?
+        .iter()
+        .map(|text| {
+            let pieces = parse_word(text)?;
+            lower_pieces(&pieces, false, text)
+        })
+        .collect()
+}
+
 fn lower_word(w: &b::Word) -> Result<Word, ScriptError> {
     let pieces = parse_word(&w.value)?;
     lower_pieces(&pieces, false, &w.value)
@@ -545,9 +559,11 @@ fn lower_param(e: &bw::ParameterExpr, quoted: bool, near: &str) -> Result<Piece,
     }
 }
 
-/// Unquoted brace patterns would be expanded by bash; we have no brace
-/// expansion, so running them literally would be a silent wrong answer.
-/// (Pathname expansion happens when words are expanded.)
+/// Unquoted brace patterns left in a word would be expanded by bash where
+/// this word is not brace-expanded (assignments, redirections, tests) or
+/// not the way bash would; running them literally would be a silent wrong
+/// answer. (Command and `for` words are brace-expanded before they get
+/// here; pathname expansion happens when words are expanded.)
 fn reject_globs(t: &str, near: &str) -> Result<(), ScriptError> {
     if let Some(open) = t.find('{') {
         let rest = &t[open..];
@@ -641,7 +657,7 @@ mod tests {
         rejects("case x in a) echo;; esac", "case");
         rejects("echo $((1+2))", "arithmetic");
         rejects("cat <(echo)", "process substitution");
-        rejects("echo {a,b}", "brace expansion");
+        rejects("a={x,y} true", "brace expansion");
         rejects("echo hi 3> x", "file descriptor 3");
         rejects("echo ${x/a/b}", "parameter expansion");
         rejects("time ls", "time");

@@ -2,7 +2,8 @@
 //! through `tidepool exec --input FILE 'PIPELINE'` (wasm tools in the
 //! sandbox) and once through bash with the GNU tools (`LC_ALL=C`, `awk` =
 //! gawk, input on stdin from the same file), each in its own fresh scratch
-//! directory; stdout bytes and exit status must be identical.
+//! directory (holding `tmp` and `var/tmp`, as a task's `/` does); stdout
+//! bytes and exit status must be identical.
 //!
 //! Case file syntax, one case per line: `INPUTS :: PIPELINE`, where INPUTS
 //! is a comma-separated list of generated inputs (see [`inputs`]) or `*`
@@ -250,10 +251,13 @@ struct Env {
     tidepool: Option<PathBuf>,
 }
 
+/// A fresh working directory standing for the task's `/`: like a task's
+/// scratch, it holds `tmp` and `var/tmp`.
 fn fresh_dir(root: &Path, tag: &str) -> PathBuf {
     static N: AtomicUsize = AtomicUsize::new(0);
     let d = root.join(format!("{tag}-{}", N.fetch_add(1, Ordering::Relaxed)));
-    std::fs::create_dir_all(&d).expect("create scratch");
+    std::fs::create_dir_all(d.join("tmp")).expect("create scratch");
+    std::fs::create_dir_all(d.join("var/tmp")).expect("create scratch");
     d
 }
 

@@ -6,7 +6,8 @@
 //! * a copy on disk no name refers to is a stray; it is moved to the
 //!   tombstone area once its file is older than the grace period (a copy
 //!   being uploaded, or written but not yet committed, is younger; uploads
-//!   in progress live in `tmp/` and are never seen);
+//!   in progress live in `tmp/` and are never seen), and not while a
+//!   running job pins it (the version of an input it resolved);
 //! * a name whose recorded copy is not on disk drops this node from its
 //!   copies (compare-and-set, so a concurrent overwrite wins), which makes
 //!   the object short and lets repair restore it — unless this is its only

@@ -37,6 +37,8 @@ pub(crate) struct Ctx {
 impl Ctx {
     /// Deletes copies no name refers to any more, in the background. Meta
     /// already holds GC records for them, so a failure here loses nothing.
+    /// Copies of an object a running job's task has pinned (it runs that
+    /// version) are left to the nodes' GC, which waits for the pin to go.
     pub fn release_copies(&self, freed: Vec<CopyRef>) {
         self.gw.release_copies(freed);
     }

@@ -26,6 +26,7 @@ where
 {
     jobs_create_and_indexes(make().await).await;
     jobs_inputs_and_states(make().await).await;
+    jobs_appends_never_conflict(make().await).await;
     jobs_outputs_commit_once(make().await).await;
     jobs_dispatch_queue(make().await).await;
     jobs_errors_and_reducer_inputs(make().await).await;
@@ -99,6 +100,78 @@ pub async fn jobs_create_and_indexes(kv: Arc<dyn Kv>) {
     let live = store.live_jobs(None, 100_000).await.expect("live");
     assert!(live.contains(&a.id) && live.contains(&b.id));
     assert!(store.get_job(&Uuid::new_v4()).await.expect("get").is_none());
+}
+
+/// Many appends into one job at once, while a supervisor keeps rewriting
+/// the job record, all succeed on their first attempt: appends only touch
+/// the input head and take turns within a process.
+pub async fn jobs_appends_never_conflict(kv: Arc<dyn Kv>) {
+    let store = JobStore::new(kv.clone());
+    let job = new_job(&store, &owner(), 1).await;
+    let no_retry = JobStore::new(kv).with_retry(crate::namespace::RetryPolicy {
+        max_attempts: 1,
+        ..Default::default()
+    });
+    let sup = {
+        let store = store.clone();
+        let id = job.id;
+        tokio::spawn(async move {
+            for _ in 0..200 {
+                store
+                    .update_job(&id, |j| {
+                        j.stats.tasks += 1;
+                        j.inputs_consumed = j.next_input_seq;
+                        Ok(())
+                    })
+                    .await
+                    .expect("supervisor update");
+                tokio::task::yield_now().await;
+            }
+        })
+    };
+    let mut appenders = Vec::new();
+    for s in 0..25 {
+        let store = no_retry.clone();
+        let id = job.id;
+        appenders.push(tokio::spawn(async move {
+            for i in 0..40 {
+                store
+                    .add_inputs(&id, &[format!("/u/stor/{s}/{i}")], false)
+                    .await
+                    .expect("an append never conflicts");
+            }
+        }));
+    }
+    for a in appenders {
+        a.await.expect("appender");
+    }
+    sup.await.expect("supervisor");
+    let got = store.get_job(&job.id).await.expect("get").expect("job");
+    assert_eq!(got.next_input_seq, 1000);
+    assert_eq!(got.stats.tasks, 200, "no supervisor update lost");
+    assert!(got.inputs_consumed <= got.next_input_seq);
+    let mut names: Vec<String> = store
+        .inputs(&job.id, 0, 2000)
+        .await
+        .expect("inputs")
+        .into_iter()
+        .map(|(_, n)| n)
+        .collect();
+    assert_eq!(names.len(), 1000);
+    names.sort();
+    names.dedup();
+    assert_eq!(names.len(), 1000, "every append landed once");
+    // Ending input goes through the head too: later appends are refused.
+    store.end_input(&job.id).await.expect("end");
+    assert!(matches!(
+        no_retry.add_inputs(&job.id, &names[..1], false).await,
+        Err(JobStoreError::InvalidState {
+            state: "inputDone",
+            ..
+        })
+    ));
+    let ended = store.get_job(&job.id).await.expect("get").expect("job");
+    assert!(ended.input_done && ended.next_input_seq == 1000);
 }
 
 /// Inputs keep submission order and duplicates; state rules of E2–E4.

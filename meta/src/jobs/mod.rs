@@ -13,6 +13,12 @@
 //!   with bounded backoff;
 //! - inputs get dense sequence numbers in submission order (duplicates kept)
 //!   and no input is accepted once input has ended or the job is done;
+//! - appending inputs never conflicts with the supervisor: an append writes
+//!   only the inputs and the job's input head ([`InputHead`]), never the job
+//!   record, and appends to one job made through this process take turns,
+//!   so they do not conflict with each other either. Only appends from
+//!   other processes (and ending or cancelling input) can still conflict,
+//!   and those are retried like every other transaction;
 //! - a task's outputs are committed at most once: [`JobTxn::finish_task`]
 //!   on a task that already finished changes nothing and says so, so a late
 //!   duplicate report (a retried attempt, a restarted supervisor) is ignored;
@@ -34,6 +40,7 @@ pub mod conformance;
 mod records;
 mod txn;
 
+use std::collections::HashMap;
 use std::ops::Bound;
 use std::sync::Arc;
 use std::time::Duration;
@@ -179,6 +186,46 @@ fn signals() -> &'static [tokio::sync::watch::Sender<u64>; 2] {
     })
 }
 
+/// This process's turn to append inputs to job `id`: held while the
+/// append's transaction runs, released (and forgotten when nobody else
+/// waits) on drop.
+async fn append_turn(id: &Uuid) -> AppendTurn {
+    static TURNS: std::sync::OnceLock<
+        std::sync::Mutex<HashMap<Uuid, Arc<tokio::sync::Mutex<()>>>>,
+    > = std::sync::OnceLock::new();
+    let map = TURNS.get_or_init(Default::default);
+    let lock = {
+        let mut m = map.lock().unwrap_or_else(|e| e.into_inner());
+        m.entry(*id).or_default().clone()
+    };
+    let guard = lock.clone().lock_owned().await;
+    AppendTurn {
+        id: *id,
+        map,
+        lock,
+        guard: Some(guard),
+    }
+}
+
+struct AppendTurn {
+    id: Uuid,
+    map: &'static std::sync::Mutex<HashMap<Uuid, Arc<tokio::sync::Mutex<()>>>>,
+    lock: Arc<tokio::sync::Mutex<()>>,
+    guard: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl Drop for AppendTurn {
+    fn drop(&mut self) {
+        self.guard = None;
+        let mut m = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        // Held by the map, this turn and the guard just dropped: nobody
+        // else waits, so the entry can go.
+        if Arc::strong_count(&self.lock) <= 2 {
+            m.remove(&self.id);
+        }
+    }
+}
+
 /// Which client changes a [`JobStore::changes`] receiver is told about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JobChange {
@@ -305,10 +352,18 @@ impl JobStore {
     /// The job record, if the job exists.
     pub async fn get_job(&self, id: &Uuid) -> JobResult<Option<JobRecord>> {
         let mut s = self.kv.snapshot().await?;
-        match s.get(&keys::job_key(id)).await? {
-            Some(v) => Ok(Some(decode(&v)?)),
-            None => Ok(None),
+        let mut rows = s
+            .batch_get(&[keys::job_key(id), keys::job_input_head_key(id)])
+            .await?
+            .into_iter();
+        let (Some(Some(rec)), head) = (rows.next(), rows.next().flatten()) else {
+            return Ok(None);
+        };
+        let mut job: JobRecord = decode(&rec)?;
+        if let Some(h) = head {
+            decode::<InputHead>(&h)?.apply(&mut job);
         }
+        Ok(Some(job))
     }
 
     /// Apply `f` to the job record in one transaction and return the result.
@@ -329,9 +384,14 @@ impl JobStore {
     /// the job is done, cancelled or its input ended. Returns the sequence
     /// number of the first input added.
     pub async fn add_inputs(&self, id: &Uuid, names: &[String], end: bool) -> JobResult<u64> {
+        // Appends to one job from this process take turns: they all write
+        // the job's input head, so running them at once would only make
+        // all but one conflict and retry (25 streams into one job turned
+        // into 409s). Waiting here costs no more than the retries did.
+        let _turn = append_turn(id).await;
         let now = self.now_ms();
         let r = job_txn!(self, t => async {
-            let mut job = t.job_for_update(id).await?;
+            let mut job = t.job_for_append(id).await?;
             job.check_accepts_input()?;
             let first = job.next_input_seq;
             for name in names {
@@ -344,7 +404,7 @@ impl JobStore {
             if end {
                 job.input_done = true;
             }
-            t.put_job(&job).await?;
+            t.put_input_head(&job).await?;
             Ok(first)
         });
         if r.is_ok() {
@@ -626,6 +686,7 @@ impl JobStore {
                 keys::owner_job_key(&job.owner, id),
                 keys::live_job_key(id),
                 keys::job_lease_key(id),
+                keys::job_input_head_key(id),
                 keys::job_key(id),
             ] {
                 t.raw().delete(key).await?;
@@ -649,6 +710,9 @@ impl JobStore {
                         let task: TaskRecord = decode(v)?;
                         if let Some(node) = &task.node {
                             t.raw().delete(keys::dispatch_key(node, &task.job, &task.id)).await?;
+                        }
+                        if let Some(object) = &task.object_id {
+                            t.raw().delete(keys::pin_key(object, &task.job, &task.id)).await?;
                         }
                     }
                     t.raw().delete(k.clone()).await?;

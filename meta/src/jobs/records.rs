@@ -204,6 +204,41 @@ impl JobRecord {
     }
 }
 
+/// `0x50 jobid 0x02`: the job's input head. The fields of [`JobRecord`] that
+/// appending inputs changes live here, apart from the record, so that an
+/// append (which locks only this key) never conflicts with the supervisor's
+/// many writes of the record. Reads of the record overlay it
+/// ([`JobRecord::next_input_seq`], [`JobRecord::input_done`],
+/// [`JobRecord::last_input_ms`]); a job written before the head existed has
+/// none and keeps those fields in its record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InputHead {
+    /// See [`JobRecord::next_input_seq`].
+    pub next_input_seq: u64,
+    /// See [`JobRecord::input_done`].
+    pub input_done: bool,
+    /// See [`JobRecord::last_input_ms`].
+    pub last_input_ms: u64,
+}
+
+impl InputHead {
+    /// The head fields of `job`.
+    pub fn of(job: &JobRecord) -> Self {
+        InputHead {
+            next_input_seq: job.next_input_seq,
+            input_done: job.input_done,
+            last_input_ms: job.last_input_ms,
+        }
+    }
+
+    /// Overlay the head onto `job`.
+    pub fn apply(&self, job: &mut JobRecord) {
+        job.next_input_seq = self.next_input_seq;
+        job.input_done = self.input_done;
+        job.last_input_ms = self.last_input_ms;
+    }
+}
+
 /// `0x50 jobid 0x01`: which supervisor owns the job, until when.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Lease {

@@ -4,21 +4,35 @@
 //!
 //! Every read that a later write depends on is a `get_for_update`, because
 //! the [`Kv`](crate::kv::Kv) contract does not track plain reads.
+//!
+//! The job record is read together with its [`InputHead`]: the head is
+//! read without a lock and written (by [`JobTxn::put_job`]) only when the
+//! transaction changed one of its fields. A write conflicts with every
+//! transaction that committed a write of the same key after this one
+//! started, so a change made from a stale head cannot commit, while the
+//! supervisor's writes of the record, which leave the head alone, never
+//! conflict with input appends.
+
+use std::collections::HashMap;
 
 use uuid::Uuid;
 
 use super::records::{decode, encode};
 use super::{
-    JobErrorRecord, JobRecord, JobResult, JobStoreError, Lease, ReducerInput, TaskOutput,
-    TaskRecord, TaskState,
+    InputHead, JobErrorRecord, JobRecord, JobResult, JobStoreError, Lease, ReducerInput,
+    TaskOutput, TaskRecord, TaskState,
 };
 use crate::keys;
 use crate::kv::{Order, Txn};
+use crate::namespace::{entry_key_of, entry_object_id};
 
 /// One job-table transaction; end it through [`job_txn!`](crate::job_txn)
 /// or explicitly with [`JobTxn::commit`] / [`JobTxn::rollback`].
 pub struct JobTxn {
     txn: Box<dyn Txn>,
+    /// The input head of each job read in this transaction, as read (or
+    /// absent for a job whose record predates heads).
+    heads: HashMap<Uuid, Option<InputHead>>,
 }
 
 impl std::fmt::Debug for JobTxn {
@@ -29,7 +43,10 @@ impl std::fmt::Debug for JobTxn {
 
 impl JobTxn {
     pub(crate) fn new(txn: Box<dyn Txn>) -> Self {
-        JobTxn { txn }
+        JobTxn {
+            txn,
+            heads: HashMap::new(),
+        }
     }
 
     /// The underlying transaction, for keys this module has no helper for.
@@ -47,17 +64,65 @@ impl JobTxn {
         Ok(self.txn.rollback().await?)
     }
 
-    /// Read and lock the job record.
+    /// Read and lock the job record (its input head overlaid, unlocked).
     pub async fn job_for_update(&mut self, id: &Uuid) -> JobResult<JobRecord> {
-        match self.txn.get_for_update(&keys::job_key(id)).await? {
-            Some(v) => decode(&v),
-            None => Err(JobStoreError::NotFound(*id)),
+        let mut job: JobRecord = match self.txn.get_for_update(&keys::job_key(id)).await? {
+            Some(v) => decode(&v)?,
+            None => return Err(JobStoreError::NotFound(*id)),
+        };
+        let head = match self.txn.get(&keys::job_input_head_key(id)).await? {
+            Some(v) => Some(decode::<InputHead>(&v)?),
+            None => None,
+        };
+        if let Some(h) = &head {
+            h.apply(&mut job);
         }
+        self.heads.insert(*id, head);
+        Ok(job)
     }
 
-    /// Write the job record.
+    /// Read the job record without locking it and lock its input head, for
+    /// appending inputs: the record's state is only read (a job can end
+    /// only after its input ended, which writes the head), so appends
+    /// conflict with nothing but other changes of the head.
+    pub async fn job_for_append(&mut self, id: &Uuid) -> JobResult<JobRecord> {
+        let mut job: JobRecord = match self.txn.get(&keys::job_key(id)).await? {
+            Some(v) => decode(&v)?,
+            None => return Err(JobStoreError::NotFound(*id)),
+        };
+        let head = match self
+            .txn
+            .get_for_update(&keys::job_input_head_key(id))
+            .await?
+        {
+            Some(v) => Some(decode::<InputHead>(&v)?),
+            None => None,
+        };
+        if let Some(h) = &head {
+            h.apply(&mut job);
+        }
+        self.heads.insert(*id, head);
+        Ok(job)
+    }
+
+    /// Write the job record, and its input head if this transaction
+    /// changed a head field (or never read the head: a new job).
     pub async fn put_job(&mut self, job: &JobRecord) -> JobResult<()> {
-        Ok(self.txn.put(keys::job_key(&job.id), encode(job)).await?)
+        self.txn.put(keys::job_key(&job.id), encode(job)).await?;
+        self.put_input_head(job).await
+    }
+
+    /// Write only the input head of `job` (when it changed), leaving the
+    /// record alone: what an append does.
+    pub async fn put_input_head(&mut self, job: &JobRecord) -> JobResult<()> {
+        let head = InputHead::of(job);
+        if self.heads.get(&job.id).copied().flatten() != Some(head) {
+            self.txn
+                .put(keys::job_input_head_key(&job.id), encode(&head))
+                .await?;
+            self.heads.insert(job.id, Some(head));
+        }
+        Ok(())
     }
 
     /// Fail with [`JobStoreError::LeaseLost`] unless `owner` holds an
@@ -142,6 +207,47 @@ impl JobTxn {
         Ok(())
     }
 
+    /// Check, for a new map task `task` read from `path`, that the name
+    /// still names the object the task was resolved to, locking the name's
+    /// entry. Call it for every new task before writing anything, then
+    /// [`JobTxn::pin`] each: on false, resolve the input again.
+    ///
+    /// Why the lock closes the race with an overwrite: the overwrite writes
+    /// the entry too, so it either committed before this transaction's
+    /// snapshot (the check sees the new object and fails), or it conflicts
+    /// with this transaction, or it commits after the pin and then finds
+    /// the pin when it frees the copies.
+    pub async fn input_still_named(
+        &mut self,
+        task: &TaskRecord,
+        path: &crate::path::MantaPath,
+    ) -> JobResult<bool> {
+        let Some(object) = task.object_id.filter(|_| task.size > 0) else {
+            return Ok(true);
+        };
+        let key = entry_key_of(path).map_err(|e| JobStoreError::Corrupt(e.to_string()))?;
+        let named = match self.txn.get_for_update(&key).await? {
+            Some(v) => entry_object_id(&v).map_err(|e| JobStoreError::Corrupt(e.to_string()))?,
+            None => None,
+        };
+        Ok(named == Some(object))
+    }
+
+    /// Record the pin of new map task `task` on its input object's copies
+    /// (removed when the task finishes, [`JobTxn::finish_task`]). Empty
+    /// objects have no copies and get no pin.
+    pub async fn pin(&mut self, task: &TaskRecord) -> JobResult<()> {
+        if let Some(object) = task
+            .object_id
+            .filter(|_| task.size > 0 && task.reducer.is_none())
+        {
+            self.txn
+                .put(keys::pin_key(&object, &task.job, &task.id), Vec::new())
+                .await?;
+        }
+        Ok(())
+    }
+
     /// Commit a task's result exactly once. Returns false (and writes
     /// nothing) when the task already finished — a duplicate report. On
     /// success the outputs are recorded and, for the last phase, counted as
@@ -173,6 +279,12 @@ impl JobTxn {
         } else {
             TaskState::Failed
         };
+        if let Some(object) = task.object_id.filter(|_| task.reducer.is_none()) {
+            // The task no longer needs its input's copies.
+            self.txn
+                .delete(keys::pin_key(&object, &task.job, &task.id))
+                .await?;
+        }
         job.stats.tasks_done += 1;
         job.adjust_open(task.phase, -1);
         self.put_task(task, previous.as_deref()).await?;

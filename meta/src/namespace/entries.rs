@@ -483,6 +483,23 @@ pub(crate) fn dir_dk(dir: &MantaPath) -> Dk {
     keys::dk(dir.login(), &dir.segments())
 }
 
+/// Key of `path`'s directory entry, for a transaction outside this module
+/// that must lock a name (a job pinning the object a name resolved to:
+/// every writer of the name writes this key).
+pub fn entry_key_of(path: &MantaPath) -> NsResult<Vec<u8>> {
+    let (dk, name) = location(path)?;
+    Ok(keys::entry_key(&dk, name))
+}
+
+/// The object id named by an entry's stored value (`None`: a directory).
+pub fn entry_object_id(stored: &[u8]) -> NsResult<Option<uuid::Uuid>> {
+    let s: StoredEntry = decode(stored)?;
+    Ok(match s.kind {
+        EntryKind::Object(o) => Some(o.object_id),
+        EntryKind::Directory => None,
+    })
+}
+
 /// Where the entry for `path` lives: its parent's dk and its name.
 fn location(path: &MantaPath) -> NsResult<(Dk, &str)> {
     let parent = path

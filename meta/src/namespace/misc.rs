@@ -551,24 +551,44 @@ impl Namespace {
 
     // ------------------------------------------------------------ GC
 
-    /// Up to `limit` copies waiting for deletion on `node`, oldest first.
+    /// Up to `limit` copies waiting for deletion on `node`, oldest first,
+    /// leaving out copies of objects a running job's task has pinned (they
+    /// are returned by a later call, once the pins are gone). Only the
+    /// oldest `4 * limit` records are looked at, so many pinned records can
+    /// delay younger ones until their jobs finish; nothing is lost.
     pub async fn gc_pending(&self, node: &str, limit: usize) -> NsResult<Vec<GcRecord>> {
         check_node_id(node)?;
         let mut snap = self.kv.snapshot().await.map_err(kv_err(node))?;
         let rows = snap
-            .scan(keys::gc_range(node), limit, Order::Asc)
+            .scan(keys::gc_range(node), limit.saturating_mul(4), Order::Asc)
             .await
             .map_err(kv_err(node))?;
-        rows.iter()
-            .map(|(_, v)| {
-                let g: StoredGc = decode(v)?;
-                Ok(GcRecord {
-                    node: g.node,
-                    object_id: g.object_id,
-                    recorded_ms: g.recorded_ms,
-                })
-            })
-            .collect()
+        let mut out = Vec::new();
+        for (_, v) in &rows {
+            if out.len() >= limit {
+                break;
+            }
+            let g: StoredGc = decode(v)?;
+            // Same snapshot as the record: a pin committed before the
+            // record (the only order a pin can have, see `crate::jobs`)
+            // is seen here.
+            if pinned(&mut *snap, &g.object_id).await? {
+                continue;
+            }
+            out.push(GcRecord {
+                node: g.node,
+                object_id: g.object_id,
+                recorded_ms: g.recorded_ms,
+            });
+        }
+        Ok(out)
+    }
+
+    /// True while an unfinished job task holds a pin on `object`'s copies:
+    /// they must not be deleted yet even if no name refers to them.
+    pub async fn is_pinned(&self, object: &Uuid) -> NsResult<bool> {
+        let mut snap = self.kv.snapshot().await.map_err(kv_err("pins"))?;
+        pinned(&mut *snap, object).await
     }
 
     /// Forget GC records whose copies have been deleted (idempotent).
@@ -585,4 +605,12 @@ impl Namespace {
             Ok(())
         })
     }
+}
+
+async fn pinned(r: &mut dyn Reader, object: &Uuid) -> NsResult<bool> {
+    let rows = r
+        .scan(keys::pins_of(object), 1, Order::Asc)
+        .await
+        .map_err(kv_err("pins"))?;
+    Ok(!rows.is_empty())
 }

@@ -12,7 +12,13 @@
 //! - copies orphaned by an overwrite or delete get GC records in the same
 //!   transaction, so bytes are never leaked and never freed while a name
 //!   (including a snaplink) still refers to them;
-//! - listings are read from one snapshot, so a page is consistent.
+//! - listings are read from one snapshot, so a page is consistent;
+//! - a copy whose object an unfinished map task pinned (`0x58` pin keys,
+//!   written and removed by the job tables, see [`crate::jobs`]) is not
+//!   handed out for deletion: [`Namespace::gc_pending`] skips its GC
+//!   records and [`Namespace::is_pinned`] tells the gateway not to delete
+//!   it at once. The job's task ran the version it resolved; the copy goes
+//!   at the first GC pass after the last pin on it is removed.
 //!
 //! Concurrency design (the rules that make SI enough): a PUT that creates a
 //! name writes its directory's count shard; deleting a directory deletes all
@@ -33,6 +39,7 @@ mod upkeep;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use entries::{entry_key_of, entry_object_id};
 pub use error::{NamespaceError, NsResult};
 pub use types::*;
 pub use upkeep::{ObjectCopies, ObjectPage, WorkerRecord};
