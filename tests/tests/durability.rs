@@ -60,7 +60,7 @@ fn body(name: &str, i: usize) -> String {
 }
 
 /// Stores `count` objects `<dir>/oNNNNN` (durability 2) through the npm
-/// library, 16 in flight; returns `name -> etag` (the object id).
+/// library, 8 in flight; returns `name -> etag` (the object id).
 fn put_many(c: &Cluster, dir: &str, count: usize) -> HashMap<String, String> {
     ok(&c.manta("mmkdir", &["-p", dir]));
     let script = format!(
@@ -70,7 +70,7 @@ fn put_many(c: &Cluster, dir: &str, count: usize) -> HashMap<String, String> {
         var client = manta.createBinClient({{log: log}});
         var n = 0, inflight = 0, total = {count};
         function next() {{
-            while (inflight < 16 && n < total) {{
+            while (inflight < 8 && n < total) {{
                 var i = n++; inflight++;
                 var name = '{dir}/o' + ('00000' + i).slice(-5);
                 var body = (name + ' ' + i + '\n').repeat(i % 7 + 1);

@@ -204,5 +204,7 @@ async fn main() -> Result<()> {
         pct(&mut b_gets, 0.5),
         pct(&mut b_gets, 0.99)
     );
+    // The deployment owns a runtime of its own: drop it off this one.
+    tokio::task::spawn_blocking(move || drop(d)).await?;
     Ok(())
 }

@@ -63,7 +63,10 @@ pub struct RetryPolicy {
 impl Default for RetryPolicy {
     fn default() -> Self {
         RetryPolicy {
-            max_attempts: 10,
+            // A conflict is the server's business, not the client's: retry
+            // long enough that 16 writers into one directory on a busy
+            // TiKV still commit (10 was seen to run out under load).
+            max_attempts: 20,
             initial_backoff: Duration::from_millis(2),
             max_backoff: Duration::from_millis(200),
         }
