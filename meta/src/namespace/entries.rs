@@ -691,20 +691,30 @@ async fn release_object(txn: &mut dyn Txn, o: &ObjectInfo, now: u64) -> NsResult
     }
     let mut freed = Vec::with_capacity(o.copies.len());
     for node in &o.copies {
-        let rec = StoredGc {
-            node: node.clone(),
-            object_id: o.object_id,
-            recorded_ms: now,
-        };
-        txn.put(keys::gc_key(node, now, &o.object_id), encode(&rec))
-            .await
-            .map_err(kv)?;
+        put_gc_record(txn, node, o.object_id, now).await?;
         freed.push(CopyRef {
             node: node.clone(),
             object_id: o.object_id,
         });
     }
     Ok(freed)
+}
+
+/// Writes the GC record that has `node` delete its copy of `object_id`.
+pub(crate) async fn put_gc_record(
+    txn: &mut dyn Txn,
+    node: &str,
+    object_id: uuid::Uuid,
+    now: u64,
+) -> NsResult<()> {
+    let rec = StoredGc {
+        node: node.to_owned(),
+        object_id,
+        recorded_ms: now,
+    };
+    txn.put(keys::gc_key(node, now, &object_id), encode(&rec))
+        .await
+        .map_err(|e| NamespaceError::from_kv(e, "gc record"))
 }
 
 fn keep(filter: TypeFilter, e: &Entry) -> bool {

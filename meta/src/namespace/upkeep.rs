@@ -20,8 +20,8 @@ use std::ops::Bound;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::entries::{Step, in_txn};
-use super::records::{ObjectRecord, StoredEntry, StoredGc, decode, encode};
+use super::entries::{Step, in_txn, put_gc_record};
+use super::records::{ObjectRecord, StoredEntry, decode, encode};
 use super::{EntryKind, Namespace, NamespaceError, NodeId, NsResult};
 use crate::keys;
 use crate::kv::{KeyRange, KvError, Order, Txn};
@@ -174,14 +174,7 @@ impl Namespace {
             }
             let now = self.now_ms();
             for node in freed {
-                let rec = StoredGc {
-                    node: node.clone(),
-                    object_id: seen.object_id,
-                    recorded_ms: now,
-                };
-                txn.put(keys::gc_key(node, now, &seen.object_id), encode(&rec))
-                    .await
-                    .map_err(kv_err(what))?;
+                put_gc_record(txn, node, seen.object_id, now).await?;
             }
             // Same mtime: the mtime index row stays valid.
             txn.put(seen.key.clone(), encode(&stored))
