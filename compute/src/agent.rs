@@ -78,6 +78,7 @@ use tokio::io::AsyncWriteExt as _;
 
 use crate::builtins::{TASK_ENV, TaskIo, TaskRegistry};
 use crate::fair::{Admission, Capacity};
+use crate::metering::{TaskMeter, UsageRecorder};
 use crate::objects::{ObjectError, ObjectIo};
 use crate::runner::{InProcess, PhaseError, PhaseInput, PhaseJob, PhaseOutput, PhaseRunner};
 use crate::workers::{WorkerPool, WorkerProgram};
@@ -143,6 +144,7 @@ pub struct Agent {
     tools: Arc<TaskRegistry>,
     admission: Admission,
     grants: GrantVerifier,
+    usage: UsageRecorder,
 }
 
 impl std::fmt::Debug for Agent {
@@ -278,11 +280,13 @@ impl Agent {
             )),
             None => Arc::new(InProcess(sandbox)),
         };
+        let usage = UsageRecorder::spawn(jobs.clone());
         Arc::new(Agent {
             cfg,
             store,
             io,
             jobs,
+            usage,
             runner,
             tools,
             admission,
@@ -327,29 +331,44 @@ impl Agent {
     /// first ([`validate`]); an invalid one is [`AgentError::InvalidTask`]
     /// and nothing is created.
     pub async fn run(self: &Arc<Self>, req: TaskRequest) -> Result<TaskResponse, AgentError> {
-        let input_rel = validate(&req)?;
+        let meter = TaskMeter::default();
+        let r = self.attempt(&req, &meter).await;
+        if let Some(u) = meter.usage(&req, meta::namespace::system_now_ms()) {
+            self.usage.record(u);
+        }
+        r
+    }
+
+    /// [`Agent::run`] with the attempt's I/O and time counted by `meter`.
+    async fn attempt(
+        self: &Arc<Self>,
+        req: &TaskRequest,
+        meter: &TaskMeter,
+    ) -> Result<TaskResponse, AgentError> {
+        let io = self.io.metered(meter.io.clone());
+        let input_rel = validate(req)?;
         // An owner whose phases keep crashing their worker waits here,
         // holding no share of the node.
         self.runner.admit(&req.owner).await;
         if req.limits.memory_mb > self.cfg.max_task_memory_mb {
             let message = "failed to dispatch task: not enough memory available".into();
-            return Ok(self.fail_early::<()>(&req, None, ErrorCode::TaskInitError, message, None));
+            return Ok(self.fail_early::<()>(req, None, ErrorCode::TaskInitError, message, None));
         }
         // Wait for this account's share of the node; a cancelled job stops
         // waiting, and the wait comes off the task's time.
-        let stages = Self::stages(&req).await;
+        let stages = Self::stages(req).await;
         let queued = std::time::Instant::now();
         let admitted = tokio::select! {
             p = self.admission.acquire(&req.owner, stages) => p,
             () = self.cancelled(req.job_id) => {
                 let message = "job was cancelled".into();
                 let code = ErrorCode::JobCancelledError;
-                return Ok(self.fail_early::<()>(&req, None, code, message, None));
+                return Ok(self.fail_early::<()>(req, None, code, message, None));
             }
             () = tokio::time::sleep(TASK_WALL_TIME) => {
                 let message = "user command terminated by SIGKILL".into();
                 let code = ErrorCode::UserTaskError;
-                return Ok(self.fail_early::<()>(&req, None, code, message, None));
+                return Ok(self.fail_early::<()>(req, None, code, message, None));
             }
         };
         let _permit = match admitted {
@@ -357,9 +376,10 @@ impl Agent {
             Err(refused) => {
                 let message = format!("failed to dispatch task: {refused}");
                 let code = ErrorCode::TaskInitError;
-                return Ok(self.fail_early::<()>(&req, None, code, message, None));
+                return Ok(self.fail_early::<()>(req, None, code, message, None));
             }
         };
+        meter.admitted();
         let waited = queued.elapsed();
         let dir = self
             .cfg
@@ -382,7 +402,7 @@ impl Agent {
             .unwrap_or_default();
         let task_io = Arc::new(
             TaskIo::new(
-                self.io.clone(),
+                io.clone(),
                 req.owner.clone(),
                 req.operator,
                 output_base,
@@ -397,7 +417,7 @@ impl Agent {
         let mut spec = PhaseJob::new(req.exec.clone(), scratch.clone());
         spec.account = Some(req.owner.clone());
         spec.env = env.clone();
-        spec.limits = self.limits(&req, waited);
+        spec.limits = self.limits(req, waited);
         let stdout_file = dir.join("stdout");
         spec.stdout = PhaseOutput::File(stdout_file.clone());
         let mut feeder = None;
@@ -409,6 +429,7 @@ impl Agent {
                 // Built from validated segments only (no `..`, no `/`).
                 let file = root.join(input_rel.unwrap_or_default());
                 self.link_input(object_id, *size, &file).await?;
+                meter.io.add_read(*size);
                 spec.input_dir = Some(InputDir {
                     host: root,
                     guest: INPUT_GUEST.into(),
@@ -418,11 +439,12 @@ impl Agent {
             TaskInput::Reduce { reducer } => {
                 let (w, r) = tokio::io::duplex(FEED_BUFFER);
                 let me = self.clone();
+                let feed_io = io.clone();
                 let (job, phase, reducer) = (req.job_id, req.phase, *reducer);
                 let owner = req.owner.clone();
                 let operator = req.operator;
                 feeder = Some(tokio::spawn(async move {
-                    me.feed_reducer(&owner, operator, job, phase, reducer, w)
+                    me.feed_reducer(&feed_io, &owner, operator, job, phase, reducer, w)
                         .await
                 }));
                 spec.stdin = PhaseInput::Stream(Box::new(r));
@@ -430,10 +452,10 @@ impl Agent {
         }
 
         let assets_root = dir.join("assets");
-        let assets = match self.fetch_assets(&req, &task_io, &assets_root).await? {
+        let assets = match self.fetch_assets(req, &task_io, &assets_root).await? {
             Ok(a) => a,
             Err(message) => {
-                return Ok(self.fail_early(&req, feeder, ErrorCode::TaskInitError, message, None));
+                return Ok(self.fail_early(req, feeder, ErrorCode::TaskInitError, message, None));
             }
         };
         // Assets are read-only files at their paths (Manta: `/assets/...`).
@@ -452,7 +474,7 @@ impl Agent {
                 .filter(|(k, _)| !k.starts_with("MANTA_INPUT_"))
                 .cloned()
                 .collect();
-            ispec.limits = self.limits(&req, waited);
+            ispec.limits = self.limits(req, waited);
             ispec.assets = assets;
             ispec.read_only_dirs.extend(assets_dir);
             let outcome = match self.runner.run(ispec).await {
@@ -468,7 +490,7 @@ impl Agent {
                 }
                 Err(PhaseError::Crashed(message)) => {
                     return Ok(self.fail_early(
-                        &req,
+                        req,
                         feeder,
                         ErrorCode::InternalError,
                         message,
@@ -478,10 +500,10 @@ impl Agent {
                 Err(e) => return Err(AgentError::Sandbox(e.to_string())),
             };
             if let Some((message, stderr)) = outcome {
-                self.io.put_bytes(&req.stderr_object, stderr).await?;
+                io.put_bytes(&req.stderr_object, stderr).await?;
                 let stderr = Some(req.stderr_object.clone());
                 return Ok(self.fail_early(
-                    &req,
+                    req,
                     feeder,
                     ErrorCode::TaskInitError,
                     message,
@@ -498,7 +520,7 @@ impl Agent {
         };
         let Some(run) = run else {
             let message = "job was cancelled".into();
-            return Ok(self.fail_early(&req, feeder, ErrorCode::JobCancelledError, message, None));
+            return Ok(self.fail_early(req, feeder, ErrorCode::JobCancelledError, message, None));
         };
         let report = match run {
             // The host failed the run (no instance free): retry elsewhere.
@@ -512,7 +534,7 @@ impl Agent {
             // The attempt is lost, not the user's failure: retried
             // (InternalError) on another copy, up to the job's retries.
             Err(PhaseError::Crashed(message)) => {
-                return Ok(self.fail_early(&req, feeder, ErrorCode::InternalError, message, None));
+                return Ok(self.fail_early(req, feeder, ErrorCode::InternalError, message, None));
             }
             Err(e) => return Err(AgentError::Sandbox(e.to_string())),
         };
@@ -523,8 +545,7 @@ impl Agent {
         let outcome = match report {
             // A script the shell rejects fails like bash would (status 2).
             Err(msg) => {
-                self.io
-                    .put_bytes(&req.stderr_object, format!("sh: {msg}\n").into_bytes())
+                io.put_bytes(&req.stderr_object, format!("sh: {msg}\n").into_bytes())
                     .await?;
                 TaskOutcome::Failure {
                     code: ErrorCode::UserTaskError,
@@ -546,9 +567,7 @@ impl Agent {
                 } else if r.success() && r.traps.is_empty() {
                     let emitted = task_io.emits();
                     if emitted.is_empty() {
-                        self.io
-                            .put_file(&req.stdout_object, &stdout_file, true)
-                            .await?;
+                        io.put_file(&req.stdout_object, &stdout_file, true).await?;
                         TaskOutcome::Success {
                             outputs: vec![EmittedOutput {
                                 name: req.stdout_object.clone(),
@@ -561,9 +580,7 @@ impl Agent {
                     }
                 } else {
                     let message = failure_message(&r);
-                    self.io
-                        .put_bytes(&req.stderr_object, r.stderr.clone())
-                        .await?;
+                    io.put_bytes(&req.stderr_object, r.stderr.clone()).await?;
                     TaskOutcome::Failure {
                         code: ErrorCode::UserTaskError,
                         message,
@@ -574,7 +591,7 @@ impl Agent {
             }
         };
         drop(token);
-        Ok(self.response(&req, outcome))
+        Ok(self.response(req, outcome))
     }
 
     /// Fetch the phase's assets (as the owner; in a subuser's job only what its roles allow) to `<root>/<path>`, shown
@@ -622,7 +639,7 @@ impl Agent {
                         tokio::fs::create_dir_all(parent).await?;
                     }
                     let mut f = Bounded::new(tokio::fs::File::create(&dst).await?, cap);
-                    let r = self.io.copy_to(name, &mut f).await;
+                    let r = task_io.io.copy_to(name, &mut f).await;
                     over = f.over;
                     f.inner.flush().await?;
                     if let Ok(Ok(n)) = &r {
@@ -754,8 +771,10 @@ impl Agent {
     /// Only names `owner` may read are read; any other ends the feed with
     /// an error (the supervisor authorizes every reducer input before it is
     /// routed, so this is the second of two checks).
+    #[allow(clippy::too_many_arguments)]
     async fn feed_reducer(
         &self,
+        io: &ObjectIo,
         owner: &str,
         operator: bool,
         job: uuid::Uuid,
@@ -781,7 +800,7 @@ impl Agent {
                     Ok((name, _)) => name,
                     Err(e) => return Err(e.to_string()),
                 };
-                match self.io.copy_to(&name, &mut w).await {
+                match io.copy_to(&name, &mut w).await {
                     Ok(Ok(_)) => {}
                     // The reducer stopped reading: its result stands.
                     Ok(Err(_)) => return Ok(()),

@@ -7,6 +7,8 @@
 //!   job's owner.
 //! * [`fair`] — admission of tasks to a node's wasm instances, with a fair
 //!   share per account.
+//! * [`metering`] — what each task attempt used, recorded for usage
+//!   reports.
 //! * [`objects`] — named objects written and read from inside the cluster
 //!   (task outputs, archives): durable copies first, then one meta commit.
 //! * [`task_client`] — the supervisor's HTTP side of the task protocol and
@@ -33,6 +35,7 @@ pub mod agent;
 pub mod builtins;
 pub mod fair;
 pub mod frame;
+pub mod metering;
 pub mod objects;
 pub mod proxy;
 pub mod runner;

@@ -27,6 +27,8 @@ use tokio::io::AsyncWrite;
 use storage_node::client::{BoxError, NodeClient};
 use storage_node::fanout::{NodeTarget, ReadError, ReplicateError};
 
+use crate::metering::IoMeter;
+
 /// Errors writing or reading a named object.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -72,6 +74,8 @@ pub struct ObjectIo {
     health: HealthRule,
     /// Peers a write failed on (the cluster's one suspect rule).
     suspects: Arc<Suspects>,
+    /// Counts the bytes this view reads and writes (a task's metering).
+    meter: Option<Arc<IoMeter>>,
 }
 
 /// Attempts of a write whose body can be read again (a file) when a peer
@@ -109,6 +113,16 @@ impl ObjectIo {
             durability: durability.max(1),
             health: HealthRule::default(),
             suspects: Arc::default(),
+            meter: None,
+        }
+    }
+
+    /// The same object I/O, counting the object bytes it reads and writes
+    /// into `meter`.
+    pub fn metered(&self, meter: Arc<IoMeter>) -> Self {
+        ObjectIo {
+            meter: Some(meter),
+            ..self.clone()
         }
     }
 
@@ -282,6 +296,9 @@ impl ObjectIo {
             }
             return Err(e.into());
         }
+        if let Some(m) = &self.meter {
+            m.add_written(size);
+        }
         Ok(size)
     }
 
@@ -403,6 +420,10 @@ impl ObjectIo {
                     failures: vec![(String::new(), e)],
                 })
             })?;
+            // Bytes fetched count as read even when the writer stops early.
+            if let Some(m) = &self.meter {
+                m.add_read(chunk.len() as u64);
+            }
             if let Err(e) = out.write_all(&chunk).await {
                 return Ok(Err(e));
             }

@@ -515,6 +515,7 @@ mod tests {
 // | `0x56 jobid` | live-job index (jobs not yet archived) |
 // | `0x57 len(u16) owner jobid` | per-owner job index |
 // | `0x58 objectid jobid taskid` | a map task's pin on its input's copies |
+// | `0x59 len(u16) owner ended_ms(u64) taskid attempt(u32)` | one task attempt's metered usage |
 
 /// Job records and supervisor leases.
 pub const TAG_JOB: u8 = 0x50;
@@ -763,6 +764,38 @@ pub fn owner_job_id(owner: &str, key: &[u8]) -> Option<Uuid> {
     Uuid::from_slice(rest).ok()
 }
 
+/// Metered usage of task attempts, per owner by end time.
+pub const TAG_TASK_USAGE: u8 = 0x59;
+
+fn usage_owner_prefix(owner: &str) -> Vec<u8> {
+    let mut k = vec![TAG_TASK_USAGE];
+    // Length-prefixed: one owner's records never interleave with those of
+    // an owner whose login extends this one.
+    k.extend_from_slice(&(owner.len() as u16).to_be_bytes());
+    k.extend_from_slice(owner.as_bytes());
+    k
+}
+
+/// Key of the usage record of one task attempt of `owner` that ended at
+/// `ended_ms`. Owner first, so metering one account reads one range and
+/// different accounts' writes spread over the key space.
+pub fn task_usage_key(owner: &str, ended_ms: u64, task: &Uuid, attempt: u32) -> Vec<u8> {
+    let mut k = usage_owner_prefix(owner);
+    k.extend_from_slice(&ended_ms.to_be_bytes());
+    k.extend_from_slice(task.as_bytes());
+    k.extend_from_slice(&attempt.to_be_bytes());
+    k
+}
+
+/// Usage records of `owner` for attempts that ended in `[from_ms, to_ms)`.
+pub fn task_usage_range(owner: &str, from_ms: u64, to_ms: u64) -> KeyRange {
+    let mut start = usage_owner_prefix(owner);
+    start.extend_from_slice(&from_ms.to_be_bytes());
+    let mut end = usage_owner_prefix(owner);
+    end.extend_from_slice(&to_ms.to_be_bytes());
+    KeyRange::new(start, end)
+}
+
 #[cfg(test)]
 mod job_key_tests {
     use super::*;
@@ -773,6 +806,20 @@ mod job_key_tests {
     }
 
     proptest! {
+        #[test]
+        fn usage_ranges_hold_exactly_one_owners_records_in_time(
+            owner in "[a-z]{1,6}", other in "[a-z]{1,6}", t in any::<u64>(),
+            from in any::<u64>(), to in any::<u64>(), task in uuid(), attempt in any::<u32>(),
+        ) {
+            let k = task_usage_key(&owner, t, &task, attempt);
+            let r = task_usage_range(&owner, from, to);
+            prop_assert_eq!(r.contains(&k), from <= t && t < to);
+            if other != owner {
+                let all = task_usage_range(&other, 0, u64::MAX);
+                prop_assert!(!all.contains(&k));
+            }
+        }
+
         #[test]
         fn inputs_sort_by_seq_and_stay_in_their_job(j in uuid(), j2 in uuid(), a in any::<u64>(), b in any::<u64>(), from in any::<u64>()) {
             prop_assume!(j != j2);

@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use meta::namespace::{Namespace, SshKey};
 
@@ -65,6 +65,20 @@ pub enum AdminCommand {
     /// S3 access keys of an account (for the S3 API, `up --s3-listen`).
     #[command(subcommand, name = "s3-key")]
     S3Key(S3KeyCommand),
+    /// Usage now, one JSON line per account: storage (directories, keys,
+    /// objects, bytes, bytes × copies, per top directory) and compute
+    /// (tasks, seconds, GB-seconds, bytes in/out, per job and phase) over
+    /// the last `--since`. The same figures the metering worker writes to
+    /// `/:login/reports/usage/`.
+    Usage {
+        /// Only this account.
+        #[arg(long)]
+        account: Option<String>,
+        /// The compute window: attempts that ended in this last stretch
+        /// of time (`1h`, `7d`; usage records are kept 7 days).
+        #[arg(long, default_value = "1h", value_parser = upkeep::parse_duration)]
+        since: std::time::Duration,
+    },
 }
 
 #[derive(Subcommand)]
@@ -298,6 +312,7 @@ pub async fn run(args: AdminArgs) -> Result<()> {
         AdminCommand::Node(cmd) => crate::admin_nodes::node(&ns, cmd).await?,
         AdminCommand::Workers(cmd) => crate::admin_nodes::workers(&ns, cmd).await?,
         AdminCommand::S3Key(cmd) => s3_keys(&ns, cmd).await?,
+        AdminCommand::Usage { account, since } => usage(&ns, account, since).await?,
         AdminCommand::List => {
             for account in ns.list_accounts().await? {
                 println!("account {}{}", account.login, account_state(&account));
@@ -324,6 +339,34 @@ pub async fn run(args: AdminArgs) -> Result<()> {
                 );
             }
         }
+    }
+    Ok(())
+}
+
+/// `tidepool admin usage`: one JSON line per account, taken now.
+async fn usage(ns: &Namespace, account: Option<String>, since: std::time::Duration) -> Result<()> {
+    let logins = match account {
+        Some(login) => {
+            if ns.get_account(&login).await?.is_none() {
+                bail!("no account {login}");
+            }
+            vec![login]
+        }
+        None => ns
+            .list_accounts()
+            .await?
+            .into_iter()
+            .map(|a| a.login)
+            .collect(),
+    };
+    let jobs = meta::jobs::JobStore::new(ns.kv().clone());
+    let to = meta::namespace::system_now_ms().saturating_add(1);
+    let from = to.saturating_sub(u64::try_from(since.as_millis()).unwrap_or(u64::MAX));
+    for login in logins {
+        let storage = metering::storage::account_storage(ns, &login).await?;
+        let compute = metering::compute::account_compute(&jobs, &login, from, to).await?;
+        let line = metering::report::summary_line(&login, &storage, &compute, from, to);
+        println!("{line}");
     }
     Ok(())
 }

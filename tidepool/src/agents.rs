@@ -132,20 +132,37 @@ pub fn supervisor(
     client: NodeClient,
     cluster_key: &ClusterKey,
     lease_ttl: std::time::Duration,
+    metering_every: std::time::Duration,
     shutdown: CancellationToken,
 ) -> Result<impl Future<Output = Result<()>> + use<>> {
     let exec = HttpExecutor::new(ns.clone(), cluster_key).context("task client")?;
     let io = ObjectIo::new(ns.clone(), client, None, OUTPUT_DURABILITY);
     let mut cfg = SupervisorConfig::new(format!("supervisor-{}", uuid_like()));
     cfg.lease_ttl = lease_ttl;
+    let jobs = JobStore::new(ns.kv().clone());
     let sup = Supervisor::with_archive(
         cfg,
-        JobStore::new(ns.kv().clone()),
+        jobs.clone(),
         Namespace::clone(&ns),
         Arc::new(exec),
-        Arc::new(ObjectArchiveSink::new(io)),
+        Arc::new(ObjectArchiveSink::new(io.clone())),
     );
+    // Cluster-wide workers run beside every supervisor; their status is
+    // published under the scope `cluster`.
+    let registry = upkeep::Registry::new(CLUSTER_SCOPE, ns.clone());
+    let metering = registry.spawn(
+        metering::worker::Metering {
+            ns: ns.clone(),
+            jobs,
+            io,
+            every: metering_every,
+            retention: metering::worker::DEFAULT_RETENTION,
+        },
+        shutdown.clone(),
+    );
+    tokio::spawn(registry.run_publisher(shutdown.clone()));
     Ok(async move {
+        let _metering = metering;
         let (tx, rx) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
             shutdown.cancelled().await;
@@ -162,6 +179,9 @@ pub fn supervisor(
         }
     })
 }
+
+/// The worker scope of cluster-wide workers (`tidepool admin workers`).
+pub const CLUSTER_SCOPE: &str = "cluster";
 
 /// A unique-enough supervisor id suffix (pid and start time).
 fn uuid_like() -> String {

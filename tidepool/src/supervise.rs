@@ -31,6 +31,10 @@ pub struct SupervisorArgs {
     /// default `DATA/cluster.key`, as `tidepool up` creates it.
     #[arg(long, env = cluster_auth::KEY_FILE_ENV)]
     pub cluster_key: Option<PathBuf>,
+    /// Time between passes of the metering worker, which writes every
+    /// account's usage reports under `/:login/reports/usage/`.
+    #[arg(long, default_value = "1h", value_parser = upkeep::parse_duration)]
+    pub metering_every: std::time::Duration,
 }
 
 /// Default job lease (ms).
@@ -47,7 +51,14 @@ pub async fn run(args: SupervisorArgs) -> Result<()> {
     let key = cluster_auth::ClusterKey::load(&key_file)?;
     let client = NodeClient::new(ClientOptions::default(), &key)?;
     let lease = std::time::Duration::from_millis(args.lease_ttl_ms);
-    let sup = crate::agents::supervisor(meta.ns.clone(), client, &key, lease, shutdown.clone())?;
+    let sup = crate::agents::supervisor(
+        meta.ns.clone(),
+        client,
+        &key,
+        lease,
+        args.metering_every,
+        shutdown.clone(),
+    )?;
     let stop = shutdown.clone();
     tokio::spawn(async move {
         let _ = tokio::signal::ctrl_c().await;

@@ -85,6 +85,10 @@ pub struct UpArgs {
     pub task_disk_unit: u64,
     #[command(flatten)]
     pub upkeep: node::UpkeepArgs,
+    /// Time between passes of the metering worker, which writes every
+    /// account's usage reports under `/:login/reports/usage/`.
+    #[arg(long, default_value = "1h", value_parser = upkeep::parse_duration)]
+    pub metering_every: std::time::Duration,
     /// Keep everything on ZFS: the data directory becomes dataset
     /// `DATASET` (created if missing; the directory must then be empty or
     /// missing) and node `i` the child dataset `DATASET/node{i}`; `tidepool
@@ -261,6 +265,7 @@ pub async fn run(args: UpArgs) -> Result<()> {
             client,
             &cluster_key,
             lease,
+            args.metering_every,
             shutdown.clone(),
         )?);
     }

@@ -58,6 +58,9 @@ pub enum UpkeepError {
     /// A `zfs`/`zpool` command failed.
     #[error(transparent)]
     Zfs(#[from] storage_node::zfs::ZfsError),
+    /// A worker defined in another crate failed (its error, rendered).
+    #[error("{0}")]
+    Failed(String),
     /// The pass was cancelled (the process is stopping).
     #[error("cancelled")]
     Cancelled,

@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use super::{
     JobErrorRecord, JobRecord, JobState, JobStore, JobStoreError, NewJob, ReducerInput, TaskOutput,
-    TaskRecord, TaskState,
+    TaskRecord, TaskState, TaskUsage,
 };
 use crate::job_txn;
 use crate::keys;
@@ -32,6 +32,7 @@ where
     jobs_errors_and_reducer_inputs(make().await).await;
     jobs_lease_takeover(make().await).await;
     jobs_purge(make().await).await;
+    jobs_usage_records(make().await).await;
 }
 
 fn owner() -> String {
@@ -571,4 +572,70 @@ pub async fn jobs_purge(kv: Arc<dyn Kv>) {
     );
     assert_eq!(store.inputs(&keep.id, 0, 100).await.expect("kept").len(), 7);
     assert!(!store.purge(&job.id, 2).await.expect("purge again"));
+}
+
+/// Usage records: per owner, by end time, paged, rewritable, purged by
+/// age.
+pub async fn jobs_usage_records(kv: Arc<dyn Kv>) {
+    let store = JobStore::new(kv);
+    let (a, b) = (owner(), owner());
+    let job = Uuid::new_v4();
+    let rec = |owner: &str, ended_ms: u64, attempt: u32| TaskUsage {
+        owner: owner.to_owned(),
+        job,
+        phase: 0,
+        task: Uuid::new_v4(),
+        attempt,
+        ended_ms,
+        wall_ms: 10,
+        memory_mb: 1024,
+        disk_gb: 8,
+        bytes_in: 100,
+        bytes_out: 7,
+    };
+    let mut mine: Vec<TaskUsage> = (0..5).map(|i| rec(&a, 1_000 + i * 1_000, 0)).collect();
+    store.record_usage(&mine).await.expect("record");
+    store
+        .record_usage(&[rec(&b, 2_000, 0)])
+        .await
+        .expect("record other");
+    // Rewriting a record (a retried flush) does not add one.
+    store.record_usage(&mine[..1]).await.expect("rewrite");
+
+    let got: Vec<TaskUsage> = store
+        .usage(&a, 0, u64::MAX, None, 100)
+        .await
+        .expect("usage")
+        .into_iter()
+        .map(|(_, u)| u)
+        .collect();
+    assert_eq!(got, mine, "one owner's records, oldest first, none of b's");
+
+    // A window is [from, to); pages continue after the last key.
+    let first = store
+        .usage(&a, 2_000, 5_000, None, 2)
+        .await
+        .expect("page 1");
+    assert_eq!(first.len(), 2);
+    assert_eq!(first[0].1.ended_ms, 2_000);
+    let after = first.last().map(|(k, _)| k.as_slice());
+    let second = store
+        .usage(&a, 2_000, 5_000, after, 2)
+        .await
+        .expect("page 2");
+    let ends: Vec<u64> = second.iter().map(|(_, u)| u.ended_ms).collect();
+    assert_eq!(ends, vec![4_000]);
+
+    store.purge_usage(&a, 3_000, 1).await.expect("purge");
+    mine.drain(..2);
+    let left: Vec<TaskUsage> = store
+        .usage(&a, 0, u64::MAX, None, 100)
+        .await
+        .expect("usage after purge")
+        .into_iter()
+        .map(|(_, u)| u)
+        .collect();
+    assert_eq!(left, mine);
+    let theirs = store.usage(&b, 0, u64::MAX, None, 100).await.expect("b");
+    assert_eq!(theirs.len(), 1, "purging one owner leaves the others");
 }

@@ -725,6 +725,57 @@ impl JobStore {
         }
     }
 
+    // ----------------------------------------------------------- usage
+
+    /// Records task attempts' usage, all in one transaction. Each record
+    /// has its own key, so writers never conflict, and writing a record
+    /// again only rewrites it.
+    pub async fn record_usage(&self, records: &[TaskUsage]) -> JobResult<()> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        job_txn!(self, t => async {
+            for r in records {
+                let k = keys::task_usage_key(&r.owner, r.ended_ms, &r.task, r.attempt);
+                t.raw().put(k, encode(r)).await?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Up to `limit` usage records of `owner` for attempts that ended in
+    /// `[from_ms, to_ms)` after the position `after` (the key of the
+    /// previous page's last row), oldest first.
+    pub async fn usage(
+        &self,
+        owner: &str,
+        from_ms: u64,
+        to_ms: u64,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> JobResult<Vec<(Vec<u8>, TaskUsage)>> {
+        let mut range = keys::task_usage_range(owner, from_ms, to_ms);
+        if let Some(a) = after {
+            range.start = Bound::Excluded(a.to_vec());
+        }
+        let mut s = self.kv.snapshot().await?;
+        let rows = s.scan(range, limit.max(1), Order::Asc).await?;
+        rows.into_iter()
+            .map(|(k, v)| Ok((k, decode(&v)?)))
+            .collect()
+    }
+
+    /// Deletes `owner`'s usage records of attempts that ended before
+    /// `before_ms` (they have been reported), in batches of `batch`.
+    pub async fn purge_usage(&self, owner: &str, before_ms: u64, batch: usize) -> JobResult<()> {
+        self.delete_range_batched(
+            keys::task_usage_range(owner, 0, before_ms),
+            batch.max(1),
+            false,
+        )
+        .await
+    }
+
     /// Number of rows in a job table range, counted in pages (tests, tools).
     pub async fn count_range(&self, range: KeyRange) -> JobResult<u64> {
         let mut s = self.kv.snapshot().await?;

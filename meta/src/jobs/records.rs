@@ -405,3 +405,32 @@ pub struct JobErrorRecord {
     #[serde(default)]
     pub server: Option<String>,
 }
+
+/// What one task attempt used, as metered on the node that ran it
+/// (`0x59`): the input of compute usage reports.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskUsage {
+    /// The job's owner (the account billed).
+    pub owner: String,
+    /// The job.
+    pub job: Uuid,
+    /// Phase index.
+    pub phase: u32,
+    /// Task id.
+    pub task: Uuid,
+    /// Attempt number.
+    pub attempt: u32,
+    /// When the attempt ended, ms since the epoch.
+    pub ended_ms: u64,
+    /// Wall time from admission to the end, ms.
+    pub wall_ms: u64,
+    /// Memory the phase asked for, MB.
+    pub memory_mb: u32,
+    /// Disk the phase asked for, GB.
+    pub disk_gb: u32,
+    /// Object bytes the attempt read (its input, reducer feed, assets,
+    /// tools' reads).
+    pub bytes_in: u64,
+    /// Object bytes the attempt wrote (outputs, stdout, stderr).
+    pub bytes_out: u64,
+}
