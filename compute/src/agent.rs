@@ -502,13 +502,7 @@ impl Agent {
             if let Some((message, stderr)) = outcome {
                 io.put_bytes(&req.stderr_object, stderr).await?;
                 let stderr = Some(req.stderr_object.clone());
-                return Ok(self.fail_early(
-                    req,
-                    feeder,
-                    ErrorCode::TaskInitError,
-                    message,
-                    stderr,
-                ));
+                return Ok(self.fail_early(req, feeder, ErrorCode::TaskInitError, message, stderr));
             }
         }
 

@@ -120,8 +120,79 @@ fn recorded_used(c: Capacity) -> u64 {
     c.total_bytes.saturating_sub(c.free_bytes)
 }
 
-/// Registers `node` and heartbeats every `interval` until `cancel` fires.
-/// Capacity is measured from `store` at every tick.
+/// Why one heartbeat did not reach metadata.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BeatError {
+    /// The store's capacity could not be measured.
+    #[error("cannot measure capacity: {0}")]
+    Capacity(#[from] crate::store::StoreError),
+    /// Metadata refused or could not be reached.
+    #[error("{what} failed: {error}")]
+    Registry {
+        /// `registration` or `heartbeat`.
+        what: &'static str,
+        /// The registry's error, rendered.
+        error: String,
+    },
+}
+
+/// One heartbeat of `node`: measures capacity (and the ZFS pool's health)
+/// and writes them to `registry`, registering the node first when
+/// `registered` is false (at start, or after its record vanished). Returns
+/// what it did, for people.
+pub async fn beat<R: NodeRegistry>(
+    registry: &R,
+    store: &ObjectStore,
+    node: &NodeInfo,
+    registered: &mut bool,
+) -> Result<String, BeatError> {
+    let capacity = store.capacity().await?;
+    let pool_health = match &node.zfs_pool {
+        // A pool zpool cannot report on is not one to write to.
+        Some(pool) => Some(crate::zfs::pool_health(pool).await.unwrap_or_else(|e| {
+            tracing::warn!(pool, error = %e, "cannot read the ZFS pool's health");
+            "UNKNOWN".to_owned()
+        })),
+        None => None,
+    };
+    let used = recorded_used(capacity);
+    if *registered {
+        match registry
+            .heartbeat(&node.node_id, capacity, pool_health.as_deref())
+            .await
+        {
+            Ok(true) => return Ok(format!("used {used} of {} bytes", capacity.total_bytes)),
+            Ok(false) => {
+                tracing::warn!(node = %node.node_id, "node record vanished; registering again");
+                *registered = false;
+            }
+            Err(e) => {
+                return Err(BeatError::Registry {
+                    what: "heartbeat",
+                    error: e.to_string(),
+                });
+            }
+        }
+    }
+    registry
+        .register(node, capacity)
+        .await
+        .map_err(|e| BeatError::Registry {
+            what: "registration",
+            error: e.to_string(),
+        })?;
+    tracing::info!(node = %node.node_id, url = %node.url, az = %node.az, "registered in metadata");
+    *registered = true;
+    Ok(format!(
+        "registered; used {used} of {} bytes",
+        capacity.total_bytes
+    ))
+}
+
+/// Registers `node` and heartbeats every `interval` until `cancel` fires
+/// (nodes run [`beat`] as a background worker instead; this loop is for
+/// embedders and tests). Failures are logged and retried at the next tick.
 pub async fn run<R: NodeRegistry>(
     registry: R,
     store: Arc<ObjectStore>,
@@ -137,45 +208,8 @@ pub async fn run<R: NodeRegistry>(
             _ = cancel.cancelled() => break,
             _ = ticker.tick() => {}
         }
-        let capacity = match store.capacity().await {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot measure capacity; skipping heartbeat");
-                continue;
-            }
-        };
-        let pool_health = match &node.zfs_pool {
-            // A pool zpool cannot report on is not one to write to.
-            Some(pool) => Some(crate::zfs::pool_health(pool).await.unwrap_or_else(|e| {
-                tracing::warn!(pool, error = %e, "cannot read the ZFS pool's health");
-                "UNKNOWN".to_owned()
-            })),
-            None => None,
-        };
-        if registered {
-            match registry
-                .heartbeat(&node.node_id, capacity, pool_health.as_deref())
-                .await
-            {
-                Ok(true) => continue,
-                Ok(false) => {
-                    tracing::warn!(node = %node.node_id, "node record vanished; registering again");
-                    registered = false;
-                }
-                Err(e) => {
-                    tracing::warn!(node = %node.node_id, error = %e, "heartbeat failed; will retry");
-                    continue;
-                }
-            }
-        }
-        match registry.register(&node, capacity).await {
-            Ok(()) => {
-                tracing::info!(node = %node.node_id, url = %node.url, az = %node.az, "registered in metadata");
-                registered = true;
-            }
-            Err(e) => {
-                tracing::warn!(node = %node.node_id, error = %e, "registration failed; will retry")
-            }
+        if let Err(e) = beat(&registry, &store, &node, &mut registered).await {
+            tracing::warn!(node = %node.node_id, error = %e, "heartbeat failed; will retry");
         }
     }
     tracing::debug!(node = %node.node_id, "heartbeat loop stopped");

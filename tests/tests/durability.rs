@@ -281,6 +281,17 @@ fn a_lost_node_is_repaired_under_load_and_every_copy_is_read_back() {
     assert!(on_node3 > 0, "placement used node3");
 
     d.nodes[2].kill9();
+    // Under a short node timeout (one flag, the same rule every process
+    // applies) the dead node is `silent` within a few seconds.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let list = d.admin(&["node", "list", "--node-timeout", "2s"]).unwrap();
+        if list.contains("node node3 silent") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "node3 never went silent: {list}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
     d.admin(&["node", "lost", "node3"]).unwrap();
     let stop = d.gateway.root.path().join("stop-lost");
     let load = start_load(&d.gateway, dir, objects.len(), &stop);
@@ -292,6 +303,11 @@ fn a_lost_node_is_repaired_under_load_and_every_copy_is_read_back() {
     let workers = d.admin(&["workers", "list"]).unwrap();
     assert!(
         workers.contains("node1 repair") && workers.contains("node2 repair"),
+        "{workers}"
+    );
+    // Heartbeats and the TiKV safe-point loop are workers too.
+    assert!(
+        workers.contains("node1 heartbeat ") && workers.contains("cluster tikv-safe-point"),
         "{workers}"
     );
     eprintln!("{on_node3} of 2000 objects had a copy on node3; load during repair: {summary}");

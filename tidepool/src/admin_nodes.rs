@@ -10,14 +10,17 @@ use std::collections::HashMap;
 
 use anyhow::{Result, bail};
 use clap::Subcommand;
-use membership::{ClusterView, HealthRule};
+use membership::ClusterView;
 use meta::namespace::{Namespace, NodeState, system_now_ms};
 
 #[derive(Subcommand)]
 pub enum NodeCommand {
     /// Every node: condition, zone, capacity, and the copies metadata
     /// records on it (a draining node with none is safe to remove).
-    List,
+    List {
+        #[command(flatten)]
+        health: crate::node::HealthArgs,
+    },
     /// Takes no new copies or tasks; repair moves every copy it holds to
     /// other nodes.
     Drain { id: String },
@@ -57,8 +60,8 @@ pub async fn node(ns: &Namespace, cmd: NodeCommand) -> Result<()> {
         anyhow::Ok(id)
     };
     match cmd {
-        NodeCommand::List => {
-            let view = ClusterView::load(ns, HealthRule::default(), None, system_now_ms()).await?;
+        NodeCommand::List { health } => {
+            let view = ClusterView::load(ns, health.rule(), None, system_now_ms()).await?;
             let copies = copies_per_node(ns).await?;
             for n in view.nodes() {
                 let r = &n.record;

@@ -34,6 +34,7 @@ pub struct Compute {
     jobs: JobStore,
     cluster_key: ClusterKey,
     worker: WorkerProgram,
+    health: membership::HealthRule,
 }
 
 impl Compute {
@@ -71,7 +72,14 @@ impl Compute {
             jobs,
             cluster_key: cluster_key.clone(),
             worker: worker_program()?,
+            health: membership::HealthRule::default(),
         })
+    }
+
+    /// The cluster's health rule for this process's agents' writes.
+    pub fn with_health(mut self, health: membership::HealthRule) -> Compute {
+        self.health = health;
+        self
     }
 
     /// Bytes per GB of a phase's `disk` for this process's agents (tests
@@ -101,7 +109,8 @@ impl Compute {
             self.client.clone(),
             Some(id.node_id.clone()),
             OUTPUT_DURABILITY,
-        );
+        )
+        .with_health(self.health);
         let agent = Agent::new(
             AgentConfig {
                 node_id: id.node_id.clone(),
@@ -131,14 +140,14 @@ pub fn supervisor(
     ns: Arc<Namespace>,
     client: NodeClient,
     cluster_key: &ClusterKey,
-    lease_ttl: std::time::Duration,
-    metering_every: std::time::Duration,
+    opts: SupervisorOptions,
     shutdown: CancellationToken,
 ) -> Result<impl Future<Output = Result<()>> + use<>> {
     let exec = HttpExecutor::new(ns.clone(), cluster_key).context("task client")?;
-    let io = ObjectIo::new(ns.clone(), client, None, OUTPUT_DURABILITY);
+    let io = ObjectIo::new(ns.clone(), client, None, OUTPUT_DURABILITY).with_health(opts.health);
     let mut cfg = SupervisorConfig::new(format!("supervisor-{}", uuid_like()));
-    cfg.lease_ttl = lease_ttl;
+    cfg.lease_ttl = opts.lease_ttl;
+    cfg.health = opts.health;
     let jobs = JobStore::new(ns.kv().clone());
     let sup = Supervisor::with_archive(
         cfg,
@@ -155,7 +164,7 @@ pub fn supervisor(
             ns: ns.clone(),
             jobs,
             io,
-            every: metering_every,
+            every: opts.metering_every,
             retention: metering::worker::DEFAULT_RETENTION,
         },
         shutdown.clone(),
@@ -178,6 +187,17 @@ pub fn supervisor(
             tokio::time::sleep(std::time::Duration::from_secs(1)).await;
         }
     })
+}
+
+/// How a supervisor (and the cluster-wide workers beside it) runs.
+#[derive(Debug, Clone, Copy)]
+pub struct SupervisorOptions {
+    /// Job leases last this long without a renewal.
+    pub lease_ttl: std::time::Duration,
+    /// Time between metering passes.
+    pub metering_every: std::time::Duration,
+    /// The cluster's health rule.
+    pub health: membership::HealthRule,
 }
 
 /// The worker scope of cluster-wide workers (`tidepool admin workers`).

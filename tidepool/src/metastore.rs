@@ -98,16 +98,51 @@ impl Meta {
     }
 
     /// Starts the backend's housekeeping (TiKV: advancing the GC safe
-    /// point, which nothing else does without TiDB) until `cancel`.
+    /// point, which nothing else does without TiDB) as a background worker
+    /// of the scope `cluster` (`tidepool admin workers`), until `cancel`.
     pub fn spawn_housekeeping(&self, cancel: CancellationToken) {
-        if let Some(kv) = &self.tikv {
-            // Detached: it stops when `cancel` fires.
-            drop(meta_tikv::spawn_gc_loop(
-                kv.clone(),
-                meta_tikv::GcConfig::default(),
-                cancel,
-            ));
-        }
+        let Some(kv) = &self.tikv else {
+            return;
+        };
+        let registry = upkeep::Registry::new(crate::agents::CLUSTER_SCOPE, self.ns.clone());
+        // Detached: both stop when `cancel` fires.
+        drop(registry.spawn(
+            SafePoint {
+                kv: kv.clone(),
+                cfg: meta_tikv::GcConfig::default(),
+            },
+            cancel.clone(),
+        ));
+        tokio::spawn(registry.run_publisher(cancel));
+    }
+}
+
+/// Advancing TiKV's GC safe point ([`TikvKv::advance_gc_safe_point`]) on
+/// the workers' shape: a pass per interval, failures recorded and retried.
+/// Several processes may run it: PD keeps the highest safe point.
+struct SafePoint {
+    kv: TikvKv,
+    cfg: meta_tikv::GcConfig,
+}
+
+impl upkeep::Worker for SafePoint {
+    fn name(&self) -> &'static str {
+        "tikv-safe-point"
+    }
+
+    fn every(&self) -> std::time::Duration {
+        self.cfg.interval
+    }
+
+    async fn pass(&mut self, _ctl: &upkeep::Control) -> Result<String, upkeep::UpkeepError> {
+        let sp = self
+            .kv
+            .advance_gc_safe_point(self.cfg.keep)
+            .await
+            .map_err(|e| {
+                upkeep::UpkeepError::Failed(format!("advancing the GC safe point: {e}"))
+            })?;
+        Ok(format!("safe point {sp}"))
     }
 }
 

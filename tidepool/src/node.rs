@@ -62,6 +62,8 @@ pub struct NodeArgs {
     pub tasks: u32,
     #[command(flatten)]
     pub upkeep: UpkeepArgs,
+    #[command(flatten)]
+    pub health: HealthArgs,
     /// Keep the node's files in this ZFS dataset (created if missing,
     /// mounted at `--data`); its pool's health goes into every heartbeat,
     /// and the pool is scrubbed on the scrub schedule.
@@ -101,6 +103,40 @@ pub struct UpkeepArgs {
     pub scrub_rate: u64,
 }
 
+/// The cluster's one health rule, on every process that places or reads
+/// copies (`up`, `node`, `supervisor`): give all of a deployment's
+/// processes the same value.
+#[derive(Args, Clone, Copy, Debug)]
+pub struct HealthArgs {
+    /// A node whose last heartbeat is older than this is `silent`: it
+    /// takes no new copies and reads try it last. Nodes heartbeat at
+    /// least three times per timeout.
+    #[arg(long, default_value = "30s", value_parser = parse_node_timeout)]
+    pub node_timeout: Duration,
+}
+
+impl HealthArgs {
+    /// The rule every reader and writer of this process applies.
+    pub fn rule(&self) -> membership::HealthRule {
+        membership::HealthRule {
+            heartbeat_timeout: self.node_timeout,
+        }
+    }
+
+    /// Time between a node's heartbeats.
+    pub fn heartbeat_every(&self) -> Duration {
+        HEARTBEAT.min(self.node_timeout / 3)
+    }
+}
+
+fn parse_node_timeout(s: &str) -> Result<Duration, String> {
+    let d = upkeep::parse_duration(s)?;
+    if d < Duration::from_secs(1) {
+        return Err("the node timeout must be at least 1s".into());
+    }
+    Ok(d)
+}
+
 /// One storage node to start.
 pub struct NodeSpec {
     /// Node id.
@@ -115,6 +151,8 @@ pub struct NodeSpec {
     pub tasks: u32,
     /// The pace of its background workers.
     pub upkeep: UpkeepArgs,
+    /// The cluster's health rule.
+    pub health: HealthArgs,
     /// Its ZFS dataset (mounted at `dir`) and the dataset's quota.
     pub zfs: Option<(String, Option<u64>)>,
 }
@@ -159,23 +197,29 @@ pub async fn spawn(
     let local = node.store();
     // This node's agent writes task outputs (and reads copies) here directly.
     compute.add_local_store(&url, local.clone());
-    spawn_workers(&spec, &url, ns, compute, local.clone(), tasks, shutdown)?;
-    let (registry, store, stop) = (Namespace::clone(ns), node.store(), shutdown.clone());
-    tasks.spawn(async move {
-        storage_node::heartbeat::run(registry, store, info, HEARTBEAT, stop).await;
-        Ok(())
-    });
+    spawn_workers(
+        &spec,
+        &url,
+        info,
+        ns,
+        compute,
+        local.clone(),
+        tasks,
+        shutdown,
+    )?;
     let stop = shutdown.clone();
     let app = compute.node_app(&node, &spec.dir, spec.tasks as usize);
     tasks.spawn(async move { node.serve_with(app, stop).await.context("storage node") });
     Ok((url, local))
 }
 
-/// Starts the node's background workers (gc, audit, scrub, repair) and the
-/// publisher of their status.
+/// Starts the node's background workers (heartbeat, gc, audit, scrub,
+/// repair) and the publisher of their status.
+#[allow(clippy::too_many_arguments)]
 fn spawn_workers(
     spec: &NodeSpec,
     url: &str,
+    info: storage_node::heartbeat::NodeInfo,
     ns: &Arc<Namespace>,
     compute: &Compute,
     store: Arc<ObjectStore>,
@@ -191,6 +235,16 @@ fn spawn_workers(
     .context("node client for repair")?;
     client.add_local_store(url, store.clone());
     let mut handles = vec![
+        registry.spawn(
+            upkeep::heartbeat::Heartbeat {
+                ns: ns.clone(),
+                store: store.clone(),
+                node: info,
+                every: spec.health.heartbeat_every(),
+                registered: false,
+            },
+            shutdown.clone(),
+        ),
         registry.spawn(
             upkeep::gc::GcWorker {
                 ns: ns.clone(),
@@ -228,7 +282,7 @@ fn spawn_workers(
                 node_id: spec.id.clone(),
                 every: u.repair_every,
                 rate: u.repair_rate,
-                rule: membership::HealthRule::default(),
+                rule: spec.health.rule(),
             },
             shutdown.clone(),
         ),
@@ -267,7 +321,7 @@ pub async fn run(args: NodeArgs) -> Result<()> {
     let dir = std::path::absolute(&args.data).context("node directory")?;
     let meta = Meta::open(&args.meta, Path::new(&dir)).await?;
     let key = cluster_auth::ClusterKey::load(&args.cluster_key)?;
-    let compute = Compute::new(meta.ns.clone(), 1, &key)?;
+    let compute = Compute::new(meta.ns.clone(), 1, &key)?.with_health(args.health.rule());
     let shutdown = CancellationToken::new();
     let mut tasks = JoinSet::new();
     let spec = NodeSpec {
@@ -277,6 +331,7 @@ pub async fn run(args: NodeArgs) -> Result<()> {
         listen: args.listen,
         tasks: args.tasks,
         upkeep: args.upkeep,
+        health: args.health,
         zfs: args.zfs.map(|d| (d, args.zfs_quota)),
     };
     let (url, _) = spawn(spec, &meta.ns, &compute, &mut tasks, &shutdown).await?;

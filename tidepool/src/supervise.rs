@@ -31,6 +31,8 @@ pub struct SupervisorArgs {
     /// default `DATA/cluster.key`, as `tidepool up` creates it.
     #[arg(long, env = cluster_auth::KEY_FILE_ENV)]
     pub cluster_key: Option<PathBuf>,
+    #[command(flatten)]
+    pub health: crate::node::HealthArgs,
     /// Time between passes of the metering worker, which writes every
     /// account's usage reports under `/:login/reports/usage/`.
     #[arg(long, default_value = "1h", value_parser = upkeep::parse_duration)]
@@ -55,8 +57,11 @@ pub async fn run(args: SupervisorArgs) -> Result<()> {
         meta.ns.clone(),
         client,
         &key,
-        lease,
-        args.metering_every,
+        crate::agents::SupervisorOptions {
+            lease_ttl: lease,
+            metering_every: args.metering_every,
+            health: args.health.rule(),
+        },
         shutdown.clone(),
     )?;
     let stop = shutdown.clone();

@@ -85,6 +85,8 @@ pub struct UpArgs {
     pub task_disk_unit: u64,
     #[command(flatten)]
     pub upkeep: node::UpkeepArgs,
+    #[command(flatten)]
+    pub health: node::HealthArgs,
     /// Time between passes of the metering worker, which writes every
     /// account's usage reports under `/:login/reports/usage/`.
     #[arg(long, default_value = "1h", value_parser = upkeep::parse_duration)]
@@ -181,7 +183,8 @@ pub async fn run(args: UpArgs) -> Result<()> {
     // The sandbox (and its toolbox compilation) only where tasks run.
     if args.nodes > 0 {
         let compute = crate::agents::Compute::new(ns.clone(), args.nodes, &cluster_key)?
-            .with_disk_unit(args.task_disk_unit);
+            .with_disk_unit(args.task_disk_unit)
+            .with_health(args.health.rule());
         for i in 1..=args.nodes {
             let spec = node::NodeSpec {
                 id: format!("node{i}"),
@@ -192,6 +195,7 @@ pub async fn run(args: UpArgs) -> Result<()> {
                 listen: SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), 0),
                 tasks: node::DEFAULT_TASKS,
                 upkeep: args.upkeep.clone(),
+                health: args.health,
                 zfs: args
                     .zfs
                     .as_ref()
@@ -204,6 +208,7 @@ pub async fn run(args: UpArgs) -> Result<()> {
     }
 
     let mut config = gateway::GatewayConfig::new(ns.clone(), client.clone());
+    config.health = args.health.rule();
     config.tokens_from_cluster_key(&cluster_key);
     let gateway = gateway::Gateway::new(config);
     let listener = tokio::net::TcpListener::bind(args.listen)
@@ -264,8 +269,11 @@ pub async fn run(args: UpArgs) -> Result<()> {
             ns.clone(),
             client,
             &cluster_key,
-            lease,
-            args.metering_every,
+            crate::agents::SupervisorOptions {
+                lease_ttl: lease,
+                metering_every: args.metering_every,
+                health: args.health.rule(),
+            },
             shutdown.clone(),
         )?);
     }

@@ -14,6 +14,8 @@
 //! * [`gc`] — today's garbage collection of freed copies, on the same shape.
 //! * [`zpool`] — `zpool scrub` of the ZFS pool under a node, on the scrub
 //!   schedule.
+//! * [`heartbeat`] — the node's registration and capacity reports, on the
+//!   same shape (a beat per tick).
 //!
 //! Every worker has the shape of [`worker::Worker`]: a named pass run every
 //! so often, with progress, last error and an operator's pause published
@@ -32,6 +34,7 @@
 pub mod audit;
 pub mod config;
 pub mod gc;
+pub mod heartbeat;
 pub mod repair;
 pub mod scrub;
 pub mod worker;

@@ -163,10 +163,11 @@ impl Registry {
                         st.passes += 1;
                         st.state = "idle";
                         st.last_error = None;
+                        // An empty summary keeps the progress the pass set.
                         if !summary.is_empty() {
                             tracing::info!(scope, worker = worker.name(), "{summary}");
+                            st.progress = summary;
                         }
-                        st.progress = summary;
                     }
                     Err(UpkeepError::Cancelled) => break,
                     Err(e) => {
