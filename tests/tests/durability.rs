@@ -415,9 +415,28 @@ fn drain_moves_every_copy_off_a_live_node_without_a_client_error() {
     let objects = put_many(&d.gateway, dir, 300);
     let stop = d.gateway.root.path().join("stop-drain");
     let load = start_load(&d.gateway, dir, objects.len(), &stop);
+    let expected: Vec<(&String, &String, String)> = objects
+        .iter()
+        .map(|(name, etag)| {
+            let i: usize = name.rsplit('o').next().unwrap().parse().unwrap();
+            (name, etag, body(name, i))
+        })
+        .collect();
     d.admin(&["node", "drain", "node1"]).unwrap();
     let deadline = Instant::now() + Duration::from_secs(600);
+    let mut samples = 0;
     loop {
+        // Sampled throughout the drain: no object ever has fewer than its
+        // two intact copies on the nodes' disks (a new copy is made before
+        // the old one is let go).
+        for (name, etag, want) in &expected {
+            let held = intact_copies(&d, etag, want.as_bytes());
+            assert!(
+                held.len() >= 2,
+                "{name} fell to {held:?} during the drain (sample {samples})"
+            );
+        }
+        samples += 1;
         let list = d.admin(&["node", "list"]).unwrap();
         if list.contains("safe to remove") {
             assert!(list.contains("node node1 draining"), "{list}");
@@ -432,5 +451,5 @@ fn drain_moves_every_copy_off_a_live_node_without_a_client_error() {
     }
     let summary = finish_load(load, &stop);
     wait_restored(&d, &objects, 2, &[1, 2], "drain");
-    eprintln!("load during drain: {summary}");
+    eprintln!("load during drain: {summary}; durability sampled {samples} times over all objects");
 }
