@@ -75,6 +75,12 @@ async fn conformance_suite_through_the_test_server() {
         async move { kv }
     })
     .await;
+    // The job tables (and usage records) on the same backend.
+    meta::jobs::conformance::run_all(|| {
+        let kv = kv.clone();
+        async move { kv }
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -97,6 +103,11 @@ async fn conformance_suite_on_a_real_cluster() {
         .expect("connect to the cluster named by TIDEPOOL_TIKV_PD");
     let kv: Arc<dyn Kv> = Arc::new(kv);
     conformance::run_all(|| {
+        let kv = kv.clone();
+        async move { kv }
+    })
+    .await;
+    meta::jobs::conformance::run_all(|| {
         let kv = kv.clone();
         async move { kv }
     })
