@@ -126,6 +126,12 @@ pub enum ApiError {
     /// Anything unexpected: the cause is logged, the client sees a generic message.
     #[error("internal error")]
     Internal(String),
+    /// `500 InternalError`: no node has any copy the object's committed
+    /// metadata names (the cause is logged). A GET meeting it re-reads the
+    /// metadata first: a concurrent overwrite or delete may have released
+    /// the copies, and garbage collection removed them.
+    #[error("internal error")]
+    CopiesMissing(String),
 }
 
 fn rbac_message(d: &auth::rbac::Denied, who: &str, path: &str) -> String {
@@ -207,7 +213,7 @@ impl ApiError {
             },
             ApiError::InvalidRoleTag(_) => "InvalidRoleTag",
             ApiError::MissingPermission(_) => "MissingPermission",
-            ApiError::Internal(_) => "InternalError",
+            ApiError::Internal(_) | ApiError::CopiesMissing(_) => "InternalError",
         }
     }
 
@@ -259,14 +265,14 @@ impl ApiError {
             }
             | InvalidRoleTag(_) => StatusCode::CONFLICT,
             Rbac { .. } | MissingPermission(_) => StatusCode::FORBIDDEN,
-            Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Internal(_) | CopiesMissing(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
     /// The message shown to the client (generic for internal errors).
     pub fn client_message(&self) -> String {
         match self {
-            ApiError::Internal(_) => "internal error".to_owned(),
+            ApiError::Internal(_) | ApiError::CopiesMissing(_) => "internal error".to_owned(),
             ApiError::MetadataUnavailable(_) => "the metadata tier is unavailable".to_owned(),
             other => other.to_string(),
         }
@@ -365,7 +371,9 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
         match &self {
-            ApiError::Internal(cause) => tracing::error!(%cause, "internal error"),
+            ApiError::Internal(cause) | ApiError::CopiesMissing(cause) => {
+                tracing::error!(%cause, "internal error")
+            }
             ApiError::MetadataUnavailable(cause) => {
                 tracing::error!(%cause, "metadata unavailable")
             }
