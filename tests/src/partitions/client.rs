@@ -171,8 +171,9 @@ pub struct Record {
     pub problems: Vec<String>,
     /// Each etag seen and the value it belongs to.
     pub etags: HashMap<String, Value>,
-    /// The first answers that were server errors other than 503 (kept
-    /// for the report: not violations, but not what the docs promise).
+    /// Server errors other than 503 (the first 20 in full, then counted):
+    /// the documented answer to an unavailable dependency is 503, so any
+    /// other 5xx is reported as a problem.
     pub notes: Vec<String>,
 }
 
@@ -217,7 +218,8 @@ impl Shared {
             .or_default() += 1;
     }
 
-    /// Keeps the first few answers that are 5xx but not 503.
+    /// Records an answer that is 5xx but not 503 as a problem, keeping the
+    /// first bodies.
     pub fn note(&self, kind: &str, path: &str, a: &Answer) {
         if let Answer::Got(s, _, body) = a
             && s.is_server_error()
@@ -230,6 +232,8 @@ impl Shared {
                     String::from_utf8_lossy(&body[..body.len().min(300)])
                 ));
             }
+            r.problems
+                .push(format!("{kind} {path}: answered {s}, not 503"));
         }
     }
 
@@ -347,6 +351,12 @@ pub async fn register_op(
             (Some(Output::NotFound), Some(None))
         }
         (_, Answer::Got(s, _, _)) if s.is_server_error() => (Some(Output::Unknown), None),
+        // `409 ConcurrentRequest`: the metadata transaction lost to
+        // concurrent ones (or their leftover locks) every time it was
+        // retried and did not commit; the client is to retry. Not part of
+        // the history: had it been applied after all, a later read of its
+        // value would be a value never written, and a violation.
+        (_, Answer::Got(StatusCode::CONFLICT, _, _)) => (None, None),
         (_, Answer::Got(s, _, body)) => {
             // A 4xx not listed above: a refusal, so nothing was written;
             // not part of the history, but not expected either.
