@@ -341,7 +341,12 @@ impl From<meta::jobs::JobStoreError> for ApiError {
         match e {
             J::NotFound(id) => ApiError::JobNotFound(format!("job {id}")),
             J::InvalidState { .. } => ApiError::InvalidJobState(e.to_string()),
-            J::ConcurrentRequest => ApiError::ConcurrentRequest("job".to_owned()),
+            // A conflict the job store did not retry (e.g. a lock a writer
+            // cut off mid-commit left behind, not yet resolvable): nothing
+            // was written and a retry is safe, as for objects.
+            J::ConcurrentRequest | J::Kv(KvError::Conflict(_)) => {
+                ApiError::ConcurrentRequest("job".to_owned())
+            }
             J::Kv(KvError::Unavailable(m)) => ApiError::MetadataUnavailable(m),
             J::Kv(KvError::Undetermined(m)) => {
                 ApiError::MetadataUnavailable(format!("outcome unknown: {m}"))
@@ -400,6 +405,15 @@ impl IntoResponse for ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_job_store_conflict_is_409_concurrent_request_not_500() {
+        let e = ApiError::from(meta::jobs::JobStoreError::Kv(meta::kv::KvError::Conflict(
+            "Failed to resolve lock".into(),
+        )));
+        assert_eq!(e.status(), StatusCode::CONFLICT);
+        assert_eq!(e.code(), "ConcurrentRequest");
+    }
     use http_body_util::BodyExt;
 
     #[tokio::test]
