@@ -350,8 +350,10 @@ pub(crate) async fn read(
         .await
         .map_err(|e| {
             if e.all_not_found() || matches!(e, ReadError::NoCopies) {
-                // Committed metadata without bytes: data loss, not an outage.
-                ApiError::internal(format!("object {} has no readable copy: {e}", o.object_id))
+                // Committed metadata without bytes: data loss, not an
+                // outage, unless the object was released meanwhile (the
+                // GET handler checks).
+                ApiError::CopiesMissing(format!("object {} has no readable copy: {e}", o.object_id))
             } else {
                 if let ReadError::AllCopiesFailed { failures } = &e {
                     for (node, err) in failures {

@@ -126,6 +126,12 @@ pub enum ApiError {
     /// Anything unexpected: the cause is logged, the client sees a generic message.
     #[error("internal error")]
     Internal(String),
+    /// `500 InternalError`: no node has any copy the object's committed
+    /// metadata names (the cause is logged). A GET meeting it re-reads the
+    /// metadata first: a concurrent overwrite or delete may have released
+    /// the copies, and garbage collection removed them.
+    #[error("internal error")]
+    CopiesMissing(String),
 }
 
 fn rbac_message(d: &auth::rbac::Denied, who: &str, path: &str) -> String {
@@ -207,7 +213,7 @@ impl ApiError {
             },
             ApiError::InvalidRoleTag(_) => "InvalidRoleTag",
             ApiError::MissingPermission(_) => "MissingPermission",
-            ApiError::Internal(_) => "InternalError",
+            ApiError::Internal(_) | ApiError::CopiesMissing(_) => "InternalError",
         }
     }
 
@@ -259,14 +265,14 @@ impl ApiError {
             }
             | InvalidRoleTag(_) => StatusCode::CONFLICT,
             Rbac { .. } | MissingPermission(_) => StatusCode::FORBIDDEN,
-            Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Internal(_) | CopiesMissing(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
     /// The message shown to the client (generic for internal errors).
     pub fn client_message(&self) -> String {
         match self {
-            ApiError::Internal(_) => "internal error".to_owned(),
+            ApiError::Internal(_) | ApiError::CopiesMissing(_) => "internal error".to_owned(),
             ApiError::MetadataUnavailable(_) => "the metadata tier is unavailable".to_owned(),
             other => other.to_string(),
         }
@@ -335,7 +341,12 @@ impl From<meta::jobs::JobStoreError> for ApiError {
         match e {
             J::NotFound(id) => ApiError::JobNotFound(format!("job {id}")),
             J::InvalidState { .. } => ApiError::InvalidJobState(e.to_string()),
-            J::ConcurrentRequest => ApiError::ConcurrentRequest("job".to_owned()),
+            // A conflict the job store did not retry (e.g. a lock a writer
+            // cut off mid-commit left behind, not yet resolvable): nothing
+            // was written and a retry is safe, as for objects.
+            J::ConcurrentRequest | J::Kv(KvError::Conflict(_)) => {
+                ApiError::ConcurrentRequest("job".to_owned())
+            }
             J::Kv(KvError::Unavailable(m)) => ApiError::MetadataUnavailable(m),
             J::Kv(KvError::Undetermined(m)) => {
                 ApiError::MetadataUnavailable(format!("outcome unknown: {m}"))
@@ -365,7 +376,9 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
         match &self {
-            ApiError::Internal(cause) => tracing::error!(%cause, "internal error"),
+            ApiError::Internal(cause) | ApiError::CopiesMissing(cause) => {
+                tracing::error!(%cause, "internal error")
+            }
             ApiError::MetadataUnavailable(cause) => {
                 tracing::error!(%cause, "metadata unavailable")
             }
@@ -392,6 +405,15 @@ impl IntoResponse for ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_job_store_conflict_is_409_concurrent_request_not_500() {
+        let e = ApiError::from(meta::jobs::JobStoreError::Kv(meta::kv::KvError::Conflict(
+            "Failed to resolve lock".into(),
+        )));
+        assert_eq!(e.status(), StatusCode::CONFLICT);
+        assert_eq!(e.code(), "ConcurrentRequest");
+    }
     use http_body_util::BodyExt;
 
     #[tokio::test]

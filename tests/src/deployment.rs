@@ -12,6 +12,12 @@
 //!
 //! Every process gets the same cluster key file (`--cluster-key`), made
 //! with `tidepool admin cluster init` as an operator would.
+//!
+//! With [`DeploymentOptions::net`], every process runs on a host of its
+//! own ([`crate::netns`]): the metadata tier as the `tikv-test-double`
+//! process on host `meta` (so it can be cut off too), the gateway on `gw`,
+//! node `i` on `n{i}` and supervisor `j` on `s{j}`, each listening on its
+//! host's address; the test process reaches all of them over the bridge.
 
 use std::ffi::OsString;
 use std::io::{BufRead, BufReader};
@@ -23,7 +29,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-use crate::{Cluster, ClusterOptions, module_cache_dir, server_command, tidepool_bin};
+use crate::netns::Net;
+use crate::{Cluster, ClusterOptions, module_cache_dir, tidepool_bin};
 
 /// How long a process may take to say it is serving (it may compile the
 /// toolbox first when the module cache is cold).
@@ -44,9 +51,19 @@ fn warm_module_cache() {
     });
 }
 
-/// One `tidepool` process started with fixed arguments, restartable.
+/// The PD port of the metadata test double on its own host.
+const META_PORT: u16 = 2379;
+/// The port of every `tidepool node` on its own host: fixed, so a node
+/// restarted after `kill -9` comes back at the same address.
+const NODE_PORT: u16 = 7000;
+
+/// One server process (`tidepool`, or the metadata test double) started
+/// with fixed arguments, optionally inside a network namespace,
+/// restartable.
 pub struct Proc {
     name: String,
+    program: PathBuf,
+    netns: Option<String>,
     args: Vec<OsString>,
     ready_prefix: String,
     child: Option<Child>,
@@ -55,11 +72,19 @@ pub struct Proc {
 }
 
 impl Proc {
-    /// Starts `tidepool ARGS` and waits until it prints a line (on stdout
-    /// or stderr) starting with `ready_prefix`.
-    fn start(name: &str, args: Vec<OsString>, ready_prefix: &str) -> Result<Proc> {
+    /// Starts `program ARGS` (in network namespace `netns` when given) and
+    /// waits until it prints a line starting with `ready_prefix`.
+    fn start_in(
+        name: &str,
+        program: PathBuf,
+        netns: Option<String>,
+        args: Vec<OsString>,
+        ready_prefix: &str,
+    ) -> Result<Proc> {
         let mut p = Proc {
             name: name.to_owned(),
+            program,
+            netns,
             args,
             ready_prefix: ready_prefix.to_owned(),
             child: None,
@@ -71,7 +96,8 @@ impl Proc {
     }
 
     fn launch(&mut self) -> Result<()> {
-        let mut cmd = server_command();
+        let mut cmd = crate::in_netns(self.netns.as_deref(), &self.program);
+        crate::server_env(&mut cmd);
         cmd.args(&self.args);
         let mut child = cmd
             .spawn()
@@ -138,6 +164,11 @@ impl Proc {
         self.launch()
     }
 
+    /// The process's name (`node1`, `supervisor2`, `meta`).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
     /// The line the process printed when it was ready.
     pub fn ready_line(&self) -> &str {
         &self.ready_line
@@ -168,6 +199,10 @@ pub struct DeploymentOptions {
     pub tasks_per_node: u32,
     /// Extra arguments of every `tidepool node` (e.g. worker pace).
     pub node_args: Vec<String>,
+    /// Run every process on its own host of this network: it must have
+    /// hosts `meta`, `gw`, `n1`..`n{nodes}` and `s1`..`s{supervisors}`
+    /// (and `s{k}` for supervisors started later).
+    pub net: Option<Arc<Net>>,
 }
 
 impl Default for DeploymentOptions {
@@ -178,6 +213,7 @@ impl Default for DeploymentOptions {
             lease_ttl_ms: 30_000,
             tasks_per_node: 4,
             node_args: Vec::new(),
+            net: None,
         }
     }
 }
@@ -193,6 +229,10 @@ pub struct Deployment {
     pub nodes: Vec<Proc>,
     /// `tidepool supervisor` processes, in start order.
     pub supervisors: Vec<Proc>,
+    /// The metadata test double's process, when it runs on a host of its
+    /// own ([`DeploymentOptions::net`]). Never killed by the deployment
+    /// until it is dropped: its keys live only in its memory.
+    pub meta_proc: Option<Proc>,
     meta: String,
     lease_ttl_ms: u64,
     /// Holds `cluster.key`, shared by every process.
@@ -200,6 +240,7 @@ pub struct Deployment {
     // Declared last: dropped after every process is gone.
     tikv: Option<tikv_test_server::TestCluster>,
     runtime: tokio::runtime::Runtime,
+    net: Option<Arc<Net>>,
 }
 
 impl Deployment {
@@ -211,10 +252,28 @@ impl Deployment {
             .enable_all()
             .build()
             .context("tokio runtime for the metadata cluster")?;
-        let tikv = runtime
-            .block_on(tikv_test_server::TestCluster::start())
-            .context("start the TiKV test server")?;
-        let meta = format!("tikv://{}", tikv.pd_endpoint());
+        let net = opts.net.clone();
+        let (tikv, meta_proc, meta) = match &net {
+            None => {
+                let tikv = runtime
+                    .block_on(tikv_test_server::TestCluster::start())
+                    .context("start the TiKV test server")?;
+                let meta = format!("tikv://{}", tikv.pd_endpoint());
+                (Some(tikv), None, meta)
+            }
+            Some(net) => {
+                let host = net.host("meta");
+                let addr = format!("{}:{META_PORT}", host.ip);
+                let p = Proc::start_in(
+                    "meta",
+                    crate::tikv_double_bin(),
+                    Some(host.netns.clone()),
+                    vec![addr.clone().into()],
+                    "tikv-test-double: serving at ",
+                )?;
+                (None, Some(p), format!("tikv://{addr}"))
+            }
+        };
         warm_module_cache();
         let key_dir = tempfile::Builder::new()
             .prefix("tidepool-cluster-key-")
@@ -245,6 +304,8 @@ impl Deployment {
             ]
             .map(String::from)
             .to_vec(),
+            netns: net.as_ref().map(|n| n.host("gw").netns.clone()),
+            listen_host: net.as_ref().map(|n| n.host("gw").ip.to_string()),
             ..Default::default()
         })?;
         let mut d = Deployment {
@@ -253,9 +314,11 @@ impl Deployment {
             supervisors: Vec::new(),
             meta,
             lease_ttl_ms: opts.lease_ttl_ms,
+            meta_proc,
             key_dir,
-            tikv: Some(tikv),
+            tikv,
             runtime,
+            net,
         };
         for i in 1..=opts.nodes {
             let dir = d.gateway.root.path().join(format!("nodes/node{i}"));
@@ -266,7 +329,11 @@ impl Deployment {
                 "--data".into(),
                 dir.into_os_string(),
                 "--listen".into(),
-                "127.0.0.1:0".into(),
+                match &d.net {
+                    Some(net) => format!("{}:{NODE_PORT}", net.host(&format!("n{i}")).ip),
+                    None => "127.0.0.1:0".into(),
+                }
+                .into(),
                 "--id".into(),
                 format!("node{i}").into(),
                 "--az".into(),
@@ -280,7 +347,17 @@ impl Deployment {
                 .into_iter()
                 .chain(opts.node_args.iter().map(OsString::from))
                 .collect();
-            let p = Proc::start(&format!("node{i}"), args, "tidepool node: ")?;
+            let netns = d
+                .net
+                .as_ref()
+                .map(|n| n.host(&format!("n{i}")).netns.clone());
+            let p = Proc::start_in(
+                &format!("node{i}"),
+                tidepool_bin(),
+                netns,
+                args,
+                "tidepool node: ",
+            )?;
             d.nodes.push(p);
         }
         for _ in 0..opts.supervisors {
@@ -320,7 +397,17 @@ impl Deployment {
             "--cluster-key".into(),
             self.cluster_key_file().into_os_string(),
         ];
-        let p = Proc::start(&format!("supervisor{n}"), args, "tidepool supervisor: ")?;
+        let netns = self
+            .net
+            .as_ref()
+            .map(|net| net.host(&format!("s{n}")).netns.clone());
+        let p = Proc::start_in(
+            &format!("supervisor{n}"),
+            tidepool_bin(),
+            netns,
+            args,
+            "tidepool supervisor: ",
+        )?;
         self.supervisors.push(p);
         Ok(n - 1)
     }
@@ -367,7 +454,12 @@ impl Deployment {
     /// Every process's output, for failure messages.
     pub fn logs(&self) -> String {
         let mut s = format!("--- gateway\n{}", self.gateway.server_log());
-        for p in self.nodes.iter().chain(&self.supervisors) {
+        for p in self
+            .nodes
+            .iter()
+            .chain(&self.supervisors)
+            .chain(&self.meta_proc)
+        {
             s.push_str(&format!("--- {}\n{}", p.name, p.log()));
         }
         s
@@ -380,6 +472,9 @@ impl Drop for Deployment {
             p.kill9();
         }
         self.gateway.kill9();
+        if let Some(p) = self.meta_proc.as_mut() {
+            p.kill9();
+        }
         // The test server's shutdown goes through its runtime.
         let _guard = self.runtime.enter();
         self.tikv.take();

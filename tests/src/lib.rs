@@ -6,6 +6,9 @@
 //! files under a temporary directory.
 
 pub mod deployment;
+pub mod linearizability;
+pub mod netns;
+pub mod partitions;
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -20,41 +23,63 @@ use anyhow::{Context, Result, bail};
 /// same cargo and profile as the tests themselves.
 pub fn tidepool_bin() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| cargo_bin("TIDEPOOL_BIN", "tidepool", "tidepool"))
+        .clone()
+}
+
+/// Path of the `tikv-test-double` binary (the TiKV+PD test double served
+/// as a process of its own), built once per test process like
+/// [`tidepool_bin`]; `TIDEPOOL_TIKV_DOUBLE_BIN` overrides.
+pub fn tikv_double_bin() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
-        if let Ok(p) = std::env::var("TIDEPOOL_BIN") {
-            return PathBuf::from(p);
-        }
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut cmd = Command::new(cargo);
-        cmd.args([
-            "build",
-            "-p",
-            "tidepool",
-            "--bin",
-            "tidepool",
-            "--message-format=json",
-        ]);
-        if !cfg!(debug_assertions) {
-            cmd.arg("--release");
-        }
-        let out = cmd.output().expect("run cargo build -p tidepool");
-        assert!(
-            out.status.success(),
-            "cargo build -p tidepool failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter(|l| l.contains("\"executable\":\"") && l.contains("compiler-artifact"))
-            .filter_map(|l| {
-                let start = l.find("\"executable\":\"")? + 14;
-                let end = l[start..].find('"')? + start;
-                Some(PathBuf::from(&l[start..end]))
-            })
-            .next_back()
-            .expect("cargo reported no tidepool executable")
+        cargo_bin(
+            "TIDEPOOL_TIKV_DOUBLE_BIN",
+            "tikv-test-server",
+            "tikv-test-double",
+        )
     })
     .clone()
+}
+
+/// The executable `bin` of workspace package `package`, built with the
+/// same cargo and profile as the running code, unless the environment
+/// variable `env` names one.
+fn cargo_bin(env: &str, package: &str, bin: &str) -> PathBuf {
+    if let Ok(p) = std::env::var(env) {
+        return PathBuf::from(p);
+    }
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.args([
+        "build",
+        "-p",
+        package,
+        "--bin",
+        bin,
+        "--message-format=json",
+    ]);
+    if !cfg!(debug_assertions) {
+        cmd.arg("--release");
+    }
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("run cargo build -p {package}: {e}"));
+    assert!(
+        out.status.success(),
+        "cargo build -p {package} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.contains("\"executable\":\"") && l.contains("compiler-artifact"))
+        .filter_map(|l| {
+            let start = l.find("\"executable\":\"")? + 14;
+            let end = l[start..].find('"')? + start;
+            Some(PathBuf::from(&l[start..end]))
+        })
+        .next_back()
+        .unwrap_or_else(|| panic!("cargo reported no {bin} executable"))
 }
 
 /// The folder holding Manta's CLI commands (`mput`, `mls`, ...), installed
@@ -108,7 +133,20 @@ pub fn md5_fingerprint(pubkey: &Path) -> Result<String> {
 /// cache (compiled wasm is reused across clusters and test processes),
 /// `RUST_LOG` (default `warn`), no stdin, stdout and stderr piped.
 pub fn server_command() -> Command {
-    let mut cmd = Command::new(tidepool_bin());
+    server_command_in(None)
+}
+
+/// [`server_command`], run inside network namespace `netns` (`ip netns
+/// exec NETNS tidepool ...`; `ip` execs the program, so the child is the
+/// `tidepool` process itself and killing it kills the server).
+pub fn server_command_in(netns: Option<&str>) -> Command {
+    let mut cmd = in_netns(netns, &tidepool_bin());
+    server_env(&mut cmd);
+    cmd
+}
+
+/// The environment and stdio of [`server_command`], on `cmd`.
+pub(crate) fn server_env(cmd: &mut Command) {
     cmd.env("XDG_CACHE_HOME", module_cache_dir())
         .env("TIDEPOOL_PYTHON_DIR", python_dir())
         .env(
@@ -118,7 +156,19 @@ pub fn server_command() -> Command {
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    cmd
+}
+
+/// A command running `program`, inside network namespace `netns` when
+/// given (`ip netns exec`, which execs `program` in place).
+pub fn in_netns(netns: Option<&str>, program: &Path) -> Command {
+    match netns {
+        Some(ns) => {
+            let mut cmd = Command::new("ip");
+            cmd.args(["netns", "exec", ns]).arg(program);
+            cmd
+        }
+        None => Command::new(program),
+    }
 }
 
 /// A running `tidepool up`, with a private HOME holding the account's SSH
@@ -136,6 +186,8 @@ pub struct Cluster {
     extra_args: Vec<String>,
     tls_cert: Option<PathBuf>,
     extra_env: Vec<(String, String)>,
+    netns: Option<String>,
+    listen_host: String,
 }
 
 /// Options for [`Cluster::start_with`].
@@ -152,6 +204,12 @@ pub struct ClusterOptions {
     pub tls: bool,
     /// Extra environment of `tidepool up` (e.g. test-only fault switches).
     pub env: Vec<(String, String)>,
+    /// Run `tidepool up` inside this network namespace (see
+    /// [`crate::netns`]).
+    pub netns: Option<String>,
+    /// The address the gateway listens on (default `127.0.0.1`): in a
+    /// network namespace, that namespace's own address.
+    pub listen_host: Option<String>,
 }
 
 impl Cluster {
@@ -199,6 +257,8 @@ impl Cluster {
             extra_args,
             tls_cert,
             extra_env: opts.env,
+            netns: opts.netns,
+            listen_host: opts.listen_host.unwrap_or_else(|| "127.0.0.1".into()),
         };
         c.launch()?;
         Ok(c)
@@ -236,12 +296,12 @@ impl Cluster {
             Some((_, url)) => url.rsplit(':').next().unwrap_or("0").to_string(),
             None => "0".to_string(),
         };
-        let mut cmd = server_command();
+        let mut cmd = server_command_in(self.netns.as_deref());
         cmd.arg("up")
             .arg("--data")
             .arg(self.data_dir())
             .arg("--listen")
-            .arg(format!("127.0.0.1:{port}"))
+            .arg(format!("{}:{port}", self.listen_host))
             .arg("--account")
             .arg("alice")
             .args(&self.extra_args)

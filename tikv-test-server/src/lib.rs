@@ -186,7 +186,14 @@ pub struct TestCluster {
 impl TestCluster {
     /// Bind `127.0.0.1:0` and serve PD and TiKV on it.
     pub async fn start() -> std::io::Result<TestCluster> {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        Self::start_on(SocketAddr::from(([127, 0, 0, 1], 0))).await
+    }
+
+    /// Bind `addr` (port 0 picks one) and serve PD and TiKV on it. PD
+    /// hands out the bound address as the store's address, so clients on
+    /// other hosts must be able to reach `addr` itself (not a wildcard).
+    pub async fn start_on(addr: SocketAddr) -> std::io::Result<TestCluster> {
+        let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
             addr,

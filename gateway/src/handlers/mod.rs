@@ -24,6 +24,10 @@ use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use meta::namespace::{CopyRef, Entry, Namespace};
 use std::sync::Arc;
 
+/// How many times a GET re-reads metadata when the copies it was about to
+/// read were released and collected meanwhile (each time by a newer write).
+const MAX_RELEASED_RETRIES: usize = 3;
+
 /// What a handler needs for one request.
 pub(crate) struct Ctx {
     pub gw: Gateway,
@@ -405,15 +409,35 @@ async fn pipeline(
             // Order as muskie's: lookup (404), negotiation (406),
             // conditionals, then the range (416) — all after authorization,
             // so none of them tells a stranger whether the path exists.
-            let entry = entries::require_entry(&cx, &path).await?;
-            if entry.is_directory() {
-                return entries::list_directory(&cx, &path, &entry, &query).await;
+            //
+            // Between the metadata read and the node read, a concurrent
+            // overwrite or delete can release the object and GC remove its
+            // copies. Then the answer comes from the metadata as it is now
+            // (the GET linearizes at that later read, still within the
+            // request): a 500 is only for copies missing under metadata
+            // that still names them.
+            let mut attempts = 0;
+            loop {
+                let entry = entries::require_entry(&cx, &path).await?;
+                if entry.is_directory() {
+                    return entries::list_directory(&cx, &path, &entry, &query).await;
+                }
+                negotiate(&entry, accept.as_deref(), &path)?;
+                if let Some(resp) = entries::check_read(&entry, &conditions, &path)? {
+                    return Ok(resp);
+                }
+                match objects::get_object(&cx, &entry, range).await {
+                    Err(ApiError::CopiesMissing(cause)) if attempts < MAX_RELEASED_RETRIES => {
+                        let tried = entry.object().map(|o| o.object_id);
+                        let now = cx.ns.get(&path).await?;
+                        if now.as_ref().and_then(|e| e.object()).map(|o| o.object_id) == tried {
+                            return Err(ApiError::CopiesMissing(cause));
+                        }
+                        attempts += 1;
+                    }
+                    other => return other,
+                }
             }
-            negotiate(&entry, accept.as_deref(), &path)?;
-            if let Some(resp) = entries::check_read(&entry, &conditions, &path)? {
-                return Ok(resp);
-            }
-            objects::get_object(&cx, &entry, range).await
         }
         Endpoint::Head {
             path,
