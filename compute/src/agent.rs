@@ -326,7 +326,34 @@ impl Agent {
     /// Run one attempt to its outcome. The request's names are validated
     /// first ([`validate`]); an invalid one is [`AgentError::InvalidTask`]
     /// and nothing is created.
+    ///
+    /// Metrics (on the process's recorder, if any): `tidepool_compute_tasks_total`
+    /// and `tidepool_compute_task_duration_seconds` by node and outcome
+    /// (`success`, the failure's error code, or `error`), and the gauges
+    /// `tidepool_compute_tasks_running` and `tidepool_compute_tasks_queued`
+    /// (waiting for their account's share of the node) by node.
     pub async fn run(self: &Arc<Self>, req: TaskRequest) -> Result<TaskResponse, AgentError> {
+        let started = std::time::Instant::now();
+        let node = self.cfg.node_id.clone();
+        let _running = GaugeGuard::up(
+            metrics::gauge!("tidepool_compute_tasks_running", "node" => node.clone()),
+        );
+        let result = self.run_attempt(req).await;
+        let outcome: &'static str = match &result {
+            Ok(r) => match &r.outcome {
+                TaskOutcome::Success { .. } => "success",
+                TaskOutcome::Failure { code, .. } => code.as_str(),
+            },
+            Err(_) => "error",
+        };
+        metrics::counter!("tidepool_compute_tasks_total", "node" => node.clone(), "outcome" => outcome)
+            .increment(1);
+        metrics::histogram!("tidepool_compute_task_duration_seconds", "node" => node, "outcome" => outcome)
+            .record(started.elapsed().as_secs_f64());
+        result
+    }
+
+    async fn run_attempt(self: &Arc<Self>, req: TaskRequest) -> Result<TaskResponse, AgentError> {
         let input_rel = validate(&req)?;
         // An owner whose phases keep crashing their worker waits here,
         // holding no share of the node.
@@ -339,6 +366,9 @@ impl Agent {
         // waiting, and the wait comes off the task's time.
         let stages = Self::stages(&req).await;
         let queued = std::time::Instant::now();
+        let in_queue = GaugeGuard::up(
+            metrics::gauge!("tidepool_compute_tasks_queued", "node" => self.cfg.node_id.clone()),
+        );
         let admitted = tokio::select! {
             p = self.admission.acquire(&req.owner, stages) => p,
             () = self.cancelled(req.job_id) => {
@@ -360,6 +390,7 @@ impl Agent {
                 return Ok(self.fail_early::<()>(&req, None, code, message, None));
             }
         };
+        drop(in_queue);
         let waited = queued.elapsed();
         let dir = self
             .cfg
@@ -935,6 +966,23 @@ pub fn routes(agent: Arc<Agent>) -> Router {
     Router::new()
         .route(TASKS_PATH, post(run_task))
         .with_state(agent)
+}
+
+/// Holds a gauge one higher for as long as it lives (a task running or
+/// queued), whichever way the task's future ends.
+struct GaugeGuard(metrics::Gauge);
+
+impl GaugeGuard {
+    fn up(g: metrics::Gauge) -> GaugeGuard {
+        g.increment(1.0);
+        GaugeGuard(g)
+    }
+}
+
+impl Drop for GaugeGuard {
+    fn drop(&mut self) {
+        self.0.decrement(1.0);
+    }
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! every piece of logic belongs to a library crate.
 
 mod admin;
+mod admin_listen;
 mod admin_nodes;
 mod agents;
 mod exec;

@@ -71,6 +71,8 @@ pub struct NodeArgs {
     /// `507 NotEnoughSpace`.
     #[arg(long, requires = "zfs", value_parser = upkeep::parse_size)]
     pub zfs_quota: Option<u64>,
+    #[command(flatten)]
+    pub admin: crate::admin_listen::AdminListenArgs,
 }
 
 /// The pace of a node's background workers (`tidepool up` and `tidepool
@@ -264,6 +266,7 @@ pub async fn run(args: NodeArgs) -> Result<()> {
              on one machine, `tidepool up` runs nodes itself"
         );
     }
+    crate::admin_listen::recorder()?;
     let dir = std::path::absolute(&args.data).context("node directory")?;
     let meta = Meta::open(&args.meta, Path::new(&dir)).await?;
     let key = cluster_auth::ClusterKey::load(&args.cluster_key)?;
@@ -280,6 +283,8 @@ pub async fn run(args: NodeArgs) -> Result<()> {
         zfs: args.zfs.map(|d| (d, args.zfs_quota)),
     };
     let (url, _) = spawn(spec, &meta.ns, &compute, &mut tasks, &shutdown).await?;
+    let metrics_url = crate::admin_listen::start(&args.admin, None, &mut tasks, &shutdown).await?;
+    eprintln!("tidepool node: metrics at {metrics_url} (admin listener: unauthenticated)");
     println!("tidepool node: {} serving at {url}", args.id);
     crate::up::serve_until_interrupted(tasks, shutdown).await
 }

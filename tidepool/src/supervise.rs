@@ -31,12 +31,15 @@ pub struct SupervisorArgs {
     /// default `DATA/cluster.key`, as `tidepool up` creates it.
     #[arg(long, env = cluster_auth::KEY_FILE_ENV)]
     pub cluster_key: Option<PathBuf>,
+    #[command(flatten)]
+    pub admin: crate::admin_listen::AdminListenArgs,
 }
 
 /// Default job lease (ms).
 pub const DEFAULT_LEASE_TTL_MS: u64 = 30_000;
 
 pub async fn run(args: SupervisorArgs) -> Result<()> {
+    crate::admin_listen::recorder()?;
     let data = std::path::absolute(&args.data)?;
     let meta = Meta::open(&args.meta, &data).await?;
     let shutdown = CancellationToken::new();
@@ -47,15 +50,19 @@ pub async fn run(args: SupervisorArgs) -> Result<()> {
     let key = cluster_auth::ClusterKey::load(&key_file)?;
     let client = NodeClient::new(ClientOptions::default(), &key)?;
     let lease = std::time::Duration::from_millis(args.lease_ttl_ms);
-    let sup = crate::agents::supervisor(meta.ns.clone(), client, &key, lease, shutdown.clone())?;
-    let stop = shutdown.clone();
-    tokio::spawn(async move {
-        let _ = tokio::signal::ctrl_c().await;
-        stop.cancel();
-    });
+    let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn(crate::agents::supervisor(
+        meta.ns.clone(),
+        client,
+        &key,
+        lease,
+        shutdown.clone(),
+    )?);
+    let metrics_url = crate::admin_listen::start(&args.admin, None, &mut tasks, &shutdown).await?;
     eprintln!(
-        "tidepool supervisor: running against metadata {}",
+        "tidepool supervisor: running against metadata {}; metrics at {metrics_url} \
+         (admin listener: unauthenticated)",
         args.meta
     );
-    sup.await
+    crate::up::serve_until_interrupted(tasks, shutdown).await
 }

@@ -85,6 +85,8 @@ pub struct UpArgs {
     pub task_disk_unit: u64,
     #[command(flatten)]
     pub upkeep: node::UpkeepArgs,
+    #[command(flatten)]
+    pub admin: crate::admin_listen::AdminListenArgs,
     /// Keep everything on ZFS: the data directory becomes dataset
     /// `DATASET` (created if missing; the directory must then be empty or
     /// missing) and node `i` the child dataset `DATASET/node{i}`; `tidepool
@@ -100,6 +102,7 @@ pub struct UpArgs {
 pub const CLUSTER_KEY_FILE: &str = "cluster.key";
 
 pub async fn run(args: UpArgs) -> Result<()> {
+    crate::admin_listen::recorder()?;
     // Checked first: a bad certificate must stop startup before anything runs.
     let tls = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => Some(gateway::ServerTls::from_pem_files(cert, key)?),
@@ -205,6 +208,9 @@ pub async fn run(args: UpArgs) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("listen on {}", args.listen))?;
+    let metrics_url =
+        crate::admin_listen::start(&args.admin, Some(gateway.clone()), &mut tasks, &shutdown)
+            .await?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     let url = format!("{scheme}://{}", listener.local_addr()?);
     if tls.is_none() && !args.listen.ip().is_loopback() {
@@ -265,6 +271,7 @@ pub async fn run(args: UpArgs) -> Result<()> {
         )?);
     }
 
+    println!("metrics at {metrics_url} (admin listener: unauthenticated, see --admin-listen)");
     if let Some(s3) = &s3_url {
         println!("S3 API at {s3} (access keys: tidepool admin s3-key add LOGIN)");
     }

@@ -115,7 +115,8 @@ pub(crate) async fn handle(State(gw): State<Gateway>, req: Request) -> Response 
                 .get::<axum::extract::ConnectInfo<crate::roles::Peer>>()
                 .map(|c| c.0.0.ip())
         });
-    match pipeline(gw, req, peer).await {
+    let mut operation = crate::metrics::UNPARSED;
+    let mut resp = match pipeline(gw, req, peer, &mut operation).await {
         Ok(mut resp) => {
             if let Some(origin) = origin {
                 apply_cors(&origin, &method, resp.headers_mut());
@@ -133,7 +134,10 @@ pub(crate) async fn handle(State(gw): State<Gateway>, req: Request) -> Response 
             }
             resp
         }
-    }
+    };
+    resp.extensions_mut()
+        .insert(crate::metrics::Operation(operation));
+    resp
 }
 
 /// Whether a comma-separated CORS list holds `want` (or `*` when `star`).
@@ -296,6 +300,7 @@ async fn pipeline(
     gw: Gateway,
     req: Request,
     peer: Option<std::net::IpAddr>,
+    operation: &mut &'static str,
 ) -> Result<Response, ApiError> {
     let ns = gw.inner.namespace.clone();
     let by_token;
@@ -327,6 +332,7 @@ async fn pipeline(
         req.headers(),
         gw.inner.limits,
     )?;
+    *operation = ep.operation();
     if matches!(ep, Endpoint::MpuCreate { .. })
         && caller.as_ref().map(|c| c.login.as_str()) != Some(ep.path().login())
     {
