@@ -83,8 +83,7 @@ pub async fn start(
             "WARNING: the admin listener ({addr}: metrics) is unauthenticated and serves beyond \
              loopback; make sure only your monitoring can reach it."
         );
-        tracing::warn!("{warning}");
-        eprintln!("{warning}");
+        crate::warning(&warning);
     }
     let app = axum::Router::new()
         .route("/metrics", get(metrics))

@@ -64,10 +64,10 @@ impl Compute {
             let result = tokio::select! {
                 r = &mut compile => r,
                 _ = tokio::time::sleep(std::time::Duration::from_secs(2)) => {
-                    eprintln!("tidepool: compiling the wasm toolbox (first start after a build; cached for later starts)...");
+                    crate::notice("tidepool: compiling the wasm toolbox (first start after a build; cached for later starts)...");
                     let r = (&mut compile).await;
                     if r.is_ok() {
-                        eprintln!("tidepool: wasm toolbox compiled in {:.0?}", started.elapsed());
+                        crate::notice(&format!("tidepool: wasm toolbox compiled in {:.0?}", started.elapsed()));
                     }
                     r
                 }
@@ -261,7 +261,12 @@ pub fn worker_program() -> Result<WorkerProgram> {
     }
     Ok(WorkerProgram {
         program,
-        args: vec![WORKER_COMMAND.to_owned()],
+        // Workers share our stderr: their log lines must be of our format.
+        args: if crate::json_logs() {
+            vec![WORKER_COMMAND.to_owned(), "--log-format".into(), "json".into()]
+        } else {
+            vec![WORKER_COMMAND.to_owned()]
+        },
         env,
         stdout: None,
     })

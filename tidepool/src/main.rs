@@ -75,16 +75,53 @@ fn main() -> std::process::ExitCode {
     match run(cli.command) {
         Ok(code) => std::process::ExitCode::from(code),
         Err(e) => {
-            eprintln!("error: {e:#}");
-            if let Some(hint) = hint(&e) {
-                eprintln!("hint: {hint}");
+            let hint = hint(&e);
+            if json_logs() {
+                tracing::error!(error = %format!("{e:#}"), hint, "stopped");
+            } else {
+                eprintln!("error: {e:#}");
+                if let Some(hint) = hint {
+                    eprintln!("hint: {hint}");
+                }
             }
             std::process::ExitCode::FAILURE
         }
     }
 }
 
+/// Whether stderr carries JSON logs (`--log-format json`).
+static JSON_LOGS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether stderr carries JSON logs, which every line there must then be.
+pub fn json_logs() -> bool {
+    JSON_LOGS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// A line for the person watching stderr (progress, where things are):
+/// printed as is with text logs, an info event with JSON logs.
+pub fn notice(message: &str) {
+    if json_logs() {
+        tracing::info!("{message}");
+    } else {
+        eprintln!("{message}");
+    }
+}
+
+/// A warning that must not go unseen: with text logs both in the log
+/// (whose default filter shows errors only) and on stderr as is; with JSON
+/// logs, one warning event.
+pub fn warning(message: &str) {
+    tracing::warn!("{message}");
+    if !json_logs() {
+        eprintln!("{message}");
+    }
+}
+
 fn init_logs(format: LogFormat) {
+    JSON_LOGS.store(
+        format == LogFormat::Json,
+        std::sync::atomic::Ordering::Relaxed,
+    );
     use tracing_subscriber::EnvFilter;
     let builder = tracing_subscriber::fmt().with_writer(std::io::stderr);
     match format {

@@ -284,7 +284,11 @@ pub async fn run(args: NodeArgs) -> Result<()> {
     };
     let (url, _) = spawn(spec, &meta.ns, &compute, &mut tasks, &shutdown).await?;
     let metrics_url = crate::admin_listen::start(&args.admin, None, &mut tasks, &shutdown).await?;
-    eprintln!("tidepool node: metrics at {metrics_url} (admin listener: unauthenticated)");
     println!("tidepool node: {} serving at {url}", args.id);
+    // Not prefixed `tidepool node:`: scripts wait for that line for the URL.
+    crate::notice(&format!(
+        "metrics at {metrics_url} (admin listener of node {}: unauthenticated)",
+        args.id
+    ));
     crate::up::serve_until_interrupted(tasks, shutdown).await
 }

@@ -59,10 +59,10 @@ pub async fn run(args: SupervisorArgs) -> Result<()> {
         shutdown.clone(),
     )?);
     let metrics_url = crate::admin_listen::start(&args.admin, None, &mut tasks, &shutdown).await?;
-    eprintln!(
+    crate::notice(&format!(
         "tidepool supervisor: running against metadata {}; metrics at {metrics_url} \
          (admin listener: unauthenticated)",
         args.meta
-    );
+    ));
     crate::up::serve_until_interrupted(tasks, shutdown).await
 }

@@ -223,8 +223,7 @@ pub async fn run(args: UpArgs) -> Result<()> {
              (docs/security.md).",
             args.listen
         );
-        tracing::warn!("{warning}");
-        eprintln!("{warning}");
+        crate::warning(&warning);
     }
     let s3_url = match args.s3_listen {
         None => None,
@@ -238,8 +237,7 @@ pub async fn run(args: UpArgs) -> Result<()> {
                     "WARNING: the S3 API serves plain HTTP on {addr}, beyond loopback: \
                      object data travels in clear. Put a TLS proxy in front of it."
                 );
-                tracing::warn!("{warning}");
-                eprintln!("{warning}");
+                crate::warning(&warning);
             }
             let (gw, stop) = (gateway.clone(), shutdown.clone());
             tasks.spawn(async move {
