@@ -146,7 +146,10 @@ fn metrics_move_with_requests_and_jobs() {
             .unwrap_or_else(|| panic!("no latency histogram for {labels:?}"));
         assert!(buckets > 1, "{labels:?}: {buckets} buckets");
         let total_before = histogram(&before, LATENCY, labels).map_or(0.0, |h| h.1);
-        assert!(total - total_before >= 2.0, "{labels:?}: {total_before} -> {total}");
+        assert!(
+            total - total_before >= 2.0,
+            "{labels:?}: {total_before} -> {total}"
+        );
     }
     assert!(
         moved("tidepool_gateway_received_bytes_total", &[]) >= put_bytes as f64,
@@ -245,7 +248,10 @@ fn json_logs_carry_the_request_id_of_a_failing_request() {
         {
             break log;
         }
-        assert!(Instant::now() < deadline, "no log line of {header_id}:\n{log}");
+        assert!(
+            Instant::now() < deadline,
+            "no log line of {header_id}:\n{log}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     };
     let mut of_request = 0;

@@ -263,7 +263,11 @@ pub fn worker_program() -> Result<WorkerProgram> {
         program,
         // Workers share our stderr: their log lines must be of our format.
         args: if crate::json_logs() {
-            vec![WORKER_COMMAND.to_owned(), "--log-format".into(), "json".into()]
+            vec![
+                WORKER_COMMAND.to_owned(),
+                "--log-format".into(),
+                "json".into(),
+            ]
         } else {
             vec![WORKER_COMMAND.to_owned()]
         },
