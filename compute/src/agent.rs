@@ -330,13 +330,13 @@ impl Agent {
     /// Metrics (on the process's recorder, if any): `tidepool_compute_tasks_total`
     /// and `tidepool_compute_task_duration_seconds` by node and outcome
     /// (`success`, the failure's error code, or `error`), and the gauges
-    /// `tidepool_compute_tasks_running` and `tidepool_compute_tasks_queued`
+    /// `tidepool_compute_tasks_in_agent` and `tidepool_compute_tasks_queued`
     /// (waiting for their account's share of the node) by node.
     pub async fn run(self: &Arc<Self>, req: TaskRequest) -> Result<TaskResponse, AgentError> {
         let started = std::time::Instant::now();
         let node = self.cfg.node_id.clone();
         let _running = GaugeGuard::up(
-            metrics::gauge!("tidepool_compute_tasks_running", "node" => node.clone()),
+            metrics::gauge!("tidepool_compute_tasks_in_agent", "node" => node.clone()),
         );
         let result = self.run_attempt(req).await;
         let outcome: &'static str = match &result {

@@ -168,9 +168,9 @@ fn metrics_move_with_requests_and_jobs() {
         .expect("task duration histogram");
     assert!(buckets > 1);
     assert_eq!(
-        value(&after, "tidepool_compute_tasks_running", &[]),
+        value(&after, "tidepool_compute_tasks_in_agent", &[]),
         0.0,
-        "no task left running"
+        "no task left in the agent"
     );
     assert!(
         after
