@@ -53,6 +53,7 @@ pub fn recorder() -> Result<PrometheusHandle> {
         .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), SECONDS_BUCKETS)?
         .install_recorder()
         .context("installing the metrics recorder")?;
+    describe();
     metrics::gauge!("tidepool_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
     Ok(HANDLE.get_or_init(|| handle).clone())
 }
@@ -129,4 +130,50 @@ async fn metrics(State(state): State<AdminState>) -> impl IntoResponse {
         )],
         state.handle.render(),
     )
+}
+
+/// `# HELP` lines of the main series (docs/metrics.md has them all).
+fn describe() {
+    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+    describe_counter!(
+        gateway::metrics::REQUESTS,
+        "Requests answered by the Manta API, by operation and HTTP status."
+    );
+    describe_histogram!(
+        gateway::metrics::REQUEST_SECONDS,
+        Unit::Seconds,
+        "Time from a request's arrival to its response's headers."
+    );
+    describe_gauge!(gateway::metrics::IN_FLIGHT, "Requests being handled now.");
+    describe_counter!(
+        gateway::metrics::RECEIVED_BYTES,
+        Unit::Bytes,
+        "Request body bytes received."
+    );
+    describe_counter!(
+        gateway::metrics::SENT_BYTES,
+        Unit::Bytes,
+        "Response body bytes sent."
+    );
+    describe_counter!(
+        "tidepool_compute_tasks_total",
+        "Job tasks finished by a node's agent, by outcome."
+    );
+    describe_histogram!(
+        "tidepool_compute_task_duration_seconds",
+        Unit::Seconds,
+        "A task's time in the agent, queueing included."
+    );
+    describe_gauge!(
+        "tidepool_compute_tasks_queued",
+        "Tasks waiting for their account's share of the node."
+    );
+    describe_gauge!(
+        "tidepool_cluster_nodes",
+        "Nodes per condition of the cluster view."
+    );
+    describe_gauge!(
+        "tidepool_worker_passes",
+        "Passes completed by a background worker, as it last published."
+    );
 }
