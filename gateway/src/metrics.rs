@@ -3,16 +3,18 @@
 //! binary does, and renders it on its admin listener, never on the public
 //! one).
 //!
-//! * per request (Manta listener), labelled by `operation` (what the
-//!   request was parsed into, e.g. `putobject`, `getstorage`; `unparsed`
-//!   when it failed before that, e.g. a bad signature) and `status`:
+//! * per request, labelled by `operation` (what a Manta API request was
+//!   parsed into, e.g. `putobject`, `getstorage`; `unparsed` when it failed
+//!   before that, e.g. a bad signature; `s3get`, `s3put`, ... by method on
+//!   the S3 listener) and `status`:
 //!   `tidepool_gateway_requests_total` and
 //!   `tidepool_gateway_request_duration_seconds` (a histogram: from the
 //!   request's arrival to its response's headers, as `x-response-time`;
 //!   a streamed body's transfer is counted in bytes, not in time);
 //! * `tidepool_gateway_requests_in_flight`;
 //! * `tidepool_gateway_received_bytes_total` and
-//!   `tidepool_gateway_sent_bytes_total`: body bytes as they stream;
+//!   `tidepool_gateway_sent_bytes_total`: body bytes as they stream (Manta
+//!   API);
 //! * from the cluster view when scraped ([`Gateway::record_cluster_metrics`]):
 //!   `tidepool_cluster_node_condition{node,condition}` (1 for the node's
 //!   condition, 0 for the others), `tidepool_cluster_nodes{condition}`,
@@ -55,6 +57,19 @@ pub struct Operation(pub &'static str);
 
 /// The label of a request that failed before it was parsed.
 pub const UNPARSED: &str = "unparsed";
+
+/// The operation label of an S3 API request: its method (`s3get`,
+/// `s3put`, ...); the S3 listener does not parse requests itself.
+pub(crate) fn s3_operation(method: &http::Method) -> &'static str {
+    match *method {
+        http::Method::GET => "s3get",
+        http::Method::PUT => "s3put",
+        http::Method::HEAD => "s3head",
+        http::Method::DELETE => "s3delete",
+        http::Method::POST => "s3post",
+        _ => "s3other",
+    }
+}
 
 /// `"100"` ..= `"999"`, made once, so a status label costs no allocation.
 fn status_label(status: StatusCode) -> &'static str {
