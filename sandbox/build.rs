@@ -11,6 +11,14 @@
 //!
 //! Set `TIDEPOOL_COREUTILS_WASM=/path/to/file.wasm` to use a prebuilt module
 //! instead (e.g. a CI artifact).
+//!
+//! A first build must not stop for a missing `wasm32-wasip1` standard
+//! library: rustup installs the targets of `rust-toolchain.toml` only when
+//! it installs the toolchain itself, and not at all with
+//! `RUSTUP_AUTO_INSTALL=0`. So when the target's library directory is
+//! missing, this script runs `rustup target add wasm32-wasip1` (saying so in
+//! a cargo warning) and, if that cannot work, fails with one line saying
+//! what to do.
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -46,8 +54,14 @@ fn main() {
     }
 
     write_tool_list(&coreutils.join("src").join("registry.rs"));
+    ensure_target(&workspace);
 
     let target_dir = guest_target_dir();
+    let wasm = target_dir
+        .join(TARGET)
+        .join("release")
+        .join("wasi-coreutils.wasm");
+    let first_build = !wasm.is_file();
     let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let status = Command::new(cargo)
         .current_dir(&workspace)
@@ -80,22 +94,83 @@ fn main() {
         .env("CARGO_PROFILE_RELEASE_LTO", "fat")
         .env("CARGO_PROFILE_RELEASE_CODEGEN_UNITS", "1")
         .status()
-        .expect("failed to spawn cargo for the wasi-coreutils guest build");
-    assert!(
-        status.success(),
-        "building wasi-coreutils for {TARGET} failed (is the target installed? `rustup target add {TARGET}`)"
-    );
+        .unwrap_or_else(|e| {
+            fail(&format!(
+                "cannot run cargo for the {TARGET} toolbox build: {e}"
+            ))
+        });
+    if !status.success() {
+        fail(&format!(
+            "building wasi-coreutils for {TARGET} failed (its errors are above); \
+             `rustup target add {TARGET}` if the target is missing"
+        ));
+    }
 
-    let wasm = target_dir
-        .join(TARGET)
-        .join("release")
-        .join("wasi-coreutils.wasm");
     assert!(
         wasm.is_file(),
         "expected {} after the guest build",
         wasm.display()
     );
+    if first_build {
+        // Cargo shows only `sandbox(build)` while this runs: say afterwards
+        // what the minutes went into, and that they are not spent again.
+        println!(
+            "cargo:warning=built the wasm toolbox (wasi-coreutils for {TARGET}, in {}); \
+             later builds reuse it",
+            target_dir.display()
+        );
+    }
     println!("cargo:rustc-env=TIDEPOOL_COREUTILS_WASM={}", wasm.display());
+}
+
+/// Stops the build with one line saying what went wrong and what to do
+/// (cargo prints a build script's stderr under its own error line).
+fn fail(message: &str) -> ! {
+    eprintln!("error: {message}");
+    std::process::exit(1)
+}
+
+/// The directory of the guest target's standard library, which exists
+/// exactly when the target is installed for the compiler cargo uses.
+fn target_libdir() -> Option<PathBuf> {
+    let rustc = env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let out = Command::new(rustc)
+        .args(["--print", "target-libdir", "--target", TARGET])
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    let dir = PathBuf::from(String::from_utf8(out.stdout).ok()?.trim());
+    Some(dir)
+}
+
+/// Installs the guest target through rustup when the compiler lacks it.
+fn ensure_target(workspace: &Path) {
+    if target_libdir().is_some_and(|d| d.is_dir()) {
+        return;
+    }
+    println!(
+        "cargo:warning=the {TARGET} target is missing (the wasm toolbox is built for it): \
+         running `rustup target add {TARGET}`"
+    );
+    // In the workspace, rustup resolves the same toolchain as this build
+    // (rust-toolchain.toml, or the RUSTUP_TOOLCHAIN the proxy set).
+    let added = Command::new("rustup")
+        .current_dir(workspace)
+        .args(["target", "add", TARGET])
+        .status();
+    let why = match added {
+        Ok(s) if s.success() && target_libdir().is_some_and(|d| d.is_dir()) => return,
+        Ok(s) if s.success() => "rustup added it, but the compiler still lacks it".to_owned(),
+        Ok(s) => format!("`rustup target add {TARGET}` failed ({s}; its output is above)"),
+        Err(e) => format!("rustup cannot be run ({e})"),
+    };
+    fail(&format!(
+        "the Rust target {TARGET} is not installed and {why}: install it for this \
+         toolchain (`rustup target add {TARGET}`, or your distribution's wasm32-wasip1 \
+         standard library), or point TIDEPOOL_COREUTILS_WASM at a prebuilt wasi-coreutils.wasm"
+    ));
 }
 
 /// `<outer target dir>/wasm-guests`, derived from `OUT_DIR`

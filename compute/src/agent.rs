@@ -330,13 +330,35 @@ impl Agent {
     /// Run one attempt to its outcome. The request's names are validated
     /// first ([`validate`]); an invalid one is [`AgentError::InvalidTask`]
     /// and nothing is created.
+    ///
+    /// Metrics (on the process's recorder, if any): `tidepool_compute_tasks_total`
+    /// and `tidepool_compute_task_duration_seconds` by node and outcome
+    /// (`success`, the failure's error code, or `error`), and the gauges
+    /// `tidepool_compute_tasks_in_agent` and `tidepool_compute_tasks_queued`
+    /// (waiting for their account's share of the node) by node.
     pub async fn run(self: &Arc<Self>, req: TaskRequest) -> Result<TaskResponse, AgentError> {
+        let started = std::time::Instant::now();
+        let node = self.cfg.node_id.clone();
+        let _running = GaugeGuard::up(
+            metrics::gauge!("tidepool_compute_tasks_in_agent", "node" => node.clone()),
+        );
         let meter = TaskMeter::default();
-        let r = self.attempt(&req, &meter).await;
+        let result = self.attempt(&req, &meter).await;
         if let Some(u) = meter.usage(&req, meta::namespace::system_now_ms()) {
             self.usage.record(u);
         }
-        r
+        let outcome: &'static str = match &result {
+            Ok(r) => match &r.outcome {
+                TaskOutcome::Success { .. } => "success",
+                TaskOutcome::Failure { code, .. } => code.as_str(),
+            },
+            Err(_) => "error",
+        };
+        metrics::counter!("tidepool_compute_tasks_total", "node" => node.clone(), "outcome" => outcome)
+            .increment(1);
+        metrics::histogram!("tidepool_compute_task_duration_seconds", "node" => node, "outcome" => outcome)
+            .record(started.elapsed().as_secs_f64());
+        result
     }
 
     /// [`Agent::run`] with the attempt's I/O and time counted by `meter`.
@@ -358,6 +380,9 @@ impl Agent {
         // waiting, and the wait comes off the task's time.
         let stages = Self::stages(req).await;
         let queued = std::time::Instant::now();
+        let in_queue = GaugeGuard::up(
+            metrics::gauge!("tidepool_compute_tasks_queued", "node" => self.cfg.node_id.clone()),
+        );
         let admitted = tokio::select! {
             p = self.admission.acquire(&req.owner, stages) => p,
             () = self.cancelled(req.job_id) => {
@@ -379,6 +404,7 @@ impl Agent {
                 return Ok(self.fail_early::<()>(req, None, code, message, None));
             }
         };
+        drop(in_queue);
         meter.admitted();
         let waited = queued.elapsed();
         let dir = self
@@ -948,6 +974,23 @@ pub fn routes(agent: Arc<Agent>) -> Router {
     Router::new()
         .route(TASKS_PATH, post(run_task))
         .with_state(agent)
+}
+
+/// Holds a gauge one higher for as long as it lives (a task running or
+/// queued), whichever way the task's future ends.
+struct GaugeGuard(metrics::Gauge);
+
+impl GaugeGuard {
+    fn up(g: metrics::Gauge) -> GaugeGuard {
+        g.increment(1.0);
+        GaugeGuard(g)
+    }
+}
+
+impl Drop for GaugeGuard {
+    fn drop(&mut self) {
+        self.0.decrement(1.0);
+    }
 }
 
 #[cfg(test)]

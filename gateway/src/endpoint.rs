@@ -302,6 +302,43 @@ impl Endpoint {
         }
     }
 
+    /// The operation's name in metrics and logs (muskie's route names
+    /// where it had one): a fixed set, never derived from the path.
+    pub fn operation(&self) -> &'static str {
+        match self {
+            Endpoint::Get { .. } => "getstorage",
+            Endpoint::Head { .. } => "headstorage",
+            Endpoint::PutDirectory { .. } => "putdirectory",
+            Endpoint::PutLink { .. } => "putsnaplink",
+            Endpoint::PutMetadata { .. } => "putmetadata",
+            Endpoint::PutObject { .. } => "putobject",
+            Endpoint::Delete { .. } => "deletestorage",
+            Endpoint::Options { .. } => "optionsstorage",
+            Endpoint::CreateToken { .. } => "createtoken",
+            Endpoint::MpuCreate { .. } => "createupload",
+            Endpoint::MpuRedirect { .. } => "redirectupload",
+            Endpoint::MpuState { .. } => "getupload",
+            Endpoint::MpuCommit { .. } => "commitupload",
+            Endpoint::MpuAbort { .. } => "abortupload",
+            Endpoint::MpuPart { .. } => "uploadpart",
+            Endpoint::Job { op, .. } => match op {
+                JobOp::Create => "createjob",
+                JobOp::ListLive { .. } => "listjobs",
+                JobOp::AddInputs { .. } => "addjobinputs",
+                JobOp::EndInput { .. } => "endjobinput",
+                JobOp::Cancel { .. } => "canceljob",
+                JobOp::Status { .. } => "getjobstatus",
+                JobOp::Live { list, .. } => match list {
+                    LiveList::In => "getjobinput",
+                    LiveList::Out => "getjoboutput",
+                    LiveList::Err => "getjoberrors",
+                    LiveList::Fail => "getjobfailures",
+                },
+                JobOp::Unknown => "unknownjobop",
+            },
+        }
+    }
+
     /// Whether this request only reads (what `/public` allows to anyone).
     pub fn is_read(&self) -> bool {
         match self {

@@ -385,10 +385,16 @@ impl IntoResponse for ApiError {
             ApiError::NotEnoughNodes { .. } => tracing::warn!(error = %self, "write refused"),
             _ => tracing::info!(code = self.code(), error = %self, "request failed"),
         }
-        let body = serde_json::json!({
+        let mut body = serde_json::json!({
             "code": self.code(),
             "message": self.client_message(),
         });
+        // The id the response's `x-request-id` header and every log line of
+        // the request carry, so a user's bug report finds the logs. Manta's
+        // clients read only `code` and `message` and ignore other fields.
+        if let Some(id) = crate::middleware::current_request_id() {
+            body["requestId"] = serde_json::Value::from(&*id);
+        }
         let bytes = serde_json::to_vec(&body).unwrap_or_default();
         let mut resp = json_response(status, bytes);
         if matches!(

@@ -35,6 +35,7 @@ pub mod error;
 pub mod format;
 mod handlers;
 pub mod headers;
+pub mod metrics;
 pub mod middleware;
 pub mod mime;
 pub mod path;

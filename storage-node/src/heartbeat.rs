@@ -148,6 +148,14 @@ pub async fn beat<R: NodeRegistry>(
     registered: &mut bool,
 ) -> Result<String, BeatError> {
     let capacity = store.capacity().await?;
+    // The node's own numbers for its process's /metrics (the cluster
+    // view's copy of them is only as fresh as the last heartbeat).
+    let id = node.node_id.clone();
+    metrics::gauge!("tidepool_node_capacity_bytes", "node" => id.clone())
+        .set(capacity.total_bytes as f64);
+    metrics::gauge!("tidepool_node_used_bytes", "node" => id.clone())
+        .set(capacity.used_bytes as f64);
+    metrics::gauge!("tidepool_node_free_bytes", "node" => id).set(capacity.free_bytes as f64);
     let pool_health = match &node.zfs_pool {
         // A pool zpool cannot report on is not one to write to.
         Some(pool) => Some(crate::zfs::pool_health(pool).await.unwrap_or_else(|e| {

@@ -56,7 +56,24 @@ impl Compute {
         let sandbox = compute::builtins::install(sandbox, tools.clone());
         let warm = sandbox.clone();
         tokio::spawn(async move {
-            if let Err(e) = warm.precompile().await {
+            let started = std::time::Instant::now();
+            let compile = warm.precompile();
+            tokio::pin!(compile);
+            // A cached toolbox loads in well under this; a fresh compile
+            // (first start after a build) takes long enough that a person
+            // should know what the machine is busy with.
+            let result = tokio::select! {
+                r = &mut compile => r,
+                _ = tokio::time::sleep(std::time::Duration::from_secs(2)) => {
+                    crate::notice("tidepool: compiling the wasm toolbox (first start after a build; cached for later starts)...");
+                    let r = (&mut compile).await;
+                    if r.is_ok() {
+                        crate::notice(&format!("tidepool: wasm toolbox compiled in {:.0?}", started.elapsed()));
+                    }
+                    r
+                }
+            };
+            if let Err(e) = result {
                 tracing::warn!(error = %e, "precompiling the toolbox failed");
             }
         });
@@ -284,7 +301,16 @@ pub fn worker_program() -> Result<WorkerProgram> {
     }
     Ok(WorkerProgram {
         program,
-        args: vec![WORKER_COMMAND.to_owned()],
+        // Workers share our stderr: their log lines must be of our format.
+        args: if crate::json_logs() {
+            vec![
+                WORKER_COMMAND.to_owned(),
+                "--log-format".into(),
+                "json".into(),
+            ]
+        } else {
+            vec![WORKER_COMMAND.to_owned()]
+        },
         env,
         stdout: None,
     })

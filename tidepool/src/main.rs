@@ -2,6 +2,7 @@
 //! every piece of logic belongs to a library crate.
 
 mod admin;
+mod admin_listen;
 mod admin_nodes;
 mod agents;
 mod exec;
@@ -20,8 +21,19 @@ use clap::{Parser, Subcommand};
     about = "Object store with compute: Manta's API on wasm sandboxes"
 )]
 struct Cli {
+    /// Log lines on stderr: `text` for people, `json` (one object a line,
+    /// with the request id of every request's lines) for log pipelines.
+    /// Verbosity: `RUST_LOG` (default: errors only for text, info for json).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -54,18 +66,91 @@ struct WorkerArgs {
     stdout_fd: Option<i32>,
 }
 
-fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_writer(std::io::stderr)
-        .init();
+/// Errors reach a person as one line, `error: what went wrong: why`, plus
+/// a `hint:` line where there is an obvious next step; never a backtrace
+/// (anyhow captures one under `RUST_BACKTRACE`, and `Debug` would print it).
+fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    match cli.command {
-        Command::Up(args) => runtime()?.block_on(up::run(args)),
-        Command::Exec(args) => std::process::exit(exec::run(args)?),
-        Command::Admin(args) => runtime()?.block_on(admin::run(args)),
-        Command::Supervisor(args) => runtime()?.block_on(supervise::run(args)),
-        Command::Node(args) => runtime()?.block_on(node::run(args)),
+    init_logs(cli.log_format);
+    match run(cli.command) {
+        Ok(code) => std::process::ExitCode::from(code),
+        Err(e) => {
+            let hint = hint(&e);
+            if json_logs() {
+                tracing::error!(error = %format!("{e:#}"), hint, "stopped");
+            } else {
+                eprintln!("error: {e:#}");
+                if let Some(hint) = hint {
+                    eprintln!("hint: {hint}");
+                }
+            }
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// Whether stderr carries JSON logs (`--log-format json`).
+static JSON_LOGS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether stderr carries JSON logs, which every line there must then be.
+pub fn json_logs() -> bool {
+    JSON_LOGS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// A line for the person watching stderr (progress, where things are):
+/// printed as is with text logs, an info event with JSON logs.
+pub fn notice(message: &str) {
+    if json_logs() {
+        tracing::info!("{message}");
+    } else {
+        eprintln!("{message}");
+    }
+}
+
+/// A warning that must not go unseen: with text logs both in the log
+/// (whose default filter shows errors only) and on stderr as is; with JSON
+/// logs, one warning event.
+pub fn warning(message: &str) {
+    tracing::warn!("{message}");
+    if !json_logs() {
+        eprintln!("{message}");
+    }
+}
+
+fn init_logs(format: LogFormat) {
+    JSON_LOGS.store(
+        format == LogFormat::Json,
+        std::sync::atomic::Ordering::Relaxed,
+    );
+    use tracing_subscriber::EnvFilter;
+    let builder = tracing_subscriber::fmt().with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder
+            .with_env_filter(EnvFilter::from_default_env())
+            .init(),
+        // Every line is one JSON object; the fields of the spans it is in
+        // (a request's `req_id`, method and path) ride along in `span` (the
+        // innermost) and `spans` (all of them, outermost first).
+        LogFormat::Json => builder
+            .with_env_filter(
+                EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+            )
+            .json()
+            .with_current_span(true)
+            .with_span_list(true)
+            .init(),
+    }
+}
+
+/// Runs a subcommand; `Ok` holds the process's exit status.
+fn run(command: Command) -> anyhow::Result<u8> {
+    match command {
+        Command::Up(args) => runtime()?.block_on(up::run(args))?,
+        // The phase's own status (0-255 by construction of the runner).
+        Command::Exec(args) => return Ok(u8::try_from(exec::run(args)?).unwrap_or(1)),
+        Command::Admin(args) => runtime()?.block_on(admin::run(args))?,
+        Command::Supervisor(args) => runtime()?.block_on(supervise::run(args))?,
+        Command::Node(args) => runtime()?.block_on(node::run(args))?,
         Command::ComputeWorker(args) => {
             // A worker runs one phase at a time, its stages interleaved at
             // epoch yields: one thread spares each task the cross-thread
@@ -75,9 +160,41 @@ fn main() -> anyhow::Result<()> {
             tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?
-                .block_on(agents::worker(args.builtins, args.no_cache, args.stdout_fd))
+                .block_on(agents::worker(args.builtins, args.no_cache, args.stdout_fd))?
         }
     }
+    Ok(0)
+}
+
+/// What to do next, for the failures whose remedy is clear from the cause.
+fn hint(e: &anyhow::Error) -> Option<&'static str> {
+    for cause in e.chain() {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            match io.kind() {
+                std::io::ErrorKind::AddrInUse => {
+                    return Some(
+                        "another process listens on that address: stop it, or pick another \
+                         address (port 0 picks a free one)",
+                    );
+                }
+                std::io::ErrorKind::PermissionDenied => {
+                    return Some("check the owner and mode of the file or directory named above");
+                }
+                _ => {}
+            }
+        }
+    }
+    let text = format!("{e:#}");
+    if text.contains("syntax error") {
+        return Some(
+            "a phase is a POSIX shell command line: check its quotes and brackets \
+             (try it with `tidepool exec '...'`)",
+        );
+    }
+    if text.contains("metadata") && text.contains("unavailable") {
+        return Some("is the metadata cluster (--meta) up and reachable from here?");
+    }
+    None
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

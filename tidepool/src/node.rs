@@ -73,6 +73,8 @@ pub struct NodeArgs {
     /// `507 NotEnoughSpace`.
     #[arg(long, requires = "zfs", value_parser = upkeep::parse_size)]
     pub zfs_quota: Option<u64>,
+    #[command(flatten)]
+    pub admin: crate::admin_listen::AdminListenArgs,
 }
 
 /// The pace of a node's background workers (`tidepool up` and `tidepool
@@ -318,6 +320,7 @@ pub async fn run(args: NodeArgs) -> Result<()> {
              on one machine, `tidepool up` runs nodes itself"
         );
     }
+    crate::admin_listen::recorder()?;
     let dir = std::path::absolute(&args.data).context("node directory")?;
     let meta = Meta::open(&args.meta, Path::new(&dir)).await?;
     let key = cluster_auth::ClusterKey::load(&args.cluster_key)?;
@@ -335,6 +338,12 @@ pub async fn run(args: NodeArgs) -> Result<()> {
         zfs: args.zfs.map(|d| (d, args.zfs_quota)),
     };
     let (url, _) = spawn(spec, &meta.ns, &compute, &mut tasks, &shutdown).await?;
+    let metrics_url = crate::admin_listen::start(&args.admin, None, &mut tasks, &shutdown).await?;
     println!("tidepool node: {} serving at {url}", args.id);
+    // Not prefixed `tidepool node:`: scripts wait for that line for the URL.
+    crate::notice(&format!(
+        "metrics at {metrics_url} (admin listener of node {}: unauthenticated)",
+        args.id
+    ));
     crate::up::serve_until_interrupted(tasks, shutdown).await
 }

@@ -37,12 +37,15 @@ pub struct SupervisorArgs {
     /// account's usage reports under `/:login/reports/usage/`.
     #[arg(long, default_value = "1h", value_parser = upkeep::parse_duration)]
     pub metering_every: std::time::Duration,
+    #[command(flatten)]
+    pub admin: crate::admin_listen::AdminListenArgs,
 }
 
 /// Default job lease (ms).
 pub const DEFAULT_LEASE_TTL_MS: u64 = 30_000;
 
 pub async fn run(args: SupervisorArgs) -> Result<()> {
+    crate::admin_listen::recorder()?;
     let data = std::path::absolute(&args.data)?;
     let meta = Meta::open(&args.meta, &data).await?;
     let shutdown = CancellationToken::new();
@@ -53,7 +56,8 @@ pub async fn run(args: SupervisorArgs) -> Result<()> {
     let key = cluster_auth::ClusterKey::load(&key_file)?;
     let client = NodeClient::new(ClientOptions::default(), &key)?;
     let lease = std::time::Duration::from_millis(args.lease_ttl_ms);
-    let sup = crate::agents::supervisor(
+    let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn(crate::agents::supervisor(
         meta.ns.clone(),
         client,
         &key,
@@ -63,15 +67,12 @@ pub async fn run(args: SupervisorArgs) -> Result<()> {
             health: args.health.rule(),
         },
         shutdown.clone(),
-    )?;
-    let stop = shutdown.clone();
-    tokio::spawn(async move {
-        let _ = tokio::signal::ctrl_c().await;
-        stop.cancel();
-    });
-    eprintln!(
-        "tidepool supervisor: running against metadata {}",
+    )?);
+    let metrics_url = crate::admin_listen::start(&args.admin, None, &mut tasks, &shutdown).await?;
+    crate::notice(&format!(
+        "tidepool supervisor: running against metadata {}; metrics at {metrics_url} \
+         (admin listener: unauthenticated)",
         args.meta
-    );
-    sup.await
+    ));
+    crate::up::serve_until_interrupted(tasks, shutdown).await
 }

@@ -91,6 +91,8 @@ pub struct UpArgs {
     /// account's usage reports under `/:login/reports/usage/`.
     #[arg(long, default_value = "1h", value_parser = upkeep::parse_duration)]
     pub metering_every: std::time::Duration,
+    #[command(flatten)]
+    pub admin: crate::admin_listen::AdminListenArgs,
     /// Keep everything on ZFS: the data directory becomes dataset
     /// `DATASET` (created if missing; the directory must then be empty or
     /// missing) and node `i` the child dataset `DATASET/node{i}`; `tidepool
@@ -106,6 +108,7 @@ pub struct UpArgs {
 pub const CLUSTER_KEY_FILE: &str = "cluster.key";
 
 pub async fn run(args: UpArgs) -> Result<()> {
+    crate::admin_listen::recorder()?;
     // Checked first: a bad certificate must stop startup before anything runs.
     let tls = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => Some(gateway::ServerTls::from_pem_files(cert, key)?),
@@ -214,6 +217,9 @@ pub async fn run(args: UpArgs) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("listen on {}", args.listen))?;
+    let metrics_url =
+        crate::admin_listen::start(&args.admin, Some(gateway.clone()), &mut tasks, &shutdown)
+            .await?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     let url = format!("{scheme}://{}", listener.local_addr()?);
     if tls.is_none() && !args.listen.ip().is_loopback() {
@@ -226,8 +232,7 @@ pub async fn run(args: UpArgs) -> Result<()> {
              (docs/security.md).",
             args.listen
         );
-        tracing::warn!("{warning}");
-        eprintln!("{warning}");
+        crate::warning(&warning);
     }
     let s3_url = match args.s3_listen {
         None => None,
@@ -241,8 +246,7 @@ pub async fn run(args: UpArgs) -> Result<()> {
                     "WARNING: the S3 API serves plain HTTP on {addr}, beyond loopback: \
                      object data travels in clear. Put a TLS proxy in front of it."
                 );
-                tracing::warn!("{warning}");
-                eprintln!("{warning}");
+                crate::warning(&warning);
             }
             let (gw, stop) = (gateway.clone(), shutdown.clone());
             tasks.spawn(async move {
@@ -278,6 +282,7 @@ pub async fn run(args: UpArgs) -> Result<()> {
         )?);
     }
 
+    println!("metrics at {metrics_url} (admin listener: unauthenticated, see --admin-listen)");
     if let Some(s3) = &s3_url {
         println!("S3 API at {s3} (access keys: tidepool admin s3-key add LOGIN)");
     }

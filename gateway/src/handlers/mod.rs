@@ -119,7 +119,8 @@ pub(crate) async fn handle(State(gw): State<Gateway>, req: Request) -> Response 
                 .get::<axum::extract::ConnectInfo<crate::roles::Peer>>()
                 .map(|c| c.0.0.ip())
         });
-    match pipeline(gw, req, peer).await {
+    let mut operation = crate::metrics::UNPARSED;
+    let mut resp = match pipeline(gw, req, peer, &mut operation).await {
         Ok(mut resp) => {
             if let Some(origin) = origin {
                 apply_cors(&origin, &method, resp.headers_mut());
@@ -137,7 +138,10 @@ pub(crate) async fn handle(State(gw): State<Gateway>, req: Request) -> Response 
             }
             resp
         }
-    }
+    };
+    resp.extensions_mut()
+        .insert(crate::metrics::Operation(operation));
+    resp
 }
 
 /// Whether a comma-separated CORS list holds `want` (or `*` when `star`).
@@ -300,6 +304,7 @@ async fn pipeline(
     gw: Gateway,
     req: Request,
     peer: Option<std::net::IpAddr>,
+    operation: &mut &'static str,
 ) -> Result<Response, ApiError> {
     let ns = gw.inner.namespace.clone();
     let by_token;
@@ -331,6 +336,7 @@ async fn pipeline(
         req.headers(),
         gw.inner.limits,
     )?;
+    *operation = ep.operation();
     if matches!(ep, Endpoint::MpuCreate { .. })
         && caller.as_ref().map(|c| c.login.as_str()) != Some(ep.path().login())
     {

@@ -42,7 +42,25 @@ pub async fn serve(
     gw: Gateway,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let svc = service(gw);
+    let s3 = service(gw);
+    // Counted with the Manta API's requests (crate::metrics), the S3
+    // method as the operation.
+    let svc = hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+        let s3 = s3.clone();
+        async move {
+            let started = std::time::Instant::now();
+            let operation = crate::metrics::s3_operation(req.method());
+            let resp = hyper::service::Service::call(&s3, req).await;
+            if let Ok(r) = &resp {
+                crate::metrics::record_request(
+                    operation,
+                    r.status(),
+                    started.elapsed().as_secs_f64(),
+                );
+            }
+            resp
+        }
+    });
     let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
