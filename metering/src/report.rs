@@ -47,19 +47,9 @@ pub fn hour_of(ms: u64) -> u64 {
     ms - ms % HOUR_MS
 }
 
-/// `2013-06-24T17:00:00.000Z`, as Manta wrote report dates.
+/// `2013-06-24T17:00:00.000Z`, as Manta wrote report dates (and job times).
 pub fn iso_date(ms: u64) -> String {
-    let t = utc(ms);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second(),
-        t.millisecond()
-    )
+    jobs::status::iso_time(ms)
 }
 
 /// The directory of `login`'s reports of `category`.

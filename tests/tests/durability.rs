@@ -200,6 +200,17 @@ fn intact_copies(d: &Deployment, object_id: &str, want: &[u8]) -> Vec<usize> {
         .collect()
 }
 
+/// `(name, etag, body)` of every object [`put_many`] stored.
+fn expected_bodies(objects: &HashMap<String, String>) -> Vec<(&String, &String, String)> {
+    objects
+        .iter()
+        .map(|(name, etag)| {
+            let i: usize = name.rsplit('o').next().unwrap().parse().unwrap();
+            (name, etag, body(name, i))
+        })
+        .collect()
+}
+
 /// Waits (bounded) until every object has at least `copies` intact copies
 /// on disk among `nodes`; panics with the shortfall otherwise.
 fn wait_restored(
@@ -210,13 +221,7 @@ fn wait_restored(
     what: &str,
 ) {
     let deadline = Instant::now() + Duration::from_secs(600);
-    let expected: Vec<(&String, &String, String)> = objects
-        .iter()
-        .map(|(name, etag)| {
-            let i: usize = name.rsplit('o').next().unwrap().parse().unwrap();
-            (name, etag, body(name, i))
-        })
-        .collect();
+    let expected = expected_bodies(objects);
     loop {
         let short: Vec<&String> = expected
             .iter()
@@ -415,13 +420,7 @@ fn drain_moves_every_copy_off_a_live_node_without_a_client_error() {
     let objects = put_many(&d.gateway, dir, 300);
     let stop = d.gateway.root.path().join("stop-drain");
     let load = start_load(&d.gateway, dir, objects.len(), &stop);
-    let expected: Vec<(&String, &String, String)> = objects
-        .iter()
-        .map(|(name, etag)| {
-            let i: usize = name.rsplit('o').next().unwrap().parse().unwrap();
-            (name, etag, body(name, i))
-        })
-        .collect();
+    let expected = expected_bodies(&objects);
     d.admin(&["node", "drain", "node1"]).unwrap();
     let deadline = Instant::now() + Duration::from_secs(600);
     let mut samples = 0;

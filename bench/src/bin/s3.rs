@@ -276,7 +276,9 @@ root_domain = ".s3.garage.localhost"
             })
         })
         .collect::<Result<_>>()?;
-    garage_cmd(bin, &configs[0], &["node", "connect", &ids[1]])?;
+    retry(Duration::from_secs(30), || {
+        garage_cmd(bin, &configs[0], &["node", "connect", &ids[1]])
+    })?;
     for (i, id) in ids.iter().enumerate() {
         let short = id.split('@').next().unwrap_or(id);
         let zone = format!("dc{i}");
@@ -284,11 +286,13 @@ root_domain = ".s3.garage.localhost"
             garage_cmd(
                 bin,
                 &configs[0],
-                &["layout", "assign", "-z", &zone, "-c", "10G", short],
+                &["layout", "assign", "-z", &zone, "-c", "10GB", short],
             )
         })?;
     }
-    garage_cmd(bin, &configs[0], &["layout", "apply", "--version", "1"])?;
+    retry(Duration::from_secs(30), || {
+        garage_cmd(bin, &configs[0], &["layout", "apply", "--version", "1"])
+    })?;
     let key = garage_cmd(bin, &configs[0], &["key", "create", "bench"])?;
     let field = |name: &str| {
         key.lines()
