@@ -1,7 +1,8 @@
 //! The metering worker: writes every account's usage reports on a
 //! schedule (`--metering-every`, default hourly).
 //!
-//! Each pass, for each account: the storage report of the current hour
+//! The first pass comes one interval after the process starts. Each pass,
+//! for each account: the storage report of the current hour
 //! (a snapshot taken now; a later pass in the same hour replaces it), and
 //! the compute report of every hour that has usage records and no final
 //! report yet — the current hour's so far, and each earlier hour once
@@ -60,6 +61,13 @@ impl Worker for Metering {
     }
 
     fn every(&self) -> Duration {
+        self.every
+    }
+
+    /// Reports are due once an interval has passed (Manta wrote them after
+    /// the hour), not the moment a process starts: a short-lived process
+    /// writes none, and a restart does not rewrite them.
+    fn first_pass_after(&self) -> Duration {
         self.every
     }
 

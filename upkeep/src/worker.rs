@@ -32,6 +32,10 @@ pub trait Worker: Send + 'static {
     fn name(&self) -> &'static str;
     /// Time from the start of one pass to the start of the next.
     fn every(&self) -> Duration;
+    /// Time from the start to the first pass (default: at once).
+    fn first_pass_after(&self) -> Duration {
+        Duration::ZERO
+    }
     /// One full pass; returns a summary for people.
     fn pass(&mut self, ctl: &Control) -> impl Future<Output = Result<String, UpkeepError>> + Send;
 }
@@ -125,8 +129,9 @@ impl Registry {
         })
     }
 
-    /// Runs `worker` until `cancel` fires: a first pass at once, then one
-    /// every [`Worker::every`].
+    /// Runs `worker` until `cancel` fires: a first pass after
+    /// [`Worker::first_pass_after`] (at once by default), then one every
+    /// [`Worker::every`].
     pub fn spawn<W: Worker>(&self, mut worker: W, cancel: CancellationToken) -> JoinHandle<()> {
         let shared = Arc::new(Shared {
             name: worker.name(),
@@ -145,7 +150,8 @@ impl Registry {
         let scope = self.scope.clone();
         let ctl = Control { shared, cancel };
         tokio::spawn(async move {
-            let mut ticker = tokio::time::interval(worker.every());
+            let first = tokio::time::Instant::now() + worker.first_pass_after();
+            let mut ticker = tokio::time::interval_at(first, worker.every());
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tokio::select! {
