@@ -380,8 +380,12 @@ fn scrub_replaces_a_damaged_copy_and_audit_removes_only_old_strays() {
     std::fs::write(&victim, &bytes).unwrap();
 
     let node = format!("node{}", holders[0] + 1);
+    // The published count lags the worker by up to one publish interval
+    // (2 s, two 1 s passes) and a pass may have been running when the
+    // strays were written: four more passes include one that started
+    // after them.
     let before = passes(&d, &node, "audit");
-    wait_passes(&d, &node, "audit", before + 2);
+    wait_passes(&d, &node, "audit", before + 4);
     assert!(
         !old_stray.exists(),
         "a stray older than the grace period is removed"
