@@ -9,7 +9,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use tidepool_tests::Cluster;
 
 /// A client for a test cluster's gateway that signs every request as the
@@ -26,10 +26,7 @@ pub struct Gateway {
 impl Gateway {
     /// Signs as `alice` with the private key of the cluster's account.
     pub fn connect(cluster: &Cluster) -> Result<Gateway> {
-        let key_file = cluster.public_key().with_extension("");
-        let pem =
-            std::fs::read_to_string(&key_file).with_context(|| key_file.display().to_string())?;
-        let key = auth::sign::SigningKey::from_openssh(&pem)?;
+        let key = cluster.signing_key()?;
         Ok(Gateway {
             http: reqwest::Client::builder().tcp_nodelay(true).build()?,
             url: cluster.url(),

@@ -290,6 +290,15 @@ impl Cluster {
             .expect("a .pub key")
     }
 
+    /// The account's private key (beside [`Cluster::public_key`]), for
+    /// clients that sign requests themselves as the CLI does.
+    pub fn signing_key(&self) -> Result<auth::sign::SigningKey> {
+        let key_file = self.public_key().with_extension("");
+        let pem =
+            std::fs::read_to_string(&key_file).with_context(|| key_file.display().to_string())?;
+        Ok(auth::sign::SigningKey::from_openssh(&pem)?)
+    }
+
     fn launch(&mut self) -> Result<()> {
         let port = match self.env.iter().find(|(k, _)| k == "MANTA_URL") {
             // A restart keeps its port so clients' MANTA_URL stays valid.

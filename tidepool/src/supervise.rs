@@ -23,22 +23,41 @@ pub struct SupervisorArgs {
     /// Data directory (only for `--meta embedded`).
     #[arg(long, default_value = "./tidepool-data")]
     pub data: PathBuf,
-    /// Job lease: a job whose supervisor died is taken over by another
-    /// once this has passed without a renewal.
-    #[arg(long, default_value_t = DEFAULT_LEASE_TTL_MS, value_parser = clap::value_parser!(u64).range(100..))]
-    pub lease_ttl_ms: u64,
     /// The deployment's cluster key file (`tidepool admin cluster init`);
     /// default `DATA/cluster.key`, as `tidepool up` creates it.
     #[arg(long, env = cluster_auth::KEY_FILE_ENV)]
     pub cluster_key: Option<PathBuf>,
     #[command(flatten)]
     pub health: crate::node::HealthArgs,
+    #[command(flatten)]
+    pub supervision: SupervisionArgs,
+    #[command(flatten)]
+    pub admin: crate::admin_listen::AdminListenArgs,
+}
+
+/// How a supervisor runs, the same flags on `tidepool supervisor` and on
+/// `tidepool up` (whose supervisor runs in-process).
+#[derive(Args, Debug, Clone, Copy)]
+pub struct SupervisionArgs {
+    /// Job lease: a job whose supervisor died is taken over by another
+    /// once this has passed without a renewal.
+    #[arg(long, default_value_t = DEFAULT_LEASE_TTL_MS, value_parser = clap::value_parser!(u64).range(100..))]
+    pub lease_ttl_ms: u64,
     /// Time between passes of the metering worker, which writes every
     /// account's usage reports under `/:login/reports/usage/`.
     #[arg(long, default_value = "1h", value_parser = upkeep::parse_duration)]
     pub metering_every: std::time::Duration,
-    #[command(flatten)]
-    pub admin: crate::admin_listen::AdminListenArgs,
+}
+
+impl SupervisionArgs {
+    /// The supervisor's options under the deployment's health rule.
+    pub fn options(&self, health: &crate::node::HealthArgs) -> crate::agents::SupervisorOptions {
+        crate::agents::SupervisorOptions {
+            lease_ttl: std::time::Duration::from_millis(self.lease_ttl_ms),
+            metering_every: self.metering_every,
+            health: health.rule(),
+        }
+    }
 }
 
 /// Default job lease (ms).
@@ -55,17 +74,12 @@ pub async fn run(args: SupervisorArgs) -> Result<()> {
         .unwrap_or_else(|| data.join(crate::up::CLUSTER_KEY_FILE));
     let key = cluster_auth::ClusterKey::load(&key_file)?;
     let client = NodeClient::new(ClientOptions::default(), &key)?;
-    let lease = std::time::Duration::from_millis(args.lease_ttl_ms);
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(crate::agents::supervisor(
         meta.ns.clone(),
         client,
         &key,
-        crate::agents::SupervisorOptions {
-            lease_ttl: lease,
-            metering_every: args.metering_every,
-            health: args.health.rule(),
-        },
+        args.supervision.options(&args.health),
         shutdown.clone(),
     )?);
     let metrics_url = crate::admin_listen::start(&args.admin, None, &mut tasks, &shutdown).await?;

@@ -54,10 +54,8 @@ pub struct UpArgs {
     /// by `tidepool supervisor` processes on shared metadata).
     #[arg(long)]
     pub no_supervisor: bool,
-    /// Job lease of the supervisor: a job whose supervisor died is taken
-    /// over by another once this has passed.
-    #[arg(long, default_value_t = crate::supervise::DEFAULT_LEASE_TTL_MS, value_parser = clap::value_parser!(u64).range(100..))]
-    pub lease_ttl_ms: u64,
+    #[command(flatten)]
+    pub supervision: crate::supervise::SupervisionArgs,
     /// Metadata backend: `embedded` (`DATA/meta.redb`) or an external TiKV
     /// cluster, `tikv://PD1:2379,PD2:2379,...`.
     #[arg(long, default_value = "embedded")]
@@ -87,10 +85,6 @@ pub struct UpArgs {
     pub upkeep: node::UpkeepArgs,
     #[command(flatten)]
     pub health: node::HealthArgs,
-    /// Time between passes of the metering worker, which writes every
-    /// account's usage reports under `/:login/reports/usage/`.
-    #[arg(long, default_value = "1h", value_parser = upkeep::parse_duration)]
-    pub metering_every: std::time::Duration,
     #[command(flatten)]
     pub admin: crate::admin_listen::AdminListenArgs,
     /// Keep everything on ZFS: the data directory becomes dataset
@@ -268,16 +262,11 @@ pub async fn run(args: UpArgs) -> Result<()> {
     });
 
     if !args.no_supervisor {
-        let lease = Duration::from_millis(args.lease_ttl_ms);
         tasks.spawn(crate::agents::supervisor(
             ns.clone(),
             client,
             &cluster_key,
-            crate::agents::SupervisorOptions {
-                lease_ttl: lease,
-                metering_every: args.metering_every,
-                health: args.health.rule(),
-            },
+            args.supervision.options(&args.health),
             shutdown.clone(),
         )?);
     }

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use reqwest::{Method, StatusCode};
 
 use crate::Cluster;
@@ -53,10 +53,7 @@ pub enum Answer {
 impl Gateway {
     /// A client for `cluster`'s gateway, with the account's private key.
     pub fn connect(cluster: &Cluster) -> Result<Gateway> {
-        let key_file = cluster.public_key().with_extension("");
-        let pem =
-            std::fs::read_to_string(&key_file).with_context(|| key_file.display().to_string())?;
-        let key = auth::sign::SigningKey::from_openssh(&pem)?;
+        let key = cluster.signing_key()?;
         Ok(Gateway {
             http: reqwest::Client::builder()
                 .no_proxy()
