@@ -73,24 +73,21 @@ use jobs::protocol::{
 };
 use jobs::supervisor::StoreFeed;
 use meta::jobs::JobStore;
-use sandbox::{InputDir, LimitKind, Limits, RunReport, Sandbox};
+use sandbox::{LimitKind, Limits, RunReport, Sandbox};
 use tokio::io::AsyncWriteExt as _;
 
-use crate::builtins::{TASK_ENV, TaskIo, TaskRegistry};
+use crate::builtins::{TaskIo, TaskRegistry};
 use crate::fair::{Admission, Capacity};
 use crate::metering::{TaskMeter, UsageRecorder};
 use crate::objects::{ObjectError, ObjectIo};
-use crate::runner::{InProcess, PhaseError, PhaseInput, PhaseJob, PhaseOutput, PhaseRunner};
+use crate::runner::{InProcess, PhaseError, PhaseInput, PhaseOutput, PhaseRunner};
+use crate::task::{self, TASK_WALL_TIME, TaskPhases, TaskStdin};
 use crate::workers::{WorkerPool, WorkerProgram};
 use storage_node::protocol::{ErrorBody, ObjectId};
 use storage_node::store::ObjectStore;
 
 /// The agent's route for running one task attempt.
 pub const TASKS_PATH: &str = "/agent/tasks";
-/// Where a map task's input tree is mounted in the sandbox.
-const INPUT_GUEST: &str = "/manta";
-/// Where a phase's assets are mounted (read-only) in the sandbox.
-const ASSETS_GUEST: &str = "/assets";
 /// Reducer inputs asked per page.
 const FEED_PAGE: u32 = 64;
 /// How long a reducer waits before asking again for inputs not there yet.
@@ -99,8 +96,6 @@ const FEED_IDLE: Duration = Duration::from_millis(50);
 const FEED_BUFFER: usize = 256 * 1024;
 /// How often a running task checks whether its job was cancelled.
 const CANCEL_POLL: Duration = Duration::from_millis(500);
-/// Wall-time cap of one task.
-const TASK_WALL_TIME: Duration = Duration::from_secs(3600);
 
 /// How to run a node's agent.
 #[derive(Debug, Clone)]
@@ -130,7 +125,7 @@ pub struct AgentConfig {
 /// Default [`AgentConfig::max_task_memory_mb`]: Manta's largest `memory`.
 pub const DEFAULT_MAX_TASK_MEMORY_MB: u32 = 8192;
 /// Default [`AgentConfig::disk_unit`].
-pub const DISK_UNIT: u64 = 1 << 30;
+pub const DISK_UNIT: u64 = crate::task::DISK_UNIT;
 /// Largest `.wasm` asset a task may fetch as a command.
 pub const MAX_WASM_ASSET_BYTES: u64 = sandbox::MAX_MODULE_BYTES;
 
@@ -298,14 +293,12 @@ impl Agent {
     /// disk (one budget for scratch, stdout and what the in-task tools
     /// write); `waited` (for admission) comes off its time.
     fn limits(&self, req: &TaskRequest, waited: Duration) -> Limits {
-        let mut l = Limits::default();
-        let disk = u64::from(req.limits.disk_gb).saturating_mul(self.cfg.disk_unit);
-        l.wall_time = TASK_WALL_TIME.saturating_sub(waited);
-        l.memory_bytes = u64::from(req.limits.memory_mb) << 20;
-        l.scratch_bytes = disk;
-        l.stdout_bytes = disk;
-        l.disk_bytes = disk;
-        l
+        task::limits(
+            req.limits.memory_mb,
+            req.limits.disk_gb,
+            self.cfg.disk_unit,
+            waited,
+        )
     }
 
     /// Wasm instances the task runs at once: its widest pipeline (`exec`
@@ -437,17 +430,9 @@ impl Agent {
             .for_job(req.job_id, self.jobs.clone()),
         );
         let token = self.tools.register(task_io.clone());
-        let mut env = req.env.clone();
-        env.push((TASK_ENV.to_owned(), token.token.clone()));
-
-        let mut spec = PhaseJob::new(req.exec.clone(), scratch.clone());
-        spec.account = Some(req.owner.clone());
-        spec.env = env.clone();
-        spec.limits = self.limits(req, waited);
         let stdout_file = dir.join("stdout");
-        spec.stdout = PhaseOutput::File(stdout_file.clone());
         let mut feeder = None;
-        match &req.input {
+        let stdin = match &req.input {
             TaskInput::Map {
                 object_id, size, ..
             } => {
@@ -456,11 +441,7 @@ impl Agent {
                 let file = root.join(input_rel.unwrap_or_default());
                 self.link_input(object_id, *size, &file).await?;
                 meter.io.add_read(*size);
-                spec.input_dir = Some(InputDir {
-                    host: root,
-                    guest: INPUT_GUEST.into(),
-                });
-                spec.stdin = PhaseInput::File(file);
+                TaskStdin::Map { root, file }
             }
             TaskInput::Reduce { reducer } => {
                 let (w, r) = tokio::io::duplex(FEED_BUFFER);
@@ -473,9 +454,9 @@ impl Agent {
                     me.feed_reducer(&feed_io, &owner, operator, job, phase, reducer, w)
                         .await
                 }));
-                spec.stdin = PhaseInput::Stream(Box::new(r));
+                TaskStdin::Stream(Some(PhaseInput::Stream(Box::new(r))))
             }
-        }
+        };
 
         let assets_root = dir.join("assets");
         let assets = match self.fetch_assets(req, &task_io, &assets_root).await? {
@@ -484,25 +465,20 @@ impl Agent {
                 return Ok(self.fail_early(req, feeder, ErrorCode::TaskInitError, message, None));
             }
         };
-        // Assets are read-only files at their paths (Manta: `/assets/...`).
-        let assets_dir = (!req.assets.is_empty()).then(|| InputDir {
-            host: assets_root,
-            guest: ASSETS_GUEST.into(),
-        });
-        spec.assets = assets.clone();
-        spec.read_only_dirs.extend(assets_dir.clone());
+        let phases = TaskPhases {
+            exec: req.exec.clone(),
+            init: req.init.clone(),
+            scratch: scratch.clone(),
+            env: task::exec_env(&req.env, Some(&token.token)),
+            limits: self.limits(req, waited),
+            account: Some(req.owner.clone()),
+            assets,
+            // Assets are read-only files at their paths (Manta: `/assets/...`).
+            assets_dir: (!req.assets.is_empty()).then_some(assets_root),
+        };
+        let spec = phases.exec_job(stdin, PhaseOutput::File(stdout_file.clone()));
 
-        if let Some(init) = req.init.as_deref().filter(|s| !s.trim().is_empty()) {
-            let mut ispec = PhaseJob::new(init, scratch.clone());
-            ispec.account = Some(req.owner.clone());
-            ispec.env = env
-                .iter()
-                .filter(|(k, _)| !k.starts_with("MANTA_INPUT_"))
-                .cloned()
-                .collect();
-            ispec.limits = self.limits(req, waited);
-            ispec.assets = assets;
-            ispec.read_only_dirs.extend(assets_dir);
+        if let Some(ispec) = phases.init_job() {
             let outcome = match self.runner.run(ispec).await {
                 Ok(r) if r.infrastructure_error.is_some() => {
                     return Err(AgentError::Sandbox(
@@ -565,7 +541,7 @@ impl Agent {
         let outcome = match report {
             // A script the shell rejects fails like bash would (status 2).
             Err(msg) => {
-                io.put_bytes(&req.stderr_object, format!("sh: {msg}\n").into_bytes())
+                io.put_bytes(&req.stderr_object, task::script_rejected(&msg))
                     .await?;
                 TaskOutcome::Failure {
                     code: ErrorCode::UserTaskError,
@@ -654,7 +630,7 @@ impl Agent {
             let fetched = match &checked {
                 Ok((name, path)) => {
                     // Built from validated segments only (no `..`, no `/`).
-                    let dst = root.join(host_relative(path));
+                    let dst = root.join(task::host_relative(path));
                     if let Some(parent) = dst.parent() {
                         tokio::fs::create_dir_all(parent).await?;
                     }
@@ -840,18 +816,6 @@ impl Agent {
     }
 }
 
-/// `path`'s login and segments as a relative host path. Every segment
-/// was validated by [`meta::path::MantaPath`] (non-empty, not `.`/`..`, no
-/// `/` or NUL), so the result stays below whatever it is joined to; a
-/// segment too long for a file name is mapped as the task's
-/// `$MANTA_INPUT_FILE` names it ([`jobs::naming::file_component`]).
-fn host_relative(path: &meta::path::MantaPath) -> PathBuf {
-    std::iter::once(path.login())
-        .chain(path.segments())
-        .map(|s| jobs::naming::file_component(s).into_owned())
-        .collect()
-}
-
 /// Checks every name of `req` before anything is created for it: the
 /// owner is a valid login, a map input is a normalized object path the
 /// owner may read, stdout/stderr objects are normalized object paths in
@@ -877,7 +841,7 @@ pub fn validate(req: &TaskRequest) -> Result<Option<PathBuf>, AgentError> {
             if norm != *object {
                 return Err(invalid(format!("input name {object:?} is not normalized")));
             }
-            Ok(Some(host_relative(&path)))
+            Ok(Some(task::host_relative(&path)))
         }
         TaskInput::Reduce { .. } => Ok(None),
     }

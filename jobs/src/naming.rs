@@ -180,6 +180,10 @@ pub fn file_component(c: &str) -> std::borrow::Cow<'_, str> {
     format!("{}~{}", &c[..cut], &hash[..32]).into()
 }
 
+/// `MANTA_URL` of a task when nothing else is configured: tasks reach
+/// the store through their in-task tools, never through this URL.
+pub const DEFAULT_TASK_URL: &str = "http://localhost:80/";
+
 /// What the environment of one task depends on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EnvSpec<'a> {

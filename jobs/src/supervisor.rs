@@ -105,7 +105,7 @@ impl SupervisorConfig {
             max_retries: 2,
             input_batch: 64,
             health: membership::HealthRule::default(),
-            task_url: "http://localhost:80/".into(),
+            task_url: naming::DEFAULT_TASK_URL.into(),
             idle_close: Duration::from_secs(3600),
         }
     }

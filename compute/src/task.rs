@@ -1,0 +1,209 @@
+//! The one definition of what a task's phases see: the mounts, the
+//! environment, the limits and the run specs of its `init` and `exec`.
+//! A node's agent ([`crate::agent`]) and `tidepool exec` both build their
+//! runs here, so a phase that works under `tidepool exec` sees exactly
+//! what it sees in a job's task.
+//!
+//! Guarantees:
+//! - A map task's input is the file `<root>/<login>/<segments...>` (each
+//!   segment as [`jobs::naming::file_component`] maps it, built from
+//!   validated segments only), `<root>` is mounted read-only at
+//!   [`INPUT_GUEST`], so the guest finds it at `$MANTA_INPUT_FILE` =
+//!   `/manta/<object path>`, and it is also the phase's stdin.
+//! - Assets are mounted read-only at [`ASSETS_GUEST`]; `.wasm` assets are
+//!   also commands.
+//! - The environment is [`jobs::naming::task_env`] (spec §4.8) plus the
+//!   in-task tools' token; `init` gets the same minus `MANTA_INPUT_*`.
+//! - Limits: [`TASK_WALL_TIME`] of wall time (less what the task waited
+//!   for admission), the phase's `memory` over all stages, and one disk
+//!   budget (the phase's `disk`) for scratch, stdout and what tools write.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use meta::path::MantaPath;
+use sandbox::{InputDir, Limits};
+
+use crate::builtins::TASK_ENV;
+use crate::runner::{PhaseInput, PhaseJob, PhaseOutput};
+
+/// Where a map task's input tree is mounted in the sandbox.
+pub const INPUT_GUEST: &str = "/manta";
+/// Where a phase's assets are mounted (read-only) in the sandbox.
+pub const ASSETS_GUEST: &str = "/assets";
+/// Wall-time cap of one task.
+pub const TASK_WALL_TIME: Duration = Duration::from_secs(3600);
+/// Bytes per GB of a phase's `disk` (1 GiB; smaller only in tests).
+pub const DISK_UNIT: u64 = 1 << 30;
+
+/// The limits of one task of a phase with `memory_mb` of memory and
+/// `disk_gb` of disk (in units of `disk_unit` bytes), which waited
+/// `waited` for admission (that comes off its time).
+pub fn limits(memory_mb: u32, disk_gb: u32, disk_unit: u64, waited: Duration) -> Limits {
+    let mut l = Limits::default();
+    let disk = u64::from(disk_gb).saturating_mul(disk_unit);
+    l.wall_time = TASK_WALL_TIME.saturating_sub(waited);
+    l.memory_bytes = u64::from(memory_mb) << 20;
+    l.scratch_bytes = disk;
+    l.stdout_bytes = disk;
+    l.disk_bytes = disk;
+    l
+}
+
+/// `path`'s login and segments as a relative host path. Every segment
+/// was validated by [`MantaPath`] (non-empty, not `.`/`..`, no `/` or
+/// NUL), so the result stays below whatever it is joined to; a segment
+/// too long for a file name is mapped as the task's `$MANTA_INPUT_FILE`
+/// names it ([`jobs::naming::file_component`]).
+pub fn host_relative(path: &MantaPath) -> PathBuf {
+    std::iter::once(path.login())
+        .chain(path.segments())
+        .map(|s| jobs::naming::file_component(s).into_owned())
+        .collect()
+}
+
+/// The environment of a task's `exec`: `task_env` (from
+/// [`jobs::naming::task_env`]) and the in-task tools' `token`, if any.
+pub fn exec_env(task_env: &[(String, String)], token: Option<&str>) -> Vec<(String, String)> {
+    let mut env = task_env.to_vec();
+    if let Some(t) = token {
+        env.push((TASK_ENV.to_owned(), t.to_owned()));
+    }
+    env
+}
+
+/// A task's saved stderr when the shell rejected its script (`why`): the
+/// task fails with status 2, as bash does.
+pub fn script_rejected(why: &str) -> Vec<u8> {
+    format!("sh: {why}\n").into_bytes()
+}
+
+/// What a task's phases run with; [`TaskPhases::exec_job`] and
+/// [`TaskPhases::init_job`] are the runs.
+#[derive(Debug, Clone)]
+pub struct TaskPhases {
+    /// The phase's `exec`.
+    pub exec: String,
+    /// The phase's `init`, if any (blank counts as none).
+    pub init: Option<String>,
+    /// The task's scratch directory (the guest's `/`).
+    pub scratch: PathBuf,
+    /// The environment of `exec` ([`exec_env`]).
+    pub env: Vec<(String, String)>,
+    /// The task's limits ([`limits`]).
+    pub limits: Limits,
+    /// The job's owner (for per-account runner state).
+    pub account: Option<String>,
+    /// `.wasm` assets as commands: name → host file.
+    pub assets: HashMap<String, PathBuf>,
+    /// The host directory of the fetched assets, mounted at
+    /// [`ASSETS_GUEST`], if the phase has assets.
+    pub assets_dir: Option<PathBuf>,
+}
+
+/// A task's stdin.
+pub enum TaskStdin {
+    /// A map task: the input tree's host root (mounted at [`INPUT_GUEST`])
+    /// and the input file inside it.
+    Map { root: PathBuf, file: PathBuf },
+    /// A reducer's (or an input-less run's) stream; `None` is empty.
+    Stream(Option<PhaseInput>),
+}
+
+impl TaskPhases {
+    fn base(&self, script: &str) -> PhaseJob {
+        let mut job = PhaseJob::new(script, self.scratch.clone());
+        job.account = self.account.clone();
+        job.limits = self.limits.clone();
+        job.assets = self.assets.clone();
+        job.read_only_dirs
+            .extend(self.assets_dir.clone().map(|host| InputDir {
+                host,
+                guest: ASSETS_GUEST.into(),
+            }));
+        job
+    }
+
+    /// The run of `init`, if the phase has one: the same scratch, assets,
+    /// limits and environment as `exec` minus `MANTA_INPUT_*`, empty
+    /// stdin, stdout discarded.
+    pub fn init_job(&self) -> Option<PhaseJob> {
+        let init = self.init.as_deref().filter(|s| !s.trim().is_empty())?;
+        let mut job = self.base(init);
+        job.env = self
+            .env
+            .iter()
+            .filter(|(k, _)| !k.starts_with("MANTA_INPUT_"))
+            .cloned()
+            .collect();
+        Some(job)
+    }
+
+    /// The run of `exec` over `stdin`, its stdout to `stdout`.
+    pub fn exec_job(&self, stdin: TaskStdin, stdout: PhaseOutput) -> PhaseJob {
+        let mut job = self.base(&self.exec);
+        job.env = self.env.clone();
+        job.stdout = stdout;
+        match stdin {
+            TaskStdin::Map { root, file } => {
+                job.input_dir = Some(InputDir {
+                    host: root,
+                    guest: INPUT_GUEST.into(),
+                });
+                job.stdin = PhaseInput::File(file);
+            }
+            TaskStdin::Stream(Some(s)) => job.stdin = s,
+            TaskStdin::Stream(None) => {}
+        }
+        job
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn init_has_no_input_and_exec_mounts_it_at_manta() {
+        let t = TaskPhases {
+            exec: "wc -l".into(),
+            init: Some("echo hi".into()),
+            scratch: "/s".into(),
+            env: exec_env(
+                &jobs::naming::task_env(&jobs::naming::EnvSpec {
+                    login: "u",
+                    job: &uuid::Uuid::nil(),
+                    output_base: "/u/jobs/x/stor/u/stor/a.0.",
+                    input_object: Some("/u/stor/a"),
+                    reducer: None,
+                    url: jobs::naming::DEFAULT_TASK_URL,
+                }),
+                Some("tok"),
+            ),
+            limits: limits(1024, 8, DISK_UNIT, Duration::ZERO),
+            account: None,
+            assets: HashMap::new(),
+            assets_dir: None,
+        };
+        let init = t.init_job().expect("init");
+        assert!(init.env.iter().all(|(k, _)| !k.starts_with("MANTA_INPUT_")));
+        assert!(init.env.iter().any(|(k, v)| k == TASK_ENV && v == "tok"));
+        let root = PathBuf::from("/w/input");
+        let path = MantaPath::parse("/u/stor/a").expect("path");
+        let file = root.join(host_relative(&path));
+        assert_eq!(file, PathBuf::from("/w/input/u/stor/a"));
+        let exec = t.exec_job(TaskStdin::Map { root, file }, PhaseOutput::Discard);
+        assert_eq!(
+            exec.input_dir.as_ref().map(|d| d.guest.as_str()),
+            Some("/manta")
+        );
+        assert_eq!(exec.limits.wall_time, TASK_WALL_TIME);
+        assert_eq!(exec.limits.stdout_bytes, 8 << 30);
+        let blank = TaskPhases {
+            init: Some("  ".into()),
+            ..t
+        };
+        assert!(blank.init_job().is_none());
+    }
+}
