@@ -140,6 +140,8 @@ pub struct Agent {
     admission: Admission,
     grants: GrantVerifier,
     usage: UsageRecorder,
+    /// Each phase's `init` state on this node.
+    instances: task::PhaseInstances,
 }
 
 impl std::fmt::Debug for Agent {
@@ -189,6 +191,15 @@ impl IntoResponse for AgentError {
         };
         (status, Json(body)).into_response()
     }
+}
+
+/// Why a phase's `init` has no outcome (it is run again for the next
+/// task).
+enum InitError {
+    /// The worker running it died.
+    Crashed(String),
+    /// The host failed.
+    Agent(AgentError),
 }
 
 /// Removes a task's directory when the task ends, however it ends.
@@ -276,7 +287,9 @@ impl Agent {
             None => Arc::new(InProcess(sandbox)),
         };
         let usage = UsageRecorder::spawn(jobs.clone());
+        let instances = task::PhaseInstances::new(cfg.work_dir.clone());
         Arc::new(Agent {
+            instances,
             cfg,
             store,
             io,
@@ -469,6 +482,7 @@ impl Agent {
             exec: req.exec.clone(),
             init: req.init.clone(),
             scratch: scratch.clone(),
+            init_scratch: None,
             env: task::exec_env(&req.env, Some(&token.token)),
             limits: self.limits(req, waited),
             account: Some(req.owner.clone()),
@@ -476,21 +490,41 @@ impl Agent {
             // Assets are read-only files at their paths (Manta: `/assets/...`).
             assets_dir: (!req.assets.is_empty()).then_some(assets_root),
         };
-        let spec = phases.exec_job(stdin, PhaseOutput::File(stdout_file.clone()));
+        let mut phases = phases;
 
-        if let Some(ispec) = phases.init_job() {
-            let outcome = match self.runner.run(ispec).await {
-                Ok(r) if r.infrastructure_error.is_some() => {
-                    return Err(AgentError::Sandbox(
-                        r.infrastructure_error.unwrap_or_default(),
-                    ));
+        // `init` runs once per phase on this node (spec §4.5): the first
+        // task of the phase here runs it in the phase's instance, and
+        // every task (that one included) starts from a copy of the
+        // scratch it left. If it failed, the task that ran it reports
+        // why and every other task of the phase here is aborted.
+        if phases.init_job().is_some() {
+            let instance = self.instances.get(req.job_id, req.phase).await?;
+            phases.init_scratch = Some(instance.scratch.clone());
+            let outcome = instance
+                .init
+                .get_or_try_init(|| self.run_init(req, &phases, &io))
+                .await;
+            match outcome {
+                Ok(task::InitOutcome::Ready) => {
+                    let (from, to) = (instance.scratch.clone(), scratch.clone());
+                    tokio::task::spawn_blocking(move || task::copy_tree(&from, &to))
+                        .await
+                        .map_err(|e| AgentError::Sandbox(e.to_string()))??;
                 }
-                Ok(r) if r.success() && r.traps.is_empty() => None,
-                Ok(r) => Some((failure_message(&r), r.stderr)),
-                Err(PhaseError::Script(e)) => {
-                    Some(("user command exited with code 2".into(), e.into_bytes()))
+                Ok(task::InitOutcome::Failed {
+                    task,
+                    message,
+                    stderr,
+                }) => {
+                    let code = ErrorCode::TaskInitError;
+                    let (message, stderr) = if *task == req.task_id {
+                        (message.clone(), stderr.clone())
+                    } else {
+                        (task::INIT_ABORTED.to_owned(), None)
+                    };
+                    return Ok(self.fail_early(req, feeder, code, message, stderr));
                 }
-                Err(PhaseError::Crashed(message)) => {
+                Err(InitError::Crashed(message)) => {
                     return Ok(self.fail_early(
                         req,
                         feeder,
@@ -499,14 +533,10 @@ impl Agent {
                         None,
                     ));
                 }
-                Err(e) => return Err(AgentError::Sandbox(e.to_string())),
-            };
-            if let Some((message, stderr)) = outcome {
-                io.put_bytes(&req.stderr_object, stderr).await?;
-                let stderr = Some(req.stderr_object.clone());
-                return Ok(self.fail_early(req, feeder, ErrorCode::TaskInitError, message, stderr));
+                Err(InitError::Agent(e)) => return Err(e),
             }
         }
+        let spec = phases.exec_job(stdin, PhaseOutput::File(stdout_file.clone()));
 
         // A cancelled job's running tasks are stopped (spec §4.12): the run
         // is dropped, which kills its instances.
@@ -588,6 +618,46 @@ impl Agent {
         };
         drop(token);
         Ok(self.response(req, outcome))
+    }
+
+    /// Runs the phase's `init` for task `req` in its phase instance.
+    /// A user failure is an outcome (kept for the phase); a crash of the
+    /// worker or a host failure is not (the next task tries again).
+    async fn run_init(
+        &self,
+        req: &TaskRequest,
+        phases: &TaskPhases,
+        io: &ObjectIo,
+    ) -> Result<task::InitOutcome, InitError> {
+        let Some(ispec) = phases.init_job() else {
+            return Ok(task::InitOutcome::Ready);
+        };
+        let failed = match self.runner.run(ispec).await {
+            Ok(r) if r.infrastructure_error.is_some() => {
+                return Err(InitError::Agent(AgentError::Sandbox(
+                    r.infrastructure_error.unwrap_or_default(),
+                )));
+            }
+            Ok(r) if r.success() && r.traps.is_empty() => None,
+            Ok(r) => Some((failure_message(&r), r.stderr)),
+            Err(PhaseError::Script(e)) => Some((
+                "user command exited with code 2".into(),
+                task::script_rejected(&e),
+            )),
+            Err(PhaseError::Crashed(message)) => return Err(InitError::Crashed(message)),
+            Err(e) => return Err(InitError::Agent(AgentError::Sandbox(e.to_string()))),
+        };
+        let Some((message, stderr)) = failed else {
+            return Ok(task::InitOutcome::Ready);
+        };
+        io.put_bytes(&req.stderr_object, stderr)
+            .await
+            .map_err(|e| InitError::Agent(e.into()))?;
+        Ok(task::InitOutcome::Failed {
+            task: req.task_id,
+            message,
+            stderr: Some(req.stderr_object.clone()),
+        })
     }
 
     /// Fetch the phase's assets (as the owner; in a subuser's job only what its roles allow) to `<root>/<path>`, shown

@@ -89,6 +89,9 @@ pub struct TaskPhases {
     pub init: Option<String>,
     /// The task's scratch directory (the guest's `/`).
     pub scratch: PathBuf,
+    /// Where `init` runs, if not in `scratch` (a node's phase instance,
+    /// [`PhaseInstance`]).
+    pub init_scratch: Option<PathBuf>,
     /// The environment of `exec` ([`exec_env`]).
     pub env: Vec<(String, String)>,
     /// The task's limits ([`limits`]).
@@ -131,6 +134,9 @@ impl TaskPhases {
     pub fn init_job(&self) -> Option<PhaseJob> {
         let init = self.init.as_deref().filter(|s| !s.trim().is_empty())?;
         let mut job = self.base(init);
+        if let Some(dir) = &self.init_scratch {
+            job.scratch = dir.clone();
+        }
         job.env = self
             .env
             .iter()
@@ -170,6 +176,7 @@ mod tests {
             exec: "wc -l".into(),
             init: Some("echo hi".into()),
             scratch: "/s".into(),
+            init_scratch: None,
             env: exec_env(
                 &jobs::naming::task_env(&jobs::naming::EnvSpec {
                     login: "u",
@@ -206,4 +213,125 @@ mod tests {
         };
         assert!(blank.init_job().is_none());
     }
+}
+
+/// How a phase's `init` ended on this node.
+#[derive(Debug, Clone)]
+pub enum InitOutcome {
+    /// It succeeded; tasks start from a copy of its scratch.
+    Ready,
+    /// It failed while run for task `task`: that task fails with
+    /// `message` and `stderr` (the object it saved); every other task of
+    /// the phase here is aborted ([`INIT_ABORTED`]).
+    Failed {
+        task: uuid::Uuid,
+        message: String,
+        stderr: Option<String>,
+    },
+}
+
+/// The error message of a task whose phase's `init` failed for another
+/// task on the same node (spec §4.5).
+pub const INIT_ABORTED: &str =
+    "task aborted because a previous task failed to initialize (see other errors for details)";
+
+/// A phase's compute instance on one node (spec §4.5, §8.3): its `init`
+/// runs once, in the instance's own scratch, and every task of the phase
+/// here starts from a copy of what `init` left there (so `/var/tmp` set up
+/// by `init` is there, and tasks never see each other's files).
+#[derive(Debug)]
+pub struct PhaseInstance {
+    /// The scratch `init` ran in (the template of each task's scratch).
+    pub scratch: PathBuf,
+    /// How `init` ended; unset until it ran. An infrastructure failure
+    /// leaves it unset, so the next task runs `init` again.
+    pub init: tokio::sync::OnceCell<InitOutcome>,
+    last_used: std::sync::Mutex<std::time::Instant>,
+}
+
+/// The phase instances of one node, by job and phase. An instance unused
+/// for [`INSTANCE_IDLE`] is forgotten and its directory removed (a later
+/// task of that phase runs `init` again, as Manta reset idle zones).
+#[derive(Debug)]
+pub struct PhaseInstances {
+    dir: PathBuf,
+    map: std::sync::Mutex<HashMap<(uuid::Uuid, u32), std::sync::Arc<PhaseInstance>>>,
+}
+
+/// How long an idle phase instance is kept.
+pub const INSTANCE_IDLE: Duration = Duration::from_secs(600);
+
+impl PhaseInstances {
+    /// Instances with their directories under `dir`.
+    pub fn new(dir: PathBuf) -> PhaseInstances {
+        PhaseInstances {
+            dir,
+            map: std::sync::Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The instance of `job`'s `phase` (created, with an empty scratch,
+    /// on first use); forgets instances idle for too long.
+    pub async fn get(
+        &self,
+        job: uuid::Uuid,
+        phase: u32,
+    ) -> std::io::Result<std::sync::Arc<PhaseInstance>> {
+        let now = std::time::Instant::now();
+        let (inst, stale) = {
+            let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+            let mut stale = Vec::new();
+            map.retain(|_, i| {
+                let idle =
+                    now.duration_since(*i.last_used.lock().unwrap_or_else(|p| p.into_inner()));
+                // Held by a running task: kept whatever its age.
+                let keep = idle < INSTANCE_IDLE || std::sync::Arc::strong_count(i) > 1;
+                if !keep {
+                    stale.push(i.scratch.clone());
+                }
+                keep
+            });
+            let inst = map
+                .entry((job, phase))
+                .or_insert_with(|| {
+                    std::sync::Arc::new(PhaseInstance {
+                        scratch: self.dir.join(format!("phase-{job}-{phase}")),
+                        init: tokio::sync::OnceCell::new(),
+                        last_used: std::sync::Mutex::new(now),
+                    })
+                })
+                .clone();
+            *inst.last_used.lock().unwrap_or_else(|p| p.into_inner()) = now;
+            (inst, stale)
+        };
+        for s in stale {
+            tokio::task::spawn_blocking(move || {
+                let _ = std::fs::remove_dir_all(&s);
+            });
+        }
+        tokio::fs::create_dir_all(&inst.scratch).await?;
+        Ok(inst)
+    }
+}
+
+/// Copy the tree `from` into the (existing, empty) directory `to`: a
+/// task's scratch from its phase instance's. Files are copied, not
+/// linked, so what a task writes never reaches the instance or another
+/// task.
+pub fn copy_tree(from: &std::path::Path, to: &std::path::Path) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let kind = entry.file_type()?;
+        let dst = to.join(entry.file_name());
+        if kind.is_dir() {
+            std::fs::create_dir_all(&dst)?;
+            copy_tree(&entry.path(), &dst)?;
+        } else if kind.is_symlink() {
+            let target = std::fs::read_link(entry.path())?;
+            std::os::unix::fs::symlink(target, &dst)?;
+        } else if kind.is_file() {
+            std::fs::copy(entry.path(), &dst)?;
+        }
+    }
+    Ok(())
 }

@@ -199,6 +199,7 @@ async fn run_async(args: ExecArgs) -> anyhow::Result<i32> {
         exec: args.pipeline.clone(),
         init: args.init.clone(),
         scratch,
+        init_scratch: None,
         // No task token: the in-task tools say they need a job.
         env: task::exec_env(&env, None),
         limits,
