@@ -215,6 +215,45 @@ impl Drop for TaskDir {
     }
 }
 
+/// Saves a run that dumped core's trap report (spec §4.4, §8.3: the
+/// report stands for the core file) as `OUT/cores/<phase>/core.<program>.
+/// <uuid>`, `<program>` the first command that trapped; returns its name.
+/// `None` when nothing trapped.
+async fn save_core(
+    io: &ObjectIo,
+    req: &TaskRequest,
+    r: &RunReport,
+) -> Result<Option<String>, AgentError> {
+    let Some(first) = r.traps.first() else {
+        return Ok(None);
+    };
+    let program: String = first
+        .split(':')
+        .next()
+        .unwrap_or("core")
+        .rsplit('/')
+        .next()
+        .unwrap_or("core")
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        .take(64)
+        .collect();
+    let program = if program.is_empty() || program.chars().all(|c| c == '.') {
+        "core".to_owned()
+    } else {
+        program
+    };
+    let name = format!(
+        "{}/core.{program}.{}",
+        jobs::naming::core_dir(&req.owner, &req.job_id, req.phase),
+        uuid::Uuid::new_v4()
+    );
+    let mut report = r.traps.join("\n");
+    report.push('\n');
+    io.put_bytes(&name, report.into_bytes()).await?;
+    Ok(Some(name))
+}
+
 /// Manta's message for a failed run (spec §4.5).
 fn failure_message(r: &RunReport) -> String {
     if !r.traps.is_empty() {
@@ -380,6 +419,15 @@ impl Agent {
         self.runner.admit(&req.owner).await;
         if req.limits.memory_mb > self.cfg.max_task_memory_mb {
             let message = "failed to dispatch task: not enough memory available".into();
+            return Ok(self.fail_early::<()>(req, None, ErrorCode::TaskInitError, message, None));
+        }
+        // A disk budget larger than this node's whole file system can never
+        // be given here: refused before it runs (spec §4.7), not queued.
+        let disk = u64::from(req.limits.disk_gb).saturating_mul(self.cfg.disk_unit);
+        if let Ok(cap) = self.store.capacity().await
+            && disk > cap.total_bytes
+        {
+            let message = "failed to dispatch task: not enough disk space available".into();
             return Ok(self.fail_early::<()>(req, None, ErrorCode::TaskInitError, message, None));
         }
         // Wait for this account's share of the node; a cancelled job stops
@@ -607,11 +655,12 @@ impl Agent {
                 } else {
                     let message = failure_message(&r);
                     io.put_bytes(&req.stderr_object, r.stderr.clone()).await?;
+                    let core = save_core(&io, req, &r).await?;
                     TaskOutcome::Failure {
                         code: ErrorCode::UserTaskError,
                         message,
                         stderr: Some(req.stderr_object.clone()),
-                        core: None,
+                        core,
                     }
                 }
             }

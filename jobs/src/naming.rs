@@ -38,6 +38,13 @@ fn object_path(name: &str) -> Result<(String, MantaPath), NameDenied> {
     }
 }
 
+/// `name` normalized and parsed as an object name (`/<login>/<top>/<name>
+/// ...`), or [`NameDenied::Malformed`] (e.g. `/u/`, `/u/stor`, `/u/jobs`):
+/// what `mcat` checks before it emits a name.
+pub fn object_name(name: &str) -> Result<(String, MantaPath), NameDenied> {
+    object_path(name)
+}
+
 /// Whether a job of `owner` (`operator`: created by an operator account)
 /// may read `path`: its owner's tree, any `/public`, or anything for an
 /// operator's job.

@@ -19,13 +19,12 @@
 //! cases whose group or pipeline contains `substr`.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use tidepool_tests::differential::{Case, inputs, load_cases};
+use tidepool_tests::differential::{inputs, load_cases};
 
 /// What one side produced.
 #[derive(PartialEq)]
