@@ -73,24 +73,21 @@ use jobs::protocol::{
 };
 use jobs::supervisor::StoreFeed;
 use meta::jobs::JobStore;
-use sandbox::{InputDir, LimitKind, Limits, RunReport, Sandbox};
+use sandbox::{LimitKind, Limits, RunReport, Sandbox};
 use tokio::io::AsyncWriteExt as _;
 
-use crate::builtins::{TASK_ENV, TaskIo, TaskRegistry};
+use crate::builtins::{TaskIo, TaskRegistry};
 use crate::fair::{Admission, Capacity};
 use crate::metering::{TaskMeter, UsageRecorder};
 use crate::objects::{ObjectError, ObjectIo};
-use crate::runner::{InProcess, PhaseError, PhaseInput, PhaseJob, PhaseOutput, PhaseRunner};
+use crate::runner::{InProcess, PhaseError, PhaseInput, PhaseOutput, PhaseRunner};
+use crate::task::{self, TASK_WALL_TIME, TaskPhases, TaskStdin};
 use crate::workers::{WorkerPool, WorkerProgram};
 use storage_node::protocol::{ErrorBody, ObjectId};
 use storage_node::store::ObjectStore;
 
 /// The agent's route for running one task attempt.
 pub const TASKS_PATH: &str = "/agent/tasks";
-/// Where a map task's input tree is mounted in the sandbox.
-const INPUT_GUEST: &str = "/manta";
-/// Where a phase's assets are mounted (read-only) in the sandbox.
-const ASSETS_GUEST: &str = "/assets";
 /// Reducer inputs asked per page.
 const FEED_PAGE: u32 = 64;
 /// How long a reducer waits before asking again for inputs not there yet.
@@ -99,8 +96,6 @@ const FEED_IDLE: Duration = Duration::from_millis(50);
 const FEED_BUFFER: usize = 256 * 1024;
 /// How often a running task checks whether its job was cancelled.
 const CANCEL_POLL: Duration = Duration::from_millis(500);
-/// Wall-time cap of one task.
-const TASK_WALL_TIME: Duration = Duration::from_secs(3600);
 
 /// How to run a node's agent.
 #[derive(Debug, Clone)]
@@ -130,7 +125,7 @@ pub struct AgentConfig {
 /// Default [`AgentConfig::max_task_memory_mb`]: Manta's largest `memory`.
 pub const DEFAULT_MAX_TASK_MEMORY_MB: u32 = 8192;
 /// Default [`AgentConfig::disk_unit`].
-pub const DISK_UNIT: u64 = 1 << 30;
+pub const DISK_UNIT: u64 = crate::task::DISK_UNIT;
 /// Largest `.wasm` asset a task may fetch as a command.
 pub const MAX_WASM_ASSET_BYTES: u64 = sandbox::MAX_MODULE_BYTES;
 
@@ -145,6 +140,8 @@ pub struct Agent {
     admission: Admission,
     grants: GrantVerifier,
     usage: UsageRecorder,
+    /// Each phase's `init` state on this node.
+    instances: task::PhaseInstances,
 }
 
 impl std::fmt::Debug for Agent {
@@ -196,6 +193,15 @@ impl IntoResponse for AgentError {
     }
 }
 
+/// Why a phase's `init` has no outcome (it is run again for the next
+/// task).
+enum InitError {
+    /// The worker running it died.
+    Crashed(String),
+    /// The host failed.
+    Agent(AgentError),
+}
+
 /// Removes a task's directory when the task ends, however it ends.
 struct TaskDir(PathBuf);
 
@@ -207,6 +213,45 @@ impl Drop for TaskDir {
             let _ = std::fs::remove_dir_all(&p);
         });
     }
+}
+
+/// Saves a run that dumped core's trap report (spec §4.4, §8.3: the
+/// report stands for the core file) as `OUT/cores/<phase>/core.<program>.
+/// <uuid>`, `<program>` the first command that trapped; returns its name.
+/// `None` when nothing trapped.
+async fn save_core(
+    io: &ObjectIo,
+    req: &TaskRequest,
+    r: &RunReport,
+) -> Result<Option<String>, AgentError> {
+    let Some(first) = r.traps.first() else {
+        return Ok(None);
+    };
+    let program: String = first
+        .split(':')
+        .next()
+        .unwrap_or("core")
+        .rsplit('/')
+        .next()
+        .unwrap_or("core")
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        .take(64)
+        .collect();
+    let program = if program.is_empty() || program.chars().all(|c| c == '.') {
+        "core".to_owned()
+    } else {
+        program
+    };
+    let name = format!(
+        "{}/core.{program}.{}",
+        jobs::naming::core_dir(&req.owner, &req.job_id, req.phase),
+        uuid::Uuid::new_v4()
+    );
+    let mut report = r.traps.join("\n");
+    report.push('\n');
+    io.put_bytes(&name, report.into_bytes()).await?;
+    Ok(Some(name))
 }
 
 /// Manta's message for a failed run (spec §4.5).
@@ -281,7 +326,9 @@ impl Agent {
             None => Arc::new(InProcess(sandbox)),
         };
         let usage = UsageRecorder::spawn(jobs.clone());
+        let instances = task::PhaseInstances::new(cfg.work_dir.clone());
         Arc::new(Agent {
+            instances,
             cfg,
             store,
             io,
@@ -298,14 +345,12 @@ impl Agent {
     /// disk (one budget for scratch, stdout and what the in-task tools
     /// write); `waited` (for admission) comes off its time.
     fn limits(&self, req: &TaskRequest, waited: Duration) -> Limits {
-        let mut l = Limits::default();
-        let disk = u64::from(req.limits.disk_gb).saturating_mul(self.cfg.disk_unit);
-        l.wall_time = TASK_WALL_TIME.saturating_sub(waited);
-        l.memory_bytes = u64::from(req.limits.memory_mb) << 20;
-        l.scratch_bytes = disk;
-        l.stdout_bytes = disk;
-        l.disk_bytes = disk;
-        l
+        task::limits(
+            req.limits.memory_mb,
+            req.limits.disk_gb,
+            self.cfg.disk_unit,
+            waited,
+        )
     }
 
     /// Wasm instances the task runs at once: its widest pipeline (`exec`
@@ -376,6 +421,15 @@ impl Agent {
             let message = "failed to dispatch task: not enough memory available".into();
             return Ok(self.fail_early::<()>(req, None, ErrorCode::TaskInitError, message, None));
         }
+        // A disk budget larger than this node's whole file system can never
+        // be given here: refused before it runs (spec §4.7), not queued.
+        let disk = u64::from(req.limits.disk_gb).saturating_mul(self.cfg.disk_unit);
+        if let Ok(cap) = self.store.capacity().await
+            && disk > cap.total_bytes
+        {
+            let message = "failed to dispatch task: not enough disk space available".into();
+            return Ok(self.fail_early::<()>(req, None, ErrorCode::TaskInitError, message, None));
+        }
         // Wait for this account's share of the node; a cancelled job stops
         // waiting, and the wait comes off the task's time.
         let stages = Self::stages(req).await;
@@ -437,17 +491,9 @@ impl Agent {
             .for_job(req.job_id, self.jobs.clone()),
         );
         let token = self.tools.register(task_io.clone());
-        let mut env = req.env.clone();
-        env.push((TASK_ENV.to_owned(), token.token.clone()));
-
-        let mut spec = PhaseJob::new(req.exec.clone(), scratch.clone());
-        spec.account = Some(req.owner.clone());
-        spec.env = env.clone();
-        spec.limits = self.limits(req, waited);
         let stdout_file = dir.join("stdout");
-        spec.stdout = PhaseOutput::File(stdout_file.clone());
         let mut feeder = None;
-        match &req.input {
+        let stdin = match &req.input {
             TaskInput::Map {
                 object_id, size, ..
             } => {
@@ -456,11 +502,7 @@ impl Agent {
                 let file = root.join(input_rel.unwrap_or_default());
                 self.link_input(object_id, *size, &file).await?;
                 meter.io.add_read(*size);
-                spec.input_dir = Some(InputDir {
-                    host: root,
-                    guest: INPUT_GUEST.into(),
-                });
-                spec.stdin = PhaseInput::File(file);
+                TaskStdin::Map { root, file }
             }
             TaskInput::Reduce { reducer } => {
                 let (w, r) = tokio::io::duplex(FEED_BUFFER);
@@ -473,9 +515,9 @@ impl Agent {
                     me.feed_reducer(&feed_io, &owner, operator, job, phase, reducer, w)
                         .await
                 }));
-                spec.stdin = PhaseInput::Stream(Box::new(r));
+                TaskStdin::Stream(Some(PhaseInput::Stream(Box::new(r))))
             }
-        }
+        };
 
         let assets_root = dir.join("assets");
         let assets = match self.fetch_assets(req, &task_io, &assets_root).await? {
@@ -484,37 +526,53 @@ impl Agent {
                 return Ok(self.fail_early(req, feeder, ErrorCode::TaskInitError, message, None));
             }
         };
-        // Assets are read-only files at their paths (Manta: `/assets/...`).
-        let assets_dir = (!req.assets.is_empty()).then(|| InputDir {
-            host: assets_root,
-            guest: ASSETS_GUEST.into(),
-        });
-        spec.assets = assets.clone();
-        spec.read_only_dirs.extend(assets_dir.clone());
+        let phases = TaskPhases {
+            exec: req.exec.clone(),
+            init: req.init.clone(),
+            scratch: scratch.clone(),
+            init_scratch: None,
+            env: task::exec_env(&req.env, Some(&token.token)),
+            limits: self.limits(req, waited),
+            account: Some(req.owner.clone()),
+            assets,
+            // Assets are read-only files at their paths (Manta: `/assets/...`).
+            assets_dir: (!req.assets.is_empty()).then_some(assets_root),
+        };
+        let mut phases = phases;
 
-        if let Some(init) = req.init.as_deref().filter(|s| !s.trim().is_empty()) {
-            let mut ispec = PhaseJob::new(init, scratch.clone());
-            ispec.account = Some(req.owner.clone());
-            ispec.env = env
-                .iter()
-                .filter(|(k, _)| !k.starts_with("MANTA_INPUT_"))
-                .cloned()
-                .collect();
-            ispec.limits = self.limits(req, waited);
-            ispec.assets = assets;
-            ispec.read_only_dirs.extend(assets_dir);
-            let outcome = match self.runner.run(ispec).await {
-                Ok(r) if r.infrastructure_error.is_some() => {
-                    return Err(AgentError::Sandbox(
-                        r.infrastructure_error.unwrap_or_default(),
-                    ));
+        // `init` runs once per phase on this node (spec §4.5): the first
+        // task of the phase here runs it in the phase's instance, and
+        // every task (that one included) starts from a copy of the
+        // scratch it left. If it failed, the task that ran it reports
+        // why and every other task of the phase here is aborted.
+        if phases.init_job().is_some() {
+            let instance = self.instances.get(req.job_id, req.phase).await?;
+            phases.init_scratch = Some(instance.scratch.clone());
+            let outcome = instance
+                .init
+                .get_or_try_init(|| self.run_init(req, &phases, &io))
+                .await;
+            match outcome {
+                Ok(task::InitOutcome::Ready) => {
+                    let (from, to) = (instance.scratch.clone(), scratch.clone());
+                    tokio::task::spawn_blocking(move || task::copy_tree(&from, &to))
+                        .await
+                        .map_err(|e| AgentError::Sandbox(e.to_string()))??;
                 }
-                Ok(r) if r.success() && r.traps.is_empty() => None,
-                Ok(r) => Some((failure_message(&r), r.stderr)),
-                Err(PhaseError::Script(e)) => {
-                    Some(("user command exited with code 2".into(), e.into_bytes()))
+                Ok(task::InitOutcome::Failed {
+                    task,
+                    message,
+                    stderr,
+                }) => {
+                    let code = ErrorCode::TaskInitError;
+                    let (message, stderr) = if *task == req.task_id {
+                        (message.clone(), stderr.clone())
+                    } else {
+                        (task::INIT_ABORTED.to_owned(), None)
+                    };
+                    return Ok(self.fail_early(req, feeder, code, message, stderr));
                 }
-                Err(PhaseError::Crashed(message)) => {
+                Err(InitError::Crashed(message)) => {
                     return Ok(self.fail_early(
                         req,
                         feeder,
@@ -523,14 +581,10 @@ impl Agent {
                         None,
                     ));
                 }
-                Err(e) => return Err(AgentError::Sandbox(e.to_string())),
-            };
-            if let Some((message, stderr)) = outcome {
-                io.put_bytes(&req.stderr_object, stderr).await?;
-                let stderr = Some(req.stderr_object.clone());
-                return Ok(self.fail_early(req, feeder, ErrorCode::TaskInitError, message, stderr));
+                Err(InitError::Agent(e)) => return Err(e),
             }
         }
+        let spec = phases.exec_job(stdin, PhaseOutput::File(stdout_file.clone()));
 
         // A cancelled job's running tasks are stopped (spec §4.12): the run
         // is dropped, which kills its instances.
@@ -565,7 +619,7 @@ impl Agent {
         let outcome = match report {
             // A script the shell rejects fails like bash would (status 2).
             Err(msg) => {
-                io.put_bytes(&req.stderr_object, format!("sh: {msg}\n").into_bytes())
+                io.put_bytes(&req.stderr_object, task::script_rejected(&msg))
                     .await?;
                 TaskOutcome::Failure {
                     code: ErrorCode::UserTaskError,
@@ -601,17 +655,58 @@ impl Agent {
                 } else {
                     let message = failure_message(&r);
                     io.put_bytes(&req.stderr_object, r.stderr.clone()).await?;
+                    let core = save_core(&io, req, &r).await?;
                     TaskOutcome::Failure {
                         code: ErrorCode::UserTaskError,
                         message,
                         stderr: Some(req.stderr_object.clone()),
-                        core: None,
+                        core,
                     }
                 }
             }
         };
         drop(token);
         Ok(self.response(req, outcome))
+    }
+
+    /// Runs the phase's `init` for task `req` in its phase instance.
+    /// A user failure is an outcome (kept for the phase); a crash of the
+    /// worker or a host failure is not (the next task tries again).
+    async fn run_init(
+        &self,
+        req: &TaskRequest,
+        phases: &TaskPhases,
+        io: &ObjectIo,
+    ) -> Result<task::InitOutcome, InitError> {
+        let Some(ispec) = phases.init_job() else {
+            return Ok(task::InitOutcome::Ready);
+        };
+        let failed = match self.runner.run(ispec).await {
+            Ok(r) if r.infrastructure_error.is_some() => {
+                return Err(InitError::Agent(AgentError::Sandbox(
+                    r.infrastructure_error.unwrap_or_default(),
+                )));
+            }
+            Ok(r) if r.success() && r.traps.is_empty() => None,
+            Ok(r) => Some((failure_message(&r), r.stderr)),
+            Err(PhaseError::Script(e)) => Some((
+                "user command exited with code 2".into(),
+                task::script_rejected(&e),
+            )),
+            Err(PhaseError::Crashed(message)) => return Err(InitError::Crashed(message)),
+            Err(e) => return Err(InitError::Agent(AgentError::Sandbox(e.to_string()))),
+        };
+        let Some((message, stderr)) = failed else {
+            return Ok(task::InitOutcome::Ready);
+        };
+        io.put_bytes(&req.stderr_object, stderr)
+            .await
+            .map_err(|e| InitError::Agent(e.into()))?;
+        Ok(task::InitOutcome::Failed {
+            task: req.task_id,
+            message,
+            stderr: Some(req.stderr_object.clone()),
+        })
     }
 
     /// Fetch the phase's assets (as the owner; in a subuser's job only what its roles allow) to `<root>/<path>`, shown
@@ -654,7 +749,7 @@ impl Agent {
             let fetched = match &checked {
                 Ok((name, path)) => {
                     // Built from validated segments only (no `..`, no `/`).
-                    let dst = root.join(host_relative(path));
+                    let dst = root.join(task::host_relative(path));
                     if let Some(parent) = dst.parent() {
                         tokio::fs::create_dir_all(parent).await?;
                     }
@@ -840,18 +935,6 @@ impl Agent {
     }
 }
 
-/// `path`'s login and segments as a relative host path. Every segment
-/// was validated by [`meta::path::MantaPath`] (non-empty, not `.`/`..`, no
-/// `/` or NUL), so the result stays below whatever it is joined to; a
-/// segment too long for a file name is mapped as the task's
-/// `$MANTA_INPUT_FILE` names it ([`jobs::naming::file_component`]).
-fn host_relative(path: &meta::path::MantaPath) -> PathBuf {
-    std::iter::once(path.login())
-        .chain(path.segments())
-        .map(|s| jobs::naming::file_component(s).into_owned())
-        .collect()
-}
-
 /// Checks every name of `req` before anything is created for it: the
 /// owner is a valid login, a map input is a normalized object path the
 /// owner may read, stdout/stderr objects are normalized object paths in
@@ -877,7 +960,7 @@ pub fn validate(req: &TaskRequest) -> Result<Option<PathBuf>, AgentError> {
             if norm != *object {
                 return Err(invalid(format!("input name {object:?} is not normalized")));
             }
-            Ok(Some(host_relative(&path)))
+            Ok(Some(task::host_relative(&path)))
         }
         TaskInput::Reduce { .. } => Ok(None),
     }

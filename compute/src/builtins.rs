@@ -45,6 +45,8 @@ pub const TASK_ENV: &str = "TIDEPOOL_TASK";
 pub const TOOL_NAMES: [&str; 7] = ["mpipe", "mcat", "mtee", "msplit", "mput", "mget", "mls"];
 /// Highest reducer index + 1 an emit may name (spec §4.2).
 const MAX_REDUCERS: u32 = 128;
+/// Most copies `mtee -c` may ask (the gateway's `durability-level` cap).
+const MAX_COPIES: usize = 6;
 /// Chunk size when streaming stdin.
 const CHUNK: usize = 64 * 1024;
 
@@ -454,14 +456,24 @@ async fn upload_stdin(
     mkdirs: bool,
     tee: bool,
 ) -> Result<(), Fail> {
+    upload_stdin_with(&task.io, call, path, headers, mkdirs, tee).await
+}
+
+/// [`upload_stdin`] through `io`.
+async fn upload_stdin_with(
+    io: &ObjectIo,
+    call: &BuiltinCall<'_>,
+    path: &str,
+    headers: Headers,
+    mkdirs: bool,
+    tee: bool,
+) -> Result<(), Fail> {
     let (rx, pump) = stdin_stream(call, tee);
     let content_type = headers
         .get("content-type")
         .cloned()
         .unwrap_or_else(|| "application/octet-stream".into());
-    let upload = task
-        .io
-        .put_stream(path, &content_type, headers, rx_stream(rx), mkdirs);
+    let upload = io.put_stream(path, &content_type, headers, rx_stream(rx), mkdirs);
     let (res, full) = tokio::join!(upload, pump);
     if let Some(full) = full {
         return Err(quota_exceeded(full));
@@ -527,10 +539,17 @@ async fn mcat(call: &BuiltinCall<'_>, task: &TaskIo) -> Result<(), Fail> {
     if rest.is_empty() {
         return Err(Fail("usage: mcat [-r reducer] PATH...".into()));
     }
-    // By reference: names are resolved when the next phase dispatches them.
+    // By reference: names are resolved (found, authorized) when the next
+    // phase dispatches them (spec §4.3); one that cannot name an object at
+    // all fails here, before anything is emitted, as Manta's mcat did.
+    let mut names = Vec::with_capacity(rest.len());
     for p in &rest {
         let path = object_path(task, p)?;
-        task.emit(path, reducer);
+        let (norm, _) = jobs::naming::object_name(&path).map_err(|e| Fail(e.to_string()))?;
+        names.push(norm);
+    }
+    for n in names {
+        task.emit(n, reducer);
     }
     Ok(())
 }
@@ -542,7 +561,19 @@ async fn mtee(call: &BuiltinCall<'_>, task: &TaskIo) -> Result<(), Fail> {
     };
     let path = object_path(task, raw)?;
     may_write(task, &path)?;
-    upload_stdin(call, task, &path, parse_headers(&opts)?, false, true).await
+    match opts.iter().rev().find(|(c, _)| *c == 'c') {
+        // `-c N`: the object's durability (copies), as `mput -c`/the
+        // `durability-level` header allow (1..=6).
+        Some((_, v)) => {
+            let copies = match v.parse::<usize>() {
+                Ok(n) if (1..=MAX_COPIES).contains(&n) => n,
+                _ => return Err(Fail(format!("invalid copies {v:?} (1..={MAX_COPIES})"))),
+            };
+            let io = task.io.with_durability(copies);
+            upload_stdin_with(&io, call, &path, parse_headers(&opts)?, false, true).await
+        }
+        None => upload_stdin(call, task, &path, parse_headers(&opts)?, false, true).await,
+    }
 }
 
 async fn mput(call: &BuiltinCall<'_>, task: &TaskIo) -> Result<(), Fail> {

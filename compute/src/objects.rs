@@ -126,6 +126,14 @@ impl ObjectIo {
         }
     }
 
+    /// The same object I/O writing `copies` copies (at least one).
+    pub fn with_durability(&self, copies: usize) -> Self {
+        ObjectIo {
+            durability: copies.max(1),
+            ..self.clone()
+        }
+    }
+
     /// The same object I/O under the cluster's health rule `health`.
     pub fn with_health(mut self, health: HealthRule) -> Self {
         self.health = health;

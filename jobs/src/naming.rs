@@ -38,6 +38,13 @@ fn object_path(name: &str) -> Result<(String, MantaPath), NameDenied> {
     }
 }
 
+/// `name` normalized and parsed as an object name (`/<login>/<top>/<name>
+/// ...`), or [`NameDenied::Malformed`] (e.g. `/u/`, `/u/stor`, `/u/jobs`):
+/// what `mcat` checks before it emits a name.
+pub fn object_name(name: &str) -> Result<(String, MantaPath), NameDenied> {
+    object_path(name)
+}
+
 /// Whether a job of `owner` (`operator`: created by an operator account)
 /// may read `path`: its owner's tree, any `/public`, or anything for an
 /// operator's job.
@@ -179,6 +186,10 @@ pub fn file_component(c: &str) -> std::borrow::Cow<'_, str> {
     let hash = blake3::hash(c.as_bytes()).to_hex();
     format!("{}~{}", &c[..cut], &hash[..32]).into()
 }
+
+/// `MANTA_URL` of a task when nothing else is configured: tasks reach
+/// the store through their in-task tools, never through this URL.
+pub const DEFAULT_TASK_URL: &str = "http://localhost:80/";
 
 /// What the environment of one task depends on.
 #[derive(Debug, Clone, PartialEq, Eq)]

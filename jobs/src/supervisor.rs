@@ -105,7 +105,7 @@ impl SupervisorConfig {
             max_retries: 2,
             input_batch: 64,
             health: membership::HealthRule::default(),
-            task_url: "http://localhost:80/".into(),
+            task_url: naming::DEFAULT_TASK_URL.into(),
             idle_close: Duration::from_secs(3600),
         }
     }
@@ -253,6 +253,98 @@ impl Supervisor {
         }
     }
 
+    /// Delete a done job's intermediate objects (spec §4.3): the
+    /// committed outputs of its non-final phases that live under its
+    /// `stor/` directory, through the namespace's delete (their copies get
+    /// GC records and are reclaimed like any deleted object's), then the
+    /// directories that leaves empty below `stor/`. Never an object outside
+    /// the job's directory (an `mcat` of the user's object, an `mpipe` to
+    /// a named path), never a final output (also when a last phase re-emits
+    /// an intermediate by reference), never an error artifact (stderr and
+    /// cores are not outputs). Idempotent, so a job found done again (a
+    /// takeover, a restart) is cleaned again harmlessly; failures are
+    /// logged and leave objects behind, never fail the job. Returns how
+    /// many objects were deleted.
+    pub async fn delete_intermediates(&self, id: Uuid) -> u64 {
+        match self.try_delete_intermediates(id).await {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::warn!(job = %id, error = %e, "deleting intermediate objects failed");
+                0
+            }
+        }
+    }
+
+    async fn try_delete_intermediates(&self, id: Uuid) -> Result<u64, JobsError> {
+        const PAGE: usize = 256;
+        let Some(job) = self.store.get_job(&id).await? else {
+            return Ok(0);
+        };
+        if job.state != JobState::Done || job.phase_count < 2 {
+            return Ok(0);
+        }
+        let stor = naming::job_stor(&job.owner, &id);
+        let prefix = format!("{stor}/");
+        let outputs_of = |phase: u32| {
+            let store = self.store.clone();
+            async move {
+                let mut all = Vec::new();
+                let mut after: Option<Vec<u8>> = None;
+                loop {
+                    let page = store.outputs(&id, phase, after.as_deref(), PAGE).await?;
+                    after = page.last().map(|(k, _)| k.clone());
+                    let n = page.len();
+                    all.extend(page.into_iter().map(|(_, o)| o.name));
+                    if n < PAGE {
+                        return Ok::<_, JobsError>(all);
+                    }
+                }
+            }
+        };
+        let last = job.phase_count - 1;
+        let finals: HashSet<String> = outputs_of(last)
+            .await?
+            .into_iter()
+            .filter(|n| n.starts_with(&prefix))
+            .collect();
+        let mut deleted = 0;
+        let mut dirs = std::collections::BTreeSet::new();
+        let cond = meta::namespace::Conditions::default();
+        for phase in 0..last {
+            for name in outputs_of(phase).await? {
+                if !name.starts_with(&prefix) || finals.contains(&name) {
+                    continue;
+                }
+                let Ok(path) = meta::path::MantaPath::parse(&name) else {
+                    continue;
+                };
+                match self.ns.delete(&path, &cond).await {
+                    Ok(_) => deleted += 1,
+                    Err(meta::namespace::NamespaceError::NotFound(_)) => {}
+                    Err(e) => {
+                        tracing::warn!(job = %id, object = %name, error = %e, "intermediate object not deleted");
+                        continue;
+                    }
+                }
+                let mut dir = name.as_str();
+                while let Some((parent, _)) = dir.rsplit_once('/') {
+                    if parent.len() <= stor.len() {
+                        break;
+                    }
+                    dirs.insert(parent.to_owned());
+                    dir = parent;
+                }
+            }
+        }
+        // Deepest first; a directory still holding anything stays.
+        for dir in dirs.iter().rev() {
+            if let Ok(path) = meta::path::MantaPath::parse(dir) {
+                let _ = self.ns.delete(&path, &cond).await;
+            }
+        }
+        Ok(deleted)
+    }
+
     /// This supervisor's id.
     pub fn id(&self) -> &str {
         &self.cfg.id
@@ -319,6 +411,7 @@ impl Supervisor {
                     driving.spawn(async move {
                         let res = me.drive(id).await;
                         if matches!(res, Ok(DriveEnd::Done)) {
+                            me.delete_intermediates(id).await;
                             me.archive_done(id).await;
                         }
                         (id, res)

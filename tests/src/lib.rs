@@ -6,6 +6,7 @@
 //! files under a temporary directory.
 
 pub mod deployment;
+pub mod differential;
 pub mod linearizability;
 pub mod netns;
 pub mod partitions;
