@@ -5,6 +5,12 @@
 //! once per batch of arguments read from stdin, the job builtins (`wait`,
 //! `kill`), and the script runners (`sh`, `bash`, `.`/`source`, `shift`).
 //!
+//! `sleep` runs here too: a guest's `sleep` (WASI `poll_oneoff`) holds a
+//! host thread for its whole duration, so stages and background jobs could
+//! not run beside it, nor `kill` end it; the builtin waits on the
+//! executor's timer instead, and is dropped like any command when the run
+//! stops. It takes the operands of the toolbox's `sleep` (GNU's).
+//!
 //! `chmod` is accepted and changes nothing: WASI files have no permission
 //! bits, and every readable file in the sandbox can be run as a script
 //! (`./x.sh`), so `chmod +x x.sh` only has to succeed on a file that exists.
@@ -129,6 +135,16 @@ pub(crate) async fn run_builtin(
             }
         }
         "chmod" => chmod(sh, args, io).await,
+        "sleep" => match sleep_for(args) {
+            Ok(d) => {
+                tokio::time::sleep(d).await;
+                0
+            }
+            Err(msg) => {
+                sh.complain(io, &format!("sleep: {msg}")).await;
+                1
+            }
+        },
         "sh" | "bash" => return Some(run_sh(sh, &argv[0], args, env, io).await),
         "." | "source" => return Some(source(sh, args, io).await),
         _ => return None,
@@ -749,6 +765,18 @@ mod tests {
     }
 
     #[test]
+    fn sleep_operands_as_gnu() {
+        let secs = |a: &[&str]| {
+            sleep_for(&a.iter().map(|s| s.to_string()).collect::<Vec<_>>()).map(|d| d.as_secs_f64())
+        };
+        assert_eq!(secs(&["1.5", "2m", ".5h"]), Ok(1.5 + 120.0 + 1800.0));
+        assert!(secs(&[]).is_err());
+        assert!(secs(&["x"]).is_err());
+        assert!(secs(&["-1"]).is_err());
+        assert!(secs(&["1e10"]).is_err());
+    }
+
+    #[test]
     fn echo_escape_sequences() {
         let mut out = Vec::new();
         assert!(!echo_escapes("a\\tb\\x41\\0101", &mut out));
@@ -1013,4 +1041,31 @@ async fn source(sh: &mut Shell, args: &[String], io: &Stdio) -> Flow {
         }
     };
     sh.source_script(&text, args, io).await
+}
+
+/// `sleep NUMBER[SUFFIX]...`: the sum of the operands (GNU's `s`, `m`, `h`,
+/// `d` suffixes, fractions allowed).
+fn sleep_for(args: &[String]) -> Result<std::time::Duration, String> {
+    if args.is_empty() {
+        return Err("missing operand".into());
+    }
+    let mut total = 0.0f64;
+    for a in args {
+        let (num, mult) = match a.as_bytes().last() {
+            Some(b's') => (&a[..a.len() - 1], 1.0),
+            Some(b'm') => (&a[..a.len() - 1], 60.0),
+            Some(b'h') => (&a[..a.len() - 1], 3600.0),
+            Some(b'd') => (&a[..a.len() - 1], 86400.0),
+            _ => (a.as_str(), 1.0),
+        };
+        let valid = !num.is_empty() && num.bytes().all(|b| b.is_ascii_digit() || b == b'.');
+        match num.parse::<f64>() {
+            Ok(v) if valid => total += v * mult,
+            _ => return Err(format!("invalid time interval '{a}'")),
+        }
+    }
+    if !total.is_finite() || total > 1e9 {
+        return Err("sleeping that long is not supported".into());
+    }
+    Ok(std::time::Duration::from_secs_f64(total))
 }
