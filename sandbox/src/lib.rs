@@ -76,7 +76,7 @@ use fs::FsLayout;
 use limits::LimitKind as LK;
 use pipe::{PipeReader, PipeWriter};
 use run::{Capture, RunShared, TaskGuard, drain_out, pump_in};
-use shell::{PhaseCtx, Shell, Stop};
+use shell::{PhaseCtx, Shell};
 use stage::Stdio;
 
 /// The wasi-coreutils toolbox, built from the workspace by build.rs.
@@ -119,6 +119,10 @@ pub struct InputDir {
     pub host: PathBuf,
     pub guest: String,
 }
+
+/// Process ids `$!` hands out start above this (they name jobs, not host
+/// processes).
+const BACKGROUND_PID_BASE: u32 = 1000;
 
 /// One run of a phase script.
 #[non_exhaustive]
@@ -588,6 +592,8 @@ impl Sandbox {
             host_builtins: self.builtins.clone(),
             asset_cache: Mutex::new(HashMap::new()),
             redirected: Arc::new(AtomicU64::new(0)),
+            background: Default::default(),
+            last_pid: std::sync::atomic::AtomicU32::new(BACKGROUND_PID_BASE),
         });
         let mut sh = Shell::new(ctx, &spec.env);
         let io = Stdio {
@@ -596,13 +602,10 @@ impl Sandbox {
             stderr: err_w,
         };
         let body = async move {
-            let r = sh.script(&script, &io).await;
+            // The shell's background jobs are waited for before it ends.
+            let r = sh.run_to_end(&script, &io).await;
             drop(io);
-            match r {
-                Ok(()) => sh.status,
-                Err(Stop::Exit(c)) => c,
-                Err(Stop::Killed) => KILLED_STATUS,
-            }
+            r.unwrap_or(KILLED_STATUS)
         };
         let deadline = tokio::time::sleep(limits.wall_time);
         let mut exit_status = tokio::select! {

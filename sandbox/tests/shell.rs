@@ -122,18 +122,19 @@ async fn xargs_runs_the_command_per_batch() {
 #[tokio::test]
 async fn unknown_commands_and_host_programs_are_not_found() {
     let f = fixture();
+    // A path names a file in the guest's tree (scratch), never the host's.
     let r = f.run("/bin/sh -c 'echo pwned'; echo $?", b"").await;
     assert_eq!(stdout(&r), "127\n");
-    assert!(String::from_utf8_lossy(&r.stderr).contains("command not found"));
+    assert!(String::from_utf8_lossy(&r.stderr).contains("No such file"));
 }
 
 #[tokio::test]
 async fn unsupported_constructs_are_rejected_before_running() {
     let f = fixture();
-    let spec = f.spec("echo x > marker; sleep 5 &");
+    let spec = f.spec("echo x > marker; case x in x) echo;; esac");
     match sandbox::Sandbox::run_phase(sandbox(), spec).await {
         Err(SandboxError::Script(ScriptError::Unsupported { construct, .. })) => {
-            assert!(construct.contains("background"))
+            assert!(construct.contains("case"))
         }
         other => panic!("expected rejection, got {other:?}"),
     }
@@ -154,4 +155,144 @@ async fn traps_are_reported_as_core_dumps() {
     assert_eq!(stdout(&r), "134\n");
     assert_eq!(r.traps.len(), 1);
     assert!(String::from_utf8_lossy(&r.stderr).contains("core dumped"));
+}
+
+#[tokio::test]
+async fn background_jobs_wait_and_kill() {
+    let f = fixture();
+    let r = f
+        .run(
+            "echo a > f1 & echo b > f2 & wait; cat f1 f2; (exit 7) & wait $!; echo $?",
+            b"",
+        )
+        .await;
+    assert_eq!(stdout(&r), "a\nb\n7\n", "{r:?}");
+    // A killed job's status is 128 + the signal; unknown jobs are errors.
+    let r = f
+        .run(
+            "( while :; do :; done ) & kill %1; wait %1; echo $?; kill -9 %1; echo $?; wait 4242; echo $?",
+            b"",
+        )
+        .await;
+    assert_eq!(stdout(&r), "143\n1\n127\n", "{r:?}");
+    // A job's stdin is empty (no job control), and `$!` names it.
+    let r = f
+        .run(
+            "wcat & p=$!; wait $p; echo \"[$?]\"; [ -n \"$p\" ] && echo pid",
+            b"input",
+        )
+        .await;
+    assert_eq!(stdout(&r), "[0]\npid\n", "{r:?}");
+}
+
+#[tokio::test]
+async fn background_jobs_are_bounded_and_waited_for() {
+    let f = fixture();
+    // Far more jobs than may run at once: the shell throttles, none is lost.
+    let r = f
+        .run(
+            "for i in {1..100}; do (echo $i > n.$i) & done; wait; cat n.* | wc -l",
+            b"",
+        )
+        .await;
+    assert_eq!(stdout(&r).trim(), "100", "{r:?}");
+    // Jobs never waited for still finish before the run ends (their
+    // output is the task's), even started inside a subshell.
+    let r = f
+        .run(
+            "( i=0; while [ $i -lt 2000 ]; do i=$((i+1)); done; echo late > l ) & echo early",
+            b"",
+        )
+        .await;
+    assert_eq!(stdout(&r), "early\n", "{r:?}");
+    assert_eq!(
+        std::fs::read_to_string(f.scratch().join("l"))
+            .ok()
+            .as_deref(),
+        Some("late\n")
+    );
+    // Killed before the end of the run: nothing of the job is left.
+    let r = f
+        .run("( while :; do :; done ) & kill $!; wait; echo done", b"")
+        .await;
+    assert_eq!((r.exit_status, stdout(&r).as_str()), (0, "done\n"));
+}
+
+#[tokio::test]
+async fn scripts_run_by_sh_bash_source_and_path() {
+    let f = fixture();
+    let r = f
+        .run(
+            "printf 'echo \"$0:$#:$1:$2\"\\n' > x.sh; sh x.sh a b; bash ./x.sh c; chmod +x x.sh; ./x.sh d e f; sh -c 'echo $0 $1' n 1",
+            b"",
+        )
+        .await;
+    assert_eq!(
+        stdout(&r),
+        "x.sh:2:a:b\n./x.sh:1:c:\n./x.sh:3:d:e\nn 1\n",
+        "{r:?}"
+    );
+    // A child shell sees exported variables only; `.` runs in this shell.
+    let r = f
+        .run(
+            "printf 'v=in; echo \"[$x][$y]\"\\n' > v.sh; x=1; export y=2; v=out; sh v.sh; echo $v; . ./v.sh; echo $v",
+            b"",
+        )
+        .await;
+    assert_eq!(stdout(&r), "[][2]\nout\n[1][2]\nin\n", "{r:?}");
+    // The script reads the task's stdin; `exit` ends only the script.
+    let r = f
+        .run(
+            "printf 'wcat; exit 4\\n' > c.sh; sh c.sh; echo $?",
+            b"piped\n",
+        )
+        .await;
+    assert_eq!(stdout(&r), "piped\n4\n", "{r:?}");
+    let r = f
+        .run("echo 'echo from stdin' | sh; sh missing.sh; echo $?", b"")
+        .await;
+    assert_eq!(stdout(&r), "from stdin\n2\n", "{r:?}");
+}
+
+#[tokio::test]
+async fn script_recursion_is_bounded() {
+    let f = fixture();
+    let r = f
+        .run(
+            "printf 'echo x >> depth; sh r.sh\\n' > r.sh; sh r.sh; echo $?; wc -l < depth",
+            b"",
+        )
+        .await;
+    assert_eq!(stdout(&r), "2\n16\n", "{r:?}");
+    assert!(String::from_utf8_lossy(&r.stderr).contains("nested more than"));
+}
+
+#[tokio::test]
+async fn bash_isms_patterns_file_substitution_and_arithmetic() {
+    let f = fixture();
+    let r = f
+        .run(
+            "x=banana; [[ $x == [a-c]* ]] && echo y1; [[ $x == \"b*\" ]] || echo y2; \
+             p='b*'; [[ $x == $p ]] && echo y3; [[ A == [[:upper:]] ]] && echo y4",
+            b"",
+        )
+        .await;
+    assert_eq!(stdout(&r), "y1\ny2\ny3\ny4\n", "{r:?}");
+    let r = f
+        .run(
+            "printf 'a b\\n\\n\\n' > f; x=$(< f); echo \"[$x]\"; y=$(< nope); echo $?",
+            b"",
+        )
+        .await;
+    assert_eq!(stdout(&r), "[a b]\n1\n", "{r:?}");
+    let r = f
+        .run(
+            "s=0; for ((i=1; i<=10; i++)); do s=$((s + i)); done; echo $s; ((s > 50)) && echo big; echo $((2**10 % 1000)) $((7/2))",
+            b"",
+        )
+        .await;
+    assert_eq!(stdout(&r), "55\nbig\n24 3\n", "{r:?}");
+    // An arithmetic error in an expansion ends the shell, as bash's does.
+    let r = f.run("echo $((1/0)); echo after", b"").await;
+    assert_eq!((r.exit_status, stdout(&r).as_str()), (1, ""));
 }

@@ -8,6 +8,8 @@
 //! interpreter must match every construct, and a new one must fail to
 //! compile there until it is handled.
 
+pub use crate::arith::Arith;
+
 /// A sequence of and-or lists (`a; b && c`).
 #[derive(Debug, Clone, Default)]
 pub struct Script(pub Vec<AndOr>);
@@ -22,6 +24,8 @@ pub enum Connector {
 pub struct AndOr {
     pub first: Pipeline,
     pub rest: Vec<(Connector, Pipeline)>,
+    /// Ended by `&`: run as a background job of the shell.
+    pub background: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -64,6 +68,15 @@ pub enum CommandKind {
     Group { body: Script, subshell: bool },
     /// `[[ expr ]]`
     Test(TestExpr),
+    /// `for ((init; cond; step)); do body; done` (a missing condition is true)
+    ArithFor {
+        init: Option<Arith>,
+        cond: Option<Arith>,
+        step: Option<Arith>,
+        body: Script,
+    },
+    /// `((expr))`: status 0 when the value is not zero
+    Arith(Arith),
 }
 
 /// `[[ ... ]]` expressions.
@@ -92,6 +105,8 @@ pub enum Piece {
     },
     /// `$(...)` or `` `...` ``.
     Subst { script: Script, quoted: bool },
+    /// `$((...))`
+    Arith { expr: Arith, quoted: bool },
 }
 
 #[derive(Debug, Clone)]
@@ -169,7 +184,8 @@ impl Command {
             CommandKind::For { items, body, .. } => from_words(items).max(body.max_pipeline()),
             CommandKind::While { cond, body, .. } => cond.max_pipeline().max(body.max_pipeline()),
             CommandKind::Group { body, .. } => body.max_pipeline(),
-            CommandKind::Test(_) => 0,
+            CommandKind::ArithFor { body, .. } => body.max_pipeline(),
+            CommandKind::Test(_) | CommandKind::Arith(_) => 0,
         };
         own.max(redirs)
     }

@@ -219,6 +219,10 @@ const MAX_WORD_ARITHMETIC: usize = 2;
 /// Most `(` in a word that has a `$((` or `$[`.
 const MAX_ARITHMETIC_PARENS: usize = 8;
 
+/// Most `(` inside one `((...))` (brush-parser tries each both as a
+/// nested group and as a plain token).
+const MAX_ARITH_PARENS: usize = 4;
+
 /// What opened a level of nesting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Open {
@@ -254,21 +258,63 @@ pub(crate) fn token_depth(tokens: &[Token], base: usize) -> Result<usize, Script
     let mut bangs = 0usize;
     let mut max = 0usize;
     let mut at = Position::CommandStart;
-    let mut prev_open_paren = false;
+    // The previous token if it was a `(`: where it ended, and whether a
+    // `((` starting there may open arithmetic (it follows `for`, or sits
+    // where a command begins).
+    let mut prev_open_paren: Option<(usize, bool)> = None;
+    let mut prev_was_for = false;
+    // Inside `((...))`: the `(` seen in it, and how many are open.
+    let mut arith: Option<(usize, usize)> = None;
     for t in tokens {
         let mut opened = None;
         let is_open_paren = matches!(t, Token::Operator(op, _) if op == "(");
-        if is_open_paren && prev_open_paren {
+        if let Some((seen, open)) = arith.as_mut() {
+            match t {
+                Token::Operator(op, _) if op == "(" => {
+                    *seen += 1;
+                    *open += 1;
+                    if *seen > MAX_ARITH_PARENS {
+                        return Err(ScriptError::unsupported(
+                            format!("more than {MAX_ARITH_PARENS} `(` inside `((...))`"),
+                            "",
+                        ));
+                    }
+                }
+                Token::Operator(op, _) if op == ")" => {
+                    if *open == 0 {
+                        arith = None;
+                    } else {
+                        *open -= 1;
+                    }
+                }
+                _ => {}
+            }
+        } else if let (true, Some((end, may_open))) = (is_open_paren, prev_open_paren) {
             // brush-parser tries `( (` as an arithmetic command first, and
             // on unbalanced input that attempt backtracks exponentially
-            // (30 bytes of `(` take minutes). We run no arithmetic, so
-            // refuse it before the parser sees it.
-            return Err(ScriptError::unsupported(
-                "arithmetic command `((...))` (or `( (` with no command between)",
-                "",
-            ));
+            // (30 bytes of `(` take minutes): `((` is accepted only as
+            // arithmetic (written without a space, after `for` or where a
+            // command begins), with at most a few `(` inside, so that
+            // attempt stays cheap; any other `( (` is refused before the
+            // parser sees it.
+            let contiguous = t.location().start.index == end;
+            if !(contiguous && may_open) {
+                return Err(ScriptError::unsupported(
+                    "arithmetic command `((...))` (or `( (` with no command between)",
+                    "",
+                ));
+            }
+            arith = Some((0, 0));
         }
-        prev_open_paren = is_open_paren;
+        prev_open_paren = match t {
+            Token::Operator(op, loc) if op == "(" && arith.is_none() => Some((
+                loc.end.index,
+                prev_was_for || matches!(at, Position::CommandStart | Position::ListStart),
+            )),
+            _ => None,
+        };
+        prev_was_for = matches!(t, Token::Word(w, _) if w == "for")
+            && matches!(at, Position::CommandStart | Position::ListStart);
         let next = match t {
             Token::Operator(op, _) => {
                 bangs = 0;

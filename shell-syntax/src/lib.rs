@@ -30,6 +30,7 @@
 //! ));
 //! ```
 
+pub mod arith;
 pub mod ast;
 pub mod bounds;
 mod brace;

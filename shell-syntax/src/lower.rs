@@ -18,6 +18,7 @@ use brush_parser::word::{self as bw, WordPiece};
 use brush_parser::{ParserOptions, Token};
 
 use crate::ScriptError;
+use crate::arith;
 use crate::ast::*;
 use crate::bounds::{self, MAX_NESTING};
 
@@ -99,12 +100,7 @@ fn parse_word(text: &str) -> Result<Vec<bw::WordPieceWithSource>, ScriptError> {
 fn lower_list(list: &b::CompoundList) -> Result<Script, ScriptError> {
     let mut out = Vec::new();
     for b::CompoundListItem(and_or, sep) in &list.0 {
-        if matches!(sep, b::SeparatorOperator::Async) {
-            return Err(ScriptError::unsupported(
-                "background job (`&`)",
-                and_or.to_string(),
-            ));
-        }
+        let background = matches!(sep, b::SeparatorOperator::Async);
         let first = lower_pipeline(&and_or.first)?;
         let mut rest = Vec::new();
         for a in &and_or.additional {
@@ -113,7 +109,11 @@ fn lower_list(list: &b::CompoundList) -> Result<Script, ScriptError> {
                 b::AndOr::Or(p) => (Connector::Or, lower_pipeline(p)?),
             });
         }
-        out.push(AndOr { first, rest });
+        out.push(AndOr {
+            first,
+            rest,
+            background,
+        });
     }
     Ok(Script(out))
 }
@@ -181,14 +181,22 @@ fn lower_command(c: &b::Command) -> Result<Command, ScriptError> {
                 b::CompoundCommand::CaseClause(_) => {
                     return Err(ScriptError::unsupported("`case`", near()));
                 }
-                b::CompoundCommand::Arithmetic(_) => {
-                    return Err(ScriptError::unsupported(
-                        "arithmetic command `((...))`",
-                        near(),
-                    ));
+                b::CompoundCommand::Arithmetic(a) => {
+                    CommandKind::Arith(arith::parse(&a.expr.value)?)
                 }
-                b::CompoundCommand::ArithmeticForClause(_) => {
-                    return Err(ScriptError::unsupported("arithmetic `for ((...))`", near()));
+                b::CompoundCommand::ArithmeticForClause(f) => {
+                    let part = |e: &Option<b::UnexpandedArithmeticExpr>| {
+                        e.as_ref()
+                            .filter(|e| !e.value.trim().is_empty())
+                            .map(|e| arith::parse(&e.value))
+                            .transpose()
+                    };
+                    CommandKind::ArithFor {
+                        init: part(&f.initializer)?,
+                        cond: part(&f.condition)?,
+                        step: part(&f.updater)?,
+                        body: lower_list(&f.body.list)?,
+                    }
                 }
                 b::CompoundCommand::Coprocess(_) => {
                     return Err(ScriptError::unsupported("`coproc`", near()));
@@ -496,12 +504,10 @@ fn lower_piece(
                 out.push(Piece::Text { text, quoted: true });
             }
         }
-        WordPiece::ArithmeticExpression(_) => {
-            return Err(ScriptError::unsupported(
-                "arithmetic expansion `$((...))`",
-                near,
-            ));
-        }
+        WordPiece::ArithmeticExpression(e) => out.push(Piece::Arith {
+            expr: arith::parse(&e.value)?,
+            quoted,
+        }),
     }
     Ok(())
 }
@@ -645,6 +651,9 @@ mod tests {
             "export A=b; cd /tmp; exit 3",
             "sort -t $'\\t' -k2",
             "(echo a; echo b) | { cat; }",
+            "sleep 1 & wait $!; a & b && c &",
+            "for ((i=0; i<3; i++)); do echo $i; done; for ((i=0; ; )) { :; }",
+            "((i += 2)) && echo $((i * (3 + 1))) \"$(( 2**10 ))\"",
         ] {
             parse(src).unwrap_or_else(|e| panic!("{src}: {e}"));
         }
@@ -652,15 +661,45 @@ mod tests {
 
     #[test]
     fn rejects_unsupported_constructs_by_name() {
-        rejects("sleep 1 &", "background");
         rejects("f() { echo; }", "function");
         rejects("case x in a) echo;; esac", "case");
-        rejects("echo $((1+2))", "arithmetic");
+        rejects("echo $((1+$(echo 2)))", "inside arithmetic");
+        rejects("( (echo a) )", "arithmetic command");
+        rejects("x ((a))", "arithmetic command");
+        rejects("for ((((((((i=0;;)))))))); do :; done", "inside `((...))`");
         rejects("cat <(echo)", "process substitution");
         rejects("a={x,y} true", "brace expansion");
         rejects("echo hi 3> x", "file descriptor 3");
         rejects("echo ${x/a/b}", "parameter expansion");
         rejects("time ls", "time");
+    }
+
+    #[test]
+    fn background_jobs_and_arithmetic_lower() {
+        let s = parse("a & b; c &").unwrap();
+        let bg: Vec<bool> = s.0.iter().map(|a| a.background).collect();
+        assert_eq!(bg, [true, false, true]);
+        let s = parse("for ((i=0; i<3; i++)); do echo $((i*2)); done").unwrap();
+        assert!(matches!(
+            &s.0[0].first.cmds[0].kind,
+            CommandKind::ArithFor {
+                init: Some(_),
+                cond: Some(_),
+                step: Some(_),
+                ..
+            }
+        ));
+        // (brush-parser reads `;;` as one token: `for ((;;))` is refused.)
+        let s = parse("for (( ; ; )); do :; done").unwrap();
+        assert!(matches!(
+            &s.0[0].first.cmds[0].kind,
+            CommandKind::ArithFor {
+                init: None,
+                cond: None,
+                step: None,
+                ..
+            }
+        ));
     }
 
     #[test]

@@ -18,6 +18,7 @@ pub const TOOLS: &[(&str, Main)] = &[
     ("cp", tools::cp::main),
     ("cut", tools::cut::main),
     ("date", tools::date::main),
+    ("diff", tools::diff::main),
     ("dirname", tools::dirname::main),
     ("echo", tools::echo::main),
     ("egrep", tools::egrep::main),

@@ -1,8 +1,19 @@
 //! Commands the shell runs itself, without a wasm instance: the ones that
 //! must change the shell (`cd`, `export`, `exit`, `set`, `read`, `unset`),
 //! the cheap ones bash also builds in (`true`, `false`, `:`, `echo`,
-//! `test`/`[`, `pwd`), and `xargs`, which runs the command that follows it
-//! once per batch of arguments read from stdin.
+//! `test`/`[`, `pwd`), `xargs`, which runs the command that follows it
+//! once per batch of arguments read from stdin, the job builtins (`wait`,
+//! `kill`), and the script runners (`sh`, `bash`, `.`/`source`, `shift`).
+//!
+//! `sleep` runs here too: a guest's `sleep` (WASI `poll_oneoff`) holds a
+//! host thread for its whole duration, so stages and background jobs could
+//! not run beside it, nor `kill` end it; the builtin waits on the
+//! executor's timer instead, and is dropped like any command when the run
+//! stops. It takes the operands of the toolbox's `sleep` (GNU's).
+//!
+//! `chmod` is accepted and changes nothing: WASI files have no permission
+//! bits, and every readable file in the sandbox can be run as a script
+//! (`./x.sh`), so `chmod +x x.sh` only has to succeed on a file that exists.
 
 use super::interp::{Flow, Shell, Stop};
 use crate::fs::normalize;
@@ -95,6 +106,47 @@ pub(crate) async fn run_builtin(
             Err(stop) => return Some(Err(stop)),
         },
         "xargs" => return Some(xargs(sh, args, env, io).await),
+        "wait" => match wait(sh, args, io).await {
+            Ok(s) => s,
+            Err(stop) => return Some(Err(stop)),
+        },
+        "kill" => kill(sh, args, io).await,
+        "shift" => {
+            let n = match args.first().map(|a| a.parse::<usize>()) {
+                None => 1,
+                Some(Ok(n)) => n,
+                Some(Err(_)) => {
+                    sh.complain(
+                        io,
+                        &format!("shift: {}: numeric argument required", args[0]),
+                    )
+                    .await;
+                    sh.status = 2;
+                    return Some(Ok(()));
+                }
+            };
+            if n + 1 > sh.args.len() {
+                1
+            } else {
+                let mut a = (*sh.args).clone();
+                a.drain(1..=n);
+                sh.args = std::sync::Arc::new(a);
+                0
+            }
+        }
+        "chmod" => chmod(sh, args, io).await,
+        "sleep" => match sleep_for(args) {
+            Ok(d) => {
+                tokio::time::sleep(d).await;
+                0
+            }
+            Err(msg) => {
+                sh.complain(io, &format!("sleep: {msg}")).await;
+                1
+            }
+        },
+        "sh" | "bash" => return Some(run_sh(sh, &argv[0], args, env, io).await),
+        "." | "source" => return Some(source(sh, args, io).await),
         _ => return None,
     };
     sh.status = status;
@@ -114,6 +166,12 @@ async fn set(sh: &mut Shell, args: &[String], io: &Stdio) -> i32 {
     while let Some(a) = it.next() {
         let on = a.starts_with('-');
         match a.as_str() {
+            "--" => {
+                // `set -- a b`: the positional parameters.
+                let mut v = vec![sh.args[0].clone()];
+                v.extend(it.by_ref().cloned());
+                sh.args = std::sync::Arc::new(v);
+            }
             "-e" | "+e" => sh.errexit = on,
             "-o" | "+o" => match it.next().map(String::as_str) {
                 Some("pipefail") => sh.pipefail = on,
@@ -707,6 +765,18 @@ mod tests {
     }
 
     #[test]
+    fn sleep_operands_as_gnu() {
+        let secs = |a: &[&str]| {
+            sleep_for(&a.iter().map(|s| s.to_string()).collect::<Vec<_>>()).map(|d| d.as_secs_f64())
+        };
+        assert_eq!(secs(&["1.5", "2m", ".5h"]), Ok(1.5 + 120.0 + 1800.0));
+        assert!(secs(&[]).is_err());
+        assert!(secs(&["x"]).is_err());
+        assert!(secs(&["-1"]).is_err());
+        assert!(secs(&["1e10"]).is_err());
+    }
+
+    #[test]
     fn echo_escape_sequences() {
         let mut out = Vec::new();
         assert!(!echo_escapes("a\\tb\\x41\\0101", &mut out));
@@ -715,4 +785,287 @@ mod tests {
         assert!(echo_escapes("x\\cy", &mut out));
         assert_eq!(out, b"x");
     }
+}
+
+/// A job named by `%N`, `%%`/`%+`, or a process id.
+fn job_pid(sh: &Shell, spec: &str) -> Option<u32> {
+    match spec.strip_prefix('%') {
+        Some("%" | "+" | "") => sh.jobs.list.last().map(|j| j.pid),
+        Some(n) => n
+            .parse::<usize>()
+            .ok()
+            .and_then(|n| n.checked_sub(1))
+            .and_then(|i| sh.jobs.list.get(i))
+            .map(|j| j.pid),
+        None => spec.parse().ok(),
+    }
+}
+
+/// `wait [%N|PID]...`: with no operand waits for every job (status 0),
+/// else for each named one (the last one's status; 127 for one that is
+/// not this shell's child).
+async fn wait(sh: &mut Shell, args: &[String], io: &Stdio) -> Result<i32, Stop> {
+    if args.is_empty() {
+        sh.wait_jobs(None).await?;
+        return Ok(0);
+    }
+    let mut status = 0;
+    for a in args {
+        let known = job_pid(sh, a).filter(|p| sh.jobs.list.iter().any(|j| j.pid == *p));
+        status = match known {
+            Some(pid) => sh.wait_jobs(Some(pid)).await?.unwrap_or(127),
+            None => {
+                let msg = if a.starts_with('%') {
+                    format!("wait: {a}: no such job")
+                } else {
+                    format!("wait: pid {a} is not a child of this shell")
+                };
+                sh.complain(io, &msg).await;
+                127
+            }
+        };
+    }
+    Ok(status)
+}
+
+/// Signal numbers `kill` knows by name.
+fn signal_number(name: &str) -> Option<i32> {
+    let name = name.strip_prefix("SIG").unwrap_or(name);
+    if let Ok(n) = name.parse::<i32>() {
+        return (1..=64).contains(&n).then_some(n);
+    }
+    Some(match name {
+        "HUP" => 1,
+        "INT" => 2,
+        "QUIT" => 3,
+        "KILL" => 9,
+        "USR1" => 10,
+        "USR2" => 12,
+        "PIPE" => 13,
+        "ALRM" => 14,
+        "TERM" => 15,
+        _ => return None,
+    })
+}
+
+/// `kill [-SIGNAL | -s SIGNAL] %N|PID...`: ends background jobs of this
+/// shell (there are no other processes to signal); every signal ends the
+/// job, whose status is then 128 + the signal's number.
+async fn kill(sh: &mut Shell, args: &[String], io: &Stdio) -> i32 {
+    let mut signal = 15;
+    let mut rest = args;
+    if let Some(first) = rest.first() {
+        if first == "-s" || first == "-n" {
+            match rest.get(1).and_then(|s| signal_number(s)) {
+                Some(n) => signal = n,
+                None => {
+                    sh.complain(io, "kill: invalid signal specification").await;
+                    return 1;
+                }
+            }
+            rest = &rest[2..];
+        } else if let Some(name) = first.strip_prefix('-').filter(|n| !n.is_empty()) {
+            match signal_number(name) {
+                Some(n) => signal = n,
+                None => {
+                    sh.complain(io, &format!("kill: {name}: invalid signal specification"))
+                        .await;
+                    return 1;
+                }
+            }
+            rest = &rest[1..];
+        }
+    }
+    if rest.is_empty() {
+        sh.complain(
+            io,
+            "kill: usage: kill [-s sigspec | -sigspec] pid | jobspec ...",
+        )
+        .await;
+        return 2;
+    }
+    let mut status = 0;
+    for a in rest {
+        let done = job_pid(sh, a).is_some_and(|pid| sh.kill_job(pid, signal));
+        if !done {
+            let msg = if a.starts_with('%') {
+                format!("kill: {a}: no such job")
+            } else {
+                format!("kill: ({a}) - No such process")
+            };
+            sh.complain(io, &msg).await;
+            status = 1;
+        }
+    }
+    status
+}
+
+/// `chmod MODE FILE...`: files have no permission bits here; succeeds when
+/// every file exists.
+async fn chmod(sh: &mut Shell, args: &[String], io: &Stdio) -> i32 {
+    let files: Vec<&String> = args
+        .iter()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    if args.is_empty() || files.is_empty() {
+        sh.complain(io, "chmod: missing operand").await;
+        return 1;
+    }
+    let mut status = 0;
+    for f in files {
+        if let Err(e) = sh.ctx.fs.metadata(&sh.cwd, f) {
+            sh.complain(io, &format!("chmod: cannot access '{f}': {e}"))
+                .await;
+            status = 1;
+        }
+    }
+    status
+}
+
+/// Reads a script's text: at most the largest script the parser accepts.
+pub(crate) async fn read_script(sh: &Shell, path: &str) -> Result<String, String> {
+    use tokio::io::AsyncReadExt;
+    let file = sh
+        .ctx
+        .fs
+        .open_read(&sh.cwd, path)
+        .map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    tokio::fs::File::from_std(file)
+        .take(shell_syntax::MAX_SCRIPT_BYTES as u64 + 1)
+        .read_to_end(&mut out)
+        .await
+        .map_err(|e| e.to_string())?;
+    String::from_utf8(out).map_err(|_| "cannot execute binary file".to_owned())
+}
+
+/// `sh`/`bash`: `-c STRING [NAME [ARG...]]`, `FILE [ARG...]`, or the script
+/// on stdin; run by a new shell that sees only the exported variables, as
+/// a child process would.
+async fn run_sh(
+    sh: &mut Shell,
+    name: &str,
+    args: &[String],
+    env: &[(String, String)],
+    io: &Stdio,
+) -> Flow {
+    let mut i = 0;
+    let mut errexit = false;
+    let mut command = None;
+    while let Some(a) = args.get(i) {
+        match a.as_str() {
+            "-c" => command = Some(()),
+            "-e" => errexit = true,
+            "--" => {
+                i += 1;
+                break;
+            }
+            o if o.starts_with('-') && o.len() > 1 => {
+                sh.complain(
+                    io,
+                    &format!("{name}: {o}: unsupported option (supported: -c, -e)"),
+                )
+                .await;
+                sh.status = 2;
+                return Ok(());
+            }
+            _ => break,
+        }
+        i += 1;
+    }
+    let rest = &args[i..];
+    let (source, argv) = if command.is_some() {
+        let Some(text) = rest.first() else {
+            sh.complain(io, &format!("{name}: -c: option requires an argument"))
+                .await;
+            sh.status = 2;
+            return Ok(());
+        };
+        let mut argv: Vec<String> = rest[1..].to_vec();
+        if argv.is_empty() {
+            argv.push(name.to_owned());
+        }
+        (text.clone(), argv)
+    } else if let Some(file) = rest.first() {
+        match read_script(sh, file).await {
+            Ok(text) => (text, rest.to_vec()),
+            Err(e) => {
+                sh.complain(io, &format!("{file}: {e}")).await;
+                // dash (`sh`) says it cannot open the file (2); bash
+                // treats it as a command not found (127).
+                sh.status = if name == "sh" { 2 } else { 127 };
+                return Ok(());
+            }
+        }
+    } else {
+        match read_stdin_script(sh, io).await? {
+            Some(text) => (text, vec![name.to_owned()]),
+            None => {
+                sh.status = 2;
+                return Ok(());
+            }
+        }
+    };
+    sh.run_child_script(&source, argv, env, errexit, io).await
+}
+
+/// A script read from stdin (`... | sh`), bounded like any script.
+async fn read_stdin_script(sh: &mut Shell, io: &Stdio) -> Result<Option<String>, Stop> {
+    let mut out = Vec::new();
+    if let Some(stdin) = &io.stdin {
+        while let Some(chunk) = stdin.read_chunk(64 * 1024).await {
+            out.extend_from_slice(&chunk);
+            if out.len() > shell_syntax::MAX_SCRIPT_BYTES {
+                sh.complain(io, "sh: script on stdin is too large").await;
+                return Ok(None);
+            }
+        }
+    }
+    Ok(Some(String::from_utf8_lossy(&out).into_owned()))
+}
+
+/// `. FILE [ARG...]`: runs the file in this shell.
+async fn source(sh: &mut Shell, args: &[String], io: &Stdio) -> Flow {
+    let Some(file) = args.first() else {
+        sh.complain(io, ".: filename argument required").await;
+        sh.status = 2;
+        return Ok(());
+    };
+    let text = match read_script(sh, file).await {
+        Ok(t) => t,
+        Err(e) => {
+            sh.complain(io, &format!("{file}: {e}")).await;
+            sh.status = 1;
+            return Ok(());
+        }
+    };
+    sh.source_script(&text, args, io).await
+}
+
+/// `sleep NUMBER[SUFFIX]...`: the sum of the operands (GNU's `s`, `m`, `h`,
+/// `d` suffixes, fractions allowed).
+fn sleep_for(args: &[String]) -> Result<std::time::Duration, String> {
+    if args.is_empty() {
+        return Err("missing operand".into());
+    }
+    let mut total = 0.0f64;
+    for a in args {
+        let (num, mult) = match a.as_bytes().last() {
+            Some(b's') => (&a[..a.len() - 1], 1.0),
+            Some(b'm') => (&a[..a.len() - 1], 60.0),
+            Some(b'h') => (&a[..a.len() - 1], 3600.0),
+            Some(b'd') => (&a[..a.len() - 1], 86400.0),
+            _ => (a.as_str(), 1.0),
+        };
+        let valid = !num.is_empty() && num.bytes().all(|b| b.is_ascii_digit() || b == b'.');
+        match num.parse::<f64>() {
+            Ok(v) if valid => total += v * mult,
+            _ => return Err(format!("invalid time interval '{a}'")),
+        }
+    }
+    if !total.is_finite() || total > 1e9 {
+        return Err("sleeping that long is not supported".into());
+    }
+    Ok(std::time::Duration::from_secs_f64(total))
 }

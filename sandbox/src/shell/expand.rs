@@ -11,7 +11,19 @@ use futures::future::BoxFuture;
 
 use super::interp::{Shell, Stop};
 use crate::stage::Stdio;
-use shell_syntax::ast::{Piece, TestExpr, Word};
+use shell_syntax::ast::{CommandKind, Piece, Redir, Script, TestExpr, Word};
+
+/// How [`Shell::expand_into`] adds an expansion's value.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Unquoted values split into fields (command words).
+    Split,
+    /// One string (assignments, redirection targets).
+    Join,
+    /// One pattern: unquoted values keep `*`, `?`, `[...]` live
+    /// (`[[ x == pattern ]]`).
+    Pattern,
+}
 
 fn is_ifs(c: char) -> bool {
     matches!(c, ' ' | '\t' | '\n')
@@ -96,8 +108,12 @@ impl Shell {
         w: &Word,
         io: &Stdio,
     ) -> Result<Vec<String>, Stop> {
+        if self.args.len() == 1 && is_quoted_at(w) {
+            // `"$@"` with no positional parameters is no field at all.
+            return Ok(Vec::new());
+        }
         let mut f = Fields::default();
-        self.expand_into(w, io, &mut f, false).await?;
+        self.expand_into(w, io, &mut f, Mode::Split).await?;
         f.end();
         let mut out = Vec::with_capacity(f.done.len());
         for (text, pat) in f.done {
@@ -124,8 +140,48 @@ impl Shell {
     /// redirection targets, here-documents, test operands).
     pub(crate) async fn expand_string(&mut self, w: &Word, io: &Stdio) -> Result<String, Stop> {
         let mut f = Fields::default();
-        self.expand_into(w, io, &mut f, true).await?;
+        self.expand_into(w, io, &mut f, Mode::Join).await?;
         Ok(f.cur)
+    }
+
+    /// Expands a word into a pattern: quoted parts escaped, unquoted ones
+    /// live (bash's right side of `[[ x == y ]]`).
+    async fn expand_pattern(&mut self, w: &Word, io: &Stdio) -> Result<String, Stop> {
+        let mut f = Fields::default();
+        self.expand_into(w, io, &mut f, Mode::Pattern).await?;
+        Ok(f.pat)
+    }
+
+    /// `$(< file)`: the file's contents, trailing newlines removed, without
+    /// running a command (bash reads the file itself).
+    async fn read_file_subst(&mut self, target: &Word, io: &Stdio) -> Result<String, Stop> {
+        use tokio::io::AsyncReadExt;
+        let path = self.expand_string(target, io).await?;
+        let limit = self.ctx.run.limits.args_bytes;
+        let file = match self.ctx.fs.open_read(&self.cwd, &path) {
+            Ok(f) => f,
+            Err(e) => {
+                self.complain(io, &format!("{path}: {e}")).await;
+                self.status = 1;
+                return Ok(String::new());
+            }
+        };
+        let mut out = Vec::new();
+        let read = tokio::fs::File::from_std(file)
+            .take(limit + 1)
+            .read_to_end(&mut out)
+            .await;
+        if let Err(e) = read {
+            self.complain(io, &format!("{path}: {e}")).await;
+            self.status = 1;
+            return Ok(String::new());
+        }
+        self.check_size(out.len())?;
+        while out.last() == Some(&b'\n') {
+            out.pop();
+        }
+        self.status = 0;
+        Ok(String::from_utf8_lossy(&out).into_owned())
     }
 
     fn expand_into<'a>(
@@ -133,7 +189,7 @@ impl Shell {
         w: &'a Word,
         io: &'a Stdio,
         f: &'a mut Fields,
-        no_split: bool,
+        mode: Mode,
     ) -> BoxFuture<'a, Result<(), Stop>> {
         Box::pin(async move {
             for piece in &w.0 {
@@ -152,18 +208,45 @@ impl Shell {
                             };
                             if use_default {
                                 let mut sub = Fields::default();
-                                self.expand_into(dw, io, &mut sub, true).await?;
+                                self.expand_into(dw, io, &mut sub, Mode::Join).await?;
                                 v = Some(sub.cur);
                             }
                         }
+                        if name == "@" && *quoted && mode == Mode::Split {
+                            // `"$@"`: each positional parameter a field.
+                            let args = self.args.clone();
+                            for (i, a) in args[1..].iter().enumerate() {
+                                if i > 0 {
+                                    f.end();
+                                }
+                                f.push_quoted(a);
+                            }
+                            self.check_size(f.len())?;
+                            continue;
+                        }
                         (v.unwrap_or_default(), *quoted)
                     }
-                    Piece::Subst { script, quoted } => (self.capture(script, io).await?, *quoted),
+                    Piece::Subst { script, quoted } => match file_subst(script) {
+                        Some(target) => (self.read_file_subst(target, io).await?, *quoted),
+                        None => (self.capture(script, io).await?, *quoted),
+                    },
+                    Piece::Arith { expr, quoted } => {
+                        match shell_syntax::arith::eval(expr, self) {
+                            Ok(v) => (v.to_string(), *quoted),
+                            Err(msg) => {
+                                // bash: an arithmetic error in an expansion
+                                // ends a non-interactive shell.
+                                self.complain(io, &msg).await;
+                                return Err(Stop::Exit(1));
+                            }
+                        }
+                    }
                 };
-                if quoted || no_split {
-                    f.push_quoted(&value);
-                } else {
-                    f.push_split(&value);
+                match mode {
+                    _ if quoted => f.push_quoted(&value),
+                    Mode::Join => f.push_quoted(&value),
+                    Mode::Split => f.push_split(&value),
+                    Mode::Pattern => f.push_unquoted(&value),
                 }
                 self.check_size(f.len())?;
             }
@@ -192,54 +275,63 @@ impl Shell {
                     let v = self.expand_string(w, io).await?;
                     super::builtins::unary_test(self, op, &v)
                 }
+                TestExpr::Binary(op, l, r) if matches!(op.as_str(), "==" | "=" | "!=") => {
+                    let a = self.expand_string(l, io).await?;
+                    let pat = self.expand_pattern(r, io).await?;
+                    Ok(super::glob::matches_string(&pat, &a) == (op != "!="))
+                }
                 TestExpr::Binary(op, l, r) => {
                     let a = self.expand_string(l, io).await?;
                     let b = self.expand_string(r, io).await?;
-                    match op.as_str() {
-                        "==" => Ok(glob_match(&b, &a)),
-                        "!=" => Ok(!glob_match(&b, &a)),
-                        _ => super::builtins::binary_test(op, &a, &b),
-                    }
+                    super::builtins::binary_test(op, &a, &b)
                 }
             })
         })
     }
 }
 
-/// Shell pattern match (`*`, `?`, `[...]` not supported as classes: literal)
-/// for `[[ a == pattern ]]`.
-pub(crate) fn glob_match(pattern: &str, s: &str) -> bool {
-    let p: Vec<char> = pattern.chars().collect();
-    let t: Vec<char> = s.chars().collect();
-    // Iterative wildcard matching with backtracking to the last `*`.
-    let (mut pi, mut ti) = (0, 0);
-    let (mut star, mut mark) = (None, 0);
-    while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
-            pi += 1;
-            ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some(pi);
-            mark = ti;
-            pi += 1;
-        } else if let Some(sp) = star {
-            pi = sp + 1;
-            mark += 1;
-            ti = mark;
-        } else {
-            return false;
+/// Whether `w` is `"$@"` (alone in its word).
+fn is_quoted_at(w: &Word) -> bool {
+    let mut at = false;
+    for p in &w.0 {
+        match p {
+            Piece::Text { text, quoted: true } if text.is_empty() => {}
+            Piece::Param {
+                name,
+                quoted: true,
+                default: None,
+            } if name == "@" => at = true,
+            _ => return false,
         }
     }
-    while pi < p.len() && p[pi] == '*' {
-        pi += 1;
+    at
+}
+
+/// The file of `$(< file)`: a substitution that is one redirection of stdin
+/// and nothing else.
+fn file_subst(script: &Script) -> Option<&Word> {
+    let [ao] = script.0.as_slice() else {
+        return None;
+    };
+    if !ao.rest.is_empty() || ao.background || ao.first.bang {
+        return None;
     }
-    pi == p.len()
+    let [cmd] = ao.first.cmds.as_slice() else {
+        return None;
+    };
+    match (&cmd.kind, cmd.redirs.as_slice()) {
+        (CommandKind::Simple { assigns, words }, [Redir::Input(w)])
+            if assigns.is_empty() && words.is_empty() =>
+        {
+            Some(w)
+        }
+        _ => None,
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use proptest::prelude::*;
 
     #[test]
     fn splitting() {
@@ -257,19 +349,31 @@ mod tests {
     }
 
     #[test]
-    fn globbing() {
-        assert!(glob_match("a*c", "abbbc"));
-        assert!(glob_match("*", ""));
-        assert!(glob_match("a?c", "abc"));
-        assert!(!glob_match("a?c", "ac"));
-        assert!(!glob_match("abc", "abd"));
+    fn file_substitution_is_recognised() {
+        let s = shell_syntax::parse("echo $(< f.txt) $(cat < f.txt) $(< a < b)").unwrap();
+        let CommandKind::Simple { words, .. } = &s.0[0].first.cmds[0].kind else {
+            panic!("simple command");
+        };
+        let subst = |i: usize| match &words[i].0[0] {
+            Piece::Subst { script, .. } => file_subst(script).is_some(),
+            _ => panic!("substitution"),
+        };
+        assert!(subst(1));
+        assert!(!subst(2));
+        assert!(!subst(3));
     }
 
-    proptest! {
-        #[test]
-        fn literal_patterns_match_only_themselves(a in "[a-z]{0,8}", b in "[a-z]{0,8}") {
-            prop_assert_eq!(glob_match(&a, &b), a == b);
-            prop_assert!(glob_match("*", &b));
-        }
+    #[test]
+    fn quoted_at_alone() {
+        let w = |src: &str| {
+            let s = shell_syntax::parse(src).unwrap();
+            let CommandKind::Simple { words, .. } = &s.0[0].first.cmds[0].kind else {
+                panic!("simple command");
+            };
+            is_quoted_at(&words[1])
+        };
+        assert!(w("echo \"$@\""));
+        assert!(!w("echo \"x$@\""));
+        assert!(!w("echo $@"));
     }
 }

@@ -160,6 +160,19 @@ pub(crate) fn matches(pat: &str, name: &str) -> bool {
     if t.first() == Some(&'.') && p.first() != Some(&'.') && !p.starts_with(&['\\', '.']) {
         return false;
     }
+    match_chars(&p, &t)
+}
+
+/// Matches a whole string against the escaped pattern `pat`, as
+/// `[[ s == pattern ]]` does: no rule for a leading `.`, and `*` matches
+/// `/` too.
+pub(crate) fn matches_string(pat: &str, s: &str) -> bool {
+    let p: Vec<char> = pat.chars().collect();
+    let t: Vec<char> = s.chars().collect();
+    match_chars(&p, &t)
+}
+
+fn match_chars(p: &[char], t: &[char]) -> bool {
     // Iterative matching, backtracking to the last `*`.
     let (mut pi, mut ti) = (0usize, 0usize);
     let mut star: Option<(usize, usize)> = None;
@@ -172,8 +185,8 @@ pub(crate) fn matches(pat: &str, name: &str) -> bool {
                     continue;
                 }
                 '?' => Some(pi + 1),
-                '[' => match bracket_end(&p, pi) {
-                    Some(close) => bracket_matches(&p, pi, close, t[ti]).then_some(close + 1),
+                '[' => match bracket_end(p, pi) {
+                    Some(close) => bracket_matches(p, pi, close, t[ti]).then_some(close + 1),
                     None => (t[ti] == '[').then_some(pi + 1),
                 },
                 '\\' if pi + 1 < p.len() => (p[pi + 1] == t[ti]).then_some(pi + 2),

@@ -10,4 +10,4 @@ mod expand;
 mod glob;
 mod interp;
 
-pub(crate) use interp::{PhaseCtx, Shell, Stop, coreutils_tools};
+pub(crate) use interp::{PhaseCtx, Shell, coreutils_tools};
