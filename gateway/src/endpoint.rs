@@ -79,6 +79,9 @@ pub enum JobOp {
     Status { id: uuid::Uuid },
     /// E8-E11 `GET .../live/{in,out,err,fail}`.
     Live { id: uuid::Uuid, list: LiveList },
+    /// `GET .../live/events`: the job's progress pushed as Server-Sent
+    /// Events (Tidepool's, for the web console; see `crate::console`).
+    Events { id: uuid::Uuid },
     /// A `live/...` path naming no job (bad id) or no endpoint: 404.
     Unknown,
 }
@@ -110,7 +113,11 @@ impl JobOp {
     pub fn is_read(&self) -> bool {
         matches!(
             self,
-            JobOp::ListLive { .. } | JobOp::Status { .. } | JobOp::Live { .. } | JobOp::Unknown
+            JobOp::ListLive { .. }
+                | JobOp::Status { .. }
+                | JobOp::Live { .. }
+                | JobOp::Events { .. }
+                | JobOp::Unknown
         )
     }
 }
@@ -328,6 +335,7 @@ impl Endpoint {
                 JobOp::EndInput { .. } => "endjobinput",
                 JobOp::Cancel { .. } => "canceljob",
                 JobOp::Status { .. } => "getjobstatus",
+                JobOp::Events { .. } => "getjobevents",
                 JobOp::Live { list, .. } => match list {
                     LiveList::In => "getjobinput",
                     LiveList::Out => "getjoboutput",
@@ -481,6 +489,7 @@ fn parse_jobs(method: &Method, path: &MantaPath, query: &Query) -> Option<Result
                 (&Method::POST, ["in", "end"]) => JobOp::EndInput { id },
                 (&Method::POST, ["cancel"]) => JobOp::Cancel { id },
                 (&Method::GET, ["status"]) => JobOp::Status { id },
+                (&Method::GET, ["events"]) => JobOp::Events { id },
                 (&Method::GET, [name]) => match LiveList::from_segment(name) {
                     Some(list) => JobOp::Live { id, list },
                     None => JobOp::Unknown,

@@ -84,6 +84,9 @@ pub enum ApiError {
     NotEnoughSpace,
     #[error("the metadata tier is unavailable")]
     MetadataUnavailable(String),
+    /// Every slot for long-lived event streams is taken (`503`).
+    #[error("{0}")]
+    TooManyStreams(String),
     /// A job manifest failed validation (`400 InvalidJob`, jobs spec E1).
     #[error("{0}")]
     InvalidJob(String),
@@ -200,7 +203,7 @@ impl ApiError {
             ApiError::UploadTimeout => "UploadTimeout",
             ApiError::NotEnoughNodes { .. } => "InternalError",
             ApiError::NotEnoughSpace => "NotEnoughSpace",
-            ApiError::MetadataUnavailable(_) => "ServiceUnavailable",
+            ApiError::MetadataUnavailable(_) | ApiError::TooManyStreams(_) => "ServiceUnavailable",
             ApiError::InvalidJob(_) => "InvalidJob",
             ApiError::InvalidPhaseScript(_) => "InvalidArgumentError",
             ApiError::InvalidJobState(_) => "InvalidJobState",
@@ -256,7 +259,9 @@ impl ApiError {
             }
             BadDigest => StatusCode::BAD_REQUEST,
             UploadTimeout => StatusCode::REQUEST_TIMEOUT,
-            NotEnoughNodes { .. } | MetadataUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            NotEnoughNodes { .. } | MetadataUnavailable(_) | TooManyStreams(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             NotEnoughSpace => StatusCode::INSUFFICIENT_STORAGE,
             Auth { status, .. } => *status,
             Rbac {

@@ -29,6 +29,7 @@
 
 pub mod access;
 mod blobs;
+pub mod console;
 pub mod disposition;
 pub mod endpoint;
 pub mod error;
@@ -194,11 +195,13 @@ impl Gateway {
         (self.inner.clock)()
     }
 
-    /// The axum router serving the whole API (every path goes through one
-    /// handler: Manta paths are not a fixed route table).
+    /// The axum router serving the whole API (every Manta path goes
+    /// through one handler: Manta paths are not a fixed route table) and
+    /// the web console under `/console/` ([`console`]).
     pub fn router(&self) -> Router {
         let name = self.inner.server_name.clone();
         Router::new()
+            .merge(console::routes())
             .fallback(handlers::handle)
             .with_state(self.clone())
             .layer(axum::middleware::from_fn_with_state(

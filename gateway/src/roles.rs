@@ -286,7 +286,7 @@ impl SubuserAccess {
                     JobOp::ListLive { .. } | JobOp::Unknown => {
                         self.check_job(ns, "listjobs", &jobs).await
                     }
-                    JobOp::Status { id } | JobOp::Live { id, .. } => {
+                    JobOp::Status { id } | JobOp::Live { id, .. } | JobOp::Events { id } => {
                         self.check_job(ns, "getjob", &job_dir(id)?).await
                     }
                     JobOp::AddInputs { id, .. } | JobOp::EndInput { id } | JobOp::Cancel { id } => {

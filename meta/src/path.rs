@@ -96,6 +96,10 @@ impl TopDir {
     }
 }
 
+/// Logins no account can be created with: the gateway serves other
+/// things at `/<login>/` for them (`/console/`, the web console).
+pub const RESERVED_LOGINS: &[&str] = &["console"];
+
 /// Whether `s` is a valid login (muskie: `^[a-zA-Z][a-zA-Z0-9_.@%-]+$`).
 pub fn valid_login(s: &str) -> bool {
     let mut chars = s.chars();

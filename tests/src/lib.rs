@@ -5,6 +5,7 @@
 //! its embedded metadata, three storage nodes and the gateway, writing real
 //! files under a temporary directory.
 
+pub mod browser;
 pub mod deployment;
 pub mod differential;
 pub mod linearizability;

@@ -70,6 +70,10 @@ pub(crate) async fn handle(
             let job = owned_job(store, path, &id).await?;
             Ok(live_list(store.clone(), &job, list))
         }
+        JobOp::Events { id } => {
+            let job = owned_job(store, path, &id).await?;
+            crate::console::events::job_events(store.clone(), job)
+        }
         JobOp::Unknown => Err(ApiError::JobNotFound(path.to_string())),
     }
 }

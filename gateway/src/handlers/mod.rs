@@ -94,7 +94,7 @@ pub(crate) fn entry_headers(h: &mut HeaderMap, e: &Entry) {
 }
 
 /// The raw request target as on the request line (auth signs it verbatim).
-fn raw_target(req: &Request) -> &str {
+pub(crate) fn raw_target(req: &Request) -> &str {
     req.uri()
         .path_and_query()
         .map(|pq| pq.as_str())
@@ -300,6 +300,38 @@ fn create_token(cx: &Ctx, by_token: bool) -> Result<Response, ApiError> {
     Ok(crate::error::json_response(StatusCode::CREATED, body))
 }
 
+/// Who makes `req`: the account (or subuser) of an `Authorization: Token`,
+/// of an HTTP signature or presigned URL, or `None` for anonymous; and
+/// whether a token was used. Every authenticated path of the gateway (the
+/// Manta API and the console's operator API) goes through this.
+/// `target` is the request target as on the request line.
+pub(crate) async fn authenticate(
+    gw: &Gateway,
+    method: &Method,
+    target: &str,
+    headers: &HeaderMap,
+) -> Result<(Option<auth::Caller>, bool), ApiError> {
+    let keys = MetaKeys {
+        ns: gw.inner.namespace.clone(),
+    };
+    if let Some(c) = token_caller(gw, headers, &keys).await? {
+        return Ok((Some(c), true));
+    }
+    let parts = auth::RequestParts {
+        method: method.as_str(),
+        raw_path_and_query: target,
+        headers,
+        now: gw.now(),
+    };
+    match auth::authenticate(&parts, &keys)
+        .await
+        .map_err(auth_error)?
+    {
+        auth::AuthOutcome::Anonymous => Ok((None, false)),
+        auth::AuthOutcome::Authenticated(c) => Ok((Some(c), false)),
+    }
+}
+
 async fn pipeline(
     gw: Gateway,
     req: Request,
@@ -307,28 +339,8 @@ async fn pipeline(
     operation: &mut &'static str,
 ) -> Result<Response, ApiError> {
     let ns = gw.inner.namespace.clone();
-    let by_token;
-    let caller =
-        if let Some(c) = token_caller(&gw, req.headers(), &MetaKeys { ns: ns.clone() }).await? {
-            by_token = true;
-            Some(c)
-        } else {
-            by_token = false;
-            let parts = auth::RequestParts {
-                method: req.method().as_str(),
-                raw_path_and_query: raw_target(&req),
-                headers: req.headers(),
-                now: gw.now(),
-            };
-            let keys = MetaKeys { ns: ns.clone() };
-            match auth::authenticate(&parts, &keys)
-                .await
-                .map_err(auth_error)?
-            {
-                auth::AuthOutcome::Anonymous => None,
-                auth::AuthOutcome::Authenticated(c) => Some(c),
-            }
-        };
+    let (caller, by_token) =
+        authenticate(&gw, req.method(), raw_target(&req), req.headers()).await?;
     let mut ep = endpoint::parse(
         req.method(),
         req.uri().path(),

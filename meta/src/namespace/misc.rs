@@ -104,8 +104,12 @@ impl Namespace {
 
     /// Create an account and its top directories (`jobs public reports
     /// stor uploads`). Fails with [`NamespaceError::AlreadyExists`] if taken.
+    /// Logins in [`crate::path::RESERVED_LOGINS`] are refused as invalid.
     pub async fn create_account(&self, login: &str) -> NsResult<Account> {
         check_login(login)?;
+        if crate::path::RESERVED_LOGINS.contains(&login) {
+            return Err(crate::path::PathError::InvalidLogin(format!("{login} (reserved)")).into());
+        }
         in_txn!(self, login, txn => self.create_account_tx(txn, login))
     }
 
