@@ -446,6 +446,9 @@ pub async fn ns_accounts_and_keys(kv: Arc<dyn Kv>) {
         ns.create_account(&l).await,
         Err(NamespaceError::AlreadyExists(_))
     ));
+    // Reserved: the gateway serves its web console at /console/.
+    assert!(ns.create_account("console").await.is_err());
+    assert!(ns.get_account("console").await.expect("get").is_none());
     let acct = ns.get_account(&l).await.expect("get").expect("exists");
     assert!(!acct.disabled);
     assert!(

@@ -530,6 +530,12 @@ impl Cluster {
     /// `tidepool admin` (the server is restarted around it: embedded
     /// metadata has one writer).
     pub fn add_tenant(&mut self, login: &str) -> Result<Tenant> {
+        self.add_tenant_and(login, &[])
+    }
+
+    /// [`Cluster::add_tenant`], also running the `tidepool admin` commands
+    /// `also` while the server is stopped (one restart for all of them).
+    pub fn add_tenant_and(&mut self, login: &str, also: &[&[&str]]) -> Result<Tenant> {
         let home = self.root.path().join(format!("{login}-home"));
         let ssh = home.join(".ssh");
         std::fs::create_dir_all(&ssh)?;
@@ -548,7 +554,11 @@ impl Cluster {
         let pubkey = pubkey.to_string_lossy().into_owned();
         let added = self
             .admin_stopped(&["account", "add", login])
-            .and_then(|_| self.admin_stopped(&["key", "add", login, &pubkey]));
+            .and_then(|_| self.admin_stopped(&["key", "add", login, &pubkey]))
+            .and_then(|_| {
+                also.iter()
+                    .try_for_each(|a| self.admin_stopped(a).map(drop))
+            });
         self.launch()?;
         added?;
         Ok(Tenant {

@@ -111,9 +111,10 @@ fn console_signs_in_uploads_runs_a_job_and_watches_it_live() {
     };
     let started = std::time::Instant::now();
     let mut c = Cluster::start().unwrap();
-    let bob: Tenant = c.add_tenant("bob").unwrap();
-    let out = c.admin(&["account", "operator", "alice"]).unwrap();
-    assert!(out.contains("alice is an operator"), "{out}");
+    // bob: a second, ordinary account; alice: an operator.
+    let bob: Tenant = c
+        .add_tenant_and("bob", &[&["account", "operator", "alice"]])
+        .unwrap();
     let base = c.url();
     println!(
         "cluster with bob and operator alice after {:?}",

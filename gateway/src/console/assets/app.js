@@ -492,6 +492,7 @@
         ue.append(li);
       }
       if (!errs.length) ue.append(el('li', { class: 'hint', text: 'no errors' }));
+      listJobs();
     } catch (e) {
       flash('results: ' + e.message);
     }
