@@ -265,9 +265,24 @@ pub(crate) fn token_depth(tokens: &[Token], base: usize) -> Result<usize, Script
     let mut prev_was_for = false;
     // Inside `((...))`: the `(` seen in it, and how many are open.
     let mut arith: Option<(usize, usize)> = None;
+    // Where the first `)` of a `))` ended: the second must follow at once.
+    let mut closing: Option<usize> = None;
     for t in tokens {
         let mut opened = None;
         let is_open_paren = matches!(t, Token::Operator(op, _) if op == "(");
+        if let Some(end) = closing.take() {
+            let second =
+                matches!(t, Token::Operator(op, _) if op == ")") && t.location().start.index == end;
+            if !second {
+                // `(()`, `((a)(`...: a group that opened like arithmetic
+                // but is not, on which brush-parser backtracks
+                // exponentially (`(()` eight times: 6 s).
+                return Err(ScriptError::unsupported(
+                    "arithmetic command `((...))` not closed by `))` (or `( (` with no command between)",
+                    "",
+                ));
+            }
+        }
         if let Some((seen, open)) = arith.as_mut() {
             match t {
                 Token::Operator(op, _) if op == "(" => {
@@ -275,14 +290,17 @@ pub(crate) fn token_depth(tokens: &[Token], base: usize) -> Result<usize, Script
                     *open += 1;
                     if *seen > MAX_ARITH_PARENS {
                         return Err(ScriptError::unsupported(
-                            format!("more than {MAX_ARITH_PARENS} `(` inside `((...))`"),
+                            format!(
+                                "arithmetic command with more than {MAX_ARITH_PARENS} `(` inside `((...))`"
+                            ),
                             "",
                         ));
                     }
                 }
-                Token::Operator(op, _) if op == ")" => {
+                Token::Operator(op, loc) if op == ")" => {
                     if *open == 0 {
                         arith = None;
+                        closing = Some(loc.end.index);
                     } else {
                         *open -= 1;
                     }

@@ -331,6 +331,10 @@ mod tests {
             "(".repeat(60),
             format!("(( {}", "(".repeat(60)),
             format!("for (( {}", "(".repeat(60)),
+            // `((` opening something that is not arithmetic.
+            "(()".repeat(12),
+            "((a)".repeat(20),
+            format!("{}x", "((a) ".repeat(20)),
             format!("{}true{}", "case x in x) ".repeat(40), " esac".repeat(40)),
         ] {
             assert!(

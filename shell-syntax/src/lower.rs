@@ -667,6 +667,8 @@ mod tests {
         rejects("( (echo a) )", "arithmetic command");
         rejects("x ((a))", "arithmetic command");
         rejects("for ((((((((i=0;;)))))))); do :; done", "inside `((...))`");
+        rejects(&"(()".repeat(8), "not closed by `))`");
+        rejects("((a)(b))", "not closed by `))`");
         rejects("cat <(echo)", "process substitution");
         rejects("a={x,y} true", "brace expansion");
         rejects("echo hi 3> x", "file descriptor 3");

@@ -727,66 +727,6 @@ fn xargs_status(s: i32) -> i32 {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn xargs_tokenizer_handles_quotes_and_delims() {
-        let mut t = Tokenizer::default();
-        let mut out = Vec::new();
-        t.feed(b"a 'b c' \"d\"\\ e\nf", None, &mut out);
-        t.flush(&mut out);
-        assert_eq!(out, ["a", "b c", "d e", "f"]);
-        let mut t = Tokenizer::default();
-        let mut out = Vec::new();
-        t.feed(b"x y\0z\0", Some(0), &mut out);
-        assert_eq!(out, ["x y", "z"]);
-    }
-
-    #[test]
-    fn xargs_options() {
-        let args: Vec<String> = ["-n", "2", "-r", "wc", "-l"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        let (o, cmd) = parse_xargs(&args).unwrap();
-        assert_eq!(o.max_args, Some(2));
-        assert!(o.no_run_if_empty);
-        assert_eq!(cmd, ["wc", "-l"]);
-        assert!(parse_xargs(&["-P4".to_string()]).is_err());
-    }
-
-    #[test]
-    fn binary_tests() {
-        assert_eq!(binary_test("-lt", "2", "10"), Ok(true));
-        assert_eq!(binary_test("<", "10", "2"), Ok(true));
-        assert!(binary_test("-eq", "x", "1").is_err());
-    }
-
-    #[test]
-    fn sleep_operands_as_gnu() {
-        let secs = |a: &[&str]| {
-            sleep_for(&a.iter().map(|s| s.to_string()).collect::<Vec<_>>()).map(|d| d.as_secs_f64())
-        };
-        assert_eq!(secs(&["1.5", "2m", ".5h"]), Ok(1.5 + 120.0 + 1800.0));
-        assert!(secs(&[]).is_err());
-        assert!(secs(&["x"]).is_err());
-        assert!(secs(&["-1"]).is_err());
-        assert!(secs(&["1e10"]).is_err());
-    }
-
-    #[test]
-    fn echo_escape_sequences() {
-        let mut out = Vec::new();
-        assert!(!echo_escapes("a\\tb\\x41\\0101", &mut out));
-        assert_eq!(out, b"a\tbAA");
-        let mut out = Vec::new();
-        assert!(echo_escapes("x\\cy", &mut out));
-        assert_eq!(out, b"x");
-    }
-}
-
 /// A job named by `%N`, `%%`/`%+`, or a process id.
 fn job_pid(sh: &Shell, spec: &str) -> Option<u32> {
     match spec.strip_prefix('%') {
@@ -1068,4 +1008,64 @@ fn sleep_for(args: &[String]) -> Result<std::time::Duration, String> {
         return Err("sleeping that long is not supported".into());
     }
     Ok(std::time::Duration::from_secs_f64(total))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn xargs_tokenizer_handles_quotes_and_delims() {
+        let mut t = Tokenizer::default();
+        let mut out = Vec::new();
+        t.feed(b"a 'b c' \"d\"\\ e\nf", None, &mut out);
+        t.flush(&mut out);
+        assert_eq!(out, ["a", "b c", "d e", "f"]);
+        let mut t = Tokenizer::default();
+        let mut out = Vec::new();
+        t.feed(b"x y\0z\0", Some(0), &mut out);
+        assert_eq!(out, ["x y", "z"]);
+    }
+
+    #[test]
+    fn xargs_options() {
+        let args: Vec<String> = ["-n", "2", "-r", "wc", "-l"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let (o, cmd) = parse_xargs(&args).unwrap();
+        assert_eq!(o.max_args, Some(2));
+        assert!(o.no_run_if_empty);
+        assert_eq!(cmd, ["wc", "-l"]);
+        assert!(parse_xargs(&["-P4".to_string()]).is_err());
+    }
+
+    #[test]
+    fn binary_tests() {
+        assert_eq!(binary_test("-lt", "2", "10"), Ok(true));
+        assert_eq!(binary_test("<", "10", "2"), Ok(true));
+        assert!(binary_test("-eq", "x", "1").is_err());
+    }
+
+    #[test]
+    fn sleep_operands_as_gnu() {
+        let secs = |a: &[&str]| {
+            sleep_for(&a.iter().map(|s| s.to_string()).collect::<Vec<_>>()).map(|d| d.as_secs_f64())
+        };
+        assert_eq!(secs(&["1.5", "2m", ".5h"]), Ok(1.5 + 120.0 + 1800.0));
+        assert!(secs(&[]).is_err());
+        assert!(secs(&["x"]).is_err());
+        assert!(secs(&["-1"]).is_err());
+        assert!(secs(&["1e10"]).is_err());
+    }
+
+    #[test]
+    fn echo_escape_sequences() {
+        let mut out = Vec::new();
+        assert!(!echo_escapes("a\\tb\\x41\\0101", &mut out));
+        assert_eq!(out, b"a\tbAA");
+        let mut out = Vec::new();
+        assert!(echo_escapes("x\\cy", &mut out));
+        assert_eq!(out, b"x");
+    }
 }

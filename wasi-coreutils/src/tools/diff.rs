@@ -118,9 +118,9 @@ pub fn main(args: Vec<OsString>) -> i32 {
         match unified {
             None => normal(&mut out, &a, &b, &ca, &cb)?,
             Some(ctx) => {
-                for i in 0..2 {
+                for (i, name) in names.iter().enumerate() {
                     let sign = if i == 0 { "---" } else { "+++" };
-                    writeln!(out, "{sign} {}\t{}", shown(i), mtime(&names[i]))?;
+                    writeln!(out, "{sign} {}\t{}", shown(i), mtime(name))?;
                 }
                 unified_hunks(&mut out, &a, &b, &ca, &cb, ctx)?;
             }
