@@ -329,6 +329,11 @@ async fn pipeline(
                 auth::AuthOutcome::Authenticated(c) => Some(c),
             }
         };
+    // mlogin's reflector: WebSocket halves, not Manta entries.
+    if let Some(what) = crate::medusa::parse_path(req.uri().path()) {
+        *operation = "medusa";
+        return crate::medusa::attach(&gw, caller.as_ref(), what, req).await;
+    }
     let mut ep = endpoint::parse(
         req.method(),
         req.uri().path(),
