@@ -11,6 +11,8 @@
 //!   reports.
 //! * [`objects`] — named objects written and read from inside the cluster
 //!   (task outputs, archives): durable copies first, then one meta commit.
+//! * [`session`] — `mlogin`'s interactive session: a task running Manta's
+//!   medusa agent asset serves a shell over the gateway's reflector.
 //! * [`task_client`] — the supervisor's HTTP side of the task protocol and
 //!   the job archive writer.
 //! * [`runner`], [`workers`], [`proxy`], [`frame`] — where phases run: in
@@ -39,5 +41,6 @@ pub mod metering;
 pub mod objects;
 pub mod proxy;
 pub mod runner;
+pub mod session;
 pub mod task_client;
 pub mod workers;
