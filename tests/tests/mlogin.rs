@@ -260,14 +260,21 @@ fn node_as(c: &Cluster, who: Option<&Tenant>, script: &str) -> std::process::Out
     run_with_deadline(&mut node, None, Duration::from_secs(120))
 }
 
-/// Attaches the master half of `job` with the CLI's own `medusaAttach`;
-/// prints `attached` or the error.
+/// Attaches the master half of `job` under `/:account/medusa/...` with the
+/// CLI's own `medusaAttach` (which names the signer's account unless told
+/// otherwise); prints `attached` or the error.
 fn attach_master(job: &str) -> String {
+    attach_master_of(None, job)
+}
+
+fn attach_master_of(account: Option<&str>, job: &str) -> String {
+    let account = account.map_or_else(String::new, |a| format!("client.user = '{a}';"));
     format!(
         r#"
         var manta = require('manta');
         var log = require('bunyan').createLogger({{name: 't', level: 'fatal'}});
         var client = manta.createBinClient({{log: log}});
+        {account}
         client.medusaAttach('{job}', function (err, shed) {{
             if (err) {{ console.log('refused: ' + err.message); process.exit(0); }}
             console.log('attached');
@@ -321,10 +328,21 @@ fn the_reflector_admits_only_the_jobs_owner_and_its_presigned_slave() {
     let id = ok(&node_as(&c, None, OPEN_JOB)).trim().to_owned();
     assert_eq!(id.len(), 36, "{id}");
 
-    // Another account cannot attach the master of alice's job.
+    // Another account cannot attach the master of alice's job: not under
+    // alice's path (403 Forbidden), and under its own the job is not found (404, so
+    // nothing says the job exists).
+    let out = ok(&node_as(
+        &c,
+        Some(&bob),
+        &attach_master_of(Some("alice"), &id),
+    ));
+    assert!(
+        out.contains("refused") && out.contains("ForbiddenError"),
+        "{out}"
+    );
     let out = ok(&node_as(&c, Some(&bob), &attach_master(&id)));
     assert!(
-        out.contains("refused") && out.contains("AuthorizationFailed"),
+        out.contains("refused") && out.contains("NotFoundError"),
         "{out}"
     );
     // An unknown job is 404.
