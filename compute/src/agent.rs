@@ -536,7 +536,7 @@ impl Agent {
             account: Some(req.owner.clone()),
             assets,
             // Assets are read-only files at their paths (Manta: `/assets/...`).
-            assets_dir: (!req.assets.is_empty()).then_some(assets_root),
+            assets_dir: (!req.assets.is_empty()).then(|| assets_root.clone()),
         };
         let mut phases = phases;
 
@@ -585,6 +585,15 @@ impl Agent {
             }
         }
         let spec = phases.exec_job(stdin, PhaseOutput::File(stdout_file.clone()));
+
+        if crate::session::is_session(&req.exec) {
+            if let Some(f) = feeder {
+                f.abort();
+            }
+            let outcome = self.session(req, spec, &assets_root, &stdout_file).await?;
+            drop(token);
+            return Ok(self.response(req, outcome));
+        }
 
         // A cancelled job's running tasks are stopped (spec §4.12): the run
         // is dropped, which kills its instances.
@@ -723,6 +732,11 @@ impl Agent {
         let mut budget = u64::from(req.limits.disk_gb).saturating_mul(self.cfg.disk_unit);
         tokio::fs::create_dir_all(root).await?;
         for a in &req.assets {
+            // mlogin's agent asset does not exist here: the session runs
+            // in the agent (crate::session).
+            if crate::session::is_session(&req.exec) && crate::session::is_agent_asset(a) {
+                continue;
+            }
             let mut checked = jobs::naming::readable_by(&req.owner, req.operator, a);
             // A subuser's job fetches only the assets its roles allow.
             if let Ok((name, path)) = &checked
@@ -802,6 +816,97 @@ impl Agent {
             }
         }
         Ok(Ok(commands))
+    }
+
+    /// An `mlogin` task: serves the interactive session ([`crate::session`])
+    /// with `spec`'s mounts, environment and limits instead of running a
+    /// pipeline, until the user exits, the client goes or the job is
+    /// cancelled. The task's stdout object is empty.
+    async fn session(
+        &self,
+        req: &TaskRequest,
+        spec: PhaseJob,
+        assets_root: &Path,
+        stdout_file: &Path,
+    ) -> Result<TaskOutcome, AgentError> {
+        use crate::session::{CommandTemplate, SessionEnd};
+        let fail = |code, message: String| TaskOutcome::Failure {
+            code,
+            message,
+            stderr: None,
+            core: None,
+        };
+        let config = req
+            .assets
+            .iter()
+            .filter_map(|a| jobs::naming::readable_by(&req.owner, req.operator, a).ok())
+            .find(|(name, _)| crate::session::is_config_asset(name))
+            .map(|(_, path)| assets_root.join(host_relative(&path)));
+        let Some(config) = config else {
+            let message = "mlogin session: the job names no medusa-config asset".into();
+            return Ok(fail(ErrorCode::TaskInitError, message));
+        };
+        let url = match crate::session::slave_url(&config, &req.owner, req.job_id) {
+            Ok(u) => u,
+            Err(e) => return Ok(fail(ErrorCode::TaskInitError, e.to_string())),
+        };
+        let stdin_file = match &spec.stdin {
+            PhaseInput::File(p) => Some(p.clone()),
+            _ => None,
+        };
+        let what = req
+            .env
+            .iter()
+            .find(|(k, _)| k == "MANTA_INPUT_OBJECT")
+            .map_or_else(String::new, |(_, v)| format!(" on {v}"));
+        let banner = format!(
+            "Tidepool interactive session{what}: each line runs as this job's task (the object is $MANTA_INPUT_FILE and every line's stdin); exit or ^D ends the job."
+        );
+        let wall = spec.limits.wall_time;
+        let template = CommandTemplate {
+            scratch: spec.scratch,
+            stdin_file,
+            input_dir: spec.input_dir,
+            read_only_dirs: spec.read_only_dirs,
+            env: spec.env,
+            assets: spec.assets,
+            limits: spec.limits,
+            account: spec.account,
+        };
+        let ran = tokio::select! {
+            r = crate::session::run(&url, self.runner.clone(), template, banner, wall) => r,
+            () = self.cancelled(req.job_id) => {
+                return Ok(fail(ErrorCode::JobCancelledError, "job was cancelled".into()));
+            }
+        };
+        let outcome = match ran {
+            Err(e) => fail(ErrorCode::TaskInitError, e.to_string()),
+            Ok(SessionEnd::Exited(0)) => {
+                tokio::fs::write(stdout_file, b"").await?;
+                self.io
+                    .put_file(&req.stdout_object, stdout_file, true)
+                    .await?;
+                TaskOutcome::Success {
+                    outputs: vec![EmittedOutput {
+                        name: req.stdout_object.clone(),
+                        reducer: None,
+                    }],
+                }
+            }
+            Ok(SessionEnd::Exited(n)) => fail(
+                ErrorCode::UserTaskError,
+                format!("user command exited with code {n}"),
+            ),
+            Ok(SessionEnd::Disconnected) => fail(
+                ErrorCode::UserTaskError,
+                "mlogin session ended without exit (the client went away)".into(),
+            ),
+            Ok(SessionEnd::TimedOut) => fail(
+                ErrorCode::UserTaskError,
+                "user command terminated by SIGKILL".into(),
+            ),
+        };
+        Ok(outcome)
     }
 
     /// The answer for a task that fails before its phase ran to an end:

@@ -13,6 +13,8 @@
 //!   (task outputs, archives): durable copies first, then one meta commit.
 //! * [`task`] — what a task's phases see (mounts, environment, limits),
 //!   shared by the agent and `tidepool exec`.
+//! * [`session`] — `mlogin`'s interactive session: a task running Manta's
+//!   medusa agent asset serves a shell over the gateway's reflector.
 //! * [`task_client`] — the supervisor's HTTP side of the task protocol and
 //!   the job archive writer.
 //! * [`runner`], [`workers`], [`proxy`], [`frame`] — where phases run: in
@@ -42,5 +44,6 @@ pub mod objects;
 pub mod proxy;
 pub mod runner;
 pub mod task;
+pub mod session;
 pub mod task_client;
 pub mod workers;

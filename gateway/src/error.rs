@@ -101,6 +101,10 @@ pub enum ApiError {
     /// as muskie's jobs routes did.
     #[error("{0} does not exist")]
     JobNotFound(String),
+    /// `503 ThrottledError`: too many interactive (mlogin) sessions wait
+    /// for their peer.
+    #[error("{0}")]
+    Throttled(String),
     /// An authentication/authorization refusal with its Manta code.
     #[error("{message}")]
     Auth {
@@ -208,6 +212,7 @@ impl ApiError {
             ApiError::InvalidPhaseScript(_) => "InvalidArgumentError",
             ApiError::InvalidJobState(_) => "InvalidJobState",
             ApiError::JobNotFound(_) => "ResourceNotFound",
+            ApiError::Throttled(_) => "ThrottledError",
             ApiError::Auth { code, .. } => code,
             ApiError::Rbac { denied, .. } => match denied {
                 auth::rbac::Denied::InvalidRole(_) => "InvalidRole",
@@ -259,7 +264,7 @@ impl ApiError {
             }
             BadDigest => StatusCode::BAD_REQUEST,
             UploadTimeout => StatusCode::REQUEST_TIMEOUT,
-            NotEnoughNodes { .. } | MetadataUnavailable(_) | TooManyStreams(_) => {
+            NotEnoughNodes { .. } | MetadataUnavailable(_) | TooManyStreams(_) | Throttled(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             NotEnoughSpace => StatusCode::INSUFFICIENT_STORAGE,

@@ -36,6 +36,7 @@ pub mod error;
 pub mod format;
 mod handlers;
 pub mod headers;
+pub mod medusa;
 pub mod metrics;
 pub mod middleware;
 pub mod mime;
@@ -153,6 +154,8 @@ pub(crate) struct Inner {
     /// The job tables (same metadata store as the namespace).
     pub jobs: meta::jobs::JobStore,
     pub token_key: auth::token::TokenKey,
+    /// mlogin's session pairing table ([`medusa`]).
+    pub medusa: Arc<medusa::Reflector>,
 }
 
 /// The gateway: cheap to clone, shares one configuration.
@@ -187,6 +190,7 @@ impl Gateway {
                 server_name,
                 clock: cfg.clock,
                 token_key: cfg.token_key,
+                medusa: Arc::default(),
             }),
         }
     }

@@ -341,6 +341,11 @@ async fn pipeline(
     let ns = gw.inner.namespace.clone();
     let (caller, by_token) =
         authenticate(&gw, req.method(), raw_target(&req), req.headers()).await?;
+    // mlogin's reflector: WebSocket halves, not Manta entries.
+    if let Some(what) = crate::medusa::parse_path(req.uri().path()) {
+        *operation = "medusa";
+        return crate::medusa::attach(&gw, caller.as_ref(), what, req).await;
+    }
     let mut ep = endpoint::parse(
         req.method(),
         req.uri().path(),
