@@ -14,8 +14,13 @@
 //! whichever node holds each one, page by page from the job tables.
 //! stdout goes to a local file and, on success, becomes the output object
 //! (this node plus one peer, then committed in meta); on failure stderr is
-//! saved as the task's stderr object. `init` runs before `exec` in the same
-//! scratch directory. The phase's assets are fetched into the task
+//! saved as the task's stderr object. `init` runs once per phase on this
+//! node ([`crate::task::PhaseInstance`]): each task starts from a copy of
+//! the scratch it left; if it failed, the task that ran it reports why and
+//! the phase's other tasks here are aborted. A task that dumped core (a
+//! wasm trap) saves the trap report as its core object. What a task sees
+//! (mounts, environment, limits) is built by [`crate::task`], as `tidepool
+//! exec` builds it. The phase's assets are fetched into the task
 //! directory and mounted read-only at `/assets` (a `.wasm` asset is also a
 //! command).
 //!

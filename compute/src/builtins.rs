@@ -12,6 +12,9 @@
 //! `msplit`) are recorded on the task, which then does not capture stdout;
 //! data is streamed (msplit's partitions go through spool files in the
 //! task's directory), never held whole; a reducer index must be below 128.
+//! `mcat` refuses a name that cannot name an object (`/u/`, `/u/stor`)
+//! before emitting anything; whether the object exists and may be read is
+//! decided when the next phase dispatches it. `mtee -c N` writes N copies.
 //!
 //! Everything a tool writes on the task's behalf is charged to the task's
 //! one disk budget ([`sandbox::DiskBudget`]) before it is written: msplit's

@@ -197,9 +197,9 @@ mod tests {
         assert!(init.env.iter().all(|(k, _)| !k.starts_with("MANTA_INPUT_")));
         assert!(init.env.iter().any(|(k, v)| k == TASK_ENV && v == "tok"));
         let root = PathBuf::from("/w/input");
-        let path = MantaPath::parse("/u/stor/a").expect("path");
+        let path = MantaPath::parse("/alice/stor/a").expect("path");
         let file = root.join(host_relative(&path));
-        assert_eq!(file, PathBuf::from("/w/input/u/stor/a"));
+        assert_eq!(file, PathBuf::from("/w/input/alice/stor/a"));
         let exec = t.exec_job(TaskStdin::Map { root, file }, PhaseOutput::Discard);
         assert_eq!(
             exec.input_dir.as_ref().map(|d| d.guest.as_str()),

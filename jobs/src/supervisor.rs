@@ -23,6 +23,8 @@
 //! the job with an error instead of being re-dispatched forever.
 //!
 //! Open input idle for `idle_close` (1 h) is ended automatically.
+//! When a job is done, its intermediate objects (outputs of non-final
+//! phases under its `stor/`) are deleted ([`Supervisor::delete_intermediates`]).
 //! Archiving a done job is [`crate::archive::archive_job`]; a supervisor
 //! built [`Supervisor::with_archive`] runs it for every job it finishes and
 //! for done jobs it finds unarchived.

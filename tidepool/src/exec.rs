@@ -5,7 +5,7 @@
 //! ([`compute::task`]): the input file (`--input`) is the phase's stdin
 //! and is mounted read-only at `/manta/<object path>` (`$MANTA_INPUT_FILE`),
 //! where the object path is `--object` (default `/<login>/stor/<file
-//! name>`, the login from `$MANTA_USER`, else `$USER`); the environment is
+//! name>`, the login from `$MANTA_USER`, else `$USER`, else `user`); the environment is
 //! the task's (spec §4.8: `MANTA_USER`, `MANTA_JOB_ID` (a fresh id),
 //! `MANTA_OUTPUT_BASE`, `MANTA_INPUT_FILE`, `MANTA_INPUT_OBJECT`, ...);
 //! the limits are a task's (an hour of wall time, `--memory` MB over all
@@ -15,8 +15,8 @@
 //! (`--scratch`, default a fresh temporary directory removed afterwards)
 //! is the guest's `/`. Stdout of the phase goes to our stdout, its stderr
 //! to our stderr; our exit status is the phase's (137 when a limit stopped
-//! it, with the limit printed on stderr; 2 with `sh: <why>` on stderr for a
-//! script the shell rejects, as a task's saved stderr says).
+//! it, with the limit printed on stderr). A script the shell rejects is
+//! refused as `mjob create` refuses it: an error, nothing runs.
 //!
 //! The phase runs in a task worker process through the same pool code as
 //! a node's agent (`compute::workers`). The in-task tools (`mcat`,
@@ -88,19 +88,18 @@ pub fn run(args: ExecArgs) -> anyhow::Result<i32> {
     rt.block_on(run_async(args))
 }
 
-/// The login objects are named under by default: `$MANTA_USER`, else
-/// `$USER`.
+/// The login the phase runs as by default: `$MANTA_USER`, else `$USER`,
+/// else (neither is a valid login) [`FALLBACK_LOGIN`].
 fn default_login() -> anyhow::Result<String> {
-    let login = std::env::var("MANTA_USER")
-        .or_else(|_| std::env::var("USER"))
-        .unwrap_or_default();
-    if !meta::path::valid_login(&login) {
-        bail!(
-            "--object is needed: no valid login in $MANTA_USER or $USER ({login:?}) to name the input under"
-        );
-    }
-    Ok(login)
+    Ok(["MANTA_USER", "USER"]
+        .iter()
+        .filter_map(|k| std::env::var(k).ok())
+        .find(|l| meta::path::valid_login(l))
+        .unwrap_or_else(|| FALLBACK_LOGIN.to_owned()))
 }
+
+/// The login of a run with no usable login in the environment.
+const FALLBACK_LOGIN: &str = "user";
 
 /// The input's object name: `--object` normalized, or the default.
 fn object_name(args: &ExecArgs, input: &Path) -> anyhow::Result<(String, MantaPath)> {
@@ -244,11 +243,9 @@ fn finish(report: Result<RunReport, PhaseError>) -> anyhow::Result<i32> {
     let mut err = std::io::stderr().lock();
     let report = match report {
         Ok(r) => r,
-        Err(PhaseError::Script(e)) => {
-            // As a task's saved stderr says it, with bash's status.
-            err.write_all(&task::script_rejected(&e))?;
-            return Ok(2);
-        }
+        // A job refuses such a phase when it is submitted (`mjob create`
+        // says why); so does this command, as a one-line CLI error.
+        Err(PhaseError::Script(e)) => bail!("{e}"),
         Err(e) => return Err(e.into()),
     };
     if let Some(e) = &report.infrastructure_error {
