@@ -85,7 +85,7 @@ use crate::builtins::{TaskIo, TaskRegistry};
 use crate::fair::{Admission, Capacity};
 use crate::metering::{TaskMeter, UsageRecorder};
 use crate::objects::{ObjectError, ObjectIo};
-use crate::runner::{InProcess, PhaseError, PhaseInput, PhaseOutput, PhaseRunner};
+use crate::runner::{InProcess, PhaseError, PhaseInput, PhaseJob, PhaseOutput, PhaseRunner};
 use crate::task::{self, TASK_WALL_TIME, TaskPhases, TaskStdin};
 use crate::workers::{WorkerPool, WorkerProgram};
 use storage_node::protocol::{ErrorBody, ObjectId};
@@ -846,7 +846,7 @@ impl Agent {
             .iter()
             .filter_map(|a| jobs::naming::readable_by(&req.owner, req.operator, a).ok())
             .find(|(name, _)| crate::session::is_config_asset(name))
-            .map(|(_, path)| assets_root.join(host_relative(&path)));
+            .map(|(_, path)| assets_root.join(task::host_relative(&path)));
         let Some(config) = config else {
             let message = "mlogin session: the job names no medusa-config asset".into();
             return Ok(fail(ErrorCode::TaskInitError, message));
