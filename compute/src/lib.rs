@@ -43,7 +43,7 @@ pub mod metering;
 pub mod objects;
 pub mod proxy;
 pub mod runner;
-pub mod task;
 pub mod session;
+pub mod task;
 pub mod task_client;
 pub mod workers;
