@@ -17,6 +17,7 @@ mod util;
 use std::ffi::OsString;
 
 fn main() {
+    follow_shell_cwd();
     let mut args: Vec<OsString> = std::env::args_os().collect();
     let name = common::tool_name(&args);
     let code = match registry::find(&name) {
@@ -32,4 +33,17 @@ fn main() {
         None => common::usage_error("wasi-coreutils", "usage: wasi-coreutils TOOL [ARGS]..."),
     };
     std::process::exit(code);
+}
+
+/// WASI has no working directory of its own: wasi-libc starts every
+/// program at `/`. The task shell exports `PWD` (and updates it on `cd`),
+/// so relative paths resolve where the shell's own redirections resolve
+/// them — as RustPython and other WASI programs do.
+fn follow_shell_cwd() {
+    if let Some(pwd) = std::env::var_os("PWD")
+        && std::path::Path::new(&pwd).is_absolute()
+        && pwd != "/"
+    {
+        let _ = std::env::set_current_dir(pwd);
+    }
 }

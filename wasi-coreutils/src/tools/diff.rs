@@ -20,6 +20,7 @@
 use std::ffi::OsString;
 use std::io::Write;
 
+use crate::files::datefmt::civil_from_days;
 use crate::util::args::{self, HasArg, LongOpt, Spec};
 use crate::util::input;
 use crate::util::{self, Fail};
@@ -155,7 +156,7 @@ fn mtime(name: &[u8]) -> String {
     let d = t.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     let secs = d.as_secs() as i64;
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let (y, m, day) = civil(days);
+    let (y, m, day) = civil_from_days(days);
     format!(
         "{y:04}-{m:02}-{day:02} {:02}:{:02}:{:02}.{:09} +0000",
         rem / 3600,
@@ -163,20 +164,6 @@ fn mtime(name: &[u8]) -> String {
         rem % 60,
         d.subsec_nanos()
     )
-}
-
-/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian.
-fn civil(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
 }
 
 /// Which lines of `a` are deleted and which of `b` inserted, in a shortest
@@ -597,7 +584,7 @@ mod tests {
 
     #[test]
     fn dates() {
-        assert_eq!(civil(0), (1970, 1, 1));
-        assert_eq!(civil(20_428), (2025, 12, 6));
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(20_428), (2025, 12, 6));
     }
 }
