@@ -28,7 +28,6 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use jobs::protocol::EmittedOutput;
-use md5::Digest as _;
 use meta::namespace::{Headers, ListOptions, SortBy, TypeFilter};
 use meta::path::MantaPath;
 use sandbox::{BuiltinCall, DiskBudget, HostBuiltin, Sandbox};
@@ -45,7 +44,9 @@ use crate::objects::ObjectIo;
 /// Environment variable carrying the task token.
 pub const TASK_ENV: &str = "TIDEPOOL_TASK";
 /// The names of the in-task tools [`install`] adds.
-pub const TOOL_NAMES: [&str; 7] = ["mpipe", "mcat", "mtee", "msplit", "mput", "mget", "mls"];
+pub const TOOL_NAMES: [&str; 10] = [
+    "mpipe", "mcat", "mtee", "msplit", "mput", "mget", "mls", "mrm", "mmkdir", "mjob",
+];
 /// Highest reducer index + 1 an emit may name (spec §4.2).
 const MAX_REDUCERS: u32 = 128;
 /// Most copies `mtee -c` may ask (the gateway's `durability-level` cap).
@@ -72,6 +73,8 @@ pub struct TaskIo {
     /// The job's roles, read from its record on the first read a tool
     /// makes (`None` inside: the owner's own job).
     access: OnceCell<Option<Arc<JobAccess>>>,
+    /// Jobs this task has started (`mjob create`), bounded per task.
+    pub(crate) jobs_started: std::sync::atomic::AtomicU32,
 }
 
 impl TaskIo {
@@ -92,7 +95,25 @@ impl TaskIo {
             emits: Mutex::new(Vec::new()),
             job: None,
             access: OnceCell::new(),
+            jobs_started: std::sync::atomic::AtomicU32::new(0),
         }
+    }
+
+    /// The job tables, when the task runs for a job ([`TaskIo::for_job`]).
+    pub(crate) fn job_store(&self) -> Option<&JobStore> {
+        self.job.as_ref().map(|(_, s)| s)
+    }
+
+    /// The record of the job this task runs for.
+    pub(crate) async fn job_record(&self) -> Result<meta::jobs::JobRecord, String> {
+        let Some((id, store)) = &self.job else {
+            return Err("jobs can only be started inside a job's task".into());
+        };
+        store
+            .get_job(id)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("job {id} was not found"))
     }
 
     /// The tools' reads are judged by job `job`'s roles when a subuser
@@ -210,6 +231,9 @@ enum Tool {
     Mput,
     Mget,
     Mls,
+    Mrm,
+    Mmkdir,
+    Mjob,
 }
 
 impl Tool {
@@ -222,6 +246,9 @@ impl Tool {
             Tool::Mput => "mput",
             Tool::Mget => "mget",
             Tool::Mls => "mls",
+            Tool::Mrm => "mrm",
+            Tool::Mmkdir => "mmkdir",
+            Tool::Mjob => "mjob",
         }
     }
 }
@@ -241,6 +268,9 @@ pub fn install(mut sandbox: Sandbox, reg: Arc<TaskRegistry>) -> Sandbox {
         Tool::Mput,
         Tool::Mget,
         Tool::Mls,
+        Tool::Mrm,
+        Tool::Mmkdir,
+        Tool::Mjob,
     ] {
         let b = Arc::new(Builtin {
             tool,
@@ -292,6 +322,9 @@ impl HostBuiltin for Builtin {
             Tool::Mput => mput(&call, &task).await,
             Tool::Mget => mget(&call, &task).await,
             Tool::Mls => mls(&call, &task).await,
+            Tool::Mrm => mrm(&call, &task).await,
+            Tool::Mmkdir => mmkdir(&call, &task).await,
+            Tool::Mjob => crate::task_jobs::mjob(&call, &task).await.map_err(Fail),
         };
         match r {
             Ok(()) => 0,
@@ -668,15 +701,137 @@ async fn mls(call: &BuiltinCall<'_>, task: &TaskIo) -> Result<(), Fail> {
     }
 }
 
-/// The reducer index of a key: first 8 hex digits of its MD5 mod `n`
-/// (Manta's msplit).
-fn partition(key: &[u8], n: u32) -> u32 {
-    let d = md5::Md5::digest(key);
-    let v = u32::from_be_bytes([d[0], d[1], d[2], d[3]]);
-    v % n.max(1)
+/// A namespace failure as the CLI printed it (`Name: message`).
+fn ns_fail(e: meta::namespace::NamespaceError) -> Fail {
+    use meta::namespace::NamespaceError as E;
+    let code = match &e {
+        E::NotFound(_) => "ResourceNotFoundError",
+        E::DirectoryNotEmpty(_) => "DirectoryNotEmptyError",
+        E::DirectoryDoesNotExist(_) => "DirectoryDoesNotExistError",
+        E::RootDirectory(_) => "OperationNotAllowedOnRootDirectoryError",
+        _ => "InternalError",
+    };
+    Fail(format!("{code}: {e}"))
+}
+
+/// `mrm [-r] PATH...` (the CLI's `-I` needs a terminal, which a task has
+/// not). A directory without `-r` is refused as the CLI did; `-r` removes
+/// depth first, a page of entries at a time.
+async fn mrm(call: &BuiltinCall<'_>, task: &TaskIo) -> Result<(), Fail> {
+    let (opts, rest) = getopt(call.args, "p")?;
+    if let Some((c, _)) = opts.iter().find(|(c, _)| !matches!(c, 'r' | 'p')) {
+        return Err(Fail(format!(
+            "unknown option -{c}\nusage: mrm [-r] PATH..."
+        )));
+    }
+    let recursive = opts.iter().any(|(c, _)| *c == 'r');
+    if rest.is_empty() {
+        return Err(Fail("usage: mrm [-r] PATH...".into()));
+    }
+    // Every name is checked before anything is removed.
+    let mut paths = Vec::with_capacity(rest.len());
+    for raw in &rest {
+        let path = object_path(task, raw)?;
+        may_write(task, &path)?;
+        paths.push(MantaPath::parse(&path)?);
+    }
+    let ns = task.io.namespace();
+    for p in paths {
+        let Some(entry) = ns.get(&p).await.map_err(ns_fail)? else {
+            return Err(Fail(format!("ResourceNotFoundError: {p} was not found")));
+        };
+        if entry.is_directory() {
+            if !recursive {
+                call.stderr()
+                    .write_all(format!("{p} is not an object\n").as_bytes())
+                    .await;
+                return Err(Fail(String::new()));
+            }
+            remove_tree(task, p).await?;
+        } else {
+            remove_one(task, &p).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Delete one entry. Freed copies are left to their GC records, as a
+/// task's overwrites leave them ([`ObjectIo::put_stream`]).
+async fn remove_one(task: &TaskIo, p: &MantaPath) -> Result<(), Fail> {
+    let cond = meta::namespace::Conditions::none();
+    match task.io.namespace().delete(p, &cond).await {
+        Ok(_) | Err(meta::namespace::NamespaceError::NotFound(_)) => Ok(()),
+        Err(e) => Err(ns_fail(e)),
+    }
+}
+
+/// `rm -r` of directory `dir`: its entries (directories first emptied),
+/// then `dir` itself. The stack holds one path per level, never a listing.
+async fn remove_tree(task: &TaskIo, dir: MantaPath) -> Result<(), Fail> {
+    let ns = task.io.namespace();
+    let mut stack = vec![dir];
+    while let Some(top) = stack.last().cloned() {
+        let opts = ListOptions {
+            limit: 256,
+            marker: None,
+            reverse: false,
+            filter: TypeFilter::default(),
+            sort: SortBy::Name,
+        };
+        let page = match ns.list(&top, &opts).await {
+            Ok(p) => p,
+            Err(meta::namespace::NamespaceError::NotFound(_)) => Vec::new(),
+            Err(e) => return Err(ns_fail(e)),
+        };
+        let mut descended = false;
+        for e in &page {
+            let child = MantaPath::parse(&format!("{top}/{}", e.name))?;
+            if e.is_directory() {
+                stack.push(child);
+                descended = true;
+                break;
+            }
+            remove_one(task, &child).await?;
+        }
+        if !descended && page.is_empty() {
+            remove_one(task, &top).await?;
+            stack.pop();
+        }
+    }
+    Ok(())
+}
+
+/// `mmkdir [-p] [-H 'h: v'] PATH...`: without `-p` the parent must exist.
+async fn mmkdir(call: &BuiltinCall<'_>, task: &TaskIo) -> Result<(), Fail> {
+    let (opts, rest) = getopt(call.args, "H")?;
+    if let Some((c, _)) = opts.iter().find(|(c, _)| !matches!(c, 'p' | 'H')) {
+        return Err(Fail(format!(
+            "unknown option -{c}\nusage: mmkdir [-p] PATH..."
+        )));
+    }
+    if rest.is_empty() {
+        return Err(Fail("usage: mmkdir [-p] PATH...".into()));
+    }
+    let parents = opts.iter().any(|(c, _)| *c == 'p');
+    let headers = parse_headers(&opts)?;
+    let mut paths = Vec::with_capacity(rest.len());
+    for raw in &rest {
+        let path = object_path(task, raw)?;
+        may_write(task, &path)?;
+        paths.push(MantaPath::parse(&path)?);
+    }
+    let ns = task.io.namespace();
+    for p in paths {
+        if parents {
+            task.io.mkdirp_parents(&p).await?;
+        }
+        ns.put_directory(&p, &headers).await.map_err(ns_fail)?;
+    }
+    Ok(())
 }
 
 async fn msplit(call: &BuiltinCall<'_>, task: &TaskIo) -> Result<(), Fail> {
+    use crate::msplit_key::{Key, KeyMode, hash_reducer, literal_reducer};
     let (opts, _) = getopt(call.args, "ndfe")?;
     let get = |c: char| {
         opts.iter()
@@ -684,23 +839,26 @@ async fn msplit(call: &BuiltinCall<'_>, task: &TaskIo) -> Result<(), Fail> {
             .find(|(o, _)| *o == c)
             .map(|(_, v)| v.as_str())
     };
+    if let Some((c, _)) = opts
+        .iter()
+        .find(|(c, _)| !matches!(c, 'n' | 'd' | 'f' | 'e' | 'i' | 'j' | 't' | 'z'))
+    {
+        return Err(Fail(format!("illegal option -- {c}")));
+    }
     let n: u32 = match get('n').map(str::parse::<u32>) {
         Some(Ok(n)) if (1..=MAX_REDUCERS).contains(&n) => n,
         _ => return Err(Fail("-n N (1..128) is required".into())),
     };
-    if get('e').is_some() || opts.iter().any(|(c, _)| *c == 'j' || *c == 'z') {
-        return Err(Fail("-e, -j and -z are not supported".into()));
-    }
-    let literal = opts.iter().any(|(c, _)| *c == 'i');
-    let delim = get('d').unwrap_or("\t").as_bytes().to_vec();
-    let fields: Vec<usize> = match get('f') {
-        Some(f) => f
-            .split(',')
-            .map(|x| x.trim().parse::<usize>())
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|_| Fail(format!("invalid field list {f:?}")))?,
-        None => vec![1],
-    };
+    let has = |c: char| opts.iter().any(|(o, _)| *o == c);
+    let literal = has('i');
+    let gzip = has('z');
+    // `-f` lists accumulate, as msplit concatenated them.
+    let fields: Vec<String> = opts
+        .iter()
+        .filter(|(c, _)| *c == 'f')
+        .flat_map(|(_, v)| v.split(',').map(str::to_owned).collect::<Vec<_>>())
+        .collect();
+    let mode = KeyMode::new(get('d').unwrap_or("\t"), &fields, has('j'), get('e')).map_err(Fail)?;
     let budget = call.disk_budget();
     // Inside the task's directory (removed with the task however it ends).
     let dir = task
@@ -715,25 +873,16 @@ async fn msplit(call: &BuiltinCall<'_>, task: &TaskIo) -> Result<(), Fail> {
     let res = async {
         if let Some(stdin) = call.stdin() {
             while let Some(line) = stdin.read_line(1 << 20).await {
-                let parts: Vec<&[u8]> = if delim.is_empty() {
-                    vec![&line[..]]
-                } else {
-                    split_bytes(&line, &delim)
-                };
-                let key: Vec<u8> = fields
-                    .iter()
-                    .filter_map(|f| f.checked_sub(1).and_then(|i| parts.get(i)))
-                    .copied()
-                    .collect::<Vec<&[u8]>>()
-                    .join(&delim[..]);
+                // Node read the lines as UTF-8 text: keys are of that text.
+                let text = String::from_utf8_lossy(&line);
+                let key = mode.key(&text, literal).map_err(Fail)?;
                 let r = if literal {
-                    let s = String::from_utf8_lossy(&key);
-                    match s.trim().parse::<u32>() {
-                        Ok(v) if v < n => v,
-                        _ => return Err(Fail(format!("invalid reducer index {s:?}"))),
-                    }
+                    literal_reducer(&key, n, &text).map_err(Fail)?
                 } else {
-                    partition(&key, n)
+                    match &key {
+                        Key::Str(k) => hash_reducer(k, n),
+                        Key::Num(_) => return Err(Fail("a number key needs -i".into())),
+                    }
                 };
                 // The spool is disk the task uses: charged before written.
                 budget
@@ -747,11 +896,23 @@ async fn msplit(call: &BuiltinCall<'_>, task: &TaskIo) -> Result<(), Fail> {
         for f in &mut files {
             f.flush().await?;
         }
+        let prefix = format!("{}{}.", task.output_base, uuid::Uuid::new_v4());
         for i in 0..n {
-            let name = format!("{}{}.{i}", task.output_base, uuid::Uuid::new_v4());
-            task.io
-                .put_file(&name, &dir.join(i.to_string()), true)
-                .await?;
+            let name = format!("{prefix}{i}");
+            let mut spool = dir.join(i.to_string());
+            if gzip {
+                // `-z`: each partition gzipped (the next phase reads one
+                // gzip stream per input, e.g. `zcat`). Not charged again:
+                // it is no larger than the plain spool, already charged,
+                // beyond gzip's few bytes of framing.
+                let plain = spool.clone();
+                spool = dir.join(format!("{i}.gz"));
+                let out = spool.clone();
+                tokio::task::spawn_blocking(move || gzip_file(&plain, &out))
+                    .await
+                    .map_err(|e| Fail(e.to_string()))??;
+            }
+            task.io.put_file(&name, &spool, true).await?;
             task.emit(name, Some(i));
         }
         Ok(())
@@ -762,21 +923,15 @@ async fn msplit(call: &BuiltinCall<'_>, task: &TaskIo) -> Result<(), Fail> {
     res
 }
 
-fn split_bytes<'a>(line: &'a [u8], delim: &[u8]) -> Vec<&'a [u8]> {
-    let mut out = Vec::new();
-    let mut start = 0;
-    let mut i = 0;
-    while i + delim.len() <= line.len() {
-        if &line[i..i + delim.len()] == delim {
-            out.push(&line[start..i]);
-            i += delim.len();
-            start = i;
-        } else {
-            i += 1;
-        }
-    }
-    out.push(&line[start..]);
-    out
+/// gzip `from` into `to`, streaming.
+fn gzip_file(from: &std::path::Path, to: &std::path::Path) -> Result<(), Fail> {
+    let mut input = std::io::BufReader::new(std::fs::File::open(from)?);
+    let out = std::io::BufWriter::new(std::fs::File::create(to)?);
+    let mut enc = flate2::write::GzEncoder::new(out, flate2::Compression::default());
+    std::io::copy(&mut input, &mut enc)?;
+    let mut out = enc.finish()?;
+    std::io::Write::flush(&mut out)?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -801,11 +956,5 @@ mod tests {
         assert_eq!(opts[1], ('r', "3".into()));
         assert_eq!(opts[2], ('H', "content-type: text/plain".into()));
         assert_eq!(rest, vec!["/a/stor/x".to_string()]);
-        assert_eq!(
-            split_bytes(b"a\tb\t\tc", b"\t"),
-            vec![&b"a"[..], b"b", b"", b"c"]
-        );
-        assert!(partition(b"key", 4) < 4);
-        assert_eq!(partition(b"key", 1), 0);
     }
 }

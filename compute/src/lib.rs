@@ -3,7 +3,7 @@
 //! * [`agent`] — the compute agent: runs job tasks on this node's copies in
 //!   the sandbox and stores their outputs.
 //! * [`builtins`] — Manta's in-task tools (`mcat`, `mpipe`, `mtee`,
-//!   `msplit`, `mput`, `mget`, `mls`) as sandbox host builtins acting as the
+//!   `msplit`, `mput`, `mget`, `mls`, `mrm`, `mmkdir`) as sandbox host builtins acting as the
 //!   job's owner.
 //! * [`fair`] — admission of tasks to a node's wasm instances, with a fair
 //!   share per account.
@@ -15,6 +15,7 @@
 //!   shared by the agent and `tidepool exec`.
 //! * [`session`] — `mlogin`'s interactive session: a task running Manta's
 //!   medusa agent asset serves a shell over the gateway's reflector.
+//! * [`task_jobs`] — `mjob` in a task: jobs started as the owner, nesting bounded.
 //! * [`task_client`] — the supervisor's HTTP side of the task protocol and
 //!   the job archive writer.
 //! * [`runner`], [`workers`], [`proxy`], [`frame`] — where phases run: in
@@ -40,10 +41,12 @@ pub mod builtins;
 pub mod fair;
 pub mod frame;
 pub mod metering;
+pub mod msplit_key;
 pub mod objects;
 pub mod proxy;
 pub mod runner;
 pub mod session;
 pub mod task;
 pub mod task_client;
+pub mod task_jobs;
 pub mod workers;

@@ -175,6 +175,7 @@ mod tests {
             owner: "alice".into(),
             operator: false,
             roles: None,
+            depth: 0,
             name: "word count".into(),
             phases_json: r#"[{"exec":"wc","type":"map"}]"#.into(),
             phase_count: 1,

@@ -335,8 +335,15 @@ impl JobStore {
     /// Create a job in state `queued` with a fresh v4 id, indexed for its
     /// owner and for supervisors.
     pub async fn create_job(&self, new: &NewJob) -> JobResult<JobRecord> {
+        self.create_job_at_depth(new, 0).await
+    }
+
+    /// [`JobStore::create_job`] for a job started from inside a task of a
+    /// job of depth `depth - 1` ([`JobRecord::depth`]).
+    pub async fn create_job_at_depth(&self, new: &NewJob, depth: u32) -> JobResult<JobRecord> {
         let now = self.now_ms();
-        let rec = JobRecord::new(Uuid::new_v4(), new, now);
+        let mut rec = JobRecord::new(Uuid::new_v4(), new, now);
+        rec.depth = depth;
         let r = job_txn!(self, t => async {
             t.put_job(&rec).await?;
             t.raw().put(keys::live_job_key(&rec.id), Vec::new()).await?;

@@ -125,6 +125,16 @@ pub struct JobRecord {
     /// account (and records written before it existed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub roles: Option<super::JobRoles>,
+    /// How many jobs started this one from inside their tasks: 0 for a
+    /// job created through the API, the creating task's job's depth + 1
+    /// for one a task created (`mjob create` in a task); bounds a job
+    /// that starts itself. Records written before it existed read as 0.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub depth: u32,
+}
+
+fn is_zero(v: &u32) -> bool {
+    *v == 0
 }
 
 impl JobRecord {
@@ -134,6 +144,7 @@ impl JobRecord {
             owner: new.owner.clone(),
             operator: new.operator,
             roles: new.roles.clone(),
+            depth: 0,
             name: new.name.clone(),
             phases_json: new.phases_json.clone(),
             phase_count: new.phase_count,
