@@ -1,10 +1,13 @@
 //! Manta's in-task tools as sandbox host builtins (jobs spec §4.9):
-//! `mpipe`, `mcat`, `mtee`, `msplit`, `mput`, `mget`, `mls`. They act as
+//! `mpipe`, `mcat`, `mtee`, `msplit`, `mput`, `mget`, `mls`, and the CLI
+//! commands Manta's zones also had: `mrm`, `mmkdir` and `mjob`
+//! ([`crate::task_jobs`]). They act as
 //! the job's owner on the object store through the running task's
 //! [`TaskIo`], found by the unguessable token the agent puts in the task's
 //! environment ([`TASK_ENV`]); outside a task they fail.
 //!
-//! Guarantees: writes go only to the owner's own tree, reads to the
+//! Guarantees: writes (uploads, `mmkdir`, `mrm`) go only to the owner's
+//! own tree (`mmkdir`/`mrm` check every name before changing any); reads to the
 //! owner's tree or any `/public` (any tree for an operator's job:
 //! [`jobs::naming::may_read`], the rule the supervisor and agent apply),
 //! and in a subuser's job only to what its active roles allow

@@ -7,6 +7,8 @@
 //!   job's owner.
 //! * [`fair`] — admission of tasks to a node's wasm instances, with a fair
 //!   share per account.
+//! * [`msplit_key`] — msplit's partition keys as Manta built them, and the
+//!   JavaScript subset `msplit -e` evaluates.
 //! * [`metering`] — what each task attempt used, recorded for usage
 //!   reports.
 //! * [`objects`] — named objects written and read from inside the cluster

@@ -230,10 +230,10 @@ pub fn parse_create(args: &[String], owner: &str) -> Result<CreateArgs, String> 
                 if let Some(a) = next.remove("assets") {
                     p.insert("assets".into(), a);
                 }
-                if key == "reduce" {
-                    if let Some(c) = next.remove("count") {
-                        p.insert("count".into(), c);
-                    }
+                if key == "reduce"
+                    && let Some(c) = next.remove("count")
+                {
+                    p.insert("count".into(), c);
                 }
                 for k in ["disk"] {
                     if let Some(v) = next.remove(k) {
@@ -303,10 +303,10 @@ pub fn parse_create(args: &[String], owner: &str) -> Result<CreateArgs, String> 
                 }
             }
             p.insert("type".into(), Value::String(kind.to_owned()));
-            if kind == "reduce" {
-                if let Some(c) = count.as_ref().filter(|c| c.as_u64().is_some_and(|n| n > 1)) {
-                    p.insert("count".into(), c.clone());
-                }
+            if kind == "reduce"
+                && let Some(c) = count.as_ref().filter(|c| c.as_u64().is_some_and(|n| n > 1))
+            {
+                p.insert("count".into(), c.clone());
             }
             *count = global.get("count").cloned();
             phases.push(Value::Object(p));
@@ -366,6 +366,10 @@ async fn create(call: &BuiltinCall<'_>, task: &TaskIo, args: &[String]) -> Resul
         ));
     }
     let body = serde_json::to_vec(&Value::Object(parsed.manifest)).map_err(|e| e.to_string())?;
+    // The API's body limit: the gateway refuses a larger manifest unread.
+    if body.len() > jobs::manifest::MAX_MANIFEST_BYTES {
+        return Err(format!("InvalidJobError: {}", ManifestError::TooLarge));
+    }
     // The API's validation, on a blocking thread as the gateway runs it.
     let m = tokio::task::spawn_blocking(move || parse_manifest(&body))
         .await
