@@ -47,8 +47,11 @@ fn status_of(message: &str) -> Option<i32> {
 
 /// Commands that only mean something in a job (their output names the job
 /// or the store): cases using them are not compared.
-const NEEDS_A_JOB: [&str; 9] = [
+const NEEDS_A_JOB: [&str; 12] = [
     "mcat",
+    "mrm",
+    "mmkdir",
+    "mjob",
     "mpipe",
     "mtee",
     "msplit",
