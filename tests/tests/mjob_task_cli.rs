@@ -6,7 +6,7 @@
 //!   neither remove alice's objects nor make directories in her tree.
 //! * `mjob create` in a task starts a job of the task's owner, validated
 //!   as the API validates; `get`/`outputs`/`wait` see it; jobs started
-//!   from tasks nest at most three deep.
+//!   from tasks nest at most three deep, and one task starts at most 16.
 //! * `msplit -j -f`, `-e` (Tidepool's documented JavaScript subset; other
 //!   JavaScript refused by name) and `-z` partition as Manta's msplit did.
 
@@ -103,6 +103,8 @@ fn a_task_starts_jobs_of_its_owner_through_the_api_rules() {
         // The API's validation: limits and phase scripts.
         "true | mjob create --memory 3 -m wc 2>&1; echo mem=$?",
         "true | mjob create -m 'if then' 2>&1; echo script=$?",
+        // Four starts so far (refused ones count): the 17th is refused.
+        "for i in 5 6 7 8 9 10 11 12 13 14 15 16 17 18; do r=$(true | mjob create -q -m wc 2>&1) || echo \"cap=$i $r\"; done",
     ]
     .join("\n");
     let out = ok(&bob.manta(&c, "mjob", &["create", "-o", "-r", &script], b""));
@@ -118,6 +120,10 @@ fn a_task_starts_jobs_of_its_owner_through_the_api_rules() {
     assert!(out.contains("mem=1"), "{out}");
     assert!(out.contains("InvalidPhaseScript"), "{out}");
     assert!(out.contains("script=1"), "{out}");
+    assert!(
+        out.contains("cap=17 mjob: InvalidJobError: one task may start at most 16 jobs"),
+        "{out}"
+    );
     let output = out
         .lines()
         .find_map(|l| l.strip_prefix("out="))
