@@ -99,6 +99,8 @@ const FEED_PAGE: u32 = 64;
 const FEED_IDLE: Duration = Duration::from_millis(50);
 /// Pipe between the reducer input fetcher and the sandbox.
 const FEED_BUFFER: usize = 256 * 1024;
+/// How long the file system's size read for the dispatch check is used.
+const DISK_TOTAL_TTL: Duration = Duration::from_secs(1);
 /// How often a running task checks whether its job was cancelled.
 const CANCEL_POLL: Duration = Duration::from_millis(500);
 
@@ -147,6 +149,10 @@ pub struct Agent {
     usage: UsageRecorder,
     /// Each phase's `init` state on this node.
     instances: task::PhaseInstances,
+    /// The size of the node's file system and when it was read: the
+    /// dispatch check reads this, not `statvfs`, on every task
+    /// ([`Agent::disk_total`]).
+    disk_total: std::sync::Mutex<Option<(std::time::Instant, u64)>>,
 }
 
 impl std::fmt::Debug for Agent {
@@ -343,7 +349,25 @@ impl Agent {
             tools,
             admission,
             grants,
+            disk_total: std::sync::Mutex::new(None),
         })
+    }
+
+    /// The size of the file system holding this node's objects, read at
+    /// most once per [`DISK_TOTAL_TTL`] (a file system's size changes only
+    /// when an operator grows it or changes a quota), so the per-task
+    /// dispatch check costs no I/O. `None` when it cannot be read.
+    async fn disk_total(&self) -> Option<u64> {
+        let cached = *self.disk_total.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((at, total)) = cached
+            && at.elapsed() < DISK_TOTAL_TTL
+        {
+            return Some(total);
+        }
+        let total = self.store.capacity().await.ok()?.total_bytes;
+        *self.disk_total.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some((std::time::Instant::now(), total));
+        Some(total)
     }
 
     /// The task's budgets: its memory (summed over every stage) and its
@@ -429,8 +453,8 @@ impl Agent {
         // A disk budget larger than this node's whole file system can never
         // be given here: refused before it runs (spec §4.7), not queued.
         let disk = u64::from(req.limits.disk_gb).saturating_mul(self.cfg.disk_unit);
-        if let Ok(cap) = self.store.capacity().await
-            && disk > cap.total_bytes
+        if let Some(total) = self.disk_total().await
+            && disk > total
         {
             let message = "failed to dispatch task: not enough disk space available".into();
             return Ok(self.fail_early::<()>(req, None, ErrorCode::TaskInitError, message, None));

@@ -225,6 +225,7 @@ mod tests {
                 phases_json: r#"[{"exec":"wc","type":"map"}]"#.into(),
                 phase_count: 1,
                 transient: false,
+                keep_intermediates: false,
                 operator: false,
                 roles: None,
             })

@@ -83,6 +83,10 @@ pub struct Manifest {
     pub phases: Vec<Phase>,
     /// Echoed flag.
     pub transient: bool,
+    /// `keepIntermediates` (Tidepool's addition, not in Manta's API): keep
+    /// the outputs of non-final phases when the job is done instead of
+    /// deleting them (spec §4.3).
+    pub keep_intermediates: bool,
     /// The phases as stored (JSON array; user key order, `type` filled in).
     pub phases_json: String,
 }
@@ -332,6 +336,7 @@ fn parse_unchecked(body: &[u8]) -> Result<Manifest, ManifestError> {
     };
     let mut name = String::new();
     let mut transient = false;
+    let mut keep_intermediates = false;
     let mut phases_node = None;
     for (k, v) in &fields {
         match k.as_str() {
@@ -339,6 +344,10 @@ fn parse_unchecked(body: &[u8]) -> Result<Manifest, ManifestError> {
             "transient" => match v {
                 Node::Scalar(Value::Bool(b)) => transient = *b,
                 other => return Err(other.wrong_type("transient", "boolean")),
+            },
+            "keepIntermediates" => match v {
+                Node::Scalar(Value::Bool(b)) => keep_intermediates = *b,
+                other => return Err(other.wrong_type("keepIntermediates", "boolean")),
             },
             "phases" => phases_node = Some(v),
             other => return Err(ManifestError::prop(other, "unsupported property")),
@@ -374,6 +383,7 @@ fn parse_unchecked(body: &[u8]) -> Result<Manifest, ManifestError> {
         name,
         phases,
         transient,
+        keep_intermediates,
         phases_json: stored,
     })
 }
@@ -568,6 +578,19 @@ mod tests {
 
     fn err(body: &str) -> String {
         parse_manifest(body.as_bytes()).expect_err(body).to_string()
+    }
+
+    #[test]
+    fn keep_intermediates_is_an_optional_boolean() {
+        let m = parse_manifest(br#"{"phases":[{"exec":"wc"}]}"#).expect("valid");
+        assert!(!m.keep_intermediates);
+        let m = parse_manifest(br#"{"keepIntermediates":true,"phases":[{"exec":"wc"}]}"#)
+            .expect("valid");
+        assert!(m.keep_intermediates);
+        assert_eq!(
+            err(r#"{"keepIntermediates":"yes","phases":[{"exec":"wc"}]}"#),
+            r#"property "keepIntermediates": yes - string value found, but a boolean is required"#
+        );
     }
 
     #[test]

@@ -62,6 +62,11 @@ pub fn status_json(job: &JobRecord) -> String {
             out.push_str(&format!(",\"{key}\":{}", q(&iso_time(ms))));
         }
     }
+    // Tidepool's addition, shown only when asked for, so a status record
+    // is Manta's byte for byte otherwise.
+    if job.keep_intermediates {
+        out.push_str(",\"keepIntermediates\":true");
+    }
     out.push_str(",\"phases\":");
     out.push_str(&job.phases_json);
     out.push_str(",\"options\":{}}");
@@ -180,6 +185,7 @@ mod tests {
             phases_json: r#"[{"exec":"wc","type":"map"}]"#.into(),
             phase_count: 1,
             transient: false,
+            keep_intermediates: false,
             state: JobState::Done,
             cancelled: false,
             input_done: true,

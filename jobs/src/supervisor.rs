@@ -24,7 +24,8 @@
 //!
 //! Open input idle for `idle_close` (1 h) is ended automatically.
 //! When a job is done, its intermediate objects (outputs of non-final
-//! phases under its `stor/`) are deleted ([`Supervisor::delete_intermediates`]).
+//! phases under its `stor/`) are deleted ([`Supervisor::delete_intermediates`]),
+//! unless its manifest set `keepIntermediates`.
 //! Archiving a done job is [`crate::archive::archive_job`]; a supervisor
 //! built [`Supervisor::with_archive`] runs it for every job it finishes and
 //! for done jobs it finds unarchived.
@@ -266,7 +267,8 @@ impl Supervisor {
     /// cores are not outputs). Idempotent, so a job found done again (a
     /// takeover, a restart) is cleaned again harmlessly; failures are
     /// logged and leave objects behind, never fail the job. Returns how
-    /// many objects were deleted.
+    /// many objects were deleted. A job created with `keepIntermediates`
+    /// keeps them all (0).
     pub async fn delete_intermediates(&self, id: Uuid) -> u64 {
         match self.try_delete_intermediates(id).await {
             Ok(n) => n,
@@ -282,7 +284,7 @@ impl Supervisor {
         let Some(job) = self.store.get_job(&id).await? else {
             return Ok(0);
         };
-        if job.state != JobState::Done || job.phase_count < 2 {
+        if job.state != JobState::Done || job.phase_count < 2 || job.keep_intermediates {
             return Ok(0);
         }
         let stor = naming::job_stor(&job.owner, &id);

@@ -228,6 +228,7 @@ impl Env {
                 phases_json: m.phases_json.clone(),
                 phase_count: m.phases.len() as u32,
                 transient: m.transient,
+                keep_intermediates: m.keep_intermediates,
                 operator: false,
                 roles: None,
             })
@@ -778,6 +779,7 @@ async fn cancelled_job_ends_done_with_cancel_errors() {
                 phases_json: m.phases_json,
                 phase_count: 1,
                 transient: false,
+                keep_intermediates: false,
                 operator: false,
                 roles: None,
             })
@@ -808,6 +810,7 @@ async fn idle_open_input_is_closed_automatically() {
             phases_json: m.phases_json,
             phase_count: 1,
             transient: false,
+            keep_intermediates: false,
             operator: false,
             roles: None,
         })

@@ -256,6 +256,12 @@ fn console_signs_in_uploads_runs_a_job_and_watches_it_live() {
         }
         let states: Vec<String> = serde_json::from_value(states).unwrap();
         assert_eq!(states.last().map(String::as_str), Some("done"), "{states:?}");
+        // A done job offers no "Cancel job" (the button is not rendered).
+        let cancel = b
+            .eval("document.getElementById('job-cancel').offsetParent === null")
+            .await
+            .unwrap();
+        assert_eq!(cancel, true, "the cancel button is hidden on a done job");
 
         // The output, opened from the page.
         wait(&mut b, "the output list", "document.querySelector('#job-outputs button') !== null").await;

@@ -126,6 +126,7 @@ fn plant_job(c: &Cluster, exec: &str) -> String {
                 phases_json: phases.to_string(),
                 phase_count: 1,
                 transient: false,
+                keep_intermediates: false,
                 operator: false,
                 roles: None,
             })

@@ -329,6 +329,67 @@ fn intermediate_objects_are_deleted_when_the_job_is_done() {
     assert_eq!(ok(&c.manta("mget", &["/alice/stor/mid/kept"])), "kept\n");
 }
 
+/// Tidepool's `keepIntermediates` (docs/manta-compat.md): a job whose
+/// manifest sets it keeps its non-final phases' outputs when it is done.
+/// `mjob create` cannot send the field, so the job is created by a signed
+/// `POST /:login/jobs` through Manta's client library; inputs, watching and
+/// reading go through the real `mjob`. Clean-up runs before archiving, so
+/// once the status shows `timeArchiveDone` the intermediates would be gone
+/// had they been deleted.
+#[test]
+fn keep_intermediates_leaves_the_earlier_phases_outputs() {
+    let c = Cluster::start().unwrap();
+    ok(&c.manta("mmkdir", &["-p", "~~/stor/keep"]));
+    c.mput("/alice/stor/keep/a", b"one\n");
+    c.mput("/alice/stor/keep/b", b"two\n");
+    let created = ok(&c.node(
+        r#"
+        var manta = require('manta');
+        var log = require('bunyan').createLogger({name: 't', level: 'fatal'});
+        var client = manta.createBinClient({log: log});
+        client.createJob({keepIntermediates: true,
+                          phases: [{exec: 'cat'}, {type: 'reduce', exec: 'sort'}]},
+                         function (err, id) {
+            if (err) { console.error(err); process.exit(1); }
+            console.log(id);
+            client.close();
+        });
+        "#,
+    ));
+    let id = created.trim().to_owned();
+    ok(&c.manta_stdin(
+        "mjob",
+        &["addinputs", &id],
+        b"/alice/stor/keep/a\n/alice/stor/keep/b\n",
+    ));
+    watch(&c, &id);
+    let status = || -> serde_json::Value {
+        serde_json::from_str(&ok(&c.manta("mjob", &["get", &id]))).unwrap()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    let mut st = status();
+    while st.get("timeArchiveDone").is_none() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+        st = status();
+    }
+    assert!(st.get("timeArchiveDone").is_some(), "never archived: {st}");
+    assert_eq!(st["state"], "done", "{st}");
+    assert_eq!(st["keepIntermediates"], true, "{st}");
+    let outputs = ok(&c.manta("mjob", &["outputs", &id]));
+    let outputs: Vec<&str> = outputs.lines().collect();
+    assert_eq!(outputs.len(), 1, "{outputs:?}");
+    assert_eq!(ok(&c.manta("mget", &[outputs[0]])), "one\ntwo\n");
+    let left = objects_under(&c, &format!("/alice/jobs/{id}/stor"));
+    let intermediates: Vec<&String> = left.iter().filter(|n| n.as_str() != outputs[0]).collect();
+    assert_eq!(intermediates.len(), 2, "{left:?}");
+    let mut bodies: Vec<String> = intermediates
+        .iter()
+        .map(|n| ok(&c.manta("mget", &[n.as_str()])))
+        .collect();
+    bodies.sort();
+    assert_eq!(bodies, ["one\n", "two\n"]);
+}
+
 /// Spec §4.5: a phase's `init` runs once per compute instance — here once
 /// per phase per node — before the first task of the phase there, and
 /// every task starts from what it left in the scratch tree. Each `init`
@@ -484,6 +545,48 @@ fn mcat_refuses_malformed_names_and_absurd_disk_is_refused() {
     } else {
         eprintln!("the disk holds 1024 GB: the refusal is not tested here");
     }
+}
+
+/// Spec §4.7: a phase asking for more memory than a node gives one task
+/// is refused before it runs with `TaskInitError` "failed to dispatch
+/// task: not enough memory available", as the disk over-ask is. The
+/// nodes here give at most 512 MB (`--task-max-memory 512`); `mjob create
+/// --memory 1024` asks for more, `--memory 512` runs.
+#[test]
+fn a_memory_over_ask_is_refused_at_dispatch() {
+    let c = Cluster::start_with(tidepool_tests::ClusterOptions {
+        args: vec!["--task-max-memory".into(), "512".into()],
+        ..Default::default()
+    })
+    .unwrap();
+    ok(&c.manta("mmkdir", &["-p", "~~/stor/mem"]));
+    c.mput("/alice/stor/mem/x", b"x\n");
+    let run = |memory: &str| -> (String, Vec<serde_json::Value>) {
+        let id = ok(&c.manta_stdin(
+            "mjob",
+            &["create", "--memory", memory, "-m", "wc -l"],
+            b"/alice/stor/mem/x\n",
+        ))
+        .trim()
+        .to_owned();
+        watch(&c, &id);
+        let errors = ok(&c.manta("mjob", &["errors", &id]))
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        (id, errors)
+    };
+    let (_, errors) = run("1024");
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0]["code"], "TaskInitError", "{}", errors[0]);
+    assert_eq!(
+        errors[0]["message"],
+        "failed to dispatch task: not enough memory available"
+    );
+    let (id, errors) = run("512");
+    assert!(errors.is_empty(), "{errors:?}");
+    let outputs = ok(&c.manta("mjob", &["outputs", &id]));
+    assert_eq!(ok(&c.manta("mget", &[outputs.trim()])), "1\n");
 }
 
 /// Spec §4.4/§4.5/§8.3: a task whose program traps ("dumped core") fails

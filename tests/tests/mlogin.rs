@@ -213,8 +213,8 @@ fn mlogin_session_runs_commands_on_the_object_and_exit_ends_the_job() {
     t.type_line("cd /work");
     t.wait_for(mark, "tidepool$ ");
     let mark = t.len();
-    // (A redirect: the shell resolves it against the working directory.)
-    t.type_line("cat < n.txt");
+    // A relative name: the tools follow the shell's working directory.
+    t.type_line("cat n.txt");
     let want = host_sh("grep -c login", &log);
     t.wait_for(mark, &want);
 

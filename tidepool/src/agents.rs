@@ -29,6 +29,7 @@ pub struct Compute {
     ns: Arc<Namespace>,
     sandbox: Sandbox,
     disk_unit: u64,
+    max_task_memory_mb: u32,
     tools: Arc<TaskRegistry>,
     client: NodeClient,
     jobs: JobStore,
@@ -84,6 +85,7 @@ impl Compute {
             ns,
             sandbox,
             disk_unit: compute::agent::DISK_UNIT,
+            max_task_memory_mb: compute::agent::DEFAULT_MAX_TASK_MEMORY_MB,
             tools,
             client,
             jobs,
@@ -103,6 +105,13 @@ impl Compute {
     /// use a small unit to exercise the quota quickly).
     pub fn with_disk_unit(mut self, bytes: u64) -> Compute {
         self.disk_unit = bytes.max(1);
+        self
+    }
+
+    /// The largest `memory` (MB) this process's agents give one task; a
+    /// phase asking for more is refused at dispatch.
+    pub fn with_max_task_memory(mut self, mb: u32) -> Compute {
+        self.max_task_memory_mb = mb;
         self
     }
 
@@ -136,7 +145,7 @@ impl Compute {
                 cluster_key: self.cluster_key.clone(),
                 worker: Some(self.worker.clone()),
                 max_stages: compute::fair::DEFAULT_NODE_STAGES,
-                max_task_memory_mb: compute::agent::DEFAULT_MAX_TASK_MEMORY_MB,
+                max_task_memory_mb: self.max_task_memory_mb,
                 disk_unit: self.disk_unit,
             },
             node.store(),

@@ -60,6 +60,11 @@ pub struct NodeArgs {
     /// Job tasks run at once.
     #[arg(long, default_value_t = DEFAULT_TASKS, value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub tasks: u32,
+    /// Largest job-phase `memory` (MB) a task may have on this node; a
+    /// phase asking for more is refused at dispatch ("not enough memory
+    /// available").
+    #[arg(long, value_name = "MB", default_value_t = compute::agent::DEFAULT_MAX_TASK_MEMORY_MB)]
+    pub task_max_memory: u32,
     #[command(flatten)]
     pub upkeep: UpkeepArgs,
     #[command(flatten)]
@@ -324,7 +329,9 @@ pub async fn run(args: NodeArgs) -> Result<()> {
     let dir = std::path::absolute(&args.data).context("node directory")?;
     let meta = Meta::open(&args.meta, Path::new(&dir)).await?;
     let key = cluster_auth::ClusterKey::load(&args.cluster_key)?;
-    let compute = Compute::new(meta.ns.clone(), 1, &key)?.with_health(args.health.rule());
+    let compute = Compute::new(meta.ns.clone(), 1, &key)?
+        .with_health(args.health.rule())
+        .with_max_task_memory(args.task_max_memory);
     let shutdown = CancellationToken::new();
     let mut tasks = JoinSet::new();
     let spec = NodeSpec {

@@ -81,6 +81,11 @@ pub struct UpArgs {
     /// exercise the quota with a small unit.
     #[arg(long, hide = true, default_value_t = compute::agent::DISK_UNIT, value_parser = clap::value_parser!(u64).range(1..))]
     pub task_disk_unit: u64,
+    /// Largest job-phase `memory` (MB) a task may have on these nodes; a
+    /// phase asking for more is refused at dispatch ("not enough memory
+    /// available").
+    #[arg(long, value_name = "MB", default_value_t = compute::agent::DEFAULT_MAX_TASK_MEMORY_MB)]
+    pub task_max_memory: u32,
     #[command(flatten)]
     pub upkeep: node::UpkeepArgs,
     #[command(flatten)]
@@ -181,6 +186,7 @@ pub async fn run(args: UpArgs) -> Result<()> {
     if args.nodes > 0 {
         let compute = crate::agents::Compute::new(ns.clone(), args.nodes, &cluster_key)?
             .with_disk_unit(args.task_disk_unit)
+            .with_max_task_memory(args.task_max_memory)
             .with_health(args.health.rule());
         for i in 1..=args.nodes {
             let spec = node::NodeSpec {

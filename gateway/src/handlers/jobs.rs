@@ -124,6 +124,7 @@ async fn create(cx: &Ctx, login: &str, body: Body) -> Result<Response, ApiError>
             phases_json: m.phases_json,
             phase_count: u32::try_from(m.phases.len()).unwrap_or(u32::MAX),
             transient: m.transient,
+            keep_intermediates: m.keep_intermediates,
             operator,
             // A subuser's job reads only what its active roles allow.
             roles: cx.roles.as_ref().map(|r| r.job_roles()),

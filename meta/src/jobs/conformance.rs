@@ -47,6 +47,7 @@ async fn new_job(store: &JobStore, owner: &str, phases: u32) -> JobRecord {
             phases_json: r#"[{"exec":"wc","type":"map"}]"#.into(),
             phase_count: phases,
             transient: false,
+            keep_intermediates: false,
             operator: false,
             roles: None,
         })

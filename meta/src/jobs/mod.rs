@@ -153,6 +153,9 @@ pub struct NewJob {
     pub phase_count: u32,
     /// The manifest's `transient` flag.
     pub transient: bool,
+    /// The manifest's `keepIntermediates` flag: the supervisor leaves the
+    /// outputs of non-final phases when the job is done.
+    pub keep_intermediates: bool,
     /// The owner was an operator account when it created the job (and
     /// created it in its own tree): the job's reads reach every account,
     /// as Manta's jobs kept the creating principal.

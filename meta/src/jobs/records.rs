@@ -81,6 +81,10 @@ pub struct JobRecord {
     pub phase_count: u32,
     /// Manifest flag, echoed.
     pub transient: bool,
+    /// See [`NewJob::keep_intermediates`](super::NewJob::keep_intermediates);
+    /// records written before it existed read as `false`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub keep_intermediates: bool,
     /// State.
     pub state: JobState,
     /// Cancellation accepted.
@@ -149,6 +153,7 @@ impl JobRecord {
             phases_json: new.phases_json.clone(),
             phase_count: new.phase_count,
             transient: new.transient,
+            keep_intermediates: new.keep_intermediates,
             state: JobState::Queued,
             cancelled: false,
             input_done: false,

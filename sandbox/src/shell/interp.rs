@@ -237,14 +237,9 @@ impl Shell {
         let task = TaskGuard::spawn(async move {
             let _slot = slot;
             let r = sub.and_or(&job, &bg_io).await;
-            let status = match r {
-                Ok(()) => Ok(sub.status),
-                Err(Stop::Exit(c)) => Ok(c),
-                Err(Stop::Killed) => Err(Stop::Killed),
-            };
-            let waited = sub.wait_jobs(None).await;
+            let status = sub.finish(r).await;
             drop(bg_io);
-            waited.and(status)
+            status
         });
         self.jobs.list.push(Job {
             pid,
@@ -254,6 +249,20 @@ impl Shell {
         self.last_bg = Some(pid);
         self.status = 0;
         Ok(())
+    }
+
+    /// How a sub-shell (a background job, a pipeline stage) ends, given
+    /// what its commands returned: its status (an `exit` in it ends only
+    /// the sub-shell, with that code), once every job it started has been
+    /// waited for; a kill stops it and its caller.
+    async fn finish(&mut self, r: Flow) -> Result<i32, Stop> {
+        let status = match r {
+            Ok(()) => Ok(self.status),
+            Err(Stop::Exit(c)) => Ok(c),
+            Err(Stop::Killed) => Err(Stop::Killed),
+        };
+        let waited = self.wait_jobs(None).await;
+        waited.and(status)
     }
 
     /// A background job's stdin: without job control bash gives it
@@ -405,15 +414,10 @@ impl Shell {
                 sub.stdin_redirected |= i > 0;
                 async move {
                     let r = sub.command(cmd, &sio).await;
-                    let status = match r {
-                        Ok(()) => Ok(sub.status),
-                        Err(Stop::Exit(c)) => Ok(c),
-                        Err(Stop::Killed) => Err(Stop::Killed),
-                    };
-                    let waited = sub.wait_jobs(None).await;
+                    let status = sub.finish(r).await;
                     // Close this stage's pipe ends now, so neighbours see EOF/EPIPE.
                     drop(sio);
-                    waited.and(status)
+                    status
                 }
             });
             let results = futures::future::join_all(stages).await;

@@ -468,7 +468,8 @@
       $('job-throughput').textContent = 'throughput: ' + job.throughput.tasksPerSec.toFixed(2) +
         ' tasks/s · ' + size(Math.round(job.throughput.bytesPerSec)) + '/s of input';
     }
-    $('job-cancel').disabled = job.state === 'done';
+    // A done or already-cancelled job has nothing to cancel: no button.
+    $('job-cancel').hidden = job.state === 'done' || job.cancelled;
     if (job.state === 'done') loadResults(job);
   }
 
