@@ -226,6 +226,51 @@ impl Drop for TaskDir {
     }
 }
 
+/// A map task's input file: `file` (in the task's input tree) is a hard
+/// link to `src`, this node's copy, or empty when there is none.
+#[derive(Clone)]
+struct InputLink {
+    src: Option<PathBuf>,
+    file: PathBuf,
+}
+
+/// Lays out a task attempt's directory `dir` in one blocking call (each
+/// `tokio::fs` call is a thread hand-off; a task made seven):
+/// `scratch/`, `tmp/` (in-task tools' spools), `assets/` and the input
+/// file. A leftover tree of an earlier run of the same attempt is removed
+/// first. `false` if this node has no copy of the input; then, as on
+/// error, nothing is left behind.
+fn lay_out(dir: &Path, input: Option<&InputLink>) -> std::io::Result<bool> {
+    match std::fs::remove_dir_all(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    let made = (|| {
+        std::fs::create_dir_all(dir.join("scratch"))?;
+        std::fs::create_dir(dir.join("tmp"))?;
+        std::fs::create_dir(dir.join("assets"))?;
+        if let Some(i) = input {
+            if let Some(parent) = i.file.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            match &i.src {
+                Some(src) => match std::fs::hard_link(src, &i.file) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+                    Err(e) => return Err(e),
+                },
+                None => drop(std::fs::File::create(&i.file)?),
+            }
+        }
+        Ok(true)
+    })();
+    if !matches!(made, Ok(true)) {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    made
+}
+
 /// Saves a run that dumped core's trap report (spec §4.4, §8.3: the
 /// report stands for the core file) as `OUT/cores/<phase>/core.<program>.
 /// <uuid>`, `<program>` the first command that trapped; returns its name.
@@ -494,15 +539,42 @@ impl Agent {
             .cfg
             .work_dir
             .join(format!("{}-{}", req.task_id, req.attempt));
-        if tokio::fs::try_exists(&dir).await? {
-            tokio::fs::remove_dir_all(&dir).await?;
+        // The input's host file: a hard link to this node's copy (objects
+        // are immutable, so sharing the inode is safe), or an empty file
+        // for an empty object (which has no copies and runs anywhere).
+        let input = match &req.input {
+            TaskInput::Map {
+                object_id, size, ..
+            } => {
+                let src = if *size == 0 {
+                    None
+                } else {
+                    let id = ObjectId::parse(&object_id.to_string())
+                        .map_err(|_| AgentError::NotLocal(object_id.to_string()))?;
+                    Some(self.store.object_path(&id))
+                };
+                // Built from validated segments only (no `..`, no `/`).
+                let file = dir.join("input").join(input_rel.unwrap_or_default());
+                Some(InputLink { src, file })
+            }
+            TaskInput::Reduce { .. } => None,
+        };
+        let layout = {
+            let (dir, input) = (dir.clone(), input.clone());
+            tokio::task::spawn_blocking(move || lay_out(&dir, input.as_ref()))
+                .await
+                .map_err(|e| AgentError::Sandbox(e.to_string()))?
+        };
+        if !layout? {
+            let id = match &req.input {
+                TaskInput::Map { object_id, .. } => object_id.to_string(),
+                TaskInput::Reduce { .. } => String::new(),
+            };
+            return Err(AgentError::NotLocal(id));
         }
-        let scratch = dir.join("scratch");
-        tokio::fs::create_dir_all(&scratch).await?;
         let _cleanup = TaskDir(dir.clone());
-
+        let scratch = dir.join("scratch");
         let tmp = dir.join("tmp");
-        tokio::fs::create_dir_all(&tmp).await?;
         let output_base = req
             .env
             .iter()
@@ -523,13 +595,9 @@ impl Agent {
         let stdout_file = dir.join("stdout");
         let mut feeder = None;
         let stdin = match &req.input {
-            TaskInput::Map {
-                object_id, size, ..
-            } => {
+            TaskInput::Map { size, .. } => {
                 let root = dir.join("input");
-                // Built from validated segments only (no `..`, no `/`).
-                let file = root.join(input_rel.unwrap_or_default());
-                self.link_input(object_id, *size, &file).await?;
+                let file = input.map(|i| i.file).unwrap_or_default();
                 meter.io.add_read(*size);
                 TaskStdin::Map { root, file }
             }
@@ -759,7 +827,6 @@ impl Agent {
     ) -> Result<Result<std::collections::HashMap<String, PathBuf>, String>, AgentError> {
         let mut commands = std::collections::HashMap::new();
         let mut budget = u64::from(req.limits.disk_gb).saturating_mul(self.cfg.disk_unit);
-        tokio::fs::create_dir_all(root).await?;
         for a in &req.assets {
             // mlogin's agent asset does not exist here: the session runs
             // in the agent (crate::session).
@@ -981,38 +1048,6 @@ impl Agent {
                 // Meta unreachable: keep running, look again later.
                 Err(_) => {}
             }
-        }
-    }
-
-    /// Make the input object's local file visible at `dst` (a hard link:
-    /// objects are immutable, so sharing the inode is safe).
-    async fn link_input(
-        &self,
-        object_id: &uuid::Uuid,
-        size: u64,
-        dst: &Path,
-    ) -> Result<(), AgentError> {
-        if let Some(parent) = dst.parent() {
-            tokio::fs::create_dir_all(parent).await?;
-        }
-        if size == 0 {
-            // Empty objects have no copies; they may run anywhere.
-            tokio::fs::write(dst, b"").await?;
-            return Ok(());
-        }
-        let id = ObjectId::parse(&object_id.to_string())
-            .map_err(|_| AgentError::NotLocal(object_id.to_string()))?;
-        let src = self.store.object_path(&id);
-        let dst2 = dst.to_path_buf();
-        let linked = tokio::task::spawn_blocking(move || std::fs::hard_link(&src, &dst2))
-            .await
-            .map_err(|e| AgentError::Sandbox(e.to_string()))?;
-        match linked {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                Err(AgentError::NotLocal(object_id.to_string()))
-            }
-            Err(e) => Err(e.into()),
         }
     }
 

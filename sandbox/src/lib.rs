@@ -514,13 +514,40 @@ impl Sandbox {
             }
         };
         // `/tmp` and `/var/tmp` exist and are writable, as on the Unix tree
-        // Manta's zones had (scratch is the guest's `/`).
-        for dir in SCRATCH_DIRS {
-            let path = spec.scratch.join(dir);
-            tokio::fs::create_dir_all(&path)
-                .await
-                .map_err(io_err("creating scratch", &path))?;
-        }
+        // Manta's zones had (scratch is the guest's `/`). They, the stdout
+        // file and the input file are made or opened in one blocking call:
+        // a `tokio::fs` call each was a thread hand-off each, per task.
+        let host_files = {
+            let scratch = spec.scratch.clone();
+            let stdout = match &spec.stdout {
+                Output::File(p) => Some(p.clone()),
+                _ => None,
+            };
+            let stdin = match &spec.stdin {
+                Input::File(p) => Some(p.clone()),
+                _ => None,
+            };
+            move || -> Result<_, SandboxError> {
+                for dir in SCRATCH_DIRS {
+                    let path = scratch.join(dir);
+                    std::fs::create_dir_all(&path).map_err(io_err("creating scratch", &path))?;
+                }
+                let stdout = stdout
+                    .map(|p| std::fs::File::create(&p).map_err(io_err("creating stdout file", &p)))
+                    .transpose()?;
+                let stdin = stdin
+                    .map(|p| std::fs::File::open(&p).map_err(io_err("opening input", &p)))
+                    .transpose()?;
+                Ok((stdout, stdin))
+            }
+        };
+        let (mut stdout_file, mut stdin_file) = tokio::task::spawn_blocking(host_files)
+            .await
+            .map_err(|e| SandboxError::Io {
+                context: "creating scratch",
+                path: spec.scratch.clone(),
+                source: std::io::Error::other(e),
+            })??;
         let read_only: Vec<(&Path, &str)> = spec
             .input_dir
             .iter()
@@ -553,10 +580,12 @@ impl Sandbox {
             Output::File(p) => {
                 run.stdout_on_disk
                     .store(true, std::sync::atomic::Ordering::Relaxed);
-                let f = tokio::fs::File::create(&p)
-                    .await
-                    .map_err(io_err("creating stdout file", &p))?;
-                (drain(Box::new(f)), false)
+                let f = stdout_file.take().ok_or_else(|| SandboxError::Io {
+                    context: "creating stdout file",
+                    path: p,
+                    source: std::io::ErrorKind::NotFound.into(),
+                })?;
+                (drain(Box::new(tokio::fs::File::from_std(f))), false)
             }
         };
         let (err_w, err_r) = pipe::pipe(pipe::DEFAULT_CAPACITY);
@@ -572,12 +601,14 @@ impl Sandbox {
         let stdin = match spec.stdin {
             Input::None => None,
             Input::File(p) => {
-                let f = tokio::fs::File::open(&p)
-                    .await
-                    .map_err(io_err("opening input", &p))?;
+                let f = stdin_file.take().ok_or_else(|| SandboxError::Io {
+                    context: "opening input",
+                    path: p,
+                    source: std::io::ErrorKind::NotFound.into(),
+                })?;
                 // Read in place: no copying task, and guests see a regular
                 // file's size on fd 0 (as `wc` wants for its columns).
-                Some(pipe::file_reader(f.into_std().await))
+                Some(pipe::file_reader(f))
             }
             Input::Bytes(b) => Some(feed(std::io::Cursor::new(b))),
             Input::Reader(r) => Some(feed(r)),
