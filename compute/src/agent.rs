@@ -145,6 +145,11 @@ pub struct Agent {
     runner: Arc<dyn PhaseRunner>,
     tools: Arc<TaskRegistry>,
     admission: Admission,
+    /// Tasks storing their outputs at once. A task gives back its share of
+    /// the node ([`Agent::admission`]: wasm instances, memory) when its run
+    /// ends, so the next task runs while this one's outputs are written;
+    /// this bounds how many are written at once.
+    storing: tokio::sync::Semaphore,
     grants: GrantVerifier,
     usage: UsageRecorder,
     /// Each phase's `init` state on this node.
@@ -367,6 +372,7 @@ impl Agent {
         sandbox: Sandbox,
         tools: Arc<TaskRegistry>,
     ) -> Arc<Self> {
+        let cfg_tasks = cfg.max_tasks.max(1);
         let admission = Admission::new(Capacity {
             stages: cfg.max_stages.max(1),
             tasks: u32::try_from(cfg.max_tasks.max(1)).unwrap_or(u32::MAX),
@@ -393,6 +399,7 @@ impl Agent {
             runner,
             tools,
             admission,
+            storing: tokio::sync::Semaphore::new(cfg_tasks),
             grants,
             disk_total: std::sync::Mutex::new(None),
         })
@@ -524,7 +531,7 @@ impl Agent {
                 return Ok(self.fail_early::<()>(req, None, code, message, None));
             }
         };
-        let _permit = match admitted {
+        let permit = match admitted {
             Ok(p) => p,
             Err(refused) => {
                 let message = format!("failed to dispatch task: {refused}");
@@ -702,6 +709,10 @@ impl Agent {
             let message = "job was cancelled".into();
             return Ok(self.fail_early(req, feeder, ErrorCode::JobCancelledError, message, None));
         };
+        // The run's instances are gone: the next task may run while this
+        // one's outputs are stored (at most `max_tasks` storing at once).
+        drop(permit);
+        let _storing = self.storing.acquire().await;
         let report = match run {
             // The host failed the run (no instance free): retry elsewhere.
             Ok(r) if r.infrastructure_error.is_some() => {
