@@ -386,6 +386,7 @@ async fn create(call: &BuiltinCall<'_>, task: &TaskIo, args: &[String]) -> Resul
                 phases_json: m.phases_json,
                 phase_count: u32::try_from(m.phases.len()).unwrap_or(u32::MAX),
                 transient: m.transient,
+                keep_intermediates: m.keep_intermediates,
                 // The parent's principal, as the task's token was.
                 operator: parent.operator,
                 roles: parent.roles.clone(),

@@ -1011,6 +1011,52 @@ fn sleep_for(args: &[String]) -> Result<std::time::Duration, String> {
     Ok(std::time::Duration::from_secs_f64(total))
 }
 
+/// `break [N]` / `continue [N]`, as bash does them: outside a loop they
+/// only complain (status 0); `N` beyond the loops there are means all of
+/// them; `N` below 1 leaves every loop with status 1; a non-number ends
+/// the shell (status 128), as for a special builtin's bad operand.
+async fn loop_control(sh: &mut Shell, name: &str, args: &[String], io: &Stdio) -> Flow {
+    if args.len() > 1 {
+        sh.complain(io, &format!("{name}: too many arguments"))
+            .await;
+        return Err(Stop::Exit(1));
+    }
+    let n = match args.first() {
+        None => 1,
+        Some(a) => match a.trim().parse::<i64>() {
+            Ok(n) => n,
+            Err(_) => {
+                sh.complain(io, &format!("{name}: {a}: numeric argument required"))
+                    .await;
+                return Err(Stop::Exit(128));
+            }
+        },
+    };
+    let depth = sh.loops.0;
+    if depth == 0 {
+        sh.complain(
+            io,
+            &format!("{name}: only meaningful in a `for', `while', or `until' loop"),
+        )
+        .await;
+        sh.status = 0;
+        return Ok(());
+    }
+    if n < 1 {
+        sh.complain(io, &format!("{name}: {n}: loop count out of range"))
+            .await;
+        sh.status = 1;
+        return Err(Stop::Break(depth));
+    }
+    let n = u32::try_from(n).unwrap_or(u32::MAX).min(depth);
+    sh.status = 0;
+    Err(if name == "break" {
+        Stop::Break(n)
+    } else {
+        Stop::Continue(n)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1069,49 +1115,4 @@ mod tests {
         assert!(echo_escapes("x\\cy", &mut out));
         assert_eq!(out, b"x");
     }
-}
-
-/// `break [N]` / `continue [N]`, as bash does them: outside a loop they
-/// only complain (status 0); `N` beyond the loops there are means all of
-/// them; `N` below 1 leaves every loop with status 1; a non-number ends
-/// the shell (status 128), as for a special builtin's bad operand.
-async fn loop_control(sh: &mut Shell, name: &str, args: &[String], io: &Stdio) -> Flow {
-    if args.len() > 1 {
-        sh.complain(io, &format!("{name}: too many arguments")).await;
-        return Err(Stop::Exit(1));
-    }
-    let n = match args.first() {
-        None => 1,
-        Some(a) => match a.trim().parse::<i64>() {
-            Ok(n) => n,
-            Err(_) => {
-                sh.complain(io, &format!("{name}: {a}: numeric argument required"))
-                    .await;
-                return Err(Stop::Exit(128));
-            }
-        },
-    };
-    let depth = sh.loops.0;
-    if depth == 0 {
-        sh.complain(
-            io,
-            &format!("{name}: only meaningful in a `for', `while', or `until' loop"),
-        )
-        .await;
-        sh.status = 0;
-        return Ok(());
-    }
-    if n < 1 {
-        sh.complain(io, &format!("{name}: {n}: loop count out of range"))
-            .await;
-        sh.status = 1;
-        return Err(Stop::Break(depth));
-    }
-    let n = u32::try_from(n).unwrap_or(u32::MAX).min(depth);
-    sh.status = 0;
-    Err(if name == "break" {
-        Stop::Break(n)
-    } else {
-        Stop::Continue(n)
-    })
 }

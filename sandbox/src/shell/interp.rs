@@ -591,7 +591,9 @@ impl Shell {
                     return Ok(());
                 }
                 self.loops.0 += 1;
-                let r = self.arith_loop(cond.as_ref(), step.as_ref(), body, io).await;
+                let r = self
+                    .arith_loop(cond.as_ref(), step.as_ref(), body, io)
+                    .await;
                 self.loops.0 -= 1;
                 r
             }
