@@ -102,7 +102,7 @@ pub(crate) async fn run_builtin(
                 2
             }
         },
-        "read" => match read(sh, args, io).await {
+        "read" => match read(sh, args, env, io).await {
             Ok(s) => s,
             Err(stop) => return Some(Err(stop)),
         },
@@ -295,7 +295,12 @@ fn echo_escapes(s: &str, out: &mut Vec<u8>) -> bool {
 }
 
 /// `read [-r] [NAME...]`: one line from stdin into variables.
-async fn read(sh: &mut Shell, args: &[String], io: &Stdio) -> Result<i32, Stop> {
+async fn read(
+    sh: &mut Shell,
+    args: &[String],
+    env: &[(String, String)],
+    io: &Stdio,
+) -> Result<i32, Stop> {
     let raw = args.first().is_some_and(|a| a == "-r");
     let names: Vec<&String> = args.iter().skip(usize::from(raw)).collect();
     if let Some(bad) = names.iter().find(|n| n.starts_with('-')) {
@@ -355,18 +360,61 @@ async fn read(sh: &mut Shell, args: &[String], io: &Stdio) -> Result<i32, Stop> 
     if names.len() == 1 && names[0] == "REPLY" && args.iter().all(|a| a == "-r") {
         sh.vars.insert("REPLY".into(), text);
     } else {
-        let mut rest = text.trim_matches([' ', '\t']);
-        for (i, n) in names.iter().enumerate() {
-            if i + 1 == names.len() {
-                sh.vars.insert(n.clone(), rest.to_owned());
-            } else {
-                let (head, tail) = rest.split_once([' ', '\t']).unwrap_or((rest, ""));
-                sh.vars.insert(n.clone(), head.to_owned());
-                rest = tail.trim_start_matches([' ', '\t']);
-            }
+        // `IFS=, read a b` sets IFS for `read` alone (it is in `env`).
+        let ifs = env
+            .iter()
+            .rev()
+            .find(|(k, _)| k == "IFS")
+            .map(|(_, v)| v.as_str())
+            .or_else(|| sh.vars.get("IFS").map(String::as_str))
+            .unwrap_or(" \t\n");
+        for (n, v) in names.iter().zip(split_read_fields(&text, ifs, names.len())) {
+            sh.vars.insert(n.clone(), v);
         }
     }
     Ok(i32::from(eof))
+}
+
+/// Splits a line read by `read` into `count` values by `ifs`, as bash
+/// does: IFS white space (space, tab, newline in `ifs`) around the line is
+/// dropped and runs of it separate fields; every other IFS character
+/// ends one field (an empty one if two are adjacent). The last value is
+/// the rest of the line, except that a single field followed by a single
+/// delimiter loses the delimiter (`a,b,` into `x y` gives `y` = `b`).
+fn split_read_fields(line: &str, ifs: &str, count: usize) -> Vec<String> {
+    let is_ws = |c: char| ifs.contains(c) && matches!(c, ' ' | '\t' | '\n');
+    let is_ifs = |c: char| ifs.contains(c);
+    let mut rest = line.trim_matches(is_ws);
+    // One field and the delimiter after it: (field, what follows).
+    let field = |s: &'_ str| -> (String, usize) {
+        let end = s.find(is_ifs).unwrap_or(s.len());
+        let mut after = s[end..].trim_start_matches(is_ws);
+        if let Some(c) = after.chars().next()
+            && is_ifs(c)
+            && !is_ws(c)
+        {
+            after = after[c.len_utf8()..].trim_start_matches(is_ws);
+        }
+        (s[..end].to_owned(), s.len() - after.len())
+    };
+    let mut out = Vec::with_capacity(count);
+    for i in 0..count {
+        if i + 1 == count {
+            let (f, used) = field(rest);
+            out.push(if used == rest.len() && !ifs.is_empty() {
+                f
+            } else {
+                rest.to_owned()
+            });
+        } else if ifs.is_empty() {
+            out.push(std::mem::take(&mut rest).to_owned());
+        } else {
+            let (f, used) = field(rest);
+            out.push(f);
+            rest = &rest[used..];
+        }
+    }
+    out
 }
 
 async fn test_builtin(sh: &mut Shell, args: &[String], io: &Stdio) -> i32 {
