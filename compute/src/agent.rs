@@ -240,12 +240,14 @@ struct InputLink {
 }
 
 /// Lays out a task attempt's directory `dir` in one blocking call (each
-/// `tokio::fs` call is a thread hand-off; a task made seven):
-/// `scratch/`, `tmp/` (in-task tools' spools), `assets/` and the input
-/// file. A leftover tree of an earlier run of the same attempt is removed
+/// `tokio::fs` call is a thread hand-off; a task made seven): `scratch/`,
+/// `assets/` if the phase has assets, and the input file. Nothing else is
+/// made ahead: on a file system with many recent deletions every inode
+/// allocated costs, and most tasks never use `tmp/` (msplit's spools, made
+/// when needed). A leftover tree of an earlier run of the same attempt is removed
 /// first. `false` if this node has no copy of the input; then, as on
 /// error, nothing is left behind.
-fn lay_out(dir: &Path, input: Option<&InputLink>) -> std::io::Result<bool> {
+fn lay_out(dir: &Path, input: Option<&InputLink>, assets: bool) -> std::io::Result<bool> {
     match std::fs::remove_dir_all(dir) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -253,8 +255,9 @@ fn lay_out(dir: &Path, input: Option<&InputLink>) -> std::io::Result<bool> {
     }
     let made = (|| {
         std::fs::create_dir_all(dir.join("scratch"))?;
-        std::fs::create_dir(dir.join("tmp"))?;
-        std::fs::create_dir(dir.join("assets"))?;
+        if assets {
+            std::fs::create_dir(dir.join("assets"))?;
+        }
         if let Some(i) = input {
             if let Some(parent) = i.file.parent() {
                 std::fs::create_dir_all(parent)?;
@@ -568,7 +571,8 @@ impl Agent {
         };
         let layout = {
             let (dir, input) = (dir.clone(), input.clone());
-            tokio::task::spawn_blocking(move || lay_out(&dir, input.as_ref()))
+            let assets = !req.assets.is_empty();
+            tokio::task::spawn_blocking(move || lay_out(&dir, input.as_ref(), assets))
                 .await
                 .map_err(|e| AgentError::Sandbox(e.to_string()))?
         };
