@@ -217,24 +217,21 @@ impl ObjectIo {
     /// `mkdir -p` of every ancestor of `path` below the account's top
     /// directory.
     pub async fn mkdirp_parents(&self, path: &MantaPath) -> Result<(), ObjectError> {
-        let mut chain = Vec::new();
-        let mut cur = path.parent();
-        while let Some(p) = cur {
-            if p.rest().is_empty() {
-                break;
-            }
-            match self.ns.get(&p).await? {
-                Some(e) if e.is_directory() => break,
-                Some(_) => return Err(ObjectError::IsDirectory(p.to_string())),
-                None => {}
-            }
-            cur = p.parent();
-            chain.push(p);
+        let Some(parent) = path.parent().filter(|p| !p.is_root()) else {
+            return Ok(());
+        };
+        // Usually there: a task's outputs share their directories.
+        match self.ns.get(&parent).await? {
+            Some(e) if e.is_directory() => return Ok(()),
+            Some(_) => return Err(ObjectError::IsDirectory(parent.to_string())),
+            None => {}
         }
-        for dir in chain.into_iter().rev() {
-            self.ns.put_directory(&dir, &Headers::default()).await?;
+        // A task's first output usually makes four or five directories:
+        // one transaction for all of them.
+        match self.ns.create_directories(&parent).await {
+            Err(NamespaceError::ParentNotDirectory(p)) => Err(ObjectError::IsDirectory(p)),
+            r => Ok(r?),
         }
-        Ok(())
     }
 
     /// Stores `body` as object `name` (creating parents when `mkdirs`),

@@ -1241,6 +1241,12 @@ impl Supervisor {
             for r in reducers.values() {
                 t.put_task(r, r.node.as_deref()).await?;
             }
+            // The last result finishes the job in its own commit (one
+            // transaction, and the user sees `done` a round trip sooner).
+            if ready_to_finish(&job) {
+                job.state = transition(job.state, JobEvent::Finished).unwrap_or(JobState::Done);
+                job.time_done_ms = Some(now);
+            }
             t.put_job(&job).await?;
             Ok(created)
         });

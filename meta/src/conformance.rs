@@ -48,6 +48,7 @@ where
     kv_rollback_discards(make().await).await;
     ns_accounts_and_keys(make().await).await;
     ns_directories_and_objects(make().await).await;
+    ns_create_directories(make().await).await;
     ns_conditions(make().await).await;
     ns_overwrite_and_gc(make().await).await;
     ns_put_metadata(make().await).await;
@@ -705,6 +706,63 @@ pub async fn ns_directories_and_objects(kv: Arc<dyn Kv>) {
             .is_some_and(|e| e.is_directory())
     );
     assert_eq!(ns.count(&p_stor(&l, "")).await.expect("count"), 1);
+}
+
+/// `mkdir -p` in one transaction: missing directories made parents
+/// first, existing ones untouched, an object in the way refused with
+/// nothing made, and racing chains that share a prefix all succeed.
+pub async fn ns_create_directories(kv: Arc<dyn Kv>) {
+    let (ns, l) = ns_with_account(kv).await;
+    let none = Conditions::none();
+    let h = Headers::from([("m-keep".to_owned(), "1".to_owned())]);
+    ns.put_directory(&p_stor(&l, "a"), &h).await.expect("mkdir a");
+    let a = ns.get(&p_stor(&l, "a")).await.expect("get").expect("a");
+    ns.create_directories(&p_stor(&l, "a/b/c/d"))
+        .await
+        .expect("mkdir -p");
+    for d in ["a/b", "a/b/c", "a/b/c/d"] {
+        let e = ns.get(&p_stor(&l, d)).await.expect("get");
+        assert!(e.is_some_and(|e| e.is_directory()), "{d} made");
+    }
+    assert_eq!(ns.count(&p_stor(&l, "a")).await.expect("count"), 1);
+    assert_eq!(ns.count(&p_stor(&l, "a/b/c")).await.expect("count"), 1);
+    // The existing directory keeps its headers and mtime.
+    let a2 = ns.get(&p_stor(&l, "a")).await.expect("get").expect("a");
+    assert_eq!(a2, a);
+    // Again: a no-op.
+    ns.create_directories(&p_stor(&l, "a/b/c/d"))
+        .await
+        .expect("mkdir -p again");
+    assert_eq!(ns.count(&p_stor(&l, "a/b/c")).await.expect("count"), 1);
+    // An object in the way: refused, and nothing below it made.
+    ns.put_object(&p_stor(&l, "a/o"), new_obj(&["n1"]), &none)
+        .await
+        .expect("put");
+    assert!(matches!(
+        ns.create_directories(&p_stor(&l, "a/o/x/y")).await,
+        Err(NamespaceError::ParentNotDirectory(p)) if p == format!("/{l}/stor/a/o")
+    ));
+    assert!(
+        ns.get(&p_stor(&l, "a/o"))
+            .await
+            .expect("get")
+            .is_some_and(|e| e.object().is_some())
+    );
+    // Top directories are never written.
+    ns.create_directories(&p_stor(&l, "")).await.expect("top");
+    // Racing chains with a shared prefix all succeed; each directory is
+    // counted once.
+    let mut racing = Vec::new();
+    for i in 0..8 {
+        let ns = ns.clone();
+        let p = p_stor(&l, &format!("r/s/t{}", i % 2));
+        racing.push(tokio::spawn(async move { ns.create_directories(&p).await }));
+    }
+    for r in racing {
+        r.await.expect("join").expect("racing mkdir -p");
+    }
+    assert_eq!(ns.count(&p_stor(&l, "r")).await.expect("count"), 1);
+    assert_eq!(ns.count(&p_stor(&l, "r/s")).await.expect("count"), 2);
 }
 
 /// Conditional PUT/DELETE evaluated against the current entry.

@@ -162,6 +162,35 @@ impl Namespace {
         in_txn!(self, &what, txn => self.put_directory_tx(txn, path, headers))
     }
 
+    /// `mkdir -p dir` in one transaction: every missing directory from
+    /// the deepest existing one down to `dir` is created (parents first),
+    /// so the chain costs one commit however deep it goes. Existing
+    /// directories are left as they are (headers, mtime); an object in the
+    /// way is [`NamespaceError::ParentNotDirectory`] and nothing changes.
+    pub async fn create_directories(&self, dir: &MantaPath) -> NsResult<()> {
+        let what = dir.to_string();
+        in_txn!(self, &what, txn => async {
+            let mut chain = Vec::new();
+            let mut cur = Some(dir.clone());
+            while let Some(p) = cur {
+                if p.is_root() {
+                    break;
+                }
+                match read_path(txn, &p).await? {
+                    Some(e) if e.is_directory() => break,
+                    Some(_) => return Err(NamespaceError::ParentNotDirectory(p.to_string())),
+                    None => {}
+                }
+                cur = p.parent();
+                chain.push(p);
+            }
+            for p in chain.iter().rev() {
+                self.put_directory_tx(txn, p, &Headers::default()).await?;
+            }
+            Ok(())
+        })
+    }
+
     async fn put_directory_tx(
         &self,
         txn: &mut dyn Txn,
