@@ -151,6 +151,10 @@ struct Completion {
     result: Result<TaskResponse, ExecError>,
 }
 
+/// Jobs one supervisor drives at once; more wait for a later claim (by it
+/// or another supervisor).
+pub const MAX_DRIVEN: usize = 64;
+
 /// The error of a task whose attempts were lost with the process running
 /// them on every try (counted in meta, so across supervisor restarts).
 pub const LOST_ATTEMPTS: &str =
@@ -361,6 +365,13 @@ impl Supervisor {
     /// Take leases on up to `max` live, unfinished jobs that no other
     /// supervisor holds (free or expired leases); returns their ids.
     pub async fn claim_jobs(&self, max: usize) -> Result<Vec<Uuid>, JobsError> {
+        self.claim_new(max, &HashSet::new()).await
+    }
+
+    /// [`Self::claim_jobs`] passing over the jobs in `driving` (whose
+    /// drivers renew their own leases): no commit per job already driven
+    /// each time a new job arrives.
+    async fn claim_new(&self, max: usize, driving: &HashSet<Uuid>) -> Result<Vec<Uuid>, JobsError> {
         let mut claimed = Vec::new();
         let mut after = None;
         loop {
@@ -368,6 +379,9 @@ impl Supervisor {
             for id in &page {
                 if claimed.len() >= max {
                     return Ok(claimed);
+                }
+                if driving.contains(id) {
+                    continue;
                 }
                 let Some(job) = self.store.get_job(id).await? else {
                     continue;
@@ -393,7 +407,8 @@ impl Supervisor {
         }
     }
 
-    /// Run claim-and-drive until `shutdown` turns true.
+    /// Run claim-and-drive (at most [`MAX_DRIVEN`] jobs at once) until
+    /// `shutdown` turns true.
     pub async fn run(
         self: Arc<Self>,
         mut shutdown: tokio::sync::watch::Receiver<bool>,
@@ -409,11 +424,12 @@ impl Supervisor {
                 driving.abort_all();
                 return Ok(());
             }
-            for id in self.claim_jobs(64).await? {
+            let room = MAX_DRIVEN.saturating_sub(active.len());
+            for id in self.claim_new(room, &active).await? {
                 if active.insert(id) {
                     let me = self.clone();
                     driving.spawn(async move {
-                        let res = me.drive(id).await;
+                        let res = me.drive_leased(id).await;
                         if matches!(res, Ok(DriveEnd::Done)) {
                             me.delete_intermediates(id).await;
                             me.archive_done(id).await;
@@ -448,6 +464,13 @@ impl Supervisor {
         {
             return Ok(DriveEnd::LeaseLost);
         }
+        self.drive_leased(id).await
+    }
+
+    /// [`Self::drive`] of a job whose lease this supervisor has just
+    /// taken ([`Self::claim_jobs`]): taking it again would cost a commit
+    /// before the job's first task.
+    async fn drive_leased(self: &Arc<Self>, id: Uuid) -> Result<DriveEnd, JobsError> {
         let Some(job) = self.store.get_job(&id).await? else {
             return Err(JobsError::Store(JobStoreError::NotFound(id)));
         };

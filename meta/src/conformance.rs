@@ -715,7 +715,9 @@ pub async fn ns_create_directories(kv: Arc<dyn Kv>) {
     let (ns, l) = ns_with_account(kv).await;
     let none = Conditions::none();
     let h = Headers::from([("m-keep".to_owned(), "1".to_owned())]);
-    ns.put_directory(&p_stor(&l, "a"), &h).await.expect("mkdir a");
+    ns.put_directory(&p_stor(&l, "a"), &h)
+        .await
+        .expect("mkdir a");
     let a = ns.get(&p_stor(&l, "a")).await.expect("get").expect("a");
     ns.create_directories(&p_stor(&l, "a/b/c/d"))
         .await
