@@ -305,7 +305,9 @@ impl Cluster {
         let port = match self.env.iter().find(|(k, _)| k == "MANTA_URL") {
             // A restart keeps its port so clients' MANTA_URL stays valid.
             Some((_, url)) => url.rsplit(':').next().unwrap_or("0").to_string(),
-            None => "0".to_string(),
+            // Alone in its namespace: any port the kernel picks.
+            None if self.netns.is_some() => "0".to_string(),
+            None => fixed_port(&self.listen_host).to_string(),
         };
         let mut cmd = server_command_in(self.netns.as_deref());
         cmd.arg("up")
@@ -613,6 +615,24 @@ impl Tenant {
             Duration::from_secs(300),
         )
     }
+}
+
+/// A free port below the kernel's ephemeral range (32768 and up on Linux)
+/// for a cluster's gateway. A port the kernel handed out (`:0`) could be
+/// taken, between a restart's kill and relaunch, as the local port of
+/// another test's outgoing connection or by another cluster's `:0`; these
+/// ports are only ever bound on purpose, by a cluster that first checked
+/// the port was free.
+fn fixed_port(host: &str) -> u16 {
+    use std::hash::{BuildHasher as _, RandomState};
+    let random = RandomState::new();
+    for i in 0u64..1000 {
+        let port = 20_000 + (random.hash_one(i) % 12_000) as u16;
+        if std::net::TcpListener::bind((host, port)).is_ok() {
+            return port;
+        }
+    }
+    0
 }
 
 /// Writes a fresh self-signed certificate for `127.0.0.1`, `::1` and
