@@ -44,8 +44,14 @@
 //! kills one worker, and the attempt ends as a retryable `InternalError`
 //! ("task worker crashed: ...") instead of taking the node down.
 //!
-//! Guarantees: at most `max_tasks` tasks and `max_stages` wasm instances
-//! run at once, shared fairly between accounts ([`crate::fair`]): a task
+//! Guarantees: at most `max_tasks` map tasks and `max_stages` wasm
+//! instances run at once, and as many again for reducers, each shared
+//! fairly between accounts ([`crate::fair`]). Reducers have their own
+//! share because they stream: a reducer runs while the maps feeding it
+//! still do, waiting for their outputs, and in the maps' share enough
+//! waiting reducers would leave those maps no room (the supervisor
+//! streams only the first unfinished reduce phase of a job, so a waiting
+//! reducer only ever waits for maps). A task
 //! waits for its share (until its job is cancelled or its time runs out),
 //! it never fails because another tenant filled the node; a pipeline wider
 //! than the node is refused with a `TaskInitError`. Each task has one
@@ -145,6 +151,8 @@ pub struct Agent {
     runner: Arc<dyn PhaseRunner>,
     tools: Arc<TaskRegistry>,
     admission: Admission,
+    /// The reducers' share of the node (see the module docs).
+    reducers: Admission,
     /// Tasks storing their outputs at once. A task gives back its share of
     /// the node ([`Agent::admission`]: wasm instances, memory) when its run
     /// ends, so the next task runs while this one's outputs are written;
@@ -376,18 +384,16 @@ impl Agent {
         tools: Arc<TaskRegistry>,
     ) -> Arc<Self> {
         let cfg_tasks = cfg.max_tasks.max(1);
-        let admission = Admission::new(Capacity {
+        let capacity = Capacity {
             stages: cfg.max_stages.max(1),
-            tasks: u32::try_from(cfg.max_tasks.max(1)).unwrap_or(u32::MAX),
-        });
+            tasks: u32::try_from(cfg_tasks).unwrap_or(u32::MAX),
+        };
+        let (admission, reducers) = (Admission::new(capacity), Admission::new(capacity));
         let grants = GrantVerifier::new(&cfg.cluster_key, &cfg.node_id);
         // The agent's sandbox keeps the real builtins; workers call them.
         let runner: Arc<dyn PhaseRunner> = match &cfg.worker {
-            Some(w) => Arc::new(WorkerPool::new(
-                w.clone(),
-                cfg.max_tasks.max(1),
-                Some(sandbox),
-            )),
+            // A worker for every map and every reducer slot.
+            Some(w) => Arc::new(WorkerPool::new(w.clone(), 2 * cfg_tasks, Some(sandbox))),
             None => Arc::new(InProcess(sandbox)),
         };
         let usage = UsageRecorder::spawn(jobs.clone());
@@ -402,10 +408,19 @@ impl Agent {
             runner,
             tools,
             admission,
+            reducers,
             storing: tokio::sync::Semaphore::new(cfg_tasks),
             grants,
             disk_total: std::sync::Mutex::new(None),
         })
+    }
+
+    /// The part of the node `req` runs in: reducers have their own.
+    fn share(&self, req: &TaskRequest) -> &Admission {
+        match req.input {
+            TaskInput::Reduce { .. } => &self.reducers,
+            TaskInput::Map { .. } => &self.admission,
+        }
     }
 
     /// The size of the file system holding this node's objects, read at
@@ -522,7 +537,7 @@ impl Agent {
             metrics::gauge!("tidepool_compute_tasks_queued", "node" => self.cfg.node_id.clone()),
         );
         let admitted = tokio::select! {
-            p = self.admission.acquire(&req.owner, stages) => p,
+            p = self.share(req).acquire(&req.owner, stages) => p,
             () = self.cancelled(req.job_id) => {
                 let message = "job was cancelled".into();
                 let code = ErrorCode::JobCancelledError;
@@ -1082,8 +1097,12 @@ impl Agent {
         mut w: tokio::io::DuplexStream,
     ) -> Result<(), String> {
         let feed = StoreFeed::new(self.jobs.clone());
+        // Subscribed before the first page: a commit after any page read
+        // wakes the wait that follows it.
+        let mut progress = self.jobs.changes(meta::jobs::JobChange::Progress);
         let mut from = 0;
         loop {
+            progress.borrow_and_update();
             let page = feed
                 .page(ReducerInputsRequest {
                     job_id: job,
@@ -1111,7 +1130,12 @@ impl Agent {
                 break;
             }
             if page.inputs.is_empty() {
-                tokio::time::sleep(FEED_IDLE).await;
+                // Upstream still runs: wait for a commit here, or poll
+                // (commits made by other processes are not announced).
+                tokio::select! {
+                    _ = progress.changed() => {}
+                    () = tokio::time::sleep(FEED_IDLE) => {}
+                }
             }
         }
         let _ = w.shutdown().await;

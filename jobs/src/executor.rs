@@ -171,8 +171,8 @@ impl InProcessExecutor {
                         return Ok(out);
                     }
                     if page.inputs.is_empty() {
-                        // Not ended but nothing yet: let producers run.
-                        tokio::task::yield_now().await;
+                        // Upstream still runs (reducers stream): let it.
+                        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
                     }
                 }
             }

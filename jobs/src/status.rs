@@ -159,6 +159,14 @@ pub fn transition(state: JobState, event: JobEvent) -> Result<JobState, InvalidT
     }
 }
 
+/// Nothing more can reach reduce phase `phase`: every job input is
+/// consumed and every earlier phase has finished all its tasks. The
+/// commits that route inputs to a reducer are the ones that close those
+/// tasks, so once this holds a reducer's inputs are all in meta.
+pub fn upstream_complete(job: &JobRecord, phase: u32) -> bool {
+    job.all_inputs_consumed() && job.reducers_created && (0..phase).all(|q| job.open_in(q) == 0)
+}
+
 /// True when a running job has nothing left to do: input ended, every input
 /// consumed, and no task of any phase unfinished.
 pub fn ready_to_finish(job: &JobRecord) -> bool {

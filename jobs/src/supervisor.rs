@@ -7,10 +7,13 @@
 //! `choose_for_task`) or into reducer inputs, dispatches tasks through a
 //! [`TaskExecutor`], commits each task's result exactly once, chains
 //! outputs into the next phase (map tasks, or reducer inputs routed by the
-//! emitted reducer index or at random), dispatches reducers once everything
-//! upstream is committed, retries infrastructure failures on another node
-//! up to `max_retries`, records non-retried errors, and marks the job done
-//! when input has ended and no task is pending.
+//! emitted reducer index or at random), dispatches a reducer as soon as an
+//! input is routed to it (it streams its inputs while upstream phases still
+//! run, and sees the end of its input only once they are complete) or,
+//! with no input, once its upstream is complete; retries infrastructure
+//! failures on another node up to `max_retries`, records non-retried
+//! errors, and marks the job done when input has ended and no task is
+//! pending.
 //!
 //! Crash safety: every step is one meta transaction that also checks the
 //! lease, so a supervisor that lost its lease cannot write. A supervisor
@@ -43,9 +46,9 @@
 //! transactions that ran anyway (no extra round trip on the embedded
 //! backend; on TiKV the locked read is one per task).
 //!
-//! Simplifications (documented gaps): reducers start when their upstream is
-//! complete rather than streaming while it runs; running tasks of a
-//! cancelled job are not killed, their results are ignored.
+//! Simplifications (documented gaps): running tasks of a cancelled job are
+//! stopped by their agents, not by the supervisor; results that still
+//! arrive are ignored.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -71,7 +74,7 @@ use crate::protocol::{
     ErrorCode, ReducerInputsPage, ReducerInputsRequest, TaskInput, TaskLimits, TaskOutcome,
     TaskRequest, TaskResponse,
 };
-use crate::status::{JobEvent, ready_to_finish, transition};
+use crate::status::{JobEvent, ready_to_finish, transition, upstream_complete};
 
 /// Supervisor tunables.
 #[derive(Debug, Clone)]
@@ -194,6 +197,9 @@ struct JobCtx {
     phases: Vec<Phase>,
     tx: mpsc::UnboundedSender<Completion>,
     inflight: HashSet<Uuid>,
+    /// The reducers among `inflight`, with their phase: a step looks for
+    /// reducers to start only while some of the phase are not running.
+    reducers_inflight: HashMap<Uuid, u32>,
     picked_up_ms: u64,
 }
 
@@ -484,6 +490,7 @@ impl Supervisor {
             phases: manifest.phases,
             tx,
             inflight: HashSet::new(),
+            reducers_inflight: HashMap::new(),
             picked_up_ms: self.store.now_ms(),
         };
         match self.pick_up(&ctx).await {
@@ -563,7 +570,7 @@ impl Supervisor {
                 self.dispatch(ctx, t);
             }
             return Ok(None);
-        } else if job.all_inputs_consumed() {
+        } else {
             self.dispatch_reducers(ctx, &job).await?;
         }
         // Check on the snapshot first: the finishing transaction locks the
@@ -908,6 +915,9 @@ impl Supervisor {
             return;
         };
         ctx.inflight.insert(task.id);
+        if task.reducer.is_some() {
+            ctx.reducers_inflight.insert(task.id, task.phase);
+        }
         *self.load().entry(node.clone()).or_default() += 1;
         let next_reducers = match ctx.phases.get(task.phase as usize + 1) {
             Some(p) if p.kind == PhaseKind::Reduce => p.count,
@@ -1063,8 +1073,12 @@ impl Supervisor {
         Ok(r?)
     }
 
-    /// Dispatch the reducers of every reduce phase whose upstream phases
-    /// have no unfinished task (all inputs are consumed by now).
+    /// Dispatch every reducer of the job's first unfinished reduce phase
+    /// that can start: one that has an input (it streams the rest as
+    /// upstream tasks commit them, [`StoreFeed`]), or any, with or without
+    /// inputs, once its upstream is complete. Later reduce phases wait for
+    /// it, so a reducer waiting for input only ever waits for map tasks
+    /// (which agents run in a share of their own: no deadlock).
     async fn dispatch_reducers(
         self: &Arc<Self>,
         ctx: &mut JobCtx,
@@ -1075,25 +1089,30 @@ impl Supervisor {
             if phase.kind != PhaseKind::Reduce || job.open_in(p) == 0 {
                 continue;
             }
-            if (0..p).any(|q| job.open_in(q) > 0) {
-                // Phases are ordered: later reducers wait for this one too.
+            let running = ctx.reducers_inflight.values().filter(|&&q| q == p).count();
+            if running as u64 >= job.open_in(p) {
                 return Ok(());
             }
+            let complete = upstream_complete(job, p);
             let tasks = self
                 .store
                 .tasks(&ctx.id, Some((p, Uuid::nil())), phase.count as usize + 1)
                 .await?;
-            for t in tasks
+            let ready: Vec<TaskRecord> = tasks
                 .into_iter()
-                .filter(|t| t.phase == p && t.state == TaskState::Queued)
-            {
-                if ctx.inflight.contains(&t.id) {
-                    continue;
-                }
+                .filter(|t| {
+                    t.phase == p
+                        && t.state == TaskState::Queued
+                        && (complete || t.next_input_seq > 0)
+                        && !ctx.inflight.contains(&t.id)
+                })
+                .collect();
+            for t in ready {
                 if let Some(t) = self.reassign(ctx, t, false).await? {
                     self.dispatch(ctx, t);
                 }
             }
+            return Ok(());
         }
         Ok(())
     }
@@ -1101,6 +1120,7 @@ impl Supervisor {
     /// Commit one result.
     async fn complete(self: &Arc<Self>, ctx: &mut JobCtx, c: Completion) -> Result<(), JobsError> {
         ctx.inflight.remove(&c.task);
+        ctx.reducers_inflight.remove(&c.task);
         let Some(task) = self.store.get_task(&ctx.id, c.phase, &c.task).await? else {
             return Ok(());
         };
@@ -1134,6 +1154,7 @@ impl Supervisor {
             return Ok(());
         }
         let next = self.commit(ctx, task, outcome, c.node).await?;
+        self.store.announce_progress();
         for t in next {
             self.dispatch(ctx, t);
         }
@@ -1314,6 +1335,7 @@ impl Supervisor {
             }
         }
         ctx.inflight.clear();
+        ctx.reducers_inflight.clear();
         Ok(())
     }
 
@@ -1374,9 +1396,11 @@ async fn route_to_reducer(
     Ok(())
 }
 
-/// Reducer inputs straight from meta. Reducers are dispatched only when
-/// their upstream is complete, so a short page is the end. Node agents use
-/// it too: they read their reducer's inputs from the job tables.
+/// Reducer inputs straight from meta, as they are committed: a reducer
+/// runs while its upstream does, so a short page is the end only once the
+/// upstream is complete ([`upstream_complete`], read before the page: no
+/// input is routed after it holds). Node agents use it too: they read
+/// their reducer's inputs from the job tables.
 #[derive(Debug, Clone)]
 pub struct StoreFeed {
     store: JobStore,
@@ -1392,6 +1416,12 @@ impl StoreFeed {
 #[async_trait]
 impl ReducerFeed for StoreFeed {
     async fn page(&self, req: ReducerInputsRequest) -> Result<ReducerInputsPage, ExecError> {
+        let complete = match self.store.get_job(&req.job_id).await {
+            Ok(Some(job)) => upstream_complete(&job, req.phase),
+            // A job that is gone sends nothing more.
+            Ok(None) => true,
+            Err(e) => return Err(ExecError::Feed(e.to_string())),
+        };
         let rows = self
             .store
             .reducer_inputs(
@@ -1403,7 +1433,7 @@ impl ReducerFeed for StoreFeed {
             )
             .await
             .map_err(|e| ExecError::Feed(e.to_string()))?;
-        let ended = rows.len() < req.limit as usize;
+        let ended = complete && rows.len() < req.limit as usize;
         let next = rows.last().map(|(s, _)| s + 1).unwrap_or(req.from);
         Ok(ReducerInputsPage {
             inputs: rows.into_iter().map(|(_, i)| i.name).collect(),

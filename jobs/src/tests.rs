@@ -914,10 +914,15 @@ impl crate::executor::TaskExecutor for EmitNames {
                             limit: 100,
                         })
                         .await?;
+                    let idle = page.inputs.is_empty();
                     self.fed.lock().expect("lock").extend(page.inputs);
                     from = page.next;
                     if page.ended {
                         break;
+                    }
+                    if idle {
+                        // Upstream still runs (reducers stream): let it.
+                        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
                     }
                 }
                 Vec::new()

@@ -13,6 +13,9 @@
 //!   `egrep`/`fgrep`; compared with bash and GNU tools on the same input.
 //! * dispatch errors (malformed, missing and directory inputs) carry the
 //!   codes and messages of the jobs spec §4.10.
+//! * a reducer streams: it runs, and writes, while its job's input is
+//!   still open (so before its last map task even exists), and its output
+//!   is the GNU pipeline's over every input.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -125,6 +128,57 @@ fn parallel_addinputs_streams_lose_nothing() {
         })
         .collect();
     assert_eq!(got, want, "the reducer saw every input once");
+}
+
+/// A reducer starts with its first input and reads the rest as the maps
+/// commit them (issue 17): its first line is written to an object at once,
+/// which must appear while the job's input is still open: a reducer that
+/// waited for its upstream could not start before the input ends. The
+/// reducer's output is then GNU `sort` over every map's output.
+#[test]
+fn a_reducer_streams_while_its_maps_still_run() {
+    let c = Cluster::start().unwrap();
+    ok(&c.manta("mmkdir", &["-p", "~~/stor/stream"]));
+    let names: Vec<String> = (0..6).map(|i| format!("/alice/stor/stream/o{i}")).collect();
+    let mut all = String::new();
+    for (i, o) in names.iter().enumerate() {
+        let body = format!("line {}\nline {i}\n", 9 - i);
+        all.push_str(&body);
+        c.mput(o, body.as_bytes());
+    }
+    let seen = "/alice/stor/stream/first-seen";
+    let reducer =
+        format!("read -r first; echo \"$first\" | mput {seen}; {{ echo \"$first\"; cat; }} | sort");
+    let id = ok(&c.manta("mjob", &["create", "--open", "-m", "cat", "-r", &reducer]))
+        .trim()
+        .to_owned();
+    let first: String = names[..3].iter().map(|n| format!("{n}\n")).collect();
+    ok(&c.manta_stdin("mjob", &["addinputs", "--open", &id], first.as_bytes()));
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        if c.manta("mget", &[seen]).status.success() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the reducer did not start while the job's input was open: {}",
+            status(&c, &id)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let st = status(&c, &id);
+    assert_eq!(st["inputDone"], false, "{st}");
+    assert_eq!(st["state"], "running", "{st}");
+    // The rest of the input, then its end.
+    let rest: String = names[3..].iter().map(|n| format!("{n}\n")).collect();
+    ok(&c.manta_stdin("mjob", &["addinputs", &id], rest.as_bytes()));
+    watch(&c, &id);
+    let st = status(&c, &id);
+    assert_eq!(st["stats"]["errors"], 0, "{st}");
+    let outputs = ok(&c.manta("mjob", &["outputs", &id]));
+    assert_eq!(outputs.lines().count(), 1, "{outputs}");
+    let got = ok(&c.manta("mget", &[outputs.trim()]));
+    assert_eq!(got, host_sh("sort", all.as_bytes()));
 }
 
 /// Overwrites of the input while the job runs.

@@ -41,8 +41,9 @@ pub struct Compute {
 impl Compute {
     /// Sets up the sandbox for `nodes` nodes of this process (compiling
     /// the toolbox in the background): its instance pool holds every
-    /// node's [`compute::fair::DEFAULT_NODE_STAGES`], so admission, not
-    /// the pool, is what makes a task wait. The nodes and agents it serves
+    /// node's [`compute::fair::DEFAULT_NODE_STAGES`] twice (maps and
+    /// reducers have a share each), so admission, not the pool, is what
+    /// makes a task wait. The nodes and agents it serves
     /// check requests and task grants against `cluster_key`, and its
     /// client signs with it.
     pub fn new(ns: Arc<Namespace>, nodes: u32, cluster_key: &ClusterKey) -> Result<Compute> {
@@ -50,7 +51,7 @@ impl Compute {
         let mut config = SandboxConfig::with_default_cache_dir();
         config.max_instances = nodes
             .max(1)
-            .saturating_mul(compute::fair::DEFAULT_NODE_STAGES);
+            .saturating_mul(2 * compute::fair::DEFAULT_NODE_STAGES);
         // Phases run in workers; an agent without one runs them here.
         config.python = python_install();
         let sandbox = Sandbox::new(config).context("start the wasm sandbox")?;

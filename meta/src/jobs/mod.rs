@@ -178,15 +178,10 @@ pub struct JobRoles {
 
 /// The process-wide change signals behind [`JobStore::changes`] (index 0:
 /// any client change; 1: job created).
-fn signals() -> &'static [tokio::sync::watch::Sender<u64>; 2] {
-    static SIGNALS: std::sync::OnceLock<[tokio::sync::watch::Sender<u64>; 2]> =
+fn signals() -> &'static [tokio::sync::watch::Sender<u64>; 3] {
+    static SIGNALS: std::sync::OnceLock<[tokio::sync::watch::Sender<u64>; 3]> =
         std::sync::OnceLock::new();
-    SIGNALS.get_or_init(|| {
-        [
-            tokio::sync::watch::Sender::new(0),
-            tokio::sync::watch::Sender::new(0),
-        ]
-    })
+    SIGNALS.get_or_init(|| std::array::from_fn(|_| tokio::sync::watch::Sender::new(0)))
 }
 
 /// This process's turn to append inputs to job `id`: held while the
@@ -229,13 +224,16 @@ impl Drop for AppendTurn {
     }
 }
 
-/// Which client changes a [`JobStore::changes`] receiver is told about.
+/// Which changes a [`JobStore::changes`] receiver is told about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JobChange {
     /// A job was created, or inputs added, input ended or cancelled.
     Any,
     /// A job was created.
     Created,
+    /// A supervisor committed task results ([`JobStore::announce_progress`]):
+    /// reducer inputs may have been routed, an upstream phase completed.
+    Progress,
 }
 
 impl JobStore {
@@ -245,6 +243,13 @@ impl JobStore {
     /// for polling, since changes made by other processes are not seen.
     pub fn changes(&self, kind: JobChange) -> tokio::sync::watch::Receiver<u64> {
         signals()[kind as usize].subscribe()
+    }
+
+    /// Tell [`JobChange::Progress`] receivers in this process that task
+    /// results were committed (a streaming reducer's feed wakes at once
+    /// instead of at its next poll).
+    pub fn announce_progress(&self) {
+        signals()[JobChange::Progress as usize].send_modify(|n| *n = n.wrapping_add(1));
     }
 
     fn announce(created: bool) {
