@@ -167,6 +167,17 @@ pub fn upstream_complete(job: &JobRecord, phase: u32) -> bool {
     job.all_inputs_consumed() && job.reducers_created && (0..phase).all(|q| job.open_in(q) == 0)
 }
 
+/// Marks `job` done at `now` if it is [`ready_to_finish`]; true if it was.
+/// Every way a job finishes goes through here.
+pub fn finish_if_ready(job: &mut JobRecord, now: u64) -> bool {
+    if !ready_to_finish(job) {
+        return false;
+    }
+    job.state = transition(job.state, JobEvent::Finished).unwrap_or(JobState::Done);
+    job.time_done_ms = Some(now);
+    true
+}
+
 /// True when a running job has nothing left to do: input ended, every input
 /// consumed, and no task of any phase unfinished.
 pub fn ready_to_finish(job: &JobRecord) -> bool {

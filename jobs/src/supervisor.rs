@@ -74,7 +74,7 @@ use crate::protocol::{
     ErrorCode, ReducerInputsPage, ReducerInputsRequest, TaskInput, TaskLimits, TaskOutcome,
     TaskRequest, TaskResponse,
 };
-use crate::status::{JobEvent, ready_to_finish, transition, upstream_complete};
+use crate::status::{JobEvent, finish_if_ready, ready_to_finish, transition, upstream_complete};
 
 /// Supervisor tunables.
 #[derive(Debug, Clone)]
@@ -1287,10 +1287,7 @@ impl Supervisor {
             }
             // The last result finishes the job in its own commit (one
             // transaction, and the user sees `done` a round trip sooner).
-            if ready_to_finish(&job) {
-                job.state = transition(job.state, JobEvent::Finished).unwrap_or(JobState::Done);
-                job.time_done_ms = Some(now);
-            }
+            finish_if_ready(&mut job, now);
             t.put_job(&job).await?;
             Ok(created)
         });
@@ -1349,11 +1346,9 @@ impl Supervisor {
             if job.state == JobState::Done {
                 return Ok(true);
             }
-            if !ready_to_finish(&job) {
+            if !finish_if_ready(&mut job, now) {
                 return Ok(false);
             }
-            job.state = transition(job.state, JobEvent::Finished).unwrap_or(JobState::Done);
-            job.time_done_ms = Some(now);
             t.put_job(&job).await?;
             Ok(true)
         });

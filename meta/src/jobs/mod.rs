@@ -176,8 +176,8 @@ pub struct JobRoles {
     pub roles: Vec<(String, Vec<String>)>,
 }
 
-/// The process-wide change signals behind [`JobStore::changes`] (index 0:
-/// any client change; 1: job created).
+/// The process-wide change signals behind [`JobStore::changes`], indexed
+/// by [`JobChange`].
 fn signals() -> &'static [tokio::sync::watch::Sender<u64>; 3] {
     static SIGNALS: std::sync::OnceLock<[tokio::sync::watch::Sender<u64>; 3]> =
         std::sync::OnceLock::new();
@@ -238,8 +238,7 @@ pub enum JobChange {
 
 impl JobStore {
     /// A receiver that changes (a counter is bumped) after each committed
-    /// client change of kind `kind` made through any `JobStore` in this
-    /// process. Waiting on it is a way to wake early; it is no substitute
+    /// change of kind `kind` made through any `JobStore` in this process. Waiting on it is a way to wake early; it is no substitute
     /// for polling, since changes made by other processes are not seen.
     pub fn changes(&self, kind: JobChange) -> tokio::sync::watch::Receiver<u64> {
         signals()[kind as usize].subscribe()
