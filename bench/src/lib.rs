@@ -100,6 +100,28 @@ pub fn median_time(runs: usize, mut f: impl FnMut()) -> Duration {
     times[times.len() / 2]
 }
 
+/// The median of `times` (the upper one of an even count).
+pub fn median(mut times: Vec<Duration>) -> Duration {
+    times.sort();
+    times[times.len() / 2]
+}
+
+/// Drops the clean page-cache pages of every regular file under `dir`, so
+/// the next read of them reads the disk.
+pub fn evict(dir: &Path) -> Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        let meta = std::fs::symlink_metadata(&path)?;
+        if meta.is_dir() {
+            evict(&path)?;
+        } else if meta.is_file() {
+            let f = std::fs::File::open(&path)?;
+            rustix::fs::fadvise(&f, 0, None, rustix::fs::Advice::DontNeed)?;
+        }
+    }
+    Ok(())
+}
+
 /// Megabytes (10^6 bytes) per second for `bytes` moved in `d`.
 pub fn mb_per_s(bytes: u64, d: Duration) -> f64 {
     bytes as f64 / 1e6 / d.as_secs_f64()

@@ -249,6 +249,29 @@ struct InputLink {
 
 /// Lays out a task attempt's directory `dir` in one blocking call (each
 /// `tokio::fs` call is a thread hand-off; a task made seven): `scratch/`,
+/// How a task's runs treat clocks and entropy: seeded from its memo key
+/// when its result may be reused (observed, unless the phase declared
+/// itself deterministic), real otherwise.
+fn determinism(req: &TaskRequest) -> sandbox::Determinism {
+    let Some(seed) = req
+        .memo
+        .as_ref()
+        .and_then(|m| jobs::memo::key_from_hex(&m.key).map(|k| (k, m.declared)))
+    else {
+        return sandbox::Determinism::Free;
+    };
+    match seed {
+        (key, true) => sandbox::Determinism::Seeded(key),
+        (key, false) => sandbox::Determinism::Observed {
+            seed: key,
+            watch: jobs::memo::PER_TASK_ENV
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect(),
+        },
+    }
+}
+
 /// `assets/` if the phase has assets, and the input file. Nothing else is
 /// made ahead: on a file system with many recent deletions every inode
 /// allocated costs, and most tasks never use `tmp/` (msplit's spools, made
@@ -660,6 +683,7 @@ impl Agent {
             assets,
             // Assets are read-only files at their paths (Manta: `/assets/...`).
             assets_dir: (!req.assets.is_empty()).then(|| assets_root.clone()),
+            determinism: determinism(req),
         };
         let mut phases = phases;
 
@@ -752,6 +776,7 @@ impl Agent {
             Some(f) => f.await.unwrap_or_else(|e| Err(e.to_string())),
             None => Ok(()),
         };
+        let mut reproducible = false;
         let outcome = match report {
             // A script the shell rejects fails like bash would (status 2).
             Err(msg) => {
@@ -778,6 +803,7 @@ impl Agent {
                     let emitted = task_io.emits();
                     if emitted.is_empty() {
                         io.put_file(&req.stdout_object, &stdout_file, true).await?;
+                        reproducible = self.reproducible(req, &r).await;
                         TaskOutcome::Success {
                             outputs: vec![EmittedOutput {
                                 name: req.stdout_object.clone(),
@@ -802,7 +828,32 @@ impl Agent {
             }
         };
         drop(token);
-        Ok(self.response(req, outcome))
+        let mut response = self.response(req, outcome);
+        response.reproducible = reproducible;
+        Ok(response)
+    }
+
+    /// Whether a memoizable task's successful run `r` is reproducible: it
+    /// did nothing its inputs do not decide, and it ran with the runtime
+    /// and the asset versions its key assumed (read after the run, so an
+    /// asset replaced in between is seen).
+    async fn reproducible(&self, req: &TaskRequest, r: &RunReport) -> bool {
+        let Some(m) = &req.memo else {
+            return false;
+        };
+        if r.nondeterminism.is_some() || m.runtime != sandbox::runtime_id() {
+            return false;
+        }
+        for (name, etag) in &m.assets {
+            let Ok((_, path)) = jobs::naming::readable_by(&req.owner, req.operator, name) else {
+                return false;
+            };
+            match self.io.namespace().get(&path).await {
+                Ok(Some(e)) if e.object().is_some_and(|o| o.object_id == *etag) => {}
+                _ => return false,
+            }
+        }
+        true
     }
 
     /// Runs the phase's `init` for task `req` in its phase instance.
@@ -1065,6 +1116,7 @@ impl Agent {
             attempt: req.attempt,
             node: self.cfg.node_id.clone(),
             outcome,
+            reproducible: false,
         }
     }
 

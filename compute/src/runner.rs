@@ -14,7 +14,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-use sandbox::{Input, InputDir, Limits, Output, PhaseSpec, RunReport, Sandbox};
+use sandbox::{Determinism, Input, InputDir, Limits, Output, PhaseSpec, RunReport, Sandbox};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 /// Where a phase's stdin comes from.
@@ -63,6 +63,8 @@ pub struct PhaseJob {
     /// Whose phase this is (the job's owner), for runners that keep
     /// account-level state ([`PhaseRunner::admit`]); never sent to guests.
     pub account: Option<String>,
+    /// Clocks and entropy: real, observed or seeded (memoized tasks).
+    pub determinism: Determinism,
 }
 
 impl PhaseJob {
@@ -80,6 +82,7 @@ impl PhaseJob {
             limits: Limits::default(),
             stdout: PhaseOutput::Discard,
             account: None,
+            determinism: Determinism::Free,
         }
     }
 
@@ -102,6 +105,7 @@ impl PhaseJob {
         spec.env = self.env;
         spec.assets = self.assets;
         spec.limits = self.limits;
+        spec.determinism = self.determinism;
         spec
     }
 }

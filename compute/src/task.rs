@@ -103,6 +103,8 @@ pub struct TaskPhases {
     /// The host directory of the fetched assets, mounted at
     /// [`ASSETS_GUEST`], if the phase has assets.
     pub assets_dir: Option<PathBuf>,
+    /// Clocks and entropy of both runs ([`sandbox::Determinism`]).
+    pub determinism: sandbox::Determinism,
 }
 
 /// A task's stdin.
@@ -120,6 +122,7 @@ impl TaskPhases {
         job.account = self.account.clone();
         job.limits = self.limits.clone();
         job.assets = self.assets.clone();
+        job.determinism = self.determinism.clone();
         job.read_only_dirs
             .extend(self.assets_dir.clone().map(|host| InputDir {
                 host,
@@ -192,6 +195,7 @@ mod tests {
             account: None,
             assets: HashMap::new(),
             assets_dir: None,
+            determinism: sandbox::Determinism::Free,
         };
         let init = t.init_job().expect("init");
         assert!(init.env.iter().all(|(k, _)| !k.starts_with("MANTA_INPUT_")));

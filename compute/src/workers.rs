@@ -151,6 +151,8 @@ struct WireJob {
     assets: HashMap<String, PathBuf>,
     limits: Limits,
     stdout: WireOut,
+    #[serde(default)]
+    determinism: sandbox::Determinism,
 }
 
 /// The worker's answer.
@@ -190,6 +192,7 @@ fn to_wire(job: PhaseJob) -> (WireJob, Streams) {
         assets: job.assets,
         limits: job.limits,
         stdout,
+        determinism: job.determinism,
     };
     (wire, (rd, wr))
 }
@@ -724,6 +727,7 @@ async fn run_one(
     pj.env = job.env;
     pj.assets = job.assets;
     pj.limits = job.limits;
+    pj.determinism = job.determinism;
 
     let run = sandbox.run_phase(pj.into_spec());
     tokio::pin!(run);

@@ -133,6 +133,7 @@ fn request(owner: &str, object: &str) -> TaskRequest {
             memory_mb: 64,
             disk_gb: 1,
         },
+        memo: None,
     }
 }
 

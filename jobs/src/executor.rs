@@ -241,6 +241,7 @@ impl TaskExecutor for InProcessExecutor {
             attempt: req.attempt,
             node: node.to_owned(),
             outcome,
+            reproducible: false,
         })
     }
 }

@@ -12,6 +12,7 @@
 pub mod archive;
 pub mod executor;
 pub mod manifest;
+pub mod memo;
 pub mod naming;
 pub mod protocol;
 pub mod roles;

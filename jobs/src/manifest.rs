@@ -72,6 +72,24 @@ pub struct Phase {
     pub disk_gb: u32,
     /// Image semver range, if given.
     pub image: Option<String>,
+    /// `memo` (Tidepool's addition): whether map tasks may reuse an
+    /// identical earlier task's outputs ([`crate::memo`]).
+    pub memo: MemoPolicy,
+}
+
+/// A phase's `memo` property.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MemoPolicy {
+    /// `true`, `"auto"` or absent: memoized when a run shows it reproducible
+    /// (no wall clock, no entropy beyond hash keys, no job-naming values).
+    #[default]
+    Auto,
+    /// `false`: always run.
+    Off,
+    /// `"deterministic"`: the phase declares itself reproducible; its clocks
+    /// and entropy are seeded from the task's identity and reading them
+    /// does not stop memoization.
+    Deterministic,
 }
 
 /// A validated manifest.
@@ -414,6 +432,7 @@ fn parse_phase(item: &Node, i: usize) -> Result<(Phase, Node), ManifestError> {
         memory_mb: DEFAULT_MEMORY_MB,
         disk_gb: DEFAULT_DISK_GB,
         image: None,
+        memo: MemoPolicy::Auto,
     };
     let mut echo = fields.clone();
     let mut has_exec = false;
@@ -465,6 +484,22 @@ fn parse_phase(item: &Node, i: usize) -> Result<(Phase, Node), ManifestError> {
             }
             "memory" => phase.memory_mb = enum_number(v, &p, &MEMORY_VALUES)?,
             "disk" => phase.disk_gb = enum_number(v, &p, &DISK_VALUES)?,
+            "memo" => {
+                phase.memo = match v {
+                    Node::Scalar(Value::Bool(true)) => MemoPolicy::Auto,
+                    Node::Scalar(Value::Bool(false)) => MemoPolicy::Off,
+                    Node::Scalar(Value::String(s)) if s == "auto" => MemoPolicy::Auto,
+                    Node::Scalar(Value::String(s)) if s == "deterministic" => {
+                        MemoPolicy::Deterministic
+                    }
+                    _ => {
+                        return Err(ManifestError::prop(
+                            p,
+                            "must be true, false, \"auto\" or \"deterministic\"",
+                        ));
+                    }
+                };
+            }
             "image" => {
                 let range = string(v, &p)?;
                 check_image(&range).map_err(|m| ManifestError::prop(p, m))?;

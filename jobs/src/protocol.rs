@@ -127,6 +127,25 @@ pub struct TaskRequest {
     pub next_reducers: u32,
     /// Limits.
     pub limits: TaskLimits,
+    /// Set for a task whose result may be reused ([`crate::memo`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memo: Option<TaskMemo>,
+}
+
+/// What a memoizable task's result is keyed by, for the agent to run it
+/// reproducibly and to confirm what the key assumed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskMemo {
+    /// The memo key (hex blake3); also the seed of the task's entropy and
+    /// clocks.
+    pub key: String,
+    /// The phase declared itself deterministic (`"memo":"deterministic"`):
+    /// every clock is seeded and nothing is watched.
+    pub declared: bool,
+    /// The guest runtime the key assumes.
+    pub runtime: String,
+    /// The assets (as named in the phase) and the etags the key assumes.
+    pub assets: Vec<(String, Uuid)>,
 }
 
 /// One object a task emitted.
@@ -174,6 +193,12 @@ pub struct TaskResponse {
     pub node: String,
     /// Outcome.
     pub outcome: TaskOutcome,
+    /// A memoizable task succeeded and its result is reproducible: its only
+    /// output is its stdout, the run read no wall clock, no entropy beyond
+    /// hash keys and no job-naming values, and it ran with the runtime and
+    /// asset etags its key assumed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub reproducible: bool,
 }
 
 /// Agent → supervisor: the next page of a reducer's inputs.
@@ -212,6 +237,7 @@ mod tests {
             task_id: Uuid::new_v4(),
             attempt: 1,
             node: "n1".into(),
+            reproducible: false,
             outcome: TaskOutcome::Failure {
                 code: ErrorCode::UserTaskError,
                 message: "user command exited with code 1".into(),

@@ -38,7 +38,7 @@ pub fn status_json(job: &JobRecord) -> String {
     let s = &job.stats;
     let mut out = format!(
         "{{\"id\":{},\"name\":{},\"state\":{},\"cancelled\":{},\"inputDone\":{},\"transient\":{},\
-\"stats\":{{\"errors\":{},\"outputs\":{},\"retries\":{},\"tasks\":{},\"tasksDone\":{}}},\"timeCreated\":{}",
+\"stats\":{{\"errors\":{},\"outputs\":{},\"retries\":{},\"tasks\":{},\"tasksDone\":{}{}}},\"timeCreated\":{}",
         q(&job.id.to_string()),
         q(&job.name),
         q(job.state.as_str()),
@@ -51,6 +51,13 @@ pub fn status_json(job: &JobRecord) -> String {
         s.retries,
         s.tasks,
         s.tasks_done,
+        // Tidepool's addition, only when there is something to say: tasks
+        // whose outputs were reused from an identical earlier task.
+        if s.memoized > 0 {
+            format!(",\"memoized\":{}", s.memoized)
+        } else {
+            String::new()
+        },
         q(&iso_time(job.time_created_ms)),
     );
     for (key, t) in [
@@ -218,6 +225,7 @@ mod tests {
                 retries: 0,
                 tasks: 4,
                 tasks_done: 4,
+                memoized: 0,
             },
             next_input_seq: 3,
             inputs_consumed: 3,

@@ -25,6 +25,17 @@
 //! fails with [`LOST_ATTEMPTS`]: a task that crashes whatever runs it ends
 //! the job with an error instead of being re-dispatched forever.
 //!
+//! Results that arrive together are committed together: up to
+//! [`COMMIT_BATCH`] tasks per transaction, in the order they arrived, each
+//! still exactly once.
+//!
+//! Memoized tasks ([`crate::memo`]): before a memoizable map task goes to
+//! a node, its memo key is looked up; an earlier reproducible result is
+//! reused (its output snaplinked to the task's output name, the task
+//! committed as `memoized`) and nothing is dispatched. Otherwise the task
+//! carries its key, and a result the agent reports reproducible is
+//! recorded in the task's commit.
+//!
 //! Open input idle for `idle_close` (1 h) is ended automatically.
 //! When a job is done, its intermediate objects (outputs of non-final
 //! phases under its `stor/`) are deleted ([`Supervisor::delete_intermediates`]),
@@ -57,10 +68,11 @@ use std::time::Duration;
 use async_trait::async_trait;
 use meta::job_txn;
 use meta::jobs::{
-    JobChange, JobErrorRecord, JobRecord, JobState, JobStore, JobStoreError, ReducerInput,
-    TaskOutput, TaskRecord, TaskState,
+    JobChange, JobErrorRecord, JobRecord, JobState, JobStore, JobStoreError, MemoRecord,
+    ReducerInput, TaskOutput, TaskRecord, TaskState,
 };
 use meta::namespace::Namespace;
+use meta::path::MantaPath;
 use placement::Candidate;
 use tokio::sync::mpsc;
 use uuid::Uuid;
@@ -68,11 +80,11 @@ use uuid::Uuid;
 use crate::JobsError;
 use crate::archive::ArchiveSink;
 use crate::executor::{ExecError, ReducerFeed, TaskExecutor};
-use crate::manifest::{Phase, PhaseKind, parse_stored_phases};
+use crate::manifest::{MemoPolicy, Phase, PhaseKind, parse_stored_phases};
 use crate::naming;
 use crate::protocol::{
-    ErrorCode, ReducerInputsPage, ReducerInputsRequest, TaskInput, TaskLimits, TaskOutcome,
-    TaskRequest, TaskResponse,
+    EmittedOutput, ErrorCode, ReducerInputsPage, ReducerInputsRequest, TaskInput, TaskLimits,
+    TaskMemo, TaskOutcome, TaskRequest, TaskResponse,
 };
 use crate::status::{JobEvent, finish_if_ready, ready_to_finish, transition, upstream_complete};
 
@@ -98,6 +110,9 @@ pub struct SupervisorConfig {
     /// Open input with no new inputs for this long (since pickup or the
     /// last input) is ended automatically (Manta: 1 hour).
     pub idle_close: Duration,
+    /// The guest runtime's identity (`sandbox::runtime_id`), which memo
+    /// keys include; `None` turns memoized tasks off ([`crate::memo`]).
+    pub runtime: Option<String>,
 }
 
 impl SupervisorConfig {
@@ -113,6 +128,7 @@ impl SupervisorConfig {
             health: membership::HealthRule::default(),
             task_url: naming::DEFAULT_TASK_URL.into(),
             idle_close: Duration::from_secs(3600),
+            runtime: None,
         }
     }
 }
@@ -152,6 +168,36 @@ struct Completion {
     attempt: u32,
     node: String,
     result: Result<TaskResponse, ExecError>,
+    /// The task's memo key, and whether its result was reused (`true`) or
+    /// ran (`false`: recorded when the agent reports it reproducible).
+    memo: Option<([u8; 32], bool)>,
+}
+
+/// Results committed in one transaction at most: bounds the transaction
+/// (and its conflicts) while sparing a commit per task under load.
+const COMMIT_BATCH: usize = 64;
+
+/// One result's commit, prepared ([`Supervisor::prepare`]) and applied
+/// with others in one transaction ([`Supervisor::commit_all`]).
+#[derive(Debug)]
+struct Commit {
+    task: TaskRecord,
+    success: bool,
+    outputs: Vec<TaskOutput>,
+    error: Option<JobErrorRecord>,
+    prepared: Vec<Result<TaskRecord, JobErrorRecord>>,
+    routed: Vec<(u32, String)>,
+    reused: bool,
+    record: Option<([u8; 32], MemoRecord)>,
+}
+
+/// What a task's commit does with its memo key.
+#[derive(Debug, Clone, Copy)]
+enum Memo {
+    /// The result was reused: the task is marked memoized.
+    Reused,
+    /// The task ran and its result is reproducible: record it.
+    Record([u8; 32]),
 }
 
 /// Jobs one supervisor drives at once; more wait for a later claim (by it
@@ -584,11 +630,15 @@ impl Supervisor {
         // (A client change made through this process wakes it early.)
         tokio::select! {
             Some(c) = rx.recv() => {
-                self.complete(ctx, c).await?;
-                // Drain whatever else is ready without waiting.
-                while let Ok(c) = rx.try_recv() {
-                    self.complete(ctx, c).await?;
+                // With whatever else is ready, without waiting: committed
+                // together.
+                let mut batch = vec![c];
+                while batch.len() < COMMIT_BATCH * 4
+                    && let Ok(c) = rx.try_recv()
+                {
+                    batch.push(c);
                 }
+                self.complete_all(ctx, batch).await?;
             }
             Ok(()) = changes.changed() => {}
             () = tokio::time::sleep(self.cfg.poll_interval) => {}
@@ -648,7 +698,7 @@ impl Supervisor {
                         core: None,
                     };
                     let node = t.node.clone().unwrap_or_default();
-                    for n in self.commit(ctx, t.clone(), outcome, node).await? {
+                    for n in self.commit(ctx, t.clone(), outcome, node, None).await? {
                         self.dispatch(ctx, n);
                     }
                     continue;
@@ -879,7 +929,7 @@ impl Supervisor {
                 }
             }
             let mut created = Vec::new();
-            let mut reducers: HashMap<u32, TaskRecord> = HashMap::new();
+            let mut reducers: HashMap<(u32, u32), TaskRecord> = HashMap::new();
             for item in &items {
                 match item {
                     Item::Task(task, _) => {
@@ -948,7 +998,7 @@ impl Supervisor {
             reducer: task.reducer,
             url: &self.cfg.task_url,
         });
-        let req = TaskRequest {
+        let mut req = TaskRequest {
             job_id: ctx.id,
             owner: ctx.owner.clone(),
             operator: ctx.operator,
@@ -967,13 +1017,53 @@ impl Supervisor {
                 memory_mb: phase.memory_mb,
                 disk_gb: phase.disk_gb,
             },
+            memo: None,
         };
         let me = self.clone();
         let tx = ctx.tx.clone();
         let feed: Arc<dyn ReducerFeed> = Arc::new(StoreFeed {
             store: self.store.clone(),
         });
+        // A subuser's job fetches only the assets its roles allow, which
+        // the agent checks: reusing a result would skip that check.
+        let memo_allowed = ctx.roles.is_none() || phase.assets.is_empty();
         tokio::spawn(async move {
+            let memo = match (&me.cfg.runtime, task.object_id) {
+                (Some(runtime), Some(input))
+                    if memo_allowed && !reducer && crate::memo::memoizable(&phase) =>
+                {
+                    me.memo_for(&req, &phase, runtime, input).await
+                }
+                _ => None,
+            };
+            if let Some(m) = &memo
+                && let Some(key) = crate::memo::key_from_hex(&m.key)
+                && let Some(outputs) = me.reuse(&req, &key).await
+            {
+                if let Some(n) = me.load().get_mut(&node) {
+                    *n = n.saturating_sub(1);
+                }
+                let _ = tx.send(Completion {
+                    phase: task.phase,
+                    task: task.id,
+                    attempt: task.attempt,
+                    node: node.clone(),
+                    result: Ok(TaskResponse {
+                        task_id: task.id,
+                        attempt: task.attempt,
+                        node,
+                        outcome: TaskOutcome::Success { outputs },
+                        reproducible: true,
+                    }),
+                    memo: Some((key, true)),
+                });
+                return;
+            }
+            let memo_key = memo
+                .as_ref()
+                .and_then(|m| crate::memo::key_from_hex(&m.key))
+                .map(|k| (k, false));
+            req.memo = memo;
             let run = me.exec.execute(&node, req, feed);
             let result = match tokio::time::timeout(me.cfg.task_timeout, run).await {
                 Ok(r) => r,
@@ -992,8 +1082,81 @@ impl Supervisor {
                 attempt: task.attempt,
                 node,
                 result,
+                memo: memo_key,
             });
         });
+    }
+
+    /// The memo request of a memoizable map task: its key (the assets'
+    /// etags read now), `None` when an asset cannot be read (the task runs,
+    /// and fails there as it would have).
+    async fn memo_for(
+        &self,
+        req: &TaskRequest,
+        phase: &Phase,
+        runtime: &str,
+        input: Uuid,
+    ) -> Option<TaskMemo> {
+        let mut assets = Vec::with_capacity(phase.assets.len());
+        for a in &phase.assets {
+            let (_, path) = naming::readable_by(&req.owner, req.operator, a).ok()?;
+            let etag = self.ns.get(&path).await.ok()??.object()?.object_id;
+            assets.push((a.clone(), etag));
+        }
+        let key = crate::memo::memo_key(&crate::memo::MemoInput {
+            owner: &req.owner,
+            runtime,
+            phase,
+            assets: &assets,
+            env: &req.env,
+            next_reducers: req.next_reducers,
+            limits: req.limits,
+            input,
+        });
+        Some(TaskMemo {
+            key: crate::memo::key_hex(&key),
+            declared: phase.memo == MemoPolicy::Deterministic,
+            runtime: runtime.to_owned(),
+            assets,
+        })
+    }
+
+    /// Reuses the recorded result under `key` for `req`: its output
+    /// snaplinked to `req`'s stdout name. `None` (and the task runs) when
+    /// there is none, or its output is gone or replaced (then the record
+    /// is forgotten).
+    async fn reuse(&self, req: &TaskRequest, key: &[u8; 32]) -> Option<Vec<EmittedOutput>> {
+        let rec = self.store.memo(&req.owner, key).await.ok()??;
+        let src = MantaPath::parse(&rec.output).ok()?;
+        let dst = MantaPath::parse(&req.stdout_object).ok()?;
+        if let Some(dir) = dst.parent().filter(|p| !p.is_root()) {
+            match self.ns.get(&dir).await.ok()? {
+                Some(e) if e.is_directory() => {}
+                Some(_) => return None,
+                None => self.ns.create_directories(&dir).await.ok()?,
+            }
+        }
+        let cond = meta::namespace::Conditions {
+            if_match: Some(vec![rec.etag.to_string()]),
+            ..Default::default()
+        };
+        match self.ns.snaplink(&src, &dst, &cond).await {
+            Ok(_) => Some(vec![EmittedOutput {
+                name: req.stdout_object.clone(),
+                reducer: None,
+            }]),
+            Err(
+                meta::namespace::NamespaceError::LinkSourceNotFound(_)
+                | meta::namespace::NamespaceError::PreconditionFailed(_),
+            ) => {
+                let _ = self.store.forget_memo(&req.owner, key, &rec.task).await;
+                None
+            }
+            Err(e) => {
+                tracing::info!(error = %e, "memoized output not reused");
+                None
+            }
+        }
     }
 
     /// Move a task to a (new) node for a new attempt. `retry` counts it as a
@@ -1118,17 +1281,54 @@ impl Supervisor {
     }
 
     /// Commit one result.
-    async fn complete(self: &Arc<Self>, ctx: &mut JobCtx, c: Completion) -> Result<(), JobsError> {
+    /// Commits the results in `batch` (in as few transactions as
+    /// [`COMMIT_BATCH`] allows), retrying or ignoring those that call for
+    /// it, and dispatches the tasks the commits created.
+    async fn complete_all(
+        self: &Arc<Self>,
+        ctx: &mut JobCtx,
+        batch: Vec<Completion>,
+    ) -> Result<(), JobsError> {
+        let mut commits = Vec::with_capacity(batch.len());
+        for c in batch {
+            if let Some(commit) = self.settle(ctx, c).await? {
+                commits.push(commit);
+            }
+        }
+        while !commits.is_empty() {
+            let rest = commits.split_off(commits.len().min(COMMIT_BATCH));
+            let next = self.commit_all(ctx, &commits).await?;
+            commits = rest;
+            self.store.announce_progress();
+            for t in next {
+                self.dispatch(ctx, t);
+            }
+        }
+        Ok(())
+    }
+
+    /// What to do with one result: `Some` commit to make, or `None` when it
+    /// is ignored (a duplicate, a stale attempt) or its task was
+    /// re-dispatched for a retry.
+    async fn settle(
+        self: &Arc<Self>,
+        ctx: &mut JobCtx,
+        c: Completion,
+    ) -> Result<Option<Commit>, JobsError> {
         ctx.inflight.remove(&c.task);
         ctx.reducers_inflight.remove(&c.task);
         let Some(task) = self.store.get_task(&ctx.id, c.phase, &c.task).await? else {
-            return Ok(());
+            return Ok(None);
         };
         if task.state.is_finished() {
-            return Ok(());
+            return Ok(None);
         }
+        let mut reproducible = false;
         let outcome = match c.result {
-            Ok(resp) => resp.outcome,
+            Ok(resp) => {
+                reproducible = resp.reproducible;
+                resp.outcome
+            }
             Err(e) => {
                 tracing::info!(job = %ctx.id, task = %c.task, error = %e, "task attempt lost");
                 self.suspect(&c.node);
@@ -1142,7 +1342,7 @@ impl Supervisor {
         };
         // A stale attempt's failure says nothing about the current attempt.
         if c.attempt != task.attempt && !matches!(outcome, TaskOutcome::Success { .. }) {
-            return Ok(());
+            return Ok(None);
         }
         if let TaskOutcome::Failure { code, .. } = &outcome
             && code.is_retryable()
@@ -1151,14 +1351,14 @@ impl Supervisor {
             if let Some(t) = self.reassign(ctx, task, true).await? {
                 self.dispatch(ctx, t);
             }
-            return Ok(());
+            return Ok(None);
         }
-        let next = self.commit(ctx, task, outcome, c.node).await?;
-        self.store.announce_progress();
-        for t in next {
-            self.dispatch(ctx, t);
-        }
-        Ok(())
+        let memo = match c.memo {
+            Some((_, true)) => Some(Memo::Reused),
+            Some((key, false)) if reproducible => Some(Memo::Record(key)),
+            _ => None,
+        };
+        Ok(Some(self.prepare(ctx, task, outcome, c.node, memo).await?))
     }
 
     /// The commit transaction of one task result: outputs once, chaining,
@@ -1169,8 +1369,31 @@ impl Supervisor {
         task: TaskRecord,
         outcome: TaskOutcome,
         node: String,
+        memo: Option<Memo>,
     ) -> Result<Vec<TaskRecord>, JobsError> {
+        let commit = self.prepare(ctx, task, outcome, node, memo).await?;
+        self.commit_all(ctx, std::slice::from_ref(&commit)).await
+    }
+
+    /// Everything a result's commit needs that can be read before its
+    /// transaction: next-phase inputs resolved, errors built, the memo
+    /// record.
+    async fn prepare(
+        &self,
+        ctx: &JobCtx,
+        task: TaskRecord,
+        outcome: TaskOutcome,
+        node: String,
+        memo: Option<Memo>,
+    ) -> Result<Commit, JobsError> {
         let next_phase = ctx.phases.get(task.phase as usize + 1).cloned();
+        let record = match (&memo, &outcome) {
+            (Some(Memo::Record(key)), TaskOutcome::Success { outputs }) => {
+                self.memo_record(ctx, &task, outputs, key).await?
+            }
+            _ => None,
+        };
+        let reused = matches!(memo, Some(Memo::Reused));
         let p0 = task.p0input.clone().filter(|_| task.reducer.is_none());
         // Resolve next-phase map inputs before the transaction (reads only).
         let mut prepared: Vec<Result<TaskRecord, JobErrorRecord>> = Vec::new();
@@ -1250,37 +1473,68 @@ impl Supervisor {
             }),
             TaskOutcome::Success { .. } => None,
         };
+        Ok(Commit {
+            task,
+            success,
+            outputs,
+            error,
+            prepared,
+            routed,
+            reused,
+            record,
+        })
+    }
+
+    /// One transaction committing `commits` in order: each task's outputs
+    /// once (a task committed already is skipped), its errors, the next
+    /// phase's tasks and reducer inputs, the counters, and the job's end
+    /// when the last result is in. Returns the created map tasks.
+    async fn commit_all(
+        &self,
+        ctx: &JobCtx,
+        commits: &[Commit],
+    ) -> Result<Vec<TaskRecord>, JobsError> {
         let now = self.store.now_ms();
         let me = self.cfg.id.clone();
         let r: Result<Vec<TaskRecord>, JobStoreError> = job_txn!(&self.store, t => async {
             t.check_lease(&ctx.id, &me, now).await?;
             let mut job = t.job_for_update(&ctx.id).await?;
-            let mut cur = t.task_for_update(&ctx.id, task.phase, &task.id).await?;
-            if !t.finish_task(&mut job, &mut cur, success, &outputs).await? {
-                // Already committed by an earlier report: ignore this one.
-                return Ok(Vec::new());
-            }
-            if let Some(e) = &error {
-                t.push_error(&mut job, e).await?;
-            }
             let mut created = Vec::new();
-            for p in &prepared {
-                match p {
-                    Ok(nt) => {
-                        // The job's own output, just written: pinned
-                        // without the name check of job inputs.
-                        t.pin(nt).await?;
-                        t.put_task(nt, None).await?;
-                        job.adjust_open(nt.phase, 1);
-                        job.stats.tasks += 1;
-                        created.push(nt.clone());
-                    }
-                    Err(e) => t.push_error(&mut job, e).await?,
+            let mut reducers: HashMap<(u32, u32), TaskRecord> = HashMap::new();
+            for c in commits {
+                let task = &c.task;
+                let mut cur = t.task_for_update(&ctx.id, task.phase, &task.id).await?;
+                cur.memoized = c.reused && !cur.state.is_finished();
+                if !t.finish_task(&mut job, &mut cur, c.success, &c.outputs).await? {
+                    // Already committed by an earlier report: ignore this one.
+                    continue;
                 }
-            }
-            let mut reducers: HashMap<u32, TaskRecord> = HashMap::new();
-            for (r, name) in &routed {
-                route_to_reducer(t, &mut reducers, &ctx.id, task.phase + 1, *r, name).await?;
+                if c.reused {
+                    job.stats.memoized += 1;
+                }
+                if let Some((key, rec)) = &c.record {
+                    t.put_memo(&ctx.owner, key, rec).await?;
+                }
+                if let Some(e) = &c.error {
+                    t.push_error(&mut job, e).await?;
+                }
+                for p in &c.prepared {
+                    match p {
+                        Ok(nt) => {
+                            // The job's own output, just written: pinned
+                            // without the name check of job inputs.
+                            t.pin(nt).await?;
+                            t.put_task(nt, None).await?;
+                            job.adjust_open(nt.phase, 1);
+                            job.stats.tasks += 1;
+                            created.push(nt.clone());
+                        }
+                        Err(e) => t.push_error(&mut job, e).await?,
+                    }
+                }
+                for (r, name) in &c.routed {
+                    route_to_reducer(t, &mut reducers, &ctx.id, task.phase + 1, *r, name).await?;
+                }
             }
             for r in reducers.values() {
                 t.put_task(r, r.node.as_deref()).await?;
@@ -1292,6 +1546,53 @@ impl Supervisor {
             Ok(created)
         });
         Ok(r?)
+    }
+
+    /// The memo record of a reproducible task's result: its stdout object
+    /// and that object's etag as it is now (`None` if the task emitted
+    /// anything else, or the object is not there).
+    async fn memo_record(
+        &self,
+        ctx: &JobCtx,
+        task: &TaskRecord,
+        outputs: &[EmittedOutput],
+        key: &[u8; 32],
+    ) -> Result<Option<([u8; 32], MemoRecord)>, JobsError> {
+        let [out] = outputs else {
+            return Ok(None);
+        };
+        let base = naming::output_base(
+            &ctx.owner,
+            &ctx.id,
+            false,
+            task.p0input.as_deref(),
+            task.input.as_deref(),
+        );
+        let stdout = naming::stdout_object(&ctx.owner, &ctx.id, &base, task.phase, &task.id);
+        if out.name != stdout || out.reducer.is_some() {
+            return Ok(None);
+        }
+        let Ok(path) = MantaPath::parse(&stdout) else {
+            return Ok(None);
+        };
+        let Some(etag) = self
+            .ns
+            .get(&path)
+            .await?
+            .and_then(|e| e.object().map(|o| o.object_id))
+        else {
+            return Ok(None);
+        };
+        Ok(Some((
+            *key,
+            MemoRecord {
+                job: ctx.id,
+                task: task.id,
+                output: stdout,
+                etag,
+                created_ms: self.store.now_ms(),
+            },
+        )))
     }
 
     /// Cancellation: fail every unfinished task with `JobCancelledError`,
@@ -1372,13 +1673,13 @@ fn task_what(t: &TaskRecord) -> String {
 /// transaction (`cache` holds the locked, updated records to write back).
 async fn route_to_reducer(
     t: &mut meta::jobs::JobTxn,
-    cache: &mut HashMap<u32, TaskRecord>,
+    cache: &mut HashMap<(u32, u32), TaskRecord>,
     job: &Uuid,
     phase: u32,
     r: u32,
     name: &str,
 ) -> Result<(), JobStoreError> {
-    let red = match cache.entry(r) {
+    let red = match cache.entry((phase, r)) {
         std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
         std::collections::hash_map::Entry::Vacant(v) => {
             v.insert(t.reducer_for_update(job, phase, r).await?)

@@ -933,6 +933,7 @@ impl crate::executor::TaskExecutor for EmitNames {
             attempt: req.attempt,
             node: node.to_owned(),
             outcome: TaskOutcome::Success { outputs },
+            reproducible: false,
         })
     }
 }

@@ -516,6 +516,7 @@ mod tests {
 // | `0x57 len(u16) owner jobid` | per-owner job index |
 // | `0x58 objectid jobid taskid` | a map task's pin on its input's copies |
 // | `0x59 len(u16) owner ended_ms(u64) taskid attempt(u32)` | one task attempt's metered usage |
+// | `0x5a len(u16) owner memokey(32)` | a reproducible task's result, for reuse |
 
 /// Job records and supervisor leases.
 pub const TAG_JOB: u8 = 0x50;
@@ -794,6 +795,20 @@ pub fn task_usage_range(owner: &str, from_ms: u64, to_ms: u64) -> KeyRange {
     let mut end = usage_owner_prefix(owner);
     end.extend_from_slice(&to_ms.to_be_bytes());
     KeyRange::new(start, end)
+}
+
+/// Memoized task results, per owner by memo key.
+pub const TAG_MEMO: u8 = 0x5a;
+
+/// Key of `owner`'s memo record for the 32-byte memo key `memo`
+/// (length-prefixed owner, as the usage records: one account's records
+/// never interleave with another's).
+pub fn memo_key(owner: &str, memo: &[u8; 32]) -> Vec<u8> {
+    let mut k = vec![TAG_MEMO];
+    k.extend_from_slice(&(owner.len() as u16).to_be_bytes());
+    k.extend_from_slice(owner.as_bytes());
+    k.extend_from_slice(memo);
+    k
 }
 
 #[cfg(test)]

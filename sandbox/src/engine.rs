@@ -115,6 +115,8 @@ pub(crate) struct StageState {
     pub(crate) limiter: MemoryLimiter,
     /// The streams behind fds 0-2, for the direct paths of [`crate::fastio`].
     pub(crate) fast: crate::fastio::FastStdio,
+    /// Seeded clocks and entropy, or watching reads of them.
+    pub(crate) det: crate::determinism::StageDeterminism,
 }
 
 /// Charges one instance's memory to its run's shared budget and trips the
@@ -252,6 +254,7 @@ impl Runtime {
         wasmtime_wasi::p1::add_to_linker_async(&mut linker, |s: &mut StageState| &mut s.wasi)
             .map_err(engine_err)?;
         crate::fastio::shadow(&mut linker).map_err(engine_err)?;
+        crate::determinism::shadow(&mut linker).map_err(engine_err)?;
         crate::python::define_host_door(&mut linker).map_err(engine_err)?;
 
         let disk_dir = config

@@ -89,19 +89,19 @@ macro_rules! delegate {
     }};
 }
 
-fn memory(caller: &mut Caller<'_, StageState>) -> wasmtime::Result<Memory> {
+pub(crate) fn memory(caller: &mut Caller<'_, StageState>) -> wasmtime::Result<Memory> {
     match caller.get_export("memory") {
         Some(Extern::Memory(m)) => Ok(m),
         _ => Err(wasmtime::Error::msg("missing required memory export")),
     }
 }
 
-fn errno(e: Errno) -> i32 {
+pub(crate) fn errno(e: Errno) -> i32 {
     e as i32
 }
 
 /// `len` bytes at guest address `ptr`, if they lie inside memory.
-fn range(mem: &[u8], ptr: i32, len: u64) -> Result<std::ops::Range<usize>, Errno> {
+pub(crate) fn range(mem: &[u8], ptr: i32, len: u64) -> Result<std::ops::Range<usize>, Errno> {
     let start = ptr as u32 as u64;
     let end = start.checked_add(len).ok_or(Errno::Fault)?;
     if end > mem.len() as u64 {

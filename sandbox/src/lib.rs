@@ -45,6 +45,7 @@
 //! # Ok(()) }
 //! ```
 
+mod determinism;
 mod engine;
 mod error;
 mod fastio;
@@ -64,6 +65,7 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
+pub use determinism::Determinism;
 pub use engine::{MAX_MODULE_BYTES, SandboxConfig};
 pub use error::{DiskFull, SandboxError, ScriptError};
 pub use fs::DEFAULT_INPUT_GUEST_DIR;
@@ -82,6 +84,21 @@ use stage::Stdio;
 /// The wasi-coreutils toolbox, built from the workspace by build.rs.
 pub static COREUTILS_WASM: &[u8] = include_bytes!(env!("TIDEPOOL_COREUTILS_WASM"));
 static COREUTILS_HASH: OnceLock<blake3::Hash> = OnceLock::new();
+
+/// The guest runtime's identity: the coreutils module, this crate's
+/// version (the shell, the host tools' behaviour) and the engine. Two
+/// nodes with the same id run a phase the same way; memoized results are
+/// keyed by it.
+pub fn runtime_id() -> &'static str {
+    static ID: OnceLock<String> = OnceLock::new();
+    ID.get_or_init(|| {
+        let mut h = blake3::Hasher::new_derive_key("tidepool guest runtime v1");
+        h.update(COREUTILS_WASM);
+        h.update(env!("CARGO_PKG_VERSION").as_bytes());
+        h.update(b"wasmtime 48");
+        h.finalize().to_hex()[..32].to_owned()
+    })
+}
 
 pub(crate) fn coreutils_module() -> ModuleBytes {
     ModuleBytes::Static(COREUTILS_WASM, &COREUTILS_HASH)
@@ -144,6 +161,8 @@ pub struct PhaseSpec {
     pub assets: HashMap<String, PathBuf>,
     pub limits: Limits,
     pub stdout: Output,
+    /// Clocks and entropy: real, real and watched, or seeded.
+    pub determinism: Determinism,
 }
 
 impl PhaseSpec {
@@ -160,6 +179,7 @@ impl PhaseSpec {
             assets: HashMap::new(),
             limits: Limits::default(),
             stdout: Output::Discard,
+            determinism: Determinism::Free,
         }
     }
 }
@@ -186,6 +206,10 @@ pub struct RunReport {
     /// instance could be allocated): the attempt should be retried, not
     /// reported as the user's failure.
     pub infrastructure_error: Option<String>,
+    /// In a [`Determinism::Observed`] run: the first thing it did that its
+    /// inputs do not decide (read the clock, ran `env`, ...).
+    #[serde(default)]
+    pub nondeterminism: Option<String>,
 }
 
 impl RunReport {
@@ -452,10 +476,13 @@ impl Sandbox {
         };
         // A run of its own that holds only this call's disk budget: the
         // phase's run (memory, scratch, stdout) lives in the caller.
-        let run = RunShared::new(Limits {
-            disk_bytes: req.disk_remaining,
-            ..Limits::default()
-        });
+        let run = RunShared::new(
+            Limits {
+                disk_bytes: req.disk_remaining,
+                ..Limits::default()
+            },
+            Determinism::Free,
+        );
         let call = BuiltinCall {
             args: &req.args,
             env: &req.env,
@@ -503,6 +530,7 @@ impl Sandbox {
                 traps: Vec::new(),
                 elapsed: Duration::ZERO,
                 infrastructure_error: None,
+                nondeterminism: None,
             });
         }
         let io_err = |context: &'static str, path: &Path| {
@@ -557,7 +585,7 @@ impl Sandbox {
         let fs = Arc::new(
             FsLayout::new(&spec.scratch, &read_only).map_err(io_err("opening", &spec.scratch))?,
         );
-        let run = RunShared::new(limits.clone());
+        let run = RunShared::new(limits.clone(), spec.determinism);
 
         // stdout: one pipe drained into the destination with the stdout budget.
         let (out_w, out_r) = pipe::pipe(pipe::OUTPUT_CAPACITY);
@@ -678,6 +706,7 @@ impl Sandbox {
             traps: run.traps(),
             elapsed: run.started.elapsed(),
             infrastructure_error: run.infra_failure(),
+            nondeterminism: run.nondeterminism(),
         })
     }
 }

@@ -17,6 +17,7 @@ use std::time::Instant;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
+use crate::determinism::Determinism;
 use crate::limits::{LimitKind, LimitReport, Limits};
 use crate::pipe::{PipeReader, PipeWriter};
 
@@ -37,10 +38,13 @@ pub(crate) struct RunShared {
     pub(crate) stdout_on_disk: std::sync::atomic::AtomicBool,
     /// A host failure that stopped the run (not the guest's doing).
     infra: Mutex<Option<String>>,
+    determinism: Determinism,
+    /// The first thing the run did that its inputs do not decide.
+    nondeterminism: Mutex<Option<String>>,
 }
 
 impl RunShared {
-    pub(crate) fn new(limits: Limits) -> Arc<RunShared> {
+    pub(crate) fn new(limits: Limits, determinism: Determinism) -> Arc<RunShared> {
         Arc::new(RunShared {
             limits,
             started: Instant::now(),
@@ -52,6 +56,8 @@ impl RunShared {
             disk_charged: AtomicU64::new(0),
             stdout_on_disk: std::sync::atomic::AtomicBool::new(false),
             infra: Mutex::new(None),
+            determinism,
+            nondeterminism: Mutex::new(None),
         })
     }
 
@@ -105,6 +111,33 @@ impl RunShared {
     pub(crate) fn charge_disk(&self, bytes: u64) -> bool {
         self.disk_charged.fetch_add(bytes, Ordering::AcqRel);
         self.check_disk()
+    }
+
+    pub(crate) fn determinism(&self) -> &Determinism {
+        &self.determinism
+    }
+
+    /// Whether expanding `var` makes the result unreproducible.
+    pub(crate) fn watches(&self, var: &str) -> bool {
+        matches!(&self.determinism, Determinism::Observed { watch, .. } if watch.iter().any(|w| w == var))
+    }
+
+    /// Records (the first) reason the run's result is not reproducible.
+    pub(crate) fn note_nondeterminism(&self, why: impl Into<String>) {
+        let mut n = self
+            .nondeterminism
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if n.is_none() {
+            *n = Some(why.into());
+        }
+    }
+
+    pub(crate) fn nondeterminism(&self) -> Option<String> {
+        self.nondeterminism
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Stops the run for a host failure (e.g. no wasm instance available):

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use wasmtime::{Store, UpdateDeadline};
 use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
 
+use crate::determinism::StageDeterminism;
 use crate::engine::{MemoryLimiter, Runtime, StageState};
 use crate::fastio::FastStdio;
 use crate::fs::FsLayout;
@@ -125,6 +126,7 @@ async fn instantiate_and_run(
         wasi: b.build_p1(),
         limiter: MemoryLimiter::new(run.clone()),
         fast,
+        det: StageDeterminism::new(run.clone(), &spec.argv),
     };
     let mut store = Store::new(&rt.engine, state);
     store.limiter(|s| &mut s.limiter);

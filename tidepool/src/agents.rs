@@ -175,6 +175,8 @@ pub fn supervisor(
     let mut cfg = SupervisorConfig::new(format!("supervisor-{}", uuid_like()));
     cfg.lease_ttl = opts.lease_ttl;
     cfg.health = opts.health;
+    // Memo keys name the guest runtime this binary's agents run.
+    cfg.runtime = Some(sandbox::runtime_id().to_owned());
     let jobs = JobStore::new(ns.kv().clone());
     let sup = Supervisor::with_archive(
         cfg,

@@ -205,6 +205,7 @@ async fn run_async(args: ExecArgs) -> anyhow::Result<i32> {
         account: Some(login.clone()),
         assets,
         assets_dir: None,
+        determinism: sandbox::Determinism::Free,
     };
 
     let mut program = crate::agents::worker_program()?;

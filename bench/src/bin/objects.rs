@@ -19,7 +19,7 @@ use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
-use tidepool_bench::{Gateway, mb_per_s};
+use tidepool_bench::{Gateway, evict, mb_per_s, median};
 use tidepool_tests::{Cluster, payload};
 
 fn baseline_put(dir: &std::path::Path, data: &[u8], count: usize) -> Result<Duration> {
@@ -34,21 +34,6 @@ fn baseline_put(dir: &std::path::Path, data: &[u8], count: usize) -> Result<Dura
     Ok(t.elapsed())
 }
 
-/// Drops the clean page-cache pages of every regular file under `dir`.
-fn evict(dir: &std::path::Path) -> Result<()> {
-    for entry in std::fs::read_dir(dir)? {
-        let path = entry?.path();
-        let meta = std::fs::symlink_metadata(&path)?;
-        if meta.is_dir() {
-            evict(&path)?;
-        } else if meta.is_file() {
-            let f = std::fs::File::open(&path)?;
-            rustix::fs::fadvise(&f, 0, None, rustix::fs::Advice::DontNeed)?;
-        }
-    }
-    Ok(())
-}
-
 fn baseline_get(dir: &std::path::Path, count: usize) -> Result<Duration> {
     let mut buf = vec![0u8; 1 << 20];
     let t = Instant::now();
@@ -61,11 +46,6 @@ fn baseline_get(dir: &std::path::Path, count: usize) -> Result<Duration> {
 
 /// Timed passes of each GET measurement; the median is reported.
 const ROUNDS: usize = 3;
-
-fn median(mut times: Vec<Duration>) -> Duration {
-    times.sort();
-    times[times.len() / 2]
-}
 
 #[tokio::main]
 async fn main() -> Result<()> {

@@ -33,6 +33,7 @@ where
     jobs_lease_takeover(make().await).await;
     jobs_purge(make().await).await;
     jobs_usage_records(make().await).await;
+    jobs_memo_records(make().await).await;
 }
 
 fn owner() -> String {
@@ -639,4 +640,50 @@ pub async fn jobs_usage_records(kv: Arc<dyn Kv>) {
     assert_eq!(left, mine);
     let theirs = store.usage(&b, 0, u64::MAX, None, 100).await.expect("b");
     assert_eq!(theirs.len(), 1, "purging one owner leaves the others");
+}
+
+/// Memo records: per owner, replaced by a newer one, forgotten only by the
+/// task that made them.
+pub async fn jobs_memo_records(kv: Arc<dyn Kv>) {
+    let store = JobStore::new(kv);
+    let (a, ab) = (owner(), owner());
+    // `ab` extends `a`: the length prefix keeps their records apart.
+    let ab = format!("{a}{ab}");
+    let key = [7u8; 32];
+    let rec = |task: Uuid| super::MemoRecord {
+        job: Uuid::new_v4(),
+        task,
+        output: format!("/{a}/jobs/x/stor/o.0.{task}"),
+        etag: Uuid::new_v4(),
+        created_ms: 1,
+    };
+    assert_eq!(store.memo(&a, &key).await.expect("memo"), None);
+    let (t1, t2) = (Uuid::new_v4(), Uuid::new_v4());
+    let first = rec(t1);
+    job_txn!(&store, t => async { t.put_memo(&a, &key, &first).await }).expect("put");
+    assert_eq!(
+        store.memo(&a, &key).await.expect("memo"),
+        Some(first.clone())
+    );
+    assert_eq!(
+        store.memo(&ab, &key).await.expect("memo"),
+        None,
+        "per owner"
+    );
+    assert_eq!(
+        store.memo(&a, &[8u8; 32]).await.expect("memo"),
+        None,
+        "per key"
+    );
+    let second = rec(t2);
+    job_txn!(&store, t => async { t.put_memo(&a, &key, &second).await }).expect("replace");
+    // The first task's record is gone already: forgetting it leaves the
+    // second's.
+    store
+        .forget_memo(&a, &key, &t1)
+        .await
+        .expect("forget stale");
+    assert_eq!(store.memo(&a, &key).await.expect("memo"), Some(second));
+    store.forget_memo(&a, &key, &t2).await.expect("forget");
+    assert_eq!(store.memo(&a, &key).await.expect("memo"), None);
 }

@@ -531,6 +531,30 @@ impl JobStore {
         }
     }
 
+    /// `owner`'s memo record under `key`, if any.
+    pub async fn memo(&self, owner: &str, key: &[u8; 32]) -> JobResult<Option<MemoRecord>> {
+        let mut s = self.kv.snapshot().await?;
+        match s.get(&keys::memo_key(owner, key)).await? {
+            Some(v) => Ok(Some(decode(&v)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Forget `owner`'s memo record under `key` if it is still the one
+    /// `task` made (its output is gone: it cannot be reused).
+    pub async fn forget_memo(&self, owner: &str, key: &[u8; 32], task: &Uuid) -> JobResult<()> {
+        let k = keys::memo_key(owner, key);
+        crate::job_txn!(self, t => async {
+            if let Some(v) = t.raw().get_for_update(&k).await? {
+                let rec: MemoRecord = decode(&v)?;
+                if rec.task == *task {
+                    t.raw().delete(k.clone()).await?;
+                }
+            }
+            Ok(())
+        })
+    }
+
     /// Up to `limit` committed outputs of `phase` after the position `after`
     /// (the key returned with the previous page's last row).
     pub async fn outputs(

@@ -64,6 +64,10 @@ pub struct JobStats {
     pub tasks: u64,
     /// Tasks committed (successful or failed).
     pub tasks_done: u64,
+    /// Of `tasks_done`, tasks whose outputs were reused from an identical
+    /// earlier task instead of running (Tidepool's addition).
+    #[serde(default)]
+    pub memoized: u64,
 }
 
 /// `0x50 jobid`: the job record.
@@ -331,6 +335,9 @@ pub struct TaskRecord {
     /// Reduce tasks: inputs routed here so far (next sequence number).
     #[serde(default)]
     pub next_input_seq: u64,
+    /// Done by reusing an identical earlier task's outputs, not by running.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub memoized: bool,
 }
 
 impl TaskRecord {
@@ -358,6 +365,7 @@ impl TaskRecord {
             tried: Vec::new(),
             reducer: None,
             next_input_seq: 0,
+            memoized: false,
         }
     }
 
@@ -449,4 +457,19 @@ pub struct TaskUsage {
     pub bytes_in: u64,
     /// Object bytes the attempt wrote (outputs, stdout, stderr).
     pub bytes_out: u64,
+}
+
+/// `0x5a len(u16) owner key`: a reproducible map task's result, for an
+/// identical later task of the same account to reuse (`jobs::memo`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemoRecord {
+    /// The task that produced it.
+    pub job: Uuid,
+    pub task: Uuid,
+    /// Its stdout object, and that object's etag: reused only while the
+    /// name still holds this very object.
+    pub output: String,
+    pub etag: Uuid,
+    /// When it was recorded.
+    pub created_ms: u64,
 }

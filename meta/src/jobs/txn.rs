@@ -305,6 +305,19 @@ impl JobTxn {
         Ok(())
     }
 
+    /// Record `owner`'s memo record under `key` (replacing an older one).
+    pub async fn put_memo(
+        &mut self,
+        owner: &str,
+        key: &[u8; 32],
+        rec: &super::MemoRecord,
+    ) -> JobResult<()> {
+        self.txn
+            .put(keys::memo_key(owner, key), encode(rec))
+            .await?;
+        Ok(())
+    }
+
     /// Record a non-retried error and count it; the caller writes `job`.
     pub async fn push_error(&mut self, job: &mut JobRecord, err: &JobErrorRecord) -> JobResult<()> {
         let key = keys::job_error_key(&job.id, job.next_error_seq);

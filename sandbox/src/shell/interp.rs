@@ -715,6 +715,13 @@ impl Shell {
         io: &'a Stdio,
     ) -> BoxFuture<'a, Flow> {
         Box::pin(async move {
+            let observed = matches!(
+                self.ctx.run.determinism(),
+                crate::Determinism::Observed { .. }
+            );
+            if observed && crate::determinism::prints_environment(&argv) {
+                self.ctx.run.note_nondeterminism(format!("ran {}", argv[0]));
+            }
             if let Some(flow) = builtins::run_builtin(self, &argv, &env, io).await {
                 return flow;
             }
@@ -723,6 +730,11 @@ impl Shell {
                 return self.run_path(argv, env, io).await;
             }
             if let Some(b) = self.ctx.host_builtins.get(&name).cloned() {
+                // The host's tools reach beyond the run's input (other
+                // objects, side effects): their results are not the input's.
+                if observed {
+                    self.ctx.run.note_nondeterminism(format!("ran {name}"));
+                }
                 let call = crate::BuiltinCall {
                     args: &argv,
                     env: &env,
@@ -1124,7 +1136,14 @@ impl Shell {
                 .parse::<usize>()
                 .ok()
                 .and_then(|n| self.args.get(n).cloned()),
-            _ => self.vars.get(name).cloned(),
+            _ => {
+                if self.ctx.run.watches(name) {
+                    self.ctx
+                        .run
+                        .note_nondeterminism(format!("expanded ${name}"));
+                }
+                self.vars.get(name).cloned()
+            }
         }
     }
 
