@@ -217,18 +217,7 @@ impl ObjectIo {
     /// `mkdir -p` of every ancestor of `path` below the account's top
     /// directory.
     pub async fn mkdirp_parents(&self, path: &MantaPath) -> Result<(), ObjectError> {
-        let Some(parent) = path.parent().filter(|p| !p.is_root()) else {
-            return Ok(());
-        };
-        // Usually there: a task's outputs share their directories.
-        match self.ns.get(&parent).await? {
-            Some(e) if e.is_directory() => return Ok(()),
-            Some(_) => return Err(ObjectError::IsDirectory(parent.to_string())),
-            None => {}
-        }
-        // A task's first output usually makes four or five directories:
-        // one transaction for all of them.
-        match self.ns.create_directories(&parent).await {
+        match self.ns.ensure_parent_directories(path).await {
             Err(NamespaceError::ParentNotDirectory(p)) => Err(ObjectError::IsDirectory(p)),
             r => Ok(r?),
         }

@@ -698,7 +698,8 @@ impl Supervisor {
                         core: None,
                     };
                     let node = t.node.clone().unwrap_or_default();
-                    for n in self.commit(ctx, t.clone(), outcome, node, None).await? {
+                    let commit = self.prepare(ctx, t.clone(), outcome, node, None).await?;
+                    for n in self.commit_all(ctx, std::slice::from_ref(&commit)).await? {
                         self.dispatch(ctx, n);
                     }
                     continue;
@@ -1036,9 +1037,8 @@ impl Supervisor {
                 }
                 _ => None,
             };
-            if let Some(m) = &memo
-                && let Some(key) = crate::memo::key_from_hex(&m.key)
-                && let Some(outputs) = me.reuse(&req, &key).await
+            if let Some((key, _)) = &memo
+                && let Some(outputs) = me.reuse(&req, key).await
             {
                 if let Some(n) = me.load().get_mut(&node) {
                     *n = n.saturating_sub(1);
@@ -1055,15 +1055,12 @@ impl Supervisor {
                         outcome: TaskOutcome::Success { outputs },
                         reproducible: true,
                     }),
-                    memo: Some((key, true)),
+                    memo: Some((*key, true)),
                 });
                 return;
             }
-            let memo_key = memo
-                .as_ref()
-                .and_then(|m| crate::memo::key_from_hex(&m.key))
-                .map(|k| (k, false));
-            req.memo = memo;
+            let memo_key = memo.as_ref().map(|(key, _)| (*key, false));
+            req.memo = memo.map(|(_, m)| m);
             let run = me.exec.execute(&node, req, feed);
             let result = match tokio::time::timeout(me.cfg.task_timeout, run).await {
                 Ok(r) => r,
@@ -1087,7 +1084,7 @@ impl Supervisor {
         });
     }
 
-    /// The memo request of a memoizable map task: its key (the assets'
+    /// The memo key of a memoizable map task and its request (the assets'
     /// etags read now), `None` when an asset cannot be read (the task runs,
     /// and fails there as it would have).
     async fn memo_for(
@@ -1096,7 +1093,7 @@ impl Supervisor {
         phase: &Phase,
         runtime: &str,
         input: Uuid,
-    ) -> Option<TaskMemo> {
+    ) -> Option<([u8; 32], TaskMemo)> {
         let mut assets = Vec::with_capacity(phase.assets.len());
         for a in &phase.assets {
             let (_, path) = naming::readable_by(&req.owner, req.operator, a).ok()?;
@@ -1113,12 +1110,13 @@ impl Supervisor {
             limits: req.limits,
             input,
         });
-        Some(TaskMemo {
+        let memo = TaskMemo {
             key: crate::memo::key_hex(&key),
             declared: phase.memo == MemoPolicy::Deterministic,
             runtime: runtime.to_owned(),
             assets,
-        })
+        };
+        Some((key, memo))
     }
 
     /// Reuses the recorded result under `key` for `req`: its output
@@ -1129,13 +1127,7 @@ impl Supervisor {
         let rec = self.store.memo(&req.owner, key).await.ok()??;
         let src = MantaPath::parse(&rec.output).ok()?;
         let dst = MantaPath::parse(&req.stdout_object).ok()?;
-        if let Some(dir) = dst.parent().filter(|p| !p.is_root()) {
-            match self.ns.get(&dir).await.ok()? {
-                Some(e) if e.is_directory() => {}
-                Some(_) => return None,
-                None => self.ns.create_directories(&dir).await.ok()?,
-            }
-        }
+        self.ns.ensure_parent_directories(&dst).await.ok()?;
         let cond = meta::namespace::Conditions {
             if_match: Some(vec![rec.etag.to_string()]),
             ..Default::default()
@@ -1359,20 +1351,6 @@ impl Supervisor {
             _ => None,
         };
         Ok(Some(self.prepare(ctx, task, outcome, c.node, memo).await?))
-    }
-
-    /// The commit transaction of one task result: outputs once, chaining,
-    /// errors, counters. Returns the next phase's map tasks to dispatch.
-    async fn commit(
-        &self,
-        ctx: &JobCtx,
-        task: TaskRecord,
-        outcome: TaskOutcome,
-        node: String,
-        memo: Option<Memo>,
-    ) -> Result<Vec<TaskRecord>, JobsError> {
-        let commit = self.prepare(ctx, task, outcome, node, memo).await?;
-        self.commit_all(ctx, std::slice::from_ref(&commit)).await
     }
 
     /// Everything a result's commit needs that can be read before its

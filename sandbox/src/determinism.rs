@@ -33,26 +33,13 @@ use std::sync::Arc;
 
 use wasmtime::{AsContextMut, Caller, Linker};
 use wasmtime_wasi::p1::types::Errno;
-use wasmtime_wasi::p1::wasi_snapshot_preview1::{self as p1, WasiSnapshotPreview1};
+use wasmtime_wasi::p1::wasi_snapshot_preview1::WasiSnapshotPreview1;
 
 use crate::engine::StageState;
-use crate::fastio::{errno, memory, range};
+use crate::fastio::{delegate, errno, memory, range};
 use crate::run::RunShared;
 
 const MODULE: &str = "wasi_snapshot_preview1";
-
-/// Calls wasmtime-wasi's own (synchronous) implementation of `$func`, as
-/// [`crate::fastio`] does for the asynchronous ones.
-macro_rules! delegate_sync {
-    ($caller:ident, $func:ident ( $($arg:expr),* )) => {{
-        let fuel = $caller.as_context_mut().hostcall_fuel();
-        let mem = memory(&mut $caller)?;
-        let (bytes, state) = mem.data_and_store_mut(&mut $caller);
-        state.wasi.set_hostcall_fuel(fuel);
-        let mut gm = wiggle::GuestMemory::Unshared(bytes);
-        p1::$func(&mut state.wasi, &mut gm, $($arg),*)
-    }};
-}
 
 /// How a run treats clocks, entropy and job-naming environment variables.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -186,7 +173,7 @@ pub(crate) fn shadow(linker: &mut Linker<StageState>) -> wasmtime::Result<()> {
                         Err(e) => errno(e),
                     });
                 }
-                delegate_sync!(caller, clock_time_get(id, precision, out))
+                delegate!(sync caller, clock_time_get(id, precision, out))
             })
         },
     )?;
@@ -206,7 +193,7 @@ pub(crate) fn shadow(linker: &mut Linker<StageState>) -> wasmtime::Result<()> {
                         Err(e) => errno(e),
                     });
                 }
-                delegate_sync!(caller, random_get(buf, len))
+                delegate!(sync caller, random_get(buf, len))
             })
         },
     )?;

@@ -32,7 +32,7 @@ use std::future::poll_fn;
 
 use wasmtime::{AsContextMut, Caller, Extern, Linker, Memory};
 use wasmtime_wasi::p1::types::Errno;
-use wasmtime_wasi::p1::wasi_snapshot_preview1::{self as p1, WasiSnapshotPreview1};
+use wasmtime_wasi::p1::wasi_snapshot_preview1::WasiSnapshotPreview1;
 
 use crate::engine::StageState;
 use crate::pipe::{PipeReader, PipeWriter};
@@ -77,17 +77,27 @@ impl FastStdio {
 }
 
 /// Calls wasmtime-wasi's own implementation of `$func`, exactly as its
-/// linker glue would (same memory view, same host-call fuel).
+/// linker glue would (same memory view, same host-call fuel); `sync` for
+/// the entry points wasmtime-wasi implements synchronously (clocks,
+/// entropy: [`crate::determinism`]).
 macro_rules! delegate {
-    ($caller:ident, $func:ident ( $($arg:expr),* )) => {{
+    ($caller:ident, $func:ident ( $($arg:expr),* )) => {
+        $crate::fastio::delegate!(@call [.await] $caller, $func($($arg),*))
+    };
+    (sync $caller:ident, $func:ident ( $($arg:expr),* )) => {
+        $crate::fastio::delegate!(@call [] $caller, $func($($arg),*))
+    };
+    (@call [$($await:tt)*] $caller:ident, $func:ident ( $($arg:expr),* )) => {{
         let fuel = $caller.as_context_mut().hostcall_fuel();
-        let mem = memory(&mut $caller)?;
+        let mem = $crate::fastio::memory(&mut $caller)?;
         let (bytes, state) = mem.data_and_store_mut(&mut $caller);
         state.wasi.set_hostcall_fuel(fuel);
         let mut gm = wiggle::GuestMemory::Unshared(bytes);
-        p1::$func(&mut state.wasi, &mut gm, $($arg),*).await
+        wasmtime_wasi::p1::wasi_snapshot_preview1::$func(&mut state.wasi, &mut gm, $($arg),*)
+            $($await)*
     }};
 }
+pub(crate) use delegate;
 
 pub(crate) fn memory(caller: &mut Caller<'_, StageState>) -> wasmtime::Result<Memory> {
     match caller.get_export("memory") {

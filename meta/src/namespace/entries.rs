@@ -191,6 +191,22 @@ impl Namespace {
         })
     }
 
+    /// `mkdir -p` of `path`'s parent (below the account's top directory):
+    /// usually there already, which costs one read and no transaction
+    /// (the outputs of a job's tasks share their directories); otherwise
+    /// [`Self::create_directories`]. An object in the way is
+    /// [`NamespaceError::ParentNotDirectory`].
+    pub async fn ensure_parent_directories(&self, path: &MantaPath) -> NsResult<()> {
+        let Some(parent) = path.parent().filter(|p| !p.is_root()) else {
+            return Ok(());
+        };
+        match self.get(&parent).await? {
+            Some(e) if e.is_directory() => Ok(()),
+            Some(_) => Err(NamespaceError::ParentNotDirectory(parent.to_string())),
+            None => self.create_directories(&parent).await,
+        }
+    }
+
     async fn put_directory_tx(
         &self,
         txn: &mut dyn Txn,
