@@ -36,14 +36,49 @@ fn seed() -> u64 {
     uuid::Uuid::new_v4().as_u128() as u64
 }
 
+/// How long reads may order copies by node records read earlier.
+const READ_VIEW_TTL: Duration = Duration::from_millis(250);
+
+/// The node records as last read, for ordering a read's copies: reading
+/// them for every GET was a metadata scan and a decode per node per
+/// request. Records up to [`READ_VIEW_TTL`] old can miss a node that just
+/// joined or moved, so a read that fails on them is tried once more on
+/// fresh ones ([`read`]). Writes always read them fresh.
+#[derive(Default)]
+pub(crate) struct ReadView(std::sync::Mutex<Option<(std::time::Instant, Arc<Vec<NodeRecord>>)>>);
+
+impl ReadView {
+    /// The records, and whether they came from the cache.
+    async fn records(
+        &self,
+        gw: &Gateway,
+        fresh: bool,
+    ) -> Result<(Arc<Vec<NodeRecord>>, bool), ApiError> {
+        let lock = || self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if !fresh
+            && let Some((at, nodes)) = lock().as_ref()
+            && at.elapsed() < READ_VIEW_TTL
+        {
+            return Ok((nodes.clone(), true));
+        }
+        let nodes = Arc::new(gw.inner.namespace.list_nodes().await?);
+        *lock() = Some((std::time::Instant::now(), nodes.clone()));
+        Ok((nodes, false))
+    }
+}
+
 /// The cluster as the gateway sees it now ([`membership`]'s one rule,
 /// with the transfers this gateway saw fail), and the records by id.
 async fn node_view(gw: &Gateway) -> Result<(ClusterView, HashMap<String, NodeRecord>), ApiError> {
     let nodes = gw.inner.namespace.list_nodes().await?;
+    Ok(view_of(gw, nodes))
+}
+
+fn view_of(gw: &Gateway, nodes: Vec<NodeRecord>) -> (ClusterView, HashMap<String, NodeRecord>) {
     let by_id = nodes.iter().map(|n| (n.id.clone(), n.clone())).collect();
     let view =
         ClusterView::from_records(nodes, gw.inner.health, Some(&gw.inner.suspects), now_ms(gw));
-    Ok((view, by_id))
+    (view, by_id)
 }
 
 fn now_ms(gw: &Gateway) -> u64 {
@@ -316,7 +351,24 @@ pub(crate) async fn read(
     o: &ObjectInfo,
     range: Option<(u64, u64)>,
 ) -> Result<impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static + use<>, ApiError> {
-    let (view, by_id) = node_view(gw).await?;
+    let (nodes, cached) = gw.inner.read_view.records(gw, false).await?;
+    match read_from(gw, nodes.as_ref().clone(), o, range).await {
+        Err(_) if cached => {
+            let (nodes, _) = gw.inner.read_view.records(gw, true).await?;
+            read_from(gw, nodes.as_ref().clone(), o, range).await
+        }
+        done => done,
+    }
+}
+
+/// [`read`] with the node records `nodes`.
+async fn read_from(
+    gw: &Gateway,
+    nodes: Vec<NodeRecord>,
+    o: &ObjectInfo,
+    range: Option<(u64, u64)>,
+) -> Result<impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static + use<>, ApiError> {
+    let (view, by_id) = view_of(gw, nodes);
     // Draining nodes still serve reads; silent, lost and suspect ones are
     // tried last.
     let candidates: Vec<Candidate> = view

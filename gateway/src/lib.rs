@@ -151,6 +151,7 @@ pub(crate) struct Inner {
     pub clock: Clock,
     pub nodes: NodeClient,
     pub suspects: membership::Suspects,
+    pub read_view: blobs::ReadView,
     /// The job tables (same metadata store as the namespace).
     pub jobs: meta::jobs::JobStore,
     pub token_key: auth::token::TokenKey,
@@ -178,6 +179,7 @@ impl Gateway {
             inner: Arc::new(Inner {
                 nodes: cfg.node_client,
                 suspects: membership::Suspects::default(),
+                read_view: blobs::ReadView::default(),
                 jobs: meta::jobs::JobStore::new(cfg.namespace.kv().clone()),
                 namespace: cfg.namespace,
                 limits: ParseLimits {

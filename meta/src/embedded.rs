@@ -31,10 +31,16 @@
 //! The per-key "last written at" table lives in memory: it only needs to
 //! cover transactions still running, and is pruned below the oldest one.
 //!
-//! All redb calls run off the async workers: reads and opening on tokio's
-//! blocking pool (`spawn_blocking`), commits on the dedicated committer
-//! thread (joined when the last handle to the store is dropped, so the file
-//! can be reopened at once).
+//! Commits run on the dedicated committer thread (joined when the last
+//! handle to the store is dropped, so the file can be reopened at once);
+//! opening the file, batch reads and long scans on tokio's blocking pool
+//! (`spawn_blocking`). Opening a snapshot, point reads and short scans run
+//! inline on the caller's thread: they touch a few B-tree pages that are
+//! almost always in redb's own cache (or else in the page cache, one
+//! `pread` each), and handing each to the blocking pool and back cost more
+//! than the read itself (a small anonymous GET made about eight such
+//! hand-offs; issue 17's profile found them at the top of its time). A read
+//! that misses both caches holds one async worker for one disk read.
 
 use std::collections::HashSet;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -60,6 +66,11 @@ const PRUNE_THRESHOLD: usize = 4096;
 
 /// Most transactions folded into one redb commit.
 const MAX_BATCH: usize = 256;
+
+/// Scans asking for at most this many rows, and batch reads of at most
+/// this many keys, run inline (see the module documentation); larger ones
+/// on the blocking pool.
+const INLINE_ROWS: usize = 64;
 
 fn backend<E: Into<BoxError>>(e: E) -> KvError {
     KvError::Backend(e.into())
@@ -189,14 +200,12 @@ impl EmbeddedKv {
         })
     }
 
-    async fn open_snapshot(&self) -> KvResult<Arc<RedbSnap>> {
-        let inner = self.inner.clone();
-        blocking(move || {
-            let txn = inner.db.begin_read().map_err(backend)?;
-            let table = txn.open_table(TABLE).map_err(backend)?;
-            Ok(Arc::new(RedbSnap { table, _txn: txn }))
-        })
-        .await
+    /// Inline: redb opens a read transaction without waiting for the
+    /// writer (a short lock and the root page, which is cached).
+    fn open_snapshot(&self) -> KvResult<Arc<RedbSnap>> {
+        let txn = self.inner.db.begin_read().map_err(backend)?;
+        let table = txn.open_table(TABLE).map_err(backend)?;
+        Ok(Arc::new(RedbSnap { table, _txn: txn }))
     }
 }
 
@@ -302,16 +311,27 @@ fn check_key(key: &[u8]) -> KvResult<()> {
     }
 }
 
-async fn snap_get(snap: &Arc<RedbSnap>, key: &[u8]) -> KvResult<Option<Vec<u8>>> {
-    let snap = snap.clone();
-    let key = key.to_vec();
-    blocking(move || snap.get(&key)).await
-}
-
 async fn snap_batch_get(snap: &Arc<RedbSnap>, keys: &[Vec<u8>]) -> KvResult<Vec<Option<Vec<u8>>>> {
+    if keys.len() <= INLINE_ROWS {
+        return keys.iter().map(|k| snap.get(k)).collect();
+    }
     let snap = snap.clone();
     let keys = keys.to_vec();
     blocking(move || keys.iter().map(|k| snap.get(k)).collect()).await
+}
+
+async fn snap_scan(
+    snap: &Arc<RedbSnap>,
+    range: KeyRange,
+    limit: usize,
+    order: Order,
+    overlay: Vec<Buffered>,
+) -> KvResult<Vec<KvPair>> {
+    if limit <= INLINE_ROWS {
+        return snap.scan(&range, limit, order, overlay);
+    }
+    let snap = snap.clone();
+    blocking(move || snap.scan(&range, limit, order, overlay)).await
 }
 
 /// A read-only snapshot of the embedded store.
@@ -322,7 +342,7 @@ struct EmbeddedSnapshot {
 #[async_trait]
 impl Reader for EmbeddedSnapshot {
     async fn get(&mut self, key: &[u8]) -> KvResult<Option<Vec<u8>>> {
-        snap_get(&self.snap, key).await
+        self.snap.get(key)
     }
 
     async fn batch_get(&mut self, keys: &[Vec<u8>]) -> KvResult<Vec<Option<Vec<u8>>>> {
@@ -330,8 +350,7 @@ impl Reader for EmbeddedSnapshot {
     }
 
     async fn scan(&mut self, range: KeyRange, limit: usize, order: Order) -> KvResult<Vec<KvPair>> {
-        let snap = self.snap.clone();
-        blocking(move || snap.scan(&range, limit, order, Vec::new())).await
+        snap_scan(&self.snap, range, limit, order, Vec::new()).await
     }
 }
 
@@ -368,7 +387,7 @@ impl Reader for EmbeddedTxn {
         if let Some(v) = self.writes.get(key) {
             return Ok(v.clone());
         }
-        snap_get(&self.snap, key).await
+        self.snap.get(key)
     }
 
     async fn batch_get(&mut self, keys: &[Vec<u8>]) -> KvResult<Vec<Option<Vec<u8>>>> {
@@ -390,8 +409,7 @@ impl Reader for EmbeddedTxn {
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect()
         };
-        let snap = self.snap.clone();
-        blocking(move || snap.scan(&range, limit, order, overlay)).await
+        snap_scan(&self.snap, range, limit, order, overlay).await
     }
 }
 
@@ -564,7 +582,7 @@ impl Kv for EmbeddedKv {
         // Order matters: read the sequence number first, then open the
         // snapshot (see the module documentation).
         let start = self.inner.register();
-        match self.open_snapshot().await {
+        match self.open_snapshot() {
             Ok(snap) => Ok(Box::new(EmbeddedTxn {
                 inner: self.inner.clone(),
                 snap,
@@ -582,7 +600,7 @@ impl Kv for EmbeddedKv {
 
     async fn snapshot(&self) -> KvResult<Box<dyn Snapshot>> {
         Ok(Box::new(EmbeddedSnapshot {
-            snap: self.open_snapshot().await?,
+            snap: self.open_snapshot()?,
         }))
     }
 }

@@ -16,7 +16,9 @@
 //!   abandoned upload leaves nothing under `objects/`, and its temp file is
 //!   removed (or, after a crash, by [`ObjectStore::open`]).
 //! * Bodies are streamed, never held whole in memory; hashing (md5 and
-//!   blake3) and all file I/O run on blocking threads, not async workers.
+//!   blake3), writes, fsyncs and reads longer than one checksum block run
+//!   on blocking threads, not async workers. Opening a copy and reading at
+//!   most one block run inline: page-cache work cheaper than the hand-off.
 //! * A read never yields a byte that differs from what was written: every
 //!   block is checked against its CRC-32C before it is handed over, whole
 //!   reads and range reads alike, and a bad block ends the stream with an
@@ -51,6 +53,11 @@ const BATCH: usize = 64 * 1024;
 const READ_AHEAD: u64 = 8 << 20;
 /// Chunks queued between the network and the disk thread, per request.
 const QUEUE_DEPTH: usize = 8;
+/// Reads of at most this many bytes (a block) are done inline on the
+/// caller's thread: for small objects, the hand-off to a blocking thread
+/// and the channel back cost more than the read (issue 17's small-GET
+/// profile). Longer reads stream from a blocking thread.
+const INLINE_READ: u64 = sums::BLOCK;
 
 /// Errors of the object store.
 #[derive(Debug, thiserror::Error)]
@@ -231,27 +238,9 @@ impl ObjectStore {
     /// Opens the copy of `id` for reading.
     pub async fn open_object(&self, id: &ObjectId) -> Result<OpenObject, StoreError> {
         let path = self.object_path(id);
-        blocking(move || {
-            let file = File::open(&path).map_err(StoreError::io("open object"))?;
-            let size = file
-                .metadata()
-                .map_err(StoreError::io("stat object"))?
-                .len();
-            // Checked here, so a truncated or extended copy is refused
-            // before any answer starts rather than in the middle of one.
-            let sums = match open_sums(&path).map_err(StoreError::io("open block checksums"))? {
-                Some(f) => Some(SumsReader::new(f, size).map_err(|e| {
-                    if e.kind() == io::ErrorKind::InvalidData {
-                        StoreError::Corrupt(e.to_string())
-                    } else {
-                        StoreError::io("read block checksums")(e)
-                    }
-                })?),
-                None => None,
-            };
-            Ok(OpenObject { file, sums, size })
-        })
-        .await
+        // Inline: two path lookups, an fstat and the sums header, all
+        // but always answered from the kernel's caches.
+        open_copy(&path)
     }
 
     /// Size of the copy of `id`.
@@ -435,6 +424,28 @@ pub struct OpenObject {
     size: u64,
 }
 
+/// Opens the object file at `path` and its sums.
+fn open_copy(path: &Path) -> Result<OpenObject, StoreError> {
+    let file = File::open(path).map_err(StoreError::io("open object"))?;
+    let size = file
+        .metadata()
+        .map_err(StoreError::io("stat object"))?
+        .len();
+    // Checked here, so a truncated or extended copy is refused
+    // before any answer starts rather than in the middle of one.
+    let sums = match open_sums(path).map_err(StoreError::io("open block checksums"))? {
+        Some(f) => Some(SumsReader::new(f, size).map_err(|e| {
+            if e.kind() == io::ErrorKind::InvalidData {
+                StoreError::Corrupt(e.to_string())
+            } else {
+                StoreError::io("read block checksums")(e)
+            }
+        })?),
+        None => None,
+    };
+    Ok(OpenObject { file, sums, size })
+}
+
 /// Opens the sums file of the object file at `object`, if it has one.
 fn open_sums(object: &Path) -> io::Result<Option<File>> {
     match File::open(sums::sums_path(object)) {
@@ -466,20 +477,43 @@ impl OpenObject {
     ) -> impl Stream<Item = Result<Bytes, io::Error>> + Send + 'static {
         let (start, len) = range.map_or((0, self.size), |r| (r.start, r.len));
         let expected = if range.is_none() { expected } else { None };
+        if len <= INLINE_READ {
+            let mut chunks = Vec::new();
+            if let Err(e) = self.read(start, len, expected, &mut |c| {
+                chunks.push(Ok(c));
+                true
+            }) {
+                chunks.push(Err(e));
+            }
+            return futures::future::Either::Left(futures::stream::iter(chunks));
+        }
         let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
         tokio::task::spawn_blocking(move || {
-            let read = match self.sums {
-                Some(sums) => read_blocks(self.file, sums, self.size, start, len, &tx),
-                None => read_file(self.file, start, len, expected, &tx),
-            };
-            if let Err(e) = read {
+            if let Err(e) = self.read(start, len, expected, &mut |c| {
+                tx.blocking_send(Ok(c)).is_ok()
+            }) {
                 // The receiver may be gone (client hung up); nothing to do then.
                 let _ = tx.blocking_send(Err(e));
             }
         });
-        futures::stream::unfold(rx, |mut rx| async move {
+        futures::future::Either::Right(futures::stream::unfold(rx, |mut rx| async move {
             rx.recv().await.map(|item| (item, rx))
-        })
+        }))
+    }
+
+    /// Reads `[start, start + len)`, checked, handing each chunk to `send`
+    /// until it returns false (the reader is gone).
+    fn read(
+        self,
+        start: u64,
+        len: u64,
+        expected: Option<blake3::Hash>,
+        send: &mut dyn FnMut(Bytes) -> bool,
+    ) -> io::Result<()> {
+        match self.sums {
+            Some(sums) => read_blocks(self.file, sums, self.size, start, len, send),
+            None => read_file(self.file, start, len, expected, send),
+        }
     }
 }
 
@@ -640,7 +674,7 @@ fn read_blocks(
     size: u64,
     start: u64,
     len: u64,
-    tx: &mpsc::Sender<Result<Bytes, io::Error>>,
+    send: &mut dyn FnMut(Bytes) -> bool,
 ) -> Result<(), io::Error> {
     let block = sums.block();
     let end = start.saturating_add(len).min(size);
@@ -654,7 +688,7 @@ fn read_blocks(
         let from = start.saturating_sub(at) as usize;
         let to = (end.min(at + buf.len() as u64) - at) as usize;
         let chunk = Bytes::from(buf).slice(from..to);
-        if tx.blocking_send(Ok(chunk)).is_err() {
+        if !send(chunk) {
             return Ok(()); // reader gone
         }
     }
@@ -668,7 +702,7 @@ fn read_file(
     start: u64,
     len: u64,
     expected: Option<blake3::Hash>,
-    tx: &mpsc::Sender<Result<Bytes, io::Error>>,
+    send: &mut dyn FnMut(Bytes) -> bool,
 ) -> Result<(), io::Error> {
     let mut reader = ChunkReader::new(&mut file, start, start.saturating_add(len))?;
     let mut hasher = expected.map(|_| blake3::Hasher::new());
@@ -683,7 +717,7 @@ fn read_file(
             None => Some(chunk),
         };
         if let Some(chunk) = to_send
-            && tx.blocking_send(Ok(chunk)).is_err()
+            && !send(chunk)
         {
             return Ok(()); // reader gone
         }
@@ -698,7 +732,7 @@ fn read_file(
             ));
         }
         if let Some(chunk) = held {
-            let _ = tx.blocking_send(Ok(chunk));
+            send(chunk);
         }
     }
     Ok(())

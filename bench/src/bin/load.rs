@@ -174,23 +174,43 @@ async fn loopback_server(body: bytes::Bytes) -> Result<String> {
     Ok(format!("http://{addr}"))
 }
 
-fn seconds() -> Result<u64> {
-    let mut args = std::env::args().skip(1);
-    let mut secs = 5;
-    while let Some(a) = args.next() {
-        match a.as_str() {
-            "--seconds" => {
-                secs = args
-                    .next()
-                    .context("--seconds needs a value")?
-                    .parse()
-                    .context("--seconds: a number")?
-            }
-            other => bail!("unknown argument {other:?} (usage: load [--seconds S])"),
-        }
-    }
-    Ok(secs)
+/// The command line: seconds per row, and which rows to run.
+struct Args {
+    secs: u64,
+    rows: Vec<String>,
 }
+
+impl Args {
+    fn parse() -> Result<Self> {
+        const USAGE: &str = "usage: load [--seconds S] [--rows put,get,mib,disk]";
+        let mut args = std::env::args().skip(1);
+        let mut out = Args {
+            secs: 5,
+            rows: ROWS.iter().map(|r| r.to_string()).collect(),
+        };
+        while let Some(a) = args.next() {
+            let mut value = || args.next().with_context(|| format!("{a} needs a value"));
+            match a.as_str() {
+                "--seconds" => out.secs = value()?.parse().context("--seconds: a number")?,
+                "--rows" => {
+                    out.rows = value()?.split(',').map(str::to_owned).collect();
+                    if let Some(r) = out.rows.iter().find(|r| !ROWS.contains(&r.as_str())) {
+                        bail!("unknown row {r:?} ({USAGE})");
+                    }
+                }
+                other => bail!("unknown argument {other:?} ({USAGE})"),
+            }
+        }
+        Ok(out)
+    }
+
+    fn runs(&self, row: &str) -> bool {
+        self.rows.iter().any(|r| r == row)
+    }
+}
+
+/// The rows, in the table's order.
+const ROWS: [&str; 4] = ["put", "get", "mib", "disk"];
 
 /// GETs `url` unsigned, checking the length; the bytes.
 async fn get_anon(http: &reqwest::Client, url: &str, want: u64) -> Result<u64> {
@@ -210,7 +230,8 @@ async fn get_anon(http: &reqwest::Client, url: &str, want: u64) -> Result<u64> {
 
 #[tokio::main]
 async fn main() -> Result<()> {
-    let dur = Duration::from_secs(seconds()?);
+    let args = Args::parse()?;
+    let dur = Duration::from_secs(args.secs);
     let cluster = tokio::task::spawn_blocking(Cluster::start).await??;
     let client = Arc::new(Gateway::connect(&cluster)?);
     let raw_dir = cluster.root.path().join("raw");
@@ -233,127 +254,139 @@ async fn main() -> Result<()> {
         "| figure | tidepool | baseline (same run) | ratio | goal |\n| --- | --- | --- | --- | --- |"
     );
 
-    // 1. 4 KiB PUT.
-    let base = baseline_put(&raw_dir, dur)?;
-    let data = bytes::Bytes::from(payload(4 << 10, 44));
-    let c = client.clone();
-    let puts = drive(dur, move |conn, n| {
-        let (c, data) = (c.clone(), data.clone());
-        async move {
-            c.put(&format!("/alice/stor/p{conn}-{n}"), data).await?;
-            Ok(4 << 10)
-        }
-    })
-    .await?;
-    println!(
-        "| 4 KiB PUT, {CONNS} connections, durability 2 | {:.0}/s, p50 {:.1} ms, p99 {:.1} ms | {base:.0} write+fsync/s | {:.2} | >= 0.45 |",
-        puts.per_s(),
-        puts.pct(0.5),
-        puts.pct(0.99),
-        puts.per_s() / base
-    );
-
-    // 2. 4 KiB anonymous GET.
-    let small = 256;
-    for i in 0..small {
-        client
-            .put(
-                &format!("/alice/public/load-s{i}"),
-                bytes::Bytes::from(payload(4 << 10, i)),
-            )
-            .await?;
-    }
     let http = reqwest::Client::builder().tcp_nodelay(true).build()?;
     let url = cluster.url();
-    let (h, u) = (http.clone(), url.clone());
-    let gets = drive(dur, move |_, n| {
-        let (h, u) = (h.clone(), u.clone());
-        async move {
-            get_anon(
-                &h,
-                &format!("{u}/alice/public/load-s{}", n % small),
-                4 << 10,
-            )
-            .await
+
+    // 1. 4 KiB PUT.
+    if args.runs("put") {
+        let base = baseline_put(&raw_dir, dur)?;
+        let data = bytes::Bytes::from(payload(4 << 10, 44));
+        let c = client.clone();
+        let puts = drive(dur, move |conn, n| {
+            let (c, data) = (c.clone(), data.clone());
+            async move {
+                c.put(&format!("/alice/stor/p{conn}-{n}"), data).await?;
+                Ok(4 << 10)
+            }
+        })
+        .await?;
+        println!(
+            "| 4 KiB PUT, {CONNS} connections, durability 2 | {:.0}/s, p50 {:.1} ms, p99 {:.1} ms | {base:.0} write+fsync/s | {:.2} | >= 0.45 |",
+            puts.per_s(),
+            puts.pct(0.5),
+            puts.pct(0.99),
+            puts.per_s() / base
+        );
+    }
+
+    // 2. 4 KiB anonymous GET.
+    if args.runs("get") {
+        let small = 256;
+        for i in 0..small {
+            client
+                .put(
+                    &format!("/alice/public/load-s{i}"),
+                    bytes::Bytes::from(payload(4 << 10, i)),
+                )
+                .await?;
         }
-    })
-    .await?;
-    println!(
-        "| 4 KiB anonymous GET, {CONNS} connections | {:.0}/s, p50 {:.2} ms, p99 {:.2} ms | - | - | >= 30k/s, p99 < 2 ms |",
-        gets.per_s(),
-        gets.pct(0.5),
-        gets.pct(0.99)
-    );
+        let (h, u) = (http.clone(), url.clone());
+        let gets = drive(dur, move |_, n| {
+            let (h, u) = (h.clone(), u.clone());
+            async move {
+                get_anon(
+                    &h,
+                    &format!("{u}/alice/public/load-s{}", n % small),
+                    4 << 10,
+                )
+                .await
+            }
+        })
+        .await?;
+        println!(
+            "| 4 KiB anonymous GET, {CONNS} connections | {:.0}/s, p50 {:.2} ms, p99 {:.2} ms | - | - | >= 30k/s, p99 < 2 ms |",
+            gets.per_s(),
+            gets.pct(0.5),
+            gets.pct(0.99)
+        );
+    }
 
     // 3. 1 MiB GET against a loopback server sending from memory.
-    let big = 32u64;
-    let mib = bytes::Bytes::from(payload(1 << 20, 7));
-    for i in 0..big {
-        client
-            .put(&format!("/alice/public/load-m{i}"), mib.clone())
+    if args.runs("mib") {
+        let big = 32u64;
+        let mib = bytes::Bytes::from(payload(1 << 20, 7));
+        for i in 0..big {
+            client
+                .put(&format!("/alice/public/load-m{i}"), mib.clone())
+                .await?;
+        }
+        let (h, u) = (http.clone(), url.clone());
+        let tp =
+            drive(dur, move |_, n| {
+                let (h, u) = (h.clone(), u.clone());
+                async move {
+                    get_anon(&h, &format!("{u}/alice/public/load-m{}", n % big), 1 << 20).await
+                }
+            })
             .await?;
+        let lo = loopback_server(mib).await?;
+        let h = http.clone();
+        let raw = drive(dur, move |_, _| {
+            let (h, lo) = (h.clone(), lo.clone());
+            async move { get_anon(&h, &lo, 1 << 20).await }
+        })
+        .await?;
+        let gbs = |l: &Load| l.bytes as f64 / 1e9 / l.elapsed.as_secs_f64();
+        println!(
+            "| 1 MiB GET, {CONNS} connections | {:.2} GB/s, p99 {:.1} ms | {:.2} GB/s (loopback HTTP from memory) | {:.2} | >= 2.2 GB/s |",
+            gbs(&tp),
+            tp.pct(0.99),
+            gbs(&raw),
+            gbs(&tp) / gbs(&raw)
+        );
     }
-    let (h, u) = (http.clone(), url.clone());
-    let tp = drive(dur, move |_, n| {
-        let (h, u) = (h.clone(), u.clone());
-        async move { get_anon(&h, &format!("{u}/alice/public/load-m{}", n % big), 1 << 20).await }
-    })
-    .await?;
-    let lo = loopback_server(mib).await?;
-    let h = http.clone();
-    let raw = drive(dur, move |_, _| {
-        let (h, lo) = (h.clone(), lo.clone());
-        async move { get_anon(&h, &lo, 1 << 20).await }
-    })
-    .await?;
-    let gbs = |l: &Load| l.bytes as f64 / 1e9 / l.elapsed.as_secs_f64();
-    println!(
-        "| 1 MiB GET, {CONNS} connections | {:.2} GB/s, p99 {:.1} ms | {:.2} GB/s (loopback HTTP from memory) | {:.2} | >= 2.2 GB/s |",
-        gbs(&tp),
-        tp.pct(0.99),
-        gbs(&raw),
-        gbs(&tp) / gbs(&raw)
-    );
 
     // 4. 64 MiB GET from disk, one client.
-    let count = 4;
-    let data = bytes::Bytes::from(payload(64 << 20, 64));
-    for i in 0..count {
-        std::fs::write(raw_dir.join(format!("big-{i}")), &data)?;
-        client
-            .put(&format!("/alice/stor/big-{i}"), data.clone())
-            .await?;
-    }
-    let nodes_dir = cluster.data_dir().join("nodes");
-    let (mut raw_t, mut tp_t) = (Vec::new(), Vec::new());
-    for _ in 0..3 {
-        evict(&raw_dir)?;
-        let t = Instant::now();
+    if args.runs("disk") {
+        let count = 4;
+        let data = bytes::Bytes::from(payload(64 << 20, 64));
         for i in 0..count {
-            let n = std::fs::read(raw_dir.join(format!("big-{i}")))?.len();
-            if n != 64 << 20 {
-                bail!("raw read {n} bytes");
-            }
+            std::fs::write(raw_dir.join(format!("big-{i}")), &data)?;
+            client
+                .put(&format!("/alice/stor/big-{i}"), data.clone())
+                .await?;
         }
-        raw_t.push(t.elapsed());
-        evict(&nodes_dir)?;
-        let t = Instant::now();
-        for i in 0..count {
-            let n = client.get_counted(&format!("/alice/stor/big-{i}")).await?;
-            if n != 64 << 20 {
-                bail!("GET returned {n} bytes");
+        let nodes_dir = cluster.data_dir().join("nodes");
+        let (mut raw_t, mut tp_t) = (Vec::new(), Vec::new());
+        for _ in 0..3 {
+            evict(&raw_dir)?;
+            let t = Instant::now();
+            for i in 0..count {
+                let n = std::fs::read(raw_dir.join(format!("big-{i}")))?.len();
+                if n != 64 << 20 {
+                    bail!("raw read {n} bytes");
+                }
             }
+            raw_t.push(t.elapsed());
+            evict(&nodes_dir)?;
+            let t = Instant::now();
+            for i in 0..count {
+                let n = client.get_counted(&format!("/alice/stor/big-{i}")).await?;
+                if n != 64 << 20 {
+                    bail!("GET returned {n} bytes");
+                }
+            }
+            tp_t.push(t.elapsed());
         }
-        tp_t.push(t.elapsed());
+        let total = (count as u64) * (64 << 20);
+        let (r, t) = (
+            mb_per_s(total, median(raw_t)),
+            mb_per_s(total, median(tp_t)),
+        );
+        println!(
+            "| 64 MiB GET from disk, one client | {t:.0} MB/s | {r:.0} MB/s (raw read, cold) | {:.2} | >= 0.9 |",
+            t / r
+        );
     }
-    let total = (count as u64) * (64 << 20);
-    let (r, t) = (
-        mb_per_s(total, median(raw_t)),
-        mb_per_s(total, median(tp_t)),
-    );
-    println!(
-        "| 64 MiB GET from disk, one client | {t:.0} MB/s | {r:.0} MB/s (raw read, cold) | {:.2} | >= 0.9 |",
-        t / r
-    );
     Ok(())
 }
