@@ -232,6 +232,53 @@ impl std::fmt::Debug for Supervisor {
     }
 }
 
+/// Renews a driven job's lease every third of its term on a task of its
+/// own, so that one long step of the driver (a recovery, a large batch of
+/// commits on a slow store) cannot let it lapse: a lapsed lease is taken
+/// over, even by this supervisor, and every attempt then in flight counts
+/// as lost against its task's retries. Renewing grants nothing by itself:
+/// every write of the driver still checks the lease in its transaction.
+/// Stops when dropped.
+struct LeaseKeeper {
+    lost: Arc<std::sync::atomic::AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl LeaseKeeper {
+    fn start(sup: &Arc<Supervisor>, id: Uuid) -> LeaseKeeper {
+        let lost = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (sup, flag) = (sup.clone(), lost.clone());
+        let task = tokio::spawn(async move {
+            let ttl = sup.cfg.lease_ttl;
+            loop {
+                tokio::time::sleep(ttl / 3).await;
+                match sup.store.take_lease(&id, &sup.cfg.id, ttl).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        flag.store(true, std::sync::atomic::Ordering::Relaxed);
+                        return;
+                    }
+                    // The driver's own transactions see the store fail too;
+                    // the next tick tries again.
+                    Err(e) => tracing::warn!(job = %id, error = %e, "lease renewal failed"),
+                }
+            }
+        });
+        LeaseKeeper { lost, task }
+    }
+
+    /// Whether another supervisor holds the lease now.
+    fn lost(&self) -> bool {
+        self.lost.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+impl Drop for LeaseKeeper {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
 /// Per-job context of a driver.
 struct JobCtx {
     id: Uuid,
@@ -523,6 +570,7 @@ impl Supervisor {
     /// taken ([`Self::claim_jobs`]): taking it again would cost a commit
     /// before the job's first task.
     async fn drive_leased(self: &Arc<Self>, id: Uuid) -> Result<DriveEnd, JobsError> {
+        let keeper = LeaseKeeper::start(self, id);
         let Some(job) = self.store.get_job(&id).await? else {
             return Err(JobsError::Store(JobStoreError::NotFound(id)));
         };
@@ -551,6 +599,9 @@ impl Supervisor {
         // after any later look wakes the wait that follows it.
         let mut changes = self.store.changes(JobChange::Any);
         loop {
+            if keeper.lost() {
+                return Ok(DriveEnd::LeaseLost);
+            }
             let step = self
                 .step(&mut ctx, &mut rx, &mut changes, &mut renewed)
                 .await;

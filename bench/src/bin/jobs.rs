@@ -515,6 +515,7 @@ async fn grep(c: &Client, dir: &Path, mib: u64, object_mib: u64) -> Result<()> {
     }
     gnu_times.sort();
     let gnu = gnu_times[1];
+    let per_core = one_core(&files[0])?;
 
     let mut map_times = Vec::new();
     for run in 0..3 {
@@ -582,7 +583,49 @@ async fn grep(c: &Client, dir: &Path, mib: u64, object_mib: u64) -> Result<()> {
         ms(reduce),
         r / g
     );
+    let (gnu1, wasm1) = per_core;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    println!(
+        "   one object, one process each: GNU {:.0} MB/s, `tidepool exec` (wasm grep, start-up included) {:.0} MB/s: {:.2} per core, so {cores} cores bound the job near {:.2}",
+        mb_per_s(size, gnu1),
+        mb_per_s(size, wasm1),
+        gnu1.as_secs_f64() / wasm1.as_secs_f64(),
+        cores as f64 * gnu1.as_secs_f64() / wasm1.as_secs_f64()
+    );
     Ok(())
+}
+
+/// GNU `grep -c` and the wasm `grep -c` a task runs (`tidepool exec`, the
+/// same sandbox and coreutils, one process) over one file, page cache
+/// warm: medians of 3. What one core does on each side bounds what the
+/// job can gain over one GNU process with the machine's cores.
+fn one_core(file: &Path) -> Result<(Duration, Duration)> {
+    let time = |cmd: &mut std::process::Command| -> Result<Duration> {
+        let mut times = Vec::new();
+        for _ in 0..3 {
+            let t = Instant::now();
+            let out = cmd.output().context("run grep")?;
+            if !out.status.success() {
+                bail!("{cmd:?}: {}", String::from_utf8_lossy(&out.stderr));
+            }
+            times.push(t.elapsed());
+        }
+        Ok(tidepool_bench::median(times))
+    };
+    let gnu = time(
+        std::process::Command::new("grep")
+            .env("LC_ALL", "C")
+            .args(["-c", PATTERN])
+            .arg(file),
+    )?;
+    let wasm = time(
+        std::process::Command::new(tidepool_tests::tidepool_bin())
+            .arg("exec")
+            .arg("--input")
+            .arg(file)
+            .arg(format!("grep -c {PATTERN}")),
+    )?;
+    Ok((gnu, wasm))
 }
 
 #[tokio::main]

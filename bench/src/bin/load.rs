@@ -15,7 +15,9 @@
 //!    them from memory (what loopback TCP and the client allow here).
 //! 4. **64 MiB GET from disk**, one client: every stored copy and every raw
 //!    file evicted from the page cache first; MB/s against reading the same
-//!    bytes from a raw file. Alternating sides, three rounds, medians.
+//!    bytes from a raw file. Alternating sides, three rounds, medians; the
+//!    same GETs again from the page cache say what the path costs without
+//!    the disk.
 //!
 //! Nothing here asserts a time; every response is checked for its length.
 
@@ -357,7 +359,17 @@ async fn main() -> Result<()> {
                 .await?;
         }
         let nodes_dir = cluster.data_dir().join("nodes");
-        let (mut raw_t, mut tp_t) = (Vec::new(), Vec::new());
+        let (mut raw_t, mut tp_t, mut warm_t) = (Vec::new(), Vec::new(), Vec::new());
+        let get_all = || async {
+            let t = Instant::now();
+            for i in 0..count {
+                let n = client.get_counted(&format!("/alice/stor/big-{i}")).await?;
+                if n != 64 << 20 {
+                    bail!("GET returned {n} bytes");
+                }
+            }
+            Ok(t.elapsed())
+        };
         for _ in 0..3 {
             evict(&raw_dir)?;
             let t = Instant::now();
@@ -369,22 +381,19 @@ async fn main() -> Result<()> {
             }
             raw_t.push(t.elapsed());
             evict(&nodes_dir)?;
-            let t = Instant::now();
-            for i in 0..count {
-                let n = client.get_counted(&format!("/alice/stor/big-{i}")).await?;
-                if n != 64 << 20 {
-                    bail!("GET returned {n} bytes");
-                }
-            }
-            tp_t.push(t.elapsed());
+            tp_t.push(get_all().await?);
+            // The same GETs from the page cache: what the path costs
+            // without the disk.
+            warm_t.push(get_all().await?);
         }
         let total = (count as u64) * (64 << 20);
-        let (r, t) = (
+        let (r, t, w) = (
             mb_per_s(total, median(raw_t)),
             mb_per_s(total, median(tp_t)),
+            mb_per_s(total, median(warm_t)),
         );
         println!(
-            "| 64 MiB GET from disk, one client | {t:.0} MB/s | {r:.0} MB/s (raw read, cold) | {:.2} | >= 0.9 |",
+            "| 64 MiB GET from disk, one client | {t:.0} MB/s (from the page cache: {w:.0}) | {r:.0} MB/s (raw read, cold) | {:.2} | >= 0.9 |",
             t / r
         );
     }
