@@ -954,6 +954,37 @@ mod tests {
         assert!(!store.verify(&oid, expected).await.unwrap().matches);
     }
 
+    /// Reads of at most one block are done inline, not streamed from a
+    /// blocking thread: the same checks hold there.
+    #[tokio::test]
+    async fn small_reads_done_inline_are_checked_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ObjectStore::open(dir.path()).await.unwrap();
+        let oid = id("ab12");
+        let data: Vec<u8> = (0..4096u32).map(|i| (i % 251) as u8).collect();
+        let mut corrupt = data.clone();
+        corrupt[1000] ^= 1;
+        let expected = stored_then_corrupted(&store, &oid, &data, &data).await;
+        let got = read_all(store.open_object(&oid).await.unwrap(), None, Some(expected))
+            .await
+            .unwrap();
+        assert!(got == data);
+
+        fs::write(store.object_path(&oid), &corrupt).unwrap();
+        for hash in [Some(expected), None] {
+            let got = items(&store, &oid, None, hash).await;
+            assert_eq!(got.len(), 1, "one error, no bytes");
+            assert_eq!(
+                got[0].as_ref().unwrap_err().kind(),
+                io::ErrorKind::InvalidData
+            );
+        }
+        // Without block sums: the hash withholds the only chunk.
+        fs::remove_file(sums::sums_path(&store.object_path(&oid))).unwrap();
+        let got = items(&store, &oid, None, Some(expected)).await;
+        assert!(got.iter().all(|i| i.is_err()), "no byte of a bad copy");
+    }
+
     #[tokio::test]
     async fn copies_without_block_sums_are_checked_by_their_hash() {
         let dir = tempfile::tempdir().unwrap();

@@ -2,7 +2,7 @@
 //! against a baseline measured in the same run: the object rows of the
 //! speed table (issue 17). The job rows come from the `jobs` bench.
 //!
-//! `cargo run --release -p tidepool-bench --bin load -- [--seconds S]`
+//! `cargo run --release -p tidepool-bench --bin load -- [--seconds S] [--rows put,get,mib,disk]`
 //!
 //! 1. **4 KiB PUT**, 16 connections, durability 2, for S seconds: PUT/s
 //!    against 16 threads each creating a file, writing 4 KiB and fsyncing
