@@ -60,6 +60,7 @@ where
     ns_counts_under_concurrency(make().await).await;
     ns_rmdir_races_create(make().await).await;
     ns_directory_limit(make().await).await;
+    ns_counts_survive_a_shard_change(make().await).await;
     ns_nodes(make().await).await;
     ns_upkeep(make().await).await;
     ns_roles_and_policies(make().await).await;
@@ -1348,6 +1349,44 @@ pub async fn ns_directory_limit(kv: Arc<dyn Kv>) {
     )
     .await
     .expect("overwrite in a full directory");
+}
+
+/// A name counted under another shard (a store written when
+/// [`keys::COUNT_SHARDS`] was smaller) is still counted once, uncounted by
+/// its delete, and its directory can then be removed.
+pub async fn ns_counts_survive_a_shard_change(kv: Arc<dyn Kv>) {
+    let (ns, l) = ns_with_account(kv.clone()).await;
+    let dir = p_stor(&l, "reshard");
+    ns.put_directory(&dir, &Headers::new())
+        .await
+        .expect("mkdir");
+    let name = (0..)
+        .map(|i| format!("n{i}"))
+        .find(|n| keys::count_shard(n) >= 16)
+        .expect("a name past the old shards");
+    let path = dir.join(&name).expect("name");
+    ns.put_object(&path, new_obj(&["n1"]), &Conditions::none())
+        .await
+        .expect("put");
+    // Move its count to the shard 16 shards gave it.
+    let dk = keys::dk(&l, &["stor", "reshard"]);
+    let mut t = kv.begin().await.expect("begin");
+    t.delete(keys::count_key(&dk, keys::count_shard(&name)))
+        .await
+        .expect("delete");
+    t.put(
+        keys::count_key(&dk, keys::count_shard(&name) % 16),
+        keys::encode_count(1),
+    )
+    .await
+    .expect("put");
+    t.commit().await.expect("commit");
+    assert_eq!(ns.count(&dir).await.expect("count"), 1);
+    ns.delete(&path, &Conditions::none()).await.expect("delete");
+    assert_eq!(ns.count(&dir).await.expect("count"), 0);
+    ns.delete(&dir, &Conditions::none())
+        .await
+        .expect("an empty directory is removed");
 }
 
 /// Storage node registration, heartbeats and listing.

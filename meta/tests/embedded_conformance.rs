@@ -65,6 +65,7 @@ each_on_fresh_store!(
     ns_counts_under_concurrency,
     ns_rmdir_races_create,
     ns_directory_limit,
+    ns_counts_survive_a_shard_change,
     ns_nodes,
     ns_roles_and_policies,
     ns_s3_keys,

@@ -22,7 +22,7 @@
 //!
 //! Concurrency design (the rules that make SI enough): a PUT that creates a
 //! name writes its directory's count shard; deleting a directory deletes all
-//! 16 shards, so "create in dir" and "delete dir" always write a common key
+//! [`keys::COUNT_SHARDS`] shards, so "create in dir" and "delete dir" always write a common key
 //! and cannot both commit. Writers of one name write the same entry key.
 //! Snaplinked objects are released under `get_for_update` of their
 //! `0x20 objectid` record.
