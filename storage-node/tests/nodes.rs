@@ -96,11 +96,14 @@ async fn hanging_node() -> (String, tokio::task::JoinHandle<()>) {
 }
 
 /// A URL where nothing listens.
-async fn dead_url() -> String {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", l.local_addr().unwrap());
-    drop(l);
-    url
+/// A URL whose port refuses connections, and the socket that holds the
+/// port for as long as it lives: bound, never listening. (A port released
+/// at once could be given to another test's node running meanwhile, and
+/// the "dead" target would answer.)
+fn dead_url() -> (String, tokio::net::TcpSocket) {
+    let s = tokio::net::TcpSocket::new_v4().unwrap();
+    s.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    (format!("http://{}", s.local_addr().unwrap()), s)
 }
 
 /// The cluster credential of every node and client in these tests.
@@ -380,7 +383,8 @@ async fn replicate_to_three_nodes() {
 async fn replicate_fails_when_a_node_is_down_and_cleans_up() {
     let live = [Node::start("a").await, Node::start("b").await];
     let mut targets: Vec<NodeTarget> = live.iter().map(Node::target).collect();
-    targets.insert(1, NodeTarget::new("dead", dead_url().await));
+    let (dead, _held) = dead_url();
+    targets.insert(1, NodeTarget::new("dead", dead));
     let err = client()
         .replicate(&targets, ID, body(&pattern(2_000_000), 32 * 1024))
         .await
@@ -423,8 +427,9 @@ async fn read_first_fails_over_to_the_next_copy() {
     let c = client();
     let data = pattern(100_000);
     c.put(&good.url, ID, body(&data, 4096)).await.unwrap();
+    let (dead, _held) = dead_url();
     let copies = [
-        NodeTarget::new("dead", dead_url().await),
+        NodeTarget::new("dead", dead),
         missing.target(),
         good.target(),
     ];
