@@ -71,10 +71,11 @@ pub const TAG_S3_KEY_BY_LOGIN: u8 = 0x77;
 pub const DK_LEN: usize = 16;
 /// Number of count shards per directory. Writers that create or remove
 /// names in one directory at once conflict when they hit the same shard:
-/// 2,000 memoized tasks snaplinking into one job directory ran 3,000/s
-/// with 16 shards and 3,800-4,650/s with 64 (issue 17). A directory's
-/// count is the sum of its shards, so counts written under another shard
-/// count stay right (a shard may go negative; the sum does not).
+/// 2,000 memoized tasks snaplinking into one job directory ran
+/// 2,900-3,375/s with 16 shards and 3,000-4,650/s (median 3,800) with 64
+/// (issue 17; runs on one VM, which vary a lot). A directory's count is
+/// the sum of its shards, so counts written under another shard count stay
+/// right (a shard may go negative; the sum does not).
 pub const COUNT_SHARDS: u8 = 64;
 
 const DIR_COUNTS: u8 = 0x00;
