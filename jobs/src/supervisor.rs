@@ -296,6 +296,20 @@ struct JobCtx {
     picked_up_ms: u64,
 }
 
+impl JobCtx {
+    /// The directory part of `task`'s output names ([`naming::output_base`]),
+    /// as its request and its memo record both need it.
+    fn output_base(&self, task: &TaskRecord) -> String {
+        naming::output_base(
+            &self.owner,
+            &self.id,
+            task.reducer.is_some(),
+            task.p0input.as_deref(),
+            task.input.as_deref(),
+        )
+    }
+}
+
 fn what_for(phase: u32, input: &str, p0: Option<&str>) -> String {
     let q = serde_json::Value::String(input.to_owned()).to_string();
     match p0 {
@@ -1026,13 +1040,7 @@ impl Supervisor {
             _ => 0,
         };
         let reducer = task.reducer.is_some();
-        let base = naming::output_base(
-            &ctx.owner,
-            &ctx.id,
-            reducer,
-            task.p0input.as_deref(),
-            task.input.as_deref(),
-        );
+        let base = ctx.output_base(&task);
         let out_base = naming::manta_output_base(&ctx.owner, &ctx.id, &base, task.phase);
         let input = match (task.reducer, &task.input) {
             (Some(r), _) => TaskInput::Reduce { reducer: r },
@@ -1590,13 +1598,7 @@ impl Supervisor {
         let [out] = outputs else {
             return Ok(None);
         };
-        let base = naming::output_base(
-            &ctx.owner,
-            &ctx.id,
-            false,
-            task.p0input.as_deref(),
-            task.input.as_deref(),
-        );
+        let base = ctx.output_base(task);
         let stdout = naming::stdout_object(&ctx.owner, &ctx.id, &base, task.phase, &task.id);
         if out.name != stdout || out.reducer.is_some() {
             return Ok(None);
