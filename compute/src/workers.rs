@@ -467,7 +467,7 @@ impl Worker {
         let stop = CancellationToken::new();
         let feed = async {
             let Some(mut r) = stdin else { return };
-            let mut buf = vec![0u8; CHUNK];
+            let mut buf = vec![0u8; sandbox::pipe::FIRST_COPY_BUFFER];
             loop {
                 // Stop only between frames: the channel stays whole for the
                 // next phase (stale stdin frames are skipped by the worker).
@@ -478,7 +478,11 @@ impl Worker {
                 };
                 let f = match n {
                     Ok(0) | Err(_) => Frame::empty(Kind::StdinEnd),
-                    Ok(n) => Frame::new(Kind::Stdin, buf[..n].to_vec()),
+                    Ok(n) => {
+                        let f = Frame::new(Kind::Stdin, buf[..n].to_vec());
+                        sandbox::pipe::grow_copy_buffer(&mut buf, n, CHUNK);
+                        f
+                    }
                 };
                 let end = f.kind == Kind::StdinEnd;
                 if write_frame(ctl_in, &f).await.is_err() || end {
@@ -699,7 +703,7 @@ async fn run_one(
             let (w, mut r) = tokio::io::duplex(STREAM_BUFFER);
             let out = out.clone();
             stdout_pump = Some(tokio::spawn(async move {
-                let mut buf = vec![0u8; CHUNK];
+                let mut buf = vec![0u8; sandbox::pipe::FIRST_COPY_BUFFER];
                 while let Ok(n) = r.read(&mut buf).await {
                     if n == 0
                         || out
@@ -709,6 +713,7 @@ async fn run_one(
                     {
                         return;
                     }
+                    sandbox::pipe::grow_copy_buffer(&mut buf, n, CHUNK);
                 }
             }));
             PhaseOutput::Stream(Box::new(w))

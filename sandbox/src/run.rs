@@ -234,7 +234,7 @@ const CHUNK: usize = 1024 * 1024;
 
 /// Copies `src` into the pipe until EOF, the reader leaving, or the run stopping.
 pub(crate) async fn pump_in(mut src: impl AsyncRead + Unpin, dst: PipeWriter) {
-    let mut buf = vec![0u8; CHUNK];
+    let mut buf = vec![0u8; crate::pipe::FIRST_COPY_BUFFER];
     loop {
         match src.read(&mut buf).await {
             Ok(0) | Err(_) => return,
@@ -242,6 +242,7 @@ pub(crate) async fn pump_in(mut src: impl AsyncRead + Unpin, dst: PipeWriter) {
                 if !dst.write_all(&buf[..n]).await {
                     return;
                 }
+                crate::pipe::grow_copy_buffer(&mut buf, n, CHUNK);
             }
         }
     }
@@ -262,7 +263,7 @@ pub(crate) async fn drain_out(
     // One buffer for the whole drain: taking `Bytes` out of the pipe would
     // share its allocation and make the pipe allocate (and fault in) a
     // fresh one for every chunk.
-    let mut buf = vec![0u8; CHUNK];
+    let mut buf = vec![0u8; crate::pipe::FIRST_COPY_BUFFER];
     loop {
         std::future::poll_fn(|cx| src.poll_readable(cx)).await;
         let n = match src.try_read_into(&mut buf) {
@@ -291,6 +292,7 @@ pub(crate) async fn drain_out(
             run.trip(kind, before + chunk.len() as u64);
             break;
         }
+        crate::pipe::grow_copy_buffer(&mut buf, n, CHUNK);
     }
     dst.flush().await?;
     Ok(written)
