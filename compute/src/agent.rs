@@ -247,8 +247,6 @@ struct InputLink {
     file: PathBuf,
 }
 
-/// Lays out a task attempt's directory `dir` in one blocking call (each
-/// `tokio::fs` call is a thread hand-off; a task made seven): `scratch/`,
 /// How a task's runs treat clocks and entropy: seeded from its memo key
 /// when its result may be reused (observed, unless the phase declared
 /// itself deterministic), real otherwise.
@@ -272,11 +270,13 @@ fn determinism(req: &TaskRequest) -> sandbox::Determinism {
     }
 }
 
+/// Lays out a task attempt's directory `dir` in one blocking call (each
+/// `tokio::fs` call is a thread hand-off; a task made seven): `scratch/`,
 /// `assets/` if the phase has assets, and the input file. Nothing else is
 /// made ahead: on a file system with many recent deletions every inode
 /// allocated costs, and most tasks never use `tmp/` (msplit's spools, made
-/// when needed). A leftover tree of an earlier run of the same attempt is removed
-/// first. `false` if this node has no copy of the input; then, as on
+/// when needed). A leftover tree of an earlier run of the same attempt is
+/// removed first. `false` if this node has no copy of the input; then, as on
 /// error, nothing is left behind.
 fn lay_out(dir: &Path, input: Option<&InputLink>, assets: bool) -> std::io::Result<bool> {
     match std::fs::remove_dir_all(dir) {
