@@ -5,9 +5,17 @@
 //! measures Tidepool and its baseline (raw disk with fsync, native GNU tools)
 //! on the same bytes, on this machine, in one run, and prints both figures
 //! and their ratio. Nothing here asserts a time.
+//!
+//! The speed table's rows live in [`jobs`] and [`load`], printed by
+//! [`table`]: `--bin speed` runs them all in one run, `--bin jobs` and
+//! `--bin load` their halves.
 
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
+
+pub mod jobs;
+pub mod load;
+pub mod table;
 
 use anyhow::{Result, bail};
 use tidepool_tests::Cluster;
