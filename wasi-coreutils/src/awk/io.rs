@@ -33,13 +33,11 @@ impl std::fmt::Debug for RecordReader {
     }
 }
 
-const INITIAL: usize = 128 * 1024;
-
 impl RecordReader {
     pub fn new(src: Box<dyn Read>) -> Self {
         RecordReader {
             src,
-            buf: vec![0; INITIAL],
+            buf: vec![0; crate::util::input::FIRST_BUF],
             pos: 0,
             len: 0,
             eof: false,
@@ -57,6 +55,7 @@ impl RecordReader {
             let n = self.buf.len() * 2;
             self.buf.resize(n, 0);
         }
+        let asked = self.buf.len() - self.len;
         loop {
             match self.src.read(&mut self.buf[self.len..]) {
                 Ok(0) => {
@@ -65,6 +64,7 @@ impl RecordReader {
                 }
                 Ok(n) => {
                     self.len += n;
+                    crate::util::input::grow_when_filled(&mut self.buf, asked, n);
                     return Ok(());
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -200,11 +200,11 @@ mod tests {
 
     #[test]
     fn long_lines_grow_buffer() {
-        let line = vec![b'x'; INITIAL * 3];
+        let line = vec![b'x'; crate::util::input::BUF_SIZE * 3];
         let mut input = line.clone();
         input.extend_from_slice(b"\ny\n");
         let r = records(&input, RecordSep::Byte(b'\n'));
         assert_eq!(r.len(), 2);
-        assert_eq!(r[0].len(), INITIAL * 3);
+        assert_eq!(r[0].len(), crate::util::input::BUF_SIZE * 3);
     }
 }

@@ -21,7 +21,7 @@ use regex_automata::hybrid::dfa::{Cache, DFA};
 use regex_automata::{Anchored, Input, MatchKind};
 
 use crate::util::args::{self, HasArg, LongOpt, Spec};
-use crate::util::input::{self, BUF_SIZE};
+use crate::util::input;
 use crate::util::posix_regex::{self, Dialect};
 use crate::util::{self, Fail};
 
@@ -426,16 +426,22 @@ impl<W: Write> FileSearch<'_, W> {
 
     /// Whole-buffer search: no context, `-o` or `-b`.
     fn by_buffer(&mut self, mut r: Box<dyn Read>) -> Result<u64, Fail> {
-        let mut buf = vec![0u8; BUF_SIZE];
+        let mut buf = input::read_buf();
         let mut len = 0; // bytes held (a partial line carried over at the front)
         let mut eof = false;
         let mut lineno = 0u64;
+        let mut asked = 0;
+        let mut got = 0;
         while !eof {
             if len == buf.len() {
                 buf.resize(buf.len() * 2, 0);
+            } else {
+                input::grow_when_filled(&mut buf, asked, got);
             }
+            asked = buf.len() - len;
             let n =
                 input::fill(&mut r, &mut buf[len..]).map_err(|e| Fail::Usage(input::errmsg(&e)))?;
+            got = n;
             if n == 0 {
                 eof = true;
                 if len == 0 {

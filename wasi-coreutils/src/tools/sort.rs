@@ -859,13 +859,15 @@ struct Sorter<'a> {
 
 impl Sorter<'_> {
     fn feed(&mut self, r: &mut dyn std::io::Read) -> std::io::Result<()> {
-        let mut chunk = vec![0u8; input::BUF_SIZE];
+        let mut chunk = input::read_buf();
         loop {
             let n = input::fill(r, &mut chunk)?;
             if n == 0 {
                 break;
             }
             self.data.extend_from_slice(&chunk[..n]);
+            let asked = chunk.len();
+            input::grow_when_filled(&mut chunk, asked, n);
             if self.data.len() >= self.limit {
                 // Spill everything up to the last complete line.
                 if let Some(p) = memchr::memrchr(self.delim, &self.data) {

@@ -15,7 +15,7 @@ use std::ffi::OsString;
 use std::io::{Read, Write};
 
 use crate::util::args::{self, HasArg, LongOpt, Spec};
-use crate::util::input::{self, BUF_SIZE};
+use crate::util::input;
 use crate::util::{self, Fail};
 
 const LONG: &[LongOpt] = &[
@@ -242,7 +242,7 @@ fn count(r: &mut dyn Read, w: Want, size: Option<u64>) -> std::io::Result<Counts
             return Ok(c);
         }
     }
-    let mut buf = vec![0u8; BUF_SIZE];
+    let mut buf = input::read_buf();
     if !(w.words || w.max_len) {
         loop {
             let n = input::fill(r, &mut buf)?;
@@ -253,6 +253,8 @@ fn count(r: &mut dyn Read, w: Want, size: Option<u64>) -> std::io::Result<Counts
             if w.lines {
                 c.lines += memchr::memchr_iter(b'\n', &buf[..n]).count() as u64;
             }
+            let asked = buf.len();
+            input::grow_when_filled(&mut buf, asked, n);
         }
     }
     let (mut in_word, mut pos, mut max) = (false, 0u64, 0u64);
@@ -294,6 +296,8 @@ fn count(r: &mut dyn Read, w: Want, size: Option<u64>) -> std::io::Result<Counts
                 _ => {}
             }
         }
+        let asked = buf.len();
+        input::grow_when_filled(&mut buf, asked, n);
     }
     c.words += u64::from(in_word);
     c.max_len = max.max(pos);
