@@ -10,7 +10,8 @@
 //!
 //! Covered: get/put/delete, batch_get, scans in both directions with limits
 //! and bounds, read-your-writes, snapshot isolation, write-write conflicts on
-//! `get_for_update`, lost-update freedom under concurrency, rollback, and
+//! `get_for_update`, lost-update freedom under concurrency, rollback, counter
+//! adds, and
 //! the namespace semantics (accounts and keys, directories and objects,
 //! conditions, listing order/markers/pagination/filters, counts, snaplink
 //! refcounts, GC records, storage nodes, races between create and rmdir).
@@ -46,6 +47,7 @@ where
     kv_write_conflict(make().await).await;
     kv_no_lost_updates(make().await).await;
     kv_rollback_discards(make().await).await;
+    kv_counter_adds(make().await).await;
     ns_accounts_and_keys(make().await).await;
     ns_directories_and_objects(make().await).await;
     ns_create_directories(make().await).await;
@@ -386,6 +388,105 @@ pub async fn kv_no_lost_updates(kv: Arc<dyn Kv>) {
     }
     let v = snap_get(&kv, &key).await.expect("counter");
     assert_eq!(u64::from_be_bytes(v.try_into().expect("u64")), tasks * per);
+}
+
+/// Counter adds (`Txn::add`): read-your-writes in get, batch_get and scan;
+/// folding into a write of the same key; no lost adds among concurrent
+/// adders (with retries where a backend makes them conflict); and an add
+/// still conflicts with a write or delete of its key in either order.
+pub async fn kv_counter_adds(kv: Arc<dyn Kv>) {
+    use crate::kv::{decode_counter, encode_counter};
+    let p = prefix();
+    let (a, b) = (k(&p, b"a"), k(&p, b"b"));
+    let mut t = kv.begin().await.expect("begin");
+    t.add(a.clone(), 5).await.expect("add");
+    t.add(a.clone(), -2).await.expect("add");
+    assert_eq!(t.get(&a).await.expect("get"), Some(encode_counter(3)));
+    t.put(b.clone(), encode_counter(10)).await.expect("put");
+    t.add(b.clone(), 1).await.expect("add onto a write");
+    let got = t
+        .batch_get(&[a.clone(), b.clone()])
+        .await
+        .expect("batch_get");
+    assert_eq!(got, vec![Some(encode_counter(3)), Some(encode_counter(11))]);
+    let rows = t
+        .scan(KeyRange::prefix(&p), 10, Order::Asc)
+        .await
+        .expect("scan");
+    assert_eq!(
+        rows,
+        vec![
+            (a.clone(), encode_counter(3)),
+            (b.clone(), encode_counter(11))
+        ]
+    );
+    t.commit().await.expect("commit");
+    assert_eq!(snap_get(&kv, &a).await, Some(encode_counter(3)));
+    assert_eq!(snap_get(&kv, &b).await, Some(encode_counter(11)));
+
+    // Concurrent adders: nothing lost.
+    let (tasks, per) = (8i64, 5i64);
+    let mut handles = Vec::new();
+    for _ in 0..tasks {
+        let (kv, a) = (kv.clone(), a.clone());
+        handles.push(tokio::spawn(async move {
+            for _ in 0..per {
+                loop {
+                    let mut t = kv.begin().await.expect("begin");
+                    match t.add(a.clone(), 1).await {
+                        Ok(()) => {}
+                        Err(KvError::Conflict(_)) => {
+                            t.rollback().await.expect("rollback");
+                            continue;
+                        }
+                        Err(e) => panic!("add: {e}"),
+                    }
+                    match t.commit().await {
+                        Ok(()) => break,
+                        Err(KvError::Conflict(_)) => tokio::task::yield_now().await,
+                        Err(e) => panic!("commit: {e}"),
+                    }
+                }
+            }
+        }));
+    }
+    for h in handles {
+        h.await.expect("task");
+    }
+    let v = snap_get(&kv, &a).await.expect("counter");
+    assert_eq!(decode_counter(&v).expect("counter"), 3 + tasks * per);
+
+    // A write after the adder's start beats the add...
+    let mut adder = kv.begin().await.expect("begin");
+    let mut writer = kv.begin().await.expect("begin");
+    writer
+        .put(a.clone(), encode_counter(100))
+        .await
+        .expect("put");
+    writer.commit().await.expect("writer");
+    let r = match adder.add(a.clone(), 1).await {
+        Ok(()) => adder.commit().await,
+        Err(e) => {
+            adder.rollback().await.expect("rollback");
+            Err(e)
+        }
+    };
+    assert!(
+        matches!(r, Err(KvError::Conflict(_))),
+        "add after a newer write: {r:?}"
+    );
+    // ...and an add after a writer's start beats the write.
+    let mut adder = kv.begin().await.expect("begin");
+    let mut writer = kv.begin().await.expect("begin");
+    adder.add(a.clone(), 1).await.expect("add");
+    adder.commit().await.expect("adder");
+    writer.delete(a.clone()).await.expect("delete");
+    let r = writer.commit().await;
+    assert!(
+        matches!(r, Err(KvError::Conflict(_))),
+        "delete after a newer add: {r:?}"
+    );
+    assert_eq!(snap_get(&kv, &a).await, Some(encode_counter(101)));
 }
 
 /// Rolled-back (and dropped) transactions leave no trace.

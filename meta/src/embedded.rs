@@ -18,6 +18,11 @@
 //!   fails with [`KvError::Conflict`] (first committer wins, i.e. snapshot
 //!   isolation with locking reads); otherwise its writes go into a redb
 //!   write transaction committed with fsync, so they survive kill -9.
+//! - Counter adds ([`Txn::add`]) are buffered as deltas and applied to the
+//!   value current at commit, so adders of one key never conflict with each
+//!   other; an add conflicts only with a write, delete or lock of its key
+//!   (in either order), which is what keeps `rmdir` (which deletes its
+//!   directory's count shards) safe against a create racing it.
 //! - Group commit: the committer takes every request already queued, checks
 //!   them in arrival order (a later request that touches a key an earlier
 //!   one in the batch touched conflicts, exactly as if they had committed
@@ -50,10 +55,13 @@ use std::sync::{Arc, Mutex, MutexGuard, mpsc};
 use std::thread::JoinHandle;
 
 use async_trait::async_trait;
-use redb::{Database, ReadOnlyTable, ReadTransaction, ReadableDatabase, TableDefinition};
+use redb::{
+    Database, ReadOnlyTable, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition,
+};
 
 use crate::kv::{
     BoxError, KeyRange, Kv, KvError, KvPair, KvResult, MAX_KEY_LEN, Order, Reader, Snapshot, Txn,
+    decode_counter, encode_counter,
 };
 
 const TABLE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("kv");
@@ -90,8 +98,12 @@ where
 struct State {
     /// Sequence number of the last successful commit.
     seq: u64,
-    /// Key → sequence number of the last commit that wrote or locked it.
+    /// Key → sequence number of the last commit that wrote, locked or
+    /// added to it.
     versions: HashMap<Vec<u8>, u64>,
+    /// Key → sequence number of the last commit that wrote or locked it
+    /// (what an add conflicts with).
+    plain_versions: HashMap<Vec<u8>, u64>,
     /// Start sequence numbers of running transactions (with multiplicity).
     active: BTreeMap<u64, usize>,
 }
@@ -101,6 +113,8 @@ struct CommitRequest {
     start: u64,
     writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
     locks: BTreeSet<Vec<u8>>,
+    /// Counter deltas, on keys in neither `writes` nor `locks`.
+    adds: BTreeMap<Vec<u8>, i64>,
     reply: tokio::sync::oneshot::Sender<KvResult<()>>,
 }
 
@@ -363,10 +377,24 @@ struct EmbeddedTxn {
     start: u64,
     writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
     locks: BTreeSet<Vec<u8>>,
+    /// Counter deltas ([`Txn::add`]) on keys not in `writes`.
+    adds: BTreeMap<Vec<u8>, i64>,
     finished: bool,
 }
 
 impl EmbeddedTxn {
+    /// `base` (the snapshot's value of `key`) with this transaction's
+    /// buffered add to `key`, if any.
+    fn with_add(&self, key: &[u8], base: Option<Vec<u8>>) -> KvResult<Option<Vec<u8>>> {
+        match self.adds.get(key) {
+            None => Ok(base),
+            Some(d) => {
+                let cur = base.as_deref().map(decode_counter).transpose()?;
+                Ok(Some(encode_counter(cur.unwrap_or(0).saturating_add(*d))))
+            }
+        }
+    }
+
     fn finish(&mut self) {
         if !self.finished {
             self.finished = true;
@@ -387,7 +415,8 @@ impl Reader for EmbeddedTxn {
         if let Some(v) = self.writes.get(key) {
             return Ok(v.clone());
         }
-        self.snap.get(key)
+        let base = self.snap.get(key)?;
+        self.with_add(key, base)
     }
 
     async fn batch_get(&mut self, keys: &[Vec<u8>]) -> KvResult<Vec<Option<Vec<u8>>>> {
@@ -395,6 +424,8 @@ impl Reader for EmbeddedTxn {
         for (slot, k) in out.iter_mut().zip(keys) {
             if let Some(v) = self.writes.get(k) {
                 *slot = v.clone();
+            } else if self.adds.contains_key(k) {
+                *slot = self.with_add(k, slot.take())?;
             }
         }
         Ok(out)
@@ -404,10 +435,17 @@ impl Reader for EmbeddedTxn {
         let overlay: Vec<_> = if range.is_empty() {
             Vec::new()
         } else {
-            self.writes
-                .range::<[u8], _>((as_ref(&range.start), as_ref(&range.end)))
+            let bounds = (as_ref(&range.start), as_ref(&range.end));
+            let mut overlay: BTreeMap<Vec<u8>, Option<Vec<u8>>> = self
+                .writes
+                .range::<[u8], _>(bounds)
                 .map(|(k, v)| (k.clone(), v.clone()))
-                .collect()
+                .collect();
+            for k in self.adds.range::<[u8], _>(bounds).map(|(k, _)| k) {
+                let base = self.snap.get(k)?;
+                overlay.insert(k.clone(), self.with_add(k, base)?);
+            }
+            overlay.into_iter().collect()
         };
         snap_scan(&self.snap, range, limit, order, overlay).await
     }
@@ -431,18 +469,42 @@ impl Txn for EmbeddedTxn {
 
     async fn put(&mut self, key: Vec<u8>, value: Vec<u8>) -> KvResult<()> {
         check_key(&key)?;
+        self.adds.remove(&key);
         self.writes.insert(key, Some(value));
         Ok(())
     }
 
     async fn delete(&mut self, key: Vec<u8>) -> KvResult<()> {
         check_key(&key)?;
+        self.adds.remove(&key);
         self.writes.insert(key, None);
         Ok(())
     }
 
+    async fn add(&mut self, key: Vec<u8>, delta: i64) -> KvResult<()> {
+        check_key(&key)?;
+        if let Some(w) = self.writes.get_mut(&key) {
+            // Written here already: the add folds into that write.
+            let cur = w.as_deref().map(decode_counter).transpose()?;
+            *w = Some(encode_counter(cur.unwrap_or(0).saturating_add(delta)));
+            return Ok(());
+        }
+        if !self.adds.contains_key(&key) {
+            // A value that is no counter fails here, not in the group
+            // commit (where it would fail every request of the group). The
+            // value cannot change before commit without this add
+            // conflicting: only writes, which adds conflict with, replace it.
+            if let Some(v) = self.snap.get(&key)? {
+                decode_counter(&v)?;
+            }
+        }
+        let d = self.adds.entry(key).or_default();
+        *d = d.saturating_add(delta);
+        Ok(())
+    }
+
     async fn commit(mut self: Box<Self>) -> KvResult<()> {
-        if self.writes.is_empty() && self.locks.is_empty() {
+        if self.writes.is_empty() && self.locks.is_empty() && self.adds.is_empty() {
             self.finish();
             return Ok(());
         }
@@ -451,6 +513,8 @@ impl Txn for EmbeddedTxn {
             start: self.start,
             writes: std::mem::take(&mut self.writes),
             locks: std::mem::take(&mut self.locks),
+            // A locked key's add is checked like a write (it is one then).
+            adds: std::mem::take(&mut self.adds),
             reply,
         };
         let sent = match &self.inner.committer {
@@ -493,17 +557,27 @@ fn run_committer(db: &Database, state: &Mutex<State>, rx: &mpsc::Receiver<Commit
 fn commit_batch(db: &Database, state: &Mutex<State>, batch: Vec<CommitRequest>) {
     // Conflict checks, in arrival order. Keys touched by requests accepted
     // earlier in this batch count as committed after every start here.
+    // Writes and locks conflict with any newer touch of their keys; adds
+    // only with newer writes and locks (`plain`).
     let mut touched: HashSet<Vec<u8>> = HashSet::new();
+    let mut plain: HashSet<Vec<u8>> = HashSet::new();
     let mut accepted = Vec::with_capacity(batch.len());
     {
         let s = lock_state(state);
         for req in batch {
+            let newer = |versions: &HashMap<Vec<u8>, u64>, k: &[u8]| {
+                versions.get(k).is_some_and(|&v| v > req.start)
+            };
             let conflict = req
                 .writes
                 .keys()
                 .chain(req.locks.iter())
-                .find(|k| {
-                    touched.contains(*k) || s.versions.get(*k).is_some_and(|&v| v > req.start)
+                .find(|k| touched.contains(*k) || newer(&s.versions, k))
+                .or_else(|| {
+                    req.adds
+                        .keys()
+                        .filter(|k| !req.locks.contains(*k))
+                        .find(|k| plain.contains(*k) || newer(&s.plain_versions, k))
                 })
                 .map(|k| short_hex(k));
             if let Some(k) = conflict {
@@ -515,6 +589,9 @@ fn commit_batch(db: &Database, state: &Mutex<State>, batch: Vec<CommitRequest>) 
             }
             touched.extend(req.writes.keys().cloned());
             touched.extend(req.locks.iter().cloned());
+            touched.extend(req.adds.keys().cloned());
+            plain.extend(req.writes.keys().cloned());
+            plain.extend(req.locks.iter().cloned());
             accepted.push(req);
         }
     }
@@ -531,10 +608,14 @@ fn commit_batch(db: &Database, state: &Mutex<State>, batch: Vec<CommitRequest>) 
         for k in touched {
             s.versions.insert(k, seq);
         }
+        for k in plain {
+            s.plain_versions.insert(k, seq);
+        }
         if s.versions.len() > PRUNE_THRESHOLD {
             // Versions at or below the oldest running start never conflict.
             let floor = s.active.keys().next().copied().unwrap_or(seq);
             s.versions.retain(|_, v| *v > floor);
+            s.plain_versions.retain(|_, v| *v > floor);
         }
     }
     for req in accepted {
@@ -550,7 +631,10 @@ fn commit_batch(db: &Database, state: &Mutex<State>, batch: Vec<CommitRequest>) 
 /// Apply the accepted requests in one redb transaction (one fsync). They
 /// touch disjoint keys, so their order does not matter.
 fn write_batch(db: &Database, accepted: &[CommitRequest]) -> KvResult<()> {
-    if accepted.iter().all(|r| r.writes.is_empty()) {
+    if accepted
+        .iter()
+        .all(|r| r.writes.is_empty() && r.adds.is_empty())
+    {
         return Ok(());
     }
     let w = db.begin_write().map_err(backend)?;
@@ -565,6 +649,18 @@ fn write_batch(db: &Database, accepted: &[CommitRequest]) -> KvResult<()> {
                     t.remove(k.as_slice()).map_err(backend)?;
                 }
             }
+        }
+        // Adds of several requests to one key apply one after another.
+        for (k, d) in accepted.iter().flat_map(|r| r.adds.iter()) {
+            let cur = match t.get(k.as_slice()).map_err(backend)? {
+                Some(v) => decode_counter(v.value())?,
+                None => 0,
+            };
+            t.insert(
+                k.as_slice(),
+                encode_counter(cur.saturating_add(*d)).as_slice(),
+            )
+            .map_err(backend)?;
         }
     }
     // An I/O error inside commit leaves us unsure whether the new root
@@ -589,6 +685,7 @@ impl Kv for EmbeddedKv {
                 start,
                 writes: BTreeMap::new(),
                 locks: BTreeSet::new(),
+                adds: BTreeMap::new(),
                 finished: false,
             })),
             Err(e) => {
@@ -628,12 +725,22 @@ mod tests {
     enum Op {
         Put(Vec<u8>, Vec<u8>),
         Delete(Vec<u8>),
+        Add(Vec<u8>, i64),
+    }
+
+    impl Op {
+        fn key(&self) -> &Vec<u8> {
+            match self {
+                Op::Put(k, _) | Op::Delete(k) | Op::Add(k, _) => k,
+            }
+        }
     }
 
     fn op() -> impl Strategy<Value = Op> {
         prop_oneof![
             (key(), prop::collection::vec(any::<u8>(), 0..3)).prop_map(|(k, v)| Op::Put(k, v)),
             key().prop_map(Op::Delete),
+            (key(), -5i64..5).prop_map(|(k, d)| Op::Add(k, d)),
         ]
     }
 
@@ -691,6 +798,17 @@ mod tests {
                             t.delete(k.clone()).await.expect("delete");
                             model.remove(k);
                         }
+                        Op::Add(k, d) => {
+                            let r = t.add(k.clone(), *d).await;
+                            match model.get(k).map(|v| decode_counter(v)) {
+                                Some(Err(_)) => assert!(r.is_err(), "add to a non-counter must fail"),
+                                cur => {
+                                    r.expect("add");
+                                    let n = cur.transpose().expect("counter").unwrap_or(0);
+                                    model.insert(k.clone(), encode_counter(n + d));
+                                }
+                            }
+                        }
                     }
                 }
                 for (s, e, limit, desc) in &scans {
@@ -699,7 +817,7 @@ mod tests {
                     let got = t.scan(range.clone(), *limit, order).await.expect("scan");
                     assert_eq!(got, expected(&model, &range, *limit, order), "in txn: {range:?} {limit} {order:?}");
                 }
-                let keys: Vec<Vec<u8>> = ops.iter().map(|o| match o { Op::Put(k, _) | Op::Delete(k) => k.clone() }).collect();
+                let keys: Vec<Vec<u8>> = ops.iter().map(|o| o.key().clone()).collect();
                 let got = t.batch_get(&keys).await.expect("batch_get");
                 let want: Vec<_> = keys.iter().map(|k| model.get(k).cloned()).collect();
                 assert_eq!(got, want);
@@ -714,6 +832,37 @@ mod tests {
                 }
             });
         }
+    }
+
+    /// Concurrent adders of one key both commit (the point of `add` here);
+    /// a write of the key after an adder's start still beats it.
+    #[tokio::test]
+    async fn adders_of_one_key_do_not_conflict_but_writers_do() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let kv = EmbeddedKv::open(dir.path().join("a.redb"))
+            .await
+            .expect("open");
+        let key = b"ctr".to_vec();
+        let mut t1 = kv.begin().await.expect("begin");
+        let mut t2 = kv.begin().await.expect("begin");
+        t1.add(key.clone(), 2).await.expect("add");
+        t2.add(key.clone(), 5).await.expect("add");
+        assert_eq!(t2.get(&key).await.expect("get"), Some(encode_counter(5)));
+        t1.commit().await.expect("first adder");
+        t2.commit().await.expect("second adder, no conflict");
+        let mut s = kv.snapshot().await.expect("snapshot");
+        assert_eq!(s.get(&key).await.expect("get"), Some(encode_counter(7)));
+
+        let mut adder = kv.begin().await.expect("begin");
+        let mut writer = kv.begin().await.expect("begin");
+        writer.delete(key.clone()).await.expect("delete");
+        writer.commit().await.expect("writer");
+        adder.add(key.clone(), 1).await.expect("add");
+        let r = adder.commit().await;
+        assert!(
+            matches!(r, Err(KvError::Conflict(_))),
+            "add after a newer delete: {r:?}"
+        );
     }
 
     #[tokio::test]

@@ -195,14 +195,15 @@ pub fn count_shard(name: &str) -> u8 {
     blake3::hash(name.as_bytes()).as_bytes()[0] % COUNT_SHARDS
 }
 
-/// Encode a counter value.
+/// Encode a counter value (the KV layer's counter form, so that
+/// [`crate::kv::Txn::add`] can update it).
 pub fn encode_count(n: i64) -> Vec<u8> {
-    n.to_be_bytes().to_vec()
+    crate::kv::encode_counter(n)
 }
 
 /// Decode a counter value (`None` if malformed).
 pub fn decode_count(v: &[u8]) -> Option<i64> {
-    Some(i64::from_be_bytes(v.try_into().ok()?))
+    crate::kv::decode_counter(v).ok()
 }
 
 /// Key of a shared object record.

@@ -52,6 +52,7 @@ each_on_fresh_store!(
     kv_write_conflict,
     kv_no_lost_updates,
     kv_rollback_discards,
+    kv_counter_adds,
     ns_accounts_and_keys,
     ns_directories_and_objects,
     ns_conditions,

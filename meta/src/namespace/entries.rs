@@ -696,17 +696,9 @@ async fn add_to_count(
         let parent = path.parent().map(|p| p.to_string()).unwrap_or_default();
         return Err(NamespaceError::DirectoryLimitExceeded(parent));
     }
-    let key = keys::count_key(pdk, keys::count_shard(name));
-    let cur = match txn
-        .get_for_update(&key)
-        .await
-        .map_err(|e| ns_err(e, path))?
-    {
-        Some(v) => keys::decode_count(&v)
-            .ok_or_else(|| NamespaceError::Internal("corrupt count shard".into()))?,
-        None => 0,
-    };
-    txn.put(key, keys::encode_count(cur.saturating_add(delta)))
+    // An add, not a read-modify-write: concurrent creates in one directory
+    // that land on one shard need not conflict (`Txn::add`).
+    txn.add(keys::count_key(pdk, keys::count_shard(name)), delta)
         .await
         .map_err(|e| ns_err(e, path))
 }
