@@ -75,19 +75,6 @@ impl Client {
         Ok(())
     }
 
-    async fn get_text(&self, path: &str) -> Result<String> {
-        let resp = self
-            .http
-            .get(format!("{}{path}", self.url))
-            .headers(self.headers()?)
-            .send()
-            .await?;
-        Ok(Gateway::check(resp, &format!("GET {path}"))
-            .await?
-            .text()
-            .await?)
-    }
-
     async fn post(&self, path: &str, ctype: &str, body: Vec<u8>) -> Result<reqwest::Response> {
         let resp = self
             .http

@@ -63,15 +63,25 @@ impl Gateway {
         Ok(resp)
     }
 
-    /// GETs `path`, counting (not keeping) its bytes.
-    pub async fn get_counted(&self, path: &str) -> Result<u64> {
+    /// A signed GET of `path`, its status checked.
+    pub async fn get(&self, path: &str) -> Result<reqwest::Response> {
         let resp = self
             .http
             .get(format!("{}{path}", self.url))
             .headers(self.headers()?)
             .send()
             .await?;
-        let mut resp = Self::check(resp, &format!("GET {path}")).await?;
+        Self::check(resp, &format!("GET {path}")).await
+    }
+
+    /// GETs `path` as text.
+    pub async fn get_text(&self, path: &str) -> Result<String> {
+        Ok(self.get(path).await?.text().await?)
+    }
+
+    /// GETs `path`, counting (not keeping) its bytes.
+    pub async fn get_counted(&self, path: &str) -> Result<u64> {
+        let mut resp = self.get(path).await?;
         let mut n = 0u64;
         while let Some(chunk) = resp.chunk().await? {
             n += chunk.len() as u64;

@@ -349,31 +349,37 @@ pub async fn kv_write_conflict(kv: Arc<dyn Kv>) {
     assert_eq!(snap_get(&kv, &key).await, Some(b"1".to_vec()));
 }
 
-/// Concurrent read-modify-write increments with retry never lose an update.
-pub async fn kv_no_lost_updates(kv: Arc<dyn Kv>) {
-    let p = prefix();
-    let key = k(&p, b"ctr");
-    let tasks = 8;
-    let per = 5;
+/// One increment of the counter at a key inside a transaction.
+type Increment =
+    for<'a> fn(
+        &'a mut dyn Txn,
+        &'a [u8],
+    ) -> std::pin::Pin<Box<dyn Future<Output = Result<(), KvError>> + Send + 'a>>;
+
+/// `tasks` concurrent tasks each make `per` increments of `key`, each one
+/// transaction of `step` retried until it commits.
+async fn increment_concurrently(
+    kv: &Arc<dyn Kv>,
+    key: &[u8],
+    tasks: usize,
+    per: usize,
+    step: Increment,
+) {
     let mut handles = Vec::new();
     for _ in 0..tasks {
-        let kv = kv.clone();
-        let key = key.clone();
+        let (kv, key) = (kv.clone(), key.to_vec());
         handles.push(tokio::spawn(async move {
             for _ in 0..per {
                 loop {
                     let mut t = kv.begin().await.expect("begin");
-                    let n = match t.get_for_update(&key).await {
-                        Ok(v) => v.map_or(0, |v| u64::from_be_bytes(v.try_into().expect("u64"))),
+                    match step(&mut *t, &key).await {
+                        Ok(()) => {}
                         Err(KvError::Conflict(_)) => {
                             t.rollback().await.expect("rollback");
                             continue;
                         }
-                        Err(e) => panic!("get_for_update: {e}"),
-                    };
-                    t.put(key.clone(), (n + 1).to_be_bytes().to_vec())
-                        .await
-                        .expect("put");
+                        Err(e) => panic!("increment: {e}"),
+                    }
                     match t.commit().await {
                         Ok(()) => break,
                         Err(KvError::Conflict(_)) => tokio::task::yield_now().await,
@@ -386,8 +392,28 @@ pub async fn kv_no_lost_updates(kv: Arc<dyn Kv>) {
     for h in handles {
         h.await.expect("task");
     }
+}
+
+/// Concurrent read-modify-write increments with retry never lose an update.
+pub async fn kv_no_lost_updates(kv: Arc<dyn Kv>) {
+    let p = prefix();
+    let key = k(&p, b"ctr");
+    let (tasks, per) = (8, 5);
+    increment_concurrently(&kv, &key, tasks, per, |t, key| {
+        Box::pin(async move {
+            let n = t
+                .get_for_update(key)
+                .await?
+                .map_or(0, |v| u64::from_be_bytes(v.try_into().expect("u64")));
+            t.put(key.to_vec(), (n + 1).to_be_bytes().to_vec()).await
+        })
+    })
+    .await;
     let v = snap_get(&kv, &key).await.expect("counter");
-    assert_eq!(u64::from_be_bytes(v.try_into().expect("u64")), tasks * per);
+    assert_eq!(
+        u64::from_be_bytes(v.try_into().expect("u64")),
+        (tasks * per) as u64
+    );
 }
 
 /// Counter adds (`Txn::add`): read-your-writes in get, batch_get and scan;
@@ -425,36 +451,16 @@ pub async fn kv_counter_adds(kv: Arc<dyn Kv>) {
     assert_eq!(snap_get(&kv, &b).await, Some(encode_counter(11)));
 
     // Concurrent adders: nothing lost.
-    let (tasks, per) = (8i64, 5i64);
-    let mut handles = Vec::new();
-    for _ in 0..tasks {
-        let (kv, a) = (kv.clone(), a.clone());
-        handles.push(tokio::spawn(async move {
-            for _ in 0..per {
-                loop {
-                    let mut t = kv.begin().await.expect("begin");
-                    match t.add(a.clone(), 1).await {
-                        Ok(()) => {}
-                        Err(KvError::Conflict(_)) => {
-                            t.rollback().await.expect("rollback");
-                            continue;
-                        }
-                        Err(e) => panic!("add: {e}"),
-                    }
-                    match t.commit().await {
-                        Ok(()) => break,
-                        Err(KvError::Conflict(_)) => tokio::task::yield_now().await,
-                        Err(e) => panic!("commit: {e}"),
-                    }
-                }
-            }
-        }));
-    }
-    for h in handles {
-        h.await.expect("task");
-    }
+    let (tasks, per) = (8, 5);
+    increment_concurrently(&kv, &a, tasks, per, |t, key| {
+        Box::pin(t.add(key.to_vec(), 1))
+    })
+    .await;
     let v = snap_get(&kv, &a).await.expect("counter");
-    assert_eq!(decode_counter(&v).expect("counter"), 3 + tasks * per);
+    assert_eq!(
+        decode_counter(&v).expect("counter"),
+        3 + (tasks * per) as i64
+    );
 
     // A write after the adder's start beats the add...
     let mut adder = kv.begin().await.expect("begin");
