@@ -268,13 +268,18 @@ pub async fn run(args: UpArgs) -> Result<()> {
     });
 
     if !args.no_supervisor {
-        tasks.spawn(crate::agents::supervisor(
+        let supervisor = crate::agents::supervisor(
             ns.clone(),
             client,
             &cluster_key,
             args.supervision.options(&args.health),
             shutdown.clone(),
-        )?);
+        )?;
+        let (ns, nodes) = (ns.clone(), node_urls.clone());
+        tasks.spawn(async move {
+            nodes_registered(&ns, &nodes).await;
+            supervisor.await
+        });
     }
 
     println!("metrics at {metrics_url} (admin listener: unauthenticated, see --admin-listen)");
@@ -374,4 +379,34 @@ fn print_instructions(d: &Deployed<'_>) {
     println!("export MANTA_KEY_ID={fingerprint}");
     println!();
     println!("Serving until interrupted (Ctrl-C).");
+}
+
+/// How long the supervisor waits for this process's nodes to register.
+const REGISTRATION_WAIT: Duration = Duration::from_secs(10);
+
+/// Waits until every node of `nodes` (id, URL) has a record with this
+/// process's URL, or [`REGISTRATION_WAIT`] has passed. After a restart the
+/// records still name the URLs the nodes had before (their ports are
+/// ephemeral): a supervisor claiming a job left from before would send its
+/// tasks there, find them refused, and fail them as if no server could run
+/// them.
+async fn nodes_registered(ns: &meta::namespace::Namespace, nodes: &[(String, String)]) {
+    let start = std::time::Instant::now();
+    loop {
+        let mut all = true;
+        for (id, url) in nodes {
+            let current = matches!(ns.get_node(id).await, Ok(Some(r)) if &r.url == url);
+            all &= current;
+        }
+        if all {
+            return;
+        }
+        if start.elapsed() >= REGISTRATION_WAIT {
+            tracing::warn!(
+                "storage nodes not registered after {REGISTRATION_WAIT:?}; starting the supervisor anyway"
+            );
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
