@@ -61,7 +61,7 @@ use redb::{
 
 use crate::kv::{
     BoxError, KeyRange, Kv, KvError, KvPair, KvResult, MAX_KEY_LEN, Order, Reader, Snapshot, Txn,
-    decode_counter, encode_counter,
+    counter_plus, decode_counter,
 };
 
 const TABLE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("kv");
@@ -113,7 +113,8 @@ struct CommitRequest {
     start: u64,
     writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
     locks: BTreeSet<Vec<u8>>,
-    /// Counter deltas, on keys in neither `writes` nor `locks`.
+    /// Counter deltas, on keys not in `writes` (a locked key's add is
+    /// checked for conflicts like a write).
     adds: BTreeMap<Vec<u8>, i64>,
     reply: tokio::sync::oneshot::Sender<KvResult<()>>,
 }
@@ -388,10 +389,7 @@ impl EmbeddedTxn {
     fn with_add(&self, key: &[u8], base: Option<Vec<u8>>) -> KvResult<Option<Vec<u8>>> {
         match self.adds.get(key) {
             None => Ok(base),
-            Some(d) => {
-                let cur = base.as_deref().map(decode_counter).transpose()?;
-                Ok(Some(encode_counter(cur.unwrap_or(0).saturating_add(*d))))
-            }
+            Some(d) => counter_plus(base.as_deref(), *d).map(Some),
         }
     }
 
@@ -485,8 +483,7 @@ impl Txn for EmbeddedTxn {
         check_key(&key)?;
         if let Some(w) = self.writes.get_mut(&key) {
             // Written here already: the add folds into that write.
-            let cur = w.as_deref().map(decode_counter).transpose()?;
-            *w = Some(encode_counter(cur.unwrap_or(0).saturating_add(delta)));
+            *w = Some(counter_plus(w.as_deref(), delta)?);
             return Ok(());
         }
         if !self.adds.contains_key(&key) {
@@ -513,7 +510,6 @@ impl Txn for EmbeddedTxn {
             start: self.start,
             writes: std::mem::take(&mut self.writes),
             locks: std::mem::take(&mut self.locks),
-            // A locked key's add is checked like a write (it is one then).
             adds: std::mem::take(&mut self.adds),
             reply,
         };
@@ -652,15 +648,11 @@ fn write_batch(db: &Database, accepted: &[CommitRequest]) -> KvResult<()> {
         }
         // Adds of several requests to one key apply one after another.
         for (k, d) in accepted.iter().flat_map(|r| r.adds.iter()) {
-            let cur = match t.get(k.as_slice()).map_err(backend)? {
-                Some(v) => decode_counter(v.value())?,
-                None => 0,
+            let sum = {
+                let cur = t.get(k.as_slice()).map_err(backend)?;
+                counter_plus(cur.as_ref().map(|v| v.value()), *d)?
             };
-            t.insert(
-                k.as_slice(),
-                encode_counter(cur.saturating_add(*d)).as_slice(),
-            )
-            .map_err(backend)?;
+            t.insert(k.as_slice(), sum.as_slice()).map_err(backend)?;
         }
     }
     // An I/O error inside commit leaves us unsure whether the new root
@@ -705,6 +697,7 @@ impl Kv for EmbeddedKv {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kv::encode_counter;
     use proptest::prelude::*;
 
     type Model = BTreeMap<Vec<u8>, Vec<u8>>;

@@ -195,12 +195,8 @@ pub trait Txn: Reader {
     /// write, delete or lock of the key, in either order. This default is a
     /// locked read-modify-write, where concurrent adders do conflict.
     async fn add(&mut self, key: Vec<u8>, delta: i64) -> KvResult<()> {
-        let cur = match self.get_for_update(&key).await? {
-            Some(v) => decode_counter(&v)?,
-            None => 0,
-        };
-        self.put(key, encode_counter(cur.saturating_add(delta)))
-            .await
+        let cur = self.get_for_update(&key).await?;
+        self.put(key, counter_plus(cur.as_deref(), delta)?).await
     }
 
     /// Atomically apply the buffered writes. On success they are durable.
@@ -223,6 +219,12 @@ pub trait Kv: Send + Sync {
 /// A counter's stored form: the `i64`, big-endian.
 pub fn encode_counter(n: i64) -> Vec<u8> {
     n.to_be_bytes().to_vec()
+}
+
+/// The stored form of counter `cur` (absent is 0) plus `delta`.
+pub fn counter_plus(cur: Option<&[u8]>, delta: i64) -> KvResult<Vec<u8>> {
+    let n = cur.map(decode_counter).transpose()?.unwrap_or(0);
+    Ok(encode_counter(n.saturating_add(delta)))
 }
 
 /// A counter's value; a stored value of the wrong length is corrupt.
