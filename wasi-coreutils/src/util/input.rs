@@ -25,9 +25,10 @@ pub fn read_buf() -> Vec<u8> {
 
 /// Doubles `buf`, up to [`BUF_SIZE`], when a read of `asked` bytes into it
 /// returned all `got` of them: a large input reaches full-size reads after
-/// a few, a small one never pays for them.
+/// a few, a small one never pays for them. A read of nothing filled
+/// nothing (grep's loop passes 0 and 0 before its first read).
 pub fn grow_when_filled(buf: &mut Vec<u8>, asked: usize, got: usize) {
-    if got == asked && buf.len() < BUF_SIZE {
+    if got > 0 && got == asked && buf.len() < BUF_SIZE {
         let n = (buf.len() * 2).clamp(FIRST_BUF, BUF_SIZE);
         buf.resize(n, 0);
     }
@@ -212,6 +213,8 @@ mod tests {
         assert_eq!(buf.len(), FIRST_BUF);
         grow_when_filled(&mut buf, FIRST_BUF, 10);
         assert_eq!(buf.len(), FIRST_BUF, "a short read keeps the buffer");
+        grow_when_filled(&mut buf, 0, 0);
+        assert_eq!(buf.len(), FIRST_BUF, "no read, no growth");
         let mut sizes = Vec::new();
         while buf.len() < BUF_SIZE {
             let n = buf.len();
