@@ -164,8 +164,20 @@ pub async fn jobs_appends_never_conflict(kv: Arc<dyn Kv>) {
     names.sort();
     names.dedup();
     assert_eq!(names.len(), 1000, "every append landed once");
-    // Ending input goes through the head too: later appends are refused.
-    store.end_input(&job.id).await.expect("end");
+    // Ending input goes through the head too, so it does not conflict with
+    // a supervisor's transaction on the record that is still open...
+    let mut sup = store.begin().await.expect("begin");
+    let mut rec = sup.job_for_update(&job.id).await.expect("record");
+    no_retry
+        .end_input(&job.id)
+        .await
+        .expect("end without a retry");
+    rec.stats.tasks += 1;
+    sup.put_job(&rec).await.expect("put");
+    sup.commit()
+        .await
+        .expect("the supervisor's commit survives an end of input");
+    // ... and later appends are refused.
     assert!(matches!(
         no_retry.add_inputs(&job.id, &names[..1], false).await,
         Err(JobStoreError::InvalidState {
@@ -175,6 +187,7 @@ pub async fn jobs_appends_never_conflict(kv: Arc<dyn Kv>) {
     ));
     let ended = store.get_job(&job.id).await.expect("get").expect("job");
     assert!(ended.input_done && ended.next_input_seq == 1000);
+    assert_eq!(ended.stats.tasks, 201);
 }
 
 /// Inputs keep submission order and duplicates; state rules of E2–E4.

@@ -429,14 +429,21 @@ impl JobStore {
 
     /// End input. A no-op on a job whose input already ended; fails on a done
     /// or cancelled job (E3).
+    ///
+    /// Like an append, it writes only the input head: the job's supervisor
+    /// rewrites the record every batch, and a locked record made a client's
+    /// end of input lose every retry to a busy supervisor. Reading the
+    /// record unlocked is enough: a job ends only after its input has, and
+    /// a cancel writes the head too, so either race is a head conflict.
     pub async fn end_input(&self, id: &Uuid) -> JobResult<JobRecord> {
-        let r = self
-            .update_job(id, |job| {
-                job.check_not_finished()?;
-                job.input_done = true;
-                Ok(())
-            })
-            .await;
+        let _turn = append_turn(id).await;
+        let r = job_txn!(self, t => async {
+            let mut job = t.job_for_append(id).await?;
+            job.check_not_finished()?;
+            job.input_done = true;
+            t.put_input_head(&job).await?;
+            Ok(job)
+        });
         if r.is_ok() {
             Self::announce(false);
         }
