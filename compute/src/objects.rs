@@ -91,6 +91,15 @@ impl std::fmt::Debug for ObjectIo {
     }
 }
 
+/// `mkdir -p`'s outcome, an object in the way of a parent reported as
+/// [`ObjectError::IsDirectory`] (what a task's write into it sees).
+fn parent_in_the_way<T>(r: Result<T, NamespaceError>) -> Result<T, ObjectError> {
+    match r {
+        Err(NamespaceError::ParentNotDirectory(p)) => Err(ObjectError::IsDirectory(p)),
+        r => Ok(r?),
+    }
+}
+
 fn parse(name: &str) -> Result<MantaPath, ObjectError> {
     MantaPath::parse(name).map_err(|_| ObjectError::InvalidName(name.to_owned()))
 }
@@ -217,10 +226,24 @@ impl ObjectIo {
     /// `mkdir -p` of every ancestor of `path` below the account's top
     /// directory.
     pub async fn mkdirp_parents(&self, path: &MantaPath) -> Result<(), ObjectError> {
-        match self.ns.ensure_parent_directories(path).await {
-            Err(NamespaceError::ParentNotDirectory(p)) => Err(ObjectError::IsDirectory(p)),
-            r => Ok(r?),
+        parent_in_the_way(self.ns.ensure_parent_directories(path).await)
+    }
+
+    /// Commits `new` as the object at `path`, creating its missing parents
+    /// in the same transaction when `mkdirs`.
+    async fn commit_object(
+        &self,
+        path: &MantaPath,
+        new: NewObject,
+        mkdirs: bool,
+    ) -> Result<(), ObjectError> {
+        let cond = Conditions::none();
+        if mkdirs {
+            parent_in_the_way(self.ns.put_object_creating_parents(path, new, &cond).await)?;
+        } else {
+            self.ns.put_object(path, new, &cond).await?;
         }
+        Ok(())
     }
 
     /// Stores `body` as object `name` (creating parents when `mkdirs`),
@@ -238,20 +261,19 @@ impl ObjectIo {
         E: Into<BoxError>,
     {
         let path = parse(name)?;
-        if mkdirs {
-            self.mkdirp_parents(&path).await?;
-        }
-        self.put_once(&path, content_type, headers, body).await
+        self.put_once(&path, content_type, headers, body, mkdirs)
+            .await
     }
 
-    /// One attempt at writing `body` as the object at `path` (parents
-    /// exist).
+    /// One attempt at writing `body` as the object at `path`, creating its
+    /// missing parents in the same metadata commit when `mkdirs`.
     async fn put_once<S, E>(
         &self,
         path: &MantaPath,
         content_type: &str,
         headers: Headers,
         body: S,
+        mkdirs: bool,
     ) -> Result<u64, ObjectError>
     where
         S: Stream<Item = Result<Bytes, E>> + Send,
@@ -284,11 +306,11 @@ impl ObjectIo {
             durability: u8::try_from(receipts.len()).unwrap_or(u8::MAX),
         };
         let size = new.size;
-        if let Err(e) = self.ns.put_object(path, new, &Conditions::none()).await {
+        if let Err(e) = self.commit_object(path, new, mkdirs).await {
             for t in &targets {
                 let _ = self.client.delete(&t.url, &object_id.to_string()).await;
             }
-            return Err(e.into());
+            return Err(e);
         }
         if let Some(m) = &self.meter {
             m.add_written(size);
@@ -311,9 +333,6 @@ impl ObjectIo {
             return Ok(0);
         }
         let path = parse(name)?;
-        if mkdirs {
-            self.mkdirp_parents(&path).await?;
-        }
         let mut f = Some(f);
         let mut attempt = 1;
         loop {
@@ -323,7 +342,10 @@ impl ObjectIo {
             };
             let stream = tokio_util::io::ReaderStream::with_capacity(f, 256 * 1024);
             let ct = "application/octet-stream";
-            match self.put_once(&path, ct, Headers::default(), stream).await {
+            match self
+                .put_once(&path, ct, Headers::default(), stream, mkdirs)
+                .await
+            {
                 Err(ObjectError::Replicate(e))
                     if attempt < FILE_WRITE_ATTEMPTS && self.failed_peer(&e).is_some() =>
                 {
@@ -348,9 +370,6 @@ impl ObjectIo {
 
     async fn put_empty(&self, name: &str, mkdirs: bool) -> Result<(), ObjectError> {
         let path = parse(name)?;
-        if mkdirs {
-            self.mkdirp_parents(&path).await?;
-        }
         let new = NewObject {
             object_id: uuid::Uuid::new_v4(),
             size: 0,
@@ -364,8 +383,7 @@ impl ObjectIo {
             copies: Vec::new(),
             durability: u8::try_from(self.durability).unwrap_or(2),
         };
-        self.ns.put_object(&path, new, &Conditions::none()).await?;
-        Ok(())
+        self.commit_object(&path, new, mkdirs).await
     }
 
     /// Copies the whole object `name` into `out`; returns the bytes copied.

@@ -51,6 +51,7 @@ where
     ns_accounts_and_keys(make().await).await;
     ns_directories_and_objects(make().await).await;
     ns_create_directories(make().await).await;
+    ns_put_object_creating_parents(make().await).await;
     ns_conditions(make().await).await;
     ns_overwrite_and_gc(make().await).await;
     ns_put_metadata(make().await).await;
@@ -873,6 +874,53 @@ pub async fn ns_create_directories(kv: Arc<dyn Kv>) {
     }
     assert_eq!(ns.count(&p_stor(&l, "r")).await.expect("count"), 1);
     assert_eq!(ns.count(&p_stor(&l, "r/s")).await.expect("count"), 2);
+}
+
+/// An object put with its missing parents: the directories and the object
+/// land together; existing parents are untouched; an object in the way,
+/// or a failed condition, leaves no directory behind.
+pub async fn ns_put_object_creating_parents(kv: Arc<dyn Kv>) {
+    let (ns, l) = ns_with_account(kv).await;
+    let none = Conditions::none();
+    ns.put_object_creating_parents(&p_stor(&l, "p/q/r/o"), new_obj(&["n1"]), &none)
+        .await
+        .expect("put with parents");
+    for d in ["p", "p/q", "p/q/r"] {
+        let e = ns.get(&p_stor(&l, d)).await.expect("get");
+        assert!(e.is_some_and(|e| e.is_directory()), "{d} made");
+    }
+    assert!(
+        ns.get(&p_stor(&l, "p/q/r/o"))
+            .await
+            .expect("get")
+            .is_some_and(|e| e.object().is_some())
+    );
+    assert_eq!(ns.count(&p_stor(&l, "p")).await.expect("count"), 1);
+    assert_eq!(ns.count(&p_stor(&l, "p/q/r")).await.expect("count"), 1);
+    // Into an existing directory: as a plain put (the directory unchanged).
+    let r = ns.get(&p_stor(&l, "p/q/r")).await.expect("get");
+    ns.put_object_creating_parents(&p_stor(&l, "p/q/r/o2"), new_obj(&["n1"]), &none)
+        .await
+        .expect("second put");
+    assert_eq!(ns.get(&p_stor(&l, "p/q/r")).await.expect("get"), r);
+    assert_eq!(ns.count(&p_stor(&l, "p/q/r")).await.expect("count"), 2);
+    // An object in the way: refused, nothing below it made.
+    assert!(matches!(
+        ns.put_object_creating_parents(&p_stor(&l, "p/q/r/o/x/y"), new_obj(&["n1"]), &none)
+            .await,
+        Err(NamespaceError::ParentNotDirectory(p)) if p == format!("/{l}/stor/p/q/r/o")
+    ));
+    // A failed condition rolls the new directories back with the object.
+    let only_existing = Conditions {
+        if_match: Some(vec!["not-there".into()]),
+        ..Default::default()
+    };
+    assert!(matches!(
+        ns.put_object_creating_parents(&p_stor(&l, "s/t/o"), new_obj(&["n1"]), &only_existing)
+            .await,
+        Err(NamespaceError::PreconditionFailed(_))
+    ));
+    assert!(ns.get(&p_stor(&l, "s")).await.expect("get").is_none());
 }
 
 /// Conditional PUT/DELETE evaluated against the current entry.

@@ -169,26 +169,28 @@ impl Namespace {
     /// way is [`NamespaceError::ParentNotDirectory`] and nothing changes.
     pub async fn create_directories(&self, dir: &MantaPath) -> NsResult<()> {
         let what = dir.to_string();
-        in_txn!(self, &what, txn => async {
-            let mut chain = Vec::new();
-            let mut cur = Some(dir.clone());
-            while let Some(p) = cur {
-                if p.is_root() {
-                    break;
-                }
-                match read_path(txn, &p).await? {
-                    Some(e) if e.is_directory() => break,
-                    Some(_) => return Err(NamespaceError::ParentNotDirectory(p.to_string())),
-                    None => {}
-                }
-                cur = p.parent();
-                chain.push(p);
+        in_txn!(self, &what, txn => self.create_directories_tx(txn, dir))
+    }
+
+    async fn create_directories_tx(&self, txn: &mut dyn Txn, dir: &MantaPath) -> NsResult<()> {
+        let mut chain = Vec::new();
+        let mut cur = Some(dir.clone());
+        while let Some(p) = cur {
+            if p.is_root() {
+                break;
             }
-            for p in chain.iter().rev() {
-                self.put_directory_tx(txn, p, &Headers::default()).await?;
+            match read_path(txn, &p).await? {
+                Some(e) if e.is_directory() => break,
+                Some(_) => return Err(NamespaceError::ParentNotDirectory(p.to_string())),
+                None => {}
             }
-            Ok(())
-        })
+            cur = p.parent();
+            chain.push(p);
+        }
+        for p in chain.iter().rev() {
+            self.put_directory_tx(txn, p, &Headers::default()).await?;
+        }
+        Ok(())
     }
 
     /// `mkdir -p` of `path`'s parent (below the account's top directory):
@@ -258,11 +260,40 @@ impl Namespace {
         obj: NewObject,
         cond: &Conditions,
     ) -> NsResult<PutOutcome> {
+        self.put_object_in(path, obj, cond, false).await
+    }
+
+    /// [`Self::put_object`] that first creates `path`'s missing parent
+    /// directories (`mkdir -p`), in the same transaction: the object and
+    /// any directory it needed land together, in one commit rather than
+    /// two (a task's first output into its job's directories). An object
+    /// in the way is [`NamespaceError::ParentNotDirectory`].
+    pub async fn put_object_creating_parents(
+        &self,
+        path: &MantaPath,
+        obj: NewObject,
+        cond: &Conditions,
+    ) -> NsResult<PutOutcome> {
+        self.put_object_in(path, obj, cond, true).await
+    }
+
+    async fn put_object_in(
+        &self,
+        path: &MantaPath,
+        obj: NewObject,
+        cond: &Conditions,
+        create_parents: bool,
+    ) -> NsResult<PutOutcome> {
         if path.is_root() {
             return Err(NamespaceError::RootDirectory(path.to_string()));
         }
         let what = path.to_string();
-        let res = in_txn!(self, &what, txn => self.put_object_tx(txn, path, &obj, cond));
+        let res = in_txn!(self, &what, txn => async {
+            if create_parents && let Some(parent) = path.parent().filter(|p| !p.is_root()) {
+                self.create_directories_tx(txn, &parent).await?;
+            }
+            self.put_object_tx(txn, path, &obj, cond).await
+        });
         match res {
             // The commit may have landed: the object id is unique, so finding
             // it at `path` proves it did.
