@@ -1479,18 +1479,12 @@ pub async fn ns_directory_limit(kv: Arc<dyn Kv>) {
     let dk = keys::dk(&l, &["stor", "full"]);
     let mut t = kv.begin().await.expect("begin");
     let shard = keys::count_shard("zzz-not-used");
-    let cur = t
-        .get(&keys::count_key(&dk, shard))
-        .await
-        .expect("get")
-        .and_then(|v| keys::decode_count(&v))
-        .unwrap_or(0);
-    t.put(
+    t.add(
         keys::count_key(&dk, shard),
-        keys::encode_count(cur + crate::namespace::MAX_DIRECTORY_ENTRIES as i64),
+        crate::namespace::MAX_DIRECTORY_ENTRIES as i64,
     )
     .await
-    .expect("put");
+    .expect("add");
     t.commit().await.expect("commit");
     assert!(matches!(
         ns.put_object(&dir.join("new").expect("name"), new_obj(&["n1"]), &Conditions::none()).await,
@@ -1531,7 +1525,7 @@ pub async fn ns_counts_survive_a_shard_change(kv: Arc<dyn Kv>) {
         .expect("delete");
     t.put(
         keys::count_key(&dk, keys::count_shard(&name) % 16),
-        keys::encode_count(1),
+        crate::kv::encode_counter(1),
     )
     .await
     .expect("put");

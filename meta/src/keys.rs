@@ -195,17 +195,6 @@ pub fn count_shard(name: &str) -> u8 {
     blake3::hash(name.as_bytes()).as_bytes()[0] % COUNT_SHARDS
 }
 
-/// Encode a counter value (the KV layer's counter form, so that
-/// [`crate::kv::Txn::add`] can update it).
-pub fn encode_count(n: i64) -> Vec<u8> {
-    crate::kv::encode_counter(n)
-}
-
-/// Decode a counter value (`None` if malformed).
-pub fn decode_count(v: &[u8]) -> Option<i64> {
-    crate::kv::decode_counter(v).ok()
-}
-
 /// Key of a shared object record.
 pub fn object_key(id: &Uuid) -> Vec<u8> {
     let mut k = vec![TAG_OBJECT];
@@ -490,14 +479,6 @@ mod tests {
                 None => prop_assert!(p.iter().all(|&b| b == 0xff)),
             }
         }
-    }
-
-    #[test]
-    fn count_round_trip() {
-        for n in [0i64, 1, -1, i64::MAX] {
-            assert_eq!(decode_count(&encode_count(n)), Some(n));
-        }
-        assert_eq!(decode_count(&[1, 2]), None);
     }
 }
 

@@ -251,6 +251,14 @@ mod tests {
     }
 
     #[test]
+    fn counter_round_trip() {
+        for n in [0i64, 1, -1, i64::MAX] {
+            assert_eq!(decode_counter(&encode_counter(n)).ok(), Some(n));
+        }
+        assert!(decode_counter(&[1, 2]).is_err());
+    }
+
+    #[test]
     fn empty_ranges() {
         assert!(KeyRange::new(vec![2], vec![2]).is_empty());
         assert!(!KeyRange::new(vec![1], vec![2]).is_empty());

@@ -706,8 +706,8 @@ async fn count_entries(r: &mut dyn Reader, dk: &Dk) -> NsResult<u64> {
         .map_err(|e| NamespaceError::from_kv(e, "count"))?;
     let mut total: i64 = 0;
     for (_, v) in rows {
-        let n = keys::decode_count(&v)
-            .ok_or_else(|| NamespaceError::Internal("corrupt count shard".into()))?;
+        let n = crate::kv::decode_counter(&v)
+            .map_err(|_| NamespaceError::Internal("corrupt count shard".into()))?;
         total = total.saturating_add(n);
     }
     Ok(u64::try_from(total).unwrap_or(0))

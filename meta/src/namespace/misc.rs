@@ -153,9 +153,12 @@ impl Namespace {
         }
         for (s, n) in shards.iter().enumerate() {
             if *n > 0 {
-                txn.put(keys::count_key(&rdk, s as u8), keys::encode_count(*n))
-                    .await
-                    .map_err(kv_err(login))?;
+                txn.put(
+                    keys::count_key(&rdk, s as u8),
+                    crate::kv::encode_counter(*n),
+                )
+                .await
+                .map_err(kv_err(login))?;
             }
         }
         Ok(account)
